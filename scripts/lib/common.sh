@@ -1,0 +1,54 @@
+# Shared by scripts/run, scripts/test, scripts/fuzz and scripts/lint. Sourced, not run.
+# Installs what is missing with apt-get (as root), without touching the package lists when
+# everything is already there, so a second run is fast.
+
+set -euo pipefail
+
+ESG_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ESG_ROOT"
+
+# Packages every build needs.
+ESG_BUILD_PKGS=(cmake ninja-build g++ pkg-config libssl-dev nlohmann-json3-dev libfmt-dev)
+# Packages the test suite adds: unit tests, benchmarks, the sanitizer and fuzzer toolchain,
+# the format check, and the peers the end-to-end tests start.
+ESG_TEST_PKGS=(googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
+  clang-format clang-tidy python3)
+
+log() { printf '[esg] %s\n' "$*" >&2; }
+
+missing_pkgs() {
+  local p
+  for p in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+      printf '%s\n' "$p"
+    fi
+  done
+}
+
+ensure_pkgs() {
+  local missing
+  missing=$(missing_pkgs "$@")
+  [ -z "$missing" ] && return 0
+  # shellcheck disable=SC2086
+  log "installing:" $missing
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null; then sudo="sudo"; else
+      log "need root to install packages: $missing"; exit 2
+    fi
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  # shellcheck disable=SC2086
+  $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}
+
+# Configures (once) and builds one preset.
+build_preset() {
+  local preset=$1 dir=$2
+  shift 2
+  if [ ! -f "$dir/build.ninja" ]; then
+    cmake --preset "$preset" "$@" >/dev/null
+  fi
+  cmake --build "$dir" -j "$(nproc)"
+}

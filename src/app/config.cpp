@@ -1,0 +1,321 @@
+#include "app/config.hpp"
+
+#include <arpa/inet.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace esg::app {
+
+using nlohmann::json;
+
+namespace {
+
+// Walks one JSON object, reading known fields and rejecting unknown ones, with the path of
+// every field at hand for error messages.
+class Section {
+ public:
+  Section(const json& j, std::string path) : j_(j), path_(std::move(path)) {
+    if (!j_.is_object()) throw ConfigError(path_, "must be an object");
+  }
+
+  std::string at(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+  const json* get(const std::string& key) {
+    seen_.insert(key);
+    auto it = j_.find(key);
+    return it == j_.end() ? nullptr : &*it;
+  }
+
+  void str(const std::string& key, std::string& out) {
+    if (const json* v = get(key)) {
+      if (!v->is_string()) throw ConfigError(at(key), "must be a string");
+      out = v->get<std::string>();
+    }
+  }
+  void boolean(const std::string& key, bool& out) {
+    if (const json* v = get(key)) {
+      if (!v->is_boolean()) throw ConfigError(at(key), "must be true or false");
+      out = v->get<bool>();
+    }
+  }
+  template <typename T>
+  void integer(const std::string& key, T& out, long long min, long long max) {
+    if (const json* v = get(key)) {
+      if (!v->is_number_integer()) throw ConfigError(at(key), "must be an integer");
+      const long long n = v->get<long long>();
+      if (n < min || n > max) {
+        throw ConfigError(at(key), "must be between " + std::to_string(min) + " and " +
+                                       std::to_string(max));
+      }
+      out = static_cast<T>(n);
+    }
+  }
+  void strings(const std::string& key, std::vector<std::string>& out) {
+    if (const json* v = get(key)) {
+      if (!v->is_array()) throw ConfigError(at(key), "must be an array of strings");
+      out.clear();
+      for (size_t i = 0; i < v->size(); ++i) {
+        if (!(*v)[i].is_string()) {
+          throw ConfigError(at(key) + "[" + std::to_string(i) + "]", "must be a string");
+        }
+        out.push_back((*v)[i].get<std::string>());
+      }
+    }
+  }
+  // After reading: any key nobody asked for is a typo or a field from another version.
+  void finish() const {
+    for (auto it = j_.begin(); it != j_.end(); ++it) {
+      if (!seen_.count(it.key())) throw ConfigError(at(it.key()), "unknown field");
+    }
+  }
+
+ private:
+  const json& j_;
+  std::string path_;
+  std::set<std::string> seen_;
+};
+
+bool is_ip(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+void read_listeners(const json& arr, Config& c) {
+  if (!arr.is_array()) throw ConfigError("listen", "must be an array of listeners");
+  c.listen.clear();
+  std::set<std::string> seen;
+  for (size_t i = 0; i < arr.size(); ++i) {
+    const std::string path = "listen[" + std::to_string(i) + "]";
+    Section s(arr[i], path);
+    Listener l;
+    s.str("proto", l.proto);
+    if (l.proto != "udp" && l.proto != "tcp" && l.proto != "tls") {
+      throw ConfigError(s.at("proto"), "must be udp, tcp or tls");
+    }
+    if (l.proto == "tls") l.port = 5061;
+    s.str("addr", l.addr);
+    if (!is_ip(l.addr)) throw ConfigError(s.at("addr"), "must be an IPv4 or IPv6 address");
+    s.integer("port", l.port, 1, 65535);
+    s.str("cert", l.cert);
+    s.str("key", l.key);
+    s.str("ca", l.ca);
+    if (l.proto == "tls" && (l.cert.empty() || l.key.empty())) {
+      throw ConfigError(path, "a tls listener needs cert and key");
+    }
+    s.finish();
+    const std::string id = l.proto + " " + l.addr + ":" + std::to_string(l.port);
+    if (!seen.insert(id).second) throw ConfigError(path, "duplicate listener " + id);
+    c.listen.push_back(l);
+  }
+}
+
+}  // namespace
+
+Config parse_config(const std::string& text) {
+  json root;
+  try {
+    root = json::parse(text, nullptr, true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    // Turn the byte offset into a line and column an editor can jump to.
+    size_t line = 1, col = 1;
+    for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        col = 1;
+      } else {
+        ++col;
+      }
+    }
+    throw ConfigError("", "JSON syntax error at line " + std::to_string(line) + ", column " +
+                              std::to_string(col) + ": " + e.what());
+  }
+  Config c;
+  c.listen = {Listener{"udp", "0.0.0.0", 5080, {}, {}, {}},
+              Listener{"tcp", "0.0.0.0", 5080, {}, {}, {}}};
+  Section top(root, "");
+  if (const json* j = top.get("instance")) {
+    Section s(*j, "instance");
+    s.integer("srvidx", c.instance.srvidx, 0, 65535);
+    s.integer("roleid", c.instance.roleid, 0, 65535);
+    s.str("node", c.instance.node);
+    s.str("domain", c.instance.domain);
+    s.strings("extaddrs", c.instance.extaddrs);
+    for (size_t i = 0; i < c.instance.extaddrs.size(); ++i) {
+      if (!is_ip(c.instance.extaddrs[i])) {
+        throw ConfigError("instance.extaddrs[" + std::to_string(i) + "]", "must be an IP address");
+      }
+    }
+    if (const json* alg = s.get("sip_alg")) {
+      if (!alg->is_array()) throw ConfigError("instance.sip_alg", "must be an array");
+      for (size_t i = 0; i < alg->size(); ++i) {
+        Section r((*alg)[i], "instance.sip_alg[" + std::to_string(i) + "]");
+        SipAlgRule rule;
+        r.str("gray", rule.gray);
+        r.str("white", rule.white);
+        if (!is_ip(rule.gray)) throw ConfigError(r.at("gray"), "must be an IP address");
+        if (!is_ip(rule.white)) throw ConfigError(r.at("white"), "must be an IP address");
+        r.finish();
+        c.instance.sip_alg.push_back(rule);
+      }
+    }
+    s.integer("workers", c.instance.workers, 0, 256);
+    s.finish();
+  }
+  if (const json* j = top.get("listen")) read_listeners(*j, c);
+  if (const json* j = top.get("http")) {
+    Section s(*j, "http");
+    s.str("listen", c.http.listen);
+    s.str("token", c.http.token);
+    s.boolean("public_metrics", c.http.public_metrics);
+    if (const json* a = s.get("admin")) {
+      Section admin(*a, "http.admin");
+      admin.str("user", c.http.admin_user);
+      admin.str("password_hash", c.http.admin_password_hash);
+      admin.finish();
+    }
+    s.finish();
+  }
+  if (const json* j = top.get("store")) {
+    Section s(*j, "store");
+    s.str("sqlite", c.store.sqlite);
+    s.str("postgres", c.store.postgres);
+    if (!c.store.postgres.empty() && j->contains("sqlite")) {
+      throw ConfigError("store", "name either sqlite or postgres, not both");
+    }
+    if (!c.store.postgres.empty()) c.store.sqlite.clear();
+    s.finish();
+  }
+  if (const json* j = top.get("log")) {
+    Section s(*j, "log");
+    s.str("dir", c.log.dir);
+    s.boolean("log_trn", c.log.log_trn);
+    s.str("level", c.log.level);
+    static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
+    if (!kLevels.count(c.log.level)) {
+      throw ConfigError("log.level", "must be trace, debug, info, warn or error");
+    }
+    s.finish();
+  }
+  if (const json* j = top.get("dns")) {
+    Section s(*j, "dns");
+    s.strings("servers", c.dns_servers);
+    s.finish();
+  }
+  if (const json* j = top.get("stun")) {
+    Section s(*j, "stun");
+    s.str("server", c.stun_server);
+    s.finish();
+  }
+  if (const json* j = top.get("media")) {
+    Section s(*j, "media");
+    s.boolean("relay", c.media.relay);
+    if (const json* ports = s.get("ports")) {
+      if (!ports->is_array() || ports->size() != 2 || !(*ports)[0].is_number_integer() ||
+          !(*ports)[1].is_number_integer()) {
+        throw ConfigError("media.ports", "must be [first, last]");
+      }
+      const long long lo = (*ports)[0].get<long long>(), hi = (*ports)[1].get<long long>();
+      if (lo < 1024 || hi > 65535 || lo >= hi) {
+        throw ConfigError("media.ports", "must be a range within 1024-65535, first < last");
+      }
+      c.media.port_min = static_cast<uint16_t>(lo);
+      c.media.port_max = static_cast<uint16_t>(hi);
+    }
+    s.integer("timeout", c.media.timeout, 0, 86400);
+    s.finish();
+  }
+  if (const json* j = top.get("security")) {
+    Section s(*j, "security");
+    s.str("default_action", c.security.default_action);
+    if (c.security.default_action != "allow" && c.security.default_action != "deny" &&
+        c.security.default_action != "drop") {
+      throw ConfigError("security.default_action", "must be allow, deny or drop");
+    }
+    if (const json* b = s.get("ban")) {
+      Section ban(*b, "security.ban");
+      ban.integer("failures", c.security.ban_failures, 1, 1000000);
+      ban.integer("window", c.security.ban_window, 1, 86400);
+      ban.integer("duration", c.security.ban_duration, 1, 31536000);
+      ban.finish();
+    }
+    if (const json* p = s.get("pike")) {
+      if (!p->is_object()) throw ConfigError("security.pike", "must be an object");
+      c.security.pike = *p;
+    }
+    s.finish();
+  }
+  if (const json* j = top.get("telegram")) {
+    Section s(*j, "telegram");
+    s.str("tdjson", c.telegram.tdjson);
+    s.str("sessions", c.telegram.sessions);
+    s.finish();
+  }
+  if (const json* j = top.get("providers")) {
+    if (!j->is_array()) throw ConfigError("providers", "must be an array of provider accounts");
+    c.providers = *j;
+  }
+  top.finish();
+  return c;
+}
+
+Config load_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError("", "cannot read config file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  try {
+    return parse_config(ss.str());
+  } catch (const ConfigError& e) {
+    throw ConfigError(e.field(), path + ": " + std::string(e.what()));
+  }
+}
+
+json to_json(const Config& c) {
+  json j;
+  j["instance"] = {{"srvidx", c.instance.srvidx},   {"roleid", c.instance.roleid},
+                   {"node", c.instance.node},       {"domain", c.instance.domain},
+                   {"extaddrs", c.instance.extaddrs}, {"workers", c.instance.workers}};
+  j["instance"]["sip_alg"] = json::array();
+  for (const auto& r : c.instance.sip_alg) {
+    j["instance"]["sip_alg"].push_back({{"gray", r.gray}, {"white", r.white}});
+  }
+  j["listen"] = json::array();
+  for (const auto& l : c.listen) {
+    json x = {{"proto", l.proto}, {"addr", l.addr}, {"port", l.port}};
+    if (!l.cert.empty()) x["cert"] = l.cert;
+    if (!l.key.empty()) x["key"] = l.key;
+    if (!l.ca.empty()) x["ca"] = l.ca;
+    j["listen"].push_back(x);
+  }
+  // Secrets are write-only (CONTRACTS.md): say whether they are set, never what they are.
+  j["http"] = {{"listen", c.http.listen},
+               {"token", c.http.token.empty() ? "" : "(set)"},
+               {"public_metrics", c.http.public_metrics},
+               {"admin", {{"user", c.http.admin_user},
+                          {"password_hash", c.http.admin_password_hash.empty() ? "" : "(set)"}}}};
+  j["store"] = c.store.postgres.empty() ? json{{"sqlite", c.store.sqlite}}
+                                        : json{{"postgres", "(set)"}};
+  j["log"] = {{"dir", c.log.dir}, {"log_trn", c.log.log_trn}, {"level", c.log.level}};
+  j["dns"] = {{"servers", c.dns_servers}};
+  j["stun"] = c.stun_server.empty() ? json::object() : json{{"server", c.stun_server}};
+  j["media"] = {{"relay", c.media.relay},
+                {"ports", {c.media.port_min, c.media.port_max}},
+                {"timeout", c.media.timeout}};
+  j["security"] = {{"default_action", c.security.default_action},
+                   {"ban",
+                    {{"failures", c.security.ban_failures},
+                     {"window", c.security.ban_window},
+                     {"duration", c.security.ban_duration}}},
+                   {"pike", c.security.pike}};
+  j["telegram"] = {{"tdjson", c.telegram.tdjson}, {"sessions", c.telegram.sessions}};
+  json providers = c.providers;
+  for (auto& p : providers) {
+    if (p.is_object() && p.contains("pwd")) p["pwd"] = "(set)";
+  }
+  j["providers"] = providers;
+  return j;
+}
+
+}  // namespace esg::app

@@ -1,0 +1,91 @@
+#pragma once
+// The instance config file (CONTRACTS.md "Instance config file"): sections, defaults, and
+// validation whose errors name the field by its path (`listen[1].port`).
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace esg::app {
+
+struct Listener {
+  std::string proto = "udp";  // udp | tcp | tls
+  std::string addr = "0.0.0.0";
+  uint16_t port = 5080;
+  std::string cert, key, ca;  // tls only
+};
+
+struct SipAlgRule {
+  std::string gray;
+  std::string white;
+};
+
+struct Config {
+  struct Instance {
+    int srvidx = 1;
+    int roleid = 1;
+    std::string node = "esg";
+    std::string domain = "esg.local";
+    std::vector<std::string> extaddrs;
+    std::vector<SipAlgRule> sip_alg;
+    int workers = 0;  // 0 = one per core
+  } instance;
+  std::vector<Listener> listen;
+  struct Http {
+    std::string listen = "127.0.0.1:8080";
+    std::string token;
+    bool public_metrics = false;
+    std::string admin_user = "admin";
+    std::string admin_password_hash;
+  } http;
+  struct Store {
+    std::string sqlite = "var/esg.db";
+    std::string postgres;
+  } store;
+  struct Log {
+    std::string dir = "var/log";
+    bool log_trn = false;
+    std::string level = "info";
+  } log;
+  std::vector<std::string> dns_servers;
+  std::string stun_server;
+  struct Media {
+    bool relay = true;
+    uint16_t port_min = 20000;
+    uint16_t port_max = 30000;
+    int timeout = 60;
+  } media;
+  struct Security {
+    std::string default_action = "allow";
+    int ban_failures = 5;
+    int ban_window = 60;
+    int ban_duration = 3600;
+    nlohmann::json pike = nlohmann::json::object();
+  } security;
+  struct Telegram {
+    std::string tdjson;
+    std::string sessions = "var/telegram";
+  } telegram;
+  nlohmann::json providers = nlohmann::json::array();  // imported by the accounts module
+};
+
+// A config that cannot be used: names the field path (or the line and column of a JSON syntax
+// error) and what is wrong.
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(std::string field, const std::string& what)
+      : std::runtime_error(field.empty() ? what : field + ": " + what), field_(std::move(field)) {}
+  const std::string& field() const { return field_; }
+
+ private:
+  std::string field_;
+};
+
+Config parse_config(const std::string& text);  // throws ConfigError
+Config load_config(const std::string& path);   // throws ConfigError
+nlohmann::json to_json(const Config& c);       // the effective config (secrets masked)
+
+}  // namespace esg::app

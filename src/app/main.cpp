@@ -1,0 +1,126 @@
+// esg: the command line. `run` and `check` load the instance config; `parse` checks messages.
+
+#include <csignal>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include "app/config.hpp"
+#include "app/parse_command.hpp"
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+void usage(std::ostream& out) {
+  out << "usage: esg <command> [options]\n"
+         "  run [--config FILE]      run until SIGTERM (default config/esg.json)\n"
+         "  check --config FILE      validate a config and print the effective one\n"
+         "  parse [--stream] FILE... parse SIP messages, one JSON line each\n"
+         "  version                  print the version\n";
+}
+
+std::string config_arg(const std::vector<std::string>& args, bool required, bool& ok) {
+  ok = true;
+  std::string path = "config/esg.json";
+  bool given = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--config" && i + 1 < args.size()) {
+      path = args[++i];
+      given = true;
+    } else if (args[i].rfind("--config=", 0) == 0) {
+      path = args[i].substr(9);
+      given = true;
+    } else {
+      std::cerr << "esg: unknown argument " << args[i] << "\n";
+      ok = false;
+    }
+  }
+  if (required && !given) {
+    std::cerr << "esg: --config FILE is required\n";
+    ok = false;
+  }
+  return path;
+}
+
+int cmd_check(const std::vector<std::string>& args) {
+  bool ok = false;
+  const std::string path = config_arg(args, true, ok);
+  if (!ok) return 2;
+  try {
+    auto config = esg::app::load_config(path);
+    std::cout << esg::app::to_json(config).dump(2) << "\n";
+    return 0;
+  } catch (const esg::app::ConfigError& e) {
+    std::cerr << "esg: config error: " << e.what() << "\n";
+    return 2;
+  }
+}
+
+volatile std::sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+int cmd_run(const std::vector<std::string>& args) {
+  bool ok = false;
+  const std::string path = config_arg(args, false, ok);
+  if (!ok) return 2;
+  esg::app::Config config;
+  try {
+    config = esg::app::load_config(path);
+  } catch (const esg::app::ConfigError& e) {
+    std::cerr << "esg: config error: " << e.what() << "\n";
+    return 2;
+  }
+  fmt::print("esg {} instance srvidx={} roleid={} node={} domain={}\n", kVersion,
+             config.instance.srvidx, config.instance.roleid, config.instance.node,
+             config.instance.domain);
+  for (const auto& l : config.listen) {
+    fmt::print("sip listener {} {}:{} (configured; transport comes with the next release)\n",
+               l.proto, l.addr, l.port);
+  }
+  fmt::print("http {} (configured)\n", config.http.listen);
+  fmt::print("store {}\n", config.store.postgres.empty() ? "sqlite " + config.store.sqlite
+                                                         : std::string("postgres"));
+  fmt::print("ready; stop with SIGTERM or Ctrl-C\n");
+  std::fflush(stdout);
+  // Wait for SIGTERM/SIGINT without busy looping.
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  while (!g_stop) sigsuspend(&none);
+  fmt::print("stopping\n");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    usage(std::cerr);
+    return 2;
+  }
+  const std::string cmd = args.front();
+  args.erase(args.begin());
+  if (cmd == "run") return cmd_run(args);
+  if (cmd == "check") return cmd_check(args);
+  if (cmd == "parse") return esg::app::run_parse(args, std::cout, std::cerr);
+  if (cmd == "version" || cmd == "--version") {
+    std::cout << "esg " << kVersion << "\n";
+    return 0;
+  }
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+    usage(std::cout);
+    return 0;
+  }
+  std::cerr << "esg: unknown command " << cmd << "\n";
+  usage(std::cerr);
+  return 2;
+}

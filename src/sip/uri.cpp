@@ -1,0 +1,273 @@
+#include "sip/uri.hpp"
+
+#include "sip/detail/lex.hpp"
+#include "sip/params.hpp"
+
+namespace esg::sip {
+
+using text::iequals;
+using text::is_alnum;
+using text::is_alpha;
+using text::is_digit;
+using text::is_hex;
+
+namespace {
+
+Unexpected<ValueError> fail(const char* what, size_t offset) {
+  return unexpected(ValueError{what, offset});
+}
+
+bool forbidden_in_uri(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '<' || c == '>' || c == '"' ||
+         static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+}
+
+HostType classify_host(std::string_view h) {
+  if (h.empty()) return HostType::None;
+  if (h.front() == '[') {
+    if (h.size() < 3 || h.back() != ']') return HostType::None;
+    for (char c : h.substr(1, h.size() - 2)) {
+      if (!is_hex(c) && c != ':' && c != '.') return HostType::None;
+    }
+    return HostType::IPv6;
+  }
+  int dots = 0;
+  bool all_numeric = true;
+  for (char c : h) {
+    if (c == '.') {
+      ++dots;
+    } else if (!is_digit(c)) {
+      all_numeric = false;
+    }
+    // hostname = *( domainlabel "." ) toplabel; '_' tolerated as deployed resolvers do.
+    if (!is_alnum(c) && c != '-' && c != '.' && c != '_') return HostType::None;
+  }
+  if (all_numeric) {
+    if (dots != 3) return HostType::None;
+    size_t start = 0;
+    for (int i = 0; i < 4; ++i) {
+      size_t end = h.find('.', start);
+      if (end == std::string_view::npos) end = h.size();
+      auto v = text::parse_uint(h.substr(start, end - start), 255);
+      if (!v || end - start > 3) return HostType::None;
+      start = end + 1;
+    }
+    return HostType::IPv4;
+  }
+  return HostType::Name;
+}
+
+Scheme classify_scheme(std::string_view s) {
+  if (iequals(s, "sip")) return Scheme::Sip;
+  if (iequals(s, "sips")) return Scheme::Sips;
+  if (iequals(s, "tel")) return Scheme::Tel;
+  return Scheme::Other;
+}
+
+// sip:/sips: after the scheme: [userinfo "@"] hostport uri-parameters [headers]
+Result<void, ValueError> parse_sip_part(Uri& uri, std::string_view rest, size_t base) {
+  size_t at = rest.find('@');
+  size_t host_start = 0;
+  if (at != std::string_view::npos) {
+    std::string_view userinfo = rest.substr(0, at);
+    size_t colon = userinfo.find(':');
+    if (colon != std::string_view::npos) {
+      uri.user = userinfo.substr(0, colon);
+      uri.password = userinfo.substr(colon + 1);
+      uri.has_password = true;
+    } else {
+      uri.user = userinfo;
+    }
+    if (uri.user.empty()) return fail("empty user part", base);
+    host_start = at + 1;
+  }
+  size_t i = host_start;
+  if (i < rest.size() && rest[i] == '[') {
+    size_t close = rest.find(']', i);
+    if (close == std::string_view::npos) return fail("unterminated IPv6 reference", base + i);
+    i = close + 1;
+  } else {
+    while (i < rest.size() && rest[i] != ':' && rest[i] != ';' && rest[i] != '?') ++i;
+  }
+  uri.host = rest.substr(host_start, i - host_start);
+  uri.host_type = classify_host(uri.host);
+  if (uri.host_type == HostType::None) return fail("bad host", base + host_start);
+  if (i < rest.size() && rest[i] == ':') {
+    size_t p = ++i;
+    while (i < rest.size() && is_digit(rest[i])) ++i;
+    auto port = text::parse_uint(rest.substr(p, i - p), 65535);
+    if (!port || *port == 0) return fail("bad port", base + p);
+    uri.port = static_cast<uint16_t>(*port);
+  }
+  if (i < rest.size() && rest[i] == ';') {
+    size_t q = rest.find('?', i);
+    if (q == std::string_view::npos) q = rest.size();
+    uri.params = rest.substr(i, q - i);
+    size_t bad = 0;
+    if (!params_valid(uri.params, &bad)) return fail("bad URI parameter", base + i + bad);
+    i = q;
+  }
+  if (i < rest.size() && rest[i] == '?') {
+    uri.headers = rest.substr(i + 1);
+    if (uri.headers.empty()) return fail("empty URI headers", base + i);
+    i = rest.size();
+  }
+  if (i != rest.size()) return fail("unexpected character after host", base + i);
+  return {};
+}
+
+}  // namespace
+
+std::optional<std::string_view> Uri::param(std::string_view name) const {
+  return find_param(params, name);
+}
+
+std::string Uri::user_unescaped() const { return unescape(user); }
+
+Result<Uri, ValueError> parse_uri(std::string_view text) {
+  Uri uri;
+  uri.text = text;
+  if (text.empty()) return fail("empty URI", 0);
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (forbidden_in_uri(text[i])) return fail("character not allowed in a URI", i);
+  }
+  // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+  size_t colon = text.find(':');
+  if (colon == std::string_view::npos || colon == 0 || !is_alpha(text[0])) {
+    return fail("missing URI scheme", 0);
+  }
+  for (size_t i = 1; i < colon; ++i) {
+    const char c = text[i];
+    if (!is_alnum(c) && c != '+' && c != '-' && c != '.') return fail("bad URI scheme", i);
+  }
+  uri.scheme_text = text.substr(0, colon);
+  uri.scheme = classify_scheme(uri.scheme_text);
+  std::string_view rest = text.substr(colon + 1);
+  uri.opaque = rest;
+  if (rest.empty()) return fail("empty URI after scheme", colon + 1);
+  switch (uri.scheme) {
+    case Scheme::Sip:
+    case Scheme::Sips: {
+      auto r = parse_sip_part(uri, rest, colon + 1);
+      if (!r) return unexpected(r.error());
+      break;
+    }
+    case Scheme::Tel: {
+      // telephone-subscriber *( ";" par ): the number is the user, the rest parameters.
+      size_t semi = rest.find(';');
+      uri.user = rest.substr(0, semi);
+      if (uri.user.empty()) return fail("empty telephone number", colon + 1);
+      if (semi != std::string_view::npos) {
+        uri.params = rest.substr(semi);
+        size_t bad = 0;
+        if (!params_valid(uri.params, &bad)) {
+          return fail("bad tel parameter", colon + 1 + semi + bad);
+        }
+      }
+      break;
+    }
+    case Scheme::Other:
+      break;
+  }
+  return uri;
+}
+
+std::string unescape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && is_hex(s[i + 1]) && is_hex(s[i + 2])) {
+      out.push_back(static_cast<char>(text::hex_value(s[i + 1]) * 16 + text::hex_value(s[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::string_view scheme_name(Scheme s) {
+  switch (s) {
+    case Scheme::Sip: return "sip";
+    case Scheme::Sips: return "sips";
+    case Scheme::Tel: return "tel";
+    case Scheme::Other: return "other";
+  }
+  return "other";
+}
+
+namespace {
+
+bool iequals_unescaped(std::string_view a, std::string_view b) {
+  return iequals(unescape(a), unescape(b));
+}
+
+// §19.1.4: user, ttl, method, maddr and transport must match when either URI has them; any
+// other parameter is compared only when both have it.
+bool params_equal(const Uri& a, const Uri& b) {
+  static constexpr std::string_view kMustMatch[] = {"user", "ttl", "method", "maddr",
+                                                    "transport"};
+  for (auto name : kMustMatch) {
+    auto pa = a.param(name);
+    auto pb = b.param(name);
+    if (pa.has_value() != pb.has_value()) return false;
+    if (pa && !iequals_unescaped(*pa, *pb)) return false;
+  }
+  ParamCursor cursor(a.params);
+  Param p;
+  while (cursor.next(p)) {
+    auto other = b.param(p.name);
+    if (other && !iequals_unescaped(p.value, *other)) return false;
+  }
+  return true;
+}
+
+// Header components must match exactly as a set (values compared case-sensitively after
+// unescaping; names case-insensitively).
+bool headers_subset(std::string_view a, std::string_view b) {
+  size_t start = 0;
+  while (start < a.size()) {
+    size_t end = a.find('&', start);
+    if (end == std::string_view::npos) end = a.size();
+    std::string_view item = a.substr(start, end - start);
+    size_t eq = item.find('=');
+    std::string_view name = item.substr(0, eq);
+    std::string value = eq == std::string_view::npos ? "" : unescape(item.substr(eq + 1));
+    bool found = false;
+    size_t s2 = 0;
+    while (s2 < b.size() && !found) {
+      size_t e2 = b.find('&', s2);
+      if (e2 == std::string_view::npos) e2 = b.size();
+      std::string_view other = b.substr(s2, e2 - s2);
+      size_t eq2 = other.find('=');
+      if (iequals(other.substr(0, eq2), name) &&
+          (eq2 == std::string_view::npos ? "" : unescape(other.substr(eq2 + 1))) == value) {
+        found = true;
+      }
+      s2 = e2 + 1;
+    }
+    if (!found) return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool uri_equal(const Uri& a, const Uri& b) {
+  if (a.scheme != b.scheme) return false;
+  if (!a.is_sip()) {
+    return iequals(a.scheme_text, b.scheme_text) && iequals(a.opaque, b.opaque);
+  }
+  // Comparison of the userinfo is case-sensitive, after unescaping.
+  if (unescape(a.user) != unescape(b.user)) return false;
+  if (a.has_password != b.has_password || unescape(a.password) != unescape(b.password)) {
+    return false;
+  }
+  if (!iequals(a.host, b.host)) return false;
+  if (a.port != b.port) return false;  // an absent port never equals an explicit 5060
+  if (!params_equal(a, b)) return false;
+  return headers_subset(a.headers, b.headers) && headers_subset(b.headers, a.headers);
+}
+
+}  // namespace esg::sip
