@@ -19,8 +19,8 @@ struct Span {
   size_t params_begin;
   size_t value_end;
 };
-Span locate_params(std::string_view value) {
-  size_t end = detail::find_top_level(value, ',');
+Span locate_params(std::string_view value, bool list) {
+  size_t end = list ? detail::find_top_level(value, ',') : std::string_view::npos;
   if (end == std::string_view::npos) end = value.size();
   std::string_view first = value.substr(0, end);
   size_t gt = std::string_view::npos;
@@ -40,8 +40,8 @@ Span locate_params(std::string_view value) {
 }
 
 std::string rebuild(std::string_view value, std::string_view name,
-                    std::optional<std::optional<std::string_view>> replacement) {
-  const Span span = locate_params(value);
+                    std::optional<std::optional<std::string_view>> replacement, bool list) {
+  const Span span = locate_params(value, list);
   std::string out(value.substr(0, span.params_begin));
   ParamCursor cursor(value.substr(span.params_begin, span.value_end - span.params_begin));
   Param p;
@@ -68,12 +68,31 @@ std::string rebuild(std::string_view value, std::string_view name,
 }  // namespace
 
 std::string with_param(std::string_view value, std::string_view name,
-                       std::optional<std::string_view> param_value) {
-  return rebuild(value, name, std::optional<std::optional<std::string_view>>(param_value));
+                       std::optional<std::string_view> param_value, bool list) {
+  return rebuild(value, name, std::optional<std::optional<std::string_view>>(param_value), list);
 }
 
-std::string without_param(std::string_view value, std::string_view name) {
-  return rebuild(value, name, std::nullopt);
+std::string without_param(std::string_view value, std::string_view name, bool list) {
+  return rebuild(value, name, std::nullopt, list);
+}
+
+bool is_list_header(HeaderId id) {
+  switch (id) {
+    case HeaderId::Via:
+    case HeaderId::Contact:
+    case HeaderId::Route:
+    case HeaderId::RecordRoute:
+    case HeaderId::Accept:
+    case HeaderId::Allow:
+    case HeaderId::AllowEvents:
+    case HeaderId::Supported:
+    case HeaderId::Require:
+    case HeaderId::ProxyRequire:
+    case HeaderId::Unsupported:
+      return true;
+    default:
+      return false;
+  }
 }
 
 std::string_view Editor::Entry::value() const {
@@ -187,7 +206,7 @@ void Editor::set(std::string_view name, std::string_view value) {
 bool Editor::set_param(HeaderId id, std::string_view name, std::optional<std::string_view> value) {
   Entry* e = first(id);
   if (!e) return false;
-  e->text = field(e->field_name(), with_param(e->value(), name, value));
+  e->text = field(e->field_name(), with_param(e->value(), name, value, is_list_header(id)));
   e->edited = true;
   return true;
 }
@@ -195,7 +214,7 @@ bool Editor::set_param(HeaderId id, std::string_view name, std::optional<std::st
 bool Editor::remove_param(HeaderId id, std::string_view name) {
   Entry* e = first(id);
   if (!e) return false;
-  e->text = field(e->field_name(), without_param(e->value(), name));
+  e->text = field(e->field_name(), without_param(e->value(), name, is_list_header(id)));
   e->edited = true;
   return true;
 }
@@ -204,7 +223,7 @@ bool Editor::set_uri(HeaderId id, std::string_view uri) {
   Entry* e = first(id);
   if (!e) return false;
   std::string_view value = e->value();
-  size_t end = detail::find_top_level(value, ',');
+  size_t end = is_list_header(id) ? detail::find_top_level(value, ',') : std::string_view::npos;
   std::string_view first_value = value.substr(0, end);
   auto parsed = parse_name_addr(first_value);
   if (!parsed) return false;

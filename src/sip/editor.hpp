@@ -62,9 +62,12 @@ class Editor {
   std::optional<std::string> body_;
 };
 
-// Parameter editing on one header value, exposed for reuse and tests.
+// Parameter editing on the first value of a header value (`list`: values are comma-separated,
+// as in Via or Contact; otherwise the whole value is one, as in From or To).
 std::string with_param(std::string_view value, std::string_view name,
-                       std::optional<std::string_view> param_value);
-std::string without_param(std::string_view value, std::string_view name);
+                       std::optional<std::string_view> param_value, bool list = true);
+std::string without_param(std::string_view value, std::string_view name, bool list = true);
+// Headers whose value is a comma-separated list (RFC 3261 §7.3.1).
+bool is_list_header(HeaderId id);
 
 }  // namespace esg::sip

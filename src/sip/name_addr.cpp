@@ -68,8 +68,9 @@ Result<NameAddr, ValueError> parse_name_addr(std::string_view value) {
   std::string_view uri_text = value.substr(uri_start, uri_end - uri_start);
   auto uri = parse_uri(uri_text);
   if (!uri) return fail(uri.error().what, uri_start + uri.error().offset);
-  if (!na.angle_brackets && !uri->headers.empty()) {
-    return fail("URI with headers must be enclosed in <>", uri_start);
+  // §20.10: a URI containing a comma, semicolon or question mark must be enclosed in <>.
+  if (!na.angle_brackets && uri_text.find_first_of(",?") != std::string_view::npos) {
+    return fail("URI with ',' or '?' must be enclosed in <>", uri_start);
   }
   na.uri = *uri;
   i = skip_ws(value, i);

@@ -1,1 +1,91 @@
+#include "app/config.hpp"
+
 #include <gtest/gtest.h>
+
+namespace esg::app {
+namespace {
+
+std::string error_of(const std::string& text) {
+  try {
+    parse_config(text);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, EmptyObjectGivesContractDefaults) {
+  Config c = parse_config("{}");
+  ASSERT_EQ(c.listen.size(), 2u);
+  EXPECT_EQ(c.listen[0].proto, "udp");
+  EXPECT_EQ(c.listen[0].port, 5080);
+  EXPECT_EQ(c.listen[1].proto, "tcp");
+  EXPECT_EQ(c.http.listen, "127.0.0.1:8080");
+  EXPECT_EQ(c.store.sqlite, "var/esg.db");
+  EXPECT_TRUE(c.media.relay);
+  EXPECT_EQ(c.media.port_min, 20000);
+  EXPECT_EQ(c.media.timeout, 60);
+  EXPECT_EQ(c.security.default_action, "allow");
+  EXPECT_EQ(c.security.ban_failures, 5);
+  EXPECT_EQ(c.security.ban_window, 60);
+  EXPECT_EQ(c.security.ban_duration, 3600);
+  EXPECT_FALSE(c.log.log_trn);
+  EXPECT_TRUE(c.stun_server.empty());  // no default STUN server
+}
+
+TEST(Config, SampleConfigLoads) {
+  Config c = load_config(std::string(ESG_SOURCE_DIR) + "/config/esg.json");
+  EXPECT_EQ(c.instance.srvidx, 1);
+  EXPECT_TRUE(c.log.log_trn);
+  EXPECT_TRUE(c.providers.empty());
+}
+
+TEST(Config, TlsListenerDefaultsTo5061AndNeedsCert) {
+  Config c = parse_config(
+      R"({"listen": [{"proto": "tls", "addr": "127.0.0.1", "cert": "c.pem", "key": "k.pem"}]})");
+  EXPECT_EQ(c.listen[0].port, 5061);
+  EXPECT_NE(error_of(R"({"listen": [{"proto": "tls"}]})").find("listen[0]"), std::string::npos);
+}
+
+TEST(Config, ErrorsNameTheFieldPath) {
+  EXPECT_EQ(error_of(R"({"listen": [{"proto": "udp"}, {"port": 70000}]})"),
+            "listen[1].port: must be between 1 and 65535");
+  EXPECT_EQ(error_of(R"({"listen": [{"proto": "sctp"}]})"),
+            "listen[0].proto: must be udp, tcp or tls");
+  EXPECT_EQ(error_of(R"({"instance": {"srvidx": "one"}})"), "instance.srvidx: must be an integer");
+  EXPECT_EQ(error_of(R"({"instance": {"sip_alg": [{"gray": "10.0.0.1", "white": "x"}]}})"),
+            "instance.sip_alg[0].white: must be an IP address");
+  EXPECT_EQ(error_of(R"({"security": {"ban": {"failures": 0}}})"),
+            "security.ban.failures: must be between 1 and 1000000");
+  EXPECT_EQ(error_of(R"({"media": {"ports": [30000, 20000]}})"),
+            "media.ports: must be a range within 1024-65535, first < last");
+  EXPECT_EQ(error_of(R"({"log": {"level": "loud"}})"),
+            "log.level: must be trace, debug, info, warn or error");
+  EXPECT_EQ(error_of(R"({"listen": [{"addr": "localhost"}]})"),
+            "listen[0].addr: must be an IPv4 or IPv6 address");
+  EXPECT_EQ(error_of(R"({"listen": [{}, {}]})"), "listen[1]: duplicate listener udp 0.0.0.0:5080");
+}
+
+TEST(Config, UnknownFieldsAreRejected) {
+  EXPECT_EQ(error_of(R"({"instanse": {}})"), "instanse: unknown field");
+  EXPECT_EQ(error_of(R"({"http": {"tokn": "x"}})"), "http.tokn: unknown field");
+}
+
+TEST(Config, SyntaxErrorsGiveLineAndColumn) {
+  std::string e = error_of("{\n  \"instance\": {\n    \"srvidx\": 1,\n  }\n}");
+  EXPECT_NE(e.find("line 4"), std::string::npos) << e;
+}
+
+TEST(Config, EffectiveConfigMasksSecrets) {
+  Config c = parse_config(
+      R"({"http": {"token": "t0ps3cret"}, "providers": [{"code": "p1", "pwd": "hunter2"}]})");
+  const std::string dumped = to_json(c).dump();
+  EXPECT_EQ(dumped.find("t0ps3cret"), std::string::npos);
+  EXPECT_EQ(dumped.find("hunter2"), std::string::npos);
+  EXPECT_NE(dumped.find("\"code\":\"p1\""), std::string::npos);
+  // The effective config is itself a valid config.
+  EXPECT_NO_THROW(parse_config(to_json(c).dump()));
+}
+
+}  // namespace
+}  // namespace esg::app

@@ -80,6 +80,16 @@ TEST(Editor, ParamEditingOnOneValue) {
   EXPECT_EQ(without_param("\"A;B\" <sip:a@b>;x=1;y", "x"), "\"A;B\" <sip:a@b>;y");
 }
 
+TEST(Editor, SingleValuedHeadersAreNeverSplitOnCommas) {
+  // Fuzzer finding (regressions/sip/to-comma-addr-spec.sip): a tag added to To must go after
+  // the whole value, whatever commas it holds.
+  EXPECT_EQ(with_param("\"Doe, J\" <sip:a@b>", "tag", "1", /*list=*/false),
+            "\"Doe, J\" <sip:a@b>;tag=1");
+  EXPECT_EQ(with_param("<sip:a@b;x=1>", "tag", "1", /*list=*/false), "<sip:a@b;x=1>;tag=1");
+  EXPECT_TRUE(is_list_header(HeaderId::Via));
+  EXPECT_FALSE(is_list_header(HeaderId::To));
+}
+
 TEST(Editor, SetUriForSipAlg) {
   Message m = parsed(test::provider_invite());
   Editor e(m);

@@ -37,6 +37,8 @@ TEST(NameAddr, Errors) {
   EXPECT_FALSE(parse_name_addr("< sip:a@b >"));
   EXPECT_FALSE(parse_name_addr("<sip:a@b> junk"));
   EXPECT_FALSE(parse_name_addr("sip:a@b?h=1"));
+  // Fuzzer finding: a comma in an addr-spec (it must be in <>, RFC 3261 §20.10).
+  EXPECT_FALSE(parse_name_addr("sip:j.user,@example.com"));
   EXPECT_FALSE(parse_name_addr("<sip:a@b>;;"));
 }
 
