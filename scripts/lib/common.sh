@@ -52,3 +52,8 @@ build_preset() {
   fi
   cmake --build "$dir" -j "$(nproc)"
 }
+
+# Configures the default tree; re-running it only re-reads the cache, so it is cheap.
+configure_default() {
+  cmake --preset default "$@" >/dev/null
+}

@@ -46,8 +46,8 @@ class Section {
       if (!v->is_number_integer()) throw ConfigError(at(key), "must be an integer");
       const long long n = v->get<long long>();
       if (n < min || n > max) {
-        throw ConfigError(at(key), "must be between " + std::to_string(min) + " and " +
-                                       std::to_string(max));
+        throw ConfigError(at(key),
+                          "must be between " + std::to_string(min) + " and " + std::to_string(max));
       }
       out = static_cast<T>(n);
     }
@@ -274,8 +274,8 @@ Config load_config(const std::string& path) {
 
 json to_json(const Config& c) {
   json j;
-  j["instance"] = {{"srvidx", c.instance.srvidx},   {"roleid", c.instance.roleid},
-                   {"node", c.instance.node},       {"domain", c.instance.domain},
+  j["instance"] = {{"srvidx", c.instance.srvidx},     {"roleid", c.instance.roleid},
+                   {"node", c.instance.node},         {"domain", c.instance.domain},
                    {"extaddrs", c.instance.extaddrs}, {"workers", c.instance.workers}};
   j["instance"]["sip_alg"] = json::array();
   for (const auto& r : c.instance.sip_alg) {
@@ -293,10 +293,11 @@ json to_json(const Config& c) {
   j["http"] = {{"listen", c.http.listen},
                {"token", c.http.token.empty() ? "" : "(set)"},
                {"public_metrics", c.http.public_metrics},
-               {"admin", {{"user", c.http.admin_user},
-                          {"password_hash", c.http.admin_password_hash.empty() ? "" : "(set)"}}}};
-  j["store"] = c.store.postgres.empty() ? json{{"sqlite", c.store.sqlite}}
-                                        : json{{"postgres", "(set)"}};
+               {"admin",
+                {{"user", c.http.admin_user},
+                 {"password_hash", c.http.admin_password_hash.empty() ? "" : "(set)"}}}};
+  j["store"] =
+      c.store.postgres.empty() ? json{{"sqlite", c.store.sqlite}} : json{{"postgres", "(set)"}};
   j["log"] = {{"dir", c.log.dir}, {"log_trn", c.log.log_trn}, {"level", c.log.level}};
   j["dns"] = {{"servers", c.dns_servers}};
   j["stun"] = c.stun_server.empty() ? json::object() : json{{"server", c.stun_server}};

@@ -61,7 +61,9 @@ int cmd_check(const std::vector<std::string>& args) {
 }
 
 volatile std::sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+void on_signal(int) {
+  g_stop = 1;
+}
 
 int cmd_run(const std::vector<std::string>& args) {
   bool ok = false;
@@ -94,7 +96,8 @@ int cmd_run(const std::vector<std::string>& args) {
   sigaction(SIGINT, &sa, nullptr);
   sigset_t none;
   sigemptyset(&none);
-  while (!g_stop) sigsuspend(&none);
+  while (!g_stop)
+    sigsuspend(&none);
   fmt::print("stopping\n");
   return 0;
 }

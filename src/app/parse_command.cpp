@@ -40,9 +40,8 @@ json name_addr_json(const sip::NameAddr& na) {
 json sdp_json(std::string_view body) {
   auto s = sdp::parse(body);
   if (!s) {
-    return {{"error", s.error().what},
-            {"line", s.error().line},
-            {"line_text", s.error().line_text}};
+    return {
+        {"error", s.error().what}, {"line", s.error().line}, {"line_text", s.error().line_text}};
   }
   json j;
   j["origin"] = s->origin.address;
@@ -73,12 +72,9 @@ json sdp_json(std::string_view body) {
 }
 
 json error_json(const sip::ParseError& e) {
-  return {{"ok", false},
-          {"error", std::string(sip::errc_name(e.code))},
-          {"reason", e.reason},
-          {"detail", e.detail},
-          {"offset", e.offset},
-          {"status", e.discard() ? json("discard") : json(e.status)}};
+  return {{"ok", false},        {"error", std::string(sip::errc_name(e.code))},
+          {"reason", e.reason}, {"detail", e.detail},
+          {"offset", e.offset}, {"status", e.discard() ? json("discard") : json(e.status)}};
 }
 
 }  // namespace
@@ -98,12 +94,13 @@ json describe_message(std::string_view bytes, bool stream) {
     j["reason"] = std::string(m.reason());
   }
   const sip::Via& v = m.top_via();
-  j["via"] = {{"transport", std::string(v.transport)},
-              {"host", std::string(v.host)},
-              {"port", v.port ? json(v.port) : json(nullptr)},
-              {"branch", std::string(v.branch)},
-              {"received", v.received ? json(std::string(*v.received)) : json(nullptr)},
-              {"rport", v.rport ? (v.rport_value ? json(*v.rport_value) : json(true)) : json(nullptr)}};
+  j["via"] = {
+      {"transport", std::string(v.transport)},
+      {"host", std::string(v.host)},
+      {"port", v.port ? json(v.port) : json(nullptr)},
+      {"branch", std::string(v.branch)},
+      {"received", v.received ? json(std::string(*v.received)) : json(nullptr)},
+      {"rport", v.rport ? (v.rport_value ? json(*v.rport_value) : json(true)) : json(nullptr)}};
   if (auto vias = m.vias()) j["via_count"] = vias->size();
   j["from"] = name_addr_json(m.from());
   j["to"] = name_addr_json(m.to());
@@ -113,7 +110,8 @@ json describe_message(std::string_view bytes, bool stream) {
       j["contacts"] = "*";
     } else {
       j["contacts"] = json::array();
-      for (const auto& c : contacts->items) j["contacts"].push_back(uri_json(c.uri));
+      for (const auto& c : contacts->items)
+        j["contacts"].push_back(uri_json(c.uri));
     }
   }
   j["call_id"] = std::string(m.call_id());
@@ -125,8 +123,8 @@ json describe_message(std::string_view bytes, bool stream) {
     j["content_length"] = nullptr;
   }
   j["body_length"] = m.body().size();
-  if (auto ct = m.content_type(); ct && *ct && (*ct)->is("application", "sdp") &&
-                                  !m.body().empty()) {
+  if (auto ct = m.content_type();
+      ct && *ct && (*ct)->is("application", "sdp") && !m.body().empty()) {
     j["sdp"] = sdp_json(m.body());
   }
   return j;

@@ -32,9 +32,8 @@ class [[nodiscard]] Result {
   using value_type = T;
   using error_type = E;
 
-  template <typename U = T,
-            typename = std::enable_if_t<std::is_constructible_v<T, U&&> &&
-                                        !std::is_same_v<std::decay_t<U>, Result>>>
+  template <typename U = T, typename = std::enable_if_t<std::is_constructible_v<T, U&&> &&
+                                                        !std::is_same_v<std::decay_t<U>, Result>>>
   Result(U&& value) : v_(std::in_place_index<0>, std::forward<U>(value)) {}  // NOLINT
   template <typename G>
   Result(Unexpected<G> error) : v_(std::in_place_index<1>, std::move(error).error()) {}  // NOLINT

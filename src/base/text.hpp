@@ -8,7 +8,9 @@
 
 namespace esg::text {
 
-constexpr char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c + ('a' - 'A')) : c; }
+constexpr char to_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? char(c + ('a' - 'A')) : c;
+}
 
 constexpr bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -18,16 +20,24 @@ constexpr bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
-constexpr bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-constexpr bool is_alnum(char c) { return is_digit(c) || is_alpha(c); }
+constexpr bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+constexpr bool is_alpha(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+constexpr bool is_alnum(char c) {
+  return is_digit(c) || is_alpha(c);
+}
 constexpr bool is_hex(char c) {
   return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 constexpr int hex_value(char c) {
   return is_digit(c) ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : c - 'A' + 10;
 }
-constexpr bool is_ws(char c) { return c == ' ' || c == '\t'; }
+constexpr bool is_ws(char c) {
+  return c == ' ' || c == '\t';
+}
 
 constexpr std::string_view trim(std::string_view s) {
   while (!s.empty() && (is_ws(s.front()) || s.front() == '\r' || s.front() == '\n')) {
@@ -46,13 +56,21 @@ constexpr bool starts_with_icase(std::string_view s, std::string_view prefix) {
 // Decimal digits only, no sign; nullopt on anything else or on overflow past `max`.
 constexpr std::optional<uint64_t> parse_uint(std::string_view s, uint64_t max = UINT64_MAX) {
   if (s.empty()) return std::nullopt;
+  size_t i = 0;
+  while (i + 1 < s.size() && s[i] == '0')
+    ++i;  // leading zeros never overflow
+  if (s.size() - i > 20) return std::nullopt;
   uint64_t v = 0;
-  for (char c : s) {
+  for (; i < s.size(); ++i) {
+    const char c = s[i];
     if (!is_digit(c)) return std::nullopt;
-    const uint64_t d = uint64_t(c - '0');
-    if (v > (max - d) / 10) return std::nullopt;
-    v = v * 10 + d;
+    // 19 digits always fit in 64 bits; only the 20th needs the overflow check.
+    if (v > UINT64_MAX / 10 || (v == UINT64_MAX / 10 && uint64_t(c - '0') > UINT64_MAX % 10)) {
+      return std::nullopt;
+    }
+    v = v * 10 + uint64_t(c - '0');
   }
+  if (v > max) return std::nullopt;
   return v;
 }
 

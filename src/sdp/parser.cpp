@@ -13,9 +13,11 @@ std::vector<std::string_view> split_spaces(std::string_view s) {
   std::vector<std::string_view> out;
   size_t i = 0;
   while (i < s.size()) {
-    while (i < s.size() && s[i] == ' ') ++i;
+    while (i < s.size() && s[i] == ' ')
+      ++i;
     size_t start = i;
-    while (i < s.size() && s[i] != ' ') ++i;
+    while (i < s.size() && s[i] != ' ')
+      ++i;
     if (i > start) out.push_back(s.substr(start, i - start));
   }
   return out;
@@ -79,21 +81,42 @@ class Parser {
         case 'i':
           (s_.media.empty() ? s_.info : s_.media.back().title) = std::string(value);
           break;
-        case 'u': s_.uri = std::string(value); break;
-        case 'e': s_.emails.emplace_back(value); break;
-        case 'p': s_.phones.emplace_back(value); break;
-        case 'c': r = connection(value); break;
-        case 'b': r = bandwidth(value); break;
-        case 't': r = timing(value); break;
+        case 'u':
+          s_.uri = std::string(value);
+          break;
+        case 'e':
+          s_.emails.emplace_back(value);
+          break;
+        case 'p':
+          s_.phones.emplace_back(value);
+          break;
+        case 'c':
+          r = connection(value);
+          break;
+        case 'b':
+          r = bandwidth(value);
+          break;
+        case 't':
+          r = timing(value);
+          break;
         case 'r':
           if (s_.timings.empty()) return fail("r= without t=");
           s_.timings.back().repeats.emplace_back(value);
           break;
-        case 'z': s_.zone = std::string(value); break;
-        case 'k': (s_.media.empty() ? s_.key : s_.media.back().key) = std::string(value); break;
-        case 'a': r = attribute(value); break;
-        case 'm': r = media(value); break;
-        default: return fail("unknown line type");
+        case 'z':
+          s_.zone = std::string(value);
+          break;
+        case 'k':
+          (s_.media.empty() ? s_.key : s_.media.back().key) = std::string(value);
+          break;
+        case 'a':
+          r = attribute(value);
+          break;
+        case 'm':
+          r = media(value);
+          break;
+        default:
+          return fail("unknown line type");
       }
       if (!r) return unexpected(r.error());
     }
@@ -188,8 +211,8 @@ class Parser {
       // ptime may be fractional in the grammar; integers are what SIP endpoints send.
       if (!a.value || text::trim(*a.value).empty()) return fail("a=" + a.name + " needs a value");
     } else if (a.name == "rtcp") {
-      if (!a.value || !text::parse_uint(std::string_view(*a.value).substr(0, a.value->find(' ')),
-                                        65535)) {
+      if (!a.value ||
+          !text::parse_uint(std::string_view(*a.value).substr(0, a.value->find(' ')), 65535)) {
         return fail("a=rtcp needs a port");
       }
     } else if (a.name == "crypto") {
@@ -216,7 +239,8 @@ class Parser {
       m.port_count = static_cast<uint16_t>(*count);
     }
     m.proto = std::string(f[2]);
-    for (size_t i = 3; i < f.size(); ++i) m.formats.emplace_back(f[i]);
+    for (size_t i = 3; i < f.size(); ++i)
+      m.formats.emplace_back(f[i]);
     s_.media.push_back(std::move(m));
     return {};
   }
@@ -229,6 +253,8 @@ class Parser {
 
 }  // namespace
 
-Result<Session, ParseError> parse(std::string_view text) { return Parser(text).run(); }
+Result<Session, ParseError> parse(std::string_view text) {
+  return Parser(text).run();
+}
 
 }  // namespace esg::sdp

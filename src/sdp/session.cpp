@@ -6,10 +6,14 @@ namespace esg::sdp {
 
 std::string_view direction_name(Direction d) {
   switch (d) {
-    case Direction::SendRecv: return "sendrecv";
-    case Direction::SendOnly: return "sendonly";
-    case Direction::RecvOnly: return "recvonly";
-    case Direction::Inactive: return "inactive";
+    case Direction::SendRecv:
+      return "sendrecv";
+    case Direction::SendOnly:
+      return "sendonly";
+    case Direction::RecvOnly:
+      return "recvonly";
+    case Direction::Inactive:
+      return "inactive";
   }
   return "sendrecv";
 }
@@ -54,7 +58,9 @@ std::optional<uint32_t> uint_attr(const std::vector<Attribute>& attrs, std::stri
 
 }  // namespace
 
-const Attribute* Media::attribute(std::string_view name) const { return find(attributes, name); }
+const Attribute* Media::attribute(std::string_view name) const {
+  return find(attributes, name);
+}
 
 std::vector<const Attribute*> Media::attributes_named(std::string_view name) const {
   std::vector<const Attribute*> out;
@@ -108,9 +114,15 @@ std::optional<std::string> Media::fmtp(int pt) const {
   return std::nullopt;
 }
 
-std::optional<uint32_t> Media::ptime() const { return uint_attr(attributes, "ptime"); }
-std::optional<uint32_t> Media::maxptime() const { return uint_attr(attributes, "maxptime"); }
-std::optional<Direction> Media::direction() const { return direction_of(attributes); }
+std::optional<uint32_t> Media::ptime() const {
+  return uint_attr(attributes, "ptime");
+}
+std::optional<uint32_t> Media::maxptime() const {
+  return uint_attr(attributes, "maxptime");
+}
+std::optional<Direction> Media::direction() const {
+  return direction_of(attributes);
+}
 
 std::optional<uint16_t> Media::rtcp_port() const {
   const Attribute* a = find(attributes, "rtcp");
@@ -142,7 +154,9 @@ std::vector<Crypto> Media::crypto() const {
   return out;
 }
 
-const Attribute* Session::attribute(std::string_view name) const { return find(attributes, name); }
+const Attribute* Session::attribute(std::string_view name) const {
+  return find(attributes, name);
+}
 
 Direction Session::direction(const Media& m) const {
   if (auto d = m.direction()) return *d;

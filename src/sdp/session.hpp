@@ -88,10 +88,10 @@ struct Session {
   int version = 0;
   Origin origin;
   std::string name = "-";
-  std::optional<std::string> info;   // i=
-  std::optional<std::string> uri;    // u=
-  std::vector<std::string> emails;   // e=
-  std::vector<std::string> phones;   // p=
+  std::optional<std::string> info;  // i=
+  std::optional<std::string> uri;   // u=
+  std::vector<std::string> emails;  // e=
+  std::vector<std::string> phones;  // p=
   std::optional<Connection> connection;
   std::vector<Bandwidth> bandwidths;
   std::vector<Timing> timings;

@@ -31,11 +31,13 @@ Span locate_params(std::string_view value, bool list) {
   if (semi == std::string_view::npos) {
     // No parameters yet: they go after the value, before trailing whitespace.
     size_t e = end;
-    while (e > 0 && detail::is_ws(value[e - 1])) --e;
+    while (e > 0 && detail::is_ws(value[e - 1]))
+      --e;
     return {e, e};
   }
   size_t e = end;
-  while (e > semi && detail::is_ws(value[e - 1])) --e;
+  while (e > semi && detail::is_ws(value[e - 1]))
+    --e;
   return {semi, e};
 }
 
@@ -230,8 +232,8 @@ bool Editor::set_uri(HeaderId id, std::string_view uri) {
   const size_t uri_begin = size_t(parsed->uri.text.data() - first_value.data());
   const size_t uri_end = uri_begin + parsed->uri.text.size();
   std::string out(value.substr(0, uri_begin));
-  const bool needs_brackets = !parsed->angle_brackets &&
-                              uri.find_first_of(",;?") != std::string_view::npos;
+  const bool needs_brackets =
+      !parsed->angle_brackets && uri.find_first_of(",;?") != std::string_view::npos;
   if (needs_brackets) out.append("<");
   out.append(uri);
   if (needs_brackets) out.append(">");
@@ -275,7 +277,8 @@ std::string Editor::serialize() const {
       out.append(e.raw);
     }
   }
-  if (!length_written) out.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
+  if (!length_written)
+    out.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
   out.append("\r\n").append(body);
   return out;
 }

@@ -46,8 +46,8 @@ class Editor {
  private:
   struct Entry {
     HeaderId id = HeaderId::Other;
-    std::string_view raw;   // original field with its line end, when untouched
-    std::string text;       // "Name: value" when added or changed
+    std::string_view raw;  // original field with its line end, when untouched
+    std::string text;      // "Name: value" when added or changed
     bool edited = false;
     bool removed = false;
     std::string_view value() const;

@@ -59,27 +59,48 @@ constexpr std::array<std::string_view, size_t(HeaderId::kCount)> kNames = {
 
 HeaderId compact(char c) {
   switch (text::to_lower(c)) {
-    case 'a': return HeaderId::AcceptContact;
-    case 'b': return HeaderId::ReferredBy;
-    case 'c': return HeaderId::ContentType;
-    case 'd': return HeaderId::RequestDisposition;
-    case 'e': return HeaderId::ContentEncoding;
-    case 'f': return HeaderId::From;
-    case 'i': return HeaderId::CallId;
-    case 'j': return HeaderId::RejectContact;
-    case 'k': return HeaderId::Supported;
-    case 'l': return HeaderId::ContentLength;
-    case 'm': return HeaderId::Contact;
-    case 'n': return HeaderId::IdentityInfo;
-    case 'o': return HeaderId::Event;
-    case 'r': return HeaderId::ReferTo;
-    case 's': return HeaderId::Subject;
-    case 't': return HeaderId::To;
-    case 'u': return HeaderId::AllowEvents;
-    case 'v': return HeaderId::Via;
-    case 'x': return HeaderId::SessionExpires;
-    case 'y': return HeaderId::Identity;
-    default: return HeaderId::Other;
+    case 'a':
+      return HeaderId::AcceptContact;
+    case 'b':
+      return HeaderId::ReferredBy;
+    case 'c':
+      return HeaderId::ContentType;
+    case 'd':
+      return HeaderId::RequestDisposition;
+    case 'e':
+      return HeaderId::ContentEncoding;
+    case 'f':
+      return HeaderId::From;
+    case 'i':
+      return HeaderId::CallId;
+    case 'j':
+      return HeaderId::RejectContact;
+    case 'k':
+      return HeaderId::Supported;
+    case 'l':
+      return HeaderId::ContentLength;
+    case 'm':
+      return HeaderId::Contact;
+    case 'n':
+      return HeaderId::IdentityInfo;
+    case 'o':
+      return HeaderId::Event;
+    case 'r':
+      return HeaderId::ReferTo;
+    case 's':
+      return HeaderId::Subject;
+    case 't':
+      return HeaderId::To;
+    case 'u':
+      return HeaderId::AllowEvents;
+    case 'v':
+      return HeaderId::Via;
+    case 'x':
+      return HeaderId::SessionExpires;
+    case 'y':
+      return HeaderId::Identity;
+    default:
+      return HeaderId::Other;
   }
 }
 
@@ -107,9 +128,12 @@ HeaderId header_id(std::string_view name) {
   }();
   if (name.size() > kMaxLen) return HeaderId::Other;
   const size_t len = name.size();
+  const char first = text::to_lower(name[0]);
   for (size_t k = 0; k < table.count[len]; ++k) {
     const uint8_t id = table.ids[len][k];
-    if (iequals(kNames[id], name)) return static_cast<HeaderId>(id);
+    if (text::to_lower(kNames[id][0]) == first && iequals(kNames[id], name)) {
+      return static_cast<HeaderId>(id);
+    }
   }
   return HeaderId::Other;
 }
@@ -122,14 +146,16 @@ std::string_view header_name(HeaderId id) {
 Result<CSeq, ValueError> parse_cseq(std::string_view value) {
   size_t i = skip_ws(value, 0);
   size_t start = i;
-  while (i < value.size() && text::is_digit(value[i])) ++i;
+  while (i < value.size() && text::is_digit(value[i]))
+    ++i;
   if (i == start) return fail("missing sequence number", start);
   auto number = text::parse_uint(value.substr(start, i - start), UINT32_MAX);
   if (!number) return fail("sequence number over 2^32-1", start);
   if (i >= value.size() || !detail::is_ws(value[i])) return fail("expected LWS", i);
   i = skip_ws(value, i);
   size_t m = i;
-  while (i < value.size() && is_token_char(value[i])) ++i;
+  while (i < value.size() && is_token_char(value[i]))
+    ++i;
   if (i == m) return fail("missing method", m);
   if (skip_ws(value, i) != value.size()) return fail("unexpected text after method", i);
   return CSeq{static_cast<uint32_t>(*number), value.substr(m, i - m)};
@@ -149,7 +175,8 @@ Result<RetryAfter, ValueError> parse_retry_after(std::string_view value) {
   RetryAfter ra;
   size_t i = skip_ws(value, 0);
   size_t start = i;
-  while (i < value.size() && text::is_digit(value[i])) ++i;
+  while (i < value.size() && text::is_digit(value[i]))
+    ++i;
   auto seconds = parse_delta_seconds(value.substr(start, i - start));
   if (!seconds) return fail("missing delta-seconds", start);
   ra.seconds = *seconds;
@@ -181,7 +208,8 @@ Result<Reason, ValueError> parse_reason(std::string_view value) {
   Reason r;
   size_t i = skip_ws(value, 0);
   size_t start = i;
-  while (i < value.size() && is_token_char(value[i])) ++i;
+  while (i < value.size() && is_token_char(value[i]))
+    ++i;
   if (i == start) return fail("missing protocol", start);
   r.protocol = value.substr(start, i - start);
   i = skip_ws(value, i);
@@ -210,14 +238,16 @@ Result<MediaType, ValueError> parse_media_type(std::string_view value) {
   MediaType mt;
   size_t i = skip_ws(value, 0);
   size_t start = i;
-  while (i < value.size() && is_token_char(value[i])) ++i;
+  while (i < value.size() && is_token_char(value[i]))
+    ++i;
   if (i == start) return fail("missing media type", start);
   mt.type = value.substr(start, i - start);
   i = skip_ws(value, i);
   if (i >= value.size() || value[i] != '/') return fail("expected '/'", i);
   i = skip_ws(value, i + 1);
   start = i;
-  while (i < value.size() && is_token_char(value[i])) ++i;
+  while (i < value.size() && is_token_char(value[i]))
+    ++i;
   if (i == start) return fail("missing media subtype", start);
   mt.subtype = value.substr(start, i - start);
   i = skip_ws(value, i);

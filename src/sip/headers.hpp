@@ -15,21 +15,21 @@ namespace esg::sip {
 enum class HeaderId : uint8_t {
   Other,
   Accept,
-  AcceptContact,        // a
-  AllowEvents,          // u
+  AcceptContact,  // a
+  AllowEvents,    // u
   Allow,
   Authorization,
-  CallId,               // i
-  Contact,              // m
-  ContentEncoding,      // e
-  ContentLength,        // l
-  ContentType,          // c
+  CallId,           // i
+  Contact,          // m
+  ContentEncoding,  // e
+  ContentLength,    // l
+  ContentType,      // c
   CSeq,
-  Event,                // o
+  Event,  // o
   Expires,
-  From,                 // f
-  Identity,             // y
-  IdentityInfo,         // n
+  From,          // f
+  Identity,      // y
+  IdentityInfo,  // n
   MaxForwards,
   MinExpires,
   ProxyAuthenticate,
@@ -37,20 +37,20 @@ enum class HeaderId : uint8_t {
   ProxyRequire,
   Reason,
   RecordRoute,
-  ReferTo,              // r
-  ReferredBy,           // b
-  RejectContact,        // j
-  RequestDisposition,   // d
+  ReferTo,             // r
+  ReferredBy,          // b
+  RejectContact,       // j
+  RequestDisposition,  // d
   Require,
   RetryAfter,
   Route,
-  SessionExpires,       // x
-  Subject,              // s
-  Supported,            // k
-  To,                   // t
+  SessionExpires,  // x
+  Subject,         // s
+  Supported,       // k
+  To,              // t
   Unsupported,
   UserAgent,
-  Via,                  // v
+  Via,  // v
   WwwAuthenticate,
   kCount
 };

@@ -20,7 +20,8 @@ const HeaderField* Message::header(std::string_view name) const {
 
 size_t Message::count(HeaderId id) const {
   size_t n = 0;
-  for (const auto& h : headers_) n += h.id == id;
+  for (const auto& h : headers_)
+    n += h.id == id;
   return n;
 }
 
@@ -34,7 +35,8 @@ Result<std::vector<T>, ValueError> collect(const Message& m, HeaderId id, ParseF
     if (h.id != id) continue;
     auto r = parse(h.value);
     if (!r) return unexpected(r.error());
-    for (auto& v : *r) out.push_back(v);
+    for (auto& v : *r)
+      out.push_back(v);
   }
   return out;
 }
@@ -59,7 +61,8 @@ Result<ContactList, ValueError> Message::contacts() const {
     auto r = parse_contacts(h.value);
     if (!r) return unexpected(r.error());
     all.star = all.star || r->star;
-    for (auto& c : r->items) all.items.push_back(c);
+    for (auto& c : r->items)
+      all.items.push_back(c);
   }
   return all;
 }

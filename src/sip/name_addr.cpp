@@ -21,7 +21,9 @@ std::optional<std::string_view> NameAddr::param(std::string_view name) const {
   return find_param(params, name);
 }
 
-std::string NameAddr::display_name_unquoted() const { return unquote(display_name); }
+std::string NameAddr::display_name_unquoted() const {
+  return unquote(display_name);
+}
 
 Result<NameAddr, ValueError> parse_name_addr(std::string_view value) {
   NameAddr na;
@@ -62,7 +64,8 @@ Result<NameAddr, ValueError> parse_name_addr(std::string_view value) {
     // addr-spec: a URI with ',', ';' or '?' must be enclosed in <> (§20.10), so it ends at the
     // first ';' or whitespace, and what follows are header parameters.
     uri_start = i;
-    while (i < value.size() && value[i] != ';' && !detail::is_ws(value[i])) ++i;
+    while (i < value.size() && value[i] != ';' && !detail::is_ws(value[i]))
+      ++i;
     uri_end = i;
   }
   std::string_view uri_text = value.substr(uri_start, uri_end - uri_start);

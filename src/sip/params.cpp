@@ -6,7 +6,6 @@
 
 namespace esg::sip {
 
-using detail::is_token_char;
 using detail::skip_quoted;
 using detail::skip_ws;
 
@@ -25,11 +24,8 @@ bool ParamCursor::next(Param& out) {
   i = skip_ws(raw_, i + 1);
   const size_t name_start = i;
   // URI parameters may carry %-escapes and a few more marks than a token; accept those too.
-  while (i < raw_.size() && (is_token_char(raw_[i]) || raw_[i] == '[' || raw_[i] == ']' ||
-                             raw_[i] == '/' || raw_[i] == ':' || raw_[i] == '&' ||
-                             raw_[i] == '$' || raw_[i] == '(' || raw_[i] == ')')) {
+  while (i < raw_.size() && detail::has_class(raw_[i], detail::kParamName))
     ++i;
-  }
   if (i == name_start) {
     pos_ = i;
     ok_ = false;
@@ -50,10 +46,8 @@ bool ParamCursor::next(Param& out) {
         return false;
       }
     } else {
-      while (i < raw_.size() && raw_[i] != ';' && !detail::is_ws(raw_[i]) && raw_[i] != ',' &&
-             raw_[i] != '"' && raw_[i] != '<' && raw_[i] != '>') {
+      while (i < raw_.size() && !detail::has_class(raw_[i], detail::kValueStop))
         ++i;
-      }
     }
     if (i == value_start) {
       pos_ = i;

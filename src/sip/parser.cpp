@@ -45,21 +45,36 @@ std::string_view method_name(Method m) {
 
 std::string_view errc_name(Errc code) {
   switch (code) {
-    case Errc::Empty: return "empty";
-    case Errc::Truncated: return "truncated";
-    case Errc::TooLarge: return "too_large";
-    case Errc::BadStartLine: return "bad_start_line";
-    case Errc::BadVersion: return "bad_version";
-    case Errc::BadStatusCode: return "bad_status_code";
-    case Errc::BadRequestUri: return "bad_request_uri";
-    case Errc::UnsupportedScheme: return "unsupported_scheme";
-    case Errc::BadHeaderLine: return "bad_header_line";
-    case Errc::MissingHeader: return "missing_header";
-    case Errc::DuplicateHeader: return "duplicate_header";
-    case Errc::BadHeaderValue: return "bad_header_value";
-    case Errc::CSeqMismatch: return "cseq_mismatch";
-    case Errc::NotImplemented: return "not_implemented";
-    case Errc::BadContentLength: return "bad_content_length";
+    case Errc::Empty:
+      return "empty";
+    case Errc::Truncated:
+      return "truncated";
+    case Errc::TooLarge:
+      return "too_large";
+    case Errc::BadStartLine:
+      return "bad_start_line";
+    case Errc::BadVersion:
+      return "bad_version";
+    case Errc::BadStatusCode:
+      return "bad_status_code";
+    case Errc::BadRequestUri:
+      return "bad_request_uri";
+    case Errc::UnsupportedScheme:
+      return "unsupported_scheme";
+    case Errc::BadHeaderLine:
+      return "bad_header_line";
+    case Errc::MissingHeader:
+      return "missing_header";
+    case Errc::DuplicateHeader:
+      return "duplicate_header";
+    case Errc::BadHeaderValue:
+      return "bad_header_value";
+    case Errc::CSeqMismatch:
+      return "cseq_mismatch";
+    case Errc::NotImplemented:
+      return "not_implemented";
+    case Errc::BadContentLength:
+      return "bad_content_length";
   }
   return "unknown";
 }
@@ -73,7 +88,8 @@ class Parser {
     std::string_view all(m_.buf_.get(), m_.size_);
     // RFC 3261 §7.5: CRLFs before the start line are ignored (keep-alives, sloppy peers).
     size_t pos = 0;
-    while (pos < all.size() && (all[pos] == '\r' || all[pos] == '\n')) ++pos;
+    while (pos < all.size() && (all[pos] == '\r' || all[pos] == '\n'))
+      ++pos;
     if (pos == all.size()) return error(Errc::Empty, 0, 0, "Empty", "no message");
     in_ = all;
     const bool response_like = all.substr(pos, 4) == "SIP/";
@@ -200,9 +216,8 @@ class Parser {
       return error(Errc::BadVersion, 0, pos, "Version Not Supported", "only SIP/2.0");
     }
     size_t code_end = line.find(' ', sp1 + 1);
-    std::string_view code = line.substr(sp1 + 1, code_end == std::string_view::npos
-                                                     ? std::string_view::npos
-                                                     : code_end - sp1 - 1);
+    std::string_view code = line.substr(
+        sp1 + 1, code_end == std::string_view::npos ? std::string_view::npos : code_end - sp1 - 1);
     auto status = code.size() == 3 ? text::parse_uint(code, 999) : std::nullopt;
     if (!status || *status < 100 || *status > 699) {
       return error(Errc::BadStatusCode, 0, pos + sp1 + 1, "Malformed Status-Line",
@@ -210,7 +225,8 @@ class Parser {
     }
     m_.status_ = static_cast<uint16_t>(*status);
     // RFC 4475 §3.1.1.13: the SP before an empty reason phrase may be missing in practice.
-    m_.reason_ = code_end == std::string_view::npos ? std::string_view{} : line.substr(code_end + 1);
+    m_.reason_ =
+        code_end == std::string_view::npos ? std::string_view{} : line.substr(code_end + 1);
     return {};
   }
 
@@ -242,16 +258,21 @@ class Parser {
         return error(Errc::BadHeaderLine, 400, pos, "Malformed Header Line",
                      "continuation line without a header");
       }
-      size_t colon = line->find(':');
-      if (colon == std::string_view::npos) {
-        return error(Errc::BadHeaderLine, 400, pos, "Malformed Header Line", "no colon");
+      // header-name = token, then optional whitespace, then ':' (RFC 3261 §7.3.1).
+      size_t k = 0;
+      while (k < line->size() && is_token_char((*line)[k]))
+        ++k;
+      std::string_view name = line->substr(0, k);
+      while (k < line->size() && detail::is_ws((*line)[k]))
+        ++k;
+      if (k == line->size() || (*line)[k] != ':') {
+        return error(Errc::BadHeaderLine, 400, pos + k, "Malformed Header Line",
+                     k == line->size() ? "no colon" : "header name is not a token");
       }
-      std::string_view name = line->substr(0, colon);
-      while (!name.empty() && detail::is_ws(name.back())) name.remove_suffix(1);
-      if (!is_token(name)) {
-        return error(Errc::BadHeaderLine, 400, pos, "Malformed Header Line",
-                     "header name is not a token");
+      if (name.empty()) {
+        return error(Errc::BadHeaderLine, 400, pos, "Malformed Header Line", "empty header name");
       }
+      const size_t colon = k;
       std::string_view value = line->substr(colon + 1);
       // Folded continuation lines (RFC 3261 §7.3.1) start with SP or HTAB.
       size_t field_end = eol;
@@ -287,7 +308,8 @@ class Parser {
     for (size_t i = 0; i < folded.size(); ++i) {
       const char c = folded[i];
       if (c == '\r' || c == '\n') {
-        while (!out.empty() && detail::is_ws(out.back())) out.pop_back();
+        while (!out.empty() && detail::is_ws(out.back()))
+          out.pop_back();
         size_t j = i;
         while (j < folded.size() &&
                (folded[j] == '\r' || folded[j] == '\n' || detail::is_ws(folded[j]))) {
@@ -316,11 +338,21 @@ class Parser {
         case HeaderId::Via:
           if (!via) via = &h;
           continue;
-        case HeaderId::From: slot = &from; break;
-        case HeaderId::To: slot = &to; break;
-        case HeaderId::CallId: slot = &call_id; break;
-        case HeaderId::CSeq: slot = &cseq; break;
-        case HeaderId::MaxForwards: slot = &max_forwards; break;
+        case HeaderId::From:
+          slot = &from;
+          break;
+        case HeaderId::To:
+          slot = &to;
+          break;
+        case HeaderId::CallId:
+          slot = &call_id;
+          break;
+        case HeaderId::CSeq:
+          slot = &cseq;
+          break;
+        case HeaderId::MaxForwards:
+          slot = &max_forwards;
+          break;
         case HeaderId::ContentLength: {
           auto r = content_length(h);
           if (!r) return r;
@@ -346,9 +378,11 @@ class Parser {
     }
     // RFC 3261 §8.1.1: To, From, CSeq, Call-ID and Via are mandatory (Max-Forwards is not
     // enforced: RFC 2543 peers omit it, RFC 4475 §3.4.1).
-    const std::pair<const HeaderField*, HeaderId> required[] = {
-        {via, HeaderId::Via},       {from, HeaderId::From}, {to, HeaderId::To},
-        {call_id, HeaderId::CallId}, {cseq, HeaderId::CSeq}};
+    const std::pair<const HeaderField*, HeaderId> required[] = {{via, HeaderId::Via},
+                                                                {from, HeaderId::From},
+                                                                {to, HeaderId::To},
+                                                                {call_id, HeaderId::CallId},
+                                                                {cseq, HeaderId::CSeq}};
     for (const auto& [field, id] : required) {
       if (!field) {
         std::string phrase = "Missing ";

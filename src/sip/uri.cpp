@@ -17,11 +17,6 @@ Unexpected<ValueError> fail(const char* what, size_t offset) {
   return unexpected(ValueError{what, offset});
 }
 
-bool forbidden_in_uri(char c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '<' || c == '>' || c == '"' ||
-         static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-}
-
 HostType classify_host(std::string_view h) {
   if (h.empty()) return HostType::None;
   if (h.front() == '[') {
@@ -31,30 +26,32 @@ HostType classify_host(std::string_view h) {
     }
     return HostType::IPv6;
   }
+  // One pass: every character is a host character; count dots and digits for IPv4.
   int dots = 0;
-  bool all_numeric = true;
+  size_t digits = 0;
   for (char c : h) {
-    if (c == '.') {
-      ++dots;
-    } else if (!is_digit(c)) {
-      all_numeric = false;
-    }
-    // hostname = *( domainlabel "." ) toplabel; '_' tolerated as deployed resolvers do.
-    if (!is_alnum(c) && c != '-' && c != '.' && c != '_') return HostType::None;
+    if (!detail::has_class(c, detail::kHostChar)) return HostType::None;
+    dots += c == '.';
+    digits += is_digit(c);
   }
-  if (all_numeric) {
-    if (dots != 3) return HostType::None;
-    size_t start = 0;
-    for (int i = 0; i < 4; ++i) {
-      size_t end = h.find('.', start);
-      if (end == std::string_view::npos) end = h.size();
-      auto v = text::parse_uint(h.substr(start, end - start), 255);
-      if (!v || end - start > 3) return HostType::None;
-      start = end + 1;
-    }
-    return HostType::IPv4;
+  if (digits + size_t(dots) != h.size()) {
+    // hostname: the top label starts with a letter (RFC 3261 §25.1 toplabel).
+    size_t last = h.rfind('.', h.size() - (h.back() == '.' ? 2 : 1));
+    const char top = h[last == std::string_view::npos ? 0 : last + 1];
+    return is_alpha(top) ? HostType::Name : HostType::None;
   }
-  return HostType::Name;
+  if (dots != 3) return HostType::None;
+  size_t start = 0;
+  for (int i = 0; i < 4; ++i) {
+    size_t end = h.find('.', start);
+    if (end == std::string_view::npos) end = h.size();
+    if (end - start == 0 || end - start > 3 ||
+        !text::parse_uint(h.substr(start, end - start), 255)) {
+      return HostType::None;
+    }
+    start = end + 1;
+  }
+  return HostType::IPv4;
 }
 
 Scheme classify_scheme(std::string_view s) {
@@ -65,8 +62,7 @@ Scheme classify_scheme(std::string_view s) {
 }
 
 // sip:/sips: after the scheme: [userinfo "@"] hostport uri-parameters [headers]
-Result<void, ValueError> parse_sip_part(Uri& uri, std::string_view rest, size_t base) {
-  size_t at = rest.find('@');
+Result<void, ValueError> parse_sip_part(Uri& uri, std::string_view rest, size_t base, size_t at) {
   size_t host_start = 0;
   if (at != std::string_view::npos) {
     std::string_view userinfo = rest.substr(0, at);
@@ -87,14 +83,16 @@ Result<void, ValueError> parse_sip_part(Uri& uri, std::string_view rest, size_t 
     if (close == std::string_view::npos) return fail("unterminated IPv6 reference", base + i);
     i = close + 1;
   } else {
-    while (i < rest.size() && rest[i] != ':' && rest[i] != ';' && rest[i] != '?') ++i;
+    while (i < rest.size() && detail::has_class(rest[i], detail::kHostChar))
+      ++i;
   }
   uri.host = rest.substr(host_start, i - host_start);
   uri.host_type = classify_host(uri.host);
   if (uri.host_type == HostType::None) return fail("bad host", base + host_start);
   if (i < rest.size() && rest[i] == ':') {
     size_t p = ++i;
-    while (i < rest.size() && is_digit(rest[i])) ++i;
+    while (i < rest.size() && is_digit(rest[i]))
+      ++i;
     auto port = text::parse_uint(rest.substr(p, i - p), 65535);
     if (!port || *port == 0) return fail("bad port", base + p);
     uri.port = static_cast<uint16_t>(*port);
@@ -122,17 +120,25 @@ std::optional<std::string_view> Uri::param(std::string_view name) const {
   return find_param(params, name);
 }
 
-std::string Uri::user_unescaped() const { return unescape(user); }
+std::string Uri::user_unescaped() const {
+  return unescape(user);
+}
 
 Result<Uri, ValueError> parse_uri(std::string_view text) {
   Uri uri;
   uri.text = text;
   if (text.empty()) return fail("empty URI", 0);
+  // One pass over the text: reject what never belongs in a URI, and note the first ':' (the
+  // end of the scheme) and the first '@' after it (the end of the userinfo).
+  size_t colon = std::string_view::npos;
+  size_t at = std::string_view::npos;
   for (size_t i = 0; i < text.size(); ++i) {
-    if (forbidden_in_uri(text[i])) return fail("character not allowed in a URI", i);
+    const char c = text[i];
+    if (detail::has_class(c, detail::kNotInUri)) return fail("character not allowed in a URI", i);
+    if (c == ':' && colon == std::string_view::npos) colon = i;
+    if (c == '@' && at == std::string_view::npos && colon != std::string_view::npos) at = i;
   }
   // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
-  size_t colon = text.find(':');
   if (colon == std::string_view::npos || colon == 0 || !is_alpha(text[0])) {
     return fail("missing URI scheme", 0);
   }
@@ -148,7 +154,8 @@ Result<Uri, ValueError> parse_uri(std::string_view text) {
   switch (uri.scheme) {
     case Scheme::Sip:
     case Scheme::Sips: {
-      auto r = parse_sip_part(uri, rest, colon + 1);
+      auto r =
+          parse_sip_part(uri, rest, colon + 1, at == std::string_view::npos ? at : at - colon - 1);
       if (!r) return unexpected(r.error());
       break;
     }
@@ -188,10 +195,14 @@ std::string unescape(std::string_view s) {
 
 std::string_view scheme_name(Scheme s) {
   switch (s) {
-    case Scheme::Sip: return "sip";
-    case Scheme::Sips: return "sips";
-    case Scheme::Tel: return "tel";
-    case Scheme::Other: return "other";
+    case Scheme::Sip:
+      return "sip";
+    case Scheme::Sips:
+      return "sips";
+    case Scheme::Tel:
+      return "tel";
+    case Scheme::Other:
+      return "other";
   }
   return "other";
 }
@@ -205,8 +216,7 @@ bool iequals_unescaped(std::string_view a, std::string_view b) {
 // §19.1.4: user, ttl, method, maddr and transport must match when either URI has them; any
 // other parameter is compared only when both have it.
 bool params_equal(const Uri& a, const Uri& b) {
-  static constexpr std::string_view kMustMatch[] = {"user", "ttl", "method", "maddr",
-                                                    "transport"};
+  static constexpr std::string_view kMustMatch[] = {"user", "ttl", "method", "maddr", "transport"};
   for (auto name : kMustMatch) {
     auto pa = a.param(name);
     auto pb = b.param(name);

@@ -16,7 +16,7 @@ enum class Scheme : uint8_t { Sip, Sips, Tel, Other };
 enum class HostType : uint8_t { None, Name, IPv4, IPv6 };
 
 struct Uri {
-  std::string_view text;    // the whole URI as written
+  std::string_view text;  // the whole URI as written
   Scheme scheme = Scheme::Other;
   std::string_view scheme_text;
   std::string_view user;      // still %-escaped; for tel: the number
@@ -24,7 +24,7 @@ struct Uri {
   bool has_password = false;
   std::string_view host;  // IPv6 references keep their brackets
   HostType host_type = HostType::None;
-  uint16_t port = 0;  // 0 when absent
+  uint16_t port = 0;         // 0 when absent
   std::string_view params;   // raw `;name=value...` (no LWS), "" when none
   std::string_view headers;  // raw text after '?', "" when none
   std::string_view opaque;   // everything after "scheme:" for schemes we do not interpret

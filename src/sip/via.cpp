@@ -19,7 +19,8 @@ Unexpected<ValueError> fail(const char* what, size_t offset) {
 size_t read_token(std::string_view s, size_t i, std::string_view& out) {
   i = skip_ws(s, i);
   size_t start = i;
-  while (i < s.size() && is_token_char(s[i])) ++i;
+  while (i < s.size() && is_token_char(s[i]))
+    ++i;
   if (i == start) return std::string_view::npos;
   out = s.substr(start, i - start);
   return i;
@@ -61,8 +62,8 @@ Result<Via, ValueError> parse_via(std::string_view value) {
     if (close == std::string_view::npos) return fail("unterminated IPv6 reference", i);
     i = close + 1;
   } else {
-    while (i < value.size() && (text::is_alnum(value[i]) || value[i] == '-' || value[i] == '.' ||
-                                value[i] == '_')) {
+    while (i < value.size() &&
+           (text::is_alnum(value[i]) || value[i] == '-' || value[i] == '.' || value[i] == '_')) {
       ++i;
     }
   }
@@ -72,7 +73,8 @@ Result<Via, ValueError> parse_via(std::string_view value) {
   if (j < value.size() && value[j] == ':') {
     j = skip_ws(value, j + 1);
     size_t p = j;
-    while (j < value.size() && text::is_digit(value[j])) ++j;
+    while (j < value.size() && text::is_digit(value[j]))
+      ++j;
     auto port = text::parse_uint(value.substr(p, j - p), 65535);
     if (!port || *port == 0) return fail("bad sent-by port", p);
     via.port = static_cast<uint16_t>(*port);

@@ -26,7 +26,7 @@ struct Via {
   std::optional<std::string_view> received;
   std::optional<std::string_view> maddr;
   std::optional<uint8_t> ttl;
-  bool rport = false;               // `rport` present (RFC 3581)
+  bool rport = false;                   // `rport` present (RFC 3581)
   std::optional<uint16_t> rport_value;  // `rport=N` as filled in by the server
 
   std::optional<std::string_view> param(std::string_view name) const;

@@ -23,11 +23,14 @@ namespace {
 const EVP_MD* md_of(Algorithm a) {
   switch (a) {
     case Algorithm::Md5:
-    case Algorithm::Md5Sess: return EVP_md5();
+    case Algorithm::Md5Sess:
+      return EVP_md5();
     case Algorithm::Sha256:
-    case Algorithm::Sha256Sess: return EVP_sha256();
+    case Algorithm::Sha256Sess:
+      return EVP_sha256();
     case Algorithm::Sha512_256:
-    case Algorithm::Sha512_256Sess: return EVP_sha512_256();
+    case Algorithm::Sha512_256Sess:
+      return EVP_sha512_256();
   }
   return EVP_md5();
 }
@@ -48,7 +51,8 @@ std::string random_hex(size_t bytes) {
   if (RAND_bytes(buf, int(bytes)) != 1) {
     // The system RNG failed: fall back to the clock so we never emit a constant.
     auto t = std::chrono::steady_clock::now().time_since_epoch().count();
-    for (size_t i = 0; i < bytes; ++i) buf[i] = static_cast<unsigned char>(t >> (8 * (i % 8)));
+    for (size_t i = 0; i < bytes; ++i)
+      buf[i] = static_cast<unsigned char>(t >> (8 * (i % 8)));
   }
   return to_hex(buf, bytes);
 }
@@ -58,16 +62,19 @@ template <typename F>
 Result<void, ValueError> for_each_auth_param(std::string_view value, F&& f) {
   size_t i = skip_ws(value, 0);
   size_t scheme_start = i;
-  while (i < value.size() && is_token_char(value[i])) ++i;
+  while (i < value.size() && is_token_char(value[i]))
+    ++i;
   if (!iequals(value.substr(scheme_start, i - scheme_start), "Digest")) {
     return unexpected(ValueError{"not a Digest scheme", scheme_start});
   }
   while (true) {
     i = skip_ws(value, i);
-    while (i < value.size() && value[i] == ',') i = skip_ws(value, i + 1);
+    while (i < value.size() && value[i] == ',')
+      i = skip_ws(value, i + 1);
     if (i >= value.size()) return {};
     size_t name_start = i;
-    while (i < value.size() && is_token_char(value[i])) ++i;
+    while (i < value.size() && is_token_char(value[i]))
+      ++i;
     if (i == name_start) return unexpected(ValueError{"expected a parameter name", i});
     std::string_view name = value.substr(name_start, i - name_start);
     i = skip_ws(value, i);
@@ -83,7 +90,8 @@ Result<void, ValueError> for_each_auth_param(std::string_view value, F&& f) {
       i = end;
     } else {
       size_t start = i;
-      while (i < value.size() && value[i] != ',' && !detail::is_ws(value[i])) ++i;
+      while (i < value.size() && value[i] != ',' && !detail::is_ws(value[i]))
+        ++i;
       val = std::string(value.substr(start, i - start));
     }
     f(name, std::move(val));
@@ -114,12 +122,18 @@ std::optional<Algorithm> algorithm_from(std::string_view name) {
 
 std::string_view algorithm_name(Algorithm a) {
   switch (a) {
-    case Algorithm::Md5: return "MD5";
-    case Algorithm::Md5Sess: return "MD5-sess";
-    case Algorithm::Sha256: return "SHA-256";
-    case Algorithm::Sha256Sess: return "SHA-256-sess";
-    case Algorithm::Sha512_256: return "SHA-512-256";
-    case Algorithm::Sha512_256Sess: return "SHA-512-256-sess";
+    case Algorithm::Md5:
+      return "MD5";
+    case Algorithm::Md5Sess:
+      return "MD5-sess";
+    case Algorithm::Sha256:
+      return "SHA-256";
+    case Algorithm::Sha256Sess:
+      return "SHA-256-sess";
+    case Algorithm::Sha512_256:
+      return "SHA-512-256";
+    case Algorithm::Sha512_256Sess:
+      return "SHA-512-256-sess";
   }
   return "MD5";
 }
@@ -178,13 +192,20 @@ Result<Credentials, ValueError> parse_credentials(std::string_view value) {
   Credentials c;
   bool nc_ok = true;
   auto r = for_each_auth_param(value, [&](std::string_view name, std::string v) {
-    if (iequals(name, "username")) c.username = std::move(v);
-    else if (iequals(name, "realm")) c.realm = std::move(v);
-    else if (iequals(name, "nonce")) c.nonce = std::move(v);
-    else if (iequals(name, "uri")) c.uri = std::move(v);
-    else if (iequals(name, "response")) c.response = std::move(v);
-    else if (iequals(name, "cnonce")) c.cnonce = std::move(v);
-    else if (iequals(name, "algorithm")) c.algorithm_text = std::move(v);
+    if (iequals(name, "username"))
+      c.username = std::move(v);
+    else if (iequals(name, "realm"))
+      c.realm = std::move(v);
+    else if (iequals(name, "nonce"))
+      c.nonce = std::move(v);
+    else if (iequals(name, "uri"))
+      c.uri = std::move(v);
+    else if (iequals(name, "response"))
+      c.response = std::move(v);
+    else if (iequals(name, "cnonce"))
+      c.cnonce = std::move(v);
+    else if (iequals(name, "algorithm"))
+      c.algorithm_text = std::move(v);
     else if (iequals(name, "opaque")) {
       c.opaque = std::move(v);
       c.has_opaque = true;
@@ -195,8 +216,10 @@ Result<Credentials, ValueError> parse_credentials(std::string_view value) {
       uint32_t n = 0;
       if (v.size() != 8) nc_ok = false;
       for (char ch : v) {
-        if (!text::is_hex(ch)) nc_ok = false;
-        else n = n * 16 + uint32_t(text::hex_value(ch));
+        if (!text::is_hex(ch))
+          nc_ok = false;
+        else
+          n = n * 16 + uint32_t(text::hex_value(ch));
       }
       c.nc = n;
     }
@@ -212,11 +235,10 @@ Result<Credentials, ValueError> parse_credentials(std::string_view value) {
   return c;
 }
 
-std::string digest_response(Algorithm a, Qop qop, std::string_view username,
-                            std::string_view realm, std::string_view password,
-                            std::string_view nonce, std::string_view nc_hex,
-                            std::string_view cnonce, std::string_view method,
-                            std::string_view uri, std::string_view body) {
+std::string digest_response(Algorithm a, Qop qop, std::string_view username, std::string_view realm,
+                            std::string_view password, std::string_view nonce,
+                            std::string_view nc_hex, std::string_view cnonce,
+                            std::string_view method, std::string_view uri, std::string_view body) {
   std::string a1;
   a1.append(username).append(":").append(realm).append(":").append(password);
   std::string ha1 = hash_hex(a, a1);
@@ -273,13 +295,20 @@ Result<std::string, ValueError> DigestClient::answer(const Challenge& ch,
 
 std::string_view verdict_name(Verdict v) {
   switch (v) {
-    case Verdict::Ok: return "ok";
-    case Verdict::Stale: return "stale";
-    case Verdict::BadNonce: return "bad_nonce";
-    case Verdict::Replay: return "replay";
-    case Verdict::WrongRealm: return "wrong_realm";
-    case Verdict::BadResponse: return "bad_response";
-    case Verdict::Unsupported: return "unsupported";
+    case Verdict::Ok:
+      return "ok";
+    case Verdict::Stale:
+      return "stale";
+    case Verdict::BadNonce:
+      return "bad_nonce";
+    case Verdict::Replay:
+      return "replay";
+    case Verdict::WrongRealm:
+      return "wrong_realm";
+    case Verdict::BadResponse:
+      return "bad_response";
+    case Verdict::Unsupported:
+      return "unsupported";
   }
   return "unknown";
 }

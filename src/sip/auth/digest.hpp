@@ -31,7 +31,7 @@ struct Challenge {
   bool has_opaque = false;
   Algorithm algorithm = Algorithm::Md5;
   bool stale = false;
-  bool qop_auth = false;      // qop options offered
+  bool qop_auth = false;  // qop options offered
   bool qop_auth_int = false;
 };
 Result<Challenge, ValueError> parse_challenge(std::string_view value);
@@ -80,17 +80,16 @@ class DigestClient {
 };
 
 // The response value of RFC 7616 §3.4.1, shared by both sides.
-std::string digest_response(Algorithm a, Qop qop, std::string_view username,
-                            std::string_view realm, std::string_view password,
-                            std::string_view nonce, std::string_view nc_hex,
-                            std::string_view cnonce, std::string_view method,
-                            std::string_view uri, std::string_view body);
+std::string digest_response(Algorithm a, Qop qop, std::string_view username, std::string_view realm,
+                            std::string_view password, std::string_view nonce,
+                            std::string_view nc_hex, std::string_view cnonce,
+                            std::string_view method, std::string_view uri, std::string_view body);
 
 enum class Verdict : uint8_t {
   Ok,
-  Stale,        // the nonce was ours but has expired: challenge again with stale=true
-  BadNonce,     // not a nonce we issued (forged or from another realm/secret)
-  Replay,       // nonce count not above the last one seen for this nonce
+  Stale,     // the nonce was ours but has expired: challenge again with stale=true
+  BadNonce,  // not a nonce we issued (forged or from another realm/secret)
+  Replay,    // nonce count not above the last one seen for this nonce
   WrongRealm,
   BadResponse,  // wrong password (counts towards bans)
   Unsupported,  // algorithm or qop we did not offer
@@ -101,12 +100,12 @@ class DigestServer {
  public:
   struct Options {
     std::string realm;
-    std::string secret;             // HMAC key for nonces; random when empty
-    int64_t nonce_lifetime = 300;   // seconds
+    std::string secret;                 // HMAC key for nonces; random when empty
+    int64_t nonce_lifetime = 300;       // seconds
     size_t max_tracked_nonces = 65536;  // bound of the replay table
     Algorithm algorithm = Algorithm::Md5;
     Qop qop = Qop::Auth;
-    std::function<int64_t()> now;   // seconds; the system clock when empty
+    std::function<int64_t()> now;  // seconds; the system clock when empty
   };
   explicit DigestServer(Options options);
 

@@ -1,6 +1,8 @@
 #pragma once
 // RFC 3261 §25.1 character classes and the small scanners the header parsers share.
 
+#include <array>
+#include <cstdint>
 #include <string_view>
 
 #include "base/text.hpp"
@@ -11,16 +13,83 @@ using text::is_alnum;
 using text::is_digit;
 using text::is_ws;
 
-// token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
-constexpr bool is_token_char(char c) {
-  if (is_alnum(c)) return true;
-  switch (c) {
-    case '-': case '.': case '!': case '%': case '*': case '_':
-    case '+': case '`': case '\'': case '~':
-      return true;
-    default:
-      return false;
+// Character classes as one table lookup each: these loops run over every byte we parse.
+enum CharClass : uint8_t {
+  kTokenChar =
+      1,  // token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
+  kNotInUri = 2,    // whitespace, controls, '<', '>', '"': never part of a URI
+  kHostChar = 4,    // alphanum / "-" / "." / "_" (hostname or IPv4 characters)
+  kParamName = 8,   // token chars plus the marks URI parameter names may carry
+  kValueStop = 16,  // ends an unquoted parameter value: ';' ',' SP HTAB '"' '<' '>'
+};
+
+constexpr std::array<uint8_t, 256> make_char_classes() {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    const char ch = static_cast<char>(c);
+    uint8_t v = 0;
+    if (text::is_alnum(ch)) v |= kTokenChar | kHostChar;
+    switch (ch) {
+      case '-':
+      case '.':
+      case '_':
+        v |= kTokenChar | kHostChar;
+        break;
+      case '!':
+      case '%':
+      case '*':
+      case '+':
+      case '`':
+      case '\'':
+      case '~':
+        v |= kTokenChar;
+        break;
+      case '<':
+      case '>':
+      case '"':
+      case ' ':
+      case '\t':
+        v |= kNotInUri;
+        break;
+      default:
+        break;
+    }
+    if (c < 0x20 || c == 0x7f) v |= kNotInUri;
+    if (v & kTokenChar) v |= kParamName;
+    switch (ch) {
+      case '[':
+      case ']':
+      case '/':
+      case ':':
+      case '&':
+      case '$':
+      case '(':
+      case ')':
+        v |= kParamName;
+        break;
+      case ';':
+      case ',':
+      case ' ':
+      case '\t':
+      case '"':
+      case '<':
+      case '>':
+        v |= kValueStop;
+        break;
+      default:
+        break;
+    }
+    t[size_t(c)] = v;
   }
+  return t;
+}
+inline constexpr std::array<uint8_t, 256> kCharClasses = make_char_classes();
+
+constexpr bool has_class(char c, CharClass k) {
+  return (kCharClasses[static_cast<unsigned char>(c)] & k) != 0;
+}
+constexpr bool is_token_char(char c) {
+  return has_class(c, kTokenChar);
 }
 
 constexpr bool is_token(std::string_view s) {
@@ -33,7 +102,8 @@ constexpr bool is_token(std::string_view s) {
 
 // Skips SP/HTAB (header values are unfolded before they reach here, so CRLF never appears).
 constexpr size_t skip_ws(std::string_view s, size_t i) {
-  while (i < s.size() && is_ws(s[i])) ++i;
+  while (i < s.size() && is_ws(s[i]))
+    ++i;
   return i;
 }
 

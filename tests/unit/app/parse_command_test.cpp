@@ -16,7 +16,8 @@ std::vector<nlohmann::json> lines_of(const std::string& out) {
   std::vector<nlohmann::json> v;
   std::istringstream in(out);
   std::string line;
-  while (std::getline(in, line)) v.push_back(nlohmann::json::parse(line));
+  while (std::getline(in, line))
+    v.push_back(nlohmann::json::parse(line));
   return v;
 }
 

@@ -104,9 +104,10 @@ TEST(Editor, SetUriForSipAlg) {
 }
 
 TEST(Editor, AddrSpecGetsBracketsWhenTheNewUriNeedsThem) {
-  Message m = parsed(crlf("REGISTER sip:r SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\n"
-                          "From: sip:u@r;tag=1\nTo: sip:u@r\nCall-ID: c\nCSeq: 1 REGISTER\n"
-                          "Contact: sip:u@10.0.0.1;expires=60\nContent-Length: 0\n\n"));
+  Message m =
+      parsed(crlf("REGISTER sip:r SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\n"
+                  "From: sip:u@r;tag=1\nTo: sip:u@r\nCall-ID: c\nCSeq: 1 REGISTER\n"
+                  "Contact: sip:u@10.0.0.1;expires=60\nContent-Length: 0\n\n"));
   Editor e(m);
   ASSERT_TRUE(e.set_uri(HeaderId::Contact, "sip:u@127.0.0.1;transport=tcp"));
   Message out = parsed(e.serialize());
@@ -132,9 +133,10 @@ TEST(Editor, BodyReplacementUpdatesContentLengthAndType) {
 }
 
 TEST(Editor, AddsContentLengthWhenAbsentAndUnfoldsFoldedFields) {
-  Message m = parsed(crlf("OPTIONS sip:x SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK9\n"
-                          "From: <sip:a@h>;tag=1\nTo: <sip:x>\nCall-ID: z\n"
-                          "CSeq: 3 OPTIONS\nSubject: one\n two\n\n"));
+  Message m =
+      parsed(crlf("OPTIONS sip:x SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK9\n"
+                  "From: <sip:a@h>;tag=1\nTo: <sip:x>\nCall-ID: z\n"
+                  "CSeq: 3 OPTIONS\nSubject: one\n two\n\n"));
   std::string out = Editor(m).serialize();
   EXPECT_NE(out.find("Content-Length: 0\r\n"), std::string::npos);
   EXPECT_NE(out.find("Subject: one two\r\n"), std::string::npos);

@@ -9,16 +9,26 @@ TEST(HeaderNames, LongAndCompactFormsCaseInsensitive) {
   EXPECT_EQ(header_id("call-id"), HeaderId::CallId);
   EXPECT_EQ(header_id("WWW-Authenticate"), HeaderId::WwwAuthenticate);
   const std::pair<char, HeaderId> compact[] = {
-      {'i', HeaderId::CallId},        {'m', HeaderId::Contact},
-      {'e', HeaderId::ContentEncoding}, {'l', HeaderId::ContentLength},
-      {'c', HeaderId::ContentType},   {'f', HeaderId::From},
-      {'s', HeaderId::Subject},       {'k', HeaderId::Supported},
-      {'t', HeaderId::To},            {'v', HeaderId::Via},
-      {'o', HeaderId::Event},         {'r', HeaderId::ReferTo},
-      {'b', HeaderId::ReferredBy},    {'u', HeaderId::AllowEvents},
-      {'x', HeaderId::SessionExpires}, {'a', HeaderId::AcceptContact},
-      {'j', HeaderId::RejectContact}, {'d', HeaderId::RequestDisposition},
-      {'y', HeaderId::Identity},      {'n', HeaderId::IdentityInfo},
+      {'i', HeaderId::CallId},
+      {'m', HeaderId::Contact},
+      {'e', HeaderId::ContentEncoding},
+      {'l', HeaderId::ContentLength},
+      {'c', HeaderId::ContentType},
+      {'f', HeaderId::From},
+      {'s', HeaderId::Subject},
+      {'k', HeaderId::Supported},
+      {'t', HeaderId::To},
+      {'v', HeaderId::Via},
+      {'o', HeaderId::Event},
+      {'r', HeaderId::ReferTo},
+      {'b', HeaderId::ReferredBy},
+      {'u', HeaderId::AllowEvents},
+      {'x', HeaderId::SessionExpires},
+      {'a', HeaderId::AcceptContact},
+      {'j', HeaderId::RejectContact},
+      {'d', HeaderId::RequestDisposition},
+      {'y', HeaderId::Identity},
+      {'n', HeaderId::IdentityInfo},
   };
   for (auto [c, id] : compact) {
     EXPECT_EQ(header_id(std::string(1, c)), id) << c;

@@ -10,18 +10,18 @@ namespace {
 using test::crlf;
 
 TEST(Message, LazyListHeadersCombineLinesInOrder) {
-  auto m = parse_message(crlf(
-      "SIP/2.0 200 OK\n"
-      "Via: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2\n"
-      "Via: SIP/2.0/TCP c;branch=z9hG4bK3\n"
-      "Record-Route: <sip:p1;lr>, <sip:p2;lr>\n"
-      "Record-Route: <sip:p3;lr>\n"
-      "From: <sip:a@h>;tag=1\nTo: <sip:b@h>;tag=2\nCall-ID: x\nCSeq: 1 INVITE\n"
-      "Contact: <sip:b@10.0.0.1>;expires=30\n"
-      "Expires: 120\nRetry-After: 30\nReason: SIP;cause=480;text=\"Gone\"\n"
-      "Supported: timer, 100rel\nSupported: replaces\nAllow: INVITE, ACK\n"
-      "Content-Type: application/sdp\n"
-      "Content-Length: 0\n\n"));
+  auto m =
+      parse_message(crlf("SIP/2.0 200 OK\n"
+                         "Via: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2\n"
+                         "Via: SIP/2.0/TCP c;branch=z9hG4bK3\n"
+                         "Record-Route: <sip:p1;lr>, <sip:p2;lr>\n"
+                         "Record-Route: <sip:p3;lr>\n"
+                         "From: <sip:a@h>;tag=1\nTo: <sip:b@h>;tag=2\nCall-ID: x\nCSeq: 1 INVITE\n"
+                         "Contact: <sip:b@10.0.0.1>;expires=30\n"
+                         "Expires: 120\nRetry-After: 30\nReason: SIP;cause=480;text=\"Gone\"\n"
+                         "Supported: timer, 100rel\nSupported: replaces\nAllow: INVITE, ACK\n"
+                         "Content-Type: application/sdp\n"
+                         "Content-Length: 0\n\n"));
   ASSERT_TRUE(m);
   EXPECT_EQ(m->top_via().host, "a");
   EXPECT_EQ(m->vias()->size(), 3u);
@@ -43,9 +43,9 @@ TEST(Message, LazyListHeadersCombineLinesInOrder) {
 }
 
 TEST(Message, AbsentOptionalHeadersAreNullopt) {
-  auto m = parse_message(crlf(
-      "BYE sip:a@h SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK9\nFrom: <sip:a@h>;tag=1\n"
-      "To: <sip:b@h>;tag=2\nCall-ID: y\nCSeq: 2 BYE\n\n"));
+  auto m = parse_message(
+      crlf("BYE sip:a@h SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK9\nFrom: <sip:a@h>;tag=1\n"
+           "To: <sip:b@h>;tag=2\nCall-ID: y\nCSeq: 2 BYE\n\n"));
   ASSERT_TRUE(m);
   EXPECT_FALSE(m->expires());
   EXPECT_FALSE(m->retry_after());

@@ -46,8 +46,8 @@ TEST(Contacts, StarListAndCommasInsideQuotes) {
   auto star = parse_contacts(" * ");
   ASSERT_TRUE(star);
   EXPECT_TRUE(star->star);
-  auto list = parse_contacts(
-      "\"Doe, John\" <sip:j@h1>;expires=60, <sip:k@h2;a=b>;q=0.5 , sip:l@h3");
+  auto list =
+      parse_contacts("\"Doe, John\" <sip:j@h1>;expires=60, <sip:k@h2;a=b>;q=0.5 , sip:l@h3");
   ASSERT_TRUE(list);
   ASSERT_EQ(list->items.size(), 3u);
   EXPECT_EQ(list->items[0].display_name_unquoted(), "Doe, John");

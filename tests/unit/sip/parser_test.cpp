@@ -55,11 +55,11 @@ TEST(Parser, ProviderInviteEagerFields) {
 }
 
 TEST(Parser, ResponseStatusLine) {
-  auto m = parse_message(crlf(
-      "SIP/2.0 486 Busy Here\n"
-      "Via: SIP/2.0/TCP 127.0.0.1:5080;branch=z9hG4bKx;received=127.0.0.3\n"
-      "From: <sip:a@127.0.0.1>;tag=1\nTo: <sip:b@127.0.0.1>;tag=2\n"
-      "Call-ID: c\nCSeq: 2 INVITE\nContent-Length: 0\n\n"));
+  auto m =
+      parse_message(crlf("SIP/2.0 486 Busy Here\n"
+                         "Via: SIP/2.0/TCP 127.0.0.1:5080;branch=z9hG4bKx;received=127.0.0.3\n"
+                         "From: <sip:a@127.0.0.1>;tag=1\nTo: <sip:b@127.0.0.1>;tag=2\n"
+                         "Call-ID: c\nCSeq: 2 INVITE\nContent-Length: 0\n\n"));
   ASSERT_TRUE(m);
   EXPECT_TRUE(m->is_response());
   EXPECT_EQ(m->status(), 486);
@@ -69,8 +69,9 @@ TEST(Parser, ResponseStatusLine) {
 }
 
 TEST(Parser, LeadingCrlfAndBareLfTolerated) {
-  std::string bare_lf = "\r\n\r\nOPTIONS sip:x SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK2\n"
-                        "From: <sip:a@h>;tag=1\nTo: <sip:x>\nCall-ID: c\nCSeq: 1 OPTIONS\n\n";
+  std::string bare_lf =
+      "\r\n\r\nOPTIONS sip:x SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK2\n"
+      "From: <sip:a@h>;tag=1\nTo: <sip:x>\nCall-ID: c\nCSeq: 1 OPTIONS\n\n";
   auto m = parse_message(bare_lf);
   ASSERT_TRUE(m) << m.error().reason;
   EXPECT_EQ(m->call_id(), "c");
@@ -164,16 +165,16 @@ TEST(Parser, MessageMovesKeepTheirViews) {
   Message moved = std::move(*m);
   std::vector<Message> many;
   many.push_back(std::move(moved));
-  for (int i = 0; i < 20; ++i) many.push_back(*parse_message(kOptions));
+  for (int i = 0; i < 20; ++i)
+    many.push_back(*parse_message(kOptions));
   EXPECT_EQ(many[0].call_id(), "40bb12f838738e5913c414c4dd7e210137c8da2fa8102e98aa28-0048-5988");
   EXPECT_EQ(many[0].top_via().host, "44.55.66.77");
 }
 
 TEST(Methods, NamesRoundTrip) {
   for (auto m : {Method::Invite, Method::Ack, Method::Bye, Method::Cancel, Method::Options,
-                 Method::Register, Method::Info, Method::Prack, Method::Update,
-                 Method::Subscribe, Method::Notify, Method::Refer, Method::Message,
-                 Method::Publish}) {
+                 Method::Register, Method::Info, Method::Prack, Method::Update, Method::Subscribe,
+                 Method::Notify, Method::Refer, Method::Message, Method::Publish}) {
     EXPECT_EQ(method_from(method_name(m)), m);
   }
   EXPECT_EQ(method_from("invite"), Method::Unknown);  // methods are case-sensitive

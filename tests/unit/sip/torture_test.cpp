@@ -20,19 +20,19 @@ struct Expect {
 // What each message must produce. Invalid messages a liberal element "may" accept are rejected
 // here: esg is at the edge and never guesses at ambiguous framing or request lines.
 const std::map<std::string, Expect> kExpected = {
-    {"wsinv", {-1}},      {"intmeth", {-1}},   {"esc01", {-1}},     {"escnull", {-1}},
-    {"esc02", {-1}},      {"lwsdisp", {-1}},   {"longreq", {-1}},   {"dblreq", {-1}},
-    {"semiuri", {-1}},    {"transports", {-1}}, {"mpart01", {-1}},  {"unreason", {-1}},
-    {"noreason", {-1}},   {"badinv01", {400}}, {"clerr", {400}},    {"ncl", {400}},
-    {"scalar02", {400}},  {"scalarlg", {0}},   {"quotbal", {400}},  {"ltgtruri", {400}},
-    {"lwsruri", {400}},   {"lwsstart", {400}}, {"trws", {400}},     {"escruri", {400}},
-    {"baddate", {-1}},    {"regbadct", {400}}, {"badaspec", {400}}, {"baddn", {400}},
-    {"badvers", {505}},   {"mismatch01", {400}}, {"mismatch02", {501}}, {"bigcode", {0}},
-    {"badbranch", {-1}},  {"insuf", {400}},    {"unkscm", {416}},   {"novelsc", {416}},
-    {"unksm2", {-1}},     {"bext01", {-1}},    {"invut", {-1}},     {"regaut01", {-1}},
-    {"multi01", {400}},   {"mcl01", {400}},    {"bcast", {-1}},     {"zeromf", {-1}},
-    {"cparam01", {-1}},   {"cparam02", {-1}},  {"regescrt", {-1}},  {"sdp01", {-1}},
-    {"inv2543", {-1}},    {"test", {400}},
+    {"wsinv", {-1}},     {"intmeth", {-1}},     {"esc01", {-1}},       {"escnull", {-1}},
+    {"esc02", {-1}},     {"lwsdisp", {-1}},     {"longreq", {-1}},     {"dblreq", {-1}},
+    {"semiuri", {-1}},   {"transports", {-1}},  {"mpart01", {-1}},     {"unreason", {-1}},
+    {"noreason", {-1}},  {"badinv01", {400}},   {"clerr", {400}},      {"ncl", {400}},
+    {"scalar02", {400}}, {"scalarlg", {0}},     {"quotbal", {400}},    {"ltgtruri", {400}},
+    {"lwsruri", {400}},  {"lwsstart", {400}},   {"trws", {400}},       {"escruri", {400}},
+    {"baddate", {-1}},   {"regbadct", {400}},   {"badaspec", {400}},   {"baddn", {400}},
+    {"badvers", {505}},  {"mismatch01", {400}}, {"mismatch02", {501}}, {"bigcode", {0}},
+    {"badbranch", {-1}}, {"insuf", {400}},      {"unkscm", {416}},     {"novelsc", {416}},
+    {"unksm2", {-1}},    {"bext01", {-1}},      {"invut", {-1}},       {"regaut01", {-1}},
+    {"multi01", {400}},  {"mcl01", {400}},      {"bcast", {-1}},       {"zeromf", {-1}},
+    {"cparam01", {-1}},  {"cparam02", {-1}},    {"regescrt", {-1}},    {"sdp01", {-1}},
+    {"inv2543", {-1}},   {"test", {400}},
 };
 
 TEST(Torture, ManifestListsExactlyTheMessagesWeCheck) {
@@ -47,7 +47,8 @@ TEST(Torture, ManifestListsExactlyTheMessagesWeCheck) {
     pos = eol == std::string::npos ? manifest.size() : eol + 1;
   }
   EXPECT_EQ(names.size(), kExpected.size());
-  for (const auto& n : names) EXPECT_TRUE(kExpected.count(n)) << n;
+  for (const auto& n : names)
+    EXPECT_TRUE(kExpected.count(n)) << n;
 }
 
 class TortureCase : public ::testing::TestWithParam<std::string> {};
@@ -70,7 +71,8 @@ TEST_P(TortureCase, HandledAsTheManifestSays) {
 
 INSTANTIATE_TEST_SUITE_P(Rfc4475, TortureCase, ::testing::ValuesIn([] {
                            std::vector<std::string> v;
-                           for (const auto& [k, _] : kExpected) v.push_back(k);
+                           for (const auto& [k, _] : kExpected)
+                             v.push_back(k);
                            return v;
                          }()),
                          [](const auto& info) { return info.param; });

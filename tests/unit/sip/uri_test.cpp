@@ -60,7 +60,9 @@ TEST(Uri, Unescape) {
   EXPECT_EQ(unescape("%4"), "%4");
 }
 
-bool eq(const char* a, const char* b) { return uri_equal(*parse_uri(a), *parse_uri(b)); }
+bool eq(const char* a, const char* b) {
+  return uri_equal(*parse_uri(a), *parse_uri(b));
+}
 
 // RFC 3261 §19.1.4's examples of equal and unequal URIs.
 TEST(UriEqual, Rfc3261EquivalentPairs) {

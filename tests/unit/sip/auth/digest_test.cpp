@@ -17,14 +17,14 @@ TEST(DigestResponse, Rfc2617Example) {
 TEST(DigestResponse, Rfc7616ExamplesMd5AndSha256) {
   const char* nonce = "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v";
   const char* cnonce = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
-  EXPECT_EQ(digest_response(Algorithm::Md5, Qop::Auth, "Mufasa", "http-auth@example.org",
-                            "Circle of Life", nonce, "00000001", cnonce, "GET",
-                            "/dir/index.html", ""),
-            "8ca523f5e9506fed4657c9700eebdbec");
-  EXPECT_EQ(digest_response(Algorithm::Sha256, Qop::Auth, "Mufasa", "http-auth@example.org",
-                            "Circle of Life", nonce, "00000001", cnonce, "GET",
-                            "/dir/index.html", ""),
-            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
+  EXPECT_EQ(
+      digest_response(Algorithm::Md5, Qop::Auth, "Mufasa", "http-auth@example.org",
+                      "Circle of Life", nonce, "00000001", cnonce, "GET", "/dir/index.html", ""),
+      "8ca523f5e9506fed4657c9700eebdbec");
+  EXPECT_EQ(
+      digest_response(Algorithm::Sha256, Qop::Auth, "Mufasa", "http-auth@example.org",
+                      "Circle of Life", nonce, "00000001", cnonce, "GET", "/dir/index.html", ""),
+      "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
 }
 
 TEST(DigestResponse, Rfc2069FormWithoutQop) {
@@ -39,8 +39,8 @@ TEST(DigestResponse, Rfc2069FormWithoutQop) {
 TEST(DigestResponse, SessAndAuthIntChangeTheAnswer) {
   auto base = digest_response(Algorithm::Sha256, Qop::Auth, "u", "r", "p", "n", "00000001", "c",
                               "INVITE", "sip:x", "body");
-  EXPECT_NE(base, digest_response(Algorithm::Sha256Sess, Qop::Auth, "u", "r", "p", "n",
-                                  "00000001", "c", "INVITE", "sip:x", "body"));
+  EXPECT_NE(base, digest_response(Algorithm::Sha256Sess, Qop::Auth, "u", "r", "p", "n", "00000001",
+                                  "c", "INVITE", "sip:x", "body"));
   auto with_int = digest_response(Algorithm::Sha256, Qop::AuthInt, "u", "r", "p", "n", "00000001",
                                   "c", "INVITE", "sip:x", "body");
   EXPECT_NE(base, with_int);
@@ -92,8 +92,8 @@ TEST(ParseCredentials, ReadsEveryField) {
 
 TEST(DigestClient, AnswersAChallengeTheServerAccepts) {
   int64_t now = 1000;
-  DigestServer server({"esg.example", "secret", 300, 100, Algorithm::Md5, Qop::Auth,
-                       [&] { return now; }});
+  DigestServer server(
+      {"esg.example", "secret", 300, 100, Algorithm::Md5, Qop::Auth, [&] { return now; }});
   DigestClient client([] { return std::string("0a4f113b"); });
   auto challenge = parse_challenge(server.challenge());
   ASSERT_TRUE(challenge);
@@ -136,8 +136,8 @@ TEST(DigestServer, WrongPasswordTamperedNonceAndOtherRealm) {
   auto tampered = parse_credentials(*client.answer(forged, {"u", "p", "INVITE", "sip:r", ""}));
   EXPECT_EQ(server.verify(*tampered, "INVITE", "p"), Verdict::BadNonce);
 
-  DigestServer other({"r", "another-secret", 300, 100, Algorithm::Sha256, Qop::Auth,
-                      [&] { return now; }});
+  DigestServer other(
+      {"r", "another-secret", 300, 100, Algorithm::Sha256, Qop::Auth, [&] { return now; }});
   auto good = parse_credentials(*client.answer(*ch, {"u", "p", "INVITE", "sip:r", ""}));
   EXPECT_EQ(other.verify(*good, "INVITE", "p"), Verdict::BadNonce);
 
