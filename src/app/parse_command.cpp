@@ -106,6 +106,19 @@ json describe_message(std::string_view bytes, bool stream) {
   j["to"] = name_addr_json(m.to());
   if (m.header(sip::HeaderId::Contact)) {
     auto contacts = m.contacts();
+    if (!contacts) {
+      // A server reading this Contact (registrar, dialog layer) answers 400.
+      sip::ParseError e;
+      e.code = sip::Errc::BadHeaderValue;
+      e.reason = "Malformed Contact";
+      e.detail = contacts.error().what;
+      const sip::HeaderField* h = m.header(sip::HeaderId::Contact);
+      const std::string_view all = m.bytes();
+      const bool inside =
+          h->value.data() >= all.data() && h->value.data() < all.data() + all.size();
+      e.offset = inside ? size_t(h->value.data() - all.data()) + contacts.error().offset : 0;
+      return error_json(e);
+    }
     if (contacts->star) {
       j["contacts"] = "*";
     } else {

@@ -1,10 +1,12 @@
 #pragma once
 // A SIP message (RFC 3261 §7) that owns its bytes and hands out views into them.
 //
-// The fields transactions and dialogs need on every message (top Via, From, To, Call-ID, CSeq,
-// Max-Forwards, Content-Length) are parsed and validated eagerly; everything else is parsed on
-// first use by accessors that return a Result. Header values are views into the buffer; a value
-// that was folded over several lines is unfolded once into a side store.
+// The fields transactions and dialogs need on every message (Request-URI, top Via, From, To,
+// Call-ID, CSeq, Max-Forwards, Content-Length) are parsed and validated eagerly; everything else
+// (Contact, the other Vias, Route...) is parsed on first use by accessors that return a Result,
+// and whoever reads a malformed one answers 400 (RFC 4475 §3.1.2.13 for Contact). Header values are
+// views into the buffer; a value that was folded over several lines is unfolded once into a side
+// store.
 
 #include <cstdint>
 #include <forward_list>

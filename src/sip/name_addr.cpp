@@ -85,6 +85,26 @@ Result<NameAddr, ValueError> parse_name_addr(std::string_view value) {
   return na;
 }
 
+Result<void, ValueError> validate_contacts(std::string_view value) {
+  if (text::trim(value) == "*") return {};
+  ValueError error{};
+  bool ok = true;
+  bool well_formed = for_each_value(value, [&](std::string_view item, size_t offset) {
+    if (!ok) return;
+    auto na = item.empty()
+                  ? Result<NameAddr, ValueError>(unexpected(ValueError{"empty value in list", 0}))
+                  : parse_name_addr(item);
+    if (!na) {
+      ok = false;
+      error = na.error();
+      error.offset += offset;
+    }
+  });
+  if (!well_formed) return fail("unterminated quoted string", 0);
+  if (!ok) return unexpected(error);
+  return {};
+}
+
 Result<ContactList, ValueError> parse_contacts(std::string_view value) {
   ContactList list;
   std::string_view trimmed = text::trim(value);

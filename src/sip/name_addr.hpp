@@ -38,6 +38,8 @@ struct ContactList {
   std::vector<NameAddr> items;
 };
 Result<ContactList, ValueError> parse_contacts(std::string_view value);
+// The same checks as parse_contacts, without building the list.
+Result<void, ValueError> validate_contacts(std::string_view value);
 // Route, Record-Route, Path...: one or more name-addr values.
 Result<std::vector<NameAddr>, ValueError> parse_name_addr_list(std::string_view value);
 
@@ -49,6 +51,11 @@ namespace esg::sip {
 
 template <typename F>
 bool for_each_value(std::string_view value, F&& f) {
+  // Fast path: no comma and no quote means one value.
+  if (value.find(',') == std::string_view::npos && value.find('"') == std::string_view::npos) {
+    f(text::trim(value), size_t(0));
+    return true;
+  }
   size_t start = 0;
   while (true) {
     size_t comma = detail::find_top_level(value, ',', start);

