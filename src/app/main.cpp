@@ -102,10 +102,7 @@ int cmd_run(const std::vector<std::string>& args) {
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
+int dispatch(std::vector<std::string> args) {
   if (args.empty()) {
     usage(std::cerr);
     return 2;
@@ -126,4 +123,16 @@ int main(int argc, char** argv) {
   std::cerr << "esg: unknown command " << cmd << "\n";
   usage(std::cerr);
   return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return dispatch(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const std::exception& e) {
+    // Start-up only: the per-message path returns errors as values.
+    std::cerr << "esg: " << e.what() << "\n";
+    return 2;
+  }
 }

@@ -15,7 +15,7 @@ using text::iequals;
 
 namespace {
 
-constexpr std::array<std::string_view, size_t(HeaderId::kCount)> kNames = {
+constexpr std::array<std::string_view, kHeaderIdCount> kNames = {
     "",
     "Accept",
     "Accept-Contact",

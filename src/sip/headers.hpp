@@ -52,8 +52,8 @@ enum class HeaderId : uint8_t {
   UserAgent,
   Via,  // v
   WwwAuthenticate,
-  kCount
 };
+inline constexpr size_t kHeaderIdCount = size_t(HeaderId::WwwAuthenticate) + 1;
 
 // Case-insensitive lookup of a header name, compact forms included.
 HeaderId header_id(std::string_view name);

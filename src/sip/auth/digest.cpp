@@ -28,8 +28,8 @@ const EVP_MD* md_of(Algorithm a) {
     case Algorithm::Sha256:
     case Algorithm::Sha256Sess:
       return EVP_sha256();
-    case Algorithm::Sha512_256:
-    case Algorithm::Sha512_256Sess:
+    case Algorithm::Sha512Trunc256:
+    case Algorithm::Sha512Trunc256Sess:
       return EVP_sha512_256();
   }
   return EVP_md5();
@@ -115,8 +115,8 @@ std::optional<Algorithm> algorithm_from(std::string_view name) {
   if (iequals(name, "MD5-sess")) return Algorithm::Md5Sess;
   if (iequals(name, "SHA-256")) return Algorithm::Sha256;
   if (iequals(name, "SHA-256-sess")) return Algorithm::Sha256Sess;
-  if (iequals(name, "SHA-512-256")) return Algorithm::Sha512_256;
-  if (iequals(name, "SHA-512-256-sess")) return Algorithm::Sha512_256Sess;
+  if (iequals(name, "SHA-512-256")) return Algorithm::Sha512Trunc256;
+  if (iequals(name, "SHA-512-256-sess")) return Algorithm::Sha512Trunc256Sess;
   return std::nullopt;
 }
 
@@ -130,16 +130,16 @@ std::string_view algorithm_name(Algorithm a) {
       return "SHA-256";
     case Algorithm::Sha256Sess:
       return "SHA-256-sess";
-    case Algorithm::Sha512_256:
+    case Algorithm::Sha512Trunc256:
       return "SHA-512-256";
-    case Algorithm::Sha512_256Sess:
+    case Algorithm::Sha512Trunc256Sess:
       return "SHA-512-256-sess";
   }
   return "MD5";
 }
 
 bool is_sess(Algorithm a) {
-  return a == Algorithm::Md5Sess || a == Algorithm::Sha256Sess || a == Algorithm::Sha512_256Sess;
+  return a == Algorithm::Md5Sess || a == Algorithm::Sha256Sess || a == Algorithm::Sha512Trunc256Sess;
 }
 
 std::string hash_hex(Algorithm a, std::string_view data) {

@@ -14,14 +14,13 @@ using text::is_digit;
 using text::is_ws;
 
 // Character classes as one table lookup each: these loops run over every byte we parse.
-enum CharClass : uint8_t {
-  kTokenChar =
-      1,  // token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
-  kNotInUri = 2,    // whitespace, controls, '<', '>', '"': never part of a URI
-  kHostChar = 4,    // alphanum / "-" / "." / "_" (hostname or IPv4 characters)
-  kParamName = 8,   // token chars plus the marks URI parameter names may carry
-  kValueStop = 16,  // ends an unquoted parameter value: ';' ',' SP HTAB '"' '<' '>'
-};
+using CharClass = uint8_t;
+// token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
+inline constexpr CharClass kTokenChar = 1;
+inline constexpr CharClass kNotInUri = 2;    // whitespace, controls, '<', '>', '"'
+inline constexpr CharClass kHostChar = 4;    // alphanum / "-" / "." / "_"
+inline constexpr CharClass kParamName = 8;   // token chars plus the marks URI parameters carry
+inline constexpr CharClass kValueStop = 16;  // ends an unquoted parameter value: ; , SP HTAB " < >
 
 constexpr std::array<uint8_t, 256> make_char_classes() {
   std::array<uint8_t, 256> t{};
