@@ -1,6 +1,7 @@
 #include "sip/name_addr.hpp"
 
 #include "sip/detail/lex.hpp"
+#include "sip/headers.hpp"
 #include "sip/params.hpp"
 
 namespace esg::sip {
@@ -23,6 +24,34 @@ std::optional<std::string_view> NameAddr::param(std::string_view name) const {
 
 std::string NameAddr::display_name_unquoted() const {
   return unquote(display_name);
+}
+
+std::optional<Result<uint32_t, ValueError>> NameAddr::expires() const {
+  auto v = param("expires");
+  if (!v) return std::nullopt;
+  return parse_delta_seconds(*v);
+}
+
+std::optional<Result<uint16_t, ValueError>> NameAddr::q() const {
+  auto v = param("q");
+  if (!v) return std::nullopt;
+  const std::string_view s = *v;
+  if (s.empty() || (s[0] != '0' && s[0] != '1')) {
+    return unexpected(ValueError{"q must be between 0 and 1", 0});
+  }
+  const bool zero = s[0] == '0';
+  uint16_t thousandths = zero ? 0 : 1000;
+  if (s.size() > 1) {
+    if (s[1] != '.' || s.size() > 5) return unexpected(ValueError{"q has at most 3 decimals", 1});
+    uint16_t scale = 100;
+    for (size_t i = 2; i < s.size(); ++i, scale /= 10) {
+      if (!text::is_digit(s[i]) || (!zero && s[i] != '0')) {
+        return unexpected(ValueError{"q must be between 0 and 1", i});
+      }
+      thousandths = static_cast<uint16_t>(thousandths + (s[i] - '0') * scale);
+    }
+  }
+  return thousandths;
 }
 
 Result<NameAddr, ValueError> parse_name_addr(std::string_view value) {

@@ -2,6 +2,7 @@
 // name-addr / addr-spec with header parameters: From, To, Contact, Route, Record-Route,
 // Refer-To, P-Asserted-Identity... (RFC 3261 §20.10, §25.1).
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,12 @@ struct NameAddr {
   std::optional<std::string_view> param(std::string_view name) const;
   std::string_view tag() const { return param("tag").value_or(std::string_view{}); }
   std::string display_name_unquoted() const;
+
+  // Contact parameters (RFC 3261 §20.10), nullopt when absent.
+  // expires: delta-seconds, saturating at 2^32-1 (RFC 4475 §3.1.2.4).
+  std::optional<Result<uint32_t, ValueError>> expires() const;
+  // q: qvalue = ("0" ["." 0*3DIGIT]) / ("1" ["." 0*3("0")]), in thousandths ("0.5" is 500).
+  std::optional<Result<uint16_t, ValueError>> q() const;
 };
 
 Result<NameAddr, ValueError> parse_name_addr(std::string_view value);

@@ -58,6 +58,25 @@ TEST(Contacts, StarListAndCommasInsideQuotes) {
   EXPECT_FALSE(parse_contacts("\"unterminated <sip:a@b>"));
 }
 
+TEST(Contacts, ExpiresAndQParameters) {
+  auto c = parse_name_addr("<sip:a@h>;expires=280297596632815;q=0.25");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(**c->expires(), UINT32_MAX);  // saturates, never wraps
+  EXPECT_EQ(**c->q(), 250);
+  auto one = parse_name_addr("<sip:a@h>;q=1.000;expires=60");
+  EXPECT_EQ(**one->q(), 1000);
+  EXPECT_EQ(**one->expires(), 60u);
+  EXPECT_FALSE(parse_name_addr("<sip:a@h>")->q());
+  for (const char* bad : {"<sip:a@h>;q=1.5", "<sip:a@h>;q=2", "<sip:a@h>;q=0.1234",
+                          "<sip:a@h>;q=.5", "<sip:a@h>;q=0,5"}) {
+    auto na = parse_name_addr(bad);
+    if (!na) continue;  // rejected already by the parameter syntax
+    ASSERT_TRUE(na->q()) << bad;
+    EXPECT_FALSE(*na->q()) << bad;
+  }
+  EXPECT_FALSE(*parse_name_addr("<sip:a@h>;expires=soon")->expires());
+}
+
 TEST(NameAddrList, RouteSet) {
   auto routes = parse_name_addr_list("<sip:p1.example;lr>,<sip:p2.example;lr>");
   ASSERT_TRUE(routes);
