@@ -76,6 +76,18 @@ int cmd_run(const std::vector<std::string>& args) {
     std::cerr << "esg: config error: " << e.what() << "\n";
     return 2;
   }
+  // Block SIGTERM/SIGINT before saying "ready" so a signal sent right after is not lost, then
+  // wait for one with sigsuspend (no busy loop, no race between the check and the wait).
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  sigset_t stop_signals, previous;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigprocmask(SIG_BLOCK, &stop_signals, &previous);
   fmt::print("esg {} instance srvidx={} roleid={} node={} domain={}\n", kVersion,
              config.instance.srvidx, config.instance.roleid, config.instance.node,
              config.instance.domain);
@@ -88,16 +100,11 @@ int cmd_run(const std::vector<std::string>& args) {
                                                          : std::string("postgres"));
   fmt::print("ready; stop with SIGTERM or Ctrl-C\n");
   std::fflush(stdout);
-  // Wait for SIGTERM/SIGINT without busy looping.
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
-  sigset_t none;
-  sigemptyset(&none);
+  sigset_t wait_mask = previous;
+  sigdelset(&wait_mask, SIGTERM);
+  sigdelset(&wait_mask, SIGINT);
   while (!g_stop)
-    sigsuspend(&none);
+    sigsuspend(&wait_mask);
   fmt::print("stopping\n");
   return 0;
 }

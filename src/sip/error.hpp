@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/result.hpp"
+
 namespace esg::sip {
 
 enum class Errc : uint8_t {
@@ -51,5 +53,11 @@ struct ValueError {
   const char* what = "malformed";
   size_t offset = 0;
 };
+
+namespace detail {
+inline Unexpected<ValueError> fail(const char* what, size_t offset) {
+  return unexpected(ValueError{what, offset});
+}
+}  // namespace detail
 
 }  // namespace esg::sip

@@ -8,6 +8,8 @@
 
 namespace esg::sip {
 
+using detail::fail;
+
 using detail::is_token;
 using detail::is_token_char;
 using detail::skip_ws;
@@ -102,10 +104,6 @@ HeaderId compact(char c) {
     default:
       return HeaderId::Other;
   }
-}
-
-Unexpected<ValueError> fail(const char* what, size_t offset) {
-  return unexpected(ValueError{what, offset});
 }
 
 // Open-addressed table keyed by length and the first and last letters (case-folded): a lookup

@@ -6,17 +6,13 @@
 
 namespace esg::sip {
 
+using detail::fail;
+
 using detail::is_token_char;
 using detail::skip_quoted;
 using detail::skip_ws;
 
-namespace {
-
-Unexpected<ValueError> fail(const char* what, size_t offset) {
-  return unexpected(ValueError{what, offset});
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::optional<std::string_view> NameAddr::param(std::string_view name) const {
   return find_param(params, name);
@@ -114,53 +110,15 @@ Result<NameAddr, ValueError> parse_name_addr(std::string_view value) {
   return na;
 }
 
-Result<void, ValueError> validate_contacts(std::string_view value) {
-  if (text::trim(value) == "*") return {};
-  ValueError error{};
-  bool ok = true;
-  bool well_formed = for_each_value(value, [&](std::string_view item, size_t offset) {
-    if (!ok) return;
-    auto na = item.empty()
-                  ? Result<NameAddr, ValueError>(unexpected(ValueError{"empty value in list", 0}))
-                  : parse_name_addr(item);
-    if (!na) {
-      ok = false;
-      error = na.error();
-      error.offset += offset;
-    }
-  });
-  if (!well_formed) return fail("unterminated quoted string", 0);
-  if (!ok) return unexpected(error);
-  return {};
-}
-
 Result<ContactList, ValueError> parse_contacts(std::string_view value) {
   ContactList list;
-  std::string_view trimmed = text::trim(value);
-  if (trimmed == "*") {
+  if (text::trim(value) == "*") {
     list.star = true;
     return list;
   }
-  ValueError error{};
-  bool ok = true;
-  bool well_formed = for_each_value(value, [&](std::string_view item, size_t offset) {
-    if (!ok) return;
-    if (item.empty()) {
-      ok = false;
-      error = ValueError{"empty value in list", offset};
-      return;
-    }
-    auto na = parse_name_addr(item);
-    if (!na) {
-      ok = false;
-      error = na.error();
-      error.offset += offset;
-      return;
-    }
-    list.items.push_back(*na);
-  });
-  if (!well_formed) return fail("unterminated quoted string", 0);
-  if (!ok) return unexpected(error);
+  auto items = parse_list<NameAddr>(value, parse_name_addr);
+  if (!items) return unexpected(items.error());
+  list.items = std::move(*items);
   return list;
 }
 

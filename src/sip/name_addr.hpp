@@ -39,14 +39,17 @@ Result<NameAddr, ValueError> parse_name_addr(std::string_view value);
 template <typename F>
 bool for_each_value(std::string_view value, F&& f);
 
+// Parses each comma-separated value of `value` with `parse` (which returns Result<T, ValueError>);
+// empty values and unterminated quotes are errors, offsets are relative to `value`.
+template <typename T, typename ParseFn>
+Result<std::vector<T>, ValueError> parse_list(std::string_view value, ParseFn parse);
+
 // Contact: "*" or a list of name-addr values.
 struct ContactList {
   bool star = false;
   std::vector<NameAddr> items;
 };
 Result<ContactList, ValueError> parse_contacts(std::string_view value);
-// The same checks as parse_contacts, without building the list.
-Result<void, ValueError> validate_contacts(std::string_view value);
 // Route, Record-Route, Path...: one or more name-addr values.
 Result<std::vector<NameAddr>, ValueError> parse_name_addr_list(std::string_view value);
 
@@ -85,6 +88,32 @@ bool for_each_value(std::string_view value, F&& f) {
     f(text::trim(value.substr(start, comma - start)), start);
     start = comma + 1;
   }
+}
+
+template <typename T, typename ParseFn>
+Result<std::vector<T>, ValueError> parse_list(std::string_view value, ParseFn parse) {
+  std::vector<T> out;
+  ValueError error{};
+  bool ok = true;
+  const bool well_formed = for_each_value(value, [&](std::string_view item, size_t offset) {
+    if (!ok) return;
+    if (item.empty()) {
+      ok = false;
+      error = ValueError{"empty value in list", offset};
+      return;
+    }
+    auto r = parse(item);
+    if (!r) {
+      ok = false;
+      error = r.error();
+      error.offset += offset;
+      return;
+    }
+    out.push_back(std::move(*r));
+  });
+  if (!well_formed) return unexpected(ValueError{"unterminated quoted string", 0});
+  if (!ok) return unexpected(error);
+  return out;
 }
 
 }  // namespace esg::sip

@@ -5,6 +5,8 @@
 
 namespace esg::sip {
 
+using detail::fail;
+
 using text::iequals;
 using text::is_alnum;
 using text::is_alpha;
@@ -12,10 +14,6 @@ using text::is_digit;
 using text::is_hex;
 
 namespace {
-
-Unexpected<ValueError> fail(const char* what, size_t offset) {
-  return unexpected(ValueError{what, offset});
-}
 
 HostType classify_host(std::string_view h) {
   if (h.empty()) return HostType::None;

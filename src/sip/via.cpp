@@ -6,14 +6,12 @@
 
 namespace esg::sip {
 
+using detail::fail;
+
 using detail::is_token_char;
 using detail::skip_ws;
 
 namespace {
-
-Unexpected<ValueError> fail(const char* what, size_t offset) {
-  return unexpected(ValueError{what, offset});
-}
 
 // Reads a token at `i` (after LWS); returns its end or npos when there is none.
 size_t read_token(std::string_view s, size_t i, std::string_view& out) {
@@ -109,23 +107,7 @@ Result<Via, ValueError> parse_via(std::string_view value) {
 }
 
 Result<std::vector<Via>, ValueError> parse_via_list(std::string_view value) {
-  std::vector<Via> out;
-  ValueError error{};
-  bool ok = true;
-  bool well_formed = for_each_value(value, [&](std::string_view item, size_t offset) {
-    if (!ok) return;
-    auto via = parse_via(item);
-    if (!via) {
-      ok = false;
-      error = via.error();
-      error.offset += offset;
-      return;
-    }
-    out.push_back(*via);
-  });
-  if (!well_formed) return fail("unterminated quoted string", 0);
-  if (!ok) return unexpected(error);
-  return out;
+  return parse_list<Via>(value, parse_via);
 }
 
 }  // namespace esg::sip
