@@ -139,7 +139,8 @@ std::string_view algorithm_name(Algorithm a) {
 }
 
 bool is_sess(Algorithm a) {
-  return a == Algorithm::Md5Sess || a == Algorithm::Sha256Sess || a == Algorithm::Sha512Trunc256Sess;
+  return a == Algorithm::Md5Sess || a == Algorithm::Sha256Sess ||
+         a == Algorithm::Sha512Trunc256Sess;
 }
 
 std::string hash_hex(Algorithm a, std::string_view data) {

@@ -16,7 +16,14 @@
 
 namespace esg::sip::auth {
 
-enum class Algorithm : uint8_t { Md5, Md5Sess, Sha256, Sha256Sess, Sha512Trunc256, Sha512Trunc256Sess };
+enum class Algorithm : uint8_t {
+  Md5,
+  Md5Sess,
+  Sha256,
+  Sha256Sess,
+  Sha512Trunc256,
+  Sha512Trunc256Sess
+};
 std::optional<Algorithm> algorithm_from(std::string_view name);  // absent name means MD5
 std::string_view algorithm_name(Algorithm a);
 bool is_sess(Algorithm a);

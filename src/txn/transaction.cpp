@@ -1,0 +1,63 @@
+#include "txn/transaction.hpp"
+
+namespace esg::txn {
+
+std::string_view state_name(State s) {
+  switch (s) {
+    case State::Calling:
+      return "Calling";
+    case State::Trying:
+      return "Trying";
+    case State::Proceeding:
+      return "Proceeding";
+    case State::Completed:
+      return "Completed";
+    case State::Confirmed:
+      return "Confirmed";
+    case State::Accepted:
+      return "Accepted";
+    case State::Terminated:
+      return "Terminated";
+  }
+  return "?";
+}
+
+Transaction::Transaction(Timers& timers, const TimerConfig& config, Channel channel, State initial)
+    : config_(config), timers_(timers), channel_(std::move(channel)), state_(initial) {}
+
+// Stopping every timer here is what makes `this` safe to capture in timer callbacks.
+Transaction::~Transaction() {
+  for (auto& id : ids_) {
+    if (id) timers_.stop(id);
+  }
+}
+
+void Transaction::start_timer(Timer t, Millis after) {
+  stop_timer(t);
+  ids_[size_t(t)] = timers_.start(after, [this, t] {
+    ids_[size_t(t)] = 0;
+    on_timer(t);
+  });
+}
+
+void Transaction::stop_timer(Timer t) {
+  auto& id = ids_[size_t(t)];
+  if (id) timers_.stop(id);
+  id = 0;
+}
+
+void Transaction::terminate() {
+  if (state_ == State::Terminated) return;
+  state_ = State::Terminated;
+  for (size_t i = 0; i < ids_.size(); ++i)
+    stop_timer(static_cast<Timer>(i));
+  if (on_terminated_) on_terminated_();
+}
+
+void Transaction::terminate_and(const std::function<void()>& notify) {
+  auto copy = notify;  // `notify` may live in this transaction's user, which terminate() may free
+  terminate();
+  if (copy) copy();
+}
+
+}  // namespace esg::txn

@@ -1,0 +1,167 @@
+#pragma once
+// The four transaction machines of RFC 3261 §17, with RFC 6026's Accepted state. States and
+// timers are named as in the RFC. A machine never deletes itself: it reports Terminated and the
+// layer that owns it deletes it outside its callbacks.
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "sip/message.hpp"
+#include "txn/timers.hpp"
+
+namespace esg::txn {
+
+// How a transaction reaches its peer: the socket or connection of its request.
+struct Channel {
+  bool reliable = false;                       // TCP/TLS: the transport retransmits, we do not
+  std::function<bool(std::string_view)> send;  // false: transport error (§17.1.4, §17.2.4)
+};
+
+enum class State : uint8_t {
+  Calling,
+  Trying,
+  Proceeding,
+  Completed,
+  Confirmed,
+  Accepted,  // RFC 6026 §7.1 and §7.2
+  Terminated,
+};
+std::string_view state_name(State s);
+
+enum class Timer : uint8_t { A, B, D, E, F, G, H, I, J, K, L, M, Trying, kCount };
+
+class Transaction {
+ public:
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  virtual ~Transaction();
+
+  State state() const { return state_; }
+  bool terminated() const { return state_ == State::Terminated; }
+  // Called once, when the machine reaches Terminated.
+  void set_on_terminated(std::function<void()> f) { on_terminated_ = std::move(f); }
+
+ protected:
+  Transaction(Timers& timers, const TimerConfig& config, Channel channel, State initial);
+
+  void start_timer(Timer t, Millis after);
+  void stop_timer(Timer t);
+  bool timer_running(Timer t) const { return ids_[size_t(t)] != 0; }
+  bool transmit(std::string_view bytes) { return channel_.send && channel_.send(bytes); }
+  bool reliable() const { return channel_.reliable; }
+  void set_state(State s) { state_ = s; }
+  void terminate();
+  // Terminates and then tells the user, who may be waiting on this transaction's callbacks.
+  void terminate_and(const std::function<void()>& notify);
+  virtual void on_timer(Timer t) = 0;
+
+  const TimerConfig& config_;
+
+ private:
+  Timers& timers_;
+  Channel channel_;
+  State state_;
+  std::array<Timers::Id, size_t(Timer::kCount)> ids_{};
+  std::function<void()> on_terminated_;
+};
+
+// What a client transaction tells its user (the TU).
+struct ClientUser {
+  std::function<void(const sip::Message&)> on_response;
+  // No final response: 408 on Timer B/F, 503 on a transport error (RFC 3261 §8.1.3.1).
+  std::function<void(uint16_t status)> on_failure;
+};
+
+// §17.1.2: client non-INVITE transaction.
+class ClientNonInvite final : public Transaction {
+ public:
+  ClientNonInvite(Timers& timers, const TimerConfig& config, Channel channel, sip::Message request,
+                  ClientUser user);
+  void start();  // sends the request, starts Timers E and F
+  void on_response(const sip::Message& response);
+  const sip::Message& request() const { return request_; }
+
+ private:
+  void on_timer(Timer t) override;
+  void fail(uint16_t status);
+
+  sip::Message request_;
+  ClientUser user_;
+  Millis interval_;
+};
+
+// §17.1.1 with RFC 6026: client INVITE transaction. It acknowledges non-2xx finals itself
+// (§17.1.1.3); the TU acknowledges 2xx.
+class ClientInvite final : public Transaction {
+ public:
+  ClientInvite(Timers& timers, const TimerConfig& config, Channel channel, sip::Message request,
+               ClientUser user);
+  void start();  // sends the INVITE, starts Timers A and B
+  void on_response(const sip::Message& response);
+  const sip::Message& request() const { return request_; }
+  // The ACK of §17.1.1.3 for a non-2xx final response to `invite`.
+  static std::string build_ack(const sip::Message& invite, const sip::Message& response);
+
+ private:
+  void on_timer(Timer t) override;
+  void fail(uint16_t status);
+
+  sip::Message request_;
+  ClientUser user_;
+  Millis interval_;
+  std::string ack_;
+};
+
+// What a server transaction tells its user.
+struct ServerUser {
+  std::function<void(const sip::Message&)> on_ack;  // ACK to a 2xx seen in Accepted
+  std::function<void()> on_no_ack;                  // Timer H: no ACK for our final response
+  std::function<void()> on_transport_error;
+};
+
+// §17.2.2: server non-INVITE transaction.
+class ServerNonInvite final : public Transaction {
+ public:
+  ServerNonInvite(Timers& timers, const TimerConfig& config, Channel channel, sip::Message request,
+                  ServerUser user);
+  void on_retransmission();
+  void respond(uint16_t status, std::string bytes);
+  const sip::Message& request() const { return request_; }
+
+ private:
+  void on_timer(Timer t) override;
+  void transport_failed() { terminate_and(user_.on_transport_error); }
+
+  sip::Message request_;
+  ServerUser user_;
+  std::string last_response_;
+};
+
+// §17.2.1 with RFC 6026: server INVITE transaction. Sends 100 Trying when the TU has not
+// answered within TimerConfig::trying.
+class ServerInvite final : public Transaction {
+ public:
+  ServerInvite(Timers& timers, const TimerConfig& config, Channel channel, sip::Message request,
+               ServerUser user);
+  void start();  // starts the 100 Trying timer
+  void on_retransmission();
+  void on_ack(const sip::Message& ack);
+  void respond(uint16_t status, std::string bytes);
+  const sip::Message& request() const { return request_; }
+  uint16_t last_status() const { return last_status_; }
+
+ private:
+  void on_timer(Timer t) override;
+  void transport_failed() { terminate_and(user_.on_transport_error); }
+
+  sip::Message request_;
+  ServerUser user_;
+  std::string last_response_;
+  uint16_t last_status_ = 0;
+  Millis interval_;
+};
+
+}  // namespace esg::txn

@@ -1,0 +1,84 @@
+#pragma once
+// A wire that records what transactions send, a simulated clock, and message builders: the
+// inject/expect scripts of the transaction tests run on these, never on sockets or sleeps.
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "sip/message.hpp"
+#include "txn/timers.hpp"
+#include "txn/transaction.hpp"
+
+namespace esg::txn::test {
+
+using namespace std::chrono_literals;
+
+struct Wire {
+  std::vector<std::string> sent;
+  bool broken = false;  // sends fail: a transport error
+  Channel channel(bool reliable = false) {
+    return Channel{reliable, [this](std::string_view bytes) {
+                     if (broken) return false;
+                     sent.emplace_back(bytes);
+                     return true;
+                   }};
+  }
+  // The start line of the n-th message sent.
+  std::string line(size_t n) const { return sent.at(n).substr(0, sent.at(n).find("\r\n")); }
+};
+
+inline sip::Message parse(const std::string& text) {
+  auto m = sip::parse_message(text);
+  EXPECT_TRUE(m) << (m ? "" : m.error().reason) << "\n" << text;
+  return std::move(*m);
+}
+
+inline std::string request_text(const std::string& method, const std::string& branch,
+                                uint32_t cseq = 1, const std::string& to_tag = "",
+                                const std::string& cseq_method = "") {
+  std::string m = method +
+                  " sip:100@127.0.0.1:5080 SIP/2.0\r\n"
+                  "Via: SIP/2.0/UDP 127.0.0.2:5060;branch=" +
+                  branch +
+                  "\r\n"
+                  "Route: <sip:127.0.0.3;lr>\r\n"
+                  "Max-Forwards: 70\r\n"
+                  "From: <sip:200@127.0.0.2>;tag=f1\r\n"
+                  "To: <sip:100@127.0.0.1>" +
+                  (to_tag.empty() ? "" : ";tag=" + to_tag) +
+                  "\r\n"
+                  "Call-ID: txn-test-1\r\n"
+                  "CSeq: " +
+                  std::to_string(cseq) + " " + (cseq_method.empty() ? method : cseq_method) +
+                  "\r\n"
+                  "Content-Length: 0\r\n\r\n";
+  return m;
+}
+
+inline sip::Message request(const std::string& method, const std::string& branch = "z9hG4bK1",
+                            uint32_t cseq = 1, const std::string& to_tag = "") {
+  return parse(request_text(method, branch, cseq, to_tag));
+}
+
+inline sip::Message response(int status, const std::string& method,
+                             const std::string& branch = "z9hG4bK1",
+                             const std::string& to_tag = "t9", uint32_t cseq = 1) {
+  return parse("SIP/2.0 " + std::to_string(status) +
+               " Whatever\r\n"
+               "Via: SIP/2.0/UDP 127.0.0.2:5060;branch=" +
+               branch +
+               "\r\n"
+               "From: <sip:200@127.0.0.2>;tag=f1\r\n"
+               "To: <sip:100@127.0.0.1>;tag=" +
+               to_tag +
+               "\r\n"
+               "Call-ID: txn-test-1\r\n"
+               "CSeq: " +
+               std::to_string(cseq) + " " + method +
+               "\r\n"
+               "Content-Length: 0\r\n\r\n");
+}
+
+}  // namespace esg::txn::test

@@ -1,0 +1,131 @@
+#include "txn/layer.hpp"
+
+#include <gtest/gtest.h>
+
+#include "harness.hpp"
+#include "sip/response.hpp"
+
+namespace esg::txn {
+namespace {
+
+using namespace test;
+
+struct LayerTest : ::testing::Test {
+  SimulatedTimers timers;
+  Wire wire;
+  std::vector<std::pair<TxnId, std::string>> requests;
+  std::vector<TxnId> cancels;
+  std::vector<int> strays;
+  Layer layer{timers, TimerConfig{}, user()};
+
+  Layer::User user() {
+    Layer::User u;
+    u.on_request = [this](TxnId id, const sip::Message& m, const Channel&) {
+      requests.emplace_back(id, std::string(m.method_text()));
+    };
+    u.on_cancel = [this](TxnId id) { cancels.push_back(id); };
+    u.on_stray_response = [this](const sip::Message& r) { strays.push_back(r.status()); };
+    return u;
+  }
+};
+
+TEST_F(LayerTest, RetransmittedRequestIsAbsorbedAndTheTuSeesItOnce_17_2_3) {
+  layer.receive(request("OPTIONS", "z9hG4bKa"), wire.channel());
+  layer.receive(request("OPTIONS", "z9hG4bKa"), wire.channel());
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(layer.counters().retransmissions_absorbed, 1u);
+  EXPECT_TRUE(layer.respond(requests[0].first, 200,
+                            sip::build_response(request("OPTIONS", "z9hG4bKa"), 200)));
+  layer.receive(request("OPTIONS", "z9hG4bKa"), wire.channel());
+  EXPECT_EQ(wire.sent.size(), 2u);  // the final, then its retransmission
+  timers.advance(32s);              // Timer J
+  EXPECT_EQ(layer.size(), 0u);      // terminated transactions are deleted
+  EXPECT_FALSE(layer.respond(requests[0].first, 200, "x"));
+}
+
+TEST_F(LayerTest, SameBranchDifferentSentByIsAnotherTransaction_17_2_3) {
+  // In-dialog (To tag) so that the merged-request check does not apply.
+  layer.receive(request("OPTIONS", "z9hG4bKa", 1, "d1"), wire.channel());
+  auto other = request_text("OPTIONS", "z9hG4bKa", 1, "d1");
+  other.replace(other.find("127.0.0.2:5060"), 14, "127.0.0.9:5060");
+  layer.receive(parse(other), wire.channel());
+  EXPECT_EQ(requests.size(), 2u);
+}
+
+TEST_F(LayerTest, Rfc2543RequestsMatchWithoutTheMagicCookie_17_2_3) {
+  layer.receive(request("INVITE", "old-style-1"), wire.channel());
+  layer.receive(request("INVITE", "old-style-1"), wire.channel());
+  EXPECT_EQ(requests.size(), 1u);
+}
+
+TEST_F(LayerTest, CancelMatchesThePendingInvite_9_2) {
+  layer.receive(request("INVITE", "z9hG4bKinv"), wire.channel());
+  ASSERT_EQ(requests.size(), 1u);
+  const TxnId invite = requests[0].first;
+  layer.receive(request("CANCEL", "z9hG4bKinv"), wire.channel());
+  ASSERT_EQ(cancels, std::vector<TxnId>{invite});
+  ASSERT_FALSE(wire.sent.empty());
+  EXPECT_EQ(wire.line(wire.sent.size() - 1), "SIP/2.0 200 OK");
+  auto ok = parse(wire.sent.back());
+  EXPECT_EQ(ok.cseq().method, "CANCEL");
+  // The TU ends the INVITE with 487; the ACK for it is absorbed by the INVITE transaction.
+  layer.respond(invite, 487, sip::build_response(request("INVITE", "z9hG4bKinv"), 487, {}, "u1"));
+  EXPECT_EQ(layer.state(invite), State::Completed);
+  layer.receive(request("ACK", "z9hG4bKinv", 1, "u1"), wire.channel());
+  EXPECT_EQ(layer.state(invite), State::Confirmed);
+  EXPECT_EQ(requests.size(), 1u);  // neither CANCEL nor ACK reached the TU as requests
+}
+
+TEST_F(LayerTest, CancelWithoutInviteGets481_9_2) {
+  layer.receive(request("CANCEL", "z9hG4bKnone"), wire.channel());
+  ASSERT_EQ(wire.sent.size(), 1u);
+  EXPECT_EQ(wire.line(0), "SIP/2.0 481 Call/Transaction Does Not Exist");
+  EXPECT_EQ(layer.counters().cancel_481, 1u);
+  EXPECT_TRUE(cancels.empty());
+}
+
+TEST_F(LayerTest, MergedRequestGets482_8_2_2_2) {
+  layer.receive(request("INVITE", "z9hG4bKpath1"), wire.channel());
+  layer.receive(request("INVITE", "z9hG4bKpath2"), wire.channel());  // same From tag/Call-ID/CSeq
+  EXPECT_EQ(requests.size(), 1u);
+  ASSERT_EQ(wire.sent.size(), 1u);
+  EXPECT_EQ(wire.line(0), "SIP/2.0 482 Loop Detected");
+  EXPECT_EQ(layer.counters().merged_482, 1u);
+}
+
+TEST_F(LayerTest, AckForA2xxHasNoTransactionAndGoesToTheTu_17_2_3) {
+  layer.receive(request("ACK", "z9hG4bKnew", 1, "u1"), wire.channel());
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].first, 0u);
+  EXPECT_EQ(requests[0].second, "ACK");
+}
+
+TEST_F(LayerTest, ResponsesFindTheirClientTransactionByBranchAndMethod_17_1_3) {
+  std::vector<int> got;
+  ClientUser cu{[&](const sip::Message& r) { got.push_back(r.status()); }, nullptr};
+  const TxnId id = layer.send_request(request("INVITE", "z9hG4bKc1"), wire.channel(), cu);
+  EXPECT_EQ(layer.state(id), State::Calling);
+  layer.receive(response(180, "INVITE", "z9hG4bKc1"), wire.channel());
+  layer.receive(response(200, "CANCEL", "z9hG4bKc1"), wire.channel());  // another method
+  layer.receive(response(200, "INVITE", "z9hG4bKother"), wire.channel());
+  EXPECT_EQ(got, std::vector<int>{180});
+  EXPECT_EQ(strays, (std::vector<int>{200, 200}));
+  layer.receive(response(486, "INVITE", "z9hG4bKc1"), wire.channel());
+  EXPECT_EQ(got, (std::vector<int>{180, 486}));
+  EXPECT_EQ(wire.line(wire.sent.size() - 1).substr(0, 4), "ACK ");
+  timers.advance(32s);
+  EXPECT_EQ(layer.size(), 0u);
+}
+
+TEST_F(LayerTest, TimedOutClientTransactionReports408AndIsDeleted) {
+  std::vector<int> failures;
+  ClientUser cu{nullptr, [&](uint16_t s) { failures.push_back(s); }};
+  layer.send_request(request("OPTIONS", "z9hG4bKt"), wire.channel(), cu);
+  timers.advance(32s);
+  EXPECT_EQ(failures, std::vector<int>{408});
+  EXPECT_EQ(layer.size(), 0u);
+  EXPECT_EQ(timers.pending(), 0u);
+}
+
+}  // namespace
+}  // namespace esg::txn
