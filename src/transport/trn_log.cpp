@@ -1,0 +1,181 @@
+#include "transport/trn_log.hpp"
+
+#include <ctime>
+#include <filesystem>
+
+#include <fmt/core.h>
+
+namespace esg::transport {
+
+namespace {
+
+std::tm local_tm(std::chrono::system_clock::time_point t) {
+  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  localtime_r(&secs, &tm);
+  return tm;
+}
+
+std::string day_of(std::chrono::system_clock::time_point t) {
+  const std::tm tm = local_tm(t);
+  return fmt::format("{:04}{:02}{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+}  // namespace
+
+std::string format_trn_line(const PacketRecord& r) {
+  const std::tm tm = local_tm(r.time);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(r.time.time_since_epoch()).count() %
+      1000;
+  std::string line = fmt::format("{:02}:{:02}:{:02}.{:03} <{}.{}.{}> {} {} {} {}", tm.tm_hour,
+                                 tm.tm_min, tm.tm_sec, ms, r.worker, r.connection, r.counter,
+                                 r.direction == Direction::Send ? "Send" : "Recv",
+                                 r.direction == Direction::Send ? "to" : "from", r.proto, r.peer);
+  if (r.banned) return line + " BANNED";
+  if (r.direction == Direction::Send) line += r.ok ? " (ok)" : " (failed)";
+  line.push_back(' ');
+  line.reserve(line.size() + r.packet.size());
+  const std::string_view p = r.packet;
+  for (size_t i = 0; i < p.size(); ++i) {
+    const char c = p[i];
+    if (c == '\r' || c == '\n') {
+      if (c == '\r' && i + 1 < p.size() && p[i + 1] == '\n') ++i;
+      line.push_back(' ');
+    } else {
+      line.push_back(c);
+    }
+  }
+  while (!line.empty() && line.back() == ' ')
+    line.pop_back();
+  return line;
+}
+
+TrnLog::TrnLog(Options options) : options_(std::move(options)) {
+  std::filesystem::create_directories(options_.dir);
+  thread_ = std::thread([this] { run(); });
+}
+
+TrnLog::~TrnLog() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
+}
+
+void TrnLog::write(PacketRecord record) {
+  {
+    std::lock_guard lock(mu_);
+    if (queue_.size() >= options_.max_queue) {
+      ++dropped_;
+      return;
+    }
+    queue_.push_back(std::move(record));
+  }
+  cv_.notify_one();
+}
+
+void TrnLog::flush() {
+  std::unique_lock lock(mu_);
+  idle_.wait(lock, [this] { return queue_.empty() && !busy_; });
+}
+
+uint64_t TrnLog::written() const {
+  std::lock_guard lock(mu_);
+  return written_;
+}
+
+uint64_t TrnLog::dropped() const {
+  std::lock_guard lock(mu_);
+  return dropped_;
+}
+
+std::string TrnLog::current_file() const {
+  std::lock_guard lock(mu_);
+  return current_;
+}
+
+void TrnLog::run() {
+  std::vector<PacketRecord> batch;
+  while (true) {
+    {
+      std::unique_lock lock(mu_);
+      busy_ = false;
+      idle_.notify_all();
+      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty() && stop_) break;
+      batch.swap(queue_);
+      busy_ = true;
+    }
+    for (const auto& r : batch)
+      write_line(format_trn_line(r), r.time);
+    file_.flush();
+    {
+      std::lock_guard lock(mu_);
+      written_ += batch.size();
+    }
+    batch.clear();
+  }
+}
+
+void TrnLog::write_line(const std::string& line, std::chrono::system_clock::time_point t) {
+  const std::string day = day_of(t);
+  const bool new_day = day != day_;
+  if (new_day || !file_.is_open() || file_bytes_ + line.size() + 1 > options_.max_file_bytes) {
+    if (new_day) {
+      day_ = day;
+      part_ = 0;
+    } else if (file_.is_open()) {
+      ++part_;
+    }
+    file_.close();
+    // Pick up where an earlier run of the same day stopped.
+    while (true) {
+      const std::string name =
+          part_ == 0 ? fmt::format("trn_{}.log", day_) : fmt::format("trn_{}.{}.log", day_, part_);
+      const std::string path = options_.dir + "/" + name;
+      std::error_code ec;
+      const auto size =
+          std::filesystem::exists(path, ec) ? std::filesystem::file_size(path, ec) : 0;
+      if (size + line.size() + 1 > options_.max_file_bytes && size > 0) {
+        ++part_;
+        continue;
+      }
+      file_.open(path, std::ios::app);
+      file_bytes_ = size;
+      std::lock_guard lock(mu_);
+      current_ = path;
+      break;
+    }
+  }
+  file_ << line << '\n';
+  file_bytes_ += line.size() + 1;
+}
+
+void PacketIndex::add(std::string_view call_id, const PacketRecord& r) {
+  if (max_calls_ == 0 || max_packets_ == 0) return;
+  auto it = by_call_.find(std::string(call_id));
+  if (it == by_call_.end()) {
+    if (by_call_.size() >= max_calls_) {
+      by_call_.erase(ages_.back());  // the oldest call makes room
+      ages_.pop_back();
+    }
+    ages_.emplace_front(call_id);
+    it = by_call_.emplace(std::string(call_id), Entry{{}, ages_.begin()}).first;
+  } else {
+    ages_.splice(ages_.begin(), ages_, it->second.age);  // a new packet makes the call newest
+  }
+  auto& packets = it->second.packets;
+  if (packets.size() >= max_packets_) packets.pop_front();
+  packets.push_back(r);
+}
+
+std::vector<PacketRecord> PacketIndex::packets(std::string_view call_id) const {
+  auto it = by_call_.find(std::string(call_id));
+  if (it == by_call_.end()) return {};
+  return {it->second.packets.begin(), it->second.packets.end()};
+}
+
+}  // namespace esg::transport

@@ -1,0 +1,106 @@
+#pragma once
+// The transaction log (CONTRACTS.md "Transaction log line"): one line per packet sent or
+// received, written by a thread of its own so a slow disk never holds up a call, into
+// trn_YYYYMMDD.log, then trn_YYYYMMDD.1.log... as each file reaches its size limit. Alongside,
+// a bounded in-memory index of each Call-ID's packets for the call diagrams.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <fstream>
+#include <list>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace esg::transport {
+
+enum class Direction : uint8_t { Send, Recv };
+
+struct PacketRecord {
+  std::chrono::system_clock::time_point time;
+  uint16_t worker = 0;
+  uint32_t connection = 0;
+  uint64_t counter = 0;
+  Direction direction = Direction::Recv;
+  std::string proto = "udp";  // udp | tcp | tls
+  std::string peer;           // "A:P" ([A]:P for IPv6)
+  bool ok = true;             // for sends: did the transport take it
+  bool banned = false;        // dropped by policy: logged without its bytes
+  std::string packet;
+};
+
+// "HH:MM:SS.mmm <W.C.N> Send to udp A:P (ok) <packet>" in local time, each CRLF (or lone CR or
+// LF) of the packet written as one space so that a packet is one line.
+std::string format_trn_line(const PacketRecord& r);
+
+class TrnLog {
+ public:
+  struct Options {
+    std::string dir;
+    uint64_t max_file_bytes = 64ull << 20;
+    size_t max_queue = 100000;  // records waiting for the writer; past it, records are dropped
+  };
+  explicit TrnLog(Options options);
+  ~TrnLog();  // writes what is queued, then stops the thread
+  TrnLog(const TrnLog&) = delete;
+  TrnLog& operator=(const TrnLog&) = delete;
+
+  // Never blocks on the disk: queues the record, or counts it as dropped when the queue is full.
+  void write(PacketRecord record);
+  // Waits until everything queued so far is on disk (tests, shutdown).
+  void flush();
+
+  uint64_t written() const;
+  uint64_t dropped() const;
+  std::string current_file() const;
+
+ private:
+  void run();
+  void write_line(const std::string& line, std::chrono::system_clock::time_point t);
+
+  Options options_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable idle_;
+  std::vector<PacketRecord> queue_;
+  bool stop_ = false;
+  bool busy_ = false;
+  uint64_t written_ = 0;
+  uint64_t dropped_ = 0;
+  // Writer thread only:
+  std::ofstream file_;
+  std::string day_;
+  unsigned part_ = 0;
+  uint64_t file_bytes_ = 0;
+  std::string current_;
+  std::thread thread_;
+};
+
+// The packets of recent calls, by Call-ID, bounded in calls and packets per call; the newest
+// calls win. Owned by one worker; not thread-safe.
+class PacketIndex {
+ public:
+  PacketIndex(size_t max_calls = 10000, size_t max_packets_per_call = 200)
+      : max_calls_(max_calls), max_packets_(max_packets_per_call) {}
+  void add(std::string_view call_id, const PacketRecord& r);
+  // Oldest first; empty when the call is unknown or was evicted.
+  std::vector<PacketRecord> packets(std::string_view call_id) const;
+  size_t calls() const { return by_call_.size(); }
+
+ private:
+  struct Entry {
+    std::deque<PacketRecord> packets;
+    std::list<std::string>::iterator age;
+  };
+  size_t max_calls_;
+  size_t max_packets_;
+  std::list<std::string> ages_;  // front: newest
+  std::unordered_map<std::string, Entry> by_call_;
+};
+
+}  // namespace esg::transport

@@ -1,0 +1,139 @@
+#include "transport/trn_log.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace esg::transport {
+namespace {
+
+PacketRecord record(Direction d, std::string packet) {
+  PacketRecord r;
+  r.time = std::chrono::system_clock::now();
+  r.worker = 0;
+  r.connection = 685;
+  r.counter = 0;
+  r.direction = d;
+  r.proto = "udp";
+  r.peer = "127.0.0.1:5060";
+  r.packet = std::move(packet);
+  return r;
+}
+
+TEST(TrnLine, SendAndRecvInTheContractFormat) {
+  auto send = record(Direction::Send, "REGISTER sip:esg.local SIP/2.0\r\nCSeq: 1 REGISTER\r\n\r\n");
+  const std::string line = format_trn_line(send);
+  // HH:MM:SS.mmm <W.C.N> Send to udp A:P (ok) <packet>
+  ASSERT_GT(line.size(), 13u);
+  EXPECT_EQ(line[2], ':');
+  EXPECT_EQ(line[5], ':');
+  EXPECT_EQ(line[8], '.');
+  EXPECT_EQ(line.substr(12),
+            " <0.685.0> Send to udp 127.0.0.1:5060 (ok) REGISTER sip:esg.local SIP/2.0 CSeq: 1 "
+            "REGISTER");
+  auto recv = record(Direction::Recv, "SIP/2.0 200 OK\r\nVia: x\r\n\r\n");
+  EXPECT_EQ(format_trn_line(recv).substr(12),
+            " <0.685.0> Recv from udp 127.0.0.1:5060 SIP/2.0 200 OK Via: x");
+  send.ok = false;
+  EXPECT_NE(format_trn_line(send).find("(failed)"), std::string::npos);
+}
+
+TEST(TrnLine, BannedPacketsAreLoggedWithoutTheirBytes) {
+  auto r = record(Direction::Recv, "INVITE sip:x SIP/2.0\r\n\r\n");
+  r.banned = true;
+  r.peer = "[::1]:5070";
+  EXPECT_EQ(format_trn_line(r).substr(12), " <0.685.0> Recv from udp [::1]:5070 BANNED");
+}
+
+TEST(TrnLine, APacketIsAlwaysOneLine) {
+  auto r = record(Direction::Recv, "a\nb\rc\r\n\r\nbody\r\n");
+  const std::string line = format_trn_line(r);
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  EXPECT_EQ(line.find('\r'), std::string::npos);
+  EXPECT_NE(line.find("a b c  body"), std::string::npos);
+}
+
+class TrnLogFiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(testing::TempDir()) /
+           ("trn-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::vector<std::string> files() const {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir_)) {
+      out.push_back(e.path().filename().string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(TrnLogFiles, WritesOneLinePerPacketIntoTodaysFile) {
+  TrnLog log({dir_.string(), 1 << 20, 1000});
+  for (int i = 0; i < 10; ++i)
+    log.write(record(Direction::Recv, "OPTIONS sip:x SIP/2.0\r\n\r\n"));
+  log.flush();
+  EXPECT_EQ(log.written(), 10u);
+  const auto names = files();
+  ASSERT_EQ(names.size(), 1u);
+  EXPECT_EQ(names[0].substr(0, 4), "trn_");
+  EXPECT_EQ(names[0].size(), std::string("trn_20261123.log").size());
+  std::ifstream in(dir_ / names[0]);
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line))
+    ++lines;
+  EXPECT_EQ(lines, 10);
+}
+
+TEST_F(TrnLogFiles, RotatesBySize) {
+  TrnLog log({dir_.string(), 300, 1000});
+  for (int i = 0; i < 10; ++i)
+    log.write(record(Direction::Recv, std::string(100, 'x')));
+  log.flush();
+  const auto names = files();
+  ASSERT_GE(names.size(), 4u);
+  // trn_D.log, trn_D.1.log, trn_D.2.log ...
+  const std::string day = names[0].substr(4, 8);
+  EXPECT_EQ(names[0], "trn_" + day + ".1.log");  // sorted: ".1" before ".log"
+  EXPECT_NE(std::find(names.begin(), names.end(), "trn_" + day + ".log"), names.end());
+  for (const auto& n : names) {
+    EXPECT_LE(std::filesystem::file_size(dir_ / n), 300u) << n;
+  }
+}
+
+TEST_F(TrnLogFiles, AFullQueueDropsAndCountsInsteadOfBlocking) {
+  TrnLog log({dir_.string(), 1 << 20, 0});
+  for (int i = 0; i < 5; ++i)
+    log.write(record(Direction::Recv, "x"));
+  log.flush();
+  EXPECT_EQ(log.dropped(), 5u);
+  EXPECT_EQ(log.written(), 0u);
+}
+
+TEST(PacketIndex, KeepsTheNewestCallsAndTheLastPacketsOfEach) {
+  PacketIndex index(2, 3);
+  for (int i = 0; i < 5; ++i)
+    index.add("call-a", record(Direction::Recv, std::to_string(i)));
+  auto a = index.packets("call-a");
+  ASSERT_EQ(a.size(), 3u);
+  EXPECT_EQ(a.front().packet, "2");
+  EXPECT_EQ(a.back().packet, "4");
+  index.add("call-b", record(Direction::Recv, "b"));
+  index.add("call-a", record(Direction::Send, "5"));  // call-a becomes the newest again
+  index.add("call-c", record(Direction::Recv, "c"));  // evicts call-b, the oldest
+  EXPECT_EQ(index.calls(), 2u);
+  EXPECT_TRUE(index.packets("call-b").empty());
+  EXPECT_EQ(index.packets("call-a").back().packet, "5");
+  EXPECT_EQ(index.packets("call-c").size(), 1u);
+}
+
+}  // namespace
+}  // namespace esg::transport
