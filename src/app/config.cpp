@@ -97,7 +97,7 @@ void read_listeners(const json& arr, Config& c) {
     if (l.proto == "tls") l.port = 5061;
     s.str("addr", l.addr);
     if (!is_ip(l.addr)) throw ConfigError(s.at("addr"), "must be an IPv4 or IPv6 address");
-    s.integer("port", l.port, 1, 65535);
+    s.integer("port", l.port, 0, 65535);  // 0: any free port (tests)
     s.str("cert", l.cert);
     s.str("key", l.key);
     s.str("ca", l.ca);
@@ -268,7 +268,7 @@ Config load_config(const std::string& path) {
   try {
     return parse_config(ss.str());
   } catch (const ConfigError& e) {
-    throw ConfigError(e.field(), path + ": " + std::string(e.what()));
+    throw ConfigError::in_file(path, e);
   }
 }
 

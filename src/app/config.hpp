@@ -78,6 +78,12 @@ class ConfigError : public std::runtime_error {
  public:
   ConfigError(std::string field, const std::string& what)
       : std::runtime_error(field.empty() ? what : field + ": " + what), field_(std::move(field)) {}
+  // The same error, prefixed with the file it was found in.
+  static ConfigError in_file(const std::string& path, const ConfigError& e) {
+    ConfigError out("", path + ": " + e.what());
+    out.field_ = e.field_;
+    return out;
+  }
   const std::string& field() const { return field_; }
 
  private:

@@ -10,6 +10,7 @@
 
 #include "app/config.hpp"
 #include "app/parse_command.hpp"
+#include "app/server.hpp"
 
 namespace {
 
@@ -88,13 +89,21 @@ int cmd_run(const std::vector<std::string>& args) {
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   sigprocmask(SIG_BLOCK, &stop_signals, &previous);
+  esg::app::Server server(config);
+  try {
+    server.start();
+  } catch (const std::exception& e) {
+    std::cerr << "esg: " << e.what() << "\n";
+    return 2;
+  }
   fmt::print("esg {} instance srvidx={} roleid={} node={} domain={}\n", kVersion,
              config.instance.srvidx, config.instance.roleid, config.instance.node,
              config.instance.domain);
-  for (const auto& l : config.listen) {
-    fmt::print("sip listener {} {}:{} (configured; transport comes with the next release)\n",
-               l.proto, l.addr, l.port);
+  for (size_t i = 0; i < config.listen.size(); ++i) {
+    const auto& l = config.listen[i];
+    fmt::print("listening on {} {}:{}\n", l.proto, l.addr, server.port(i));
   }
+  if (config.log.log_trn) fmt::print("transaction log in {}\n", config.log.dir);
   fmt::print("http {} (configured)\n", config.http.listen);
   fmt::print("store {}\n", config.store.postgres.empty() ? "sqlite " + config.store.sqlite
                                                          : std::string("postgres"));
@@ -106,6 +115,8 @@ int cmd_run(const std::vector<std::string>& args) {
   while (!g_stop)
     sigsuspend(&wait_mask);
   fmt::print("stopping\n");
+  std::fflush(stdout);
+  server.stop();
   return 0;
 }
 

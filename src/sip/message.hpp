@@ -112,6 +112,15 @@ class Message {
   // The message as framed: start line to the end of the body, without trailing octets.
   std::string_view bytes() const { return {buf_.get(), size_}; }
 
+  // Where the transport received it (RFC 3261 §18.2.1, RFC 3581): responses built for this
+  // request stamp `received` and `rport` into the top Via from it. Empty for our own messages.
+  struct Source {
+    std::string addr;  // IP address, without brackets
+    uint16_t port = 0;
+  };
+  const Source& source() const { return source_; }
+  void set_source(std::string addr, uint16_t port) { source_ = {std::move(addr), port}; }
+
   // Lazily parsed values. Multi-line headers are combined in order.
   Result<std::vector<Via>, ValueError> vias() const;
   Result<ContactList, ValueError> contacts() const;
@@ -151,6 +160,7 @@ class Message {
   std::optional<uint8_t> max_forwards_;
   bool has_content_length_ = false;
   std::string_view body_;
+  Source source_;
 };
 
 // Parses one message. The first form copies `bytes`; the second takes the receive buffer.

@@ -1,5 +1,7 @@
 #include "sip/response.hpp"
 
+#include "sip/editor.hpp"
+
 namespace esg::sip {
 
 std::string_view reason_phrase(uint16_t status) {
@@ -75,15 +77,34 @@ std::string_view reason_phrase(uint16_t status) {
   }
 }
 
+std::string stamp_via(std::string_view value, const Via& top, const Message::Source& source) {
+  std::string out(value);
+  // §18.2.1: "received" when sent-by is not the packet's source address; RFC 3581: with an empty
+  // rport, "received" always and "rport" set to the source port.
+  if (top.rport || top.host != source.addr) out = with_param(out, "received", source.addr);
+  if (top.rport) out = with_param(out, "rport", std::to_string(source.port));
+  return out;
+}
+
 std::string build_response(const Message& request, uint16_t status, std::string_view reason,
                            std::string_view to_tag, std::string_view extra) {
   if (reason.empty()) reason = reason_phrase(status);
   std::string out;
   out.reserve(request.bytes().size() / 2 + 128);
   out.append("SIP/2.0 ").append(std::to_string(status)).append(" ").append(reason).append("\r\n");
+  bool top_via = true;
   for (const auto& h : request.headers()) {
     switch (h.id) {
       case HeaderId::Via:
+        out.append("Via: ");
+        if (top_via && !request.source().addr.empty()) {
+          out.append(stamp_via(h.value, request.top_via(), request.source()));
+        } else {
+          out.append(h.value);
+        }
+        out.append("\r\n");
+        top_via = false;
+        break;
       case HeaderId::From:
       case HeaderId::CallId:
       case HeaderId::CSeq:
@@ -100,6 +121,52 @@ std::string build_response(const Message& request, uint16_t status, std::string_
   }
   out.append(extra);
   out.append("Content-Length: 0\r\n\r\n");
+  return out;
+}
+
+std::string build_error_response(std::string_view bytes, const ParseError& error,
+                                 const Message::Source& source) {
+  if (error.discard() || bytes.substr(0, 4) == "SIP/") return {};
+  std::string headers;
+  bool have_via = false;
+  bool first_via = true;
+  size_t pos = bytes.find('\n');
+  while (pos != std::string_view::npos && pos + 1 < bytes.size()) {
+    const size_t start = pos + 1;
+    size_t end = bytes.find('\n', start);
+    std::string_view line = bytes.substr(start, end == std::string_view::npos ? end : end - start);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) break;  // end of the headers
+    const size_t colon = line.find(':');
+    if (colon != std::string_view::npos && !text::is_ws(line[0])) {
+      const HeaderId id = header_id(text::trim(line.substr(0, colon)));
+      std::string_view value = text::trim(line.substr(colon + 1));
+      // Bytes that cannot appear in a header value make the line unusable.
+      bool clean = true;
+      for (char c : value)
+        clean &= static_cast<unsigned char>(c) >= 0x20 || c == '\t';
+      if (clean && (id == HeaderId::Via || id == HeaderId::From || id == HeaderId::To ||
+                    id == HeaderId::CallId || id == HeaderId::CSeq)) {
+        std::string v(value);
+        if (id == HeaderId::Via && first_via && !source.addr.empty()) {
+          // Stamp only a top Via we can read; an unreadable one is answered to the source anyway.
+          size_t comma = value.find(',');
+          if (auto via = parse_via(text::trim(value.substr(0, comma)))) {
+            v = stamp_via(value, *via, source);
+          }
+        }
+        if (id == HeaderId::Via) {
+          have_via = true;
+          first_via = false;
+        }
+        headers.append(header_name(id)).append(": ").append(v).append("\r\n");
+      }
+    }
+    pos = end;
+  }
+  if (!have_via) return {};
+  std::string out = "SIP/2.0 " + std::to_string(error.status) + " " + error.reason + "\r\n";
+  out.append(headers).append("Content-Length: 0\r\n\r\n");
   return out;
 }
 

@@ -52,6 +52,19 @@ State Layer::state(TxnId id) const {
   return it == txns_.end() ? State::Terminated : it->second.txn->state();
 }
 
+const sip::Message* Layer::request(TxnId server) const {
+  auto it = txns_.find(server);
+  if (it == txns_.end()) return nullptr;
+  switch (it->second.kind) {
+    case Kind::ServerInvite:
+      return &static_cast<const ServerInvite*>(it->second.txn.get())->request();
+    case Kind::ServerNonInvite:
+      return &static_cast<const ServerNonInvite*>(it->second.txn.get())->request();
+    default:
+      return nullptr;
+  }
+}
+
 TxnId Layer::add(Kind kind, std::unique_ptr<Transaction> txn, std::string key, std::string merged) {
   const TxnId id = ++next_id_;
   txn->set_on_terminated([this, id] {

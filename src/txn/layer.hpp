@@ -53,6 +53,8 @@ class Layer {
   const Counters& counters() const { return counters_; }
   // The state of a live transaction, Terminated when it is gone.
   State state(TxnId id) const;
+  // The request of a live server transaction (to build its responses), nullptr when gone.
+  const sip::Message* request(TxnId server) const;
 
   static std::string server_key(const sip::Message& request, std::string_view method_override = {});
   static std::string client_key(std::string_view branch, std::string_view method);

@@ -47,10 +47,10 @@ class Check(unittest.TestCase):
         self.assertNotIn("change-me", r.stdout)
 
     def test_field_errors_name_the_path(self):
-        path = self.write('{"listen": [{"proto": "udp"}, {"proto": "tcp", "port": 0}]}')
+        path = self.write('{"listen": [{"proto": "udp"}, {"proto": "tcp", "port": 70000}]}')
         r = esg("check", "--config", path)
         self.assertEqual(r.returncode, 2)
-        self.assertIn("listen[1].port: must be between 1 and 65535", r.stderr)
+        self.assertIn(path + ": listen[1].port: must be between 0 and 65535", r.stderr)
 
     def test_syntax_errors_name_the_line(self):
         path = self.write('{\n  "instance": {\n    "srvidx": 1,,\n  }\n}\n')
@@ -85,7 +85,7 @@ class Run(unittest.TestCase):
                     if line.startswith("ready"):
                         break
                 self.assertTrue(any(l.startswith("ready") for l in lines), lines)
-                self.assertTrue(any("udp 127.0.0.1:15080" in l for l in lines), lines)
+                self.assertTrue(any("listening on udp 127.0.0.1:15080" in l for l in lines), lines)
                 p.send_signal(signal.SIGTERM)
                 self.assertEqual(p.wait(timeout=10), 0)
             finally:

@@ -49,7 +49,7 @@ TEST(Config, TlsListenerDefaultsTo5061AndNeedsCert) {
 
 TEST(Config, ErrorsNameTheFieldPath) {
   EXPECT_EQ(error_of(R"({"listen": [{"proto": "udp"}, {"port": 70000}]})"),
-            "listen[1].port: must be between 1 and 65535");
+            "listen[1].port: must be between 0 and 65535");
   EXPECT_EQ(error_of(R"({"listen": [{"proto": "sctp"}]})"),
             "listen[0].proto: must be udp, tcp or tls");
   EXPECT_EQ(error_of(R"({"instance": {"srvidx": "one"}})"), "instance.srvidx: must be an integer");

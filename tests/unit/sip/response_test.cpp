@@ -45,5 +45,42 @@ TEST(BuildResponse, KeepsAnExistingToTagAndTakesACustomReason) {
   EXPECT_EQ(reason_phrase(299), "");
 }
 
+TEST(BuildResponse, StampsReceivedAndRportFromTheSource_Rfc3581) {
+  auto req = parse_message(
+      test::crlf("OPTIONS sip:x SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bK3\n"
+                 "From: <sip:a@h>;tag=1\nTo: <sip:x>\nCall-ID: c\nCSeq: 1 OPTIONS\n\n"));
+  ASSERT_TRUE(req);
+  req->set_source("127.0.0.9", 40000);
+  auto resp = parse_message(build_response(*req, 200));
+  ASSERT_TRUE(resp);
+  EXPECT_EQ(resp->top_via().received, "127.0.0.9");
+  EXPECT_EQ(resp->top_via().rport_value, 40000);
+  EXPECT_EQ(resp->top_via().branch, "z9hG4bK3");
+}
+
+TEST(BuildErrorResponse, AnswersAMalformedRequestFromItsReadableLines) {
+  const std::string bad = test::torture("mismatch01");
+  auto parsed = parse_message(bad);
+  ASSERT_FALSE(parsed);
+  const std::string resp = build_error_response(bad, parsed.error(), {"127.0.0.2", 5070});
+  auto m = parse_message(resp);
+  ASSERT_TRUE(m) << resp;
+  EXPECT_EQ(m->status(), 400);
+  EXPECT_EQ(m->reason(), "CSeq Method Mismatch");
+  EXPECT_EQ(m->top_via().received, "127.0.0.2");
+  EXPECT_EQ(m->call_id(), "mismatch01.dj0234sxdfl3");
+}
+
+TEST(BuildErrorResponse, NothingForDiscardsResponsesOrWithoutVia) {
+  ParseError discard;
+  discard.status = 0;
+  EXPECT_EQ(build_error_response("INVITE sip:x SIP/2.0\r\nVia: a\r\n\r\n", discard), "");
+  ParseError bad;
+  bad.status = 400;
+  bad.reason = "Bad";
+  EXPECT_EQ(build_error_response("SIP/2.0 200 OK\r\nVia: a\r\n\r\n", bad), "");
+  EXPECT_EQ(build_error_response("INVITE sip:x SIP/2.0\r\nTo: a\r\n\r\n", bad), "");
+}
+
 }  // namespace
 }  // namespace esg::sip

@@ -62,6 +62,8 @@ TEST_F(LayerTest, CancelMatchesThePendingInvite_9_2) {
   layer.receive(request("INVITE", "z9hG4bKinv"), wire.channel());
   ASSERT_EQ(requests.size(), 1u);
   const TxnId invite = requests[0].first;
+  ASSERT_NE(layer.request(invite), nullptr);
+  EXPECT_EQ(layer.request(invite)->method(), sip::Method::Invite);
   layer.receive(request("CANCEL", "z9hG4bKinv"), wire.channel());
   ASSERT_EQ(cancels, std::vector<TxnId>{invite});
   ASSERT_FALSE(wire.sent.empty());

@@ -1,0 +1,49 @@
+#pragma once
+// The running daemon: workers, the transaction log, the transport, one transaction layer per
+// worker, and the core that answers what reaches it. Until routing exists (the calls issue),
+// the core answers out-of-dialog OPTIONS 200 itself (providers use them as keep-alives) and
+// every other request with a final response that says no route is configured.
+
+#include <memory>
+#include <vector>
+
+#include "app/config.hpp"
+#include "transport/transport.hpp"
+#include "txn/asio_timers.hpp"
+#include "txn/layer.hpp"
+
+namespace esg::app {
+
+class Server {
+ public:
+  explicit Server(const Config& config);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds every listener (throws std::runtime_error naming the one that failed), then starts
+  // the workers.
+  void start();
+  void stop();
+  // The bound port of listener `i` (config order).
+  uint16_t port(size_t i) const { return transport_->local_port(i); }
+  const transport::Transport& transport() const { return *transport_; }
+
+ private:
+  struct PerWorker {
+    std::unique_ptr<txn::AsioTimers> timers;
+    std::unique_ptr<txn::Layer> layer;
+  };
+  void on_message(size_t worker, sip::Message&& message, const transport::Peer& from);
+  void on_request(size_t worker, txn::TxnId id, const sip::Message& request);
+  txn::Channel channel_to(const transport::Peer& peer);
+
+  const Config& config_;
+  std::unique_ptr<transport::Workers> workers_;
+  std::unique_ptr<transport::TrnLog> trn_;
+  std::unique_ptr<transport::Transport> transport_;
+  std::vector<PerWorker> per_worker_;
+  std::string tag_prefix_;
+};
+
+}  // namespace esg::app

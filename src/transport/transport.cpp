@@ -1,0 +1,481 @@
+#include "transport/transport.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <deque>
+#include <stdexcept>
+
+#include "sip/framer.hpp"
+#include "sip/response.hpp"
+
+namespace esg::transport {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using asio::ip::udp;
+
+std::string_view proto_name(Proto p) {
+  switch (p) {
+    case Proto::Udp:
+      return "udp";
+    case Proto::Tcp:
+      return "tcp";
+    case Proto::Tls:
+      return "tls";
+  }
+  return "udp";
+}
+
+std::string Peer::to_string() const {
+  const std::string a = addr.to_string();
+  return (addr.is_v6() ? "[" + a + "]" : a) + ":" + std::to_string(port);
+}
+
+struct Transport::UdpListener {
+  size_t index = 0;
+  std::vector<std::unique_ptr<udp::socket>> sockets;  // one per worker
+  struct Receive {
+    std::vector<char> buf;
+    udp::endpoint from;
+  };
+  std::vector<std::unique_ptr<Receive>> receives;
+};
+
+struct Transport::TcpListener {
+  size_t index = 0;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  size_t next_worker = 0;
+};
+
+// One TCP connection, on one worker. Reads are framed by StreamFramer; writes are queued.
+class Transport::Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Transport& t, tcp::socket socket, uint32_t id, size_t worker)
+      : t_(t),
+        socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        id_(id),
+        worker_(worker),
+        framer_(t.options_.max_message) {}
+
+  void start_read() {
+    arm_timer();
+    auto self = shared_from_this();
+    socket_.async_read_some(asio::buffer(buf_), [self](boost::system::error_code ec, size_t n) {
+      self->on_read(ec, n);
+    });
+  }
+
+  void connect(tcp::endpoint to) {
+    connecting_ = true;
+    peer_.proto = Proto::Tcp;
+    peer_.addr = to.address();
+    peer_.port = to.port();
+    peer_.connection = id_;
+    auto self = shared_from_this();
+    socket_.async_connect(to, [self](boost::system::error_code ec) {
+      self->connecting_ = false;
+      if (ec) {
+        self->close();
+        return;
+      }
+      self->set_peer();
+      self->start_read();
+      self->flush();
+    });
+  }
+
+  void set_peer() {
+    boost::system::error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    peer_.proto = Proto::Tcp;
+    peer_.addr = ep.address();
+    peer_.port = ep.port();
+    peer_.connection = id_;
+  }
+
+  void write(std::string bytes) {
+    queue_.push_back(std::move(bytes));
+    if (!connecting_ && queue_.size() == 1) flush();
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    boost::system::error_code ec;
+    timer_.cancel();
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    t_.forget(id_, worker_, address_key(), peer_key_);
+  }
+
+  std::string address_key() const { return peer_.addr.to_string(); }
+  uint32_t id() const { return id_; }
+  const Peer& peer() const { return peer_; }
+  void set_peer_key(std::string k) { peer_key_ = std::move(k); }
+
+ private:
+  void flush() {
+    if (queue_.empty() || closed_ || connecting_) return;
+    auto self = shared_from_this();
+    asio::async_write(socket_, asio::buffer(queue_.front()),
+                      [self](boost::system::error_code ec, size_t) {
+                        if (ec) {
+                          self->close();
+                          return;
+                        }
+                        self->queue_.pop_front();
+                        self->flush();
+                      });
+  }
+
+  void arm_timer() {
+    // Idle connections close after idle_timeout; a started, unfinished message after
+    // message_timeout from its first byte.
+    const auto now = std::chrono::steady_clock::now();
+    if (framer_.buffered() == 0) {
+      partial_since_.reset();
+      timer_.expires_at(now + t_.options_.idle_timeout);
+    } else {
+      if (!partial_since_) partial_since_ = now;
+      timer_.expires_at(*partial_since_ + t_.options_.message_timeout);
+    }
+    auto self = shared_from_this();
+    timer_.async_wait([self](boost::system::error_code ec) {
+      if (ec) return;  // re-armed or cancelled
+      if (self->framer_.buffered() > 0) ++self->t_.counters_.connections_cut;
+      self->close();
+    });
+  }
+
+  void on_read(boost::system::error_code ec, size_t n) {
+    if (ec || closed_) {
+      close();
+      return;
+    }
+    framer_.feed(std::string_view(buf_.data(), n));
+    while (!closed_) {
+      auto ev = framer_.next();
+      using Kind = sip::StreamFramer::Kind;
+      if (ev.kind == Kind::NeedMore) break;
+      if (ev.kind == Kind::KeepAlive) {
+        ++t_.counters_.keepalives;
+        write("\r\n");  // RFC 5626 §4.4.1: answer a ping with a pong
+        continue;
+      }
+      if (ev.kind == Kind::Pong) continue;
+      if (ev.kind == Kind::Error) {
+        // Framing is lost: answer what we can, then close (RFC 4475 §3.1.2.3, §3.3.9).
+        ++t_.counters_.parse_errors;
+        ++t_.counters_.connections_cut;
+        std::string_view rest(buf_.data(), n);
+        std::string answer =
+            sip::build_error_response(rest, ev.error, {peer_.addr.to_string(), peer_.port});
+        if (!answer.empty()) {
+          t_.log(Direction::Send, peer_, answer, true, worker_, id_);
+          write(std::move(answer));
+        }
+        // Let the queued answer go out before the socket closes.
+        auto self = shared_from_this();
+        asio::post(socket_.get_executor(), [self] { self->close_after_flush(); });
+        return;
+      }
+      t_.inbound(ev.bytes, peer_, /*stream=*/true, worker_, id_);
+    }
+    start_read();
+  }
+
+  void close_after_flush() {
+    if (queue_.empty()) {
+      close();
+      return;
+    }
+    auto self = shared_from_this();
+    asio::async_write(socket_, asio::buffer(queue_.front()),
+                      [self](boost::system::error_code, size_t) { self->close(); });
+  }
+
+  Transport& t_;
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  uint32_t id_;
+  size_t worker_;
+  sip::StreamFramer framer_;
+  std::array<char, 16384> buf_{};
+  std::deque<std::string> queue_;
+  std::optional<std::chrono::steady_clock::time_point> partial_since_;
+  Peer peer_;
+  std::string peer_key_;
+  bool connecting_ = false;
+  bool closed_ = false;
+};
+
+Transport::Transport(Workers& workers, TransportOptions options, TrnLog* log, Handler handler)
+    : workers_(workers),
+      options_(options),
+      log_(log),
+      handler_(std::move(handler)),
+      conns_(workers.size()) {}
+
+Transport::~Transport() = default;
+
+void Transport::listen(Proto proto, const std::string& addr, uint16_t port) {
+  boost::system::error_code ec;
+  const auto ip = asio::ip::make_address(addr, ec);
+  if (ec) throw std::runtime_error("bad listen address " + addr);
+  const std::string where =
+      std::string(proto_name(proto)) + " " + addr + ":" + std::to_string(port);
+  if (proto == Proto::Udp) {
+    auto l = std::make_unique<UdpListener>();
+    l->index = ports_.size();
+    uint16_t bound = port;
+    for (size_t w = 0; w < workers_.size(); ++w) {
+      auto s = std::make_unique<udp::socket>(workers_.context(w));
+      s->open(ip.is_v6() ? udp::v6() : udp::v4(), ec);
+      if (!ec) s->set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec) {
+        int one = 1;
+        ::setsockopt(s->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        s->bind(udp::endpoint(ip, bound), ec);
+      }
+      if (ec) throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
+      bound = s->local_endpoint().port();  // the other workers join the same (ephemeral) port
+      s->set_option(asio::socket_base::receive_buffer_size(4 << 20), ec);
+      l->sockets.push_back(std::move(s));
+      auto r = std::make_unique<UdpListener::Receive>();
+      r->buf.resize(65536);
+      l->receives.push_back(std::move(r));
+    }
+    ports_.push_back(bound);
+    udp_.push_back(std::move(l));
+    for (size_t w = 0; w < workers_.size(); ++w)
+      start_udp_receive(*udp_.back(), w);
+    return;
+  }
+  if (proto == Proto::Tls)
+    throw std::runtime_error("tls listeners are not implemented yet: " + where);
+  auto l = std::make_unique<TcpListener>();
+  l->index = ports_.size();
+  l->acceptor = std::make_unique<tcp::acceptor>(workers_.context(0));
+  l->acceptor->open(ip.is_v6() ? tcp::v6() : tcp::v4(), ec);
+  if (!ec) l->acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) l->acceptor->bind(tcp::endpoint(ip, port), ec);
+  if (!ec) l->acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
+  ports_.push_back(l->acceptor->local_endpoint().port());
+  tcp_.push_back(std::move(l));
+  accept(*tcp_.back());
+}
+
+uint16_t Transport::local_port(size_t listener) const {
+  return ports_.at(listener);
+}
+
+void Transport::start_udp_receive(UdpListener& l, size_t worker) {
+  auto& r = *l.receives[worker];
+  l.sockets[worker]->async_receive_from(
+      asio::buffer(r.buf), r.from, [this, &l, worker](boost::system::error_code ec, size_t n) {
+        if (closed_) return;
+        if (!ec) {
+          auto& rr = *l.receives[worker];
+          Peer from;
+          from.proto = Proto::Udp;
+          from.addr = rr.from.address();
+          from.port = rr.from.port();
+          from.listener = uint16_t(l.index);
+          inbound(std::string_view(rr.buf.data(), n), from, /*stream=*/false, worker, 0);
+        }
+        start_udp_receive(l, worker);
+      });
+}
+
+void Transport::log(Direction d, const Peer& peer, std::string_view bytes, bool ok, size_t worker,
+                    uint32_t connection) {
+  if (!log_) return;
+  PacketRecord r;
+  r.time = std::chrono::system_clock::now();
+  r.worker = uint16_t(worker);
+  r.connection = connection;
+  r.counter = packet_counter_++;
+  r.direction = d;
+  r.proto = std::string(proto_name(peer.proto));
+  r.peer = peer.to_string();
+  r.ok = ok;
+  r.packet = std::string(bytes);
+  log_->write(std::move(r));
+}
+
+void Transport::inbound(std::string_view bytes, const Peer& from, bool stream, size_t worker,
+                        uint32_t connection) {
+  ++counters_.received;
+  log(Direction::Recv, from, bytes, true, worker, connection);
+  sip::ParseOptions po;
+  po.framing = stream ? sip::Framing::Stream : sip::Framing::Datagram;
+  po.max_size = options_.max_message;
+  auto parsed = sip::parse_message(bytes, po);
+  if (!parsed) {
+    ++counters_.parse_errors;
+    // Answer the source, whatever the Via says; nothing for discards and responses.
+    std::string answer =
+        sip::build_error_response(bytes, parsed.error(), {from.addr.to_string(), from.port});
+    if (!answer.empty()) send(from, std::move(answer));
+    return;
+  }
+  if (parsed->is_request()) parsed->set_source(from.addr.to_string(), from.port);
+  const size_t owner = workers_.worker_for(parsed->call_id());
+  if (owner == worker) {
+    handler_(worker, std::move(*parsed), from);
+    return;
+  }
+  workers_.post(owner, [this, owner, m = std::move(*parsed), from]() mutable {
+    handler_(owner, std::move(m), from);
+  });
+}
+
+bool Transport::send(const Peer& to, std::string bytes) {
+  if (closed_) return false;
+  return to.proto == Proto::Udp ? send_udp(to, std::move(bytes)) : send_tcp(to, std::move(bytes));
+}
+
+bool Transport::send_udp(const Peer& to, std::string bytes) {
+  if (to.listener >= udp_.size() && udp_.empty()) return false;
+  // Find the UDP listener: the one named, else the first.
+  UdpListener* l = nullptr;
+  for (auto& u : udp_) {
+    if (u->index == to.listener) l = u.get();
+  }
+  if (!l) l = udp_.front().get();
+  const int cur = Workers::current();
+  const size_t w = cur >= 0 && size_t(cur) < l->sockets.size() ? size_t(cur) : 0;
+  boost::system::error_code ec;
+  l->sockets[w]->send_to(asio::buffer(bytes), udp::endpoint(to.addr, to.port), 0, ec);
+  const bool ok = !ec;
+  ++(ok ? counters_.sent : counters_.send_failures);
+  log(Direction::Send, to, bytes, ok, w, 0);
+  return ok;
+}
+
+uint32_t Transport::next_id(size_t worker) {
+  // The id names its worker (id % workers == worker), so a send finds the right thread.
+  const uint32_t n = next_connection_.fetch_add(1);
+  return n * uint32_t(workers_.size()) + uint32_t(worker);
+}
+
+bool Transport::send_tcp(const Peer& to, std::string bytes) {
+  const int cur = Workers::current();
+  const size_t owner =
+      to.connection ? size_t(to.connection % workers_.size()) : (cur >= 0 ? size_t(cur) : 0);
+  if (cur >= 0 && size_t(cur) == owner) return deliver_tcp(owner, to, std::move(bytes));
+  workers_.post(owner, [this, owner, to, b = std::move(bytes)]() mutable {
+    deliver_tcp(owner, to, std::move(b));
+  });
+  return true;
+}
+
+// On the owning worker: the named connection, else one to addr:port, else a new one.
+bool Transport::deliver_tcp(size_t worker, const Peer& to, std::string bytes) {
+  auto& table = conns_[worker];
+  std::shared_ptr<Connection> c;
+  if (to.connection) {
+    auto it = table.by_id.find(to.connection);
+    if (it != table.by_id.end()) c = it->second;
+  } else if (auto it = table.by_peer.find(to.to_string()); it != table.by_peer.end()) {
+    c = table.by_id.at(it->second);
+  }
+  if (!c && !to.connection && admit(to.addr.to_string())) {
+    const uint32_t id = next_id(worker);
+    c = std::make_shared<Connection>(*this, tcp::socket(workers_.context(worker)), id, worker);
+    c->set_peer_key(to.to_string());
+    table.by_id[id] = c;
+    table.by_peer[to.to_string()] = id;
+    c->connect(tcp::endpoint(to.addr, to.port));
+  }
+  if (!c) {
+    ++counters_.send_failures;
+    log(Direction::Send, to, bytes, false, worker, to.connection);
+    return false;  // the connection a request came on is gone, or over the limits
+  }
+  ++counters_.sent;
+  log(Direction::Send, to, bytes, true, worker, c->id());
+  c->write(std::move(bytes));
+  return true;
+}
+
+void Transport::accept(TcpListener& l) {
+  const size_t w = l.next_worker++ % workers_.size();
+  auto socket = std::make_shared<tcp::socket>(workers_.context(w));
+  l.acceptor->async_accept(*socket, [this, &l, socket, w](boost::system::error_code ec) {
+    if (closed_) return;
+    if (!ec) {
+      boost::system::error_code e2;
+      const auto remote = socket->remote_endpoint(e2);
+      if (e2 || !admit(remote.address().to_string())) {
+        ++counters_.connections_refused;
+        socket->close(e2);
+      } else {
+        auto c = std::make_shared<Connection>(*this, std::move(*socket), next_id(w), w);
+        workers_.post(w, [this, c, w] { adopt(c, w); });
+      }
+    }
+    accept(l);
+  });
+}
+
+void Transport::adopt(std::shared_ptr<Connection> c, size_t worker) {
+  c->set_peer();
+  conns_[worker].by_id[c->peer().connection] = c;
+  c->start_read();
+}
+
+bool Transport::admit(const std::string& address_key) {
+  std::lock_guard lock(admission_mu_);
+  size_t& n = per_address_[address_key];
+  if (total_connections_ >= options_.max_connections || n >= options_.max_connections_per_address) {
+    if (n == 0) per_address_.erase(address_key);
+    return false;
+  }
+  ++n;
+  ++total_connections_;
+  return true;
+}
+
+void Transport::forget(uint32_t id, size_t worker, const std::string& address_key,
+                       const std::string& peer_key) {
+  auto& table = conns_[worker];
+  table.by_id.erase(id);
+  if (!peer_key.empty()) table.by_peer.erase(peer_key);
+  std::lock_guard lock(admission_mu_);
+  auto it = per_address_.find(address_key);
+  if (it != per_address_.end() && --it->second == 0) per_address_.erase(it);
+  if (total_connections_ > 0) --total_connections_;
+}
+
+size_t Transport::connections() const {
+  std::lock_guard lock(admission_mu_);
+  return total_connections_;
+}
+
+void Transport::close() {
+  closed_ = true;
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    workers_.post(w, [this, w] {
+      auto conns = conns_[w].by_id;
+      for (auto& [id, c] : conns)
+        c->close();
+      for (auto& l : udp_) {
+        boost::system::error_code ec;
+        l->sockets[w]->close(ec);
+      }
+      if (w == 0) {
+        for (auto& l : tcp_) {
+          boost::system::error_code ec;
+          l->acceptor->close(ec);
+        }
+      }
+    });
+  }
+}
+
+}  // namespace esg::transport

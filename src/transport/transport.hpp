@@ -1,0 +1,125 @@
+#pragma once
+// SIP over UDP and TCP (RFC 3261 §18, RFC 3581, RFC 5626 keep-alives) on the worker threads.
+//
+// UDP: each listener has one socket per worker (SO_REUSEPORT), so the kernel spreads datagrams
+// and no socket is shared. TCP: a connection lives on the worker that accepted or opened it.
+// A message is parsed where it arrived and handed to the worker its Call-ID belongs to. A
+// request that does not parse is answered from its readable lines when it can be (400, 505...);
+// responses always go back to the source address and port, whatever Via says (CONTRACTS.md).
+
+#include <atomic>
+#include <boost/asio/ip/address.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "sip/message.hpp"
+#include "transport/trn_log.hpp"
+#include "transport/workers.hpp"
+
+namespace esg::transport {
+
+enum class Proto : uint8_t { Udp, Tcp, Tls };
+std::string_view proto_name(Proto p);
+
+struct Peer {
+  Proto proto = Proto::Udp;
+  boost::asio::ip::address addr;
+  uint16_t port = 0;
+  uint32_t connection = 0;        // TCP/TLS: the connection (0: open or reuse one to addr:port)
+  uint16_t listener = 0;          // UDP: the listener whose socket received or sends
+  std::string to_string() const;  // "A:P", "[A]:P" for IPv6
+};
+
+struct TransportOptions {
+  size_t max_message = 65535;
+  std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};  // TCP with no traffic
+  // A TCP peer that starts a message and does not finish it in this time is cut off
+  // (RFC 4475 §3.1.2.2: "close the connection after a bounded timeout").
+  std::chrono::milliseconds message_timeout{std::chrono::seconds(30)};
+  size_t max_connections = 10000;
+  size_t max_connections_per_address = 64;
+};
+
+class Transport {
+ public:
+  // Called on the worker that owns the message's Call-ID.
+  using Handler = std::function<void(size_t worker, sip::Message&& message, const Peer& from)>;
+
+  struct Counters {
+    std::atomic<uint64_t> received{0};
+    std::atomic<uint64_t> sent{0};
+    std::atomic<uint64_t> send_failures{0};
+    std::atomic<uint64_t> parse_errors{0};
+    std::atomic<uint64_t> keepalives{0};
+    std::atomic<uint64_t> connections_refused{0};
+    std::atomic<uint64_t> connections_cut{0};  // size or time limits
+  };
+
+  Transport(Workers& workers, TransportOptions options, TrnLog* log, Handler handler);
+  ~Transport();
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+
+  // Binds a listener (start-up: throws std::runtime_error naming the address on failure).
+  // Port 0 binds an ephemeral port; local_port() tells which.
+  void listen(Proto proto, const std::string& addr, uint16_t port);
+  uint16_t local_port(size_t listener) const;
+
+  // Sends `bytes` to `to`: UDP from the listener's socket, TCP over the connection (or one to
+  // addr:port, reused or opened). Thread-safe. False when it could not be handed to the network.
+  bool send(const Peer& to, std::string bytes);
+
+  void close();  // stops accepting and closes every socket (call with the workers running)
+  const Counters& counters() const { return counters_; }
+  size_t connections() const;
+
+ private:
+  struct UdpListener;
+  struct TcpListener;
+  class Connection;
+  friend class Connection;
+
+  void start_udp_receive(UdpListener& l, size_t worker);
+  void inbound(std::string_view bytes, const Peer& from, bool stream, size_t worker,
+               uint32_t connection);
+  void log(Direction d, const Peer& peer, std::string_view bytes, bool ok, size_t worker,
+           uint32_t connection);
+  bool send_udp(const Peer& to, std::string bytes);
+  bool send_tcp(const Peer& to, std::string bytes);
+  bool deliver_tcp(size_t worker, const Peer& to, std::string bytes);
+  uint32_t next_id(size_t worker);
+  void accept(TcpListener& l);
+  void adopt(std::shared_ptr<Connection> c, size_t worker);
+  void forget(uint32_t id, size_t worker, const std::string& address_key,
+              const std::string& peer_key);
+  bool admit(const std::string& address_key);
+
+  Workers& workers_;
+  TransportOptions options_;
+  TrnLog* log_;
+  Handler handler_;
+  Counters counters_;
+  std::vector<std::unique_ptr<UdpListener>> udp_;
+  std::vector<std::unique_ptr<TcpListener>> tcp_;
+  std::vector<uint16_t> ports_;  // per listener, in listen() order
+  std::atomic<uint32_t> next_connection_{1};
+  std::atomic<uint64_t> packet_counter_{0};
+  // Per worker: its connections, and outgoing ones by "addr:port" for reuse.
+  struct WorkerConnections {
+    std::unordered_map<uint32_t, std::shared_ptr<Connection>> by_id;
+    std::unordered_map<std::string, uint32_t> by_peer;
+  };
+  std::vector<WorkerConnections> conns_;
+  mutable std::mutex admission_mu_;  // connection counts: touched on accept and close only
+  std::unordered_map<std::string, size_t> per_address_;
+  size_t total_connections_ = 0;
+  std::atomic<bool> closed_{false};
+};
+
+}  // namespace esg::transport
