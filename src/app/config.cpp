@@ -52,6 +52,17 @@ class Section {
       out = static_cast<T>(n);
     }
   }
+  void number(const std::string& key, double& out, double min, double max) {
+    if (const json* v = get(key)) {
+      if (!v->is_number()) throw ConfigError(at(key), "must be a number");
+      const double n = v->get<double>();
+      if (n < min || n > max) {
+        throw ConfigError(at(key),
+                          "must be between " + json(min).dump() + " and " + json(max).dump());
+      }
+      out = n;
+    }
+  }
   void strings(const std::string& key, std::vector<std::string>& out) {
     if (const json* v = get(key)) {
       if (!v->is_array()) throw ConfigError(at(key), "must be an array of strings");
@@ -198,6 +209,15 @@ Config parse_config(const std::string& text) {
     }
     s.finish();
   }
+  if (const json* j = top.get("transport")) {
+    Section s(*j, "transport");
+    s.integer("max_message", c.transport.max_message, 1024, 1 << 20);
+    s.number("idle_timeout", c.transport.idle_timeout, 0.1, 86400);
+    s.number("message_timeout", c.transport.message_timeout, 0.1, 3600);
+    s.integer("max_connections", c.transport.max_connections, 1, 1000000);
+    s.integer("max_connections_per_address", c.transport.max_connections_per_address, 1, 100000);
+    s.finish();
+  }
   if (const json* j = top.get("dns")) {
     Section s(*j, "dns");
     s.strings("servers", c.dns_servers);
@@ -299,6 +319,11 @@ json to_json(const Config& c) {
   j["store"] =
       c.store.postgres.empty() ? json{{"sqlite", c.store.sqlite}} : json{{"postgres", "(set)"}};
   j["log"] = {{"dir", c.log.dir}, {"log_trn", c.log.log_trn}, {"level", c.log.level}};
+  j["transport"] = {{"max_message", c.transport.max_message},
+                    {"idle_timeout", c.transport.idle_timeout},
+                    {"message_timeout", c.transport.message_timeout},
+                    {"max_connections", c.transport.max_connections},
+                    {"max_connections_per_address", c.transport.max_connections_per_address}};
   j["dns"] = {{"servers", c.dns_servers}};
   j["stun"] = c.stun_server.empty() ? json::object() : json{{"server", c.stun_server}};
   j["media"] = {{"relay", c.media.relay},

@@ -50,6 +50,14 @@ struct Config {
     bool log_trn = false;
     std::string level = "info";
   } log;
+  // Stream and size limits (an addition to the contract's sections).
+  struct Transport {
+    int max_message = 65535;
+    double idle_timeout = 300;    // seconds a TCP connection may stay silent
+    double message_timeout = 30;  // seconds to finish a started message on TCP
+    int max_connections = 10000;
+    int max_connections_per_address = 64;
+  } transport;
   std::vector<std::string> dns_servers;
   std::string stun_server;
   struct Media {

@@ -24,8 +24,15 @@ Server::Server(const Config& config) : config_(config) {
   if (config.log.log_trn) {
     trn_ = std::make_unique<transport::TrnLog>(transport::TrnLog::Options{config.log.dir});
   }
+  transport::TransportOptions options;
+  options.max_message = size_t(config.transport.max_message);
+  options.idle_timeout = std::chrono::milliseconds(int64_t(config.transport.idle_timeout * 1000));
+  options.message_timeout =
+      std::chrono::milliseconds(int64_t(config.transport.message_timeout * 1000));
+  options.max_connections = size_t(config.transport.max_connections);
+  options.max_connections_per_address = size_t(config.transport.max_connections_per_address);
   transport_ = std::make_unique<transport::Transport>(
-      *workers_, transport::TransportOptions{}, trn_.get(),
+      *workers_, options, trn_.get(),
       [this](size_t w, sip::Message&& m, const transport::Peer& from) {
         on_message(w, std::move(m), from);
       });

@@ -30,6 +30,8 @@ class StreamFramer {
   void feed(std::string_view data);
   Event next();
   size_t buffered() const { return buf_.size() - start_; }
+  // The bytes not handed out yet (after an Error: the message that broke the framing).
+  std::string_view pending() const { return std::string_view(buf_).substr(start_); }
 
  private:
   Event fail(uint16_t status, std::string reason, const char* detail);

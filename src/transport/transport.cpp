@@ -127,6 +127,10 @@ class Transport::Connection : public std::enable_shared_from_this<Connection> {
                           return;
                         }
                         self->queue_.pop_front();
+                        if (self->queue_.empty() && self->linger_when_flushed_) {
+                          self->linger();
+                          return;
+                        }
                         self->flush();
                       });
   }
@@ -155,6 +159,12 @@ class Transport::Connection : public std::enable_shared_from_this<Connection> {
       close();
       return;
     }
+    if (draining_) {
+      // After a framing error: swallow what the peer still sends until it closes or the
+      // linger timer fires, so that our answer is read instead of lost to a reset.
+      read_more();
+      return;
+    }
     framer_.feed(std::string_view(buf_.data(), n));
     while (!closed_) {
       auto ev = framer_.next();
@@ -170,16 +180,15 @@ class Transport::Connection : public std::enable_shared_from_this<Connection> {
         // Framing is lost: answer what we can, then close (RFC 4475 §3.1.2.3, §3.3.9).
         ++t_.counters_.parse_errors;
         ++t_.counters_.connections_cut;
-        std::string_view rest(buf_.data(), n);
-        std::string answer =
-            sip::build_error_response(rest, ev.error, {peer_.addr.to_string(), peer_.port});
+        std::string answer = sip::build_error_response(framer_.pending(), ev.error,
+                                                       {peer_.addr.to_string(), peer_.port});
         if (!answer.empty()) {
           t_.log(Direction::Send, peer_, answer, true, worker_, id_);
           write(std::move(answer));
         }
-        // Let the queued answer go out before the socket closes.
-        auto self = shared_from_this();
-        asio::post(socket_.get_executor(), [self] { self->close_after_flush(); });
+        // Let the queued answer go out, then half-close.
+        linger_when_flushed_ = true;
+        if (queue_.empty()) linger();
         return;
       }
       t_.inbound(ev.bytes, peer_, /*stream=*/true, worker_, id_);
@@ -187,14 +196,24 @@ class Transport::Connection : public std::enable_shared_from_this<Connection> {
     start_read();
   }
 
-  void close_after_flush() {
-    if (queue_.empty()) {
-      close();
-      return;
-    }
+  void read_more() {
     auto self = shared_from_this();
-    asio::async_write(socket_, asio::buffer(queue_.front()),
-                      [self](boost::system::error_code, size_t) { self->close(); });
+    socket_.async_read_some(asio::buffer(buf_), [self](boost::system::error_code ec, size_t n) {
+      self->on_read(ec, n);
+    });
+  }
+
+  // Half-close: our side is done, the peer's remaining bytes are read and dropped for a while.
+  void linger() {
+    draining_ = true;
+    boost::system::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    timer_.expires_after(std::chrono::seconds(2));
+    auto self = shared_from_this();
+    timer_.async_wait([self](boost::system::error_code e) {
+      if (!e) self->close();
+    });
+    read_more();
   }
 
   Transport& t_;
@@ -210,6 +229,8 @@ class Transport::Connection : public std::enable_shared_from_this<Connection> {
   std::string peer_key_;
   bool connecting_ = false;
   bool closed_ = false;
+  bool draining_ = false;
+  bool linger_when_flushed_ = false;
 };
 
 Transport::Transport(Workers& workers, TransportOptions options, TrnLog* log, Handler handler)

@@ -66,6 +66,16 @@ TEST(Config, ErrorsNameTheFieldPath) {
   EXPECT_EQ(error_of(R"({"listen": [{}, {}]})"), "listen[1]: duplicate listener udp 0.0.0.0:5080");
 }
 
+TEST(Config, TransportLimits) {
+  Config c =
+      parse_config(R"({"transport": {"message_timeout": 0.5, "max_connections_per_address": 3}})");
+  EXPECT_DOUBLE_EQ(c.transport.message_timeout, 0.5);
+  EXPECT_EQ(c.transport.max_connections_per_address, 3);
+  EXPECT_EQ(c.transport.max_message, 65535);
+  EXPECT_EQ(error_of(R"({"transport": {"idle_timeout": "long"}})"),
+            "transport.idle_timeout: must be a number");
+}
+
 TEST(Config, UnknownFieldsAreRejected) {
   EXPECT_EQ(error_of(R"({"instanse": {}})"), "instanse: unknown field");
   EXPECT_EQ(error_of(R"({"http": {"tokn": "x"}})"), "http.tokn: unknown field");

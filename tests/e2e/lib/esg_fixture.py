@@ -1,0 +1,134 @@
+"""Starts build/esg on a config written by the test, with ports chosen at run time, and stops it.
+A failed test keeps the process output and the transaction log in the printed folder."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+ESG = os.environ.get("ESG_BIN", "build/esg")
+DATA = os.environ.get("ESG_TEST_DATA", "tests/data")
+
+
+class EsgProcess:
+    def __init__(self, extra=None, listen=(("udp", "127.0.0.1"), ("tcp", "127.0.0.1"))):
+        self.dir = tempfile.mkdtemp(prefix="esg-e2e-")
+        self.log_dir = os.path.join(self.dir, "log")
+        config = {
+            "instance": {"workers": 2},
+            "listen": [{"proto": p, "addr": a, "port": 0} for p, a in listen],
+            "log": {"dir": self.log_dir, "log_trn": True},
+            "store": {"sqlite": os.path.join(self.dir, "esg.db")},
+        }
+        for key, value in (extra or {}).items():
+            config[key] = value
+        self.config_path = os.path.join(self.dir, "esg.json")
+        with open(self.config_path, "w") as f:
+            json.dump(config, f)
+        self.out = open(os.path.join(self.dir, "esg.out"), "w+")
+        self.proc = subprocess.Popen([ESG, "run", "--config", self.config_path],
+                                     stdout=subprocess.PIPE, stderr=self.out, text=True)
+        self.ports = {}
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.out.write(line)
+            m = re.match(r"listening on (\w+) [\d.:a-f\[\]]+:(\d+)", line)
+            if m:
+                self.ports.setdefault(m.group(1), int(m.group(2)))
+            if line.startswith("ready"):
+                return
+        self.stop()
+        raise RuntimeError("esg did not start; see " + self.dir)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rest = self.proc.stdout.read() if self.proc.stdout else ""
+        self.out.write(rest or "")
+        self.out.flush()
+        return self.proc.returncode
+
+    def trn_lines(self):
+        lines = []
+        for name in sorted(os.listdir(self.log_dir)) if os.path.isdir(self.log_dir) else []:
+            with open(os.path.join(self.log_dir, name), errors="replace") as f:
+                lines += f.read().splitlines()
+        return lines
+
+    def cleanup(self, keep):
+        if keep:
+            print("esg fixture kept in", self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class EsgTestCase(unittest.TestCase):
+    """One esg per test class; its folder is kept when a test failed."""
+
+    extra_config = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.esg = EsgProcess(cls.extra_config)
+        cls.failed = False
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.esg.stop()
+        cls.esg.cleanup(keep=cls.failed or code != 0)
+
+    def run(self, result=None):
+        result = super().run(result)
+        if result and (result.failures or result.errors):
+            type(self).failed = True
+        return result
+
+    # Helpers
+
+    def udp(self, timeout=2.0):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(timeout)
+        self.addCleanup(s.close)
+        return s
+
+    def tcp(self, timeout=2.0):
+        c = socket.create_connection(("127.0.0.1", self.esg.ports["tcp"]), timeout=timeout)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.addCleanup(c.close)
+        return c
+
+
+def options(call_id, branch="z9hG4bKe2e", via_host="127.0.0.1:5999", extra=""):
+    return ("OPTIONS sip:esg@127.0.0.1 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {via_host};rport;branch={branch}\r\n"
+            "From: <sip:probe@127.0.0.1>;tag=p1\r\nTo: <sip:esg@127.0.0.1>\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n{extra}"
+            "Content-Length: 0\r\n\r\n").encode()
+
+
+def status_of(packet):
+    m = re.match(rb"SIP/2\.0 (\d{3}) ", packet)
+    return int(m.group(1)) if m else None
+
+
+def header(packet, name):
+    m = re.search(rb"(?im)^" + name.encode() + rb"\s*:\s*(.*?)\r?$", packet)
+    return m.group(1).decode(errors="replace") if m else None
