@@ -70,8 +70,11 @@ void Server::stop() {
   if (!workers_) return;
   transport_->close();
   workers_->stop();
-  // The layers hold timers on the (now stopped) contexts: drop them before the contexts go.
+  // With every thread stopped, tear down in dependency order: what holds timers and sockets on
+  // the io_contexts goes before the io_contexts themselves.
   per_worker_.clear();
+  transport_.reset();
+  trn_.reset();  // writes what is still queued
   workers_.reset();
 }
 

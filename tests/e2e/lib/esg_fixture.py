@@ -93,6 +93,9 @@ class EsgTestCase(unittest.TestCase):
     def tearDownClass(cls):
         code = cls.esg.stop()
         cls.esg.cleanup(keep=cls.failed or code != 0)
+        # A clean stop is part of every test: sanitizer reports and leaks end in a non-zero exit.
+        if code != 0:
+            raise AssertionError("esg exited with %d; output kept in %s" % (code, cls.esg.dir))
 
     def run(self, result=None):
         result = super().run(result)
