@@ -16,11 +16,11 @@ SuccessRetransmitter::~SuccessRetransmitter() {
   ack();
 }
 
-void SuccessRetransmitter::start(std::string response) {
+void SuccessRetransmitter::start(std::string response, bool send_now) {
   ack();
   response_ = std::move(response);
   interval_ = config_.t1;
-  send_(response_);
+  if (send_now) send_(response_);
   give_up_ = timers_.start(64 * config_.t1, [this] {
     give_up_ = 0;
     if (retransmit_) timers_.stop(retransmit_);

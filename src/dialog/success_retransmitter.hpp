@@ -18,8 +18,9 @@ class SuccessRetransmitter {
   SuccessRetransmitter(const SuccessRetransmitter&) = delete;
   SuccessRetransmitter& operator=(const SuccessRetransmitter&) = delete;
 
-  void start(std::string response);  // sends it now and arms the timers
-  void ack();                        // the ACK arrived: stop
+  // Arms the timers; sends the response now unless the INVITE transaction already did.
+  void start(std::string response, bool send_now = true);
+  void ack();  // the ACK arrived: stop
   bool waiting() const { return give_up_ != 0; }
 
  private:
