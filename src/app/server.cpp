@@ -61,7 +61,7 @@ Server::~Server() {
 
 void Server::start() {
   for (const auto& l : config_.listen) {
-    transport_->listen(proto_of(l.proto), l.addr, l.port);
+    transport_->listen(proto_of(l.proto), l.addr, l.port, {l.cert, l.key, l.ca});
   }
   workers_->start();
 }

@@ -2,6 +2,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <deque>
@@ -47,50 +48,90 @@ struct Transport::TcpListener {
   size_t index = 0;
   std::unique_ptr<tcp::acceptor> acceptor;
   size_t next_worker = 0;
+  std::shared_ptr<asio::ssl::context> tls;  // set for TLS listeners
 };
 
 // One TCP connection, on one worker. Reads are framed by StreamFramer; writes are queued.
 class Transport::Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(Transport& t, tcp::socket socket, uint32_t id, size_t worker)
+  Connection(Transport& t, tcp::socket socket, uint32_t id, size_t worker,
+             std::shared_ptr<asio::ssl::context> tls = nullptr)
       : t_(t),
-        socket_(std::move(socket)),
-        timer_(socket_.get_executor()),
+        timer_(socket.get_executor()),
         id_(id),
         worker_(worker),
-        framer_(t.options_.max_message) {}
+        framer_(t.options_.max_message),
+        tls_ctx_(std::move(tls)) {
+    if (tls_ctx_) {
+      tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(socket), *tls_ctx_);
+    } else {
+      socket_.emplace(std::move(socket));
+    }
+  }
+
+  // The TCP socket under either kind of connection.
+  tcp::socket& sock() { return tls_ ? tls_->next_layer() : *socket_; }
+
+  // Incoming TLS: the handshake comes first, bounded by the message timeout.
+  void start_server() {
+    if (!tls_) {
+      start_read();
+      return;
+    }
+    arm_timer();
+    auto self = shared_from_this();
+    tls_->async_handshake(asio::ssl::stream_base::server, [self](boost::system::error_code ec) {
+      if (ec) {
+        ++self->t_.counters_.tls_failures;
+        self->close();
+        return;
+      }
+      self->start_read();
+    });
+  }
 
   void start_read() {
     arm_timer();
-    auto self = shared_from_this();
-    socket_.async_read_some(asio::buffer(buf_), [self](boost::system::error_code ec, size_t n) {
-      self->on_read(ec, n);
-    });
+    read_more();
   }
 
   void connect(tcp::endpoint to) {
     connecting_ = true;
-    peer_.proto = Proto::Tcp;
+    peer_.proto = tls_ ? Proto::Tls : Proto::Tcp;
     peer_.addr = to.address();
     peer_.port = to.port();
     peer_.connection = id_;
     auto self = shared_from_this();
-    socket_.async_connect(to, [self](boost::system::error_code ec) {
-      self->connecting_ = false;
+    sock().async_connect(to, [self](boost::system::error_code ec) {
       if (ec) {
         self->close();
         return;
       }
       self->set_peer();
-      self->start_read();
-      self->flush();
+      if (!self->tls_) {
+        self->connecting_ = false;
+        self->start_read();
+        self->flush();
+        return;
+      }
+      self->tls_->async_handshake(asio::ssl::stream_base::client,
+                                  [self](boost::system::error_code e) {
+                                    if (e) {
+                                      ++self->t_.counters_.tls_failures;
+                                      self->close();
+                                      return;
+                                    }
+                                    self->connecting_ = false;
+                                    self->start_read();
+                                    self->flush();
+                                  });
     });
   }
 
   void set_peer() {
     boost::system::error_code ec;
-    auto ep = socket_.remote_endpoint(ec);
-    peer_.proto = Proto::Tcp;
+    auto ep = sock().remote_endpoint(ec);
+    peer_.proto = tls_ ? Proto::Tls : Proto::Tcp;
     peer_.addr = ep.address();
     peer_.port = ep.port();
     peer_.connection = id_;
@@ -106,8 +147,8 @@ class Transport::Connection : public std::enable_shared_from_this<Connection> {
     closed_ = true;
     boost::system::error_code ec;
     timer_.cancel();
-    socket_.shutdown(tcp::socket::shutdown_both, ec);
-    socket_.close(ec);
+    sock().shutdown(tcp::socket::shutdown_both, ec);
+    sock().close(ec);
     t_.forget(id_, worker_, address_key(), peer_key_);
   }
 
@@ -120,19 +161,23 @@ class Transport::Connection : public std::enable_shared_from_this<Connection> {
   void flush() {
     if (queue_.empty() || closed_ || connecting_) return;
     auto self = shared_from_this();
-    asio::async_write(socket_, asio::buffer(queue_.front()),
-                      [self](boost::system::error_code ec, size_t) {
-                        if (ec) {
-                          self->close();
-                          return;
-                        }
-                        self->queue_.pop_front();
-                        if (self->queue_.empty() && self->linger_when_flushed_) {
-                          self->linger();
-                          return;
-                        }
-                        self->flush();
-                      });
+    auto done = [self](boost::system::error_code ec, size_t) {
+      if (ec) {
+        self->close();
+        return;
+      }
+      self->queue_.pop_front();
+      if (self->queue_.empty() && self->linger_when_flushed_) {
+        self->linger();
+        return;
+      }
+      self->flush();
+    };
+    if (tls_) {
+      asio::async_write(*tls_, asio::buffer(queue_.front()), std::move(done));
+    } else {
+      asio::async_write(*socket_, asio::buffer(queue_.front()), std::move(done));
+    }
   }
 
   void arm_timer() {
@@ -198,16 +243,19 @@ class Transport::Connection : public std::enable_shared_from_this<Connection> {
 
   void read_more() {
     auto self = shared_from_this();
-    socket_.async_read_some(asio::buffer(buf_), [self](boost::system::error_code ec, size_t n) {
-      self->on_read(ec, n);
-    });
+    auto done = [self](boost::system::error_code ec, size_t n) { self->on_read(ec, n); };
+    if (tls_) {
+      tls_->async_read_some(asio::buffer(buf_), std::move(done));
+    } else {
+      socket_->async_read_some(asio::buffer(buf_), std::move(done));
+    }
   }
 
   // Half-close: our side is done, the peer's remaining bytes are read and dropped for a while.
   void linger() {
     draining_ = true;
     boost::system::error_code ec;
-    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    sock().shutdown(tcp::socket::shutdown_send, ec);
     timer_.expires_after(std::chrono::seconds(2));
     auto self = shared_from_this();
     timer_.async_wait([self](boost::system::error_code e) {
@@ -217,7 +265,8 @@ class Transport::Connection : public std::enable_shared_from_this<Connection> {
   }
 
   Transport& t_;
-  tcp::socket socket_;
+  std::optional<tcp::socket> socket_;  // plain TCP
+  std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;
   asio::steady_timer timer_;
   uint32_t id_;
   size_t worker_;
@@ -231,6 +280,7 @@ class Transport::Connection : public std::enable_shared_from_this<Connection> {
   bool closed_ = false;
   bool draining_ = false;
   bool linger_when_flushed_ = false;
+  std::shared_ptr<asio::ssl::context> tls_ctx_;
 };
 
 Transport::Transport(Workers& workers, TransportOptions options, TrnLog* log, Handler handler)
@@ -242,7 +292,7 @@ Transport::Transport(Workers& workers, TransportOptions options, TrnLog* log, Ha
 
 Transport::~Transport() = default;
 
-void Transport::listen(Proto proto, const std::string& addr, uint16_t port) {
+void Transport::listen(Proto proto, const std::string& addr, uint16_t port, const TlsFiles& tls) {
   boost::system::error_code ec;
   const auto ip = asio::ip::make_address(addr, ec);
   if (ec) throw std::runtime_error("bad listen address " + addr);
@@ -275,9 +325,27 @@ void Transport::listen(Proto proto, const std::string& addr, uint16_t port) {
       start_udp_receive(*udp_.back(), w);
     return;
   }
-  if (proto == Proto::Tls)
-    throw std::runtime_error("tls listeners are not implemented yet: " + where);
   auto l = std::make_unique<TcpListener>();
+  if (proto == Proto::Tls) {
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                     asio::ssl::context::no_tlsv1_1);
+    ctx->use_certificate_chain_file(tls.cert, ec);
+    if (!ec) ctx->use_private_key_file(tls.key, asio::ssl::context::pem, ec);
+    if (!ec && !tls.ca.empty()) {
+      ctx->load_verify_file(tls.ca, ec);
+      // With a CA, clients must present a certificate it signed (mutual TLS).
+      if (!ec) {
+        ctx->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+      }
+    }
+    if (ec) {
+      throw std::runtime_error("cannot load the TLS certificate or key for " + where + ": " +
+                               ec.message());
+    }
+    l->tls = std::move(ctx);
+  }
   l->index = ports_.size();
   l->acceptor = std::make_unique<tcp::acceptor>(workers_.context(0));
   l->acceptor->open(ip.is_v6() ? tcp::v6() : tcp::v4(), ec);
@@ -378,6 +446,26 @@ bool Transport::send_udp(const Peer& to, std::string bytes) {
   return ok;
 }
 
+std::shared_ptr<asio::ssl::context> Transport::client_tls() {
+  std::lock_guard lock(admission_mu_);
+  if (!client_tls_) {
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                     asio::ssl::context::no_tlsv1_1);
+    boost::system::error_code ec;
+    if (options_.tls_ca.empty()) {
+      ctx->set_default_verify_paths(ec);
+    } else {
+      ctx->load_verify_file(options_.tls_ca, ec);
+    }
+    // Verification of the peer is on for outgoing connections unless told otherwise.
+    ctx->set_verify_mode(options_.tls_verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
+    client_tls_ = std::move(ctx);
+  }
+  return client_tls_;
+}
+
 uint32_t Transport::next_id(size_t worker) {
   // The id names its worker (id % workers == worker), so a send finds the right thread.
   const uint32_t n = next_connection_.fetch_add(1);
@@ -407,7 +495,8 @@ bool Transport::deliver_tcp(size_t worker, const Peer& to, std::string bytes) {
   }
   if (!c && !to.connection && admit(to.addr.to_string())) {
     const uint32_t id = next_id(worker);
-    c = std::make_shared<Connection>(*this, tcp::socket(workers_.context(worker)), id, worker);
+    c = std::make_shared<Connection>(*this, tcp::socket(workers_.context(worker)), id, worker,
+                                     to.proto == Proto::Tls ? client_tls() : nullptr);
     c->set_peer_key(to.to_string());
     table.by_id[id] = c;
     table.by_peer[to.to_string()] = id;
@@ -436,7 +525,7 @@ void Transport::accept(TcpListener& l) {
         ++counters_.connections_refused;
         socket->close(e2);
       } else {
-        auto c = std::make_shared<Connection>(*this, std::move(*socket), next_id(w), w);
+        auto c = std::make_shared<Connection>(*this, std::move(*socket), next_id(w), w, l.tls);
         workers_.post(w, [this, c, w] { adopt(c, w); });
       }
     }
@@ -447,7 +536,7 @@ void Transport::accept(TcpListener& l) {
 void Transport::adopt(std::shared_ptr<Connection> c, size_t worker) {
   c->set_peer();
   conns_[worker].by_id[c->peer().connection] = c;
-  c->start_read();
+  c->start_server();
 }
 
 bool Transport::admit(const std::string& address_key) {

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -44,6 +45,15 @@ struct TransportOptions {
   std::chrono::milliseconds message_timeout{std::chrono::seconds(30)};
   size_t max_connections = 10000;
   size_t max_connections_per_address = 64;
+  // Outgoing TLS: the CA file that signs our peers (empty: the system's), and whether to verify.
+  std::string tls_ca;
+  bool tls_verify = true;
+};
+
+struct TlsFiles {
+  std::string cert;  // PEM chain
+  std::string key;   // PEM private key
+  std::string ca;    // when set, clients must present a certificate it signed
 };
 
 class Transport {
@@ -59,6 +69,7 @@ class Transport {
     std::atomic<uint64_t> keepalives{0};
     std::atomic<uint64_t> connections_refused{0};
     std::atomic<uint64_t> connections_cut{0};  // size or time limits
+    std::atomic<uint64_t> tls_failures{0};     // handshakes that failed
   };
 
   Transport(Workers& workers, TransportOptions options, TrnLog* log, Handler handler);
@@ -68,7 +79,7 @@ class Transport {
 
   // Binds a listener (start-up: throws std::runtime_error naming the address on failure).
   // Port 0 binds an ephemeral port; local_port() tells which.
-  void listen(Proto proto, const std::string& addr, uint16_t port);
+  void listen(Proto proto, const std::string& addr, uint16_t port, const TlsFiles& tls = {});
   uint16_t local_port(size_t listener) const;
 
   // Sends `bytes` to `to`: UDP from the listener's socket, TCP over the connection (or one to
@@ -94,6 +105,7 @@ class Transport {
   bool send_tcp(const Peer& to, std::string bytes);
   bool deliver_tcp(size_t worker, const Peer& to, std::string bytes);
   uint32_t next_id(size_t worker);
+  std::shared_ptr<boost::asio::ssl::context> client_tls();
   void accept(TcpListener& l);
   void adopt(std::shared_ptr<Connection> c, size_t worker);
   void forget(uint32_t id, size_t worker, const std::string& address_key,
@@ -120,6 +132,7 @@ class Transport {
   std::unordered_map<std::string, size_t> per_address_;
   size_t total_connections_ = 0;
   std::atomic<bool> closed_{false};
+  std::shared_ptr<boost::asio::ssl::context> client_tls_;
 };
 
 }  // namespace esg::transport

@@ -1,0 +1,85 @@
+"""esg over TLS: a listener with a certificate made by the test, OPTIONS answered, the RFC 4475
+messages answered as over TCP, and a handshake failure that costs nothing to other peers."""
+
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from esg_fixture import EsgProcess, options, status_of  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_server import TORTURE, torture, unique  # noqa: E402
+
+
+class Tls(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = tempfile.mkdtemp(prefix="esg-tls-")
+        cls.cert = os.path.join(cls.certs, "cert.pem")
+        cls.key = os.path.join(cls.certs, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", cls.key, "-out", cls.cert], check=True, capture_output=True)
+        cls.esg = EsgProcess({"listen": [
+            {"proto": "udp", "addr": "127.0.0.1", "port": 0},
+            {"proto": "tls", "addr": "127.0.0.1", "port": 0, "cert": cls.cert, "key": cls.key}],
+            "transport": {"message_timeout": 1.0}})
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.esg.stop()
+        cls.esg.cleanup(keep=code != 0)
+        shutil.rmtree(cls.certs, ignore_errors=True)
+        if code != 0:
+            raise AssertionError("esg exited with %d" % code)
+
+    def connect(self, timeout=2.0):
+        ctx = ssl.create_default_context(cafile=self.cert)  # verifies esg's certificate
+        raw = socket.create_connection(("127.0.0.1", self.esg.ports["tls"]), timeout=timeout)
+        return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+
+    def read_answer(self, c):
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data:
+                chunk = c.recv(65535)
+                if not chunk:
+                    break
+                data += chunk
+        except (socket.timeout, ssl.SSLError, ConnectionError):
+            pass
+        return data
+
+    def test_options_over_tls(self):
+        with self.connect() as c:
+            c.sendall(options("tls-1").replace(b"SIP/2.0/UDP", b"SIP/2.0/TLS"))
+            data = self.read_answer(c)
+        self.assertEqual(status_of(data), 200, data)
+
+    def test_rfc4475_messages_over_tls(self):
+        for n, name in enumerate(sorted(TORTURE)):
+            want = None if name in ("clerr", "baddn") else TORTURE[name]
+            with self.subTest(name=name), self.connect(timeout=1.0) as c:
+                c.sendall(unique(torture(name), "tls%d" % n))
+                data = self.read_answer(c)
+                self.assertEqual(status_of(data) if data else None, want, "%s: %r" % (name, data[:80]))
+
+    def test_plain_bytes_on_the_tls_port_fail_the_handshake_only(self):
+        with socket.create_connection(("127.0.0.1", self.esg.ports["tls"]), timeout=3) as raw:
+            raw.sendall(options("not-tls"))
+            try:
+                self.assertIn(raw.recv(100)[:1], (b"", b"\x15"))  # closed, or a TLS alert
+            except ConnectionError:
+                pass
+        self.test_options_over_tls()
+
+
+if __name__ == "__main__":
+    unittest.main()
