@@ -11,6 +11,7 @@
 #include "app/config.hpp"
 #include "app/parse_command.hpp"
 #include "app/server.hpp"
+#include "transport/dns.hpp"
 
 namespace {
 
@@ -21,6 +22,8 @@ void usage(std::ostream& out) {
          "  run [--config FILE]      run until SIGTERM (default config/esg.json)\n"
          "  check --config FILE      validate a config and print the effective one\n"
          "  parse [--stream] FILE... parse SIP messages, one JSON line each\n"
+         "  resolve [--dns IP[:PORT]]... [--config FILE] URI...\n"
+         "                           RFC 3263: the targets to try for each SIP URI\n"
          "  version                  print the version\n";
 }
 
@@ -120,6 +123,52 @@ int cmd_run(const std::vector<std::string>& args) {
   return 0;
 }
 
+int cmd_resolve(const std::vector<std::string>& args) {
+  std::vector<std::string> servers, uris;
+  std::string config_path;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--dns" && i + 1 < args.size()) {
+      servers.push_back(args[++i]);
+    } else if (args[i] == "--config" && i + 1 < args.size()) {
+      config_path = args[++i];
+    } else if (!args[i].empty() && args[i][0] == '-') {
+      std::cerr << "esg resolve: unknown option " << args[i] << "\n";
+      return 2;
+    } else {
+      uris.push_back(args[i]);
+    }
+  }
+  if (uris.empty()) {
+    std::cerr << "usage: esg resolve [--dns IP[:PORT]]... [--config FILE] URI...\n";
+    return 2;
+  }
+  if (servers.empty() && !config_path.empty()) {
+    try {
+      servers = esg::app::load_config(config_path).dns_servers;
+    } catch (const esg::app::ConfigError& e) {
+      std::cerr << "esg: config error: " << e.what() << "\n";
+      return 2;
+    }
+  }
+  esg::transport::Resolver resolver({servers});
+  int rc = 0;
+  for (const auto& uri : uris) {
+    auto targets = resolver.resolve_sync(uri);
+    if (targets.empty()) rc = 1;
+    nlohmann::json j = {{"uri", uri}, {"targets", nlohmann::json::array()}};
+    for (const auto& t : targets) {
+      j["targets"].push_back({{"transport", std::string(esg::transport::proto_name(t.proto))},
+                              {"host", t.host},
+                              {"addr", t.addr},
+                              {"port", t.port},
+                              {"priority", t.priority},
+                              {"weight", t.weight}});
+    }
+    std::cout << j.dump() << "\n";
+  }
+  return rc;
+}
+
 int dispatch(std::vector<std::string> args) {
   if (args.empty()) {
     usage(std::cerr);
@@ -130,6 +179,7 @@ int dispatch(std::vector<std::string> args) {
   if (cmd == "run") return cmd_run(args);
   if (cmd == "check") return cmd_check(args);
   if (cmd == "parse") return esg::app::run_parse(args, std::cout, std::cerr);
+  if (cmd == "resolve") return cmd_resolve(args);
   if (cmd == "version" || cmd == "--version") {
     std::cout << "esg " << kVersion << "\n";
     return 0;
