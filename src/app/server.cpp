@@ -93,14 +93,30 @@ void Server::on_request(size_t worker, txn::TxnId id, const sip::Message& reques
   auto& layer = *per_worker_[worker].layer;
   static std::atomic<uint64_t> tags{0};
   const std::string tag = tag_prefix_ + std::to_string(++tags);
+  // RFC 3261 §8.2.2.3: an extension we do not support in Require is answered 420 with the
+  // offending option tags in Unsupported (RFC 4475 §3.3.5). esg supports none yet.
+  if (request.method() != sip::Method::Cancel) {
+    auto required = request.tokens(sip::HeaderId::Require);
+    if (!required) {
+      layer.respond(id, 400, sip::build_response(request, 400, "Malformed Require", tag));
+      return;
+    }
+    if (!required->empty()) {
+      std::string unsupported;
+      for (auto t : *required) unsupported += (unsupported.empty() ? "" : ", ") + std::string(t);
+      layer.respond(id, 420,
+                    sip::build_response(request, 420, {}, tag,
+                                        "Unsupported: " + unsupported + "\r\n"));
+      return;
+    }
+  }
   switch (request.method()) {
     case sip::Method::Options:
       // Out-of-dialog OPTIONS are answered by esg itself (CONTRACTS.md "Who is calling").
       layer.respond(id, 200,
                     sip::build_response(request, 200, {}, tag,
                                         std::string("Allow: ") + kAllow +
-                                            "\r\nAccept: application/sdp\r\n"
-                                            "Supported: 100rel, timer, replaces\r\n"));
+                                            "\r\nAccept: application/sdp\r\n"));
       return;
     case sip::Method::Bye:
     case sip::Method::Prack:

@@ -119,7 +119,10 @@ class EsgTestCase(unittest.TestCase):
         return c
 
 
-def options(call_id, branch="z9hG4bKe2e", via_host="127.0.0.1:5999", extra=""):
+def options(call_id, branch=None, via_host="127.0.0.1:5999", extra=""):
+    # A new transaction each time unless the test says otherwise: same branch and sent-by would
+    # make it a retransmission of an earlier one (RFC 3261 §17.2.3).
+    branch = branch or "z9hG4bK" + re.sub(r"[^A-Za-z0-9]", "", call_id)
     return ("OPTIONS sip:esg@127.0.0.1 SIP/2.0\r\n"
             f"Via: SIP/2.0/UDP {via_host};rport;branch={branch}\r\n"
             "From: <sip:probe@127.0.0.1>;tag=p1\r\nTo: <sip:esg@127.0.0.1>\r\n"

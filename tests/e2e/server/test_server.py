@@ -24,7 +24,7 @@ TORTURE = {
     "lwsstart": 400, "trws": 400, "escruri": 400, "baddate": 480, "badaspec": 400,
     "baddn": 400, "badvers": 505, "mismatch01": 400, "mismatch02": 501, "bigcode": None,
     "badbranch": 200, "unkscm": 416, "novelsc": 416, "unksm2": 480,
-    "bext01": 200, "invut": 480, "regaut01": 480, "multi01": 400, "mcl01": 400, "bcast": None,
+    "bext01": 420, "invut": 480, "regaut01": 480, "multi01": 400, "mcl01": 400, "bcast": None,
     "zeromf": 200, "cparam01": 480, "cparam02": 480, "regescrt": 480, "sdp01": 480,
     "inv2543": 480,
     # Without a Via (test.dat) or without From/To/Call-ID (insuf) a 400 can still be built
@@ -60,6 +60,14 @@ class Answers(EsgTestCase):
         self.assertIn("received=127.0.0.1", via)
         self.assertRegex(header(data, "To"), r";tag=\S+")
         self.assertIn("OPTIONS", header(data, "Allow"))
+
+    def test_unsupported_require_gets_420_listing_the_tags(self):
+        s = self.udp()
+        s.sendto(options("req-1", extra="Require: foo, 100rel\r\n"),
+                 ("127.0.0.1", self.esg.ports["udp"]))
+        data, _ = s.recvfrom(65535)
+        self.assertEqual(status_of(data), 420)
+        self.assertEqual(header(data, "Unsupported"), "foo, 100rel")
 
     def test_answers_go_to_the_source_whatever_via_says(self):
         s = self.udp()

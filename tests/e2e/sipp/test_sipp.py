@@ -22,11 +22,14 @@ def free_port(kind=socket.SOCK_DGRAM):
 class Sipp(EsgTestCase):
     def sipp(self, scenario, transport, calls, *extra):
         port = self.esg.ports["udp" if transport == "u1" else "tcp"]
-        cmd = ["sipp", "127.0.0.1:%d" % port, "-sf", os.path.join(HERE, scenario),
-               "-t", transport, "-i", "127.0.0.1", "-p", str(free_port()), "-m", str(calls),
-               "-r", "100", "-timeout", "60", "-timeout_error", "-nostdin", "-nd",
-               *extra]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=self.esg.dir)
+        for _ in range(3):  # a free port can be taken by another test before SIPp binds it
+            cmd = ["sipp", "127.0.0.1:%d" % port, "-sf", os.path.join(HERE, scenario),
+                   "-t", transport, "-i", "127.0.0.1", "-p", str(free_port()), "-m", str(calls),
+                   "-r", "100", "-timeout", "60", "-timeout_error", "-nostdin", "-nd", *extra]
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                               cwd=self.esg.dir)
+            if "Unable to bind main socket" not in r.stdout + r.stderr:
+                return r
         return r
 
     def assertAllCallsSucceeded(self, r, calls):

@@ -21,6 +21,23 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_listening(port, transport, seconds=10):
+    """Until SIPp has bound its port: a TCP connect succeeds, or the UDP port is taken."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            if transport == "t1":
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", port))  # still free: SIPp is not there yet
+        except OSError:
+            if transport != "t1":
+                return
+        time.sleep(0.05)
+    raise RuntimeError("sipp did not start listening")
+
+
 class UaProcess:
     def __init__(self, *args):
         self.dir = tempfile.mkdtemp(prefix="esg-ua-")
@@ -51,11 +68,15 @@ class UaProcess:
 
 
 def sipp(target_port, transport, calls, *args):
-    cmd = ["sipp", "127.0.0.1:%d" % target_port, "-t", transport, "-i", "127.0.0.1",
-           "-p", str(free_port()), "-m", str(calls), "-r", "100", "-timeout", "90",
-           "-timeout_error", "-nostdin", "-nd", *args]
-    with tempfile.TemporaryDirectory() as cwd:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=150, cwd=cwd)
+    for _ in range(3):  # a free port can be taken by another test before SIPp binds it
+        cmd = ["sipp", "127.0.0.1:%d" % target_port, "-t", transport, "-i", "127.0.0.1",
+               "-p", str(free_port()), "-m", str(calls), "-r", "100", "-timeout", "90",
+               "-timeout_error", "-nostdin", "-nd", *args]
+        with tempfile.TemporaryDirectory() as cwd:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=150, cwd=cwd)
+        if "Unable to bind main socket" not in r.stdout + r.stderr:
+            return r
+    return r
 
 
 def successful(r):
@@ -129,23 +150,38 @@ class SippRejected(UaTestCase):
 
 class EsgUaCallsSipp(unittest.TestCase):
     def run_calls(self, transport):
-        port = free_port()
-        uas = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port),
-                                "-t", transport, "-nostdin", "-nd", "-m", "30"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(0.5)
-            r = subprocess.run([UA, "--udp", "127.0.0.1:0", "--tcp", "127.0.0.1:0", "--via",
-                                "tcp" if transport == "t1" else "udp", "--call",
-                                "sip:service@127.0.0.1:%d" % port, "--calls", "30", "--rate", "50",
-                                "--hold-ms", "50"], capture_output=True, text=True, timeout=60)
-            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-            self.assertIn("calls 30 ok 30 failed 0", r.stdout)
-            self.assertEqual(uas.wait(timeout=30), 0)
-        finally:
-            if uas.poll() is None:
-                uas.kill()
-                uas.wait()
+        with tempfile.TemporaryDirectory() as cwd:
+            errors = os.path.join(cwd, "errors.log")
+            for _ in range(3):  # a free port can be taken by another test before SIPp binds it
+                port = free_port()
+                uas = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port),
+                                        "-t", transport, "-nostdin", "-nd", "-m", "30",
+                                        "-trace_err", "-error_file", errors],
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       text=True, cwd=cwd)
+                try:
+                    wait_listening(port, transport)
+                except RuntimeError:
+                    uas.kill()
+                    uas.wait()
+                    continue
+                if uas.poll() is None:
+                    break
+            try:
+                r = subprocess.run([UA, "--udp", "127.0.0.1:0", "--tcp", "127.0.0.1:0", "--via",
+                                    "tcp" if transport == "t1" else "udp", "--call",
+                                    "sip:service@127.0.0.1:%d" % port, "--calls", "30", "--rate",
+                                    "50", "--hold-ms", "50"], capture_output=True, text=True,
+                                   timeout=60)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                self.assertIn("calls 30 ok 30 failed 0", r.stdout)
+                out, _ = uas.communicate(timeout=30)
+                log = open(errors).read() if os.path.exists(errors) else ""
+                self.assertEqual(uas.returncode, 0, out[-2000:] + log[-3000:])
+            finally:
+                if uas.poll() is None:
+                    uas.kill()
+                    uas.wait()
 
     def test_calls_to_sipp_uas_over_udp(self):
         self.run_calls("u1")
