@@ -103,20 +103,21 @@ void Server::on_request(size_t worker, txn::TxnId id, const sip::Message& reques
     }
     if (!required->empty()) {
       std::string unsupported;
-      for (auto t : *required) unsupported += (unsupported.empty() ? "" : ", ") + std::string(t);
-      layer.respond(id, 420,
-                    sip::build_response(request, 420, {}, tag,
-                                        "Unsupported: " + unsupported + "\r\n"));
+      for (auto t : *required)
+        unsupported += (unsupported.empty() ? "" : ", ") + std::string(t);
+      layer.respond(
+          id, 420,
+          sip::build_response(request, 420, {}, tag, "Unsupported: " + unsupported + "\r\n"));
       return;
     }
   }
   switch (request.method()) {
     case sip::Method::Options:
       // Out-of-dialog OPTIONS are answered by esg itself (CONTRACTS.md "Who is calling").
-      layer.respond(id, 200,
-                    sip::build_response(request, 200, {}, tag,
-                                        std::string("Allow: ") + kAllow +
-                                            "\r\nAccept: application/sdp\r\n"));
+      layer.respond(
+          id, 200,
+          sip::build_response(request, 200, {}, tag,
+                              std::string("Allow: ") + kAllow + "\r\nAccept: application/sdp\r\n"));
       return;
     case sip::Method::Bye:
     case sip::Method::Prack:
