@@ -4,26 +4,12 @@
 
 namespace esg::txn {
 
-ClientInvite::ClientInvite(Timers& timers, const TimerConfig& config, Channel channel,
-                           sip::Message request, ClientUser user)
-    : Transaction(timers, config, std::move(channel), State::Calling),
-      request_(std::move(request)),
-      user_(std::move(user)),
-      interval_(config.t1) {}
-
 void ClientInvite::start() {
   // "the client transaction MUST start timer B with a value of 64*T1"; Timer A = T1 for an
   // unreliable transport.
   start_timer(Timer::B, 64 * config_.t1);
   if (!reliable()) start_timer(Timer::A, interval_);
   if (!transmit(request_.bytes())) fail(503);
-}
-
-void ClientInvite::fail(uint16_t status) {
-  if (terminated()) return;
-  terminate_and([user = user_.on_failure, status] {
-    if (user) user(status);
-  });
 }
 
 // §17.1.1.3: Request-URI, Call-ID, From and the CSeq number of the INVITE, the To of the

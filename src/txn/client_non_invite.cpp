@@ -4,26 +4,12 @@
 
 namespace esg::txn {
 
-ClientNonInvite::ClientNonInvite(Timers& timers, const TimerConfig& config, Channel channel,
-                                 sip::Message request, ClientUser user)
-    : Transaction(timers, config, std::move(channel), State::Trying),
-      request_(std::move(request)),
-      user_(std::move(user)),
-      interval_(config.t1) {}
-
 void ClientNonInvite::start() {
   // "the client transaction MUST set timer F to fire in 64*T1 seconds" and, for an unreliable
   // transport, "timer E to fire in T1 seconds".
   start_timer(Timer::F, 64 * config_.t1);
   if (!reliable()) start_timer(Timer::E, interval_);
   if (!transmit(request_.bytes())) fail(503);
-}
-
-void ClientNonInvite::fail(uint16_t status) {
-  if (terminated()) return;
-  terminate_and([user = user_.on_failure, status] {
-    if (user) user(status);
-  });
 }
 
 void ClientNonInvite::on_response(const sip::Message& response) {

@@ -104,26 +104,18 @@ void Layer::sweep() {
 TxnId Layer::send_request(sip::Message request, Channel channel, ClientUser user) {
   std::string key = client_key(request.top_via().branch, request.method_text());
   const bool invite = request.method() == sip::Method::Invite;
-  std::unique_ptr<Transaction> txn;
-  Transaction* raw = nullptr;
+  std::unique_ptr<ClientTransaction> txn;
   if (invite) {
-    auto t = std::make_unique<ClientInvite>(timers_, config_, std::move(channel),
-                                            std::move(request), std::move(user));
-    raw = t.get();
-    txn = std::move(t);
+    txn = std::make_unique<ClientInvite>(timers_, config_, std::move(channel), std::move(request),
+                                         std::move(user));
   } else {
-    auto t = std::make_unique<ClientNonInvite>(timers_, config_, std::move(channel),
-                                               std::move(request), std::move(user));
-    raw = t.get();
-    txn = std::move(t);
+    txn = std::make_unique<ClientNonInvite>(timers_, config_, std::move(channel),
+                                            std::move(request), std::move(user));
   }
+  ClientTransaction* raw = txn.get();
   const TxnId id =
       add(invite ? Kind::ClientInvite : Kind::ClientNonInvite, std::move(txn), std::move(key), {});
-  if (invite) {
-    static_cast<ClientInvite*>(raw)->start();
-  } else {
-    static_cast<ClientNonInvite*>(raw)->start();
-  }
+  raw->start();
   sweep();
   return id;
 }
@@ -146,11 +138,7 @@ void Layer::receive_response(const sip::Message& response) {
     if (user_.on_stray_response) user_.on_stray_response(response);
     return;
   }
-  if (e->kind == Kind::ClientInvite) {
-    static_cast<ClientInvite*>(e->txn.get())->on_response(response);
-  } else {
-    static_cast<ClientNonInvite*>(e->txn.get())->on_response(response);
-  }
+  static_cast<ClientTransaction*>(e->txn.get())->on_response(response);
 }
 
 void Layer::receive_request(sip::Message request, const Channel& from) {

@@ -60,4 +60,11 @@ void Transaction::terminate_and(const std::function<void()>& notify) {
   if (copy) copy();
 }
 
+void ClientTransaction::fail(uint16_t status) {
+  if (terminated()) return;
+  terminate_and([user = user_.on_failure, status] {
+    if (user) user(status);
+  });
+}
+
 }  // namespace esg::txn

@@ -75,43 +75,58 @@ struct ClientUser {
   std::function<void(uint16_t status)> on_failure;
 };
 
-// §17.1.2: client non-INVITE transaction.
-class ClientNonInvite final : public Transaction {
+// What the two client machines share: the request, the user, the retransmit interval, and
+// failing towards the user.
+class ClientTransaction : public Transaction {
  public:
-  ClientNonInvite(Timers& timers, const TimerConfig& config, Channel channel, sip::Message request,
-                  ClientUser user);
-  void start();  // sends the request, starts Timers E and F
-  void on_response(const sip::Message& response);
   const sip::Message& request() const { return request_; }
+  virtual void start() = 0;  // sends the request and starts the machine's timers
+  virtual void on_response(const sip::Message& response) = 0;
 
- private:
-  void on_timer(Timer t) override;
-  void fail(uint16_t status);
+ protected:
+  ClientTransaction(Timers& timers, const TimerConfig& config, Channel channel, State initial,
+                    sip::Message request, ClientUser user)
+      : Transaction(timers, config, std::move(channel), initial),
+        request_(std::move(request)),
+        user_(std::move(user)),
+        interval_(config.t1) {}
+  void fail(uint16_t status);  // Terminated, then on_failure(status)
 
   sip::Message request_;
   ClientUser user_;
   Millis interval_;
 };
 
+// §17.1.2: client non-INVITE transaction.
+class ClientNonInvite final : public ClientTransaction {
+ public:
+  ClientNonInvite(Timers& timers, const TimerConfig& config, Channel channel, sip::Message request,
+                  ClientUser user)
+      : ClientTransaction(timers, config, std::move(channel), State::Trying, std::move(request),
+                          std::move(user)) {}
+  void start() override;  // Timers E and F
+  void on_response(const sip::Message& response) override;
+
+ private:
+  void on_timer(Timer t) override;
+};
+
 // §17.1.1 with RFC 6026: client INVITE transaction. It acknowledges non-2xx finals itself
 // (§17.1.1.3); the TU acknowledges 2xx.
-class ClientInvite final : public Transaction {
+class ClientInvite final : public ClientTransaction {
  public:
   ClientInvite(Timers& timers, const TimerConfig& config, Channel channel, sip::Message request,
-               ClientUser user);
-  void start();  // sends the INVITE, starts Timers A and B
-  void on_response(const sip::Message& response);
-  const sip::Message& request() const { return request_; }
+               ClientUser user)
+      : ClientTransaction(timers, config, std::move(channel), State::Calling, std::move(request),
+                          std::move(user)) {}
+  void start() override;  // Timers A and B
+  void on_response(const sip::Message& response) override;
   // The ACK of §17.1.1.3 for a non-2xx final response to `invite`.
   static std::string build_ack(const sip::Message& invite, const sip::Message& response);
 
  private:
   void on_timer(Timer t) override;
-  void fail(uint16_t status);
 
-  sip::Message request_;
-  ClientUser user_;
-  Millis interval_;
   std::string ack_;
 };
 

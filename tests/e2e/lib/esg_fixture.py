@@ -130,6 +130,20 @@ def options(call_id, branch=None, via_host="127.0.0.1:5999", extra=""):
             "Content-Length: 0\r\n\r\n").encode()
 
 
+def read_answer(sock):
+    """Bytes up to the end of a response's headers, or what came before a timeout or close."""
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65535)
+            if not chunk:
+                break
+            data += chunk
+    except (socket.timeout, OSError):
+        pass
+    return data
+
+
 def status_of(packet):
     m = re.match(rb"SIP/2\.0 (\d{3}) ", packet)
     return int(m.group(1)) if m else None

@@ -11,7 +11,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from esg_fixture import DATA, EsgTestCase, header, options, status_of  # noqa: E402
+from esg_fixture import DATA, EsgTestCase, header, options, read_answer, status_of  # noqa: E402
 
 # What esg answers to each RFC 4475 message today: None means silence (a discard, or a response
 # that matches no transaction). Valid requests get esg's answer until routing exists: OPTIONS
@@ -147,16 +147,7 @@ class Torture(EsgTestCase):
                 c.send(payload[i:i + 1])
         else:
             c.sendall(payload)
-        data = b""
-        try:
-            while b"\r\n\r\n" not in data:
-                chunk = c.recv(65535)
-                if not chunk:
-                    break
-                data += chunk
-        except socket.timeout:
-            pass
-        return data
+        return read_answer(c)
 
     def test_every_message_over_tcp_whole_and_byte_by_byte(self):
         for n, name in enumerate(sorted(TORTURE)):

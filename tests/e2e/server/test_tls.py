@@ -12,7 +12,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from esg_fixture import EsgProcess, options, status_of  # noqa: E402
+from esg_fixture import EsgProcess, options, read_answer, status_of  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_server import TORTURE, torture, unique  # noqa: E402
@@ -45,22 +45,10 @@ class Tls(unittest.TestCase):
         raw = socket.create_connection(("127.0.0.1", self.esg.ports["tls"]), timeout=timeout)
         return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
 
-    def read_answer(self, c):
-        data = b""
-        try:
-            while b"\r\n\r\n" not in data:
-                chunk = c.recv(65535)
-                if not chunk:
-                    break
-                data += chunk
-        except (socket.timeout, ssl.SSLError, ConnectionError):
-            pass
-        return data
-
     def test_options_over_tls(self):
         with self.connect() as c:
             c.sendall(options("tls-1").replace(b"SIP/2.0/UDP", b"SIP/2.0/TLS"))
-            data = self.read_answer(c)
+            data = read_answer(c)
         self.assertEqual(status_of(data), 200, data)
 
     def test_rfc4475_messages_over_tls(self):
@@ -68,7 +56,7 @@ class Tls(unittest.TestCase):
             want = None if name in ("clerr", "baddn") else TORTURE[name]
             with self.subTest(name=name), self.connect(timeout=1.0) as c:
                 c.sendall(unique(torture(name), "tls%d" % n))
-                data = self.read_answer(c)
+                data = read_answer(c)
                 self.assertEqual(status_of(data) if data else None, want, "%s: %r" % (name, data[:80]))
 
     def test_plain_bytes_on_the_tls_port_fail_the_handshake_only(self):

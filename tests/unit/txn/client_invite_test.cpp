@@ -7,16 +7,8 @@ namespace {
 
 using namespace test;
 
-struct ClientInviteTest : ::testing::Test {
-  SimulatedTimers timers;
-  TimerConfig config;
-  Wire wire;
-  std::vector<int> responses;
-  std::vector<int> failures;
-  ClientUser user() {
-    return {[this](const sip::Message& r) { responses.push_back(r.status()); },
-            [this](uint16_t s) { failures.push_back(s); }};
-  }
+struct ClientInviteTest : ClientFixture {};
+}
 };
 
 TEST_F(ClientInviteTest, TimerADoublesAndTimerBTimesOutAfter64T1_17_1_1_2) {

@@ -81,4 +81,17 @@ inline sip::Message response(int status, const std::string& method,
                "Content-Length: 0\r\n\r\n");
 }
 
+// A client transaction's surroundings: the clock, the wire, and what reached the user.
+struct ClientFixture : ::testing::Test {
+  SimulatedTimers timers;
+  TimerConfig config;
+  Wire wire;
+  std::vector<int> responses;
+  std::vector<int> failures;
+  ClientUser user() {
+    return {[this](const sip::Message& r) { responses.push_back(r.status()); },
+            [this](uint16_t s) { failures.push_back(s); }};
+  }
+};
+
 }  // namespace esg::txn::test
