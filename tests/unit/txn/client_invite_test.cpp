@@ -8,8 +8,6 @@ namespace {
 using namespace test;
 
 struct ClientInviteTest : ClientFixture {};
-}
-};
 
 TEST_F(ClientInviteTest, TimerADoublesAndTimerBTimesOutAfter64T1_17_1_1_2) {
   ClientInvite t(timers, config, wire.channel(), request("INVITE"), user());

@@ -8,8 +8,6 @@ namespace {
 using namespace test;
 
 struct ClientNonInviteTest : ClientFixture {};
-}
-};
 
 TEST_F(ClientNonInviteTest, TimerERetransmitsDoublingToT2ThenTimerFTimesOut_17_1_2_2) {
   ClientNonInvite t(timers, config, wire.channel(), request("OPTIONS"), user());
