@@ -27,6 +27,28 @@ struct Target {
   uint16_t weight = 0;
 };
 
+// Steps through resolved targets the way RFC 3263 §4.3 asks: on a transport error, a timeout
+// (408 from the client transaction) or a 503, the request goes to the next target; any other
+// answer ends the search.
+class TargetCursor {
+ public:
+  explicit TargetCursor(std::vector<Target> targets) : targets_(std::move(targets)) {}
+  // The target to send to now, or nullptr when every one has been tried.
+  const Target* current() const { return next_ < targets_.size() ? &targets_[next_] : nullptr; }
+  // After the outcome `status` (0: transport error) of the attempt at current(): true when the
+  // request should be tried again at the new current() target.
+  bool failover(int status) {
+    if (status != 0 && status != 408 && status != 503) return false;
+    ++next_;
+    return current() != nullptr;
+  }
+  size_t tried() const { return next_; }
+
+ private:
+  std::vector<Target> targets_;
+  size_t next_ = 0;
+};
+
 class Resolver {
  public:
   struct Options {

@@ -39,6 +39,23 @@ TEST(SrvOrder, DeterministicWithAGivenRandomSource) {
   EXPECT_EQ(t[0].host, "fifty");
 }
 
+TEST(TargetCursor, FailsOverOnTimeout503AndTransportErrorOnly_Rfc3263_4_3) {
+  TargetCursor c({srv(10, 0, "a"), srv(10, 0, "b"), srv(20, 0, "c")});
+  ASSERT_NE(c.current(), nullptr);
+  EXPECT_EQ(c.current()->host, "a");
+  EXPECT_TRUE(c.failover(503));
+  EXPECT_EQ(c.current()->host, "b");
+  EXPECT_FALSE(c.failover(486));  // a real answer: stop here
+  EXPECT_EQ(c.current()->host, "b");
+  EXPECT_TRUE(c.failover(408));
+  EXPECT_EQ(c.current()->host, "c");
+  EXPECT_FALSE(c.failover(0));  // transport error on the last one: nothing left
+  EXPECT_EQ(c.current(), nullptr);
+  EXPECT_EQ(c.tried(), 3u);
+  TargetCursor empty({});
+  EXPECT_EQ(empty.current(), nullptr);
+}
+
 TEST(Resolver, NumericHostsNeedNoLookup_Rfc3263_4) {
   Resolver r({{"127.0.0.1:9"}, std::chrono::milliseconds(200), 1});
   auto t = r.resolve_sync("sip:100@127.0.0.7:5070;transport=tcp");
