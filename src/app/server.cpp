@@ -1,7 +1,4 @@
 #include "app/server.hpp"
-
-#include <atomic>
-
 #include "sip/response.hpp"
 
 namespace esg::app {
@@ -91,8 +88,7 @@ void Server::on_message(size_t worker, sip::Message&& message, const transport::
 void Server::on_request(size_t worker, txn::TxnId id, const sip::Message& request) {
   if (id == 0) return;  // an ACK for a 2xx we never sent: nothing to do
   auto& layer = *per_worker_[worker].layer;
-  static std::atomic<uint64_t> tags{0};
-  const std::string tag = tag_prefix_ + std::to_string(++tags);
+  const std::string tag = tag_prefix_ + std::to_string(++next_tag_);
   // RFC 3261 §8.2.2.3: an extension we do not support in Require is answered 420 with the
   // offending option tags in Unsupported (RFC 4475 §3.3.5). esg supports none yet.
   if (request.method() != sip::Method::Cancel) {

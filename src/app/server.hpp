@@ -4,6 +4,7 @@
 // the core answers out-of-dialog OPTIONS 200 itself (providers use them as keep-alives) and
 // every other request with a final response that says no route is configured.
 
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -44,6 +45,7 @@ class Server {
   std::unique_ptr<transport::Transport> transport_;
   std::vector<PerWorker> per_worker_;
   std::string tag_prefix_;
+  std::atomic<uint64_t> next_tag_{0};  // To tags, unique across workers
 };
 
 }  // namespace esg::app

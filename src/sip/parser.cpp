@@ -245,9 +245,6 @@ class Parser {
       size_t eol = 0;
       auto line = next_line(pos, eol);
       if (!line) {
-        if (options_.framing == Framing::Datagram) {
-          return error(Errc::Truncated, 0, pos, "Truncated", "message ends inside headers");
-        }
         return error(Errc::Truncated, 0, pos, "Truncated", "message ends inside headers");
       }
       if (line->empty()) {

@@ -429,7 +429,7 @@ bool Transport::send(const Peer& to, std::string bytes) {
 }
 
 bool Transport::send_udp(const Peer& to, std::string bytes) {
-  if (to.listener >= udp_.size() && udp_.empty()) return false;
+  if (udp_.empty()) return false;
   // Find the UDP listener: the one named, else the first.
   UdpListener* l = nullptr;
   for (auto& u : udp_) {
