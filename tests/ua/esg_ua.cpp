@@ -2,12 +2,14 @@
 // that tests can drive the stack against real peers before the B2BUA exists.
 //
 //   esg-ua [--udp ADDR:PORT] [--tcp ADDR:PORT] [--workers N]
-//          [--answer | --reject STATUS] [--ring-ms N]
+//          [--answer | --reject STATUS] [--ring-ms N] [--100rel]
 //          [--call SIP-URI --via udp|tcp --calls N --hold-ms N --rate N] [--trn DIR]
 //
 // As a UAS it answers INVITE with 180 then 200 (with an SDP answer) after --ring-ms, or rejects
-// with --reject; CANCEL gets 200 and the INVITE 487; BYE ends the call; OPTIONS get 200. As a
-// UAC it places --calls calls to --call, holds each --hold-ms, hangs up, and prints a summary.
+// with --reject; CANCEL gets 200 and the INVITE 487; BYE ends the call; OPTIONS get 200. With
+// --100rel the 180 is sent reliably (RFC 3262) to callers that support it, and the call is
+// answered after its PRACK. As a UAC it places --calls calls to --call (offering 100rel and
+// PRACKing reliable provisionals), holds each --hold-ms, hangs up, and prints a summary.
 // Prints "listening on PROTO ADDR:PORT" lines, then "ready"; stops on SIGTERM/SIGINT.
 
 #include <atomic>
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include "dialog/dialog.hpp"
+#include "dialog/reliable.hpp"
 #include "dialog/success_retransmitter.hpp"
 #include "sip/response.hpp"
 #include "transport/transport.hpp"
@@ -37,6 +40,7 @@ struct Options {
   size_t workers = 1;
   int reject = 0;
   int ring_ms = 0;
+  bool rel100 = false;
   std::string call;
   transport::Proto via = transport::Proto::Udp;
   int calls = 1;
@@ -67,6 +71,8 @@ struct Worker {
   struct Call {
     std::unique_ptr<dialog::Dialog> dialog;
     std::unique_ptr<dialog::SuccessRetransmitter> ok;
+    std::unique_ptr<dialog::ReliableProvisionals> reliable;  // UAS: the reliable 180
+    dialog::PrackTracker prack;                              // UAC: which 1xx to PRACK
     txn::TxnId invite = 0;
     txn::Timers::Id ring = 0;
     transport::Peer peer;
@@ -181,6 +187,15 @@ class Ua {
       pw.calls.erase(it);
       return;
     }
+    if (m.method() == sip::Method::Prack) {
+      // RFC 3262 §3: a PRACK that acknowledges our reliable 180 gets 200, then the call is
+      // answered; one that matches nothing gets 481.
+      const bool matched =
+          it != pw.calls.end() && it->second.reliable && it->second.reliable->on_prack(m);
+      pw.layer->respond(id, matched ? 200 : 481, sip::build_response(m, matched ? 200 : 481));
+      if (matched) ring(w, call_id);
+      return;
+    }
     if (m.method() != sip::Method::Invite) {
       pw.layer->respond(id, it == pw.calls.end() ? 481 : 200,
                         sip::build_response(m, it == pw.calls.end() ? 481 : 200));
@@ -209,14 +224,48 @@ class Ua {
     call.dialog = std::make_unique<dialog::Dialog>(std::move(*d));
     call.invite = id;
     call.peer = peer;
-    pw.layer->respond(
-        id, 180, sip::build_response(m, 180, {}, tag, "Contact: " + local_contact(peer) + "\r\n"));
+    const std::string contact = "Contact: " + local_contact(peer) + "\r\n";
+    if (o_.rel100 && dialog::has_option(m, sip::HeaderId::Supported, "100rel")) {
+      call.reliable = std::make_unique<dialog::ReliableProvisionals>(
+          *pw.timers, config_, peer.proto != transport::Proto::Udp,
+          [this, w, id](std::string_view b) {
+            return per_[w].layer->respond(id, 180, std::string(b));
+          },
+          [this, w, call_id] { fail_call(w, call_id, 500); });
+      const uint32_t rseq = call.reliable->next_rseq();
+      call.reliable->send(
+          rseq, m.cseq().number,
+          sip::build_response(m, 180, {}, tag,
+                              contact + dialog::ReliableProvisionals::headers(rseq)));
+      return;  // answered once the PRACK arrives
+    }
+    pw.layer->respond(id, 180, sip::build_response(m, 180, {}, tag, contact));
+    ring(w, call_id);
+  }
+
+  // Answers now, or after --ring-ms.
+  void ring(size_t w, const std::string& call_id) {
+    Worker& pw = per_[w];
+    auto it = pw.calls.find(call_id);
+    if (it == pw.calls.end()) return;
     auto answer_now = [this, w, call_id] { answer_call(w, call_id); };
     if (o_.ring_ms > 0) {
-      call.ring = pw.timers->start(txn::Millis(o_.ring_ms), answer_now);
+      it->second.ring = pw.timers->start(txn::Millis(o_.ring_ms), answer_now);
     } else {
       answer_now();
     }
+  }
+
+  void fail_call(size_t w, const std::string& call_id, uint16_t status) {
+    Worker& pw = per_[w];
+    auto it = pw.calls.find(call_id);
+    if (it == pw.calls.end()) return;
+    if (const sip::Message* invite = pw.layer->request(it->second.invite)) {
+      pw.layer->respond(
+          it->second.invite, status,
+          sip::build_response(*invite, status, {}, it->second.dialog->id().local_tag));
+    }
+    pw.calls.erase(it);
   }
 
   std::string answer(const sip::Message& invite, const std::string& tag,
@@ -239,6 +288,7 @@ class Ua {
     const sip::Message* invite = pw.layer->request(call.invite);
     if (!invite) return;
     const std::string ok = answer(*invite, call.dialog->id().local_tag, call.peer);
+    if (call.reliable) call.reliable->stop();
     // The transaction sends the first 2xx and goes to Accepted; the core retransmits it.
     pw.layer->respond(call.invite, 200, ok);
     call.ok = std::make_unique<dialog::SuccessRetransmitter>(
@@ -289,12 +339,12 @@ class Ua {
     peer.addr = boost::asio::ip::make_address(std::string(target->host), ec);
     peer.port = target->port ? target->port : 5060;
     const std::string tag = random_token();
-    std::string invite = "INVITE " + o_.call + " SIP/2.0\r\nVia: " + via(peer) +
-                         "\r\nMax-Forwards: 70\r\nFrom: <sip:ua@127.0.0.1>;tag=" + tag +
-                         "\r\nTo: <" + o_.call + ">\r\nCall-ID: " + call_id +
-                         "\r\nCSeq: 1 INVITE\r\nContact: " + local_contact(peer) +
-                         "\r\nContent-Type: application/sdp\r\nContent-Length: " +
-                         std::to_string(std::string(kSdp).size()) + "\r\n\r\n" + kSdp;
+    std::string invite =
+        "INVITE " + o_.call + " SIP/2.0\r\nVia: " + via(peer) +
+        "\r\nMax-Forwards: 70\r\nFrom: <sip:ua@127.0.0.1>;tag=" + tag + "\r\nTo: <" + o_.call +
+        ">\r\nCall-ID: " + call_id + "\r\nCSeq: 1 INVITE\r\nContact: " + local_contact(peer) +
+        "\r\nSupported: 100rel" + "\r\nContent-Type: application/sdp\r\nContent-Length: " +
+        std::to_string(std::string(kSdp).size()) + "\r\n\r\n" + kSdp;
     auto parsed = sip::parse_message(invite);
     if (!parsed) {
       ++failed_;
@@ -319,7 +369,11 @@ class Ua {
     auto it = pw.calls.find(call_id);
     if (it == pw.calls.end()) return;
     Worker::Call& call = it->second;
-    if (r.status() < 200) return;
+    if (r.status() < 200) {
+      if (auto rack = call.prack.on_provisional(r))
+        send_prack(w, call, call_id, invite_text, r, *rack);
+      return;
+    }
     if (r.status() >= 300) {
       finish(w, call_id, false);
       return;
@@ -332,11 +386,34 @@ class Ua {
         return;
       }
       call.dialog = std::make_unique<dialog::Dialog>(std::move(*d));
+    } else {  // the early dialog of a reliable provisional
+      call.dialog->confirm();
+      call.dialog->on_refresh_response(r);
     }
     transport_->send(call.peer, call.dialog->build_request("ACK", via(call.peer), r.cseq().number));
     if (call.ring) return;  // the hang-up is already scheduled (a retransmitted 2xx)
     call.ring = pw.timers->start(txn::Millis(std::max(1, o_.hold_ms)),
                                  [this, w, call_id] { hang_up(w, call_id); });
+  }
+
+  // RFC 3262 §4: a PRACK in the early dialog the reliable provisional created.
+  void send_prack(size_t w, Worker::Call& call, const std::string& call_id,
+                  const std::string& invite_text, const sip::Message& r, const dialog::RAck& rack) {
+    if (!call.dialog) {
+      auto invite = sip::parse_message(invite_text);
+      auto d = dialog::Dialog::as_uac(*invite, r, local_contact(call.peer));
+      if (!d) {
+        finish(w, call_id, false);
+        return;
+      }
+      call.dialog = std::make_unique<dialog::Dialog>(std::move(*d));
+    }
+    auto prack = sip::parse_message(
+        call.dialog->build_request("PRACK", via(call.peer), 0,
+                                   "RAck: " + std::to_string(rack.rseq) + " " +
+                                       std::to_string(rack.cseq) + " " + rack.method + "\r\n"));
+    if (!prack) return;
+    per_[w].layer->send_request(std::move(*prack), channel(call.peer), txn::ClientUser{});
   }
 
   void hang_up(size_t w, const std::string& call_id) {
@@ -393,6 +470,8 @@ int main(int argc, char** argv) {
       o.reject = std::stoi(next());
     else if (a[i] == "--ring-ms")
       o.ring_ms = std::stoi(next());
+    else if (a[i] == "--100rel")
+      o.rel100 = true;
     else if (a[i] == "--call")
       o.call = next();
     else if (a[i] == "--via")

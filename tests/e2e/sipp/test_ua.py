@@ -140,6 +140,19 @@ class SippCallsEsgUa(UaTestCase):
                               "-sf", os.path.join(HERE, "cancel.xml")), 20)
 
 
+class SippCallsEsgUaWith100rel(UaTestCase):
+    ua_args = ("--100rel", "--ring-ms", "100")
+
+    def test_reliable_ringing_is_pracked_before_the_answer(self):
+        scenario = os.path.join(HERE, "uac_100rel.xml")
+        self.assertCalls(sipp(self.ua.ports["udp"], "u1", 20, "-sf", scenario), 20)
+        self.assertCalls(sipp(self.ua.ports["tcp"], "t1", 20, "-sf", scenario), 20)
+        lines = self.ua.trn_lines()
+        self.assertTrue(any(re.search(r"Send to udp \S+ \(ok\) SIP/2\.0 180 .*Require: 100rel RSeq: \d+", l)
+                            for l in lines))
+        self.assertTrue(any(re.search(r"Recv from tcp \S+ PRACK .*RAck: \d+ 1 INVITE", l) for l in lines))
+
+
 class SippRejected(UaTestCase):
     ua_args = ("--reject", "486")
 
@@ -149,12 +162,12 @@ class SippRejected(UaTestCase):
 
 
 class EsgUaCallsSipp(unittest.TestCase):
-    def run_calls(self, transport):
+    def run_calls(self, transport, scenario=("-sn", "uas")):
         with tempfile.TemporaryDirectory() as cwd:
             errors = os.path.join(cwd, "errors.log")
             for _ in range(3):  # a free port can be taken by another test before SIPp binds it
                 port = free_port()
-                uas = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port),
+                uas = subprocess.Popen(["sipp", *scenario, "-i", "127.0.0.1", "-p", str(port),
                                         "-t", transport, "-nostdin", "-nd", "-m", "30",
                                         "-trace_err", "-error_file", errors],
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -188,6 +201,10 @@ class EsgUaCallsSipp(unittest.TestCase):
 
     def test_calls_to_sipp_uas_over_tcp(self):
         self.run_calls("t1")
+
+    def test_reliable_ringing_from_sipp_is_pracked(self):
+        for transport in ("u1", "t1"):
+            self.run_calls(transport, ("-sf", os.path.join(HERE, "uas_100rel.xml")))
 
 
 if __name__ == "__main__":
