@@ -33,6 +33,7 @@ Server::Server(const Config& config) : config_(config) {
       [this](size_t w, sip::Message&& m, const transport::Peer& from) {
         on_message(w, std::move(m), from);
       });
+  transport_->set_packet_index(&packets_);
   tag_prefix_ = "esg" + std::to_string(config.instance.srvidx) + "-";
   for (size_t w = 0; w < workers_->size(); ++w) {
     PerWorker pw;

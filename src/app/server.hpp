@@ -29,6 +29,8 @@ class Server {
   // The bound port of listener `i` (config order).
   uint16_t port(size_t i) const { return transport_->local_port(i); }
   const transport::Transport& transport() const { return *transport_; }
+  // Every packet of recent calls by Call-ID, for the call diagrams.
+  const transport::SharedPacketIndex& packets() const { return packets_; }
 
  private:
   struct PerWorker {
@@ -42,6 +44,7 @@ class Server {
   const Config& config_;
   std::unique_ptr<transport::Workers> workers_;
   std::unique_ptr<transport::TrnLog> trn_;
+  transport::SharedPacketIndex packets_;
   std::unique_ptr<transport::Transport> transport_;
   std::vector<PerWorker> per_worker_;
   std::string tag_prefix_;

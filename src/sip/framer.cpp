@@ -1,5 +1,7 @@
 #include "sip/framer.hpp"
 
+#include "base/text.hpp"
+
 #include "sip/detail/lex.hpp"
 #include "sip/headers.hpp"
 
@@ -100,6 +102,26 @@ StreamFramer::Event StreamFramer::next() {
   start_ += size_t(total);
   scanned_ = 0;
   return e;
+}
+
+std::string_view scan_call_id(std::string_view bytes) {
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    size_t end = bytes.find('\n', pos);
+    if (end == std::string_view::npos) end = bytes.size();
+    std::string_view line = bytes.substr(pos, end - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) break;  // end of the headers
+    const size_t colon = line.find(':');
+    if (colon != std::string_view::npos) {
+      const std::string_view name = text::trim(line.substr(0, colon));
+      if (text::iequals(name, "Call-ID") || text::iequals(name, "i")) {
+        return text::trim(line.substr(colon + 1));
+      }
+    }
+    pos = end + 1;
+  }
+  return {};
 }
 
 }  // namespace esg::sip

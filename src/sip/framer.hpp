@@ -43,4 +43,9 @@ class StreamFramer {
   bool failed_ = false;
 };
 
+// The Call-ID of raw message bytes without a full parse (the packet index files every packet
+// it sees, sent ones included, under its call): the value of the first Call-ID (or `i`) header
+// before the blank line, trimmed; "" when there is none.
+std::string_view scan_call_id(std::string_view bytes);
+
 }  // namespace esg::sip

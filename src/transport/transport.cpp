@@ -8,6 +8,7 @@
 #include <deque>
 #include <stdexcept>
 
+#include "base/text.hpp"
 #include "sip/framer.hpp"
 #include "sip/response.hpp"
 
@@ -382,7 +383,7 @@ void Transport::start_udp_receive(UdpListener& l, size_t worker) {
 
 void Transport::log(Direction d, const Peer& peer, std::string_view bytes, bool ok, size_t worker,
                     uint32_t connection) {
-  if (!log_) return;
+  if (!log_ && !index_) return;
   PacketRecord r;
   r.time = std::chrono::system_clock::now();
   r.worker = uint16_t(worker);
@@ -393,7 +394,8 @@ void Transport::log(Direction d, const Peer& peer, std::string_view bytes, bool 
   r.peer = peer.to_string();
   r.ok = ok;
   r.packet = std::string(bytes);
-  log_->write(std::move(r));
+  if (index_) index_->add(sip::scan_call_id(bytes), r);
+  if (log_) log_->write(std::move(r));
 }
 
 void Transport::inbound(std::string_view bytes, const Peer& from, bool stream, size_t worker,
@@ -421,6 +423,36 @@ void Transport::inbound(std::string_view bytes, const Peer& from, bool stream, s
   workers_.post(owner, [this, owner, m = std::move(*parsed), from]() mutable {
     handler_(owner, std::move(m), from);
   });
+}
+
+std::string fit_request_to_transport(const sip::Message& request, Peer& to, uint16_t tcp_port,
+                                     size_t threshold) {
+  const std::string_view bytes = request.bytes();
+  if (to.proto != Proto::Udp || tcp_port == 0 || bytes.size() <= threshold ||
+      !request.is_request()) {
+    return std::string(bytes);
+  }
+  const sip::Via& via = request.top_via();
+  if (!text::iequals(via.transport, "UDP")) return std::string(bytes);
+  // sent-by is host[:port] right after the transport and its whitespace.
+  const size_t transport_at = size_t(via.transport.data() - bytes.data());
+  const size_t host_end = size_t(via.host.data() - bytes.data()) + via.host.size();
+  size_t sent_by_end = host_end;
+  if (sent_by_end < bytes.size() && bytes[sent_by_end] == ':') {
+    ++sent_by_end;
+    while (sent_by_end < bytes.size() && text::is_digit(bytes[sent_by_end]))
+      ++sent_by_end;
+  }
+  std::string out;
+  out.reserve(bytes.size() + 8);
+  out.append(bytes.substr(0, transport_at)).append("TCP");
+  out.append(bytes.substr(transport_at + via.transport.size(),
+                          host_end - transport_at - via.transport.size()));
+  out.append(":").append(std::to_string(tcp_port));
+  out.append(bytes.substr(sent_by_end));
+  to.proto = Proto::Tcp;
+  to.connection = 0;
+  return out;
 }
 
 bool Transport::send(const Peer& to, std::string bytes) {

@@ -56,6 +56,16 @@ struct TlsFiles {
   std::string ca;    // when set, clients must present a certificate it signed
 };
 
+// RFC 3261 §18.1.1: "If a request is within 200 bytes of the path MTU, or if it is larger than
+// 1300 bytes and the path MTU is unknown, the request MUST be sent using ... TCP", and the top
+// Via must then say TCP. The caller picks the channel of its client transaction with this before
+// starting it: when `request` is bound for UDP (`to`), is over `threshold` and we have a TCP
+// listener (`tcp_port`, 0: none), `to` becomes TCP and the returned bytes carry the rewritten
+// Via (sent-by port included); otherwise the bytes are the request's own.
+inline constexpr size_t kUdpMtuThreshold = 1300;
+std::string fit_request_to_transport(const sip::Message& request, Peer& to, uint16_t tcp_port,
+                                     size_t threshold = kUdpMtuThreshold);
+
 class Transport {
  public:
   // Called on the worker that owns the message's Call-ID.
@@ -81,6 +91,10 @@ class Transport {
   // Port 0 binds an ephemeral port; local_port() tells which.
   void listen(Proto proto, const std::string& addr, uint16_t port, const TlsFiles& tls = {});
   uint16_t local_port(size_t listener) const;
+
+  // Every packet sent or received is also filed under its Call-ID here (call diagrams), whether
+  // or not the trn log is on. Set before start; nullptr: none.
+  void set_packet_index(SharedPacketIndex* index) { index_ = index; }
 
   // Sends `bytes` to `to`: UDP from the listener's socket, TCP over the connection (or one to
   // addr:port, reused or opened). Thread-safe. False when it could not be handed to the network.
@@ -115,6 +129,7 @@ class Transport {
   Workers& workers_;
   TransportOptions options_;
   TrnLog* log_;
+  SharedPacketIndex* index_ = nullptr;
   Handler handler_;
   Counters counters_;
   std::vector<std::unique_ptr<UdpListener>> udp_;

@@ -155,27 +155,74 @@ void TrnLog::write_line(const std::string& line, std::chrono::system_clock::time
 }
 
 void PacketIndex::add(std::string_view call_id, const PacketRecord& r) {
-  if (max_calls_ == 0 || max_packets_ == 0) return;
+  if (max_calls_ == 0 || max_packets_ == 0 || call_id.empty()) return;
   auto it = by_call_.find(std::string(call_id));
   if (it == by_call_.end()) {
-    if (by_call_.size() >= max_calls_) {
-      by_call_.erase(ages_.back());  // the oldest call makes room
-      ages_.pop_back();
-    }
+    if (by_call_.size() >= max_calls_) evict_oldest();
     ages_.emplace_front(call_id);
-    it = by_call_.emplace(std::string(call_id), Entry{{}, ages_.begin()}).first;
+    it = by_call_.emplace(std::string(call_id), Entry{{}, ages_.begin(), 0}).first;
   } else {
     ages_.splice(ages_.begin(), ages_, it->second.age);  // a new packet makes the call newest
   }
-  auto& packets = it->second.packets;
-  if (packets.size() >= max_packets_) packets.pop_front();
-  packets.push_back(r);
+  Entry& e = it->second;
+  if (e.packets.size() >= max_packets_) {
+    e.bytes -= e.packets.front().packet.size();
+    bytes_ -= e.packets.front().packet.size();
+    e.packets.pop_front();
+  }
+  e.packets.push_back(r);
+  e.bytes += r.packet.size();
+  bytes_ += r.packet.size();
+  // The byte bound: older calls go first; the newest keeps at least this packet.
+  while (bytes_ > max_bytes_ && by_call_.size() > 1)
+    evict_oldest();
+}
+
+void PacketIndex::evict_oldest() {
+  auto it = by_call_.find(ages_.back());
+  bytes_ -= it->second.bytes;
+  by_call_.erase(it);
+  ages_.pop_back();
 }
 
 std::vector<PacketRecord> PacketIndex::packets(std::string_view call_id) const {
   auto it = by_call_.find(std::string(call_id));
   if (it == by_call_.end()) return {};
   return {it->second.packets.begin(), it->second.packets.end()};
+}
+
+SharedPacketIndex::SharedPacketIndex(size_t max_calls, size_t max_packets_per_call,
+                                     size_t max_bytes)
+    : shards_(std::make_unique<Shard[]>(kShards)) {
+  for (size_t i = 0; i < kShards; ++i) {
+    shards_[i].index =
+        PacketIndex((max_calls + kShards - 1) / kShards, max_packets_per_call, max_bytes / kShards);
+  }
+}
+
+SharedPacketIndex::Shard& SharedPacketIndex::shard(std::string_view call_id) const {
+  return shards_[std::hash<std::string_view>()(call_id) % kShards];
+}
+
+void SharedPacketIndex::add(std::string_view call_id, const PacketRecord& r) {
+  Shard& s = shard(call_id);
+  std::lock_guard lock(s.mu);
+  s.index.add(call_id, r);
+}
+
+std::vector<PacketRecord> SharedPacketIndex::packets(std::string_view call_id) const {
+  Shard& s = shard(call_id);
+  std::lock_guard lock(s.mu);
+  return s.index.packets(call_id);
+}
+
+size_t SharedPacketIndex::calls() const {
+  size_t n = 0;
+  for (size_t i = 0; i < kShards; ++i) {
+    std::lock_guard lock(shards_[i].mu);
+    n += shards_[i].index.calls();
+  }
+  return n;
 }
 
 }  // namespace esg::transport

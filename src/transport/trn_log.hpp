@@ -10,6 +10,7 @@
 #include <deque>
 #include <fstream>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -81,26 +82,53 @@ class TrnLog {
   std::thread thread_;
 };
 
-// The packets of recent calls, by Call-ID, bounded in calls and packets per call; the newest
-// calls win. Owned by one worker; not thread-safe.
+// The packets of recent calls, by Call-ID, bounded in calls, packets per call and bytes; the
+// newest calls win. Not thread-safe: SharedPacketIndex shares it between threads.
 class PacketIndex {
  public:
-  PacketIndex(size_t max_calls = 10000, size_t max_packets_per_call = 200)
-      : max_calls_(max_calls), max_packets_(max_packets_per_call) {}
+  PacketIndex(size_t max_calls = 10000, size_t max_packets_per_call = 200,
+              size_t max_bytes = 64u << 20)
+      : max_calls_(max_calls), max_packets_(max_packets_per_call), max_bytes_(max_bytes) {}
   void add(std::string_view call_id, const PacketRecord& r);
   // Oldest first; empty when the call is unknown or was evicted.
   std::vector<PacketRecord> packets(std::string_view call_id) const;
   size_t calls() const { return by_call_.size(); }
+  size_t bytes() const { return bytes_; }
 
  private:
   struct Entry {
     std::deque<PacketRecord> packets;
     std::list<std::string>::iterator age;
+    size_t bytes = 0;
   };
+  void evict_oldest();
+
   size_t max_calls_;
   size_t max_packets_;
+  size_t max_bytes_;
+  size_t bytes_ = 0;
   std::list<std::string> ages_;  // front: newest
   std::unordered_map<std::string, Entry> by_call_;
+};
+
+// The index the transport feeds from every worker: shards by Call-ID, each behind its own
+// lock, so two workers rarely meet and a reader (the call diagram) holds one shard briefly.
+class SharedPacketIndex {
+ public:
+  static constexpr size_t kShards = 16;
+  SharedPacketIndex(size_t max_calls = 10000, size_t max_packets_per_call = 200,
+                    size_t max_bytes = 64u << 20);
+  void add(std::string_view call_id, const PacketRecord& r);
+  std::vector<PacketRecord> packets(std::string_view call_id) const;
+  size_t calls() const;
+
+ private:
+  struct Shard {
+    mutable std::mutex mu;
+    PacketIndex index;
+  };
+  Shard& shard(std::string_view call_id) const;
+  std::unique_ptr<Shard[]> shards_;
 };
 
 }  // namespace esg::transport
