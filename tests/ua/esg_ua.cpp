@@ -3,7 +3,8 @@
 //
 //   esg-ua [--udp ADDR:PORT] [--tcp ADDR:PORT] [--workers N]
 //          [--answer | --reject STATUS] [--ring-ms N] [--100rel]
-//          [--call SIP-URI --via udp|tcp --calls N --hold-ms N --rate N] [--trn DIR]
+//          [--call SIP-URI --via udp|tcp|tls --calls N --hold-ms N --rate N] [--trn DIR]
+//          [--tls-ca FILE] [--t1-ms N]
 //
 // As a UAS it answers INVITE with 180 then 200 (with an SDP answer) after --ring-ms, or rejects
 // with --reject; CANCEL gets 200 and the INVITE 487; BYE ends the call; OPTIONS get 200. With
@@ -46,7 +47,9 @@ struct Options {
   int calls = 1;
   int hold_ms = 0;
   int rate = 10;
-  std::string trn;  // transaction log folder
+  std::string trn;     // transaction log folder
+  std::string tls_ca;  // the CA that signs TLS peers (verification is always on)
+  int t1_ms = 500;     // RFC 3261 T1; Timer B and F are 64*T1
 };
 
 const char* kSdp =
@@ -85,10 +88,13 @@ struct Worker {
 class Ua {
  public:
   Ua(Options o) : o_(std::move(o)), workers_(o_.workers) {
+    config_.t1 = txn::Millis(o_.t1_ms);
     if (!o_.trn.empty())
       trn_ = std::make_unique<transport::TrnLog>(transport::TrnLog::Options{o_.trn});
+    transport::TransportOptions options;
+    options.tls_ca = o_.tls_ca;
     transport_ = std::make_unique<transport::Transport>(
-        workers_, transport::TransportOptions{}, trn_.get(),
+        workers_, options, trn_.get(),
         [this](size_t w, sip::Message&& m, const transport::Peer& from) {
           per_[w].from = from;  // the peer of the request being handled, for its call
           per_[w].layer->receive(std::move(m), channel(from));
@@ -152,12 +158,17 @@ class Ua {
   std::string local_contact(const transport::Peer& peer) const {
     const size_t i = peer.proto == transport::Proto::Udp ? 0 : (o_.listen.size() > 1 ? 1 : 0);
     return "<sip:ua@127.0.0.1:" + std::to_string(transport_->local_port(i)) +
-           (peer.proto == transport::Proto::Tcp ? ";transport=tcp>" : ">");
+           (peer.proto == transport::Proto::Tcp   ? ";transport=tcp>"
+            : peer.proto == transport::Proto::Tls ? ";transport=tls>"
+                                                  : ">");
   }
 
   std::string via(const transport::Peer& peer) const {
     const size_t i = peer.proto == transport::Proto::Udp ? 0 : (o_.listen.size() > 1 ? 1 : 0);
-    return std::string("SIP/2.0/") + (peer.proto == transport::Proto::Udp ? "UDP" : "TCP") +
+    return std::string("SIP/2.0/") +
+           (peer.proto == transport::Proto::Udp   ? "UDP"
+            : peer.proto == transport::Proto::Tcp ? "TCP"
+                                                  : "TLS") +
            " 127.0.0.1:" + std::to_string(transport_->local_port(i)) + ";rport;branch=z9hG4bK" +
            random_token();
   }
@@ -474,8 +485,15 @@ int main(int argc, char** argv) {
       o.rel100 = true;
     else if (a[i] == "--call")
       o.call = next();
-    else if (a[i] == "--via")
-      o.via = next() == "tcp" ? transport::Proto::Tcp : transport::Proto::Udp;
+    else if (a[i] == "--via") {
+      const std::string v = next();
+      o.via = v == "tcp"   ? transport::Proto::Tcp
+              : v == "tls" ? transport::Proto::Tls
+                           : transport::Proto::Udp;
+    } else if (a[i] == "--t1-ms")
+      o.t1_ms = std::stoi(next());
+    else if (a[i] == "--tls-ca")
+      o.tls_ca = next();
     else if (a[i] == "--calls")
       o.calls = std::stoi(next());
     else if (a[i] == "--hold-ms")
