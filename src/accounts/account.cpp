@@ -1,0 +1,284 @@
+#include "accounts/account.hpp"
+
+#include <arpa/inet.h>
+#include <re2/re2.h>
+
+#include <set>
+
+namespace esg::accounts {
+
+using nlohmann::json;
+
+namespace {
+
+struct Reader {
+  const json& j;
+  std::set<std::string> seen;
+  std::optional<FieldError> error;
+
+  const json* get(const std::string& key) {
+    seen.insert(key);
+    auto it = j.find(key);
+    return it == j.end() || it->is_null() ? nullptr : &*it;
+  }
+  bool fail(std::string field, std::string message) {
+    if (!error) error = FieldError{std::move(field), std::move(message)};
+    return false;
+  }
+  void str(const std::string& key, std::string& out) {
+    if (const json* v = get(key)) {
+      if (!v->is_string()) {
+        fail(key, "must be a string");
+        return;
+      }
+      out = v->get<std::string>();
+    }
+  }
+  void boolean(const std::string& key, bool& out) {
+    if (const json* v = get(key)) {
+      if (!v->is_boolean()) {
+        fail(key, "must be true or false");
+        return;
+      }
+      out = v->get<bool>();
+    }
+  }
+  template <typename T>
+  void integer(const std::string& key, T& out, int64_t min, int64_t max) {
+    if (const json* v = get(key)) {
+      if (!v->is_number_integer()) {
+        fail(key, "must be an integer");
+        return;
+      }
+      const int64_t n = v->get<int64_t>();
+      if (n < min || n > max) {
+        fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+        return;
+      }
+      out = static_cast<T>(n);
+    }
+  }
+  void one_of(const std::string& key, std::string& out, std::initializer_list<const char*> allowed) {
+    str(key, out);
+    for (const char* a : allowed) {
+      if (out == a) return;
+    }
+    std::string list;
+    for (const char* a : allowed)
+      list += (list.empty() ? "" : ", ") + std::string(a);
+    fail(key, "must be one of " + list);
+  }
+  void strings(const json* v, const std::string& key, std::vector<std::string>& out) {
+    if (!v) return;
+    if (!v->is_array()) {
+      fail(key, "must be an array of strings");
+      return;
+    }
+    out.clear();
+    for (size_t i = 0; i < v->size(); ++i) {
+      if (!(*v)[i].is_string()) {
+        fail(key + "[" + std::to_string(i) + "]", "must be a string");
+        return;
+      }
+      out.push_back((*v)[i].get<std::string>());
+    }
+  }
+  void strings(const std::string& key, std::vector<std::string>& out) { strings(get(key), key, out); }
+};
+
+bool is_token_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("-.!%*_+`'~").find(c) !=
+                                                            std::string_view::npos;
+}
+
+// A host: a name of letters, digits, dots and dashes, an IPv4 address, or an IPv6 one.
+bool valid_host(const std::string& h) {
+  if (h.empty() || h.size() > 253) return false;
+  in6_addr a6;
+  std::string bare = h;
+  if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']') bare = bare.substr(1, bare.size() - 2);
+  if (inet_pton(AF_INET6, bare.c_str(), &a6) == 1) return true;
+  for (char c : h) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool valid_address_filter(const std::string& pattern, std::string* why) {
+  auto no = [&](const char* reason) {
+    if (why) *why = reason;
+    return false;
+  };
+  if (pattern.empty()) return no("must not be empty");
+  if (pattern.rfind("/reg/", 0) == 0) {
+    RE2 re(pattern.substr(5), RE2::Quiet);
+    if (!re.ok()) {
+      if (why) *why = "bad regular expression: " + re.error();
+      return false;
+    }
+    return true;
+  }
+  const size_t slash = pattern.find('/');
+  if (slash != std::string::npos) {  // CIDR
+    const std::string addr = pattern.substr(0, slash);
+    const std::string bits = pattern.substr(slash + 1);
+    in_addr a4;
+    in6_addr a6;
+    int max = 0;
+    if (inet_pton(AF_INET, addr.c_str(), &a4) == 1) {
+      max = 32;
+    } else if (inet_pton(AF_INET6, addr.c_str(), &a6) == 1) {
+      max = 128;
+    } else {
+      return no("not a CIDR: the address before / is not an IP address");
+    }
+    if (bits.empty() || bits.size() > 3 ||
+        bits.find_first_not_of("0123456789") != std::string::npos || std::stoi(bits) > max) {
+      return no("not a CIDR: bad prefix length");
+    }
+    return true;
+  }
+  // An address, a name, or a mask: hex digits, letters, dots, colons, dashes, ? and *.
+  for (char c : pattern) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && std::string_view(".:-?*[]").find(c) ==
+                                                            std::string_view::npos) {
+      return no("not an address, CIDR, mask or /reg/ expression");
+    }
+  }
+  return true;
+}
+
+Result<Account, FieldError> account_from_json(const json& j) {
+  if (!j.is_object()) return unexpected(FieldError{"", "an account must be a JSON object"});
+  Account a;
+  Reader r{j, {}, {}};
+  r.integer("id", a.id, 0, INT64_MAX);
+  r.str("code", a.code);
+  r.str("username", a.username);
+  r.str("pwd", a.pwd);
+  r.str("domain", a.domain);
+  r.boolean("reg", a.reg);
+  r.integer("trunks", a.trunks, 0, 100000);
+  r.str("proxyaddr", a.proxyaddr);
+  r.integer("proxyport", a.proxyport, 1, 65535);
+  r.one_of("transport", a.transport, {"udp", "tcp", "tls"});
+  r.one_of("pingmode", a.pingmode, {"off", "options"});
+  r.str("pingsrv", a.pingsrv);
+  r.integer("pingtimeout", a.pingtimeout, 1, 3600);
+  r.integer("expires", a.expires, 30, 604800);
+  if (const json* opts = r.get("opts")) {
+    if (!opts->is_object()) {
+      r.fail("opts", "must be an object");
+    } else {
+      for (auto it = opts->begin(); it != opts->end(); ++it) {
+        if (it.key() == "extusernames") {
+          r.strings(&it.value(), "opts.extusernames", a.extusernames);
+        } else {
+          r.fail("opts." + it.key(), "unknown field");
+        }
+      }
+    }
+  }
+  r.strings("extaddrs", a.extaddrs);
+  if (const json* v = r.get("serveridxs")) {
+    if (!v->is_array()) {
+      r.fail("serveridxs", "must be an array of srvidx integers");
+    } else {
+      for (size_t i = 0; i < v->size(); ++i) {
+        if (!(*v)[i].is_number_integer()) {
+          r.fail("serveridxs[" + std::to_string(i) + "]", "must be an integer");
+          break;
+        }
+        a.serveridxs.push_back((*v)[i].get<int>());
+      }
+    }
+  }
+  r.boolean("media", a.media);
+  r.boolean("reinvite", a.reinvite);
+  r.strings("codecs", a.codecs);
+  r.one_of("dtmf", a.dtmf, {"rfc2833", "info", "inband"});
+  r.one_of("srtp", a.srtp, {"off", "optional", "required"});
+  r.boolean("tls_verify", a.tls_verify);
+  r.strings("passheaders", a.passheaders);
+  r.boolean("enabled", a.enabled);
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (!r.seen.count(it.key())) r.fail(it.key(), "unknown field");
+  }
+  if (r.error) return unexpected(*r.error);
+
+  // Cross-field rules and shapes.
+  auto bad = [](std::string f, std::string m) { return unexpected(FieldError{std::move(f), std::move(m)}); };
+  if (a.code.empty()) return bad("code", "is required");
+  if (a.code.size() > 64 || a.code.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != std::string::npos) {
+    return bad("code", "must be 1 to 64 letters, digits, '_', '.' or '-'");
+  }
+  if (!valid_host(a.domain)) return bad("domain", a.domain.empty() ? "is required" : "must be a host name or IP address");
+  if (!a.proxyaddr.empty() && !valid_host(a.proxyaddr)) return bad("proxyaddr", "must be a host name or IP address");
+  if (!a.pingsrv.empty() && !valid_host(a.pingsrv)) return bad("pingsrv", "must be a host name or IP address");
+  if (a.reg && a.username.empty()) return bad("username", "is required when reg is true");
+  for (char c : a.username) {
+    if (c <= ' ' || c == '@' || c == ':' || c == '<' || c == '>' || c == '"') {
+      return bad("username", "must not contain spaces, '@', ':', '<', '>' or quotes");
+    }
+  }
+  if (!a.media && !a.reinvite) return bad("reinvite", "at least one of media and reinvite must be true");
+  for (size_t i = 0; i < a.extaddrs.size(); ++i) {
+    std::string why;
+    if (!valid_address_filter(a.extaddrs[i], &why)) return bad("extaddrs[" + std::to_string(i) + "]", why);
+  }
+  static const std::set<std::string> kCodecs{"PCMA", "PCMU", "G722", "opus"};
+  std::set<std::string> seen_codecs;
+  for (size_t i = 0; i < a.codecs.size(); ++i) {
+    if (!kCodecs.count(a.codecs[i])) return bad("codecs[" + std::to_string(i) + "]", "must be one of PCMA, PCMU, G722, opus");
+    if (!seen_codecs.insert(a.codecs[i]).second) return bad("codecs[" + std::to_string(i) + "]", "is listed twice");
+  }
+  for (size_t i = 0; i < a.passheaders.size(); ++i) {
+    const auto& h = a.passheaders[i];
+    if (h.empty() || !std::all_of(h.begin(), h.end(), is_token_char)) {
+      return bad("passheaders[" + std::to_string(i) + "]", "must be a header name");
+    }
+  }
+  for (size_t i = 0; i < a.extusernames.size(); ++i) {
+    if (a.extusernames[i].empty()) return bad("opts.extusernames[" + std::to_string(i) + "]", "must not be empty");
+  }
+  return a;
+}
+
+json to_stored_json(const Account& a) {
+  json j = to_json(a);
+  j["pwd"] = a.pwd;
+  return j;
+}
+
+json to_json(const Account& a) {
+  json j;
+  j["id"] = a.id;
+  j["code"] = a.code;
+  j["username"] = a.username;
+  j["domain"] = a.domain;
+  j["reg"] = a.reg;
+  j["trunks"] = a.trunks;
+  j["proxyaddr"] = a.proxyaddr;
+  j["proxyport"] = a.proxyport;
+  j["transport"] = a.transport;
+  j["pingmode"] = a.pingmode;
+  j["pingsrv"] = a.pingsrv;
+  j["pingtimeout"] = a.pingtimeout;
+  j["expires"] = a.expires;
+  j["opts"] = {{"extusernames", a.extusernames}};
+  j["extaddrs"] = a.extaddrs;
+  j["serveridxs"] = a.serveridxs;
+  j["media"] = a.media;
+  j["reinvite"] = a.reinvite;
+  j["codecs"] = a.codecs;
+  j["dtmf"] = a.dtmf;
+  j["srtp"] = a.srtp;
+  j["tls_verify"] = a.tls_verify;
+  j["passheaders"] = a.passheaders;
+  j["enabled"] = a.enabled;
+  return j;
+}
+
+}  // namespace esg::accounts

@@ -1,0 +1,343 @@
+#include "accounts/manager.hpp"
+
+#include <condition_variable>
+#include <ctime>
+#include <filesystem>
+#include <random>
+#include <stdexcept>
+
+namespace esg::accounts {
+
+using nlohmann::json;
+
+namespace {
+
+std::string random_token() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+std::string now_text() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d.%03d", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(ms));
+  return buf;
+}
+
+ApiError from_store(const store::Error& e) {
+  switch (e.code) {
+    case store::Errc::NotFound:
+      return {404, "no provider with this id", "id"};
+    case store::Errc::Conflict:
+      return {409, "a provider with this code already exists", "code"};
+    case store::Errc::Io:
+      break;
+  }
+  return {500, "store: " + e.message, ""};
+}
+
+}  // namespace
+
+AccountManager::AccountManager(store::Store& store, Runtime& runtime, ManagerOptions options)
+    : store_(store), runtime_(runtime), options_(std::move(options)) {
+  if (!options_.log_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(options_.log_dir, ec);
+    reg_log_.open(options_.log_dir + "/reg.log", std::ios::app);
+  }
+}
+
+AccountManager::~AccountManager() {
+  stop();
+}
+
+std::string AccountManager::call_id_for(size_t worker, const std::string& prefix) const {
+  // Responses find their transaction on the worker their Call-ID hashes to: pick a Call-ID
+  // that hashes to the account's worker (a few tries on average, once per account).
+  for (;;) {
+    std::string id = prefix + random_token() + "@esg";
+    if (runtime_.worker_for(id) == worker) return id;
+  }
+}
+
+void AccountManager::start(const json& config_providers) {
+  if (!config_providers.is_array()) throw std::runtime_error("providers: must be an array");
+  for (size_t i = 0; i < config_providers.size(); ++i) {
+    const std::string path = "providers[" + std::to_string(i) + "]";
+    auto a = account_from_json(config_providers[i]);
+    if (!a) {
+      throw std::runtime_error(path + (a.error().field.empty() ? "" : "." + a.error().field) +
+                               ": " + a.error().message);
+    }
+    const std::string data = to_stored_json(*a).dump();
+    if (auto existing = store_.find_code(store::Table::Providers, a->code)) {
+      auto r = store_.update(store::Table::Providers, existing->id, a->code, data);
+      if (!r) throw std::runtime_error(path + ": store: " + r.error().message);
+    } else {
+      auto r = store_.insert(store::Table::Providers, a->code, data, a->id);
+      if (!r) throw std::runtime_error(path + ": store: " + r.error().message);
+    }
+  }
+  auto rows = store_.list(store::Table::Providers);
+  if (!rows) throw std::runtime_error("store: " + rows.error().message);
+  size_t n = 0;
+  for (const auto& row : *rows) {
+    auto j = json::parse(row.data, nullptr, false);
+    auto a = j.is_discarded() ? Result<Account, FieldError>(unexpected(FieldError{"", "bad JSON"}))
+                              : account_from_json(j);
+    if (!a) {
+      throw std::runtime_error("store: provider " + row.code + ": " + a.error().field + ": " +
+                               a.error().message);
+    }
+    a->id = row.id;
+    // Start-up REGISTERs are paced at register_rate per second.
+    const auto delay = txn::Millis(
+        a->reg && a->enabled ? int64_t(double(n++) * 1000.0 / std::max(1.0, options_.register_rate))
+                             : 0);
+    run(*a, delay);
+  }
+}
+
+void AccountManager::run(const Account& a, txn::Millis delay) {
+  std::lock_guard lock(mu_);
+  auto slot = std::make_shared<Slot>();
+  slot->worker = a.id % int64_t(std::max<size_t>(1, runtime_.workers()));
+  RegistrationOptions o = options_.registration;
+  o.start_delay = delay;
+  o.call_id = call_id_for(slot->worker, "reg-");
+  o.ping_call_id = call_id_for(slot->worker, "ping-");
+  const int64_t id = a.id;
+  snapshots_[id] = Snapshot{a, RegistrationStatus{}};
+  snapshots_[id].status.regstate = !a.enabled ? RegState::Disabled
+                                   : a.reg    ? RegState::Unregistered
+                                              : RegState::None;
+  slots_[id] = slot;
+  runtime_.post(slot->worker, [this, slot, a, o, id] {
+    slot->client = std::make_unique<RegistrationClient>(
+        a, runtime_.layer(slot->worker), runtime_.timers(slot->worker), runtime_.link(), o,
+        [this, id](const RegistrationStatus& s) { on_status(id, s); });
+    slot->client->start();
+  });
+}
+
+void AccountManager::halt(int64_t id, std::function<void()> done) {
+  std::shared_ptr<Slot> slot;
+  {
+    std::lock_guard lock(mu_);
+    auto it = slots_.find(id);
+    if (it == slots_.end()) {
+      if (done) done();
+      return;
+    }
+    slot = it->second;
+    slots_.erase(it);
+  }
+  const size_t w = slot->worker;
+  runtime_.post(w, [this, slot, w, done = std::move(done)]() mutable {
+    if (!slot->client) {
+      if (done) done();
+      return;
+    }
+    slot->client->stop([this, slot, w, done = std::move(done)]() mutable {
+      // Not inside the client's own callback: the client goes on the next turn of the loop.
+      runtime_.post(w, [slot, done = std::move(done)] {
+        slot->client.reset();
+        if (done) done();
+      });
+    });
+  });
+}
+
+void AccountManager::stop() {
+  std::vector<int64_t> ids;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, slot] : slots_)
+      ids.push_back(id);
+  }
+  if (ids.empty()) return;
+  std::mutex m;
+  std::condition_variable cv;
+  size_t left = ids.size();
+  for (int64_t id : ids) {
+    halt(id, [&] {
+      std::lock_guard l(m);
+      --left;
+      cv.notify_all();
+    });
+  }
+  // Un-REGISTERs get an answer or time out (Timer F, 32 s); a graceful stop waits a bounded
+  // time for them.
+  std::unique_lock l(m);
+  cv.wait_for(l, std::chrono::seconds(5), [&] { return left == 0; });
+  // Whatever is still pending must not call into us any more.
+  for (int64_t id : ids) {
+    std::lock_guard lock(mu_);
+    snapshots_.erase(id);
+  }
+}
+
+void AccountManager::on_status(int64_t id, const RegistrationStatus& s) {
+  std::lock_guard lock(mu_);
+  auto it = snapshots_.find(id);
+  if (it == snapshots_.end()) return;
+  const RegistrationStatus old = it->second.status;
+  it->second.status = s;
+  if (reg_log_.is_open() &&
+      (old.regstate != s.regstate || old.pingstate != s.pingstate || old.reason != s.reason)) {
+    reg_log_ << now_text() << " " << it->second.account.code << " regstate "
+             << reg_state_name(old.regstate) << " -> " << reg_state_name(s.regstate)
+             << " pingstate " << ping_state_name(s.pingstate) << " (" << s.reason << ")";
+    if (!s.warning.empty()) reg_log_ << " WARNING: " << s.warning;
+    reg_log_ << "\n";
+    reg_log_.flush();
+  }
+}
+
+Result<json, ApiError> AccountManager::list() {
+  auto rows = store_.list(store::Table::Providers);
+  if (!rows) return unexpected(from_store(rows.error()));
+  json items = json::array();
+  for (const auto& row : *rows) {
+    auto j = json::parse(row.data, nullptr, false);
+    if (j.is_discarded()) continue;
+    auto a = account_from_json(j);
+    if (!a) continue;
+    a->id = row.id;
+    items.push_back(to_json(*a));
+  }
+  return json{{"items", items}};
+}
+
+Result<json, ApiError> AccountManager::get(int64_t id) {
+  auto row = store_.get(store::Table::Providers, id);
+  if (!row) return unexpected(from_store(row.error()));
+  auto a = account_from_json(json::parse(row->data));
+  if (!a) return unexpected(ApiError{500, "stored account is invalid: " + a.error().message, a.error().field});
+  a->id = id;
+  return to_json(*a);
+}
+
+Result<json, ApiError> AccountManager::save(int64_t id, const json& body, bool is_new) {
+  if (!body.is_object()) return unexpected(ApiError{400, "the body must be a JSON object", ""});
+  if (body.contains("id") && !body["id"].is_null() && (!body["id"].is_number_integer() ||
+                                                        (!is_new && body["id"].get<int64_t>() != id))) {
+    return unexpected(ApiError{400, is_new ? "id must be an integer" : "id does not match the path", "id"});
+  }
+  auto a = account_from_json(body);
+  if (!a) return unexpected(ApiError{400, a.error().message, a.error().field});
+  if (is_new) {
+    auto r = store_.insert(store::Table::Providers, a->code, to_stored_json(*a).dump(), a->id);
+    if (!r) return unexpected(from_store(r.error()));
+    a->id = *r;
+  } else {
+    a->id = id;
+    auto r = store_.update(store::Table::Providers, id, a->code, to_stored_json(*a).dump());
+    if (!r) return unexpected(from_store(r.error()));
+  }
+  // Apply at once: the old client un-registers, then the new one starts.
+  const Account account = *a;
+  halt(account.id, [this, account] { run(account, txn::Millis(0)); });
+  return to_json(account);
+}
+
+Result<json, ApiError> AccountManager::create(const json& body) {
+  std::lock_guard lock(api_mu_);
+  return save(0, body, true);
+}
+
+Result<json, ApiError> AccountManager::replace(int64_t id, const json& body) {
+  std::lock_guard lock(api_mu_);
+  auto row = store_.get(store::Table::Providers, id);
+  if (!row) return unexpected(from_store(row.error()));
+  json j = body;
+  // PUT replaces, but a password is write-only: a PUT without `pwd` keeps the stored one, so
+  // an object read back from GET can be edited and put back.
+  if (j.is_object() && !j.contains("pwd")) {
+    auto stored = json::parse(row->data, nullptr, false);
+    if (stored.is_object() && stored.contains("pwd")) j["pwd"] = stored["pwd"];
+  }
+  return save(id, j, false);
+}
+
+Result<json, ApiError> AccountManager::patch(int64_t id, const json& body) {
+  std::lock_guard lock(api_mu_);
+  if (!body.is_object()) return unexpected(ApiError{400, "the body must be a JSON object", ""});
+  auto row = store_.get(store::Table::Providers, id);
+  if (!row) return unexpected(from_store(row.error()));
+  json merged = json::parse(row->data, nullptr, false);
+  if (!merged.is_object()) merged = json::object();
+  merged.merge_patch(body);  // RFC 7386: null removes a field (back to its default)
+  merged["id"] = id;
+  return save(id, merged, false);
+}
+
+Result<void, ApiError> AccountManager::remove(int64_t id) {
+  std::lock_guard lock(api_mu_);
+  auto r = store_.remove(store::Table::Providers, id);
+  if (!r) return unexpected(from_store(r.error()));
+  halt(id, [this, id] {
+    std::lock_guard lock(mu_);
+    if (!slots_.count(id)) snapshots_.erase(id);
+  });
+  return {};
+}
+
+json AccountManager::regs() const {
+  std::lock_guard lock(mu_);
+  std::vector<const Snapshot*> all;
+  for (const auto& [id, s] : snapshots_)
+    all.push_back(&s);
+  std::sort(all.begin(), all.end(),
+            [](const Snapshot* a, const Snapshot* b) { return a->account.id < b->account.id; });
+  json out = json::array();
+  for (const Snapshot* s : all) {
+    const Account& a = s->account;
+    json addrs = json::array({a.domain});
+    if (!a.proxyaddr.empty() && a.proxyaddr != a.domain) addrs.push_back(a.proxyaddr);
+    for (const auto& x : a.extaddrs)
+      addrs.push_back(x);
+    json lines = json::array();
+    const std::string& r = s->status.last_response;
+    for (size_t pos = 0; pos < r.size();) {
+      size_t end = r.find("\r\n", pos);
+      if (end == std::string::npos) end = r.size();
+      if (end > pos) lines.push_back(r.substr(pos, end - pos));
+      pos = end + 2;
+    }
+    json e = {{"code", a.code},
+              {"d", a.domain},
+              {"user", a.username},
+              {"domain", a.domain},
+              {"port", a.next_hop_port()},
+              {"proto", a.transport},
+              {"addrs", addrs},
+              {"regstate", reg_state_name(s->status.regstate)},
+              {"pingstate", ping_state_name(s->status.pingstate)},
+              {"last_response", lines},
+              {"onlinetrunkcount", 0}};
+    if (!s->status.reason.empty()) e["reason"] = s->status.reason;
+    if (s->status.expires) e["expires"] = s->status.expires;
+    if (!s->status.warning.empty()) e["warning"] = s->status.warning;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::optional<RegistrationStatus> AccountManager::status(const std::string& code) const {
+  std::lock_guard lock(mu_);
+  for (const auto& [id, s] : snapshots_) {
+    if (s.account.code == code) return s.status;
+  }
+  return std::nullopt;
+}
+
+}  // namespace esg::accounts

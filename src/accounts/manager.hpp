@@ -1,0 +1,99 @@
+#pragma once
+// Provider accounts at run time: the store is the truth; the manager imports the accounts the
+// config file declares, applies REST changes at once (a new account registers, an edited one
+// re-registers, a deleted or disabled one un-registers), runs one RegistrationClient per
+// account on the worker its Call-ID belongs to, and keeps a snapshot of their state for the
+// monitoring API. Registration state changes go to the registration log.
+
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+#include "accounts/account.hpp"
+#include "accounts/registration.hpp"
+#include "store/store.hpp"
+
+namespace esg::accounts {
+
+// What the manager needs of the running daemon (the app implements it).
+class Runtime {
+ public:
+  virtual ~Runtime() = default;
+  virtual size_t workers() const = 0;
+  virtual size_t worker_for(std::string_view call_id) const = 0;
+  virtual void post(size_t worker, std::function<void()> f) = 0;
+  virtual txn::Layer& layer(size_t worker) = 0;
+  virtual txn::Timers& timers(size_t worker) = 0;
+  virtual Link& link() = 0;
+};
+
+struct ManagerOptions {
+  RegistrationOptions registration;
+  double register_rate = 50;  // REGISTERs per second at start-up, so a registrar sees no burst
+  std::string log_dir;        // the registration log goes here (empty: none)
+};
+
+// An answer for the REST API: an HTTP status and a message naming the field.
+struct ApiError {
+  int status = 400;
+  std::string message;
+  std::string field;
+};
+
+class AccountManager {
+ public:
+  AccountManager(store::Store& store, Runtime& runtime, ManagerOptions options);
+  ~AccountManager();
+  AccountManager(const AccountManager&) = delete;
+  AccountManager& operator=(const AccountManager&) = delete;
+
+  // Imports the config's accounts (by code: added, or replaced when the code exists), then
+  // starts every enabled account. Throws std::runtime_error naming `providers[i].field`.
+  void start(const nlohmann::json& config_providers);
+  // Un-registers every registered account and waits for the answers (bounded).
+  void stop();
+
+  Result<nlohmann::json, ApiError> list();
+  Result<nlohmann::json, ApiError> get(int64_t id);
+  Result<nlohmann::json, ApiError> create(const nlohmann::json& body);
+  Result<nlohmann::json, ApiError> replace(int64_t id, const nlohmann::json& body);
+  Result<nlohmann::json, ApiError> patch(int64_t id, const nlohmann::json& body);
+  Result<void, ApiError> remove(int64_t id);
+
+  // The `regs` entries of /api/monitor/v1/esg/active, one per account.
+  nlohmann::json regs() const;
+  // For tests and the monitoring page: the state of one account by code.
+  std::optional<RegistrationStatus> status(const std::string& code) const;
+
+ private:
+  struct Slot {
+    size_t worker = 0;
+    std::unique_ptr<RegistrationClient> client;  // touched on `worker` only
+  };
+  struct Snapshot {
+    Account account;
+    RegistrationStatus status;
+  };
+
+  void run(const Account& a, txn::Millis delay);
+  void halt(int64_t id, std::function<void()> done = {});
+  void on_status(int64_t id, const RegistrationStatus& s);
+  std::string call_id_for(size_t worker, const std::string& prefix) const;
+  Result<nlohmann::json, ApiError> save(int64_t id, const nlohmann::json& body, bool is_new);
+
+  store::Store& store_;
+  Runtime& runtime_;
+  ManagerOptions options_;
+  mutable std::mutex mu_;  // guards slots_, snapshots_ and the log
+  std::unordered_map<int64_t, std::shared_ptr<Slot>> slots_;
+  std::unordered_map<int64_t, Snapshot> snapshots_;
+  std::ofstream reg_log_;
+  std::mutex api_mu_;  // one REST change at a time: store and clients stay in step
+};
+
+}  // namespace esg::accounts

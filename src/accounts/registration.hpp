@@ -1,0 +1,147 @@
+#pragma once
+// The registration client (RFC 3261 §10.2) for one provider account, and the OPTIONS ping that
+// keeps NAT bindings open. Runs on the worker its Call-ID hashes to; every wait has a timer.
+//
+// REGISTER goes to the account's domain, through its proxy when set (Route: <sip:proxy;lr>),
+// answers digest challenges (401/407, MD5, SHA-256, qop), honours the expiry the registrar
+// grants and refreshes before it runs out, raises Expires on 423, and on failure retries with a
+// growing pause, capped, forever. Rejected credentials (403, or a 401/407 to an answered
+// challenge that is not stale) are `auth_failed`, apart from `failed`.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "accounts/account.hpp"
+#include "sip/auth/digest.hpp"
+#include "txn/layer.hpp"
+
+namespace esg::accounts {
+
+enum class RegState : uint8_t {
+  None,  // point-to-point: no registration
+  Unregistered,
+  Registering,
+  Registered,
+  Failed,
+  AuthFailed,
+  Disabled,
+};
+std::string_view reg_state_name(RegState s);
+
+enum class PingState : uint8_t { Disabled, Ok, Failed };
+std::string_view ping_state_name(PingState s);
+
+// A place to send to: transport, host (a name before resolution, an address after), port.
+struct Destination {
+  std::string transport = "udp";
+  std::string host;
+  uint16_t port = 5060;
+};
+
+// How the client reaches the network; the app implements it with the transport and DNS.
+class Link {
+ public:
+  virtual ~Link() = default;
+  struct Local {
+    std::string host;  // for Via and Contact
+    uint16_t port = 0;
+  };
+  // Our address towards `to` over its transport.
+  virtual Local local(const Destination& to) = 0;
+  // RFC 3263: the addresses to try for `to`, in order. `done` runs on the calling worker.
+  virtual void resolve(const Destination& to,
+                       std::function<void(std::vector<Destination>)> done) = 0;
+  // A channel to a resolved destination.
+  virtual txn::Channel channel(const Destination& to, bool tls_verify) = 0;
+};
+
+struct RegistrationOptions {
+  txn::Millis retry_min{std::chrono::seconds(5)};  // first pause after a failure
+  txn::Millis retry_max{std::chrono::minutes(5)};  // the pause doubles up to this
+  txn::Millis start_delay{0};                      // spreads start-up REGISTERs
+  std::string user_agent = "esg";
+  // Fixed Call-IDs (the registration's and the pings'), chosen by the caller so that their
+  // responses reach this client's worker; random when empty.
+  std::string call_id;
+  std::string ping_call_id;
+  std::string allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY";
+};
+
+struct RegistrationStatus {
+  RegState regstate = RegState::Unregistered;
+  PingState pingstate = PingState::Disabled;
+  std::string reason;         // why the state is what it is ("401 Unauthorized", "timeout")
+  std::string last_response;  // the last response to REGISTER, whole
+  uint32_t expires = 0;       // granted by the registrar
+  std::string contact;        // the Contact we register
+  std::string warning;        // e.g. a private address towards a public provider
+};
+
+class RegistrationClient {
+ public:
+  using OnChange = std::function<void(const RegistrationStatus&)>;
+  RegistrationClient(Account account, txn::Layer& layer, txn::Timers& timers, Link& link,
+                     RegistrationOptions options, OnChange on_change);
+  ~RegistrationClient();
+  RegistrationClient(const RegistrationClient&) = delete;
+  RegistrationClient& operator=(const RegistrationClient&) = delete;
+
+  const std::string& call_id() const { return call_id_; }
+  const RegistrationStatus& status() const { return status_; }
+  const Account& account() const { return account_; }
+
+  void start();
+  // Un-registers (Expires: 0) when registered, then calls `done` (at once when there is nothing
+  // to un-register). Bounded by the transaction's own timeout.
+  void stop(std::function<void()> done);
+
+ private:
+  void begin_register();
+  void send_register(uint32_t expires);
+  void on_response(const sip::Message& r);
+  void on_failure(uint16_t status);
+  void registered(const sip::Message& r);
+  void fail(RegState state, std::string reason, bool next_target);
+  void schedule(txn::Millis after, std::function<void()> f);
+  void set_state(RegState s, std::string reason);
+  void ping();
+  uint32_t granted_expires(const sip::Message& r) const;
+
+  Account account_;
+  txn::Layer& layer_;
+  txn::Timers& timers_;
+  Link& link_;
+  RegistrationOptions options_;
+  OnChange on_change_;
+  RegistrationStatus status_;
+
+  std::string call_id_;
+  std::string ping_call_id_;
+  uint32_t ping_cseq_ = 0;
+  std::string from_tag_;
+  uint32_t cseq_ = 0;
+  uint32_t expires_;  // what we ask for (raised by 423)
+  std::vector<Destination> targets_;
+  size_t target_ = 0;
+  Link::Local local_;
+  sip::auth::DigestClient digest_;
+  std::string authorization_;  // header line answering the last challenge
+  int challenges_ = 0;         // answered challenges since the last success
+  txn::Millis retry_;
+  txn::Timers::Id timer_ = 0;
+  txn::Timers::Id ping_timer_ = 0;
+  bool stopping_ = false;
+  uint32_t sent_expires_ = 0;
+  std::function<void()> on_stopped_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards late callbacks
+};
+
+// RFC 1918, RFC 6598 and loopback/link-local ranges: addresses a provider cannot reach.
+bool is_private_address(const std::string& addr);
+
+}  // namespace esg::accounts

@@ -1,0 +1,220 @@
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <mutex>
+
+#include "store/store.hpp"
+
+namespace esg::store {
+
+std::string_view table_name(Table t) {
+  switch (t) {
+    case Table::Providers:
+      return "providers";
+  }
+  return "";
+}
+
+const std::vector<std::string>& migrations() {
+  // Portable SQL only: these run on PostgreSQL too once the cluster issue lands.
+  static const std::vector<std::string> kMigrations = {
+      // 1: provider accounts.
+      "CREATE TABLE providers (id {id}, code TEXT NOT NULL UNIQUE, data TEXT NOT NULL, "
+      "updated_at TEXT NOT NULL)",
+  };
+  return kMigrations;
+}
+
+namespace {
+
+class Statement {
+ public:
+  Statement(sqlite3* db, const std::string& sql) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), int(sql.size()), &stmt_, nullptr) != SQLITE_OK) {
+      stmt_ = nullptr;
+    }
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  explicit operator bool() const { return stmt_ != nullptr; }
+  sqlite3_stmt* get() { return stmt_; }
+  void bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  void bind(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.data(), int(v.size()), SQLITE_TRANSIENT);
+  }
+  int step() { return sqlite3_step(stmt_); }
+  int64_t int_at(int i) { return sqlite3_column_int64(stmt_, i); }
+  std::string text_at(int i) {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
+    return p ? std::string(p, size_t(sqlite3_column_bytes(stmt_, i))) : std::string();
+  }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(const std::string& path) {
+    std::error_code ec;
+    const auto folder = std::filesystem::path(path).parent_path();
+    if (!folder.empty()) std::filesystem::create_directories(folder, ec);
+    if (sqlite3_open_v2(path.c_str(), &db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                        nullptr) != SQLITE_OK) {
+      const std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      db_ = nullptr;
+      throw StoreError("store.sqlite: cannot open " + path + ": " + why);
+    }
+    sqlite3_busy_timeout(db_, 5000);
+    exec_or_throw("PRAGMA journal_mode=WAL");
+    exec_or_throw("PRAGMA synchronous=NORMAL");
+    exec_or_throw("PRAGMA foreign_keys=ON");
+    migrate();
+  }
+  ~SqliteStore() override { sqlite3_close(db_); }
+
+  Result<std::vector<Row>, Error> list(Table t) override {
+    std::lock_guard lock(mu_);
+    Statement s(db_, "SELECT id, code, data FROM " + std::string(table_name(t)) + " ORDER BY id");
+    if (!s) return io_error();
+    std::vector<Row> rows;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW)
+      rows.push_back({s.int_at(0), s.text_at(1), s.text_at(2)});
+    if (rc != SQLITE_DONE) return io_error();
+    return rows;
+  }
+
+  Result<Row, Error> get(Table t, int64_t id) override {
+    std::lock_guard lock(mu_);
+    Statement s(db_, "SELECT id, code, data FROM " + std::string(table_name(t)) + " WHERE id = ?");
+    if (!s) return io_error();
+    s.bind(1, id);
+    return one(s);
+  }
+
+  Result<Row, Error> find_code(Table t, const std::string& code) override {
+    std::lock_guard lock(mu_);
+    Statement s(db_,
+                "SELECT id, code, data FROM " + std::string(table_name(t)) + " WHERE code = ?");
+    if (!s) return io_error();
+    s.bind(1, code);
+    return one(s);
+  }
+
+  Result<int64_t, Error> insert(Table t, const std::string& code, const std::string& data,
+                                int64_t id) override {
+    std::lock_guard lock(mu_);
+    const std::string table(table_name(t));
+    Statement s(db_, id ? "INSERT INTO " + table +
+                              " (id, code, data, updated_at) VALUES (?, ?, ?, CURRENT_TIMESTAMP)"
+                        : "INSERT INTO " + table +
+                              " (code, data, updated_at) VALUES (?, ?, CURRENT_TIMESTAMP)");
+    if (!s) return io_error();
+    int i = 1;
+    if (id) s.bind(i++, id);
+    s.bind(i++, code);
+    s.bind(i, data);
+    const int rc = s.step();
+    if (rc == SQLITE_CONSTRAINT) return unexpected(Error{Errc::Conflict, "code or id is taken"});
+    if (rc != SQLITE_DONE) return io_error();
+    return int64_t(sqlite3_last_insert_rowid(db_));
+  }
+
+  Result<void, Error> update(Table t, int64_t id, const std::string& code,
+                             const std::string& data) override {
+    std::lock_guard lock(mu_);
+    Statement s(db_, "UPDATE " + std::string(table_name(t)) +
+                         " SET code = ?, data = ?, updated_at = CURRENT_TIMESTAMP WHERE id = ?");
+    if (!s) return io_error();
+    s.bind(1, code);
+    s.bind(2, data);
+    s.bind(3, id);
+    const int rc = s.step();
+    if (rc == SQLITE_CONSTRAINT) return unexpected(Error{Errc::Conflict, "code is taken"});
+    if (rc != SQLITE_DONE) return io_error();
+    if (sqlite3_changes(db_) == 0) return unexpected(Error{Errc::NotFound, "no such id"});
+    return {};
+  }
+
+  Result<void, Error> remove(Table t, int64_t id) override {
+    std::lock_guard lock(mu_);
+    Statement s(db_, "DELETE FROM " + std::string(table_name(t)) + " WHERE id = ?");
+    if (!s) return io_error();
+    s.bind(1, id);
+    if (s.step() != SQLITE_DONE) return io_error();
+    if (sqlite3_changes(db_) == 0) return unexpected(Error{Errc::NotFound, "no such id"});
+    return {};
+  }
+
+  int schema_version() override {
+    std::lock_guard lock(mu_);
+    return version();
+  }
+
+ private:
+  Unexpected<Error> io_error() const { return unexpected(Error{Errc::Io, sqlite3_errmsg(db_)}); }
+
+  Result<Row, Error> one(Statement& s) {
+    const int rc = s.step();
+    if (rc == SQLITE_ROW) return Row{s.int_at(0), s.text_at(1), s.text_at(2)};
+    if (rc == SQLITE_DONE) return unexpected(Error{Errc::NotFound, "no such id"});
+    return io_error();
+  }
+
+  void exec_or_throw(const std::string& sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      const std::string why = err ? err : "unknown error";
+      sqlite3_free(err);
+      throw StoreError("store.sqlite: " + why + " (in: " + sql + ")");
+    }
+  }
+
+  int version() {
+    Statement s(db_, "SELECT MAX(version) FROM schema_version");
+    if (!s || s.step() != SQLITE_ROW) return 0;
+    return int(s.int_at(0));
+  }
+
+  // Each migration runs in its own transaction with the version bump, so a crash midway leaves
+  // the schema at a known version.
+  void migrate() {
+    exec_or_throw("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+    const auto& all = migrations();
+    const int current = version();
+    if (current > int(all.size())) {
+      throw StoreError("store.sqlite: schema version " + std::to_string(current) +
+                       " is newer than this esg knows (" + std::to_string(all.size()) + ")");
+    }
+    for (int v = current; v < int(all.size()); ++v) {
+      std::string sql = all[size_t(v)];
+      for (size_t p; (p = sql.find("{id}")) != std::string::npos;)
+        sql.replace(p, 4, "INTEGER PRIMARY KEY");
+      exec_or_throw("BEGIN IMMEDIATE");
+      try {
+        exec_or_throw(sql);
+        exec_or_throw("INSERT INTO schema_version (version) VALUES (" + std::to_string(v + 1) +
+                      ")");
+        exec_or_throw("COMMIT");
+      } catch (...) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+      }
+    }
+  }
+
+  sqlite3* db_ = nullptr;
+  std::mutex mu_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> open_sqlite(const std::string& path) {
+  return std::make_unique<SqliteStore>(path);
+}
+
+}  // namespace esg::store
