@@ -58,7 +58,8 @@ struct Reader {
       out = static_cast<T>(n);
     }
   }
-  void one_of(const std::string& key, std::string& out, std::initializer_list<const char*> allowed) {
+  void one_of(const std::string& key, std::string& out,
+              std::initializer_list<const char*> allowed) {
     str(key, out);
     for (const char* a : allowed) {
       if (out == a) return;
@@ -83,12 +84,14 @@ struct Reader {
       out.push_back((*v)[i].get<std::string>());
     }
   }
-  void strings(const std::string& key, std::vector<std::string>& out) { strings(get(key), key, out); }
+  void strings(const std::string& key, std::vector<std::string>& out) {
+    strings(get(key), key, out);
+  }
 };
 
 bool is_token_char(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("-.!%*_+`'~").find(c) !=
-                                                            std::string_view::npos;
+  return std::isalnum(static_cast<unsigned char>(c)) ||
+         std::string_view("-.!%*_+`'~").find(c) != std::string_view::npos;
 }
 
 // A host: a name of letters, digits, dots and dashes, an IPv4 address, or an IPv6 one.
@@ -96,7 +99,8 @@ bool valid_host(const std::string& h) {
   if (h.empty() || h.size() > 253) return false;
   in6_addr a6;
   std::string bare = h;
-  if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']') bare = bare.substr(1, bare.size() - 2);
+  if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']')
+    bare = bare.substr(1, bare.size() - 2);
   if (inet_pton(AF_INET6, bare.c_str(), &a6) == 1) return true;
   for (char c : h) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') return false;
@@ -142,8 +146,8 @@ bool valid_address_filter(const std::string& pattern, std::string* why) {
   }
   // An address, a name, or a mask: hex digits, letters, dots, colons, dashes, ? and *.
   for (char c : pattern) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && std::string_view(".:-?*[]").find(c) ==
-                                                            std::string_view::npos) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) &&
+        std::string_view(".:-?*[]").find(c) == std::string_view::npos) {
       return no("not an address, CIDR, mask or /reg/ expression");
     }
   }
@@ -209,30 +213,42 @@ Result<Account, FieldError> account_from_json(const json& j) {
   if (r.error) return unexpected(*r.error);
 
   // Cross-field rules and shapes.
-  auto bad = [](std::string f, std::string m) { return unexpected(FieldError{std::move(f), std::move(m)}); };
+  auto bad = [](std::string f, std::string m) {
+    return unexpected(FieldError{std::move(f), std::move(m)});
+  };
   if (a.code.empty()) return bad("code", "is required");
-  if (a.code.size() > 64 || a.code.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != std::string::npos) {
+  if (a.code.size() > 64 ||
+      a.code.find_first_not_of(
+          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
+          std::string::npos) {
     return bad("code", "must be 1 to 64 letters, digits, '_', '.' or '-'");
   }
-  if (!valid_host(a.domain)) return bad("domain", a.domain.empty() ? "is required" : "must be a host name or IP address");
-  if (!a.proxyaddr.empty() && !valid_host(a.proxyaddr)) return bad("proxyaddr", "must be a host name or IP address");
-  if (!a.pingsrv.empty() && !valid_host(a.pingsrv)) return bad("pingsrv", "must be a host name or IP address");
+  if (!valid_host(a.domain))
+    return bad("domain", a.domain.empty() ? "is required" : "must be a host name or IP address");
+  if (!a.proxyaddr.empty() && !valid_host(a.proxyaddr))
+    return bad("proxyaddr", "must be a host name or IP address");
+  if (!a.pingsrv.empty() && !valid_host(a.pingsrv))
+    return bad("pingsrv", "must be a host name or IP address");
   if (a.reg && a.username.empty()) return bad("username", "is required when reg is true");
   for (char c : a.username) {
     if (c <= ' ' || c == '@' || c == ':' || c == '<' || c == '>' || c == '"') {
       return bad("username", "must not contain spaces, '@', ':', '<', '>' or quotes");
     }
   }
-  if (!a.media && !a.reinvite) return bad("reinvite", "at least one of media and reinvite must be true");
+  if (!a.media && !a.reinvite)
+    return bad("reinvite", "at least one of media and reinvite must be true");
   for (size_t i = 0; i < a.extaddrs.size(); ++i) {
     std::string why;
-    if (!valid_address_filter(a.extaddrs[i], &why)) return bad("extaddrs[" + std::to_string(i) + "]", why);
+    if (!valid_address_filter(a.extaddrs[i], &why))
+      return bad("extaddrs[" + std::to_string(i) + "]", why);
   }
   static const std::set<std::string> kCodecs{"PCMA", "PCMU", "G722", "opus"};
   std::set<std::string> seen_codecs;
   for (size_t i = 0; i < a.codecs.size(); ++i) {
-    if (!kCodecs.count(a.codecs[i])) return bad("codecs[" + std::to_string(i) + "]", "must be one of PCMA, PCMU, G722, opus");
-    if (!seen_codecs.insert(a.codecs[i]).second) return bad("codecs[" + std::to_string(i) + "]", "is listed twice");
+    if (!kCodecs.count(a.codecs[i]))
+      return bad("codecs[" + std::to_string(i) + "]", "must be one of PCMA, PCMU, G722, opus");
+    if (!seen_codecs.insert(a.codecs[i]).second)
+      return bad("codecs[" + std::to_string(i) + "]", "is listed twice");
   }
   for (size_t i = 0; i < a.passheaders.size(); ++i) {
     const auto& h = a.passheaders[i];
@@ -241,7 +257,8 @@ Result<Account, FieldError> account_from_json(const json& j) {
     }
   }
   for (size_t i = 0; i < a.extusernames.size(); ++i) {
-    if (a.extusernames[i].empty()) return bad("opts.extusernames[" + std::to_string(i) + "]", "must not be empty");
+    if (a.extusernames[i].empty())
+      return bad("opts.extusernames[" + std::to_string(i) + "]", "must not be empty");
   }
   return a;
 }

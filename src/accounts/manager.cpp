@@ -221,16 +221,19 @@ Result<json, ApiError> AccountManager::get(int64_t id) {
   auto row = store_.get(store::Table::Providers, id);
   if (!row) return unexpected(from_store(row.error()));
   auto a = account_from_json(json::parse(row->data));
-  if (!a) return unexpected(ApiError{500, "stored account is invalid: " + a.error().message, a.error().field});
+  if (!a)
+    return unexpected(
+        ApiError{500, "stored account is invalid: " + a.error().message, a.error().field});
   a->id = id;
   return to_json(*a);
 }
 
 Result<json, ApiError> AccountManager::save(int64_t id, const json& body, bool is_new) {
   if (!body.is_object()) return unexpected(ApiError{400, "the body must be a JSON object", ""});
-  if (body.contains("id") && !body["id"].is_null() && (!body["id"].is_number_integer() ||
-                                                        (!is_new && body["id"].get<int64_t>() != id))) {
-    return unexpected(ApiError{400, is_new ? "id must be an integer" : "id does not match the path", "id"});
+  if (body.contains("id") && !body["id"].is_null() &&
+      (!body["id"].is_number_integer() || (!is_new && body["id"].get<int64_t>() != id))) {
+    return unexpected(
+        ApiError{400, is_new ? "id must be an integer" : "id does not match the path", "id"});
   }
   auto a = account_from_json(body);
   if (!a) return unexpected(ApiError{400, a.error().message, a.error().field});

@@ -78,8 +78,8 @@ bool is_private_address(const std::string& addr) {
   }
   in6_addr a6;
   if (inet_pton(AF_INET6, addr.c_str(), &a6) == 1) {
-    return (a6.s6_addr[0] & 0xfe) == 0xfc || (a6.s6_addr[0] == 0xfe && (a6.s6_addr[1] & 0xc0) == 0x80) ||
-           IN6_IS_ADDR_LOOPBACK(&a6);
+    return (a6.s6_addr[0] & 0xfe) == 0xfc ||
+           (a6.s6_addr[0] == 0xfe && (a6.s6_addr[1] & 0xc0) == 0x80) || IN6_IS_ADDR_LOOPBACK(&a6);
   }
   return false;
 }
@@ -230,8 +230,8 @@ void RegistrationClient::on_response(const sip::Message& r) {
     return;
   }
   if (code == 401 || code == 407) {
-    const auto* h = r.header(code == 401 ? sip::HeaderId::WwwAuthenticate
-                                         : sip::HeaderId::ProxyAuthenticate);
+    const auto* h =
+        r.header(code == 401 ? sip::HeaderId::WwwAuthenticate : sip::HeaderId::ProxyAuthenticate);
     auto challenge = h ? sip::auth::parse_challenge(h->value)
                        : Result<sip::auth::Challenge, sip::ValueError>(
                              unexpected(sip::ValueError{"no challenge"}));
@@ -246,14 +246,14 @@ void RegistrationClient::on_response(const sip::Message& r) {
       return;
     }
     ++challenges_;
-    auto answer = digest_.answer(*challenge, {account_.username, account_.pwd, "REGISTER",
-                                              "sip:" + account_.domain, {}});
+    auto answer = digest_.answer(
+        *challenge, {account_.username, account_.pwd, "REGISTER", "sip:" + account_.domain, {}});
     if (!answer) {
       fail(RegState::Failed, why + " with a challenge we cannot answer", false);
       return;
     }
-    authorization_ = std::string(code == 401 ? "Authorization: " : "Proxy-Authorization: ") +
-                     *answer + "\r\n";
+    authorization_ =
+        std::string(code == 401 ? "Authorization: " : "Proxy-Authorization: ") + *answer + "\r\n";
     send_register(sent_expires_);
     return;
   }
@@ -345,7 +345,8 @@ void RegistrationClient::stop(std::function<void()> done) {
   if (ping_timer_) timers_.stop(ping_timer_);
   ping_timer_ = 0;
   if (status_.regstate != RegState::Registered || targets_.empty()) {
-    if (account_.reg) set_state(account_.enabled ? RegState::Unregistered : RegState::Disabled, "stopped");
+    if (account_.reg)
+      set_state(account_.enabled ? RegState::Unregistered : RegState::Disabled, "stopped");
     if (done) done();
     return;
   }
@@ -389,7 +390,8 @@ void RegistrationClient::ping() {
          "@" + account_.domain + ">;tag=" + random_hex(10) + "\r\n";
     m += "To: <" + target + ">\r\n";
     m += "Call-ID: " + ping_call_id_ + "\r\n";
-    m += "CSeq: " + std::to_string(++ping_cseq_) + " OPTIONS\r\nUser-Agent: " + options_.user_agent + "\r\nContent-Length: 0\r\n\r\n";
+    m += "CSeq: " + std::to_string(++ping_cseq_) +
+         " OPTIONS\r\nUser-Agent: " + options_.user_agent + "\r\nContent-Length: 0\r\n\r\n";
     auto parsed = sip::parse_message(m);
     if (!parsed) return;
     txn::ClientUser user;
