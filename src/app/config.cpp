@@ -1,5 +1,7 @@
 #include "app/config.hpp"
 
+#include "accounts/account.hpp"
+
 #include <arpa/inet.h>
 
 #include <fstream>
@@ -218,6 +220,16 @@ Config parse_config(const std::string& text) {
     s.integer("max_connections_per_address", c.transport.max_connections_per_address, 1, 100000);
     s.finish();
   }
+  if (const json* j = top.get("accounts")) {
+    Section s(*j, "accounts");
+    s.number("register_rate", c.accounts.register_rate, 0.1, 100000);
+    s.number("retry_min", c.accounts.retry_min, 0.1, 86400);
+    s.number("retry_max", c.accounts.retry_max, 0.1, 86400);
+    s.finish();
+    if (c.accounts.retry_max < c.accounts.retry_min) {
+      throw ConfigError("accounts.retry_max", "must not be less than accounts.retry_min");
+    }
+  }
   if (const json* j = top.get("dns")) {
     Section s(*j, "dns");
     s.strings("servers", c.dns_servers);
@@ -275,6 +287,16 @@ Config parse_config(const std::string& text) {
   if (const json* j = top.get("providers")) {
     if (!j->is_array()) throw ConfigError("providers", "must be an array of provider accounts");
     c.providers = *j;
+    std::set<std::string> codes;
+    for (size_t i = 0; i < j->size(); ++i) {
+      const std::string path = "providers[" + std::to_string(i) + "]";
+      auto a = accounts::account_from_json((*j)[i]);
+      if (!a) {
+        throw ConfigError(a.error().field.empty() ? path : path + "." + a.error().field,
+                          a.error().message);
+      }
+      if (!codes.insert(a->code).second) throw ConfigError(path + ".code", "is used twice");
+    }
   }
   top.finish();
   return c;
@@ -324,6 +346,9 @@ json to_json(const Config& c) {
                     {"message_timeout", c.transport.message_timeout},
                     {"max_connections", c.transport.max_connections},
                     {"max_connections_per_address", c.transport.max_connections_per_address}};
+  j["accounts"] = {{"register_rate", c.accounts.register_rate},
+                   {"retry_min", c.accounts.retry_min},
+                   {"retry_max", c.accounts.retry_max}};
   j["dns"] = {{"servers", c.dns_servers}};
   j["stun"] = c.stun_server.empty() ? json::object() : json{{"server", c.stun_server}};
   j["media"] = {{"relay", c.media.relay},

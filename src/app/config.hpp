@@ -77,6 +77,12 @@ struct Config {
     std::string tdjson;
     std::string sessions = "var/telegram";
   } telegram;
+  // Registration pacing and retries (an addition to the contract's sections).
+  struct Accounts {
+    double register_rate = 50;  // start-up REGISTERs per second
+    double retry_min = 5;       // seconds before the first retry after a failure
+    double retry_max = 300;     // the pause doubles up to this
+  } accounts;
   nlohmann::json providers = nlohmann::json::array();  // imported by the accounts module
 };
 

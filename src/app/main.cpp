@@ -107,7 +107,10 @@ int cmd_run(const std::vector<std::string>& args) {
     fmt::print("listening on {} {}:{}\n", l.proto, l.addr, server.port(i));
   }
   if (config.log.log_trn) fmt::print("transaction log in {}\n", config.log.dir);
-  fmt::print("http {} (configured)\n", config.http.listen);
+  {
+    const std::string host = config.http.listen.substr(0, config.http.listen.rfind(':'));
+    fmt::print("listening on http {}:{}\n", host, server.http_port());
+  }
   fmt::print("store {}\n", config.store.postgres.empty() ? "sqlite " + config.store.sqlite
                                                          : std::string("postgres"));
   fmt::print("ready; stop with SIGTERM or Ctrl-C\n");

@@ -1,4 +1,11 @@
 #include "app/server.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "api/providers_api.hpp"
 #include "sip/response.hpp"
 
 namespace esg::app {
@@ -14,7 +21,146 @@ transport::Proto proto_of(const std::string& p) {
   return transport::Proto::Udp;
 }
 
+// The address the kernel would send from towards `to` (a connected UDP socket sends nothing).
+std::string source_address_towards(const std::string& to) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family = AF_INET;
+  if (inet_pton(AF_INET, to.c_str(), &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr) == 1) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(5060);
+    len = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, to.c_str(), &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr) ==
+             1) {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(5060);
+    family = AF_INET6;
+    len = sizeof(sockaddr_in6);
+  } else {
+    return "127.0.0.1";
+  }
+  const int fd = socket(family, SOCK_DGRAM, 0);
+  if (fd < 0) return "127.0.0.1";
+  std::string out = family == AF_INET ? "127.0.0.1" : "::1";
+  if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0) {
+    sockaddr_storage local{};
+    socklen_t llen = sizeof local;
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0) {
+      const void* a = family == AF_INET
+                          ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr)
+                          : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr);
+      if (inet_ntop(family, a, buf, sizeof buf)) out = buf;
+    }
+  }
+  close(fd);
+  return out;
+}
+
 }  // namespace
+
+// The accounts module's view of the daemon: workers, their transaction layers and timers.
+class Server::Runtime final : public accounts::Runtime {
+ public:
+  explicit Runtime(Server& s) : s_(s) {}
+  size_t workers() const override { return s_.workers_->size(); }
+  size_t worker_for(std::string_view call_id) const override {
+    return s_.workers_->worker_for(call_id);
+  }
+  void post(size_t worker, std::function<void()> f) override {
+    s_.workers_->post(worker, std::move(f));
+  }
+  txn::Layer& layer(size_t worker) override { return *s_.per_worker_[worker].layer; }
+  txn::Timers& timers(size_t worker) override { return *s_.per_worker_[worker].timers; }
+  accounts::Link& link() override;
+
+ private:
+  Server& s_;
+};
+
+// How registration and pings reach the network: our address for Via and Contact, RFC 3263
+// resolution on the resolver thread, and channels over the transport.
+class Server::Link final : public accounts::Link {
+ public:
+  explicit Link(Server& s) : s_(s) {}
+
+  Local local(const accounts::Destination& to) override {
+    Local l;
+    int listener = -1;
+    for (size_t i = 0; i < s_.config_.listen.size(); ++i) {
+      if (s_.config_.listen[i].proto == to.transport) {
+        listener = int(i);
+        break;
+      }
+    }
+    if (listener < 0) listener = 0;
+    const auto& cfg = s_.config_.listen[size_t(listener)];
+    l.port = s_.transport_->local_port(size_t(listener));
+    if (!s_.config_.instance.extaddrs.empty()) {
+      l.host = s_.config_.instance.extaddrs.front();  // what the outside sees us as
+    } else if (cfg.addr != "0.0.0.0" && cfg.addr != "::") {
+      l.host = cfg.addr;
+    } else {
+      l.host = source_address_towards(to.host);
+    }
+    return l;
+  }
+
+  void resolve(const accounts::Destination& to,
+               std::function<void(std::vector<accounts::Destination>)> done) override {
+    boost::system::error_code ec;
+    boost::asio::ip::make_address(to.host, ec);
+    if (!ec) {  // an address: nothing to look up
+      done({to});
+      return;
+    }
+    const int worker = transport::Workers::current();
+    const std::string uri = "sip:" + to.host + ":" + std::to_string(to.port) +
+                            ";transport=" + to.transport;
+    // The name has an explicit port: A/AAAA only (RFC 3263 §4.2), done on the resolver thread
+    // and handed back to the worker that asked.
+    s_.resolver_->resolve(uri, [this, worker, to, done = std::move(done)](
+                                   std::vector<transport::Target> targets) mutable {
+      std::vector<accounts::Destination> out;
+      for (const auto& t : targets)
+        out.push_back({std::string(transport::proto_name(t.proto)), t.addr, t.port});
+      if (worker < 0) {
+        done(std::move(out));
+        return;
+      }
+      s_.workers_->post(size_t(worker), [done = std::move(done), out = std::move(out)]() mutable {
+        done(std::move(out));
+      });
+    });
+  }
+
+  txn::Channel channel(const accounts::Destination& to, bool) override {
+    transport::Peer peer;
+    peer.proto = to.transport == "tcp"   ? transport::Proto::Tcp
+                 : to.transport == "tls" ? transport::Proto::Tls
+                                         : transport::Proto::Udp;
+    boost::system::error_code ec;
+    peer.addr = boost::asio::ip::make_address(to.host, ec);
+    peer.port = to.port;
+    for (size_t i = 0; i < s_.config_.listen.size(); ++i) {
+      if (s_.config_.listen[i].proto == "udp") {
+        peer.listener = uint16_t(i);
+        break;
+      }
+    }
+    if (ec) return txn::Channel{};  // no address: a transport error for the transaction
+    return s_.channel_to(peer);
+  }
+
+ private:
+  Server& s_;
+};
+
+accounts::Link& Server::Runtime::link() {
+  return *s_.link_;
+}
 
 Server::Server(const Config& config) : config_(config) {
   workers_ = std::make_unique<transport::Workers>(size_t(config.instance.workers));
@@ -62,15 +208,50 @@ void Server::start() {
     transport_->listen(proto_of(l.proto), l.addr, l.port, {l.cert, l.key, l.ca});
   }
   workers_->start();
+  transport::Resolver::Options ro;
+  ro.servers = config_.dns_servers;
+  resolver_ = std::make_unique<transport::Resolver>(ro);
+  link_ = std::make_unique<Link>(*this);
+  runtime_ = std::make_unique<Runtime>(*this);
+  try {
+    store_ = store::open_sqlite(config_.store.sqlite);
+  } catch (const store::StoreError& e) {
+    throw std::runtime_error(e.what());
+  }
+  accounts::ManagerOptions mo;
+  mo.register_rate = config_.accounts.register_rate;
+  mo.registration.retry_min = txn::Millis(int64_t(config_.accounts.retry_min * 1000));
+  mo.registration.retry_max = txn::Millis(int64_t(config_.accounts.retry_max * 1000));
+  mo.registration.user_agent = "esg/" ESG_VERSION;
+  mo.log_dir = config_.log.dir;
+  accounts_ = std::make_unique<accounts::AccountManager>(*store_, *runtime_, mo);
+  http_ = std::make_unique<api::HttpServer>(
+      api::HttpServer::Options{config_.http.listen, config_.http.token});
+  api::InstanceInfo info;
+  info.srvidx = config_.instance.srvidx;
+  const size_t colon = config_.http.listen.rfind(':');
+  info.addr = config_.instance.extaddrs.empty() ? config_.http.listen.substr(0, colon)
+                                                : config_.instance.extaddrs.front();
+  info.node = config_.instance.node + "@" + info.addr;
+  api::add_provider_routes(*http_, *accounts_, info);
+  accounts_->start(config_.providers);
+  http_->start();
 }
 
 void Server::stop() {
   if (!workers_) return;
+  if (http_) http_->stop();
+  // Graceful: registered accounts un-register while the workers still run.
+  if (accounts_) accounts_->stop();
   transport_->close();
   workers_->stop();
   // With every thread stopped, tear down in dependency order: what holds timers and sockets on
   // the io_contexts goes before the io_contexts themselves.
+  accounts_.reset();
+  http_.reset();
+  store_.reset();
   per_worker_.clear();
+  resolver_.reset();
   transport_.reset();
   trn_.reset();  // writes what is still queued
   workers_.reset();

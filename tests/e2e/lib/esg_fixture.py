@@ -14,6 +14,7 @@ import unittest
 
 ESG = os.environ.get("ESG_BIN", "build/esg")
 DATA = os.environ.get("ESG_TEST_DATA", "tests/data")
+TOKEN = "test-token"
 
 
 class EsgProcess:
@@ -25,6 +26,7 @@ class EsgProcess:
             "listen": [{"proto": p, "addr": a, "port": 0} for p, a in listen],
             "log": {"dir": self.log_dir, "log_trn": True},
             "store": {"sqlite": os.path.join(self.dir, "esg.db")},
+            "http": {"listen": "127.0.0.1:0", "token": TOKEN},
         }
         for key, value in (extra or {}).items():
             config[key] = value
