@@ -171,7 +171,7 @@ Result<Account, FieldError> account_from_json(const json& j) {
   r.one_of("pingmode", a.pingmode, {"off", "options"});
   r.str("pingsrv", a.pingsrv);
   r.integer("pingtimeout", a.pingtimeout, 1, 3600);
-  r.integer("expires", a.expires, 30, 604800);
+  r.integer("expires", a.expires, 10, 604800);
   if (const json* opts = r.get("opts")) {
     if (!opts->is_object()) {
       r.fail("opts", "must be an object");

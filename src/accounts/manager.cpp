@@ -133,12 +133,14 @@ void AccountManager::halt(int64_t id, std::function<void()> done) {
   {
     std::lock_guard lock(mu_);
     auto it = slots_.find(id);
-    if (it == slots_.end()) {
-      if (done) done();
-      return;
+    if (it != slots_.end()) {
+      slot = it->second;
+      slots_.erase(it);
     }
-    slot = it->second;
-    slots_.erase(it);
+  }
+  if (!slot) {  // nothing running (outside the lock: `done` may start a client)
+    if (done) done();
+    return;
   }
   const size_t w = slot->worker;
   runtime_.post(w, [this, slot, w, done = std::move(done)]() mutable {

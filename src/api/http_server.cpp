@@ -130,10 +130,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(max_body_);
     parser_->header_limit(16 * 1024);
     stream_.expires_after(std::chrono::seconds(30));  // a silent client is let go
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->on_read(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
@@ -209,7 +208,9 @@ void HttpServer::start() {
   if (!ec) impl_->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) impl_->acceptor.bind(ep, ec);
   if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) throw std::runtime_error("http.listen: cannot listen on " + options_.listen + ": " + ec.message());
+  if (ec)
+    throw std::runtime_error("http.listen: cannot listen on " + options_.listen + ": " +
+                             ec.message());
   impl_->port = impl_->acceptor.local_endpoint().port();
   accept_loop(impl_->acceptor, *this, options_.max_body);
   impl_->thread = std::thread([this] { impl_->io.run(); });

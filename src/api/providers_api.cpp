@@ -31,7 +31,8 @@ Result<int64_t, Response> id_of(const std::string& s) {
 void add_provider_routes(HttpServer& server, accounts::AccountManager& accounts,
                          InstanceInfo instance) {
   const std::string base = "/rest/v1/uc/providers";
-  server.route("GET", base, [&accounts](const Request&, const auto&) { return from(accounts.list()); });
+  server.route("GET", base,
+               [&accounts](const Request&, const auto&) { return from(accounts.list()); });
   server.route("POST", base, [&accounts](const Request& r, const auto&) {
     auto body = body_of(r);
     if (!body) return body.error();
@@ -63,22 +64,21 @@ void add_provider_routes(HttpServer& server, accounts::AccountManager& accounts,
     if (!r) return Response::error(r.error().status, r.error().message, r.error().field);
     return Response{204, "", ""};
   });
-  server.route("GET", "/api/monitor/v1/esg/active",
-               [&accounts, instance](const Request& r, const auto&) {
-                 const std::string regs = r.query_param("regs");
-                 if (!regs.empty() && regs != "true" && regs != "false") {
-                   return Response::error(400, "regs must be true or false", "regs");
-                 }
-                 json server = {{"srvidx", instance.srvidx},
-                                {"node", instance.node},
-                                {"addr", instance.addr},
-                                {"online", true}};
-                 if (regs == "true") server["regs"] = accounts.regs();
-                 json data = {{"sites", json::array({{{"site", "main_site"},
-                                                      {"servers", json::array({server})}}})}};
-                 return Response::json(
-                     200, {{"resultcode", 0}, {"resultmsg", "OK"}, {"data", data}});
-               });
+  server.route(
+      "GET", "/api/monitor/v1/esg/active", [&accounts, instance](const Request& r, const auto&) {
+        const std::string regs = r.query_param("regs");
+        if (!regs.empty() && regs != "true" && regs != "false") {
+          return Response::error(400, "regs must be true or false", "regs");
+        }
+        json server = {{"srvidx", instance.srvidx},
+                       {"node", instance.node},
+                       {"addr", instance.addr},
+                       {"online", true}};
+        if (regs == "true") server["regs"] = accounts.regs();
+        json data = {
+            {"sites", json::array({{{"site", "main_site"}, {"servers", json::array({server})}}})}};
+        return Response::json(200, {{"resultcode", 0}, {"resultmsg", "OK"}, {"data", data}});
+      });
 }
 
 }  // namespace esg::api

@@ -218,7 +218,13 @@ Config parse_config(const std::string& text) {
     s.number("message_timeout", c.transport.message_timeout, 0.1, 3600);
     s.integer("max_connections", c.transport.max_connections, 1, 1000000);
     s.integer("max_connections_per_address", c.transport.max_connections_per_address, 1, 100000);
+    s.integer("t1", c.transport.t1, 10, 10000);
+    s.integer("t2", c.transport.t2, 100, 60000);
+    s.integer("t4", c.transport.t4, 100, 60000);
     s.finish();
+    if (c.transport.t2 < c.transport.t1) {
+      throw ConfigError("transport.t2", "must not be less than transport.t1");
+    }
   }
   if (const json* j = top.get("accounts")) {
     Section s(*j, "accounts");
@@ -345,7 +351,10 @@ json to_json(const Config& c) {
                     {"idle_timeout", c.transport.idle_timeout},
                     {"message_timeout", c.transport.message_timeout},
                     {"max_connections", c.transport.max_connections},
-                    {"max_connections_per_address", c.transport.max_connections_per_address}};
+                    {"max_connections_per_address", c.transport.max_connections_per_address},
+                    {"t1", c.transport.t1},
+                    {"t2", c.transport.t2},
+                    {"t4", c.transport.t4}};
   j["accounts"] = {{"register_rate", c.accounts.register_rate},
                    {"retry_min", c.accounts.retry_min},
                    {"retry_max", c.accounts.retry_max}};

@@ -57,6 +57,10 @@ struct Config {
     double message_timeout = 30;  // seconds to finish a started message on TCP
     int max_connections = 10000;
     int max_connections_per_address = 64;
+    // RFC 3261 timers in milliseconds (T1 also sets B, F, H and J: 64*T1).
+    int t1 = 500;
+    int t2 = 4000;
+    int t4 = 5000;
   } transport;
   std::vector<std::string> dns_servers;
   std::string stun_server;

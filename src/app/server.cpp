@@ -49,9 +49,10 @@ std::string source_address_towards(const std::string& to) {
     socklen_t llen = sizeof local;
     char buf[INET6_ADDRSTRLEN] = {};
     if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0) {
-      const void* a = family == AF_INET
-                          ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr)
-                          : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr);
+      const void* a =
+          family == AF_INET
+              ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr)
+              : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr);
       if (inet_ntop(family, a, buf, sizeof buf)) out = buf;
     }
   }
@@ -117,8 +118,8 @@ class Server::Link final : public accounts::Link {
       return;
     }
     const int worker = transport::Workers::current();
-    const std::string uri = "sip:" + to.host + ":" + std::to_string(to.port) +
-                            ";transport=" + to.transport;
+    const std::string uri =
+        "sip:" + to.host + ":" + std::to_string(to.port) + ";transport=" + to.transport;
     // The name has an explicit port: A/AAAA only (RFC 3263 §4.2), done on the resolver thread
     // and handed back to the worker that asked.
     s_.resolver_->resolve(uri, [this, worker, to, done = std::move(done)](
@@ -194,7 +195,12 @@ Server::Server(const Config& config) : config_(config) {
         layer.respond(invite, 487, sip::build_response(*req, 487, {}, tag_prefix_ + "c"));
       }
     };
-    pw.layer = std::make_unique<txn::Layer>(*pw.timers, txn::TimerConfig{}, std::move(user));
+    txn::TimerConfig timers;
+    timers.t1 = txn::Millis(config.transport.t1);
+    timers.t2 = txn::Millis(config.transport.t2);
+    timers.t4 = txn::Millis(config.transport.t4);
+    timers.timer_d = std::max(txn::Millis(32000), timers.t1 * 64);
+    pw.layer = std::make_unique<txn::Layer>(*pw.timers, timers, std::move(user));
     per_worker_.push_back(std::move(pw));
   }
 }
