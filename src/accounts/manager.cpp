@@ -160,26 +160,51 @@ void AccountManager::halt(int64_t id, std::function<void()> done) {
 
 void AccountManager::stop() {
   std::vector<int64_t> ids;
+  std::vector<std::shared_ptr<Slot>> slots;
   {
     std::lock_guard lock(mu_);
-    for (const auto& [id, slot] : slots_)
+    for (const auto& [id, slot] : slots_) {
       ids.push_back(id);
+      slots.push_back(slot);
+    }
   }
   if (ids.empty()) return;
-  std::mutex m;
-  std::condition_variable cv;
-  size_t left = ids.size();
+  // Shared, not on this stack: a late answer may still count down after we stopped waiting.
+  struct Wait {
+    std::mutex m;
+    std::condition_variable cv;
+    size_t left = 0;
+    size_t pending = 0;
+  };
+  auto w = std::make_shared<Wait>();
+  w->left = ids.size();
   for (int64_t id : ids) {
-    halt(id, [&] {
-      std::lock_guard l(m);
-      --left;
-      cv.notify_all();
+    halt(id, [w] {
+      std::lock_guard l(w->m);
+      --w->left;
+      w->cv.notify_all();
     });
   }
-  // Un-REGISTERs get an answer or time out (Timer F, 32 s); a graceful stop waits a bounded
-  // time for them.
-  std::unique_lock l(m);
-  cv.wait_for(l, std::chrono::seconds(5), [&] { return left == 0; });
+  // Un-REGISTERs get an answer or time out (Timer F); a graceful stop waits a bounded time.
+  {
+    std::unique_lock l(w->m);
+    w->cv.wait_for(l, std::chrono::seconds(5), [&] { return w->left == 0; });
+    w->pending = slots.size();
+  }
+  // Clients still waiting for an answer are destroyed on their workers now, while the workers
+  // and their timers still exist (not later, with the queues of a stopped io_context).
+  for (const auto& slot : slots) {
+    runtime_.post(slot->worker, [w, slot] {
+      slot->client.reset();
+      std::lock_guard l(w->m);
+      --w->pending;
+      w->cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock l(w->m);
+    w->cv.wait_for(l, std::chrono::seconds(5), [&] { return w->pending == 0; });
+  }
   // Whatever is still pending must not call into us any more.
   for (int64_t id : ids) {
     std::lock_guard lock(mu_);

@@ -88,13 +88,38 @@ TEST(Config, SyntaxErrorsGiveLineAndColumn) {
 
 TEST(Config, EffectiveConfigMasksSecrets) {
   Config c = parse_config(
-      R"({"http": {"token": "t0ps3cret"}, "providers": [{"code": "p1", "pwd": "hunter2"}]})");
+      R"({"http": {"token": "t0ps3cret"}, "providers": [{"code": "p1", "pwd": "hunter2",
+          "username": "u", "domain": "127.0.0.1"}]})");
   const std::string dumped = to_json(c).dump();
   EXPECT_EQ(dumped.find("t0ps3cret"), std::string::npos);
   EXPECT_EQ(dumped.find("hunter2"), std::string::npos);
   EXPECT_NE(dumped.find("\"code\":\"p1\""), std::string::npos);
   // The effective config is itself a valid config.
   EXPECT_NO_THROW(parse_config(to_json(c).dump()));
+}
+
+TEST(Config, ProviderErrorsNameTheirPathInTheFile) {
+  try {
+    parse_config(R"({"providers": [{"code": "a", "username": "u", "domain": "127.0.0.1"},
+                                   {"code": "b", "username": "u", "domain": "127.0.0.1",
+                                    "proxyport": 0}]})");
+    FAIL() << "accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.field(), "providers[1].proxyport");
+  }
+  try {
+    parse_config(R"({"providers": [{"code": "a", "username": "u", "domain": "127.0.0.1"},
+                                   {"code": "a", "username": "u", "domain": "127.0.0.1"}]})");
+    FAIL() << "accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.field(), "providers[1].code");
+  }
+  try {
+    parse_config(R"({"accounts": {"retry_min": 10, "retry_max": 5}})");
+    FAIL() << "accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.field(), "accounts.retry_max");
+  }
 }
 
 }  // namespace
