@@ -136,6 +136,7 @@ void AccountManager::halt(int64_t id, std::function<void()> done) {
     if (it != slots_.end()) {
       slot = it->second;
       slots_.erase(it);
+      halting_[slot.get()] = slot;
     }
   }
   if (!slot) {  // nothing running (outside the lock: `done` may start a client)
@@ -143,18 +144,32 @@ void AccountManager::halt(int64_t id, std::function<void()> done) {
     return;
   }
   const size_t w = slot->worker;
-  runtime_.post(w, [this, slot, w, done = std::move(done)]() mutable {
-    if (!slot->client) {
+  auto finish = [this, w](Slot* key, std::function<void()> done) {
+    // Not inside the client's own callback: the client goes on the next turn of the loop.
+    runtime_.post(w, [this, key, done = std::move(done)] {
+      std::shared_ptr<Slot> s;
+      {
+        std::lock_guard lock(mu_);
+        auto it = halting_.find(key);
+        if (it != halting_.end()) {
+          s = it->second;
+          halting_.erase(it);
+        }
+      }
+      if (s) s->client.reset();
       if (done) done();
+    });
+  };
+  // The client's stop callback holds no owning pointer to its own slot (that would be a cycle
+  // that leaks when the answer never comes); halting_ owns the slot until it is done.
+  runtime_.post(w, [slot, finish, done = std::move(done)]() mutable {
+    if (!slot->client) {
+      finish(slot.get(), std::move(done));
       return;
     }
-    slot->client->stop([this, slot, w, done = std::move(done)]() mutable {
-      // Not inside the client's own callback: the client goes on the next turn of the loop.
-      runtime_.post(w, [slot, done = std::move(done)] {
-        slot->client.reset();
-        if (done) done();
-      });
-    });
+    Slot* key = slot.get();
+    slot->client->stop(
+        [finish, key, done = std::move(done)]() mutable { finish(key, std::move(done)); });
   });
 }
 
@@ -167,8 +182,10 @@ void AccountManager::stop() {
       ids.push_back(id);
       slots.push_back(slot);
     }
+    for (const auto& [key, slot] : halting_)
+      slots.push_back(slot);
   }
-  if (ids.empty()) return;
+  if (slots.empty()) return;
   // Shared, not on this stack: a late answer may still count down after we stopped waiting.
   struct Wait {
     std::mutex m;
@@ -204,6 +221,10 @@ void AccountManager::stop() {
   {
     std::unique_lock l(w->m);
     w->cv.wait_for(l, std::chrono::seconds(5), [&] { return w->pending == 0; });
+  }
+  {
+    std::lock_guard lock(mu_);
+    halting_.clear();
   }
   // Whatever is still pending must not call into us any more.
   for (int64_t id : ids) {

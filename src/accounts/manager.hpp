@@ -91,6 +91,8 @@ class AccountManager {
   ManagerOptions options_;
   mutable std::mutex mu_;  // guards slots_, snapshots_ and the log
   std::unordered_map<int64_t, std::shared_ptr<Slot>> slots_;
+  // Slots whose client is un-registering: stop() must be able to end them too.
+  std::unordered_map<Slot*, std::shared_ptr<Slot>> halting_;
   std::unordered_map<int64_t, Snapshot> snapshots_;
   std::ofstream reg_log_;
   std::mutex api_mu_;  // one REST change at a time: store and clients stay in step
