@@ -1,9 +1,10 @@
 #include "accounts/manager.hpp"
 
+#include "base/random.hpp"
+
 #include <condition_variable>
 #include <ctime>
 #include <filesystem>
-#include <random>
 #include <stdexcept>
 
 namespace esg::accounts {
@@ -11,13 +12,6 @@ namespace esg::accounts {
 using nlohmann::json;
 
 namespace {
-
-std::string random_token() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
-  return buf;
-}
 
 std::string now_text() {
   const auto now = std::chrono::system_clock::now();
@@ -63,7 +57,7 @@ std::string AccountManager::call_id_for(size_t worker, const std::string& prefix
   // Responses find their transaction on the worker their Call-ID hashes to: pick a Call-ID
   // that hashes to the account's worker (a few tries on average, once per account).
   for (;;) {
-    std::string id = prefix + random_token() + "@esg";
+    std::string id = prefix + random::hex(16) + "@esg";
     if (runtime_.worker_for(id) == worker) return id;
   }
 }

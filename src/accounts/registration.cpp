@@ -2,23 +2,13 @@
 
 #include <arpa/inet.h>
 
-#include <random>
-
+#include "base/random.hpp"
 #include "sip/headers.hpp"
 #include "sip/name_addr.hpp"
 
 namespace esg::accounts {
 
 namespace {
-
-std::string random_hex(size_t n) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* kHex = "0123456789abcdef";
-  std::string s;
-  for (size_t i = 0; i < n; ++i)
-    s += kHex[rng() & 15];
-  return s;
-}
 
 std::string host_port(const std::string& host, uint16_t port) {
   const bool v6 = host.find(':') != std::string::npos && host.front() != '[';
@@ -92,10 +82,10 @@ RegistrationClient::RegistrationClient(Account account, txn::Layer& layer, txn::
       link_(link),
       options_(std::move(options)),
       on_change_(std::move(on_change)),
-      call_id_(options_.call_id.empty() ? "reg-" + random_hex(16) + "@esg" : options_.call_id),
-      ping_call_id_(options_.ping_call_id.empty() ? "ping-" + random_hex(16) + "@esg"
+      call_id_(options_.call_id.empty() ? "reg-" + random::hex(16) + "@esg" : options_.call_id),
+      ping_call_id_(options_.ping_call_id.empty() ? "ping-" + random::hex(16) + "@esg"
                                                   : options_.ping_call_id),
-      from_tag_(random_hex(10)),
+      from_tag_(random::hex(10)),
       expires_(uint32_t(account_.expires)),
       retry_(options_.retry_min) {
   status_.regstate = !account_.enabled ? RegState::Disabled
@@ -161,7 +151,6 @@ void RegistrationClient::send_register(uint32_t expires) {
   const std::string contact_uri = "sip:" + account_.username + "@" +
                                   host_port(local_.host, local_.port) +
                                   transport_param(account_.transport);
-  status_.contact = contact_uri;
   if (is_private_address(local_.host) && !is_private_address(to.host)) {
     status_.warning = "Contact and Via carry the private address " + local_.host +
                       " towards the public address " + to.host +
@@ -172,7 +161,7 @@ void RegistrationClient::send_register(uint32_t expires) {
   const std::string ruri = "sip:" + account_.domain;
   std::string m = "REGISTER " + ruri + " SIP/2.0\r\n";
   m += "Via: SIP/2.0/" + upper(account_.transport) + " " + host_port(local_.host, local_.port) +
-       ";rport;branch=z9hG4bK" + random_hex(16) + "\r\n";
+       ";rport;branch=z9hG4bK" + random::hex(16) + "\r\n";
   if (!account_.proxyaddr.empty()) {
     // The field manual's trace: REGISTER to the domain, routed through the proxy.
     m += "Route: <sip:" + host_port(account_.proxyaddr, account_.proxyport) +
@@ -308,8 +297,7 @@ void RegistrationClient::registered(const sip::Message& r) {
   set_state(RegState::Registered, std::to_string(r.status()) + " " + std::string(r.reason()));
   // Refresh before the binding runs out: at ~85% of the granted time, with a little jitter so
   // that many accounts registered together drift apart instead of refreshing in one burst.
-  thread_local std::mt19937 rng{std::random_device{}()};
-  const double share = std::uniform_real_distribution<double>(0.80, 0.90)(rng);
+  const double share = random::real_between(0.80, 0.90);
   const auto ms = std::max<int64_t>(1000, int64_t(double(granted) * 1000.0 * share));
   schedule(txn::Millis(ms), [this] {
     challenges_ = 0;
@@ -384,10 +372,10 @@ void RegistrationClient::ping() {
     const std::string target = "sip:" + hop.host;
     std::string m = "OPTIONS " + target + " SIP/2.0\r\n";
     m += "Via: SIP/2.0/" + upper(to.transport) + " " + host_port(local.host, local.port) +
-         ";rport;branch=z9hG4bK" + random_hex(16) + "\r\n";
+         ";rport;branch=z9hG4bK" + random::hex(16) + "\r\n";
     m += "Max-Forwards: 70\r\n";
     m += "From: <sip:" + (account_.username.empty() ? std::string("esg") : account_.username) +
-         "@" + account_.domain + ">;tag=" + random_hex(10) + "\r\n";
+         "@" + account_.domain + ">;tag=" + random::hex(10) + "\r\n";
     m += "To: <" + target + ">\r\n";
     m += "Call-ID: " + ping_call_id_ + "\r\n";
     m += "CSeq: " + std::to_string(++ping_cseq_) +

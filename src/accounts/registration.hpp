@@ -78,7 +78,6 @@ struct RegistrationStatus {
   std::string reason;         // why the state is what it is ("401 Unauthorized", "timeout")
   std::string last_response;  // the last response to REGISTER, whole
   uint32_t expires = 0;       // granted by the registrar
-  std::string contact;        // the Contact we register
   std::string warning;        // e.g. a private address towards a public provider
 };
 

@@ -1,9 +1,6 @@
 #include "app/server.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <boost/asio/ip/udp.hpp>
 
 #include "api/providers_api.hpp"
 #include "sip/response.hpp"
@@ -21,43 +18,17 @@ transport::Proto proto_of(const std::string& p) {
   return transport::Proto::Udp;
 }
 
-// The address the kernel would send from towards `to` (a connected UDP socket sends nothing).
-std::string source_address_towards(const std::string& to) {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  int family = AF_INET;
-  if (inet_pton(AF_INET, to.c_str(), &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr) == 1) {
-    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(5060);
-    len = sizeof(sockaddr_in);
-  } else if (inet_pton(AF_INET6, to.c_str(), &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr) ==
-             1) {
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(5060);
-    family = AF_INET6;
-    len = sizeof(sockaddr_in6);
-  } else {
-    return "127.0.0.1";
-  }
-  const int fd = socket(family, SOCK_DGRAM, 0);
-  if (fd < 0) return "127.0.0.1";
-  std::string out = family == AF_INET ? "127.0.0.1" : "::1";
-  if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0) {
-    sockaddr_storage local{};
-    socklen_t llen = sizeof local;
-    char buf[INET6_ADDRSTRLEN] = {};
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0) {
-      const void* a =
-          family == AF_INET
-              ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr)
-              : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr);
-      if (inet_ntop(family, a, buf, sizeof buf)) out = buf;
-    }
-  }
-  close(fd);
-  return out;
+// The address the kernel would send from towards `to`: a connected UDP socket sends nothing
+// but has its source chosen by the routing table.
+std::string source_address_towards(boost::asio::io_context& io, const std::string& to) {
+  boost::system::error_code ec;
+  const auto addr = boost::asio::ip::make_address(to, ec);
+  if (ec) return "127.0.0.1";
+  boost::asio::ip::udp::socket s(io);
+  s.connect({addr, 5060}, ec);
+  const auto local = ec ? boost::asio::ip::udp::endpoint() : s.local_endpoint(ec);
+  if (ec) return addr.is_v6() ? "::1" : "127.0.0.1";
+  return local.address().to_string();
 }
 
 }  // namespace
@@ -104,7 +75,7 @@ class Server::Link final : public accounts::Link {
     } else if (cfg.addr != "0.0.0.0" && cfg.addr != "::") {
       l.host = cfg.addr;
     } else {
-      l.host = source_address_towards(to.host);
+      l.host = source_address_towards(s_.workers_->context(0), to.host);
     }
     return l;
   }

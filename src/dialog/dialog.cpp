@@ -1,8 +1,8 @@
 #include "dialog/dialog.hpp"
 
 #include <algorithm>
-#include <random>
 
+#include "base/random.hpp"
 #include "sip/name_addr.hpp"
 
 namespace esg::dialog {
@@ -56,8 +56,7 @@ Result<Dialog, DialogErrc> Dialog::as_uas(const sip::Message& request, std::stri
   d.id_ = {std::string(request.call_id()), std::move(local_tag), std::string(request.from_tag())};
   d.remote_cseq_ = request.cseq().number;
   // "The local sequence number MUST be empty": we start our own from a random value.
-  thread_local std::mt19937 rng{std::random_device{}()};
-  d.local_cseq_ = std::uniform_int_distribution<uint32_t>(1, 1u << 30)(rng);
+  d.local_cseq_ = uint32_t(random::between(1, 1u << 30));
   d.remote_uri_ = bare(request.from());
   d.local_uri_ = bare(request.to());
   d.local_contact_ = std::move(local_contact);

@@ -1,7 +1,6 @@
 #include "dialog/reliable.hpp"
 
-#include <random>
-
+#include "base/random.hpp"
 #include "base/text.hpp"
 
 namespace esg::dialog {
@@ -60,19 +59,20 @@ ReliableProvisionals::ReliableProvisionals(txn::Timers& timers, const txn::Timer
                                            bool reliable,
                                            std::function<bool(std::string_view)> send,
                                            std::function<void()> on_timeout)
-    : timers_(timers),
-      config_(config),
-      reliable_(reliable),
-      send_(std::move(send)),
-      on_timeout_(std::move(on_timeout)) {
+    : on_timeout_(std::move(on_timeout)),
+      // §3: retransmitted "with an interval that starts at T1 seconds and doubles for each
+      // retransmission" (no T2 cap), and abandoned after 64*T1.
+      retransmitter_(
+          timers, config, reliable, std::move(send),
+          [this] {
+            in_flight_.reset();
+            queue_.clear();
+            if (on_timeout_) on_timeout_();
+          },
+          Retransmitter::Backoff::Uncapped) {
   // §3: "The value of the RSeq in each response MUST be ... between 1 and 2**31 - 1", the first
   // chosen at random; room is left so that the numbers never wrap within a call.
-  thread_local std::mt19937 rng{std::random_device{}()};
-  last_rseq_ = std::uniform_int_distribution<uint32_t>(0, 1u << 30)(rng);
-}
-
-ReliableProvisionals::~ReliableProvisionals() {
-  cancel_timers();
+  last_rseq_ = uint32_t(random::between(0, 1u << 30));
 }
 
 std::string ReliableProvisionals::headers(uint32_t rseq) {
@@ -88,27 +88,7 @@ void ReliableProvisionals::transmit_next() {
   if (queue_.empty()) return;
   in_flight_ = std::move(queue_.front());
   queue_.pop_front();
-  send_(in_flight_->bytes);
-  interval_ = config_.t1;
-  // §3: retransmitted "with an interval that starts at T1 seconds and doubles for each
-  // retransmission" (no T2 cap), and abandoned after 64*T1. A reliable transport carries the
-  // bytes already; only the give-up timer runs.
-  if (!reliable_) retransmit_ = timers_.start(interval_, [this] { retransmit(); });
-  give_up_ = timers_.start(config_.t1 * 64, [this] {
-    give_up_ = 0;
-    cancel_timers();
-    in_flight_.reset();
-    queue_.clear();
-    if (on_timeout_) on_timeout_();
-  });
-}
-
-void ReliableProvisionals::retransmit() {
-  retransmit_ = 0;
-  if (!in_flight_) return;
-  send_(in_flight_->bytes);
-  interval_ *= 2;
-  retransmit_ = timers_.start(interval_, [this] { retransmit(); });
+  retransmitter_.start(in_flight_->bytes);
 }
 
 bool ReliableProvisionals::on_prack(const sip::Message& prack) {
@@ -121,22 +101,16 @@ bool ReliableProvisionals::on_prack(const sip::Message& prack) {
       rack->method != "INVITE") {
     return false;
   }
-  cancel_timers();
+  retransmitter_.stop();
   in_flight_.reset();
   transmit_next();
   return true;
 }
 
 void ReliableProvisionals::stop() {
-  cancel_timers();
+  retransmitter_.stop();
   in_flight_.reset();
   queue_.clear();
-}
-
-void ReliableProvisionals::cancel_timers() {
-  if (retransmit_) timers_.stop(retransmit_);
-  if (give_up_) timers_.stop(give_up_);
-  retransmit_ = give_up_ = 0;
 }
 
 std::optional<RAck> PrackTracker::on_provisional(const sip::Message& response) {

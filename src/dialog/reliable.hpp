@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "base/result.hpp"
+#include "dialog/retransmitter.hpp"
 #include "sip/error.hpp"
 #include "sip/message.hpp"
 #include "txn/timers.hpp"
@@ -41,7 +42,6 @@ class ReliableProvisionals {
   ReliableProvisionals(txn::Timers& timers, const txn::TimerConfig& config, bool reliable,
                        std::function<bool(std::string_view)> send,
                        std::function<void()> on_timeout);
-  ~ReliableProvisionals();
   ReliableProvisionals(const ReliableProvisionals&) = delete;
   ReliableProvisionals& operator=(const ReliableProvisionals&) = delete;
 
@@ -67,20 +67,12 @@ class ReliableProvisionals {
     std::string bytes;
   };
   void transmit_next();
-  void retransmit();
-  void cancel_timers();
 
-  txn::Timers& timers_;
-  const txn::TimerConfig& config_;
-  bool reliable_;
-  std::function<bool(std::string_view)> send_;
   std::function<void()> on_timeout_;
   uint32_t last_rseq_;
   std::optional<Provisional> in_flight_;
   std::deque<Provisional> queue_;
-  txn::Millis interval_{0};
-  txn::Timers::Id retransmit_ = 0;
-  txn::Timers::Id give_up_ = 0;
+  Retransmitter retransmitter_;  // of the one in flight
 };
 
 class PrackTracker {

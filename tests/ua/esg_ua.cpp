@@ -26,7 +26,7 @@
 
 #include "dialog/dialog.hpp"
 #include "dialog/reliable.hpp"
-#include "dialog/success_retransmitter.hpp"
+#include "dialog/retransmitter.hpp"
 #include "sip/response.hpp"
 #include "transport/transport.hpp"
 #include "txn/asio_timers.hpp"
@@ -73,7 +73,7 @@ struct Worker {
   std::unique_ptr<txn::Layer> layer;
   struct Call {
     std::unique_ptr<dialog::Dialog> dialog;
-    std::unique_ptr<dialog::SuccessRetransmitter> ok;
+    std::unique_ptr<dialog::Retransmitter> ok;
     std::unique_ptr<dialog::ReliableProvisionals> reliable;  // UAS: the reliable 180
     dialog::PrackTracker prack;                              // UAC: which 1xx to PRACK
     txn::TxnId invite = 0;
@@ -179,7 +179,7 @@ class Ua {
     auto it = pw.calls.find(call_id);
     if (m.method() == sip::Method::Ack) {
       if (it != pw.calls.end() && it->second.ok) {
-        it->second.ok->ack();
+        it->second.ok->stop();
         it->second.dialog->confirm();
       }
       return;
@@ -302,7 +302,7 @@ class Ua {
     if (call.reliable) call.reliable->stop();
     // The transaction sends the first 2xx and goes to Accepted; the core retransmits it.
     pw.layer->respond(call.invite, 200, ok);
-    call.ok = std::make_unique<dialog::SuccessRetransmitter>(
+    call.ok = std::make_unique<dialog::Retransmitter>(
         *pw.timers, config_, call.peer.proto != transport::Proto::Udp,
         [this, peer = call.peer](std::string_view b) {
           return transport_->send(peer, std::string(b));

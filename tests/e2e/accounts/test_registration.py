@@ -15,7 +15,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from esg_fixture import TOKEN, EsgProcess  # noqa: E402
+from esg_fixture import EsgProcess, KeepOnFailure, TOKEN, stop_all  # noqa: E402
 from kamailio_fixture import Kamailio, free_port  # noqa: E402
 
 DOMAIN = "provider.test"
@@ -119,7 +119,7 @@ def account(code, kam_port, pwd="alice-secret", **extra):
     return a
 
 
-class Base(unittest.TestCase):
+class Base(KeepOnFailure):
     min_expires = 10
     reply_423 = False
 
@@ -132,22 +132,10 @@ class Base(unittest.TestCase):
                               "transport": {"t1": 50},
                               "accounts": {"retry_min": 0.3, "retry_max": 2}})
         cls.api = Api(cls.esg.ports["http"])
-        cls.failed = False
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.esg.stop()
-        cls.kam.stop()
-        cls.esg.cleanup(keep=cls.failed or code != 0)
-        cls.kam.cleanup(keep=cls.failed or code != 0)
-        if code != 0:
-            raise AssertionError("esg exited with %d" % code)
-
-    def run(self, result=None):
-        result = super().run(result)
-        if result and (result.failures or result.errors):
-            type(self).failed = True
-        return result
+        stop_all(cls.failed, cls.esg, cls.kam)
 
     def create(self, body):
         status, a = self.api.call("POST", "/rest/v1/uc/providers", body)

@@ -12,7 +12,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "sipp"))
-from esg_fixture import EsgProcess  # noqa: E402
+from esg_fixture import EsgProcess, KeepOnFailure, stop_all  # noqa: E402
 from kamailio_fixture import Kamailio, free_port, make_certificate  # noqa: E402
 from test_ua import UA, wait_listening  # noqa: E402
 
@@ -58,7 +58,7 @@ def sipp(args, cwd):
                           capture_output=True, text=True, timeout=60, cwd=cwd)
 
 
-class KamailioTls(unittest.TestCase):
+class KamailioTls(KeepOnFailure):
     @classmethod
     def setUpClass(cls):
         cls.folder = tempfile.mkdtemp(prefix="esg-kam-tls-")
@@ -73,22 +73,10 @@ class KamailioTls(unittest.TestCase):
             ["udp:127.0.0.1:%d" % cls.kam_udp, "tls:127.0.0.1:%d" % cls.kam_tls],
             ROUTES % {"sipp": cls.sipp_uas, "esg_tls": cls.esg.ports["tls"]},
             tls=TLS % {"cert": cls.cert, "key": cls.key}, folder=cls.folder).start()
-        cls.failed = False
 
     @classmethod
     def tearDownClass(cls):
-        cls.kam.stop()
-        code = cls.esg.stop()
-        cls.esg.cleanup(keep=cls.failed or code != 0)
-        cls.kam.cleanup(keep=cls.failed or code != 0)
-        if code != 0:
-            raise AssertionError("esg exited with %d" % code)
-
-    def run(self, result=None):
-        result = super().run(result)
-        if result and (result.failures or result.errors):
-            type(self).failed = True
-        return result
+        stop_all(cls.failed, cls.esg, cls.kam)
 
     def test_kamailio_relays_to_esg_over_tls(self):
         with tempfile.TemporaryDirectory() as cwd:

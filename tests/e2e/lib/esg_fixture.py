@@ -81,7 +81,34 @@ class EsgProcess:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class EsgTestCase(unittest.TestCase):
+class KeepOnFailure(unittest.TestCase):
+    """Remembers, per class, that a test failed, so the class keeps its folders for a look."""
+
+    failed = False
+
+    def run(self, result=None):
+        result = super().run(result)
+        if result and (result.failures or result.errors):
+            type(self).failed = True
+        return result
+
+
+def stop_all(failed, esg, *peers):
+    """Stops esg first (it may still un-register from its peers), then the peers; keeps every
+    folder when a test failed or esg did not exit cleanly. A clean stop is part of every test:
+    sanitizer reports and leaks end in a non-zero exit."""
+    code = esg.stop()
+    for p in peers:
+        p.stop()
+    keep = failed or code != 0
+    esg.cleanup(keep=keep)
+    for p in peers:
+        p.cleanup(keep=keep)
+    if code != 0:
+        raise AssertionError("esg exited with %d; output kept in %s" % (code, esg.dir))
+
+
+class EsgTestCase(KeepOnFailure):
     """One esg per test class; its folder is kept when a test failed."""
 
     extra_config = None
@@ -93,17 +120,7 @@ class EsgTestCase(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.esg.stop()
-        cls.esg.cleanup(keep=cls.failed or code != 0)
-        # A clean stop is part of every test: sanitizer reports and leaks end in a non-zero exit.
-        if code != 0:
-            raise AssertionError("esg exited with %d; output kept in %s" % (code, cls.esg.dir))
-
-    def run(self, result=None):
-        result = super().run(result)
-        if result and (result.failures or result.errors):
-            type(self).failed = True
-        return result
+        stop_all(cls.failed, cls.esg)
 
     # Helpers
 

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_support/parse.hpp"
+
 #include "sip/response.hpp"
 #include "txn/timers.hpp"
 
@@ -11,11 +13,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-sip::Message parse(const std::string& text) {
-  auto m = sip::parse_message(text);
-  EXPECT_TRUE(m) << (m ? "" : m.error().reason) << "\n" << text;
-  return std::move(*m);
-}
+using test::parse;
 
 struct FakeLink : Link {
   std::vector<std::string> sent;

@@ -2,14 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include "test_support/parse.hpp"
+
 namespace esg::dialog {
 namespace {
 
-sip::Message parse(const std::string& s) {
-  auto m = sip::parse_message(s);
-  EXPECT_TRUE(m) << (m ? "" : m.error().reason) << "\n" << s;
-  return std::move(*m);
-}
+using test::parse;
 
 const std::string kInvite =
     "INVITE sip:100@127.0.0.1 SIP/2.0\r\n"

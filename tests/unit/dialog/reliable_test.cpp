@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_support/parse.hpp"
+
 #include <vector>
 
 namespace esg::dialog {
@@ -9,11 +11,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-sip::Message parse(const std::string& s) {
-  auto m = sip::parse_message(s);
-  EXPECT_TRUE(m) << (m ? "" : m.error().reason) << "\n" << s;
-  return std::move(*m);
-}
+using test::parse;
 
 std::string provisional(const std::string& tag, uint32_t rseq, bool require = true) {
   return "SIP/2.0 183 Session Progress\r\n"

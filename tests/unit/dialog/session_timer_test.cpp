@@ -2,16 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include "test_support/parse.hpp"
+
 namespace esg::dialog {
 namespace {
 
 using namespace std::chrono_literals;
 
-sip::Message parse(const std::string& s) {
-  auto m = sip::parse_message(s);
-  EXPECT_TRUE(m) << (m ? "" : m.error().reason) << "\n" << s;
-  return std::move(*m);
-}
+using test::parse;
 
 std::string invite(const std::string& extra) {
   return "INVITE sip:b@127.0.0.2 SIP/2.0\r\n"

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sip/message.hpp"
+#include "test_support/parse.hpp"
 #include "txn/timers.hpp"
 #include "txn/transaction.hpp"
 
@@ -29,11 +30,7 @@ struct Wire {
   std::string line(size_t n) const { return sent.at(n).substr(0, sent.at(n).find("\r\n")); }
 };
 
-inline sip::Message parse(const std::string& text) {
-  auto m = sip::parse_message(text);
-  EXPECT_TRUE(m) << (m ? "" : m.error().reason) << "\n" << text;
-  return std::move(*m);
-}
+using esg::test::parse;
 
 inline std::string request_text(const std::string& method, const std::string& branch,
                                 uint32_t cseq = 1, const std::string& to_tag = "",

@@ -1,4 +1,4 @@
-#include "dialog/success_retransmitter.hpp"
+#include "dialog/retransmitter.hpp"
 
 #include <gtest/gtest.h>
 
@@ -7,12 +7,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
-TEST(SuccessRetransmitter, ResendsEveryT1DoublingToT2UntilTheAck_13_3_1_4) {
+TEST(Retransmitter, ResendsEveryT1DoublingToT2UntilTheAck_13_3_1_4) {
   txn::SimulatedTimers timers;
   txn::TimerConfig config;
   int sent = 0;
   int gave_up = 0;
-  SuccessRetransmitter r(
+  Retransmitter r(
       timers, config, false, [&](std::string_view) { return ++sent > 0; }, [&] { ++gave_up; });
   r.start("SIP/2.0 200 OK\r\n\r\n");
   EXPECT_EQ(sent, 1);
@@ -26,18 +26,18 @@ TEST(SuccessRetransmitter, ResendsEveryT1DoublingToT2UntilTheAck_13_3_1_4) {
   EXPECT_EQ(sent, 5);
   timers.advance(4000ms);
   EXPECT_EQ(sent, 6);
-  r.ack();
+  r.stop();
   timers.advance(60s);
   EXPECT_EQ(sent, 6);
   EXPECT_EQ(gave_up, 0);
   EXPECT_FALSE(r.waiting());
 }
 
-TEST(SuccessRetransmitter, GivesUpAfter64T1WithoutAnAck_13_3_1_4) {
+TEST(Retransmitter, GivesUpAfter64T1WithoutAnAck_13_3_1_4) {
   txn::SimulatedTimers timers;
   txn::TimerConfig config;
   int gave_up = 0;
-  SuccessRetransmitter r(
+  Retransmitter r(
       timers, config, false, [](std::string_view) { return true; }, [&] { ++gave_up; });
   r.start("x");
   timers.advance(31999ms);
@@ -47,12 +47,12 @@ TEST(SuccessRetransmitter, GivesUpAfter64T1WithoutAnAck_13_3_1_4) {
   EXPECT_EQ(timers.pending(), 0u);
 }
 
-TEST(SuccessRetransmitter, ReliableTransportSendsOnceButStillWaitsForTheAck) {
+TEST(Retransmitter, ReliableTransportSendsOnceButStillWaitsForTheAck) {
   txn::SimulatedTimers timers;
   txn::TimerConfig config;
   int sent = 0;
   int gave_up = 0;
-  SuccessRetransmitter r(
+  Retransmitter r(
       timers, config, true, [&](std::string_view) { return ++sent > 0; }, [&] { ++gave_up; });
   r.start("x");
   timers.advance(40s);
