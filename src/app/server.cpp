@@ -108,8 +108,9 @@ class Server::Link final : public accounts::Link {
     });
   }
 
-  txn::Channel channel(const accounts::Destination& to, bool) override {
+  txn::Channel channel(const accounts::Destination& to, bool tls_verify) override {
     transport::Peer peer;
+    peer.tls_verify = tls_verify;
     peer.proto = to.transport == "tcp"   ? transport::Proto::Tcp
                  : to.transport == "tls" ? transport::Proto::Tls
                                          : transport::Proto::Udp;

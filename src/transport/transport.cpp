@@ -478,9 +478,10 @@ bool Transport::send_udp(const Peer& to, std::string bytes) {
   return ok;
 }
 
-std::shared_ptr<asio::ssl::context> Transport::client_tls() {
+std::shared_ptr<asio::ssl::context> Transport::client_tls(bool verify) {
   std::lock_guard lock(admission_mu_);
-  if (!client_tls_) {
+  auto& slot = client_tls_[verify ? 1 : 0];
+  if (!slot) {
     auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
     ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                      asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
@@ -491,11 +492,10 @@ std::shared_ptr<asio::ssl::context> Transport::client_tls() {
     } else {
       ctx->load_verify_file(options_.tls_ca, ec);
     }
-    // Verification of the peer is on for outgoing connections unless told otherwise.
-    ctx->set_verify_mode(options_.tls_verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
-    client_tls_ = std::move(ctx);
+    ctx->set_verify_mode(verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
+    slot = std::move(ctx);
   }
-  return client_tls_;
+  return slot;
 }
 
 uint32_t Transport::next_id(size_t worker) {
@@ -522,16 +522,24 @@ bool Transport::deliver_tcp(size_t worker, const Peer& to, std::string bytes) {
   if (to.connection) {
     auto it = table.by_id.find(to.connection);
     if (it != table.by_id.end()) c = it->second;
-  } else if (auto it = table.by_peer.find(to.to_string()); it != table.by_peer.end()) {
-    c = table.by_id.at(it->second);
+  }
+  // Verification of the peer is on for outgoing connections unless the transport or the
+  // account turned it off; an unverified connection is never reused for a verified send.
+  const bool verify = to.proto == Proto::Tls && options_.tls_verify && to.tls_verify;
+  const std::string key =
+      to.proto == Proto::Tls && !verify ? to.to_string() + "#unverified" : to.to_string();
+  if (!to.connection) {
+    if (auto it = table.by_peer.find(key); it != table.by_peer.end()) {
+      c = table.by_id.at(it->second);
+    }
   }
   if (!c && !to.connection && admit(to.addr.to_string())) {
     const uint32_t id = next_id(worker);
     c = std::make_shared<Connection>(*this, tcp::socket(workers_.context(worker)), id, worker,
-                                     to.proto == Proto::Tls ? client_tls() : nullptr);
-    c->set_peer_key(to.to_string());
+                                     to.proto == Proto::Tls ? client_tls(verify) : nullptr);
+    c->set_peer_key(key);
     table.by_id[id] = c;
-    table.by_peer[to.to_string()] = id;
+    table.by_peer[key] = id;
     c->connect(tcp::endpoint(to.addr, to.port));
   }
   if (!c) {

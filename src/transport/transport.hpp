@@ -34,6 +34,7 @@ struct Peer {
   uint16_t port = 0;
   uint32_t connection = 0;        // TCP/TLS: the connection (0: open or reuse one to addr:port)
   uint16_t listener = 0;          // UDP: the listener whose socket received or sends
+  bool tls_verify = true;         // outgoing TLS: verify the peer (an account may turn it off)
   std::string to_string() const;  // "A:P", "[A]:P" for IPv6
 };
 
@@ -119,7 +120,7 @@ class Transport {
   bool send_tcp(const Peer& to, std::string bytes);
   bool deliver_tcp(size_t worker, const Peer& to, std::string bytes);
   uint32_t next_id(size_t worker);
-  std::shared_ptr<boost::asio::ssl::context> client_tls();
+  std::shared_ptr<boost::asio::ssl::context> client_tls(bool verify);
   void accept(TcpListener& l);
   void adopt(std::shared_ptr<Connection> c, size_t worker);
   void forget(uint32_t id, size_t worker, const std::string& address_key,
@@ -147,7 +148,7 @@ class Transport {
   std::unordered_map<std::string, size_t> per_address_;
   size_t total_connections_ = 0;
   std::atomic<bool> closed_{false};
-  std::shared_ptr<boost::asio::ssl::context> client_tls_;
+  std::shared_ptr<boost::asio::ssl::context> client_tls_[2];  // [verify]
 };
 
 }  // namespace esg::transport

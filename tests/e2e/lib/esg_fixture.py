@@ -17,6 +17,16 @@ DATA = os.environ.get("ESG_TEST_DATA", "tests/data")
 TOKEN = "test-token"
 
 
+def make_certificate(folder):
+    """A self-signed certificate for 127.0.0.1 (the test's own CA)."""
+    cert = os.path.join(folder, "cert.pem")
+    key = os.path.join(folder, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
 class EsgProcess:
     def __init__(self, extra=None, listen=(("udp", "127.0.0.1"), ("tcp", "127.0.0.1"))):
         self.dir = tempfile.mkdtemp(prefix="esg-e2e-")

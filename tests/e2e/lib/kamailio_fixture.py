@@ -9,6 +9,8 @@ import subprocess
 import tempfile
 import time
 
+from esg_fixture import make_certificate  # noqa: F401  (the tests take it from here too)
+
 MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
 
 
@@ -16,16 +18,6 @@ def free_port(kind=socket.SOCK_DGRAM):
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def make_certificate(folder):
-    """A self-signed certificate for 127.0.0.1 (the test's own CA)."""
-    cert = os.path.join(folder, "cert.pem")
-    key = os.path.join(folder, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", key, "-out", cert], check=True, capture_output=True)
-    return cert, key
 
 
 class Kamailio:

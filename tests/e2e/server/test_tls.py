@@ -6,13 +6,12 @@ import re
 import shutil
 import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from esg_fixture import EsgProcess, options, read_answer, status_of  # noqa: E402
+from esg_fixture import EsgProcess, make_certificate, options, read_answer, status_of  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_server import TORTURE, torture, unique  # noqa: E402
@@ -22,15 +21,12 @@ class Tls(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = tempfile.mkdtemp(prefix="esg-tls-")
-        cls.cert = os.path.join(cls.certs, "cert.pem")
-        cls.key = os.path.join(cls.certs, "key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                        "-keyout", cls.key, "-out", cls.cert], check=True, capture_output=True)
+        cls.cert, cls.key = make_certificate(cls.certs)
         cls.esg = EsgProcess({"listen": [
             {"proto": "udp", "addr": "127.0.0.1", "port": 0},
             {"proto": "tls", "addr": "127.0.0.1", "port": 0, "cert": cls.cert, "key": cls.key}],
-            "transport": {"message_timeout": 1.0}})
+            "transport": {"message_timeout": 1.0, "t1": 50},
+            "accounts": {"retry_min": 30, "retry_max": 60}})
 
     @classmethod
     def tearDownClass(cls):
@@ -44,6 +40,26 @@ class Tls(unittest.TestCase):
         ctx = ssl.create_default_context(cafile=self.cert)  # verifies esg's certificate
         raw = socket.create_connection(("127.0.0.1", self.esg.ports["tls"]), timeout=timeout)
         return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+
+    def test_accounts_verify_the_registrar_unless_told_not_to(self):
+        # The "registrar" is esg's own TLS listener, with a certificate no system CA signed: an
+        # account with tls_verify=false gets through (and esg answers its REGISTER 480, no
+        # route), one with the default verification never gets a TLS session.
+        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "accounts"))
+        from test_registration import Api
+        api = Api(self.esg.ports["http"])
+        base = {"username": "alice", "pwd": "x", "domain": "provider.test",
+                "proxyaddr": "127.0.0.1", "proxyport": self.esg.ports["tls"], "transport": "tls"}
+        for code, verify in (("tls-unverified", False), ("tls-verified", True)):
+            status, a = api.call("POST", "/rest/v1/uc/providers",
+                                 dict(base, code=code, tls_verify=verify))
+            self.assertEqual(status, 201, a)
+            self.addCleanup(api.call, "DELETE", "/rest/v1/uc/providers/%d" % a["id"])
+        reg = api.wait_reg("tls-unverified", ("failed",))
+        self.assertEqual(reg["last_response"][0], "SIP/2.0 480 No Route")
+        reg = api.wait_reg("tls-verified", ("failed",))
+        self.assertEqual(reg["last_response"], [])
+        self.assertEqual(reg["reason"], "no answer (timeout)")
 
     def test_options_over_tls(self):
         with self.connect() as c:
