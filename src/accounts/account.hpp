@@ -47,6 +47,9 @@ struct Account {
   // Where REGISTER, INVITE and OPTIONS go: the proxy when set, else the domain.
   std::string next_hop_host() const { return proxyaddr.empty() ? domain : proxyaddr; }
   uint16_t next_hop_port() const { return proxyaddr.empty() ? 5060 : proxyport; }
+  // What to resolve: the proxy's explicit port, or 0 for the domain, whose transport and port
+  // RFC 3263 finds in DNS (NAPTR, SRV).
+  uint16_t lookup_port() const { return proxyaddr.empty() ? 0 : proxyport; }
 };
 
 // From JSON (config import, REST). Every field is optional but `code` and `domain` (and

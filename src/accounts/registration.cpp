@@ -128,7 +128,7 @@ void RegistrationClient::start() {
 
 // Resolves the next hop afresh (names move; RFC 3263 results carry TTLs), then registers.
 void RegistrationClient::begin_register() {
-  Destination hop{account_.transport, account_.next_hop_host(), account_.next_hop_port()};
+  Destination hop{account_.transport, account_.next_hop_host(), account_.lookup_port()};
   auto alive = alive_;
   link_.resolve(hop, [this, alive](std::vector<Destination> targets) {
     if (!*alive || stopping_) return;
@@ -150,7 +150,7 @@ void RegistrationClient::send_register(uint32_t expires) {
   local_ = link_.local(to);
   const std::string contact_uri = "sip:" + account_.username + "@" +
                                   host_port(local_.host, local_.port) +
-                                  transport_param(account_.transport);
+                                  transport_param(to.transport);
   if (is_private_address(local_.host) && !is_private_address(to.host)) {
     status_.warning = "Contact and Via carry the private address " + local_.host +
                       " towards the public address " + to.host +
@@ -160,7 +160,7 @@ void RegistrationClient::send_register(uint32_t expires) {
   }
   const std::string ruri = "sip:" + account_.domain;
   std::string m = "REGISTER " + ruri + " SIP/2.0\r\n";
-  m += "Via: SIP/2.0/" + upper(account_.transport) + " " + host_port(local_.host, local_.port) +
+  m += "Via: SIP/2.0/" + upper(to.transport) + " " + host_port(local_.host, local_.port) +
        ";rport;branch=z9hG4bK" + random::hex(16) + "\r\n";
   if (!account_.proxyaddr.empty()) {
     // The field manual's trace: REGISTER to the domain, routed through the proxy.
@@ -347,7 +347,7 @@ void RegistrationClient::stop(std::function<void()> done) {
 void RegistrationClient::ping() {
   Destination hop{account_.transport,
                   account_.pingsrv.empty() ? account_.next_hop_host() : account_.pingsrv,
-                  account_.pingsrv.empty() ? account_.next_hop_port() : uint16_t(5060)};
+                  account_.pingsrv.empty() ? account_.lookup_port() : uint16_t(0)};
   auto alive = alive_;
   auto again = [this] {
     ping_timer_ = timers_.start(std::chrono::seconds(account_.pingtimeout), [this] {

@@ -36,7 +36,8 @@ std::string_view reg_state_name(RegState s);
 enum class PingState : uint8_t { Disabled, Ok, Failed };
 std::string_view ping_state_name(PingState s);
 
-// A place to send to: transport, host (a name before resolution, an address after), port.
+// A place to send to: transport, host (a name before resolution, an address after), port
+// (0 before resolution: none given, DNS says).
 struct Destination {
   std::string transport = "udp";
   std::string host;

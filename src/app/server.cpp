@@ -84,16 +84,20 @@ class Server::Link final : public accounts::Link {
                std::function<void(std::vector<accounts::Destination>)> done) override {
     boost::system::error_code ec;
     boost::asio::ip::make_address(to.host, ec);
-    if (!ec) {  // an address: nothing to look up
-      done({to});
+    if (!ec) {  // an address: nothing to look up (RFC 3263 §4.2: 5060, 5061 for TLS)
+      accounts::Destination d = to;
+      if (d.port == 0) d.port = to.transport == "tls" ? 5061 : 5060;
+      done({d});
       return;
     }
     const int worker = transport::Workers::current();
-    const std::string uri =
-        "sip:" + to.host + ":" + std::to_string(to.port) + ";transport=" + to.transport;
-    // The name has an explicit port: A/AAAA only (RFC 3263 §4.2), done on the resolver thread
-    // and handed back to the worker that asked.
-    s_.resolver_->resolve(uri, [this, worker, to, done = std::move(done)](
+    // With a port, RFC 3263 asks only for addresses; without, NAPTR and SRV choose transport
+    // and port. A transport other than the default is the account's explicit choice.
+    std::string uri = "sip:" + to.host;
+    if (to.port) uri += ":" + std::to_string(to.port);
+    if (to.transport != "udp") uri += ";transport=" + to.transport;
+    // Looked up on the resolver thread and handed back to the worker that asked.
+    s_.resolver_->resolve(uri, [this, worker, done = std::move(done)](
                                    std::vector<transport::Target> targets) mutable {
       std::vector<accounts::Destination> out;
       for (const auto& t : targets)

@@ -16,6 +16,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from esg_fixture import EsgProcess, KeepOnFailure, TOKEN, stop_all  # noqa: E402
+from dnsmasq_fixture import Dnsmasq  # noqa: E402
 from kamailio_fixture import Kamailio, free_port  # noqa: E402
 
 DOMAIN = "provider.test"
@@ -122,15 +123,18 @@ def account(code, kam_port, pwd="alice-secret", **extra):
 class Base(KeepOnFailure):
     min_expires = 10
     reply_423 = False
+    esg_extra = {}
 
     @classmethod
     def setUpClass(cls):
         cls.folder = tempfile.mkdtemp(prefix="esg-kam-reg-")
-        cls.kam_port = free_port()
+        if "kam_port" not in cls.__dict__:  # a subclass may have published it in DNS already
+            cls.kam_port = free_port()
         cls.kam = registrar(cls.folder, cls.kam_port, cls.min_expires, cls.reply_423).start()
-        cls.esg = EsgProcess({"listen": [{"proto": "udp", "addr": "127.0.0.1", "port": 0}],
-                              "transport": {"t1": 50},
-                              "accounts": {"retry_min": 0.3, "retry_max": 2}})
+        cls.esg = EsgProcess(dict({"listen": [{"proto": "udp", "addr": "127.0.0.1", "port": 0}],
+                                   "transport": {"t1": 50},
+                                   "accounts": {"retry_min": 0.3, "retry_max": 2}},
+                                  **cls.esg_extra))
         cls.api = Api(cls.esg.ports["http"])
 
     @classmethod
@@ -221,6 +225,43 @@ class KamailioIntervalTooBrief(Base):
         self.assertTrue(any(re.search(r"Recv from udp \S+ SIP/2\.0 423 .*Min-Expires: 120", l)
                             for l in lines))
         self.assertTrue(any(" REGISTER " in l and "Expires: 120" in l for l in lines))
+
+
+class KamailioFoundBySrv(Base):
+    """No proxy: the account's domain is resolved per RFC 3263 (SRV here) to the registrar."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.kam_port = free_port()
+        cls.dns = Dnsmasq(DOMAIN, ["--host-record=registrar.%s,127.0.0.1" % DOMAIN,
+                                   "--srv-host=_sip._udp.%s,registrar.%s,%d,10,10" %
+                                   (DOMAIN, DOMAIN, cls.kam_port)],
+                          probe="registrar." + DOMAIN)
+        cls.esg_extra = {"dns": {"servers": [cls.dns.server]}}
+        try:
+            super().setUpClass()
+        except Exception:
+            cls.dns.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.dns.stop()
+
+    def test_the_domain_s_srv_record_names_the_registrar(self):
+        a = account("srv", self.kam_port)
+        del a["proxyaddr"], a["proxyport"]
+        self.create(a)
+        reg = self.api.wait_reg("srv", ("registered",))
+        self.assertEqual(reg["last_response"][0], "SIP/2.0 200 OK")
+        self.assertIn("sip:alice@127.0.0.1:%d" % self.esg.ports["udp"], locations(self.kam))
+        self.assertGreaterEqual(self.dns.queries("query[SRV] _sip._udp.%s " % DOMAIN), 1)
+        sent = [l for l in self.esg.trn_lines() if " REGISTER sip:%s " % DOMAIN in l]
+        self.assertTrue(sent)
+        self.assertNotIn("Route:", sent[0])  # no proxy, no Route
 
 
 if __name__ == "__main__":

@@ -3,33 +3,21 @@ records written by the test; `esg resolve` prints the targets in the order esg t
 
 import json
 import os
-import shutil
-import socket
 import subprocess
-import tempfile
+import sys
 import time
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from dnsmasq_fixture import Dnsmasq  # noqa: E402
+
 ESG = os.environ.get("ESG_BIN", "build/esg")
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Rfc3263(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="esg-dns-")
-        cls.log = os.path.join(cls.dir, "dnsmasq.log")
-        cls.port = free_port()
-        cls.dnsmasq = subprocess.Popen([
-            "dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-            "--port=%d" % cls.port, "--listen-address=127.0.0.1", "--bind-interfaces",
-            "--user=root", "--local=/esg.test/", "--local-ttl=60", "--log-queries",
-            "--log-facility=" + cls.log, "--pid-file=" + os.path.join(cls.dir, "pid"),
+        cls.dns = Dnsmasq("esg.test", [
             "--host-record=pbx1.esg.test,127.0.0.5", "--host-record=pbx2.esg.test,127.0.0.6",
             "--host-record=plain.esg.test,127.0.0.9",
             "--srv-host=_sip._udp.esg.test,pbx1.esg.test,5070,10,60",
@@ -38,23 +26,15 @@ class Rfc3263(unittest.TestCase):
             "--naptr-record=esg.test,20,50,s,SIP+D2U,,_sip._udp.esg.test",
             "--naptr-record=esg.test,10,50,s,SIP+D2T,,_sip._tcp.esg.test",
             "--srv-host=_sip._udp.srvonly.esg.test,pbx2.esg.test,5080,0,0",
-        ], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 5
-        while time.time() < deadline:  # wait until it answers
-            if cls.resolve_raw("sip:plain.esg.test")[0] == 0:
-                return
-            time.sleep(0.1)
-        raise RuntimeError("dnsmasq did not start")
+        ], probe="plain.esg.test")
 
     @classmethod
     def tearDownClass(cls):
-        cls.dnsmasq.terminate()
-        cls.dnsmasq.wait(timeout=5)
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        cls.dns.stop()
 
     @classmethod
     def resolve_raw(cls, *uris):
-        r = subprocess.run([ESG, "resolve", "--dns", "127.0.0.1:%d" % cls.port, *uris],
+        r = subprocess.run([ESG, "resolve", "--dns", cls.dns.server, *uris],
                            capture_output=True, text=True, timeout=30)
         return r.returncode, [json.loads(l) for l in r.stdout.splitlines()]
 
@@ -88,14 +68,12 @@ class Rfc3263(unittest.TestCase):
         self.assertEqual(out[0]["targets"], [])
 
     def test_answers_are_cached_for_their_ttl(self):
-        with open(self.log) as f:
-            before = f.read().count("query[NAPTR] esg.test ")
+        before = self.dns.queries("query[NAPTR] esg.test ")
         code, out = self.resolve_raw("sip:esg.test", "sip:esg.test", "sip:esg.test")
         self.assertEqual(code, 0)
         self.assertEqual(out[0]["targets"], out[2]["targets"])
         time.sleep(0.2)
-        with open(self.log) as f:
-            after = f.read().count("query[NAPTR] esg.test ")
+        after = self.dns.queries("query[NAPTR] esg.test ")
         self.assertEqual(after - before, 1)  # three lookups, one query
 
 
