@@ -109,14 +109,15 @@ void AccountManager::run(const Account& a, txn::Millis delay) {
   o.call_id = call_id_for(slot->worker, "reg-");
   o.ping_call_id = call_id_for(slot->worker, "ping-");
   const int64_t id = a.id;
-  snapshots_[id] = Snapshot{a, RegistrationStatus{}};
+  auto account = std::make_shared<const Account>(a);
+  snapshots_[id] = Snapshot{account, RegistrationStatus{}};
   snapshots_[id].status.regstate = !a.enabled ? RegState::Disabled
                                    : a.reg    ? RegState::Unregistered
                                               : RegState::None;
   slots_[id] = slot;
-  runtime_.post(slot->worker, [this, slot, a, o, id] {
+  runtime_.post(slot->worker, [this, slot, account, o, id] {
     slot->client = std::make_unique<RegistrationClient>(
-        a, runtime_.layer(slot->worker), runtime_.timers(slot->worker), runtime_.link(), o,
+        account, runtime_.layer(slot->worker), runtime_.timers(slot->worker), runtime_.link(), o,
         [this, id](const RegistrationStatus& s) { on_status(id, s); });
     slot->client->start();
   });
@@ -235,7 +236,7 @@ void AccountManager::on_status(int64_t id, const RegistrationStatus& s) {
   it->second.status = s;
   if (reg_log_.is_open() &&
       (old.regstate != s.regstate || old.pingstate != s.pingstate || old.reason != s.reason)) {
-    reg_log_ << now_text() << " " << it->second.account.code << " regstate "
+    reg_log_ << now_text() << " " << it->second.account->code << " regstate "
              << reg_state_name(old.regstate) << " -> " << reg_state_name(s.regstate)
              << " pingstate " << ping_state_name(s.pingstate) << " (" << s.reason << ")";
     if (!s.warning.empty()) reg_log_ << " WARNING: " << s.warning;
@@ -342,16 +343,17 @@ json AccountManager::regs() const {
   for (const auto& [id, s] : snapshots_)
     all.push_back(&s);
   std::sort(all.begin(), all.end(),
-            [](const Snapshot* a, const Snapshot* b) { return a->account.id < b->account.id; });
+            [](const Snapshot* a, const Snapshot* b) { return a->account->id < b->account->id; });
   json out = json::array();
   for (const Snapshot* s : all) {
-    const Account& a = s->account;
+    const Account& a = *s->account;
     json addrs = json::array({a.domain});
     if (!a.proxyaddr.empty() && a.proxyaddr != a.domain) addrs.push_back(a.proxyaddr);
     for (const auto& x : a.extaddrs)
       addrs.push_back(x);
     json lines = json::array();
-    const std::string& r = s->status.last_response;
+    static const std::string kNone;
+    const std::string& r = s->status.last_response ? *s->status.last_response : kNone;
     for (size_t pos = 0; pos < r.size();) {
       size_t end = r.find("\r\n", pos);
       if (end == std::string::npos) end = r.size();
@@ -380,7 +382,7 @@ json AccountManager::regs() const {
 std::optional<RegistrationStatus> AccountManager::status(const std::string& code) const {
   std::lock_guard lock(mu_);
   for (const auto& [id, s] : snapshots_) {
-    if (s.account.code == code) return s.status;
+    if (s.account->code == code) return s.status;
   }
   return std::nullopt;
 }

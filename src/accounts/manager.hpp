@@ -76,7 +76,7 @@ class AccountManager {
     std::unique_ptr<RegistrationClient> client;  // touched on `worker` only
   };
   struct Snapshot {
-    Account account;
+    std::shared_ptr<const Account> account;  // the one its client uses
     RegistrationStatus status;
   };
 

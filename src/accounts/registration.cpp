@@ -74,8 +74,9 @@ bool is_private_address(const std::string& addr) {
   return false;
 }
 
-RegistrationClient::RegistrationClient(Account account, txn::Layer& layer, txn::Timers& timers,
-                                       Link& link, RegistrationOptions options, OnChange on_change)
+RegistrationClient::RegistrationClient(std::shared_ptr<const Account> account, txn::Layer& layer,
+                                       txn::Timers& timers, Link& link, RegistrationOptions options,
+                                       OnChange on_change)
     : account_(std::move(account)),
       layer_(layer),
       timers_(timers),
@@ -86,11 +87,11 @@ RegistrationClient::RegistrationClient(Account account, txn::Layer& layer, txn::
       ping_call_id_(options_.ping_call_id.empty() ? "ping-" + random::hex(16) + "@esg"
                                                   : options_.ping_call_id),
       from_tag_(random::hex(10)),
-      expires_(uint32_t(account_.expires)),
+      expires_(uint32_t(account_->expires)),
       retry_(options_.retry_min) {
-  status_.regstate = !account_.enabled ? RegState::Disabled
-                     : account_.reg    ? RegState::Unregistered
-                                       : RegState::None;
+  status_.regstate = !account_->enabled ? RegState::Disabled
+                     : account_->reg    ? RegState::Unregistered
+                                        : RegState::None;
   status_.pingstate = PingState::Disabled;
 }
 
@@ -115,25 +116,25 @@ void RegistrationClient::schedule(txn::Millis after, std::function<void()> f) {
 }
 
 void RegistrationClient::start() {
-  if (!account_.enabled) return;
-  if (account_.pingmode == "options") {
+  if (!account_->enabled) return;
+  if (account_->pingmode == "options") {
     ping_timer_ = timers_.start(options_.start_delay, [this] {
       ping_timer_ = 0;
       ping();
     });
   }
-  if (!account_.reg) return;
+  if (!account_->reg) return;
   schedule(options_.start_delay, [this] { begin_register(); });
 }
 
 // Resolves the next hop afresh (names move; RFC 3263 results carry TTLs), then registers.
 void RegistrationClient::begin_register() {
-  Destination hop{account_.transport, account_.next_hop_host(), account_.lookup_port()};
+  Destination hop{account_->transport, account_->next_hop_host(), account_->lookup_port()};
   auto alive = alive_;
   link_.resolve(hop, [this, alive](std::vector<Destination> targets) {
     if (!*alive || stopping_) return;
     if (targets.empty()) {
-      fail(RegState::Failed, "cannot resolve " + account_.next_hop_host(), false);
+      fail(RegState::Failed, "cannot resolve " + account_->next_hop_host(), false);
       return;
     }
     targets_ = std::move(targets);
@@ -148,7 +149,7 @@ void RegistrationClient::send_register(uint32_t expires) {
   if (targets_.empty()) return;
   const Destination& to = targets_[target_ % targets_.size()];
   local_ = link_.local(to);
-  const std::string contact_uri = "sip:" + account_.username + "@" +
+  const std::string contact_uri = "sip:" + account_->username + "@" +
                                   host_port(local_.host, local_.port) +
                                   transport_param(to.transport);
   if (is_private_address(local_.host) && !is_private_address(to.host)) {
@@ -158,17 +159,17 @@ void RegistrationClient::send_register(uint32_t expires) {
   } else {
     status_.warning.clear();
   }
-  const std::string ruri = "sip:" + account_.domain;
+  const std::string ruri = "sip:" + account_->domain;
   std::string m = "REGISTER " + ruri + " SIP/2.0\r\n";
   m += "Via: SIP/2.0/" + upper(to.transport) + " " + host_port(local_.host, local_.port) +
        ";rport;branch=z9hG4bK" + random::hex(16) + "\r\n";
-  if (!account_.proxyaddr.empty()) {
+  if (!account_->proxyaddr.empty()) {
     // The field manual's trace: REGISTER to the domain, routed through the proxy.
-    m += "Route: <sip:" + host_port(account_.proxyaddr, account_.proxyport) +
-         transport_param(account_.transport) + ";lr>\r\n";
+    m += "Route: <sip:" + host_port(account_->proxyaddr, account_->proxyport) +
+         transport_param(account_->transport) + ";lr>\r\n";
   }
   m += "Max-Forwards: 70\r\n";
-  const std::string aor = "<sip:" + account_.username + "@" + account_.domain + ">";
+  const std::string aor = "<sip:" + account_->username + "@" + account_->domain + ">";
   m += "From: " + aor + ";tag=" + from_tag_ + "\r\n";
   m += "To: " + aor + "\r\n";
   m += "Call-ID: " + call_id_ + "\r\n";
@@ -197,12 +198,12 @@ void RegistrationClient::send_register(uint32_t expires) {
   user.on_failure = [this, alive](uint16_t status) {
     if (*alive) on_failure(status);
   };
-  layer_.send_request(std::move(*parsed), link_.channel(to, account_.tls_verify), std::move(user));
+  layer_.send_request(std::move(*parsed), link_.channel(to, account_->tls_verify), std::move(user));
 }
 
 void RegistrationClient::on_response(const sip::Message& r) {
   if (r.status() < 200) return;
-  status_.last_response = std::string(r.bytes());
+  status_.last_response = std::make_shared<const std::string>(r.bytes());
   const uint16_t code = r.status();
   const std::string why = std::to_string(code) + " " + std::string(r.reason());
   if (stopping_) {
@@ -236,7 +237,7 @@ void RegistrationClient::on_response(const sip::Message& r) {
     }
     ++challenges_;
     auto answer = digest_.answer(
-        *challenge, {account_.username, account_.pwd, "REGISTER", "sip:" + account_.domain, {}});
+        *challenge, {account_->username, account_->pwd, "REGISTER", "sip:" + account_->domain, {}});
     if (!answer) {
       fail(RegState::Failed, why + " with a challenge we cannot answer", false);
       return;
@@ -333,8 +334,8 @@ void RegistrationClient::stop(std::function<void()> done) {
   if (ping_timer_) timers_.stop(ping_timer_);
   ping_timer_ = 0;
   if (status_.regstate != RegState::Registered || targets_.empty()) {
-    if (account_.reg)
-      set_state(account_.enabled ? RegState::Unregistered : RegState::Disabled, "stopped");
+    if (account_->reg)
+      set_state(account_->enabled ? RegState::Unregistered : RegState::Disabled, "stopped");
     if (done) done();
     return;
   }
@@ -345,12 +346,12 @@ void RegistrationClient::stop(std::function<void()> done) {
 }
 
 void RegistrationClient::ping() {
-  Destination hop{account_.transport,
-                  account_.pingsrv.empty() ? account_.next_hop_host() : account_.pingsrv,
-                  account_.pingsrv.empty() ? account_.lookup_port() : uint16_t(0)};
+  Destination hop{account_->transport,
+                  account_->pingsrv.empty() ? account_->next_hop_host() : account_->pingsrv,
+                  account_->pingsrv.empty() ? account_->lookup_port() : uint16_t(0)};
   auto alive = alive_;
   auto again = [this] {
-    ping_timer_ = timers_.start(std::chrono::seconds(account_.pingtimeout), [this] {
+    ping_timer_ = timers_.start(std::chrono::seconds(account_->pingtimeout), [this] {
       ping_timer_ = 0;
       ping();
     });
@@ -374,8 +375,8 @@ void RegistrationClient::ping() {
     m += "Via: SIP/2.0/" + upper(to.transport) + " " + host_port(local.host, local.port) +
          ";rport;branch=z9hG4bK" + random::hex(16) + "\r\n";
     m += "Max-Forwards: 70\r\n";
-    m += "From: <sip:" + (account_.username.empty() ? std::string("esg") : account_.username) +
-         "@" + account_.domain + ">;tag=" + random::hex(10) + "\r\n";
+    m += "From: <sip:" + (account_->username.empty() ? std::string("esg") : account_->username) +
+         "@" + account_->domain + ">;tag=" + random::hex(10) + "\r\n";
     m += "To: <" + target + ">\r\n";
     m += "Call-ID: " + ping_call_id_ + "\r\n";
     m += "CSeq: " + std::to_string(++ping_cseq_) +
@@ -394,7 +395,7 @@ void RegistrationClient::ping() {
       set(PingState::Failed);
       if (!stopping_) again();
     };
-    layer_.send_request(std::move(*parsed), link_.channel(to, account_.tls_verify),
+    layer_.send_request(std::move(*parsed), link_.channel(to, account_->tls_verify),
                         std::move(user));
   });
 }

@@ -76,24 +76,25 @@ struct RegistrationOptions {
 struct RegistrationStatus {
   RegState regstate = RegState::Unregistered;
   PingState pingstate = PingState::Disabled;
-  std::string reason;         // why the state is what it is ("401 Unauthorized", "timeout")
-  std::string last_response;  // the last response to REGISTER, whole
-  uint32_t expires = 0;       // granted by the registrar
-  std::string warning;        // e.g. a private address towards a public provider
+  std::string reason;  // why the state is what it is ("401 Unauthorized", "timeout")
+  // The last response to REGISTER, whole; shared, not copied, with every status snapshot.
+  std::shared_ptr<const std::string> last_response;
+  uint32_t expires = 0;  // granted by the registrar
+  std::string warning;   // e.g. a private address towards a public provider
 };
 
 class RegistrationClient {
  public:
   using OnChange = std::function<void(const RegistrationStatus&)>;
-  RegistrationClient(Account account, txn::Layer& layer, txn::Timers& timers, Link& link,
-                     RegistrationOptions options, OnChange on_change);
+  RegistrationClient(std::shared_ptr<const Account> account, txn::Layer& layer, txn::Timers& timers,
+                     Link& link, RegistrationOptions options, OnChange on_change);
   ~RegistrationClient();
   RegistrationClient(const RegistrationClient&) = delete;
   RegistrationClient& operator=(const RegistrationClient&) = delete;
 
   const std::string& call_id() const { return call_id_; }
   const RegistrationStatus& status() const { return status_; }
-  const Account& account() const { return account_; }
+  const Account& account() const { return *account_; }
 
   void start();
   // Un-registers (Expires: 0) when registered, then calls `done` (at once when there is nothing
@@ -112,7 +113,7 @@ class RegistrationClient {
   void ping();
   uint32_t granted_expires(const sip::Message& r) const;
 
-  Account account_;
+  std::shared_ptr<const Account> account_;  // shared with the manager's snapshot
   txn::Layer& layer_;
   txn::Timers& timers_;
   Link& link_;

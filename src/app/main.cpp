@@ -1,5 +1,7 @@
 // esg: the command line. `run` and `check` load the instance config; `parse` checks messages.
 
+#include <malloc.h>
+
 #include <csignal>
 #include <cstring>
 #include <iostream>
@@ -99,6 +101,10 @@ int cmd_run(const std::vector<std::string>& args) {
     std::cerr << "esg: " << e.what() << "\n";
     return 2;
   }
+  // The accounts the file declared are in the store now; their JSON (kilobytes per account with
+  // thousands of them) is not needed any more, nor what parsing and importing left behind.
+  config.providers = nlohmann::json::array();
+  malloc_trim(0);
   fmt::print("esg {} instance srvidx={} roleid={} node={} domain={}\n", kVersion,
              config.instance.srvidx, config.instance.roleid, config.instance.node,
              config.instance.domain);

@@ -104,9 +104,10 @@ StreamFramer::Event StreamFramer::next() {
   return e;
 }
 
-std::string_view scan_call_id(std::string_view bytes) {
+ScannedIds scan_ids(std::string_view bytes) {
+  ScannedIds ids;
   size_t pos = 0;
-  while (pos < bytes.size()) {
+  while (pos < bytes.size() && (ids.call_id.empty() || ids.cseq_method.empty())) {
     size_t end = bytes.find('\n', pos);
     if (end == std::string_view::npos) end = bytes.size();
     std::string_view line = bytes.substr(pos, end - pos);
@@ -115,13 +116,17 @@ std::string_view scan_call_id(std::string_view bytes) {
     const size_t colon = line.find(':');
     if (colon != std::string_view::npos) {
       const std::string_view name = text::trim(line.substr(0, colon));
-      if (text::iequals(name, "Call-ID") || text::iequals(name, "i")) {
-        return text::trim(line.substr(colon + 1));
+      const std::string_view value = text::trim(line.substr(colon + 1));
+      if (ids.call_id.empty() && (text::iequals(name, "Call-ID") || text::iequals(name, "i"))) {
+        ids.call_id = value;
+      } else if (ids.cseq_method.empty() && text::iequals(name, "CSeq")) {
+        const size_t space = value.find_last_of(" \t");
+        ids.cseq_method = space == std::string_view::npos ? "" : value.substr(space + 1);
       }
     }
     pos = end + 1;
   }
-  return {};
+  return ids;
 }
 
 }  // namespace esg::sip

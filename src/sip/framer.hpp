@@ -43,9 +43,13 @@ class StreamFramer {
   bool failed_ = false;
 };
 
-// The Call-ID of raw message bytes without a full parse (the packet index files every packet
-// it sees, sent ones included, under its call): the value of the first Call-ID (or `i`) header
-// before the blank line, trimmed; "" when there is none.
-std::string_view scan_call_id(std::string_view bytes);
+// The Call-ID and the CSeq method of raw message bytes without a full parse (the packet index
+// files every packet it sees, sent ones included, under its call): the first Call-ID (or `i`)
+// and CSeq headers before the blank line, trimmed; "" for what is missing.
+struct ScannedIds {
+  std::string_view call_id;
+  std::string_view cseq_method;
+};
+ScannedIds scan_ids(std::string_view bytes);
 
 }  // namespace esg::sip

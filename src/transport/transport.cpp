@@ -394,7 +394,10 @@ void Transport::log(Direction d, const Peer& peer, std::string_view bytes, bool 
   r.peer = peer.to_string();
   r.ok = ok;
   r.packet = std::string(bytes);
-  if (index_) index_->add(sip::scan_call_id(bytes), r);
+  if (index_) {
+    const auto ids = sip::scan_ids(bytes);
+    index_->add(ids.call_id, ids.cseq_method, r);
+  }
   if (log_) log_->write(std::move(r));
 }
 

@@ -204,7 +204,9 @@ SharedPacketIndex::Shard& SharedPacketIndex::shard(std::string_view call_id) con
   return shards_[std::hash<std::string_view>()(call_id) % kShards];
 }
 
-void SharedPacketIndex::add(std::string_view call_id, const PacketRecord& r) {
+void SharedPacketIndex::add(std::string_view call_id, std::string_view cseq_method,
+                            const PacketRecord& r) {
+  if (cseq_method == "REGISTER" || cseq_method == "OPTIONS") return;
   Shard& s = shard(call_id);
   std::lock_guard lock(s.mu);
   s.index.add(call_id, r);

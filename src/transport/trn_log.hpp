@@ -118,7 +118,10 @@ class SharedPacketIndex {
   static constexpr size_t kShards = 16;
   SharedPacketIndex(size_t max_calls = 10000, size_t max_packets_per_call = 200,
                     size_t max_bytes = 64u << 20);
-  void add(std::string_view call_id, const PacketRecord& r);
+  // Files a packet under its call. REGISTER and OPTIONS are account traffic, not calls: with
+  // thousands of accounts refreshing, they would push the calls out of the index (the trn log
+  // still has them).
+  void add(std::string_view call_id, std::string_view cseq_method, const PacketRecord& r);
   std::vector<PacketRecord> packets(std::string_view call_id) const;
   size_t calls() const;
 

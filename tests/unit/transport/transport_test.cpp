@@ -13,12 +13,14 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string options(const std::string& call_id, uint16_t port, size_t pad) {
-  return "OPTIONS sip:b@127.0.0.1 SIP/2.0\r\n"
+std::string request(const std::string& call_id, uint16_t port, size_t pad,
+                    const std::string& method = "OPTIONS") {
+  return method +
+         " sip:b@127.0.0.1 SIP/2.0\r\n"
          "Via: SIP/2.0/UDP 127.0.0.1:" +
          std::to_string(port) + ";rport;branch=z9hG4bKt" + call_id +
          "\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: " + call_id +
-         "\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nX-Pad: " + std::string(pad, 'x') +
+         "\r\nCSeq: 1 " + method + "\r\nMax-Forwards: 70\r\nX-Pad: " + std::string(pad, 'x') +
          "\r\nContent-Length: 0\r\n\r\n";
 }
 
@@ -68,7 +70,7 @@ struct LoopbackPair : ::testing::Test {
 };
 
 TEST_F(LoopbackPair, ALargeRequestGoesOverTcpWithItsViaSaying_18_1_1) {
-  auto small = sip::parse_message(options("small-1", a.local_port(0), 100));
+  auto small = sip::parse_message(request("small-1", a.local_port(0), 100));
   ASSERT_TRUE(small);
   Peer to = to_b(Proto::Udp);
   std::string bytes = fit_request_to_transport(*small, to, a.local_port(1));
@@ -76,7 +78,7 @@ TEST_F(LoopbackPair, ALargeRequestGoesOverTcpWithItsViaSaying_18_1_1) {
   EXPECT_EQ(bytes, small->bytes());
   ASSERT_TRUE(a.send(to, bytes));
 
-  auto big = sip::parse_message(options("big-1", a.local_port(0), 1500));
+  auto big = sip::parse_message(request("big-1", a.local_port(0), 1500));
   ASSERT_TRUE(big);
   to = to_b(Proto::Udp);
   bytes = fit_request_to_transport(*big, to, a.local_port(1));
@@ -101,15 +103,15 @@ TEST_F(LoopbackPair, ALargeRequestGoesOverTcpWithItsViaSaying_18_1_1) {
 }
 
 TEST_F(LoopbackPair, WithoutATcpListenerTheRequestStaysOnUdp) {
-  auto big = sip::parse_message(options("big-2", a.local_port(0), 1500));
+  auto big = sip::parse_message(request("big-2", a.local_port(0), 1500));
   ASSERT_TRUE(big);
   Peer to = to_b(Proto::Udp);
   EXPECT_EQ(fit_request_to_transport(*big, to, 0), big->bytes());
   EXPECT_EQ(to.proto, Proto::Udp);
 }
 
-TEST_F(LoopbackPair, EverySentPacketIsFiledUnderItsCallId) {
-  auto m = sip::parse_message(options("indexed-1", a.local_port(0), 10));
+TEST_F(LoopbackPair, EverySentPacketOfACallIsFiledUnderItsCallId) {
+  auto m = sip::parse_message(request("indexed-1", a.local_port(0), 10, "INVITE"));
   ASSERT_TRUE(m);
   ASSERT_TRUE(a.send(to_b(Proto::Udp), std::string(m->bytes())));
   ASSERT_TRUE(a.send(to_b(Proto::Udp), std::string(m->bytes())));
@@ -119,13 +121,25 @@ TEST_F(LoopbackPair, EverySentPacketIsFiledUnderItsCallId) {
   EXPECT_EQ(packets[0].proto, "udp");
   EXPECT_EQ(packets[0].packet, m->bytes());
   EXPECT_TRUE(index.packets("unknown").empty());
+  // Account traffic is not a call: it stays out of the index.
+  for (const char* method : {"REGISTER", "OPTIONS"}) {
+    auto r =
+        sip::parse_message(request(std::string("acct-") + method, a.local_port(0), 10, method));
+    ASSERT_TRUE(r);
+    ASSERT_TRUE(a.send(to_b(Proto::Udp), std::string(r->bytes())));
+    EXPECT_TRUE(index.packets(std::string("acct-") + method).empty()) << method;
+  }
 }
 
-TEST(ScanCallId, FindsLongAndCompactFormsInTheHeadersOnly) {
-  EXPECT_EQ(sip::scan_call_id("INVITE sip:a SIP/2.0\r\nVia: x\r\nCall-ID:  abc@h \r\n\r\n"),
-            "abc@h");
-  EXPECT_EQ(sip::scan_call_id("SIP/2.0 200 OK\r\ni: c1\r\n\r\n"), "c1");
-  EXPECT_EQ(sip::scan_call_id("OPTIONS x SIP/2.0\r\nVia: x\r\n\r\nCall-ID: body\r\n"), "");
+TEST(ScanIds, FindsCallIdInLongAndCompactFormsAndTheCSeqMethodInTheHeadersOnly) {
+  auto ids =
+      sip::scan_ids("INVITE sip:a SIP/2.0\r\nVia: x\r\nCall-ID:  abc@h \r\nCSeq: 2 INVITE\r\n\r\n");
+  EXPECT_EQ(ids.call_id, "abc@h");
+  EXPECT_EQ(ids.cseq_method, "INVITE");
+  EXPECT_EQ(sip::scan_ids("SIP/2.0 200 OK\r\ni: c1\r\n\r\n").call_id, "c1");
+  ids = sip::scan_ids("OPTIONS x SIP/2.0\r\nVia: x\r\n\r\nCall-ID: body\r\nCSeq: 1 BYE\r\n");
+  EXPECT_EQ(ids.call_id, "");
+  EXPECT_EQ(ids.cseq_method, "");
 }
 
 TEST(PacketIndexBytes, OldCallsMakeRoomWhenTheByteBoundIsReached) {
