@@ -4,7 +4,7 @@
 //   esg-ua [--udp ADDR:PORT] [--tcp ADDR:PORT] [--workers N]
 //          [--answer | --reject STATUS] [--ring-ms N] [--100rel]
 //          [--call SIP-URI --via udp|tcp|tls --calls N --hold-ms N --rate N] [--trn DIR]
-//          [--tls-ca FILE] [--t1-ms N]
+//          [--tls-ca FILE] [--t1-ms N] [--linger-ms N]
 //
 // As a UAS it answers INVITE with 180 then 200 (with an SDP answer) after --ring-ms, or rejects
 // with --reject; CANCEL gets 200 and the INVITE 487; BYE ends the call; OPTIONS get 200. With
@@ -50,6 +50,9 @@ struct Options {
   std::string trn;     // transaction log folder
   std::string tls_ca;  // the CA that signs TLS peers (verification is always on)
   int t1_ms = 500;     // RFC 3261 T1; Timer B and F are 64*T1
+  // After the last call, stay up (connections open) this long: a TCP peer still finishing its
+  // calls (SIPp's UAS pauses 4 s after each) must not see the connection close under it.
+  int linger_ms = 0;
 };
 
 const char* kSdp =
@@ -145,6 +148,9 @@ class Ua {
     while (!g_stop && done_ < o_.calls)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     std::printf("calls %d ok %d failed %d\n", o_.calls, int(ok_), int(failed_));
+    std::fflush(stdout);
+    for (int waited = 0; waited < o_.linger_ms && !g_stop; waited += 10)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     return failed_ == 0 && ok_ == o_.calls ? 0 : 1;
   }
 
@@ -490,7 +496,9 @@ int main(int argc, char** argv) {
       o.via = v == "tcp"   ? transport::Proto::Tcp
               : v == "tls" ? transport::Proto::Tls
                            : transport::Proto::Udp;
-    } else if (a[i] == "--t1-ms")
+    } else if (a[i] == "--linger-ms")
+      o.linger_ms = std::stoi(next());
+    else if (a[i] == "--t1-ms")
       o.t1_ms = std::stoi(next());
     else if (a[i] == "--tls-ca")
       o.tls_ca = next();
