@@ -296,12 +296,15 @@ Result<json, ApiError> AccountManager::save(int64_t id, const json& body, bool i
 }
 
 Result<json, ApiError> AccountManager::create(const json& body) {
-  std::lock_guard lock(api_mu_);
-  return save(0, body, true);
+  std::unique_lock lock(api_mu_);
+  auto r = save(0, body, true);
+  lock.unlock();
+  if (r && options_.on_change) options_.on_change();
+  return r;
 }
 
 Result<json, ApiError> AccountManager::replace(int64_t id, const json& body) {
-  std::lock_guard lock(api_mu_);
+  std::unique_lock lock(api_mu_);
   auto row = store_.get(store::Table::Providers, id);
   if (!row) return unexpected(from_store(row.error()));
   json j = body;
@@ -311,11 +314,14 @@ Result<json, ApiError> AccountManager::replace(int64_t id, const json& body) {
     auto stored = json::parse(row->data, nullptr, false);
     if (stored.is_object() && stored.contains("pwd")) j["pwd"] = stored["pwd"];
   }
-  return save(id, j, false);
+  auto r = save(id, j, false);
+  lock.unlock();
+  if (r && options_.on_change) options_.on_change();
+  return r;
 }
 
 Result<json, ApiError> AccountManager::patch(int64_t id, const json& body) {
-  std::lock_guard lock(api_mu_);
+  std::unique_lock lock(api_mu_);
   if (!body.is_object()) return unexpected(ApiError{400, "the body must be a JSON object", ""});
   auto row = store_.get(store::Table::Providers, id);
   if (!row) return unexpected(from_store(row.error()));
@@ -323,17 +329,22 @@ Result<json, ApiError> AccountManager::patch(int64_t id, const json& body) {
   if (!merged.is_object()) merged = json::object();
   merged.merge_patch(body);  // RFC 7386: null removes a field (back to its default)
   merged["id"] = id;
-  return save(id, merged, false);
+  auto r = save(id, merged, false);
+  lock.unlock();
+  if (r && options_.on_change) options_.on_change();
+  return r;
 }
 
 Result<void, ApiError> AccountManager::remove(int64_t id) {
-  std::lock_guard lock(api_mu_);
+  std::unique_lock lock(api_mu_);
   auto r = store_.remove(store::Table::Providers, id);
   if (!r) return unexpected(from_store(r.error()));
   halt(id, [this, id] {
     std::lock_guard lock(mu_);
     if (!slots_.count(id)) snapshots_.erase(id);
   });
+  lock.unlock();
+  if (options_.on_change) options_.on_change();
   return {};
 }
 
@@ -377,6 +388,13 @@ json AccountManager::regs() const {
     out.push_back(std::move(e));
   }
   return out;
+}
+
+std::optional<RegistrationStatus> AccountManager::status(int64_t id) const {
+  std::lock_guard lock(mu_);
+  auto it = snapshots_.find(id);
+  if (it == snapshots_.end()) return std::nullopt;
+  return it->second.status;
 }
 
 std::optional<RegistrationStatus> AccountManager::status(const std::string& code) const {

@@ -36,6 +36,8 @@ struct ManagerOptions {
   RegistrationOptions registration;
   double register_rate = 50;  // REGISTERs per second at start-up, so a registrar sees no burst
   std::string log_dir;        // the registration log goes here (empty: none)
+  // After every change of the accounts in the store (import, REST), outside the manager's locks.
+  std::function<void()> on_change;
 };
 
 // An answer for the REST API: an HTTP status and a message naming the field.
@@ -69,6 +71,8 @@ class AccountManager {
   nlohmann::json regs() const;
   // For tests and the monitoring page: the state of one account by code.
   std::optional<RegistrationStatus> status(const std::string& code) const;
+  // The state of one account by id: what routing asks before sending a call out.
+  std::optional<RegistrationStatus> status(int64_t id) const;
 
  private:
   struct Slot {

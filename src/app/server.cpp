@@ -2,7 +2,11 @@
 
 #include <boost/asio/ip/udp.hpp>
 
+#include <iostream>
+
+#include "api/edge_api.hpp"
 #include "api/providers_api.hpp"
+#include "base/random.hpp"
 #include "sip/response.hpp"
 
 namespace esg::app {
@@ -139,6 +143,44 @@ accounts::Link& Server::Runtime::link() {
   return *s_.link_;
 }
 
+// What the calls path reads: the configuration snapshot, live account state, trunks, the board
+// of calls in progress and the CDR writer.
+class Server::EdgeContext final : public edge::Context {
+ public:
+  explicit EdgeContext(Server& s) : s_(s) {}
+  std::shared_ptr<const edge::EdgeConfig> config() const override {
+    return std::atomic_load(&config_);
+  }
+  void set(std::shared_ptr<const edge::EdgeConfig> c) { std::atomic_store(&config_, std::move(c)); }
+  bool account_ready(const accounts::Account& a, std::string* why) const override {
+    const auto st = s_.accounts_ ? s_.accounts_->status(a.id) : std::nullopt;
+    if (!st) {
+      *why = "not running";
+      return false;
+    }
+    if (a.reg && st->regstate != accounts::RegState::Registered) {
+      *why = "not registered (" + std::string(accounts::reg_state_name(st->regstate)) + ")";
+      return false;
+    }
+    if (a.pingmode == "options" && st->pingstate == accounts::PingState::Failed) {
+      *why = "OPTIONS pings unanswered";
+      return false;
+    }
+    return true;
+  }
+  edge::Trunks& trunks() override { return trunks_; }
+  edge::CallBoard& board() override { return board_; }
+  edge::CdrWriter* cdrs() override { return s_.cdrs_.get(); }
+
+  std::mutex rebuild_mu;
+
+ private:
+  Server& s_;
+  std::shared_ptr<const edge::EdgeConfig> config_ = std::make_shared<edge::EdgeConfig>();
+  edge::Trunks trunks_;
+  edge::CallBoard board_;
+};
+
 Server::Server(const Config& config) : config_(config) {
   workers_ = std::make_unique<transport::Workers>(size_t(config.instance.workers));
   if (config.log.log_trn) {
@@ -162,10 +204,14 @@ Server::Server(const Config& config) : config_(config) {
     PerWorker pw;
     pw.timers = std::make_unique<txn::AsioTimers>(workers_->context(w));
     txn::Layer::User user;
-    user.on_request = [this, w](txn::TxnId id, const sip::Message& m, const txn::Channel&) {
-      on_request(w, id, m);
+    user.on_request = [this, w](txn::TxnId id, const sip::Message& m, const txn::Channel& from) {
+      on_request(w, id, m, from);
+    };
+    user.on_stray_response = [this, w](const sip::Message& m) {
+      if (per_worker_[w].b2bua) per_worker_[w].b2bua->on_stray_response(m);
     };
     user.on_cancel = [this, w](txn::TxnId invite) {
+      if (per_worker_[w].b2bua && per_worker_[w].b2bua->on_cancel(invite)) return;
       auto& layer = *per_worker_[w].layer;
       if (const sip::Message* req = layer.request(invite)) {
         layer.respond(invite, 487, sip::build_response(*req, 487, {}, tag_prefix_ + "c"));
@@ -176,6 +222,7 @@ Server::Server(const Config& config) : config_(config) {
     timers.t2 = txn::Millis(config.transport.t2);
     timers.t4 = txn::Millis(config.transport.t4);
     timers.timer_d = std::max(txn::Millis(32000), timers.t1 * 64);
+    timer_config_ = timers;
     pw.layer = std::make_unique<txn::Layer>(*pw.timers, timers, std::move(user));
     per_worker_.push_back(std::move(pw));
   }
@@ -189,7 +236,6 @@ void Server::start() {
   for (const auto& l : config_.listen) {
     transport_->listen(proto_of(l.proto), l.addr, l.port, {l.cert, l.key, l.ca});
   }
-  workers_->start();
   transport::Resolver::Options ro;
   ro.servers = config_.dns_servers;
   resolver_ = std::make_unique<transport::Resolver>(ro);
@@ -200,12 +246,74 @@ void Server::start() {
   } catch (const store::StoreError& e) {
     throw std::runtime_error(e.what());
   }
+  // A crash leaves calls open in the store: they did not end normally.
+  if (auto n = store_->cdr_interrupt_active(); n && *n > 0) {
+    std::cerr << "esg: " << *n << " call(s) left open by the previous run closed as interrupted\n";
+  }
+  cdrs_ = std::make_unique<edge::CdrWriter>(*store_);
+  auto strip = [](std::vector<std::string> secrets) {
+    return [secrets](const nlohmann::json& j) {
+      nlohmann::json out = j;
+      for (const auto& s : secrets)
+        out.erase(s);
+      return out;
+    };
+  };
+  pbx_ = std::make_unique<accounts::Collection>(
+      *store_, accounts::Collection::Spec{
+                   store::Table::Pbx,
+                   "PBX connection",
+                   true,
+                   [](const nlohmann::json& j) -> Result<nlohmann::json, accounts::FieldError> {
+                     auto p = accounts::pbx_from_json(j);
+                     if (!p) return unexpected(p.error());
+                     return accounts::to_stored_json(*p);
+                   },
+                   strip({"pwd"}),
+                   {"pwd"}});
+  normalization_ = std::make_unique<accounts::Collection>(
+      *store_, accounts::Collection::Spec{
+                   store::Table::Normalization,
+                   "normalization rule",
+                   false,
+                   [](const nlohmann::json& j) -> Result<nlohmann::json, accounts::FieldError> {
+                     auto r = edge::norm_rule_from_json(j);
+                     if (!r) return unexpected(r.error());
+                     return edge::to_json(*r);
+                   },
+                   strip({}),
+                   {}});
+  routes_ = std::make_unique<accounts::Collection>(
+      *store_, accounts::Collection::Spec{
+                   store::Table::Routes,
+                   "routing rule",
+                   false,
+                   [](const nlohmann::json& j) -> Result<nlohmann::json, accounts::FieldError> {
+                     auto r = edge::route_rule_from_json(j);
+                     if (!r) return unexpected(r.error());
+                     return edge::to_json(*r);
+                   },
+                   strip({}),
+                   {}});
+  edge_ = std::make_unique<EdgeContext>(*this);
+  for (auto* c : {pbx_.get(), normalization_.get(), routes_.get()})
+    c->set_on_change([this] { rebuild_edge_config(); });
+  for (size_t w = 0; w < per_worker_.size(); ++w) {
+    edge::B2buaOptions bo;
+    bo.user_agent = "esg/" ESG_VERSION;
+    bo.tag_prefix = tag_prefix_ + std::to_string(w) + "-";
+    per_worker_[w].b2bua = std::make_unique<edge::B2bua>(
+        w, *per_worker_[w].layer, *per_worker_[w].timers, timer_config_, *link_, *edge_, bo,
+        [this, w] { return call_id_for(w); });
+  }
+  workers_->start();
   accounts::ManagerOptions mo;
   mo.register_rate = config_.accounts.register_rate;
   mo.registration.retry_min = txn::Millis(int64_t(config_.accounts.retry_min * 1000));
   mo.registration.retry_max = txn::Millis(int64_t(config_.accounts.retry_max * 1000));
   mo.registration.user_agent = "esg/" ESG_VERSION;
   mo.log_dir = config_.log.dir;
+  mo.on_change = [this] { rebuild_edge_config(); };
   accounts_ = std::make_unique<accounts::AccountManager>(*store_, *runtime_, mo);
   http_ = std::make_unique<api::HttpServer>(
       api::HttpServer::Options{config_.http.listen, config_.http.token});
@@ -216,7 +324,18 @@ void Server::start() {
                                                 : config_.instance.extaddrs.front();
   info.node = config_.instance.node + "@" + info.addr;
   api::add_provider_routes(*http_, *accounts_, info);
+  api::add_collection_routes(*http_, "/rest/v1/uc/pbx", *pbx_);
+  api::add_collection_routes(*http_, "/rest/v1/routing/normalization", *normalization_);
+  api::add_collection_routes(*http_, "/rest/v1/routing/rules", *routes_);
+  api::EdgeApiDeps deps;
+  deps.config = [this] { return edge_->config(); };
+  deps.board = &edge_->board();
+  deps.store = store_.get();
+  deps.cdrs = cdrs_.get();
+  deps.packets = &packets_;
+  api::add_edge_routes(*http_, deps);
   accounts_->start(config_.providers);
+  rebuild_edge_config();
   http_->start();
 }
 
@@ -231,8 +350,13 @@ void Server::stop() {
   // the io_contexts goes before the io_contexts themselves.
   accounts_.reset();
   http_.reset();
+  per_worker_.clear();  // the B2BUAs before what their calls use
+  cdrs_.reset();        // writes what is queued
+  edge_.reset();
+  pbx_.reset();
+  normalization_.reset();
+  routes_.reset();
   store_.reset();
-  per_worker_.clear();
   resolver_.reset();
   transport_.reset();
   trn_.reset();  // writes what is still queued
@@ -245,13 +369,64 @@ txn::Channel Server::channel_to(const transport::Peer& peer) {
                       }};
 }
 
+size_t Server::calls() const {
+  return edge_ ? edge_->board().size() : 0;
+}
+
+std::string Server::call_id_for(size_t worker) {
+  // The B leg must belong to the worker of its A leg: draw until the hash agrees.
+  for (;;) {
+    std::string id = random::hex(20) + "@esg";
+    if (workers_->worker_for(id) == worker) return id;
+  }
+}
+
+void Server::rebuild_edge_config() {
+  if (!edge_ || !store_) return;
+  std::lock_guard lock(edge_->rebuild_mu);
+  auto cfg = std::make_shared<edge::EdgeConfig>();
+  cfg->system_domain = config_.instance.domain;
+  std::vector<std::shared_ptr<const accounts::Account>> accounts;
+  if (auto rows = store_->list(store::Table::Providers)) {
+    for (const auto& row : *rows) {
+      auto j = nlohmann::json::parse(row.data, nullptr, false);
+      if (!j.is_object()) continue;
+      j["id"] = row.id;
+      if (auto a = accounts::account_from_json(j))
+        accounts.push_back(std::make_shared<const accounts::Account>(std::move(*a)));
+    }
+  }
+  cfg->accounts =
+      std::make_shared<edge::AccountIndex>(std::move(accounts), config_.instance.extaddrs);
+  for (const auto& j : pbx_->stored()) {
+    if (auto p = accounts::pbx_from_json(j))
+      cfg->pbxs.push_back(std::make_shared<const accounts::PbxConnection>(std::move(*p)));
+  }
+  std::vector<edge::NormRule> norm;
+  for (const auto& j : normalization_->stored()) {
+    if (auto r = edge::norm_rule_from_json(j)) norm.push_back(std::move(*r));
+  }
+  cfg->normalizer = edge::Normalizer(std::move(norm));
+  std::vector<edge::RouteRule> routes;
+  for (const auto& j : routes_->stored()) {
+    if (auto r = edge::route_rule_from_json(j)) routes.push_back(std::move(*r));
+  }
+  cfg->router = edge::Router(std::move(routes));
+  edge_->set(std::move(cfg));
+}
+
 void Server::on_message(size_t worker, sip::Message&& message, const transport::Peer& from) {
   per_worker_[worker].layer->receive(std::move(message), channel_to(from));
 }
 
-void Server::on_request(size_t worker, txn::TxnId id, const sip::Message& request) {
-  if (id == 0) return;  // an ACK for a 2xx we never sent: nothing to do
+void Server::on_request(size_t worker, txn::TxnId id, const sip::Message& request,
+                        const txn::Channel& from) {
   auto& layer = *per_worker_[worker].layer;
+  auto& b2bua = per_worker_[worker].b2bua;
+  if (id == 0) {  // an ACK for a 2xx: the B2BUA's, or one we never sent
+    if (b2bua) b2bua->on_request(0, request, from);
+    return;
+  }
   const std::string tag = tag_prefix_ + std::to_string(++next_tag_);
   // RFC 3261 §8.2.2.3: an extension we do not support in Require is answered 420 with the
   // offending option tags in Unsupported (RFC 4475 §3.3.5). esg supports none yet.
@@ -270,6 +445,15 @@ void Server::on_request(size_t worker, txn::TxnId id, const sip::Message& reques
           sip::build_response(request, 420, {}, tag, "Unsupported: " + unsupported + "\r\n"));
       return;
     }
+  }
+  const bool in_dialog = !request.to_tag().empty();
+  if (b2bua && (in_dialog || request.method() == sip::Method::Invite) &&
+      b2bua->on_request(id, request, from)) {
+    return;
+  }
+  if (in_dialog) {
+    layer.respond(id, 481, sip::build_response(request, 481, {}, tag));
+    return;
   }
   switch (request.method()) {
     case sip::Method::Options:

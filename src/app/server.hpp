@@ -1,16 +1,19 @@
 #pragma once
-// The running daemon: workers, the transaction log, the transport, one transaction layer per
-// worker, and the core that answers what reaches it. Until routing exists (the calls issue),
-// the core answers out-of-dialog OPTIONS 200 itself (providers use them as keep-alives) and
-// every other request with a final response that says no route is configured.
+// The running daemon: workers, the transaction log, the transport, one transaction layer and one
+// B2BUA per worker, and the core that answers what reaches it: out-of-dialog OPTIONS get 200
+// from esg itself (providers use them as keep-alives), INVITEs and everything inside a call go
+// to the B2BUA, and the rest gets a plain final answer.
 
 #include <atomic>
 #include <memory>
 #include <vector>
 
+#include "accounts/collection.hpp"
 #include "accounts/manager.hpp"
 #include "api/http_server.hpp"
 #include "app/config.hpp"
+#include "edge/b2bua/b2bua.hpp"
+#include "edge/context.hpp"
 #include "store/store.hpp"
 #include "transport/dns.hpp"
 #include "transport/transport.hpp"
@@ -36,16 +39,23 @@ class Server {
   uint16_t http_port() const { return http_ ? http_->port() : 0; }
   // Every packet of recent calls by Call-ID, for the call diagrams.
   const transport::SharedPacketIndex& packets() const { return packets_; }
+  size_t calls() const;
 
  private:
   struct PerWorker {
     std::unique_ptr<txn::AsioTimers> timers;
     std::unique_ptr<txn::Layer> layer;
+    std::unique_ptr<edge::B2bua> b2bua;  // after the layer: goes first
   };
   class Runtime;
   class Link;
+  class EdgeContext;
   void on_message(size_t worker, sip::Message&& message, const transport::Peer& from);
-  void on_request(size_t worker, txn::TxnId id, const sip::Message& request);
+  void on_request(size_t worker, txn::TxnId id, const sip::Message& request,
+                  const txn::Channel& from);
+  // Re-reads accounts, PBX connections and rules into a new snapshot for the calls path.
+  void rebuild_edge_config();
+  std::string call_id_for(size_t worker);
   txn::Channel channel_to(const transport::Peer& peer);
 
   const Config& config_;
@@ -59,6 +69,10 @@ class Server {
   std::unique_ptr<Runtime> runtime_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<accounts::AccountManager> accounts_;
+  std::unique_ptr<accounts::Collection> pbx_, normalization_, routes_;
+  std::unique_ptr<edge::CdrWriter> cdrs_;
+  std::unique_ptr<EdgeContext> edge_;
+  txn::TimerConfig timer_config_;
   std::unique_ptr<api::HttpServer> http_;
   std::string tag_prefix_;
   std::atomic<uint64_t> next_tag_{0};  // To tags, unique across workers

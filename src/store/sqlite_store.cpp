@@ -11,6 +11,12 @@ std::string_view table_name(Table t) {
   switch (t) {
     case Table::Providers:
       return "providers";
+    case Table::Pbx:
+      return "pbx";
+    case Table::Normalization:
+      return "normalization";
+    case Table::Routes:
+      return "routes";
   }
   return "";
 }
@@ -21,6 +27,20 @@ const std::vector<std::string>& migrations() {
       // 1: provider accounts.
       "CREATE TABLE providers (id {id}, code TEXT NOT NULL UNIQUE, data TEXT NOT NULL, "
       "updated_at TEXT NOT NULL)",
+      // 2: PBX connections.
+      "CREATE TABLE pbx (id {id}, code TEXT NOT NULL UNIQUE, data TEXT NOT NULL, "
+      "updated_at TEXT NOT NULL)",
+      // 3: normalization rules (no code: NULLs never collide).
+      "CREATE TABLE normalization (id {id}, code TEXT UNIQUE, data TEXT NOT NULL, "
+      "updated_at TEXT NOT NULL)",
+      // 4: routing rules.
+      "CREATE TABLE routes (id {id}, code TEXT UNIQUE, data TEXT NOT NULL, "
+      "updated_at TEXT NOT NULL)",
+      // 5: call detail records.
+      "CREATE TABLE cdrs (id {id}, call_id TEXT NOT NULL, started_ms BIGINT NOT NULL, "
+      "state TEXT NOT NULL, caller TEXT NOT NULL, called TEXT NOT NULL, data TEXT NOT NULL)",
+      "CREATE INDEX cdrs_started ON cdrs (started_ms)",
+      "CREATE INDEX cdrs_state ON cdrs (state)",
   };
   return kMigrations;
 }
@@ -40,6 +60,13 @@ class Statement {
   explicit operator bool() const { return stmt_ != nullptr; }
   sqlite3_stmt* get() { return stmt_; }
   void bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  void bind_code(int i, const std::string& v) {
+    if (v.empty()) {
+      sqlite3_bind_null(stmt_, i);
+    } else {
+      bind(i, v);
+    }
+  }
   void bind(int i, const std::string& v) {
     sqlite3_bind_text(stmt_, i, v.data(), int(v.size()), SQLITE_TRANSIENT);
   }
@@ -116,7 +143,7 @@ class SqliteStore final : public Store {
     if (!s) return io_error();
     int i = 1;
     if (id) s.bind(i++, id);
-    s.bind(i++, code);
+    s.bind_code(i++, code);
     s.bind(i, data);
     const int rc = s.step();
     if (rc == SQLITE_CONSTRAINT) return unexpected(Error{Errc::Conflict, "code or id is taken"});
@@ -130,7 +157,7 @@ class SqliteStore final : public Store {
     Statement s(db_, "UPDATE " + std::string(table_name(t)) +
                          " SET code = ?, data = ?, updated_at = CURRENT_TIMESTAMP WHERE id = ?");
     if (!s) return io_error();
-    s.bind(1, code);
+    s.bind_code(1, code);
     s.bind(2, data);
     s.bind(3, id);
     const int rc = s.step();
@@ -148,6 +175,71 @@ class SqliteStore final : public Store {
     if (s.step() != SQLITE_DONE) return io_error();
     if (sqlite3_changes(db_) == 0) return unexpected(Error{Errc::NotFound, "no such id"});
     return {};
+  }
+
+  Result<int64_t, Error> cdr_insert(const Cdr& c) override {
+    std::lock_guard lock(mu_);
+    Statement s(db_,
+                "INSERT INTO cdrs (call_id, started_ms, state, caller, called, data) "
+                "VALUES (?, ?, ?, ?, ?, ?)");
+    if (!s) return io_error();
+    s.bind(1, c.call_id);
+    s.bind(2, c.started_ms);
+    s.bind(3, c.state);
+    s.bind(4, c.caller);
+    s.bind(5, c.called);
+    s.bind(6, c.data);
+    if (s.step() != SQLITE_DONE) return io_error();
+    return int64_t(sqlite3_last_insert_rowid(db_));
+  }
+
+  Result<void, Error> cdr_update(const Cdr& c) override {
+    std::lock_guard lock(mu_);
+    Statement s(db_, "UPDATE cdrs SET state = ?, data = ? WHERE id = ?");
+    if (!s) return io_error();
+    s.bind(1, c.state);
+    s.bind(2, c.data);
+    s.bind(3, c.id);
+    if (s.step() != SQLITE_DONE) return io_error();
+    if (sqlite3_changes(db_) == 0) return unexpected(Error{Errc::NotFound, "no such CDR"});
+    return {};
+  }
+
+  Result<std::vector<Cdr>, Error> cdr_query(const CdrQuery& q) override {
+    std::lock_guard lock(mu_);
+    std::string sql =
+        "SELECT id, call_id, started_ms, state, caller, called, data FROM cdrs "
+        "WHERE started_ms >= ? AND started_ms <= ?";
+    if (!q.number.empty()) sql += " AND (instr(caller, ?) > 0 OR instr(called, ?) > 0)";
+    sql += " ORDER BY started_ms DESC, id DESC LIMIT ?";
+    Statement s(db_, sql);
+    if (!s) return io_error();
+    int i = 1;
+    s.bind(i++, q.from_ms);
+    s.bind(i++, q.to_ms);
+    if (!q.number.empty()) {
+      s.bind(i++, q.number);
+      s.bind(i++, q.number);
+    }
+    s.bind(i, int64_t(q.limit));
+    std::vector<Cdr> out;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) {
+      out.push_back({s.int_at(0), s.text_at(1), s.int_at(2), s.text_at(3), s.text_at(4),
+                     s.text_at(5), s.text_at(6)});
+    }
+    if (rc != SQLITE_DONE) return io_error();
+    return out;
+  }
+
+  Result<int64_t, Error> cdr_interrupt_active() override {
+    std::lock_guard lock(mu_);
+    Statement s(db_,
+                "UPDATE cdrs SET state = 'interrupted' WHERE state = 'active' OR "
+                "state = 'answered'");
+    if (!s) return io_error();
+    if (s.step() != SQLITE_DONE) return io_error();
+    return int64_t(sqlite3_changes(db_));
   }
 
   int schema_version() override {

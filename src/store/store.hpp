@@ -14,7 +14,8 @@
 
 namespace esg::store {
 
-enum class Table : uint8_t { Providers };
+// Rules have no code of their own: insert them with an empty code (stored as NULL).
+enum class Table : uint8_t { Providers, Pbx, Normalization, Routes };
 std::string_view table_name(Table t);
 
 struct Row {
@@ -35,6 +36,22 @@ class StoreError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+struct Cdr {
+  int64_t id = 0;
+  std::string call_id;         // the A leg's
+  int64_t started_ms = 0;      // Unix time in milliseconds
+  std::string state;           // active | answered | ended | interrupted
+  std::string caller, called;  // as received (the filters also look at data)
+  std::string data;            // the whole record as JSON text
+};
+
+struct CdrQuery {
+  int64_t from_ms = 0;
+  int64_t to_ms = INT64_MAX;
+  std::string number;  // caller or called contains it (empty: any)
+  size_t limit = 100;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -48,6 +65,14 @@ class Store {
                                      const std::string& data) = 0;
   virtual Result<void, Error> remove(Table t, int64_t id) = 0;
   virtual int schema_version() = 0;
+
+  // Call detail records: written when a call starts (state `active`), updated when it is
+  // answered and when it ends, so that a crash loses nothing.
+  virtual Result<int64_t, Error> cdr_insert(const Cdr& c) = 0;
+  virtual Result<void, Error> cdr_update(const Cdr& c) = 0;
+  virtual Result<std::vector<Cdr>, Error> cdr_query(const CdrQuery& q) = 0;
+  // At start: what a crash left `active` becomes `interrupted`. Returns how many.
+  virtual Result<int64_t, Error> cdr_interrupt_active() = 0;
 };
 
 // The migrations, in order; migration i brings the schema to version i + 1. `{id}` stands for

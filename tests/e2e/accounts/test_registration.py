@@ -2,7 +2,6 @@
 db_text) on loopback with digest authentication against its own subscriber table. Accounts
 point `proxyaddr` at Kamailio; their domain is only a name in the Request-URI and realm."""
 
-import json
 import os
 import re
 import subprocess
@@ -10,12 +9,11 @@ import sys
 import tempfile
 import time
 import unittest
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from esg_fixture import EsgProcess, KeepOnFailure, TOKEN, stop_all  # noqa: E402
+from esg_fixture import EsgProcess, KeepOnFailure, stop_all  # noqa: E402
+from rest_api import Api  # noqa: E402
 from dnsmasq_fixture import Dnsmasq  # noqa: E402
 from kamailio_fixture import Kamailio, free_port  # noqa: E402
 
@@ -76,41 +74,6 @@ def locations(kam):
     r = subprocess.run(["kamcmd", "-s", "unix:" + kam.ctl, "ul.dump"], capture_output=True,
                        text=True, timeout=10)
     return r.stdout
-
-
-class Api:
-    def __init__(self, port):
-        self.base = "http://127.0.0.1:%d" % port
-
-    def call(self, method, path, body=None, token=TOKEN):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method)
-        if token:
-            req.add_header("Authorization", "Bearer " + token)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                text = r.read().decode()
-                return r.status, json.loads(text) if text else None
-        except urllib.error.HTTPError as e:
-            text = e.read().decode()
-            return e.code, json.loads(text) if text else None
-
-    def regs(self):
-        status, body = self.call("GET", "/api/monitor/v1/esg/active?regs=true")
-        assert status == 200, body
-        return {r["code"]: r for r in body["data"]["sites"][0]["servers"][0]["regs"]}
-
-    def wait_reg(self, code, states, seconds=15):
-        deadline = time.time() + seconds
-        last = None
-        while time.time() < deadline:
-            last = self.regs().get(code)
-            if last and last["regstate"] in states:
-                return last
-            time.sleep(0.1)
-        raise AssertionError("%s never reached %s: %s" % (code, states, last))
 
 
 def account(code, kam_port, pwd="alice-secret", **extra):

@@ -13,20 +13,20 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from esg_fixture import DATA, EsgTestCase, header, options, read_answer, status_of  # noqa: E402
 
-# What esg answers to each RFC 4475 message today: None means silence (a discard, or a response
-# that matches no transaction). Valid requests get esg's answer until routing exists: OPTIONS
-# 200, unknown methods 501, others 480 No Route.
+# What esg answers to each RFC 4475 message: None means silence (a discard, or a response that
+# matches no transaction). Valid requests: OPTIONS 200, unknown methods 501, INVITEs 404 (no
+# provider account matches them: the B2BUA's account matching), others 480 No Route.
 TORTURE = {
-    "wsinv": 480, "intmeth": 501, "esc01": 480, "escnull": 480, "esc02": 501, "lwsdisp": 200,
-    "longreq": 480, "dblreq": 480, "semiuri": 200, "transports": 200, "mpart01": 480,
+    "wsinv": 404, "intmeth": 501, "esc01": 404, "escnull": 480, "esc02": 501, "lwsdisp": 200,
+    "longreq": 404, "dblreq": 404, "semiuri": 200, "transports": 200, "mpart01": 480,
     "unreason": None, "noreason": None, "badinv01": 400, "clerr": 400, "ncl": 400,
     "scalar02": 400, "scalarlg": None, "quotbal": 400, "ltgtruri": 400, "lwsruri": 400,
-    "lwsstart": 400, "trws": 400, "escruri": 400, "baddate": 480, "badaspec": 400,
+    "lwsstart": 400, "trws": 400, "escruri": 400, "baddate": 404, "badaspec": 400,
     "baddn": 400, "badvers": 505, "mismatch01": 400, "mismatch02": 501, "bigcode": None,
     "badbranch": 200, "unkscm": 416, "novelsc": 416, "unksm2": 480,
-    "bext01": 420, "invut": 480, "regaut01": 480, "multi01": 400, "mcl01": 400, "bcast": None,
-    "zeromf": 200, "cparam01": 480, "cparam02": 480, "regescrt": 480, "sdp01": 480,
-    "inv2543": 480,
+    "bext01": 420, "invut": 404, "regaut01": 480, "multi01": 400, "mcl01": 400, "bcast": None,
+    "zeromf": 200, "cparam01": 480, "cparam02": 480, "regescrt": 480, "sdp01": 404,
+    "inv2543": 404,
     # Without a Via (test.dat) or without From/To/Call-ID (insuf) a 400 can still be built
     # from what is there only when a Via says where it goes back along.
     "test": None, "insuf": 400,

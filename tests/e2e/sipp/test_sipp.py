@@ -55,11 +55,11 @@ class Sipp(EsgTestCase):
         self.assertAllCallsSucceeded(r, 100)
         sends = {}
         for line in self.esg.trn_lines():
-            m = re.search(r" Send to udp \S+ \(ok\) SIP/2\.0 480 .*Call-ID: (\S+)", line)
+            m = re.search(r" Send to udp \S+ \(ok\) SIP/2\.0 404 .*Call-ID: (\S+)", line)
             if m:
                 sends[m.group(1)] = sends.get(m.group(1), 0) + 1
         self.assertTrue(any(n > 1 for n in sends.values()),
-                        "no 480 was retransmitted by esg (Timer G)")
+                        "no 404 was retransmitted by esg (Timer G)")
 
 
 if __name__ == "__main__":

@@ -65,5 +65,45 @@ TEST_F(StoreTest, AnUnusablePathIsAClearError) {
   EXPECT_THROW(open_sqlite(dir + "/a-folder.db"), StoreError);
 }
 
+TEST_F(StoreTest, RulesWithoutCodesDoNotCollide) {
+  auto s = open_sqlite(dir + "/esg.db");
+  ASSERT_TRUE(s->insert(Table::Routes, "", R"({"a":1})"));
+  ASSERT_TRUE(s->insert(Table::Routes, "", R"({"a":2})"));
+  auto rows = s->list(Table::Routes);
+  ASSERT_TRUE(rows);
+  EXPECT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].code, "");
+}
+
+TEST_F(StoreTest, CdrsAreQueriedByTimeAndNumberAndInterruptedAfterACrash) {
+  auto s = open_sqlite(dir + "/esg.db");
+  Cdr a{0, "call-a", 1000, "active", "+79161234567", "100", "{}"};
+  Cdr b{0, "call-b", 2000, "ended", "200", "84951112233", "{}"};
+  auto ida = s->cdr_insert(a);
+  ASSERT_TRUE(ida);
+  ASSERT_TRUE(s->cdr_insert(b));
+  a.id = *ida;
+  a.state = "answered";
+  a.data = R"({"answered":true})";
+  ASSERT_TRUE(s->cdr_update(a));
+  auto all = s->cdr_query({});
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].call_id, "call-b");  // newest first
+  CdrQuery by_number;
+  by_number.number = "9161";
+  auto one = s->cdr_query(by_number);
+  ASSERT_TRUE(one);
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].data, R"({"answered":true})");
+  CdrQuery range;
+  range.from_ms = 1500;
+  EXPECT_EQ(s->cdr_query(range)->size(), 1u);
+  auto n = s->cdr_interrupt_active();
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 1);
+  EXPECT_EQ(s->cdr_query(by_number)->front().state, "interrupted");
+}
+
 }  // namespace
 }  // namespace esg::store

@@ -1,0 +1,208 @@
+#include "api/edge_api.hpp"
+
+#include <chrono>
+
+namespace esg::api {
+
+using nlohmann::json;
+
+namespace {
+
+Response from(const Result<json, accounts::ApiError>& r, int ok_status = 200) {
+  if (!r) return Response::error(r.error().status, r.error().message, r.error().field);
+  return Response::json(ok_status, *r);
+}
+
+Result<json, Response> body_of(const Request& req) {
+  auto j = json::parse(req.body, nullptr, false);
+  if (j.is_discarded()) return unexpected(Response::error(400, "the body is not valid JSON"));
+  if (!j.is_object()) return unexpected(Response::error(400, "the body must be a JSON object"));
+  return j;
+}
+
+Result<int64_t, Response> id_of(const std::string& s, const std::string& noun) {
+  if (s.empty() || s.size() > 18 || s.find_first_not_of("0123456789") != std::string::npos) {
+    return unexpected(Response::error(404, "no " + noun + " with this id", "id"));
+  }
+  return std::stoll(s);
+}
+
+json monitor(const json& data) {
+  return {{"resultcode", 0}, {"resultmsg", "OK"}, {"data", data}};
+}
+
+// "2026-12-02T10:00:00Z", or milliseconds since the epoch.
+std::optional<int64_t> time_of(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  if (s.find_first_not_of("0123456789") == std::string::npos && s.size() <= 16)
+    return std::stoll(s);
+  std::tm tm{};
+  const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!end || (*end != '\0' && *end != 'Z')) return std::nullopt;
+  return int64_t(timegm(&tm)) * 1000;
+}
+
+}  // namespace
+
+void add_collection_routes(HttpServer& server, const std::string& base, accounts::Collection& c) {
+  const std::string noun = c.spec().noun;
+  server.route("GET", base, [&c](const Request&, const auto&) { return from(c.list()); });
+  server.route("POST", base, [&c](const Request& r, const auto&) {
+    auto body = body_of(r);
+    if (!body) return body.error();
+    return from(c.create(*body), 201);
+  });
+  server.route("GET", base + "/{}", [&c, noun](const Request&, const auto& args) {
+    auto id = id_of(args[0], noun);
+    if (!id) return id.error();
+    return from(c.get(*id));
+  });
+  server.route("PUT", base + "/{}", [&c, noun](const Request& r, const auto& args) {
+    auto id = id_of(args[0], noun);
+    if (!id) return id.error();
+    auto body = body_of(r);
+    if (!body) return body.error();
+    return from(c.replace(*id, *body));
+  });
+  server.route("PATCH", base + "/{}", [&c, noun](const Request& r, const auto& args) {
+    auto id = id_of(args[0], noun);
+    if (!id) return id.error();
+    auto body = body_of(r);
+    if (!body) return body.error();
+    return from(c.patch(*id, *body));
+  });
+  server.route("DELETE", base + "/{}", [&c, noun](const Request&, const auto& args) {
+    auto id = id_of(args[0], noun);
+    if (!id) return id.error();
+    auto r = c.remove(*id);
+    if (!r) return Response::error(r.error().status, r.error().message, r.error().field);
+    return Response{204, "", ""};
+  });
+}
+
+void add_edge_routes(HttpServer& server, EdgeApiDeps deps) {
+  // The substitution test: what normalization does to a call, without placing one.
+  server.route("POST", "/rest/v1/routing/test/substitution", [deps](const Request& r, const auto&) {
+    auto body = body_of(r);
+    if (!body) return body.error();
+    const json& b = *body;
+    for (auto it = b.begin(); it != b.end(); ++it) {
+      static const char* kKnown[] = {"account",      "direction", "from_user",
+                                     "from_display", "to_user",   "ruri_user"};
+      bool known = false;
+      for (const char* k : kKnown)
+        known = known || it.key() == k;
+      if (!known) return Response::error(400, "unknown field", it.key());
+      if (it.key() != "account" && !it.value().is_string())
+        return Response::error(400, "must be a string", it.key());
+    }
+    auto cfg = deps.config();
+    std::shared_ptr<const accounts::Account> account;
+    if (!b.contains("account")) return Response::error(400, "is required (id or code)", "account");
+    if (b["account"].is_number_integer()) {
+      for (const auto& a : cfg->accounts->accounts()) {
+        if (a->id == b["account"].get<int64_t>()) account = a;
+      }
+    } else if (b["account"].is_string()) {
+      account = cfg->accounts->by_code(b["account"].get<std::string>());
+    } else {
+      return Response::error(400, "must be an account id or code", "account");
+    }
+    if (!account) return Response::error(404, "no such account", "account");
+    const std::string direction = b.value("direction", std::string("in"));
+    if (direction != "in" && direction != "out")
+      return Response::error(400, "must be in or out", "direction");
+    edge::NormFields in;
+    in.from_user = b.value("from_user", std::string());
+    in.from_display = b.value("from_display", std::string());
+    in.to_user = b.value("to_user", std::string());
+    in.ruri_user = b.value("ruri_user", in.to_user);
+    auto res = cfg->normalizer.apply(direction == "out", *account, in, cfg->system_domain);
+    json steps = json::array();
+    for (const auto& s : res.steps) {
+      steps.push_back(
+          {{"rule", s.rule}, {"field", s.field}, {"before", s.before}, {"after", s.after}});
+    }
+    return Response::json(200, {{"account", account->code},
+                                {"direction", direction},
+                                {"input", edge::to_json(in)},
+                                {"steps", steps},
+                                {"defaults", res.defaults},
+                                {"result", edge::to_json(res.fields)}});
+  });
+
+  server.route("GET", "/api/monitor/v1/calls", [deps](const Request&, const auto&) {
+    return Response::json(200, monitor({{"calls", deps.board->list()}}));
+  });
+  server.route("GET", "/api/monitor/v1/calls/{}", [deps](const Request&, const auto& args) {
+    auto c = deps.board->get(args[0]);
+    if (!c) return Response::error(404, "no call in progress with this id", "id");
+    return Response::json(200, monitor(*c));
+  });
+  server.route(
+      "GET", "/api/monitor/v1/calls/{}/packets", [deps](const Request& r, const auto& args) {
+        // Both legs: the A leg's Call-ID is the call's id; the B leg's comes from the board, or
+        // from the query (`?b=`) for a call that has ended.
+        std::vector<std::string> ids{args[0]};
+        if (auto c = deps.board->get(args[0])) {
+          const std::string b = (*c)["b"].value("call_id", std::string());
+          if (!b.empty()) ids.push_back(b);
+        }
+        const std::string extra = r.query_param("b");
+        if (!extra.empty()) ids.push_back(extra);
+        json packets = json::array();
+        for (const auto& id : ids) {
+          for (const auto& p : deps.packets->packets(id)) {
+            packets.push_back(
+                {{"time",
+                  std::chrono::duration_cast<std::chrono::microseconds>(p.time.time_since_epoch())
+                      .count()},
+                 {"direction", p.direction == transport::Direction::Recv ? "recv" : "send"},
+                 {"proto", p.proto},
+                 {"peer", p.peer},
+                 {"call_id", id},
+                 {"packet", p.packet}});
+          }
+        }
+        std::stable_sort(packets.begin(), packets.end(), [](const json& a, const json& b) {
+          return a["time"].get<int64_t>() < b["time"].get<int64_t>();
+        });
+        if (packets.empty()) return Response::error(404, "no packets for this call", "id");
+        return Response::json(200, monitor({{"packets", packets}}));
+      });
+
+  server.route("GET", "/rest/v1/cdrs", [deps](const Request& r, const auto&) {
+    store::CdrQuery q;
+    if (auto v = r.query_param("from"); !v.empty()) {
+      auto t = time_of(v);
+      if (!t) return Response::error(400, "must be ISO 8601 UTC or milliseconds", "from");
+      q.from_ms = *t;
+    }
+    if (auto v = r.query_param("to"); !v.empty()) {
+      auto t = time_of(v);
+      if (!t) return Response::error(400, "must be ISO 8601 UTC or milliseconds", "to");
+      q.to_ms = *t;
+    }
+    q.number = r.query_param("number");
+    if (auto v = r.query_param("limit"); !v.empty()) {
+      if (v.size() > 6 || v.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoul(v) == 0 || std::stoul(v) > 10000)
+        return Response::error(400, "must be 1 to 10000", "limit");
+      q.limit = std::stoul(v);
+    }
+    if (deps.cdrs) deps.cdrs->flush();  // what has happened is visible
+    auto rows = deps.store->cdr_query(q);
+    if (!rows) return Response::error(500, "store: " + rows.error().message);
+    json items = json::array();
+    for (const auto& row : *rows) {
+      auto j = json::parse(row.data, nullptr, false);
+      if (!j.is_object()) continue;
+      j["cdr_id"] = row.id;
+      j["state"] = row.state;
+      items.push_back(std::move(j));
+    }
+    return Response::json(200, {{"items", items}});
+  });
+}
+
+}  // namespace esg::api

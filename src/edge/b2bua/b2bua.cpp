@@ -1,0 +1,1148 @@
+#include "edge/b2bua/b2bua.hpp"
+
+#include <chrono>
+#include <optional>
+#include <vector>
+
+#include "base/random.hpp"
+#include "base/text.hpp"
+#include "dialog/dialog.hpp"
+#include "dialog/retransmitter.hpp"
+#include "sip/auth/digest.hpp"
+#include "sip/response.hpp"
+
+namespace esg::edge {
+
+using accounts::Account;
+using accounts::Destination;
+using accounts::PbxConnection;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kAllow = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY";
+// Headers that carry meaning end to end for the in-dialog requests we relay (not routing).
+constexpr std::string_view kRelayedHeaders[] = {"Info-Package", "Event", "Subscription-State",
+                                                "Content-Disposition", "Reason"};
+
+std::string new_branch() {
+  return "z9hG4bK" + random::hex(16);
+}
+
+// Reason (RFC 3326) text is a quoted-string: no quotes or backslashes inside.
+std::string reason_line(int cause, std::string_view text) {
+  std::string t;
+  for (char c : text) {
+    if (c != '"' && c != '\\' && c != '\r' && c != '\n') t += c;
+  }
+  return "Reason: SIP;cause=" + std::to_string(cause) + ";text=\"" + t + "\"\r\n";
+}
+
+// build_response() ends with an empty body; give it one.
+std::string with_body(std::string response, std::string_view content_type, std::string_view body) {
+  if (body.empty()) return response;
+  constexpr std::string_view kEmpty = "Content-Length: 0\r\n\r\n";
+  if (response.size() >= kEmpty.size() &&
+      std::string_view(response).substr(response.size() - kEmpty.size()) == kEmpty) {
+    response.resize(response.size() - kEmpty.size());
+  }
+  response.append("Content-Type: ").append(content_type).append("\r\n");
+  response.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n\r\n");
+  response.append(body);
+  return response;
+}
+
+bool is_failover_status(uint16_t s) {
+  return s == 408 || s == 480 || s == 500 || s == 502 || s == 503 || s == 504;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// A display name as a quoted-string (RFC 3261 §25.1): quotes and backslashes escaped.
+std::string quoted(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '\r' || c == '\n') continue;
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string name_addr(std::string_view display, std::string_view user, std::string_view host) {
+  std::string out;
+  if (!display.empty()) out = quoted(display) + " ";
+  out += "<sip:";
+  if (!user.empty()) out.append(user).append("@");
+  out.append(host).append(">");
+  return out;
+}
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string host_port(const std::string& host, uint16_t port) {
+  const bool v6 = host.find(':') != std::string::npos && host.front() != '[';
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+bool has_sdp(const sip::Message& m) {
+  if (m.body().empty()) return false;
+  auto ct = m.content_type();
+  return !ct ||
+         (*ct && text::iequals((*ct)->type, "application") && text::iequals((*ct)->subtype, "sdp"));
+}
+
+std::string content_type_of(const sip::Message& m) {
+  const auto* h = m.header(sip::HeaderId::ContentType);
+  return h ? std::string(h->value) : std::string("application/sdp");
+}
+
+}  // namespace
+
+struct B2bua::Leg {
+  std::string call_id;
+  std::string local_tag;
+  std::optional<dialog::Dialog> dialog;
+  txn::Channel channel;
+  std::string transport = "udp";
+  std::string via_host;       // host:port of our Via
+  std::string contact;        // our Contact, a name-addr
+  std::string sdp, sdp_type;  // the last session description this leg's peer sent
+  std::string code;           // the account or connection on this leg
+  std::vector<std::string> passheaders;
+  bool reinvite = true;
+
+  std::string via() const {
+    std::string t = transport;
+    for (char& c : t)
+      c = char(std::toupper(static_cast<unsigned char>(c)));
+    return "SIP/2.0/" + t + " " + via_host + ";branch=" + new_branch() + ";rport";
+  }
+};
+
+struct B2bua::Call {
+  enum class State : uint8_t { Routing, Calling, Early, Answered, Confirmed, Ended };
+
+  std::string id;  // the A leg's Call-ID
+  std::shared_ptr<const EdgeConfig> config;
+  Leg a, b;
+  bool out = false;  // from a PBX towards a provider
+  std::shared_ptr<const Account> source_account;
+  std::shared_ptr<const PbxConnection> source_pbx;
+  std::string target_code, target_kind;
+  std::vector<std::string> trunks;  // keys held, released at the end
+  std::string attempt_trunk;        // the current attempt's target, released on failover
+  State state = State::Routing;
+  txn::TxnId a_invite = 0;
+  uint32_t a_cseq = 0;
+
+  NormFields received, normalized;
+  std::vector<std::string> decisions;
+  std::vector<const RouteRule*> candidates;
+  size_t next = 0;
+  std::vector<std::string> skipped;
+  uint16_t last_failure = 0;
+  std::string last_reason;
+
+  int attempt = 0;
+  txn::TxnId b_invite = 0;
+  std::string b_invite_bytes;
+  uint32_t b_cseq = 1;
+  int challenges = 0;
+  sip::auth::DigestClient digest;
+  std::shared_ptr<const Account> target_account;
+  Destination b_dest;
+  bool b_provisional = false;
+  bool cancel_pending = false;
+  bool cancelled = false;
+
+  std::unique_ptr<dialog::Retransmitter> ok_to_a;  // our 2xx to A until its ACK
+  std::string b_ack;                               // re-sent on 2xx retransmissions
+  // A re-INVITE in progress: relayed from leg `from_a ? a : b` with CSeq from_cseq to the
+  // other leg's to_cseq (0: answered locally).
+  struct Reinvite {
+    bool from_a = true;
+    uint32_t from_cseq = 0, to_cseq = 0;
+    bool answered = false;
+    std::unique_ptr<dialog::Retransmitter> ok;
+  };
+  std::optional<Reinvite> reinvite;
+
+  int64_t started = now_ms(), answered = 0, ended = 0;
+  uint16_t final_status = 0;
+  std::string hangup_by, end_reason;
+  int64_t cdr_started = 0;
+};
+
+class B2bua::Impl {
+ public:
+  Impl(size_t worker, txn::Layer& layer, txn::Timers& timers, const txn::TimerConfig& tc,
+       accounts::Link& link, Context& context, B2buaOptions options,
+       std::function<std::string()> new_call_id)
+      : worker_(worker),
+        layer_(layer),
+        timers_(timers),
+        tc_(tc),
+        link_(link),
+        context_(context),
+        options_(std::move(options)),
+        new_call_id_(std::move(new_call_id)) {}
+
+  ~Impl() {
+    for (auto& [id, t] : cleanup_)
+      timers_.stop(t);
+  }
+
+  size_t calls() const { return live_; }
+
+  bool on_request(txn::TxnId server, const sip::Message& req, const txn::Channel& from) {
+    if (req.to_tag().empty()) {
+      if (req.method() != sip::Method::Invite) return false;
+      start(server, req, from);
+      return true;
+    }
+    auto it = legs_.find(std::string(req.call_id()));
+    if (it == legs_.end()) return false;
+    std::shared_ptr<Call> c = it->second.call;
+    const bool from_a = it->second.is_a;
+    Leg& x = from_a ? c->a : c->b;
+    Leg& y = from_a ? c->b : c->a;
+    if (req.to_tag() != x.local_tag || !x.dialog) return false;
+    if (req.method() == sip::Method::Ack) {
+      on_ack(c, from_a, req);
+      return true;
+    }
+    if (auto r = x.dialog->on_request(req); !r) {
+      if (r.error() == dialog::DialogErrc::CSeqTooLow)
+        respond(server, req, 500, "CSeq Out Of Order");
+      else
+        return false;
+      return true;
+    }
+    switch (req.method()) {
+      case sip::Method::Bye:
+        on_bye(c, from_a, server, req);
+        return true;
+      case sip::Method::Refer:
+        // REFER is never passed to the other leg; handling it locally comes next.
+        respond(server, req, 501, "REFER Not Implemented",
+                "Allow: " + std::string(kAllow) + "\r\n");
+        return true;
+      case sip::Method::Cancel:
+        return false;
+      default:
+        relay(c, from_a, server, req, x, y);
+        return true;
+    }
+  }
+
+  bool on_cancel(txn::TxnId invite) {
+    auto it = by_invite_.find(invite);
+    if (it == by_invite_.end()) return false;
+    std::shared_ptr<Call> c = it->second;
+    if (c->state >= Call::State::Answered) return true;
+    reply_a(*c, 487, {}, {});
+    c->cancelled = true;
+    c->decisions.push_back("CANCEL from the caller");
+    if (c->b_invite) {
+      if (c->b_provisional) {
+        send_cancel(*c);
+      } else {
+        c->cancel_pending = true;  // RFC 3261 §9.1: not before a provisional response
+      }
+    }
+    end(c, "caller", "CANCEL", 487);
+    return true;
+  }
+
+  bool on_stray_response(const sip::Message& r) {
+    auto it = legs_.find(std::string(r.call_id()));
+    if (it == legs_.end() || it->second.is_a) return false;
+    auto& c = it->second.call;
+    if (r.cseq().method == "INVITE" && r.status() >= 200 && r.status() < 300 && !c->b_ack.empty()) {
+      c->b.channel.send(c->b_ack);
+      return true;
+    }
+    return false;
+  }
+
+ private:
+  struct LegRef {
+    std::shared_ptr<Call> call;
+    bool is_a;
+  };
+
+  // --- the initial INVITE ---------------------------------------------------------------
+
+  void start(txn::TxnId server, const sip::Message& req, const txn::Channel& from) {
+    if (live_ >= options_.max_calls) {
+      respond(server, req, 503, "Too Many Calls",
+              "Retry-After: 5\r\n" + reason_line(503, "EB2B. Call limit of this worker reached"));
+      return;
+    }
+    if (req.max_forwards() && *req.max_forwards() == 0) {
+      respond(server, req, 483, {});
+      return;
+    }
+    auto c = std::make_shared<Call>();
+    c->id = std::string(req.call_id());
+    c->config = context_.config();
+    c->a_invite = server;
+    c->a_cseq = req.cseq().number;
+    Leg& a = c->a;
+    a.call_id = c->id;
+    a.local_tag = new_tag();
+    a.channel = from;
+    a.transport = lower(req.top_via().transport);
+    if (a.transport != "tcp" && a.transport != "tls") a.transport = "udp";
+    const auto local = link_.local({a.transport, req.source().addr, req.source().port});
+    a.via_host = host_port(local.host, local.port);
+    a.contact =
+        "<sip:esg@" + a.via_host + (a.transport == "udp" ? "" : ";transport=" + a.transport) + ">";
+    auto d = dialog::Dialog::as_uas(req, a.local_tag, a.contact);
+    if (!d) {
+      respond(server, req, 400, "Bad Dialog");
+      return;
+    }
+    a.dialog = std::move(*d);
+    if (has_sdp(req)) {
+      a.sdp = std::string(req.body());
+      a.sdp_type = content_type_of(req);
+    }
+    c->received.from_user = req.from().uri.user_unescaped();
+    c->received.from_display = req.from().display_name_unquoted();
+    c->received.from_domain = std::string(req.from().uri.host);
+    c->received.to_user = req.to().uri.user_unescaped();
+    c->received.to_domain = std::string(req.to().uri.host);
+    c->received.ruri_user = req.request_uri().user_unescaped();
+
+    const std::string& src = req.source().addr;
+    const EdgeConfig& cfg = *c->config;
+    if (auto pbx = cfg.pbx_from(src)) {
+      // Who is calling (CONTRACTS.md): a PBX connection's address is the inside.
+      c->out = true;
+      c->source_pbx = pbx;
+      a.code = pbx->code;
+      a.passheaders = pbx->passheaders;
+      a.reinvite = pbx->reinvite;
+      c->decisions.push_back("from PBX connection " + pbx->code + " (address " + src + ")");
+      if (!context_.trunks().acquire("pbx:" + pbx->code, pbx->trunks)) {
+        refuse(c, server, req, 503,
+               "EB2B. Trunk limit of PBX connection " + pbx->code + " reached (" +
+                   std::to_string(pbx->trunks) + " calls)");
+        return;
+      }
+      c->trunks.push_back("pbx:" + pbx->code);
+      c->normalized = c->received;
+    } else {
+      MatchInput in;
+      in.to_user = req.to().uri.user;
+      in.to_host = req.to().uri.host;
+      in.from_host = req.from().uri.host;
+      std::optional<sip::ContactList> contacts;
+      if (auto cl = req.contacts(); cl && !cl->items.empty()) {
+        contacts = std::move(*cl);
+        in.has_contact = true;
+        in.contact_user = contacts->items.front().uri.user;
+        in.contact_host = contacts->items.front().uri.host;
+      }
+      auto m = cfg.accounts ? cfg.accounts->match(in) : MatchResult{};
+      c->decisions.push_back(m.decision);
+      if (!m.account) {
+        refuse(c, server, req, 404, "EB2B. Unknown account in contact");
+        return;
+      }
+      if (!cfg.accounts->source_allowed(*m.account, src)) {
+        refuse(c, server, req, 403,
+               "EB2B. Source address " + src + " is not an address of account " + m.account->code);
+        return;
+      }
+      c->source_account = m.account;
+      a.code = m.account->code;
+      a.passheaders = m.account->passheaders;
+      a.reinvite = m.account->reinvite;
+      if (!context_.trunks().acquire("acc:" + m.account->code, m.account->trunks)) {
+        refuse(c, server, req, 503,
+               "EB2B. Trunk limit of account " + m.account->code + " reached (" +
+                   std::to_string(m.account->trunks) + " calls)");
+        return;
+      }
+      c->trunks.push_back("acc:" + m.account->code);
+      auto n = cfg.normalizer.apply(false, *m.account, c->received, cfg.system_domain);
+      for (const auto& s : n.steps) {
+        c->decisions.push_back("normalization rule " + std::to_string(s.rule) + ": " + s.field +
+                               " '" + s.before + "' -> '" + s.after + "'");
+      }
+      c->normalized = std::move(n.fields);
+    }
+    const std::string called = c->normalized.ruri_user;
+    const std::string caller = c->normalized.from_user;
+    c->candidates = cfg.router.candidates(c->out, a.code, called, caller);
+    c->decisions.push_back("routing " + std::string(c->out ? "out" : "in") + " from " + a.code +
+                           ", called '" + called + "', caller '" + caller +
+                           "': " + std::to_string(c->candidates.size()) + " rule(s)");
+    legs_[c->id] = {c, true};
+    by_invite_[server] = c;
+    ++live_;
+    publish(*c);
+    write_cdr(*c, false);
+    try_next(c);
+  }
+
+  // A refusal before the call exists: answered, counted in the decision log only.
+  void refuse(const std::shared_ptr<Call>& c, txn::TxnId server, const sip::Message& req,
+              uint16_t status, const std::string& why) {
+    for (const auto& t : c->trunks)
+      context_.trunks().release(t);
+    c->trunks.clear();
+    c->decisions.push_back("refused " + std::to_string(status) + ": " + why);
+    respond(server, req, status, {}, reason_line(status, why), c->a.local_tag);
+  }
+
+  void try_next(const std::shared_ptr<Call>& c) {
+    const EdgeConfig& cfg = *c->config;
+    while (c->next < c->candidates.size()) {
+      const RouteRule& r = *c->candidates[c->next++];
+      const std::string rule = "route " + std::to_string(r.id);
+      if (r.action == "reject") {
+        c->decisions.push_back(rule + ": reject " + std::to_string(r.status));
+        finish_a(c, uint16_t(r.status), {}, reason_line(r.status, "EB2B. Rejected by route"),
+                 "route", "rejected by route");
+        return;
+      }
+      if (r.action == "pbx") {
+        auto pbx = cfg.pbx(r.target);
+        std::string why;
+        if (!pbx)
+          why = "no PBX connection " + r.target;
+        else if (!pbx->enabled)
+          why = "PBX connection " + r.target + " is disabled";
+        else if (pbx->mode != "ip")
+          why =
+              "PBX connection " + r.target + " (mode " + pbx->mode + ") has no address to call yet";
+        else if (!context_.trunks().acquire("pbx:" + pbx->code, pbx->trunks))
+          why = "PBX connection " + r.target + ": trunk limit of " + std::to_string(pbx->trunks) +
+                " calls reached";
+        if (!why.empty()) {
+          c->skipped.push_back(why);
+          c->decisions.push_back(rule + ": skipped, " + why);
+          continue;
+        }
+        c->attempt_trunk = "pbx:" + pbx->code;
+        c->target_kind = "pbx";
+        c->target_code = pbx->code;
+        c->target_account.reset();
+        c->decisions.push_back(rule + ": to PBX connection " + pbx->code);
+        Leg& b = c->b;
+        b.code = pbx->code;
+        b.passheaders = pbx->passheaders;
+        b.reinvite = pbx->reinvite;
+        std::string user = !r.number.empty()      ? r.number
+                           : !pbx->number.empty() ? pbx->number
+                                                  : c->normalized.ruri_user;
+        std::string extra;
+        for (const auto& [k, v] : pbx->headers)
+          extra += k + ": " + v + "\r\n";
+        const Destination dest{pbx->transport, pbx->address, pbx->port};
+        const std::string host = host_port(pbx->address, pbx->port);
+        const std::string domain = c->normalized.to_domain.empty() ? host : c->normalized.to_domain;
+        std::string ruri = "sip:" + (user.empty() ? "" : user + "@") + host;
+        if (pbx->transport != "udp") ruri += ";transport=" + pbx->transport;
+        ++c->attempt;
+        send_invite(
+            c, dest, true, std::move(ruri),
+            name_addr(c->normalized.from_display, c->normalized.from_user,
+                      c->normalized.from_domain.empty() ? domain : c->normalized.from_domain),
+            name_addr({}, c->normalized.to_user, domain), extra);
+        return;
+      }
+      if (r.action == "external") {
+        auto acc = cfg.accounts ? cfg.accounts->by_code(r.target) : nullptr;
+        std::string why;
+        if (!acc)
+          why = "no account " + r.target;
+        else if (!acc->enabled)
+          why = "account " + r.target + " is disabled";
+        else if (!context_.account_ready(*acc, &why))
+          why = "account " + r.target + ": " + why;
+        else if (!context_.trunks().acquire("acc:" + acc->code, acc->trunks))
+          why = "account " + r.target + ": trunk limit of " + std::to_string(acc->trunks) +
+                " calls reached";
+        if (!why.empty()) {
+          c->skipped.push_back(why);
+          c->decisions.push_back(rule + ": skipped, " + why);
+          continue;
+        }
+        c->attempt_trunk = "acc:" + acc->code;
+        c->target_kind = "external";
+        c->target_code = acc->code;
+        c->target_account = acc;
+        c->decisions.push_back(rule + ": to account " + acc->code);
+        Leg& b = c->b;
+        b.code = acc->code;
+        b.passheaders = acc->passheaders;
+        b.reinvite = acc->reinvite;
+        NormFields f = c->normalized;
+        if (!r.number.empty()) {
+          f.ruri_user = r.number;
+          f.to_user = r.number;
+        }
+        auto n = cfg.normalizer.apply(true, *acc, f, cfg.system_domain);
+        for (const auto& s : n.steps) {
+          c->decisions.push_back("normalization rule " + std::to_string(s.rule) + ": " + s.field +
+                                 " '" + s.before + "' -> '" + s.after + "'");
+        }
+        c->normalized = n.fields;
+        std::string ruri =
+            "sip:" + (n.fields.ruri_user.empty() ? "" : n.fields.ruri_user + "@") + acc->domain;
+        if (acc->transport != "udp") ruri += ";transport=" + acc->transport;
+        const Destination dest{acc->transport, acc->next_hop_host(), acc->lookup_port()};
+        const int attempt = ++c->attempt;
+        std::weak_ptr<Call> weak = c;
+        link_.resolve(dest, [this, weak, attempt, ruri, n, acc](std::vector<Destination> to) {
+          auto c = weak.lock();
+          if (!c || c->attempt != attempt || c->state == Call::State::Ended) return;
+          if (to.empty()) {
+            c->decisions.push_back("account " + acc->code + ": cannot resolve " +
+                                   acc->next_hop_host());
+            failed_attempt(c, 503, "cannot resolve " + acc->next_hop_host());
+            return;
+          }
+          send_invite(c, to.front(), acc->tls_verify, ruri,
+                      name_addr(n.fields.from_display, n.fields.from_user, n.fields.from_domain),
+                      name_addr({}, n.fields.to_user, n.fields.to_domain), {});
+        });
+        return;
+      }
+      c->skipped.push_back(rule + ": action " + r.action + " is not available");
+      c->decisions.push_back(rule + ": skipped, action " + r.action + " is not available");
+    }
+    // Nothing (more) to try.
+    if (c->last_failure) {
+      finish_a(c, c->last_failure, {}, reason_line(c->last_failure, c->last_reason), "callee",
+               c->last_reason);
+    } else if (!c->skipped.empty()) {
+      std::string why = "EB2B. No available route:";
+      for (const auto& s : c->skipped)
+        why += " " + s + ";";
+      why.pop_back();
+      finish_a(c, 503, {}, reason_line(503, why), "esg", why);
+    } else {
+      finish_a(c, 404, {}, reason_line(404, "EB2B. No route"), "esg", "no route");
+    }
+  }
+
+  void send_invite(const std::shared_ptr<Call>& c, const Destination& dest, bool tls_verify,
+                   std::string ruri, std::string from, std::string to, const std::string& extra,
+                   const std::string& auth = {}) {
+    const sip::Message* areq = layer_.request(c->a_invite);
+    if (!areq) {
+      end(c, "caller", "the caller's transaction ended", 0);
+      return;
+    }
+    Leg& b = c->b;
+    if (auth.empty()) {
+      // A new target: a new Call-ID and tag (the old ones may still see stray answers).
+      if (!b.call_id.empty()) legs_.erase(b.call_id);
+      b.call_id = new_call_id_();
+      b.local_tag = new_tag();
+      b.dialog.reset();
+      c->b_cseq = 1;
+      c->challenges = 0;
+      c->b_provisional = false;
+      legs_[b.call_id] = {c, false};
+    } else {
+      ++c->b_cseq;
+    }
+    b.transport = dest.transport;
+    const auto local = link_.local(dest);
+    b.via_host = host_port(local.host, local.port);
+    b.contact =
+        "<sip:esg@" + b.via_host + (b.transport == "udp" ? "" : ";transport=" + b.transport) + ">";
+    const uint8_t mf = areq->max_forwards() ? uint8_t(*areq->max_forwards() - 1) : 69;
+    std::string m = "INVITE " + ruri + " SIP/2.0\r\n";
+    m += "Via: " + b.via() + "\r\n";
+    m += "Max-Forwards: " + std::to_string(mf) + "\r\n";
+    m += "From: " + from + ";tag=" + b.local_tag + "\r\n";
+    m += "To: " + to + "\r\n";
+    m += "Call-ID: " + b.call_id + "\r\n";
+    m += "CSeq: " + std::to_string(c->b_cseq) + " INVITE\r\n";
+    m += "Contact: " + b.contact + "\r\n";
+    m += "Allow: " + std::string(kAllow) + "\r\n";
+    m += "User-Agent: " + options_.user_agent + "\r\n";
+    if (!options_.call_id_header.empty()) m += options_.call_id_header + ": " + c->id + "\r\n";
+    m += auth;
+    m += passed_headers(*areq, c->a.passheaders, b.passheaders);
+    m += extra;
+    if (!areq->body().empty()) {
+      m += "Content-Type: " + content_type_of(*areq) + "\r\n";
+    }
+    m += "Content-Length: " + std::to_string(areq->body().size()) + "\r\n\r\n";
+    m.append(areq->body());
+    auto parsed = sip::parse_message(m);
+    if (!parsed) {
+      c->decisions.push_back("cannot build the INVITE: " + std::string(parsed.error().reason));
+      failed_attempt(c, 500, "cannot build the INVITE");
+      return;
+    }
+    c->b_invite_bytes = m;
+    c->b_dest = dest;
+    b.channel = link_.channel(dest, tls_verify);
+    c->state = Call::State::Calling;
+    const int attempt = c->attempt;
+    std::weak_ptr<Call> weak = c;
+    txn::ClientUser user;
+    user.on_response = [this, weak, attempt](const sip::Message& r) {
+      if (auto c = weak.lock()) on_b_response(c, attempt, r);
+    };
+    user.on_failure = [this, weak, attempt](uint16_t status) {
+      auto c = weak.lock();
+      if (!c || c->attempt != attempt) return;
+      if (c->state == Call::State::Ended) return;
+      failed_attempt(
+          c, status,
+          status == 408 ? "no answer from " + c->target_code : "cannot reach " + c->target_code);
+    };
+    c->b_invite = layer_.send_request(std::move(*parsed), b.channel, std::move(user));
+    publish(*c);
+  }
+
+  // The headers of `m` that either side's `passheaders` lists.
+  static std::string passed_headers(const sip::Message& m, const std::vector<std::string>& x,
+                                    const std::vector<std::string>& y) {
+    std::string out;
+    if (x.empty() && y.empty()) return out;
+    for (const auto& h : m.headers()) {
+      bool pass = false;
+      for (const auto* list : {&x, &y}) {
+        for (const auto& name : *list) {
+          if (text::iequals(name, h.name)) pass = true;
+        }
+      }
+      if (pass) out.append(h.name).append(": ").append(h.value).append("\r\n");
+    }
+    return out;
+  }
+
+  static std::string copied(const sip::Message& m, std::initializer_list<sip::HeaderId> ids) {
+    std::string out;
+    for (const auto& h : m.headers()) {
+      for (auto id : ids) {
+        if (h.id == id) out.append(h.name).append(": ").append(h.value).append("\r\n");
+      }
+    }
+    return out;
+  }
+
+  void on_b_response(const std::shared_ptr<Call>& c, int attempt, const sip::Message& r) {
+    const uint16_t s = r.status();
+    Leg& b = c->b;
+    if (attempt != c->attempt) {
+      // An earlier target answering late: it must not win; take its 2xx down.
+      if (s >= 200 && s < 300) ack_and_bye(c, r);
+      return;
+    }
+    if (s < 200) {
+      if (s == 100) return;
+      c->b_provisional = true;
+      if (c->cancel_pending) {
+        c->cancel_pending = false;
+        send_cancel(*c);
+        return;
+      }
+      if (c->state == Call::State::Ended) return;
+      if (!r.to_tag().empty() && !b.dialog) {
+        if (auto inv = sip::parse_message(c->b_invite_bytes)) {
+          if (auto d = dialog::Dialog::as_uac(*inv, r, b.contact)) b.dialog = std::move(*d);
+        }
+      }
+      if (has_sdp(r)) {
+        b.sdp = std::string(r.body());
+        b.sdp_type = content_type_of(r);
+      }
+      std::string extra =
+          "Contact: " + c->a.contact + "\r\n" + passed_headers(r, c->a.passheaders, b.passheaders);
+      reply_a(*c, s, r.reason(), extra, has_sdp(r) ? r.body() : std::string_view{},
+              content_type_of(r));
+      c->state = Call::State::Early;
+      publish(*c);
+      return;
+    }
+    if (s < 300) {
+      if (c->state == Call::State::Answered || c->state == Call::State::Confirmed) {
+        if (!c->b_ack.empty()) b.channel.send(c->b_ack);  // our ACK was lost
+        return;
+      }
+      if (c->cancelled || c->state == Call::State::Ended) {
+        ack_and_bye(c, r);
+        return;
+      }
+      auto inv = sip::parse_message(c->b_invite_bytes);
+      if (inv) {
+        if (auto d = dialog::Dialog::as_uac(*inv, r, b.contact)) {
+          b.dialog = std::move(*d);
+        } else if (b.dialog) {
+          b.dialog->on_refresh_response(r);
+        }
+      }
+      if (!b.dialog) {
+        ack_and_bye(c, r);
+        failed_attempt(c, 502, "unusable 2xx from " + c->target_code);
+        return;
+      }
+      b.dialog->confirm();
+      if (has_sdp(r)) {
+        b.sdp = std::string(r.body());
+        b.sdp_type = content_type_of(r);
+      }
+      std::string extra = "Contact: " + c->a.contact + "\r\nAllow: " + kAllow + "\r\n" +
+                          passed_headers(r, c->a.passheaders, b.passheaders);
+      const sip::Message* areq = layer_.request(c->a_invite);
+      if (!areq) {
+        ack_and_bye(c, r);
+        end(c, "caller", "the caller's transaction ended", 0);
+        return;
+      }
+      std::string ok = with_body(sip::build_response(*areq, s, r.reason(), c->a.local_tag, extra),
+                                 content_type_of(r), has_sdp(r) ? r.body() : std::string_view{});
+      layer_.respond(c->a_invite, s, ok);
+      c->a.dialog->confirm();
+      by_invite_.erase(c->a_invite);
+      std::weak_ptr<Call> weak = c;
+      c->ok_to_a = std::make_unique<dialog::Retransmitter>(
+          timers_, tc_, c->a.channel.reliable, c->a.channel.send, [this, weak] {
+            // RFC 3261 §13.3.1.4: no ACK within 64*T1 ends the session.
+            if (auto c = weak.lock()) hang_up(c, true, "no ACK from the caller");
+          });
+      c->ok_to_a->start(ok, false);
+      c->state = Call::State::Answered;
+      c->answered = now_ms();
+      c->final_status = s;
+      publish(*c);
+      write_cdr(*c, false);
+      return;
+    }
+    // A final failure.
+    if (c->state == Call::State::Ended) return;
+    if ((s == 401 || s == 407) && c->target_account && c->challenges == 0) {
+      const auto* h =
+          r.header(s == 401 ? sip::HeaderId::WwwAuthenticate : sip::HeaderId::ProxyAuthenticate);
+      auto ch = h ? sip::auth::parse_challenge(h->value)
+                  : Result<sip::auth::Challenge, sip::ValueError>(
+                        unexpected(sip::ValueError{"no challenge"}));
+      auto inv = sip::parse_message(c->b_invite_bytes);
+      if (ch && inv) {
+        const auto& acc = *c->target_account;
+        const std::string uri(inv->request_uri().text);
+        auto answer = c->digest.answer(*ch, {acc.username, acc.pwd, "INVITE", uri, inv->body()});
+        if (answer) {
+          ++c->challenges;
+          c->decisions.push_back("account " + acc.code + " challenged the INVITE (" +
+                                 std::to_string(s) + "): answered");
+          const std::string auth =
+              std::string(s == 401 ? "Authorization: " : "Proxy-Authorization: ") + *answer +
+              "\r\n";
+          send_invite(c, c->b_dest, acc.tls_verify, uri,
+                      std::string(inv->from().text).substr(0, inv->from().text.find(";tag=")),
+                      std::string(inv->to().text), {}, auth);
+          return;
+        }
+      }
+    }
+    c->decisions.push_back(c->target_code + " answered " + std::to_string(s) + " " +
+                           std::string(r.reason()));
+    if (is_failover_status(s) && !c->cancelled) {
+      failed_attempt(c, s, std::string(r.reason()));
+      return;
+    }
+    std::string extra =
+        copied(r, {sip::HeaderId::RetryAfter}) + passed_headers(r, c->a.passheaders, b.passheaders);
+    if (const auto* reason = r.header("Reason")) {
+      extra += "Reason: " + std::string(reason->value) + "\r\n";
+    }
+    if (const auto* w = r.header("Warning")) extra += "Warning: " + std::string(w->value) + "\r\n";
+    finish_a(c, s, r.reason(), extra, "callee", std::to_string(s) + " " + std::string(r.reason()));
+  }
+
+  // The current target failed before answering: try the next route.
+  void failed_attempt(const std::shared_ptr<Call>& c, uint16_t status, const std::string& why) {
+    if (!c->attempt_trunk.empty()) {
+      context_.trunks().release(c->attempt_trunk);
+      c->attempt_trunk.clear();
+    }
+    c->b_invite = 0;
+    c->last_failure = status;
+    c->last_reason = why;
+    c->decisions.push_back("attempt failed: " + std::to_string(status) + " " + why);
+    if (c->cancelled) return;
+    try_next(c);
+  }
+
+  // Answers A's INVITE with a final failure and ends the call.
+  void finish_a(const std::shared_ptr<Call>& c, uint16_t status, std::string_view reason,
+                const std::string& extra, const std::string& by, const std::string& why) {
+    reply_a(*c, status, reason, extra);
+    end(c, by, why, status);
+  }
+
+  void reply_a(Call& c, uint16_t status, std::string_view reason, const std::string& extra,
+               std::string_view body = {}, const std::string& content_type = {}) {
+    const sip::Message* areq = layer_.request(c.a_invite);
+    if (!areq) return;
+    layer_.respond(c.a_invite, status,
+                   with_body(sip::build_response(*areq, status, reason, c.a.local_tag, extra),
+                             content_type, body));
+  }
+
+  void respond(txn::TxnId server, const sip::Message& req, uint16_t status, std::string_view reason,
+               const std::string& extra = {}, const std::string& tag = {}) {
+    if (!server) return;
+    layer_.respond(server, status,
+                   sip::build_response(req, status, reason, tag.empty() ? new_tag() : tag, extra));
+  }
+
+  void send_cancel(Call& c) {
+    auto inv = sip::parse_message(c.b_invite_bytes);
+    if (!inv) return;
+    std::string m = "CANCEL " + std::string(inv->request_uri().text) + " SIP/2.0\r\n";
+    m += "Via: " + std::string(inv->top_via().text) + "\r\n";
+    m += "Max-Forwards: 70\r\n";
+    m += "From: " + std::string(inv->from().text) + "\r\n";
+    m += "To: " + std::string(inv->to().text) + "\r\n";
+    m += "Call-ID: " + std::string(inv->call_id()) + "\r\n";
+    m += "CSeq: " + std::to_string(inv->cseq().number) + " CANCEL\r\n";
+    m += reason_line(487, "Cancelled by the caller");
+    m += "Content-Length: 0\r\n\r\n";
+    if (auto p = sip::parse_message(m)) layer_.send_request(std::move(*p), c.b.channel, {});
+  }
+
+  // A 2xx nobody wants (cancelled, or a late target): confirm it and take it down at once.
+  void ack_and_bye(const std::shared_ptr<Call>& c, const sip::Message& r) {
+    auto inv = sip::parse_message(c->b_invite_bytes);
+    if (!inv || inv->call_id() != r.call_id()) return;
+    auto d = dialog::Dialog::as_uac(*inv, r, c->b.contact);
+    if (!d) return;
+    d->confirm();
+    c->b.channel.send(d->build_request("ACK", c->b.via(), inv->cseq().number));
+    auto bye = sip::parse_message(
+        d->build_request("BYE", c->b.via(), 0, reason_line(487, "Cancelled by the caller")));
+    if (bye) layer_.send_request(std::move(*bye), c->b.channel, {});
+  }
+
+  // --- inside the dialogs ----------------------------------------------------------------
+
+  void on_ack(const std::shared_ptr<Call>& c, bool from_a, const sip::Message& ack) {
+    Leg& x = from_a ? c->a : c->b;
+    Leg& y = from_a ? c->b : c->a;
+    if (from_a && c->state == Call::State::Answered && ack.cseq().number == c->a_cseq) {
+      if (c->ok_to_a) c->ok_to_a->stop();
+      if (has_sdp(ack)) {
+        x.sdp = std::string(ack.body());
+        x.sdp_type = content_type_of(ack);
+      }
+      c->b_ack =
+          y.dialog->build_request("ACK", y.via(), c->b_cseq, {}, ack.body(), content_type_of(ack));
+      y.channel.send(c->b_ack);
+      c->state = Call::State::Confirmed;
+      publish(*c);
+      return;
+    }
+    if (c->reinvite && c->reinvite->from_a == from_a &&
+        ack.cseq().number == c->reinvite->from_cseq && c->reinvite->answered) {
+      if (c->reinvite->ok) c->reinvite->ok->stop();
+      if (has_sdp(ack)) {
+        x.sdp = std::string(ack.body());
+        x.sdp_type = content_type_of(ack);
+      }
+      if (c->reinvite->to_cseq && y.dialog) {
+        y.channel.send(y.dialog->build_request("ACK", y.via(), c->reinvite->to_cseq, {}, ack.body(),
+                                               content_type_of(ack)));
+      }
+      c->reinvite.reset();
+    }
+  }
+
+  void on_bye(const std::shared_ptr<Call>& c, bool from_a, txn::TxnId server,
+              const sip::Message& req) {
+    respond(server, req, 200, {}, {}, (from_a ? c->a : c->b).local_tag);
+    if (c->state == Call::State::Ended) return;
+    Leg& y = from_a ? c->b : c->a;
+    std::string extra;
+    if (const auto* reason = req.header("Reason"))
+      extra = "Reason: " + std::string(reason->value) + "\r\n";
+    if (!from_a && c->state < Call::State::Answered) {
+      // The callee left an early dialog: the caller's INVITE still needs its answer.
+      finish_a(c, 480, {}, extra, "callee", "BYE before answer");
+      return;
+    }
+    if (y.dialog) send_in_dialog(y, "BYE", extra);
+    end(c, from_a ? "caller" : "callee", "BYE", c->final_status);
+  }
+
+  void hang_up(const std::shared_ptr<Call>& c, bool by_esg, const std::string& why) {
+    if (c->state == Call::State::Ended) return;
+    const std::string extra = reason_line(by_esg ? 500 : 200, "EB2B. " + why);
+    if (c->a.dialog && c->state >= Call::State::Answered) send_in_dialog(c->a, "BYE", extra);
+    if (c->b.dialog && c->state >= Call::State::Answered) send_in_dialog(c->b, "BYE", extra);
+    end(c, "esg", why, c->final_status);
+  }
+
+  void send_in_dialog(Leg& leg, std::string_view method, const std::string& extra) {
+    auto m = sip::parse_message(leg.dialog->build_request(method, leg.via(), 0, extra));
+    if (m) layer_.send_request(std::move(*m), leg.channel, {});
+  }
+
+  // Any other request inside the dialog goes to the other leg, and its answer comes back.
+  void relay(const std::shared_ptr<Call>& c, bool from_a, txn::TxnId server,
+             const sip::Message& req, Leg& x, Leg& y) {
+    if (c->state == Call::State::Ended) {
+      respond(server, req, 481, {}, {}, x.local_tag);
+      return;
+    }
+    const bool invite = req.method() == sip::Method::Invite;
+    if (invite && c->reinvite) {
+      respond(server, req, 491, {}, {}, x.local_tag);  // RFC 3261 §14.2
+      return;
+    }
+    if (invite && !x.reinvite) {
+      // reinvite=false: answered on its own leg with what the other side last offered.
+      if (y.sdp.empty()) {
+        respond(server, req, 488, {}, {}, x.local_tag);
+        return;
+      }
+      if (has_sdp(req)) {
+        x.sdp = std::string(req.body());
+        x.sdp_type = content_type_of(req);
+      }
+      std::string ok = with_body(
+          sip::build_response(req, 200, {}, x.local_tag, "Contact: " + x.contact + "\r\n"),
+          y.sdp_type, y.sdp);
+      layer_.respond(server, 200, ok);
+      c->decisions.push_back(std::string("re-INVITE from ") + (from_a ? "A" : "B") +
+                             " answered locally (reinvite=false)");
+      start_reinvite_ok(c, from_a, req.cseq().number, 0, ok);
+      return;
+    }
+    if (!y.dialog || (invite && y.dialog->state() != dialog::DialogState::Confirmed)) {
+      respond(server, req, invite ? 491 : 481, {}, {}, x.local_tag);
+      return;
+    }
+    std::string extra = passed_headers(req, x.passheaders, y.passheaders);
+    for (const auto& h : req.headers()) {
+      for (auto name : kRelayedHeaders) {
+        if (text::iequals(name, h.name))
+          extra.append(h.name).append(": ").append(h.value).append("\r\n");
+      }
+    }
+    if (invite || req.method() == sip::Method::Update) {
+      if (has_sdp(req)) {
+        x.sdp = std::string(req.body());
+        x.sdp_type = content_type_of(req);
+      }
+    }
+    const std::string bytes =
+        y.dialog->build_request(req.method_text(), y.via(), 0, extra, req.body(),
+                                req.body().empty() ? std::string() : content_type_of(req));
+    auto m = sip::parse_message(bytes);
+    if (!m) {
+      respond(server, req, 500, {}, {}, x.local_tag);
+      return;
+    }
+    const uint32_t to_cseq = m->cseq().number;
+    const uint32_t from_cseq = req.cseq().number;
+    if (invite) {
+      c->reinvite.emplace();
+      c->reinvite->from_a = from_a;
+      c->reinvite->from_cseq = from_cseq;
+      c->reinvite->to_cseq = to_cseq;
+    }
+    std::weak_ptr<Call> weak = c;
+    txn::ClientUser user;
+    user.on_response = [this, weak, from_a, server, invite, from_cseq,
+                        to_cseq](const sip::Message& r) {
+      auto c = weak.lock();
+      if (!c) return;
+      const uint16_t s = r.status();
+      if (s < 200) return;  // provisional answers stay on their leg
+      Leg& x = from_a ? c->a : c->b;
+      Leg& y = from_a ? c->b : c->a;
+      const sip::Message* req = layer_.request(server);
+      if (invite && s >= 200 && s < 300) {
+        if (c->reinvite && c->reinvite->to_cseq == to_cseq && c->reinvite->answered) {
+          // A retransmitted 2xx: our ACK went missing; the other leg ACKs again through us.
+          return;
+        }
+        if (y.dialog) y.dialog->on_refresh_response(r);
+        if (has_sdp(r)) {
+          y.sdp = std::string(r.body());
+          y.sdp_type = content_type_of(r);
+        }
+      }
+      if (!req) return;
+      std::string extra = passed_headers(r, x.passheaders, y.passheaders);
+      if (invite && s < 300) extra = "Contact: " + x.contact + "\r\n" + extra;
+      std::string out = with_body(sip::build_response(*req, s, r.reason(), x.local_tag, extra),
+                                  content_type_of(r), r.body());
+      layer_.respond(server, s, out);
+      if (invite) {
+        if (s < 300) {
+          start_reinvite_ok(c, from_a, from_cseq, to_cseq, out);
+        } else if (c->reinvite && c->reinvite->to_cseq == to_cseq) {
+          c->reinvite.reset();
+        }
+      }
+    };
+    user.on_failure = [this, weak, server, from_a, invite, to_cseq](uint16_t status) {
+      auto c = weak.lock();
+      if (!c) return;
+      if (const sip::Message* req = layer_.request(server)) {
+        layer_.respond(server, status,
+                       sip::build_response(*req, status, {}, (from_a ? c->a : c->b).local_tag));
+      }
+      if (invite && c->reinvite && c->reinvite->to_cseq == to_cseq) c->reinvite.reset();
+    };
+    layer_.send_request(std::move(*m), y.channel, std::move(user));
+  }
+
+  void start_reinvite_ok(const std::shared_ptr<Call>& c, bool from_a, uint32_t from_cseq,
+                         uint32_t to_cseq, const std::string& ok) {
+    if (!c->reinvite) c->reinvite.emplace();
+    c->reinvite->from_a = from_a;
+    c->reinvite->from_cseq = from_cseq;
+    c->reinvite->to_cseq = to_cseq;
+    c->reinvite->answered = true;
+    Leg& x = from_a ? c->a : c->b;
+    std::weak_ptr<Call> weak = c;
+    c->reinvite->ok = std::make_unique<dialog::Retransmitter>(
+        timers_, tc_, x.channel.reliable, x.channel.send, [this, weak] {
+          if (auto c = weak.lock()) hang_up(c, true, "no ACK for the re-INVITE");
+        });
+    c->reinvite->ok->start(ok, false);
+  }
+
+  // --- the end -----------------------------------------------------------------------------
+
+  void end(const std::shared_ptr<Call>& c, const std::string& by, const std::string& why,
+           uint16_t status) {
+    if (c->state == Call::State::Ended) return;
+    const bool answered = c->state == Call::State::Answered || c->state == Call::State::Confirmed;
+    c->state = Call::State::Ended;
+    c->ended = now_ms();
+    c->hangup_by = by;
+    c->end_reason = why;
+    if (!answered) c->final_status = status;
+    for (const auto& t : c->trunks)
+      context_.trunks().release(t);
+    c->trunks.clear();
+    if (!c->attempt_trunk.empty()) context_.trunks().release(c->attempt_trunk);
+    c->attempt_trunk.clear();
+    if (c->ok_to_a) c->ok_to_a->stop();
+    if (c->reinvite && c->reinvite->ok) c->reinvite->ok->stop();
+    by_invite_.erase(c->a_invite);
+    context_.board().erase(c->id);
+    write_cdr(*c, true);
+    --live_;
+    // The legs stay known for a while: retransmissions, a late 2xx to take down, BYE answers.
+    std::weak_ptr<Call> weak = c;
+    const uint64_t key = ++cleanup_seq_;
+    cleanup_[key] = timers_.start(64 * tc_.t1, [this, weak, key] {
+      cleanup_.erase(key);
+      auto c = weak.lock();
+      if (!c) return;
+      for (const std::string* id : {&c->a.call_id, &c->b.call_id}) {
+        auto it = legs_.find(*id);
+        if (it != legs_.end() && it->second.call == c) legs_.erase(it);
+      }
+    });
+  }
+
+  json describe(const Call& c) const {
+    static const char* kStates[] = {"routing",  "calling",   "early",
+                                    "answered", "confirmed", "ended"};
+    return {{"id", c.id},
+            {"direction", c.out ? "out" : "in"},
+            {"state", kStates[size_t(c.state)]},
+            {"a", {{"call_id", c.a.call_id}, {"code", c.a.code}}},
+            {"b", {{"call_id", c.b.call_id}, {"code", c.b.code}}},
+            {"provider", c.out ? c.target_code : c.a.code},
+            {"pbx", c.out ? c.a.code : c.target_code},
+            {"caller", {{"received", c.received.from_user}, {"sent", c.normalized.from_user}}},
+            {"called", {{"received", c.received.ruri_user}, {"sent", c.normalized.ruri_user}}},
+            {"started", c.started},
+            {"answered", c.answered},
+            {"decisions", c.decisions},
+            {"worker", worker_}};
+  }
+
+  void publish(const Call& c) { context_.board().put(c.id, describe(c)); }
+
+  void write_cdr(const Call& c, bool last) {
+    CdrWriter* w = context_.cdrs();
+    if (!w) return;
+    static const char* kStates[] = {"active", "active", "active", "answered", "answered", "ended"};
+    json j = describe(c);
+    j["ended"] = c.ended;
+    j["duration"] = c.answered && c.ended ? double(c.ended - c.answered) / 1000.0 : 0.0;
+    j["status"] = c.final_status;
+    j["hangup_by"] = c.hangup_by;
+    j["reason"] = c.end_reason;
+    store::Cdr cdr;
+    cdr.call_id = c.id;
+    cdr.started_ms = c.started;
+    cdr.state = kStates[size_t(c.state)];
+    cdr.caller = c.received.from_user + " " + c.normalized.from_user;
+    cdr.called = c.received.ruri_user + " " + c.normalized.ruri_user;
+    j["state"] = cdr.state;
+    cdr.data = j.dump();
+    w->write(c.id + "#" + std::to_string(c.started), std::move(cdr), last);
+  }
+
+  std::string new_tag() { return options_.tag_prefix + random::hex(10); }
+
+  size_t worker_;
+  txn::Layer& layer_;
+  txn::Timers& timers_;
+  const txn::TimerConfig& tc_;
+  accounts::Link& link_;
+  Context& context_;
+  B2buaOptions options_;
+  std::function<std::string()> new_call_id_;
+  std::unordered_map<std::string, LegRef> legs_;  // Call-ID of either leg -> call
+  std::unordered_map<txn::TxnId, std::shared_ptr<Call>> by_invite_;  // A's pending INVITE
+  std::unordered_map<uint64_t, txn::Timers::Id> cleanup_;
+  uint64_t cleanup_seq_ = 0;
+  size_t live_ = 0;
+};
+
+B2bua::B2bua(size_t worker, txn::Layer& layer, txn::Timers& timers,
+             const txn::TimerConfig& timer_config, accounts::Link& link, Context& context,
+             B2buaOptions options, std::function<std::string()> new_call_id)
+    : impl_(std::make_unique<Impl>(worker, layer, timers, timer_config, link, context,
+                                   std::move(options), std::move(new_call_id))) {}
+
+B2bua::~B2bua() = default;
+
+bool B2bua::on_request(txn::TxnId server, const sip::Message& request, const txn::Channel& from) {
+  return impl_->on_request(server, request, from);
+}
+bool B2bua::on_cancel(txn::TxnId invite) {
+  return impl_->on_cancel(invite);
+}
+bool B2bua::on_stray_response(const sip::Message& response) {
+  return impl_->on_stray_response(response);
+}
+size_t B2bua::calls() const {
+  return impl_->calls();
+}
+
+}  // namespace esg::edge

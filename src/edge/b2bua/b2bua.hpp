@@ -1,0 +1,57 @@
+#pragma once
+// The B2BUA of one worker: every call that reaches it becomes two legs, each with its own
+// Call-ID, tags, dialog and transactions; Via, Route and Record-Route never cross, and other
+// headers only when the account or connection lists them (`passheaders`). Incoming calls are
+// matched to a provider account (six steps), normalized into the internal number plan and
+// routed; outgoing calls from a PBX are routed, then normalized for the account chosen.
+// Everything here runs on the worker that owns the call's Call-IDs: no locks per message.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "accounts/registration.hpp"
+#include "edge/context.hpp"
+#include "sip/message.hpp"
+#include "txn/layer.hpp"
+
+namespace esg::edge {
+
+struct B2buaOptions {
+  std::string user_agent = "esg";
+  std::string tag_prefix = "esg";            // unique per instance and worker
+  size_t max_calls = 50000;                  // per worker; beyond: 503 with Retry-After
+  std::string call_id_header = "X-Call-ID";  // the A leg's Call-ID on the B leg ("" = none)
+};
+
+class B2bua {
+ public:
+  // `new_call_id` makes a Call-ID that hashes to this worker (the B leg must stay here).
+  B2bua(size_t worker, txn::Layer& layer, txn::Timers& timers, const txn::TimerConfig& timer_config,
+        accounts::Link& link, Context& context, B2buaOptions options,
+        std::function<std::string()> new_call_id);
+  ~B2bua();
+  B2bua(const B2bua&) = delete;
+  B2bua& operator=(const B2bua&) = delete;
+
+  // A request the server core hands over: an INVITE outside a dialog, or any request inside
+  // one (To tag), ACK to a 2xx included (`server` 0). False when it is not ours (no such
+  // dialog): the core answers it.
+  bool on_request(txn::TxnId server, const sip::Message& request, const txn::Channel& from);
+  // A CANCEL matched a pending INVITE of ours (the layer answered the CANCEL).
+  bool on_cancel(txn::TxnId invite);
+  // A 2xx retransmission after its transaction ended: re-ACK.
+  bool on_stray_response(const sip::Message& response);
+
+  size_t calls() const;
+
+ private:
+  struct Call;
+  struct Leg;
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace esg::edge

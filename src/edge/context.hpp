@@ -1,0 +1,93 @@
+#pragma once
+// What the B2BUA reads about the instance at call time: an immutable snapshot of the
+// configuration (accounts, PBX connections, normalization and routing rules), rebuilt whenever
+// one of them changes and swapped in whole, so a call sees one consistent version; live account
+// state (registered? pinging?); trunk counters shared by all workers; the board of calls in
+// progress for the monitoring API; and where CDRs go.
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "accounts/pbx.hpp"
+#include "edge/matching/matching.hpp"
+#include "edge/normalize/normalize.hpp"
+#include "edge/routing/routing.hpp"
+#include "store/store.hpp"
+
+namespace esg::edge {
+
+struct EdgeConfig {
+  std::shared_ptr<const AccountIndex> accounts;
+  std::vector<std::shared_ptr<const accounts::PbxConnection>> pbxs;
+  Normalizer normalizer{{}};
+  Router router{{}};
+  std::string system_domain = "esg.local";
+
+  std::shared_ptr<const accounts::PbxConnection> pbx(std::string_view code) const;
+  // The `ip` connection whose address is `ip` (who is calling, CONTRACTS.md step 4).
+  std::shared_ptr<const accounts::PbxConnection> pbx_from(std::string_view ip) const;
+};
+
+// Concurrent calls per account or connection (`trunks`), in both directions, across workers.
+class Trunks {
+ public:
+  // False when `limit` (> 0) calls are already in progress on `key`.
+  bool acquire(const std::string& key, int limit);
+  void release(const std::string& key);
+  int in_use(const std::string& key) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, int> used_;
+};
+
+// Calls in progress, as the monitoring API shows them. Updated on state changes only.
+class CallBoard {
+ public:
+  void put(const std::string& id, nlohmann::json call);
+  void erase(const std::string& id);
+  nlohmann::json list() const;
+  std::optional<nlohmann::json> get(const std::string& id) const;
+  size_t size() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, nlohmann::json> calls_;
+};
+
+// Writes CDRs on a thread of its own: a worker never waits for the disk.
+class CdrWriter {
+ public:
+  explicit CdrWriter(store::Store& store);
+  ~CdrWriter();
+  CdrWriter(const CdrWriter&) = delete;
+  CdrWriter& operator=(const CdrWriter&) = delete;
+  // The record of call `key` as it stands now (inserted the first time, updated after).
+  void write(const std::string& key, store::Cdr cdr, bool last);
+  void flush();               // waits until everything queued is written (tests, shutdown)
+  uint64_t failures() const;  // records the store refused (counted, for the metrics)
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class Context {
+ public:
+  virtual ~Context() = default;
+  virtual std::shared_ptr<const EdgeConfig> config() const = 0;
+  // Can a call go out through this account now (enabled, registered when it registers, its
+  // OPTIONS pings answered)? `why` says what is missing.
+  virtual bool account_ready(const accounts::Account& a, std::string* why) const = 0;
+  virtual Trunks& trunks() = 0;
+  virtual CallBoard& board() = 0;
+  virtual CdrWriter* cdrs() = 0;  // null: no CDRs
+};
+
+}  // namespace esg::edge
