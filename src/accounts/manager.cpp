@@ -103,7 +103,9 @@ void AccountManager::start(const json& config_providers) {
 void AccountManager::run(const Account& a, txn::Millis delay) {
   std::lock_guard lock(mu_);
   auto slot = std::make_shared<Slot>();
-  slot->worker = a.id % int64_t(std::max<size_t>(1, runtime_.workers()));
+  // Register-out PBX connections run under negative ids.
+  slot->worker =
+      size_t((a.id < 0 ? -a.id : a.id) % int64_t(std::max<size_t>(1, runtime_.workers())));
   RegistrationOptions o = options_.registration;
   o.start_delay = delay;
   o.call_id = call_id_for(slot->worker, "reg-");
@@ -346,6 +348,28 @@ Result<void, ApiError> AccountManager::remove(int64_t id) {
   lock.unlock();
   if (options_.on_change) options_.on_change();
   return {};
+}
+
+void AccountManager::sync_register_out(const std::vector<Account>& wanted) {
+  std::lock_guard lock(api_mu_);
+  std::unordered_map<int64_t, std::string> next;
+  for (const auto& a : wanted) {
+    const std::string text = to_stored_json(a).dump();
+    next[a.id] = text;
+    auto it = register_out_.find(a.id);
+    if (it != register_out_.end() && it->second == text) continue;  // unchanged
+    const Account copy = a;
+    halt(a.id, [this, copy] { run(copy, txn::Millis(0)); });
+  }
+  for (const auto& [id, text] : register_out_) {
+    if (next.count(id)) continue;
+    const int64_t gone = id;
+    halt(gone, [this, gone] {
+      std::lock_guard lock(mu_);
+      if (!slots_.count(gone)) snapshots_.erase(gone);
+    });
+  }
+  register_out_ = std::move(next);
 }
 
 json AccountManager::regs() const {

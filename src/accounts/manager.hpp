@@ -67,6 +67,10 @@ class AccountManager {
   Result<nlohmann::json, ApiError> patch(int64_t id, const nlohmann::json& body);
   Result<void, ApiError> remove(int64_t id);
 
+  // PBX connections in mode register-out register like accounts, under id -pbx.id and code
+  // "pbx:<code>": this starts, restarts or stops them to match `wanted`.
+  void sync_register_out(const std::vector<Account>& wanted);
+
   // The `regs` entries of /api/monitor/v1/esg/active, one per account.
   nlohmann::json regs() const;
   // For tests and the monitoring page: the state of one account by code.
@@ -100,6 +104,7 @@ class AccountManager {
   std::unordered_map<int64_t, Snapshot> snapshots_;
   std::ofstream reg_log_;
   std::mutex api_mu_;  // one REST change at a time: store and clients stay in step
+  std::unordered_map<int64_t, std::string> register_out_;  // id -> stored JSON of what runs
 };
 
 }  // namespace esg::accounts

@@ -131,11 +131,14 @@ json to_stored_json(const PbxConnection& p) {
 
 Account PbxConnection::as_account() const {
   Account a;
-  a.id = id;
+  a.id = -id;  // apart from provider ids in the account manager
   a.code = "pbx:" + code;
   a.username = username;
   a.pwd = pwd;
   a.domain = domain;
+  // The registrar's own address when given (like a provider's proxy), else the domain's.
+  a.proxyaddr = address;
+  a.proxyport = port;
   a.reg = true;
   a.transport = transport;
   a.expires = expires;

@@ -40,7 +40,8 @@ struct PbxConnection {
   bool reinvite = true;
   bool enabled = true;
 
-  // The provider-account form of a register-out connection, for the registration client.
+  // The provider-account form of a register-out connection, for the registration client: id
+  // -id, code "pbx:<code>".
   Account as_account() const;
 };
 

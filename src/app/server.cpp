@@ -7,6 +7,7 @@
 #include "api/edge_api.hpp"
 #include "api/providers_api.hpp"
 #include "base/random.hpp"
+#include "base/text.hpp"
 #include "sip/response.hpp"
 
 namespace esg::app {
@@ -33,6 +34,21 @@ std::string source_address_towards(boost::asio::io_context& io, const std::strin
   const auto local = ec ? boost::asio::ip::udp::endpoint() : s.local_endpoint(ec);
   if (ec) return addr.is_v6() ? "::1" : "127.0.0.1";
   return local.address().to_string();
+}
+
+accounts::Registrar::Options registrar_options(const std::string& realm) {
+  accounts::Registrar::Options o;
+  o.realm = realm;
+  return o;
+}
+
+// The transport a request came over, as its top Via says (a peer that lies about it only
+// misdirects its own calls).
+std::string_view transport_name_of(const sip::Message& m) {
+  const auto t = m.top_via().transport;
+  if (text::iequals(t, "TCP")) return "tcp";
+  if (text::iequals(t, "TLS")) return "tls";
+  return "udp";
 }
 
 }  // namespace
@@ -171,6 +187,18 @@ class Server::EdgeContext final : public edge::Context {
   edge::Trunks& trunks() override { return trunks_; }
   edge::CallBoard& board() override { return board_; }
   edge::CdrWriter* cdrs() override { return s_.cdrs_.get(); }
+  accounts::Registrar* registrar() override { return &registrar_; }
+  void count_failure(const std::string& addr, const std::string&) override {
+    std::lock_guard lock(failures_mu_);
+    // Bounded: a flood from many addresses resets the table rather than growing it.
+    if (failures_.size() >= 100000 && !failures_.count(addr)) failures_.clear();
+    ++failures_[addr];
+  }
+  uint64_t failures(const std::string& addr) {
+    std::lock_guard lock(failures_mu_);
+    auto it = failures_.find(addr);
+    return it == failures_.end() ? 0 : it->second;
+  }
 
   std::mutex rebuild_mu;
 
@@ -179,6 +207,9 @@ class Server::EdgeContext final : public edge::Context {
   std::shared_ptr<const edge::EdgeConfig> config_ = std::make_shared<edge::EdgeConfig>();
   edge::Trunks trunks_;
   edge::CallBoard board_;
+  accounts::Registrar registrar_{registrar_options(s_.config_.instance.domain)};
+  std::mutex failures_mu_;
+  std::unordered_map<std::string, uint64_t> failures_;
 };
 
 Server::Server(const Config& config) : config_(config) {
@@ -412,7 +443,13 @@ void Server::rebuild_edge_config() {
     if (auto r = edge::route_rule_from_json(j)) routes.push_back(std::move(*r));
   }
   cfg->router = edge::Router(std::move(routes));
+  edge_->registrar()->set_connections(cfg->pbxs);
+  std::vector<accounts::Account> register_out;
+  for (const auto& p : cfg->pbxs) {
+    if (p->mode == "register-out" && p->enabled) register_out.push_back(p->as_account());
+  }
   edge_->set(std::move(cfg));
+  if (accounts_) accounts_->sync_register_out(register_out);
 }
 
 void Server::on_message(size_t worker, sip::Message&& message, const transport::Peer& from) {
@@ -447,6 +484,15 @@ void Server::on_request(size_t worker, txn::TxnId id, const sip::Message& reques
     }
   }
   const bool in_dialog = !request.to_tag().empty();
+  if (request.method() == sip::Method::Register && !in_dialog && edge_) {
+    // esg is the registrar of register-in PBX connections.
+    auto answer = edge_->registrar()->on_register(request, std::string(transport_name_of(request)),
+                                                  request.source().addr, request.source().port);
+    if (answer.auth_failure) edge_->count_failure(request.source().addr, answer.why);
+    layer.respond(id, answer.status,
+                  sip::build_response(request, answer.status, answer.reason, tag, answer.extra));
+    return;
+  }
   if (b2bua && (in_dialog || request.method() == sip::Method::Invite) &&
       b2bua->on_request(id, request, from)) {
     return;

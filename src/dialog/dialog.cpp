@@ -43,7 +43,8 @@ bool is_target_refresh(sip::Method m) {
 
 Result<Dialog, DialogErrc> Dialog::as_uas(const sip::Message& request, std::string local_tag,
                                           std::string local_contact) {
-  if (request.from_tag().empty() || local_tag.empty()) return unexpected(DialogErrc::MissingTag);
+  // §12.1.1: a From without a tag (RFC 2543) makes a null remote tag, not an error.
+  if (local_tag.empty()) return unexpected(DialogErrc::MissingTag);
   Dialog d;
   // "The route set MUST be set to the list of URIs in the Record-Route header field from the
   // request, taken in order"; the remote target is the Contact of the request.
@@ -100,7 +101,9 @@ std::string Dialog::build_request(std::string_view method, std::string_view via,
     out.append("Route: ").append(r).append("\r\n");
   out.append("Max-Forwards: 70\r\n");
   out.append("From: ").append(local_uri_).append(";tag=").append(id_.local_tag).append("\r\n");
-  out.append("To: ").append(remote_uri_).append(";tag=").append(id_.remote_tag).append("\r\n");
+  out.append("To: ").append(remote_uri_);
+  if (!id_.remote_tag.empty()) out.append(";tag=").append(id_.remote_tag);
+  out.append("\r\n");
   out.append("Call-ID: ").append(id_.call_id).append("\r\n");
   out.append("CSeq: ").append(std::to_string(cseq)).append(" ").append(method).append("\r\n");
   if (!local_contact_.empty()) out.append("Contact: ").append(local_contact_).append("\r\n");

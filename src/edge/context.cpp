@@ -17,7 +17,11 @@ std::shared_ptr<const accounts::PbxConnection> EdgeConfig::pbx(std::string_view 
 
 std::shared_ptr<const accounts::PbxConnection> EdgeConfig::pbx_from(std::string_view ip) const {
   for (const auto& p : pbxs) {
-    if (p->enabled && p->mode == "ip" && text::iequals(p->address, ip)) return p;
+    if (!p->enabled) continue;
+    if (p->mode == "ip" && text::iequals(p->address, ip)) return p;
+    if (p->mode == "register-out" &&
+        (text::iequals(p->domain, ip) || text::iequals(p->address, ip)))
+      return p;
   }
   return nullptr;
 }

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "accounts/pbx.hpp"
+#include "accounts/registrar.hpp"
 #include "edge/matching/matching.hpp"
 #include "edge/normalize/normalize.hpp"
 #include "edge/routing/routing.hpp"
@@ -30,7 +31,8 @@ struct EdgeConfig {
   std::string system_domain = "esg.local";
 
   std::shared_ptr<const accounts::PbxConnection> pbx(std::string_view code) const;
-  // The `ip` connection whose address is `ip` (who is calling, CONTRACTS.md step 4).
+  // The `ip` connection whose address is `ip`, or the register-out connection whose registrar
+  // is at `ip` (who is calling, CONTRACTS.md step 4).
   std::shared_ptr<const accounts::PbxConnection> pbx_from(std::string_view ip) const;
 };
 
@@ -87,7 +89,11 @@ class Context {
   virtual bool account_ready(const accounts::Account& a, std::string* why) const = 0;
   virtual Trunks& trunks() = 0;
   virtual CallBoard& board() = 0;
-  virtual CdrWriter* cdrs() = 0;  // null: no CDRs
+  virtual CdrWriter* cdrs() = 0;                 // null: no CDRs
+  virtual accounts::Registrar* registrar() = 0;  // null: no register-in connections
+  // A request that failed in a way attackers cause (unknown account, wrong credentials):
+  // counted per source address, for the bans.
+  virtual void count_failure(const std::string& addr, const std::string& what) = 0;
 };
 
 }  // namespace esg::edge

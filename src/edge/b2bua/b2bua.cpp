@@ -147,6 +147,7 @@ struct B2bua::Call {
   uint32_t a_cseq = 0;
 
   NormFields received, normalized;
+  NormFields routed;  // what routing saw: each attempt normalizes from here
   std::vector<std::string> decisions;
   std::vector<const RouteRule*> candidates;
   size_t next = 0;
@@ -163,6 +164,7 @@ struct B2bua::Call {
   std::shared_ptr<const Account> target_account;
   Destination b_dest;
   bool b_provisional = false;
+  txn::Timers::Id ring_timer = 0;
   bool cancel_pending = false;
   bool cancelled = false;
 
@@ -311,7 +313,9 @@ class B2bua::Impl {
         "<sip:esg@" + a.via_host + (a.transport == "udp" ? "" : ";transport=" + a.transport) + ">";
     auto d = dialog::Dialog::as_uas(req, a.local_tag, a.contact);
     if (!d) {
-      respond(server, req, 400, "Bad Dialog");
+      // RFC 3261 §8.1.1.8: an INVITE must carry a Contact (the dialog's remote target).
+      respond(server, req, 400,
+              d.error() == dialog::DialogErrc::NoContact ? "Missing Contact" : "Bad Dialog");
       return;
     }
     a.dialog = std::move(*d);
@@ -328,7 +332,11 @@ class B2bua::Impl {
 
     const std::string& src = req.source().addr;
     const EdgeConfig& cfg = *c->config;
-    if (auto pbx = cfg.pbx_from(src)) {
+    auto pbx = cfg.pbx_from(src);
+    if (!pbx && context_.registrar()) {
+      if (auto code = context_.registrar()->pbx_at(src)) pbx = cfg.pbx(*code);
+    }
+    if (pbx) {
       // Who is calling (CONTRACTS.md): a PBX connection's address is the inside.
       c->out = true;
       c->source_pbx = pbx;
@@ -359,6 +367,7 @@ class B2bua::Impl {
       auto m = cfg.accounts ? cfg.accounts->match(in) : MatchResult{};
       c->decisions.push_back(m.decision);
       if (!m.account) {
+        context_.count_failure(src, "unknown account");
         refuse(c, server, req, 404, "EB2B. Unknown account in contact");
         return;
       }
@@ -385,6 +394,7 @@ class B2bua::Impl {
       }
       c->normalized = std::move(n.fields);
     }
+    c->routed = c->normalized;
     const std::string called = c->normalized.ruri_user;
     const std::string caller = c->normalized.from_user;
     c->candidates = cfg.router.candidates(c->out, a.code, called, caller);
@@ -423,14 +433,41 @@ class B2bua::Impl {
       if (r.action == "pbx") {
         auto pbx = cfg.pbx(r.target);
         std::string why;
-        if (!pbx)
+        // Where the PBX is: its address (ip), where its REGISTER came from (register-in), or
+        // the registrar we register to (register-out).
+        Destination dest;
+        std::string host;
+        bool resolve = false;
+        if (!pbx) {
           why = "no PBX connection " + r.target;
-        else if (!pbx->enabled)
+        } else if (!pbx->enabled) {
           why = "PBX connection " + r.target + " is disabled";
-        else if (pbx->mode != "ip")
-          why =
-              "PBX connection " + r.target + " (mode " + pbx->mode + ") has no address to call yet";
-        else if (!context_.trunks().acquire("pbx:" + pbx->code, pbx->trunks))
+        } else if (pbx->mode == "ip") {
+          dest = {pbx->transport, pbx->address, pbx->port};
+          host = host_port(pbx->address, pbx->port);
+        } else if (pbx->mode == "register-in") {
+          auto binding =
+              context_.registrar() ? context_.registrar()->binding(pbx->code) : std::nullopt;
+          if (!binding) {
+            why = "PBX connection " + r.target + " is not registered to esg";
+          } else {
+            dest = {binding->transport, binding->addr, binding->port};
+            auto contact = sip::parse_uri(binding->contact);
+            host = contact ? std::string(contact->host) +
+                                 (contact->port ? ":" + std::to_string(contact->port) : "")
+                           : host_port(binding->addr, binding->port);
+          }
+        } else {
+          const Account as = pbx->as_account();
+          if (context_.account_ready(as, &why)) {
+            dest = {pbx->transport, as.next_hop_host(), as.lookup_port()};
+            host = pbx->domain;
+            resolve = true;
+          } else {
+            why = "PBX connection " + r.target + ": " + why;
+          }
+        }
+        if (why.empty() && !context_.trunks().acquire("pbx:" + pbx->code, pbx->trunks))
           why = "PBX connection " + r.target + ": trunk limit of " + std::to_string(pbx->trunks) +
                 " calls reached";
         if (!why.empty()) {
@@ -449,21 +486,18 @@ class B2bua::Impl {
         b.reinvite = pbx->reinvite;
         std::string user = !r.number.empty()      ? r.number
                            : !pbx->number.empty() ? pbx->number
-                                                  : c->normalized.ruri_user;
+                                                  : c->routed.ruri_user;
         std::string extra;
         for (const auto& [k, v] : pbx->headers)
           extra += k + ": " + v + "\r\n";
-        const Destination dest{pbx->transport, pbx->address, pbx->port};
-        const std::string host = host_port(pbx->address, pbx->port);
-        const std::string domain = c->normalized.to_domain.empty() ? host : c->normalized.to_domain;
+        const std::string domain = c->routed.to_domain.empty() ? host : c->routed.to_domain;
         std::string ruri = "sip:" + (user.empty() ? "" : user + "@") + host;
         if (pbx->transport != "udp") ruri += ";transport=" + pbx->transport;
-        ++c->attempt;
-        send_invite(
-            c, dest, true, std::move(ruri),
-            name_addr(c->normalized.from_display, c->normalized.from_user,
-                      c->normalized.from_domain.empty() ? domain : c->normalized.from_domain),
-            name_addr({}, c->normalized.to_user, domain), extra);
+        c->normalized = c->routed;
+        dial(c, dest, resolve, true, std::move(ruri),
+             name_addr(c->routed.from_display, c->routed.from_user,
+                       c->routed.from_domain.empty() ? domain : c->routed.from_domain),
+             name_addr({}, c->routed.to_user, domain), extra);
         return;
       }
       if (r.action == "external") {
@@ -492,7 +526,7 @@ class B2bua::Impl {
         b.code = acc->code;
         b.passheaders = acc->passheaders;
         b.reinvite = acc->reinvite;
-        NormFields f = c->normalized;
+        NormFields f = c->routed;
         if (!r.number.empty()) {
           f.ruri_user = r.number;
           f.to_user = r.number;
@@ -507,21 +541,9 @@ class B2bua::Impl {
             "sip:" + (n.fields.ruri_user.empty() ? "" : n.fields.ruri_user + "@") + acc->domain;
         if (acc->transport != "udp") ruri += ";transport=" + acc->transport;
         const Destination dest{acc->transport, acc->next_hop_host(), acc->lookup_port()};
-        const int attempt = ++c->attempt;
-        std::weak_ptr<Call> weak = c;
-        link_.resolve(dest, [this, weak, attempt, ruri, n, acc](std::vector<Destination> to) {
-          auto c = weak.lock();
-          if (!c || c->attempt != attempt || c->state == Call::State::Ended) return;
-          if (to.empty()) {
-            c->decisions.push_back("account " + acc->code + ": cannot resolve " +
-                                   acc->next_hop_host());
-            failed_attempt(c, 503, "cannot resolve " + acc->next_hop_host());
-            return;
-          }
-          send_invite(c, to.front(), acc->tls_verify, ruri,
-                      name_addr(n.fields.from_display, n.fields.from_user, n.fields.from_domain),
-                      name_addr({}, n.fields.to_user, n.fields.to_domain), {});
-        });
+        dial(c, dest, true, acc->tls_verify, std::move(ruri),
+             name_addr(n.fields.from_display, n.fields.from_user, n.fields.from_domain),
+             name_addr({}, n.fields.to_user, n.fields.to_domain), {});
         return;
       }
       c->skipped.push_back(rule + ": action " + r.action + " is not available");
@@ -540,6 +562,28 @@ class B2bua::Impl {
     } else {
       finish_a(c, 404, {}, reason_line(404, "EB2B. No route"), "esg", "no route");
     }
+  }
+
+  // A new attempt: looks `dest` up first when it is a name (RFC 3263), then sends the INVITE.
+  void dial(const std::shared_ptr<Call>& c, const Destination& dest, bool resolve, bool tls_verify,
+            std::string ruri, std::string from, std::string to, std::string extra) {
+    const int attempt = ++c->attempt;
+    if (!resolve) {
+      send_invite(c, dest, tls_verify, std::move(ruri), std::move(from), std::move(to), extra);
+      return;
+    }
+    std::weak_ptr<Call> weak = c;
+    link_.resolve(dest, [this, weak, attempt, dest, tls_verify, ruri, from, to,
+                         extra](std::vector<Destination> found) {
+      auto c = weak.lock();
+      if (!c || c->attempt != attempt || c->state == Call::State::Ended) return;
+      if (found.empty()) {
+        c->decisions.push_back(c->target_code + ": cannot resolve " + dest.host);
+        failed_attempt(c, 503, "cannot resolve " + dest.host);
+        return;
+      }
+      send_invite(c, found.front(), tls_verify, ruri, from, to, extra);
+    });
   }
 
   void send_invite(const std::shared_ptr<Call>& c, const Destination& dest, bool tls_verify,
@@ -675,6 +719,7 @@ class B2bua::Impl {
       reply_a(*c, s, r.reason(), extra, has_sdp(r) ? r.body() : std::string_view{},
               content_type_of(r));
       c->state = Call::State::Early;
+      if (!c->ring_timer) start_ring_timer(c);
       publish(*c);
       return;
     }
@@ -701,6 +746,7 @@ class B2bua::Impl {
         return;
       }
       b.dialog->confirm();
+      stop_ring_timer(*c);
       if (has_sdp(r)) {
         b.sdp = std::string(r.body());
         b.sdp_type = content_type_of(r);
@@ -774,8 +820,30 @@ class B2bua::Impl {
     finish_a(c, s, r.reason(), extra, "callee", std::to_string(s) + " " + std::string(r.reason()));
   }
 
+  void start_ring_timer(const std::shared_ptr<Call>& c) {
+    std::weak_ptr<Call> weak = c;
+    const int attempt = c->attempt;
+    c->ring_timer = timers_.start(options_.ring_timeout, [this, weak, attempt] {
+      auto c = weak.lock();
+      if (!c) return;
+      c->ring_timer = 0;
+      if (c->attempt != attempt || c->state == Call::State::Ended ||
+          c->state >= Call::State::Answered)
+        return;
+      send_cancel(*c);
+      ++c->attempt;  // its 487 (or a late 2xx, taken down) belongs to the past
+      failed_attempt(c, 408, c->target_code + " rang without answer");
+    });
+  }
+
+  void stop_ring_timer(Call& c) {
+    if (c.ring_timer) timers_.stop(c.ring_timer);
+    c.ring_timer = 0;
+  }
+
   // The current target failed before answering: try the next route.
   void failed_attempt(const std::shared_ptr<Call>& c, uint16_t status, const std::string& why) {
+    stop_ring_timer(*c);
     if (!c->attempt_trunk.empty()) {
       context_.trunks().release(c->attempt_trunk);
       c->attempt_trunk.clear();
@@ -1048,6 +1116,7 @@ class B2bua::Impl {
     c->attempt_trunk.clear();
     if (c->ok_to_a) c->ok_to_a->stop();
     if (c->reinvite && c->reinvite->ok) c->reinvite->ok->stop();
+    stop_ring_timer(*c);
     by_invite_.erase(c->a_invite);
     context_.board().erase(c->id);
     write_cdr(*c, true);

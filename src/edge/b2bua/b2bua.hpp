@@ -6,6 +6,7 @@
 // routed; outgoing calls from a PBX are routed, then normalized for the account chosen.
 // Everything here runs on the worker that owns the call's Call-IDs: no locks per message.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -24,6 +25,9 @@ struct B2buaOptions {
   std::string tag_prefix = "esg";            // unique per instance and worker
   size_t max_calls = 50000;                  // per worker; beyond: 503 with Retry-After
   std::string call_id_header = "X-Call-ID";  // the A leg's Call-ID on the B leg ("" = none)
+  // A target that rings but never answers is cancelled after this long (RFC 3261 §16.6's
+  // Timer C, for a B2BUA) and the next route tried.
+  std::chrono::milliseconds ring_timeout{180000};
 };
 
 class B2bua {

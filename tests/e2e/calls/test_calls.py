@@ -15,7 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from esg_fixture import EsgProcess, KeepOnFailure, stop_all  # noqa: E402
 from rest_api import Api  # noqa: E402
-from sipp_fixture import SippPeer  # noqa: E402
+from sipp_fixture import SippPeer, free_port  # noqa: E402
 import sip_uac  # noqa: E402
 
 DID = "74951234567"
@@ -212,6 +212,197 @@ class Calls(KeepOnFailure):
             self.assertPeerOk(pbx)
         finally:
             self.api.ok("PATCH", path, {"trunks": 0})
+
+    def test_each_matching_step(self):
+        # One account per step, each at its own loopback address (the source check passes
+        # because the INVITE comes from the account's domain); a route rejects their calls with
+        # 486 so that the CDR's decisions show which step matched. Registering accounts point
+        # at a port where nothing listens: they stay unregistered, which matching ignores.
+        api = self.api
+        dead = {"proxyaddr": "127.0.0.1", "proxyport": 9, "pwd": "x", "expires": 60}
+        steps = {
+            "1.1": dict(reg=True, username="s11", domain="127.0.0.11", **dead),
+            "1.2": dict(reg=True, username="s12", domain="127.0.0.12", **dead),
+            "1.3": dict(reg=True, username="s13", domain="127.0.0.13", **dead),
+            "2.1": dict(reg=False, username="s21", domain="127.0.0.21"),
+            "2.2": dict(reg=False, username="", domain="127.0.0.22"),
+            "2.3": dict(reg=False, username="s23", domain="127.0.0.23"),
+        }
+        ids = [api.ok("POST", "/rest/v1/routing/rules", {
+            "priority": 1, "direction": "in", "source": "step*", "action": "reject",
+            "status": 486})["id"]]
+        providers = []
+        try:
+            for step, fields in steps.items():
+                providers.append(api.ok("POST", "/rest/v1/uc/providers", dict(
+                    code="step" + step.replace(".", ""), **fields))["id"])
+            port = self.esg.ports["udp"]
+            invites = {
+                "1.1": dict(src_ip="127.0.0.11", to_user="s11", to_host="127.0.0.11"),
+                "1.2": dict(src_ip="127.0.0.12", to_user="s12", to_host="esg.test",
+                            from_host="127.0.0.12", contact_host="127.0.0.99"),
+                "1.3": dict(src_ip="127.0.0.13", to_user="x", to_host="esg.test",
+                            contact_user="s13", contact_host="127.0.0.13"),
+                "2.1": dict(src_ip="127.0.0.21", to_user="x", to_host="esg.test",
+                            contact_user="s21", contact_host="127.0.0.21"),
+                "2.2": dict(src_ip="127.0.0.22", to_user="x", to_host="esg.test",
+                            contact_user="anyone", contact_host="127.0.0.22"),
+                "2.3": dict(src_ip="127.0.0.23", to_user="s23", to_host="esg.test",
+                            from_host="127.0.0.23", contact_host="127.0.0.99"),
+            }
+            for step, kw in invites.items():
+                a = sip_uac.invite(port, **kw)
+                self.assertEqual(a.status, 486, (step, a.responses))
+                cdr = self.cdr(a.call_id)
+                self.assertTrue(any("matched at step %s" % step in d for d in cdr["decisions"]),
+                                (step, cdr["decisions"]))
+                self.assertEqual(cdr["provider"], "step" + step.replace(".", ""))
+        finally:
+            for i in ids:
+                api.ok("DELETE", "/rest/v1/routing/rules/%d" % i)
+            for i in providers:
+                api.ok("DELETE", "/rest/v1/uc/providers/%d" % i)
+
+    def test_the_field_invite_matches_step_1_1(self):
+        # The provider INVITE of the foundation issue, its addresses rewritten to 127.0.0.2 (To
+        # keeps 172.27.103.90, to which nothing is ever sent), for a registered account whose
+        # proxy is a SIPp registrar on 127.0.0.2.
+        registrar = self.peer(scenario("registrar_200.xml"), "127.0.0.2", calls=100)
+        api = self.api
+        acc = api.ok("POST", "/rest/v1/uc/providers", {
+            "code": "seed", "username": "1234567890", "pwd": "secret",
+            "domain": "172.27.103.90", "reg": True, "proxyaddr": "127.0.0.2",
+            "proxyport": registrar.port, "expires": 60})
+        rule = api.ok("POST", "/rest/v1/routing/rules", {
+            "priority": 1, "direction": "in", "source": "seed", "action": "reject",
+            "status": 486})
+        try:
+            api.wait_reg("seed", ["registered"])
+            with open(os.path.join(HERE, "field_invite.sip")) as f:
+                raw = f.read().replace("\n", "\r\n")
+            a = sip_uac.invite(self.esg.ports["udp"], "127.0.0.2", None, None, raw=raw)
+            self.assertEqual(a.status, 486, a.responses)
+            cdr = self.cdr("40bb12f838738e5913c414c4dd7e210137c8da2fa8102e98aa28-0048-5988")
+            self.assertTrue(any("account seed matched at step 1.1" in d
+                                for d in cdr["decisions"]), cdr["decisions"])
+        finally:
+            api.ok("DELETE", "/rest/v1/routing/rules/%d" % rule["id"])
+            api.ok("DELETE", "/rest/v1/uc/providers/%d" % acc["id"])
+            registrar.stop()
+
+    # PBX connections that register
+
+    def register_pbx(self, ip, port, scenario_name, password):
+        reg = self.peer(scenario(scenario_name), ip, port=port, remote=self.esg_addr(),
+                        keys={"user": "pbxuser", "domain": "pbx.esg.test"},
+                        extra=["-au", "pbxuser", "-ap", password])
+        self.assertPeerOk(reg)
+
+    def test_pbx_registers_with_digest_and_gets_its_calls(self):
+        api = self.api
+        pbx = api.ok("POST", "/rest/v1/uc/pbx", {
+            "code": "pbx-reg", "mode": "register-in", "username": "pbxuser", "pwd": "pbxpwd"})
+        route = api.ok("POST", "/rest/v1/routing/rules", {
+            "priority": 50, "direction": "in", "called": "7777", "action": "pbx",
+            "target": "pbx-reg"})
+        fallback = api.ok("POST", "/rest/v1/routing/rules", {
+            "priority": 60, "direction": "in", "called": "7777", "action": "reject",
+            "status": 480})
+        try:
+            # Not registered yet: the route is skipped, the next one rejects.
+            a = sip_uac.invite(self.esg.ports["udp"], "127.0.0.2", "7777", "127.0.0.1")
+            self.assertEqual(a.status, 480, a.responses)
+            self.assertTrue(any("pbx-reg is not registered to esg" in d
+                                for d in self.cdr(a.call_id)["decisions"]))
+            port = free_port("127.0.0.6")
+            self.register_pbx("127.0.0.6", port, "pbx_register_403.xml", "wrong")
+            self.register_pbx("127.0.0.6", port, "pbx_register.xml", "pbxpwd")
+            callee = self.peer(scenario("uas_answer.xml"), "127.0.0.6", port=port)
+            caller = self.peer(scenario("uac_call.xml"), "127.0.0.2", remote=self.esg_addr(),
+                               duration_ms=200,
+                               keys={"ruri_user": "7777", "to_user": "7777",
+                                     "to_host": "127.0.0.1", "from_user": "200",
+                                     "contact_user": "prov"})
+            self.assertPeerOk(caller)
+            self.assertPeerOk(callee)
+            inv = callee.received("INVITE")[0]
+            self.assertTrue(inv.startswith("INVITE sip:7777@127.0.0.6:%d SIP/2.0" % port), inv)
+        finally:
+            api.ok("DELETE", "/rest/v1/routing/rules/%d" % fallback["id"])
+            api.ok("DELETE", "/rest/v1/routing/rules/%d" % route["id"])
+            api.ok("DELETE", "/rest/v1/uc/pbx/%d" % pbx["id"])
+
+    def test_a_provider_registered_on_esg_itself_loops_out_and_back_in(self):
+        # The load-test set-up: an account registers to esg as a register-in PBX; a call from
+        # pbx1 goes out through that account, comes back in from esg itself (the "loop" PBX)
+        # and is routed to pbx2. Each pass has its own Call-ID.
+        api = self.api
+        created = []
+        try:
+            created.append(("pbx", api.ok("POST", "/rest/v1/uc/pbx", {
+                "code": "loop", "mode": "register-in", "username": "loopuser",
+                "pwd": "looppwd"})["id"]))
+            callee = self.peer(scenario("uas_answer.xml"), "127.0.0.8")
+            created.append(("pbx", api.ok("POST", "/rest/v1/uc/pbx", {
+                "code": "pbx2", "mode": "ip", "address": "127.0.0.8",
+                "port": callee.port})["id"]))
+            created.append(("providers", api.ok("POST", "/rest/v1/uc/providers", {
+                "code": "self", "username": "loopuser", "pwd": "looppwd",
+                "domain": "pbx.esg.test", "proxyaddr": "127.0.0.1",
+                "proxyport": self.esg.ports["udp"], "expires": 120})["id"]))
+            created.append(("rules", api.ok("POST", "/rest/v1/routing/rules", {
+                "priority": 5, "direction": "out", "source": "pbx1", "called": "9\\d+",
+                "action": "external", "target": "self"})["id"]))
+            created.append(("rules", api.ok("POST", "/rest/v1/routing/rules", {
+                "priority": 5, "direction": "out", "source": "loop", "action": "pbx",
+                "target": "pbx2"})["id"]))
+            api.wait_reg("self", ["registered"])
+            caller = self.peer(scenario("uac_call.xml"), "127.0.0.5", remote=self.esg_addr(),
+                               duration_ms=200,
+                               keys={"ruri_user": "9123", "to_user": "9123",
+                                     "to_host": "127.0.0.1", "from_user": "101",
+                                     "contact_user": "101"})
+            self.assertPeerOk(caller)
+            self.assertPeerOk(callee)
+            inv = callee.received("INVITE")[0]
+            first = sip_uac.header(caller.messages().split("INVITE sip:", 1)[1], "Call-ID")
+            last = sip_uac.header(inv, "Call-ID")
+            self.assertNotEqual(first, last)
+            # The last leg names the middle one's Call-ID, which names the first.
+            middle = sip_uac.header(inv, "X-Call-ID")
+            self.assertNotIn(middle, (first, last))
+            self.assertEqual(self.cdr(middle)["direction"], "out")
+            self.assertEqual(self.cdr(first)["provider"], "self")
+        finally:
+            for kind, i in reversed(created):
+                path = {"pbx": "/rest/v1/uc/pbx/", "providers": "/rest/v1/uc/providers/",
+                        "rules": "/rest/v1/routing/rules/"}[kind]
+                api.ok("DELETE", path + str(i))
+
+    def test_register_out_connection_registers_and_gets_its_calls(self):
+        api = self.api
+        pbx_peer = self.peer(scenario("registrar_and_callee.xml"), "127.0.0.7", calls=2)
+        pbx = api.ok("POST", "/rest/v1/uc/pbx", {
+            "code": "pbx3", "mode": "register-out", "username": "esg", "pwd": "secret",
+            "domain": "127.0.0.7", "address": "127.0.0.7", "port": pbx_peer.port,
+            "expires": 60})
+        route = api.ok("POST", "/rest/v1/routing/rules", {
+            "priority": 50, "direction": "in", "called": "6666", "action": "pbx",
+            "target": "pbx3"})
+        try:
+            api.wait_reg("pbx:pbx3", ["registered"])
+            caller = self.peer(scenario("uac_call.xml"), "127.0.0.2", remote=self.esg_addr(),
+                               duration_ms=200,
+                               keys={"ruri_user": "6666", "to_user": "6666",
+                                     "to_host": "127.0.0.1", "from_user": "300",
+                                     "contact_user": "prov"})
+            self.assertPeerOk(caller)
+            self.assertPeerOk(pbx_peer)
+            inv = pbx_peer.received("INVITE")[0]
+            self.assertTrue(inv.startswith("INVITE sip:6666@127.0.0.7 SIP/2.0"), inv)
+        finally:
+            api.ok("DELETE", "/rest/v1/routing/rules/%d" % route["id"])
+            api.ok("DELETE", "/rest/v1/uc/pbx/%d" % pbx["id"])
 
     # Outgoing calls
 

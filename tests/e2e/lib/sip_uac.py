@@ -16,8 +16,9 @@ def header(text, name):
 
 
 class Answer:
-    def __init__(self, responses):
+    def __init__(self, responses, call_id):
         self.responses = responses
+        self.call_id = call_id
         self.final = responses[-1] if responses else ""
         m = re.match(r"SIP/2\.0 (\d{3})", self.final)
         self.status = int(m.group(1)) if m else None
@@ -26,7 +27,7 @@ class Answer:
         return header(self.final, name)
 
 
-def invite(esg_port, src_ip, to_user, to_host, from_host=None, contact_user="caller",
+def invite(esg_port, src_ip, to_user=None, to_host=None, from_host=None, contact_user="caller",
            contact_host=None, ruri_user=None, raw=None, timeout=5.0):
     """Sends one INVITE (or `raw`, a whole message with {via_port} in it) from src_ip to esg on
     127.0.0.1 and returns its responses up to the final one, which is ACKed when it fails."""
@@ -66,7 +67,7 @@ def invite(esg_port, src_ip, to_user, to_host, from_host=None, contact_user="cal
                 if int(m.group(1)) >= 300:
                     sock.sendto(ack_for(msg, text).encode(), ("127.0.0.1", esg_port))
                 break
-        return Answer(responses)
+        return Answer(responses, header(msg, "Call-ID"))
     finally:
         sock.close()
 

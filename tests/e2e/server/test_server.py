@@ -15,24 +15,27 @@ from esg_fixture import DATA, EsgTestCase, header, options, read_answer, status_
 
 # What esg answers to each RFC 4475 message: None means silence (a discard, or a response that
 # matches no transaction). Valid requests: OPTIONS 200, unknown methods 501, INVITEs 404 (no
-# provider account matches them: the B2BUA's account matching), others 480 No Route.
+# provider account matches them: the B2BUA's account matching), REGISTERs 401 (esg's registrar
+# for register-in PBXs challenges them; another scheme's credentials are no credentials), others
+# 480 No Route. wsinv's To tag makes it a request inside a dialog esg does not know (481).
+# inv2543 has no Contact, which RFC 3261 §8.1.1.8 requires of an INVITE: a B2BUA
+# has no dialog to build without it (400).
 TORTURE = {
-    "wsinv": 404, "intmeth": 501, "esc01": 404, "escnull": 480, "esc02": 501, "lwsdisp": 200,
-    "longreq": 404, "dblreq": 404, "semiuri": 200, "transports": 200, "mpart01": 480,
+    "wsinv": 481, "intmeth": 501, "esc01": 404, "escnull": 401, "esc02": 501, "lwsdisp": 200,
+    "longreq": 404, "dblreq": 401, "semiuri": 200, "transports": 200, "mpart01": 480,
     "unreason": None, "noreason": None, "badinv01": 400, "clerr": 400, "ncl": 400,
     "scalar02": 400, "scalarlg": None, "quotbal": 400, "ltgtruri": 400, "lwsruri": 400,
     "lwsstart": 400, "trws": 400, "escruri": 400, "baddate": 404, "badaspec": 400,
     "baddn": 400, "badvers": 505, "mismatch01": 400, "mismatch02": 501, "bigcode": None,
-    "badbranch": 200, "unkscm": 416, "novelsc": 416, "unksm2": 480,
-    "bext01": 420, "invut": 404, "regaut01": 480, "multi01": 400, "mcl01": 400, "bcast": None,
-    "zeromf": 200, "cparam01": 480, "cparam02": 480, "regescrt": 480, "sdp01": 404,
-    "inv2543": 404,
+    "badbranch": 200, "unkscm": 416, "novelsc": 416, "unksm2": 401,
+    "bext01": 420, "invut": 404, "regaut01": 401, "multi01": 400, "mcl01": 400, "bcast": None,
+    "zeromf": 200, "cparam01": 401, "cparam02": 401, "regescrt": 401, "sdp01": 404,
+    "inv2543": 400,
     # Without a Via (test.dat) or without From/To/Call-ID (insuf) a 400 can still be built
     # from what is there only when a Via says where it goes back along.
     "test": None, "insuf": 400,
-    # regbadct's malformed Contact is read (and answered 400) by the registrar of the calls
-    # issue; until then the REGISTER gets 480 like the others.
-    "regbadct": 480,
+    # regbadct's malformed Contact is read (and answered 400) by the registrar.
+    "regbadct": 400,
 }
 
 
@@ -155,6 +158,9 @@ class Torture(EsgTestCase):
             # its headers) is not finished: esg waits, then cuts the connection at the message
             # timeout (RFC 4475 §3.1.2.2) without an answer.
             want = None if name in ("clerr", "baddn") else TORTURE[name]
+            # dblreq's two requests (a REGISTER, then an INVITE without Contact) arrive in one
+            # stream and run on two workers: either answer may come back first.
+            wants = (401, 400) if name == "dblreq" else (want,)
             for bytewise in (False, True):
                 if name == "clerr" and bytewise:
                     continue
@@ -162,7 +168,7 @@ class Torture(EsgTestCase):
                     payload = unique(torture(name), "t%d%d" % (bytewise, n))
                     data = self.run_tcp(name, payload, bytewise)
                     got = status_of(data) if data else None
-                    self.assertEqual(got, want, "%s: %r" % (name, data[:80]))
+                    self.assertIn(got, wants, "%s: %r" % (name, data[:80]))
         self.assertTrue(self.esg.alive())
 
 
