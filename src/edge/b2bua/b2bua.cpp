@@ -20,7 +20,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kAllow = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY";
+constexpr const char* kAllow = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY, REFER";
 // Headers that carry meaning end to end for the in-dialog requests we relay (not routing).
 constexpr std::string_view kRelayedHeaders[] = {"Info-Package", "Event", "Subscription-State",
                                                 "Content-Disposition", "Reason"};
@@ -179,6 +179,20 @@ struct B2bua::Call {
     std::unique_ptr<dialog::Retransmitter> ok;
   };
   std::optional<Reinvite> reinvite;
+  // A REFER being carried out: a new leg towards the Refer-To target that replaces the
+  // referring leg once it answers.
+  struct Transfer {
+    bool from_a = true;  // the referring leg
+    Leg leg;
+    std::vector<const RouteRule*> candidates;
+    size_t next = 0;
+    int attempt = 0;
+    std::string invite_bytes;
+    std::string trunk, code;
+    NormFields routed;
+    uint16_t last_failure = 0;
+  };
+  std::unique_ptr<Transfer> transfer;
 
   int64_t started = now_ms(), answered = 0, ended = 0;
   uint16_t final_status = 0;
@@ -236,9 +250,7 @@ class B2bua::Impl {
         on_bye(c, from_a, server, req);
         return true;
       case sip::Method::Refer:
-        // REFER is never passed to the other leg; handling it locally comes next.
-        respond(server, req, 501, "REFER Not Implemented",
-                "Allow: " + std::string(kAllow) + "\r\n");
+        on_refer(c, from_a, server, req);
         return true;
       case sip::Method::Cancel:
         return false;
@@ -419,6 +431,129 @@ class B2bua::Impl {
     respond(server, req, status, {}, reason_line(status, why), c->a.local_tag);
   }
 
+  // Where one routing rule sends a call: the next hop, the INVITE's Request-URI, From and To,
+  // and the leg's settings; or why the rule's target cannot take a call now. Acquires the
+  // target's trunk (`trunk`) when it returns no `why`.
+  struct Target {
+    std::string why;
+    std::string kind, code, trunk;
+    Destination dest;
+    bool resolve = false;
+    bool tls_verify = true;
+    std::string ruri, from, to, extra;
+    std::vector<std::string> passheaders;
+    bool reinvite = true;
+    std::shared_ptr<const Account> account;
+    NormFields sent;
+    std::vector<std::string> decisions;
+  };
+
+  Target target_of(const EdgeConfig& cfg, const RouteRule& r, const NormFields& routed) {
+    Target t;
+    t.sent = routed;
+    if (r.action == "pbx") {
+      auto pbx = cfg.pbx(r.target);
+      // Where the PBX is: its address (ip), where its REGISTER came from (register-in), or
+      // the registrar we register to (register-out).
+      std::string host;
+      if (!pbx) {
+        t.why = "no PBX connection " + r.target;
+      } else if (!pbx->enabled) {
+        t.why = "PBX connection " + r.target + " is disabled";
+      } else if (pbx->mode == "ip") {
+        t.dest = {pbx->transport, pbx->address, pbx->port};
+        host = host_port(pbx->address, pbx->port);
+      } else if (pbx->mode == "register-in") {
+        auto binding =
+            context_.registrar() ? context_.registrar()->binding(pbx->code) : std::nullopt;
+        if (!binding) {
+          t.why = "PBX connection " + r.target + " is not registered to esg";
+        } else {
+          t.dest = {binding->transport, binding->addr, binding->port};
+          auto contact = sip::parse_uri(binding->contact);
+          host = contact ? std::string(contact->host) +
+                               (contact->port ? ":" + std::to_string(contact->port) : "")
+                         : host_port(binding->addr, binding->port);
+        }
+      } else {
+        const Account as = pbx->as_account();
+        std::string why;
+        if (context_.account_ready(as, &why)) {
+          t.dest = {pbx->transport, as.next_hop_host(), as.lookup_port()};
+          host = pbx->domain;
+          t.resolve = true;
+        } else {
+          t.why = "PBX connection " + r.target + ": " + why;
+        }
+      }
+      if (t.why.empty() && !context_.trunks().acquire("pbx:" + pbx->code, pbx->trunks))
+        t.why = "PBX connection " + r.target + ": trunk limit of " + std::to_string(pbx->trunks) +
+                " calls reached";
+      if (!t.why.empty()) return t;
+      t.kind = "pbx";
+      t.code = pbx->code;
+      t.trunk = "pbx:" + pbx->code;
+      t.passheaders = pbx->passheaders;
+      t.reinvite = pbx->reinvite;
+      const std::string user = !r.number.empty()      ? r.number
+                               : !pbx->number.empty() ? pbx->number
+                                                      : routed.ruri_user;
+      for (const auto& [k, v] : pbx->headers)
+        t.extra += k + ": " + v + "\r\n";
+      const std::string domain = routed.to_domain.empty() ? host : routed.to_domain;
+      t.ruri = "sip:" + (user.empty() ? "" : user + "@") + host;
+      if (pbx->transport != "udp") t.ruri += ";transport=" + pbx->transport;
+      t.from = name_addr(routed.from_display, routed.from_user,
+                         routed.from_domain.empty() ? domain : routed.from_domain);
+      t.to = name_addr({}, routed.to_user, domain);
+      t.sent.ruri_user = user;
+      t.decisions.push_back("to PBX connection " + pbx->code);
+      return t;
+    }
+    if (r.action == "external") {
+      auto acc = cfg.accounts ? cfg.accounts->by_code(r.target) : nullptr;
+      std::string why;
+      if (!acc)
+        t.why = "no account " + r.target;
+      else if (!acc->enabled)
+        t.why = "account " + r.target + " is disabled";
+      else if (!context_.account_ready(*acc, &why))
+        t.why = "account " + r.target + ": " + why;
+      else if (!context_.trunks().acquire("acc:" + acc->code, acc->trunks))
+        t.why = "account " + r.target + ": trunk limit of " + std::to_string(acc->trunks) +
+                " calls reached";
+      if (!t.why.empty()) return t;
+      t.kind = "external";
+      t.code = acc->code;
+      t.trunk = "acc:" + acc->code;
+      t.account = acc;
+      t.passheaders = acc->passheaders;
+      t.reinvite = acc->reinvite;
+      t.tls_verify = acc->tls_verify;
+      t.resolve = true;
+      t.decisions.push_back("to account " + acc->code);
+      NormFields f = routed;
+      if (!r.number.empty()) {
+        f.ruri_user = r.number;
+        f.to_user = r.number;
+      }
+      auto n = cfg.normalizer.apply(true, *acc, f, cfg.system_domain);
+      for (const auto& s : n.steps) {
+        t.decisions.push_back("normalization rule " + std::to_string(s.rule) + ": " + s.field +
+                              " '" + s.before + "' -> '" + s.after + "'");
+      }
+      t.sent = n.fields;
+      t.ruri = "sip:" + (n.fields.ruri_user.empty() ? "" : n.fields.ruri_user + "@") + acc->domain;
+      if (acc->transport != "udp") t.ruri += ";transport=" + acc->transport;
+      t.dest = {acc->transport, acc->next_hop_host(), acc->lookup_port()};
+      t.from = name_addr(n.fields.from_display, n.fields.from_user, n.fields.from_domain);
+      t.to = name_addr({}, n.fields.to_user, n.fields.to_domain);
+      return t;
+    }
+    t.why = "action " + r.action + " is not available";
+    return t;
+  }
+
   void try_next(const std::shared_ptr<Call>& c) {
     const EdgeConfig& cfg = *c->config;
     while (c->next < c->candidates.size()) {
@@ -430,124 +565,25 @@ class B2bua::Impl {
                  "route", "rejected by route");
         return;
       }
-      if (r.action == "pbx") {
-        auto pbx = cfg.pbx(r.target);
-        std::string why;
-        // Where the PBX is: its address (ip), where its REGISTER came from (register-in), or
-        // the registrar we register to (register-out).
-        Destination dest;
-        std::string host;
-        bool resolve = false;
-        if (!pbx) {
-          why = "no PBX connection " + r.target;
-        } else if (!pbx->enabled) {
-          why = "PBX connection " + r.target + " is disabled";
-        } else if (pbx->mode == "ip") {
-          dest = {pbx->transport, pbx->address, pbx->port};
-          host = host_port(pbx->address, pbx->port);
-        } else if (pbx->mode == "register-in") {
-          auto binding =
-              context_.registrar() ? context_.registrar()->binding(pbx->code) : std::nullopt;
-          if (!binding) {
-            why = "PBX connection " + r.target + " is not registered to esg";
-          } else {
-            dest = {binding->transport, binding->addr, binding->port};
-            auto contact = sip::parse_uri(binding->contact);
-            host = contact ? std::string(contact->host) +
-                                 (contact->port ? ":" + std::to_string(contact->port) : "")
-                           : host_port(binding->addr, binding->port);
-          }
-        } else {
-          const Account as = pbx->as_account();
-          if (context_.account_ready(as, &why)) {
-            dest = {pbx->transport, as.next_hop_host(), as.lookup_port()};
-            host = pbx->domain;
-            resolve = true;
-          } else {
-            why = "PBX connection " + r.target + ": " + why;
-          }
-        }
-        if (why.empty() && !context_.trunks().acquire("pbx:" + pbx->code, pbx->trunks))
-          why = "PBX connection " + r.target + ": trunk limit of " + std::to_string(pbx->trunks) +
-                " calls reached";
-        if (!why.empty()) {
-          c->skipped.push_back(why);
-          c->decisions.push_back(rule + ": skipped, " + why);
-          continue;
-        }
-        c->attempt_trunk = "pbx:" + pbx->code;
-        c->target_kind = "pbx";
-        c->target_code = pbx->code;
-        c->target_account.reset();
-        c->decisions.push_back(rule + ": to PBX connection " + pbx->code);
-        Leg& b = c->b;
-        b.code = pbx->code;
-        b.passheaders = pbx->passheaders;
-        b.reinvite = pbx->reinvite;
-        std::string user = !r.number.empty()      ? r.number
-                           : !pbx->number.empty() ? pbx->number
-                                                  : c->routed.ruri_user;
-        std::string extra;
-        for (const auto& [k, v] : pbx->headers)
-          extra += k + ": " + v + "\r\n";
-        const std::string domain = c->routed.to_domain.empty() ? host : c->routed.to_domain;
-        std::string ruri = "sip:" + (user.empty() ? "" : user + "@") + host;
-        if (pbx->transport != "udp") ruri += ";transport=" + pbx->transport;
-        c->normalized = c->routed;
-        dial(c, dest, resolve, true, std::move(ruri),
-             name_addr(c->routed.from_display, c->routed.from_user,
-                       c->routed.from_domain.empty() ? domain : c->routed.from_domain),
-             name_addr({}, c->routed.to_user, domain), extra);
-        return;
+      Target t = target_of(cfg, r, c->routed);
+      if (!t.why.empty()) {
+        c->skipped.push_back(t.why);
+        c->decisions.push_back(rule + ": skipped, " + t.why);
+        continue;
       }
-      if (r.action == "external") {
-        auto acc = cfg.accounts ? cfg.accounts->by_code(r.target) : nullptr;
-        std::string why;
-        if (!acc)
-          why = "no account " + r.target;
-        else if (!acc->enabled)
-          why = "account " + r.target + " is disabled";
-        else if (!context_.account_ready(*acc, &why))
-          why = "account " + r.target + ": " + why;
-        else if (!context_.trunks().acquire("acc:" + acc->code, acc->trunks))
-          why = "account " + r.target + ": trunk limit of " + std::to_string(acc->trunks) +
-                " calls reached";
-        if (!why.empty()) {
-          c->skipped.push_back(why);
-          c->decisions.push_back(rule + ": skipped, " + why);
-          continue;
-        }
-        c->attempt_trunk = "acc:" + acc->code;
-        c->target_kind = "external";
-        c->target_code = acc->code;
-        c->target_account = acc;
-        c->decisions.push_back(rule + ": to account " + acc->code);
-        Leg& b = c->b;
-        b.code = acc->code;
-        b.passheaders = acc->passheaders;
-        b.reinvite = acc->reinvite;
-        NormFields f = c->routed;
-        if (!r.number.empty()) {
-          f.ruri_user = r.number;
-          f.to_user = r.number;
-        }
-        auto n = cfg.normalizer.apply(true, *acc, f, cfg.system_domain);
-        for (const auto& s : n.steps) {
-          c->decisions.push_back("normalization rule " + std::to_string(s.rule) + ": " + s.field +
-                                 " '" + s.before + "' -> '" + s.after + "'");
-        }
-        c->normalized = n.fields;
-        std::string ruri =
-            "sip:" + (n.fields.ruri_user.empty() ? "" : n.fields.ruri_user + "@") + acc->domain;
-        if (acc->transport != "udp") ruri += ";transport=" + acc->transport;
-        const Destination dest{acc->transport, acc->next_hop_host(), acc->lookup_port()};
-        dial(c, dest, true, acc->tls_verify, std::move(ruri),
-             name_addr(n.fields.from_display, n.fields.from_user, n.fields.from_domain),
-             name_addr({}, n.fields.to_user, n.fields.to_domain), {});
-        return;
-      }
-      c->skipped.push_back(rule + ": action " + r.action + " is not available");
-      c->decisions.push_back(rule + ": skipped, action " + r.action + " is not available");
+      for (const auto& d : t.decisions)
+        c->decisions.push_back(rule + ": " + d);
+      c->attempt_trunk = t.trunk;
+      c->target_kind = t.kind;
+      c->target_code = t.code;
+      c->target_account = t.account;
+      c->normalized = t.sent;
+      Leg& b = c->b;
+      b.code = t.code;
+      b.passheaders = t.passheaders;
+      b.reinvite = t.reinvite;
+      dial(c, t.dest, t.resolve, t.tls_verify, t.ruri, t.from, t.to, t.extra);
+      return;
     }
     // Nothing (more) to try.
     if (c->last_failure) {
@@ -1098,6 +1134,252 @@ class B2bua::Impl {
     c->reinvite->ok->start(ok, false);
   }
 
+  // --- REFER, carried out locally ----------------------------------------------------------
+
+  // RFC 3515: accepted (202), progress as NOTIFY with message/sipfrag on the referring leg, a
+  // new call from the referring side's number plan to the Refer-To target, the remaining leg
+  // re-INVITEd towards it, and the referring leg ended.
+  void on_refer(const std::shared_ptr<Call>& c, bool from_a, txn::TxnId server,
+                const sip::Message& req) {
+    Leg& x = from_a ? c->a : c->b;
+    if (c->state != Call::State::Confirmed || c->transfer || c->reinvite) {
+      respond(server, req, 491, {}, {}, x.local_tag);
+      return;
+    }
+    const auto* refer_to = req.header("Refer-To");
+    if (!refer_to) refer_to = req.header("r");
+    auto target =
+        refer_to
+            ? sip::parse_name_addr(refer_to->value)
+            : Result<sip::NameAddr, sip::ValueError>(unexpected(sip::ValueError{"no Refer-To"}));
+    if (!target || target->uri.user.empty()) {
+      respond(server, req, 400, "Bad Refer-To", {}, x.local_tag);
+      return;
+    }
+    const std::string called = target->uri.user_unescaped();
+    respond(server, req, 202, {}, "Contact: " + x.contact + "\r\n", x.local_tag);
+    notify(x, "SIP/2.0 100 Trying", false);
+    const EdgeConfig& cfg = *c->config;
+    auto tr = std::make_unique<Call::Transfer>();
+    tr->from_a = from_a;
+    // The remaining party calls the target, in the number plan of the referring side.
+    const bool y_is_a = !from_a;
+    const bool x_is_pbx = from_a == c->out;
+    NormFields f;
+    f.from_user = y_is_a ? c->routed.from_user : c->normalized.ruri_user;
+    f.to_user = called;
+    f.ruri_user = called;
+    f.from_domain = f.to_domain = cfg.system_domain;
+    if (!x_is_pbx) {
+      auto account = c->out ? c->target_account : c->source_account;
+      if (account) f = cfg.normalizer.apply(false, *account, f, cfg.system_domain).fields;
+      f.to_user = f.ruri_user;
+    }
+    tr->routed = f;
+    tr->candidates = cfg.router.candidates(x_is_pbx, x.code, f.ruri_user, f.from_user);
+    c->decisions.push_back(std::string("REFER from ") + (from_a ? "A" : "B") + " to '" + called +
+                           "': " + std::to_string(tr->candidates.size()) + " rule(s)");
+    c->transfer = std::move(tr);
+    transfer_next(c);
+  }
+
+  void notify(Leg& x, const std::string& sipfrag, bool final) {
+    if (!x.dialog) return;
+    const std::string extra = std::string("Event: refer\r\nSubscription-State: ") +
+                              (final ? "terminated;reason=noresource" : "active;expires=60") +
+                              "\r\n";
+    auto m = sip::parse_message(x.dialog->build_request(
+        "NOTIFY", x.via(), 0, extra, sipfrag + "\r\n", "message/sipfrag;version=2.0"));
+    if (m) layer_.send_request(std::move(*m), x.channel, {});
+  }
+
+  void transfer_next(const std::shared_ptr<Call>& c) {
+    auto& tr = *c->transfer;
+    const EdgeConfig& cfg = *c->config;
+    while (tr.next < tr.candidates.size()) {
+      const RouteRule& r = *tr.candidates[tr.next++];
+      if (r.action == "reject") {
+        transfer_failed(c, uint16_t(r.status));
+        return;
+      }
+      Target t = target_of(cfg, r, tr.routed);
+      if (!t.why.empty()) {
+        c->decisions.push_back("REFER: route " + std::to_string(r.id) + " skipped, " + t.why);
+        continue;
+      }
+      tr.trunk = t.trunk;
+      tr.code = t.code;
+      Leg& n = tr.leg;
+      n.code = t.code;
+      n.passheaders = t.passheaders;
+      n.reinvite = t.reinvite;
+      n.call_id = new_call_id_();
+      n.local_tag = new_tag();
+      const int attempt = ++tr.attempt;
+      std::weak_ptr<Call> weak = c;
+      auto send = [this, weak, attempt, t](const Destination& to) {
+        auto c = weak.lock();
+        if (!c || !c->transfer || c->transfer->attempt != attempt) return;
+        transfer_invite(c, to, t);
+      };
+      if (!t.resolve) {
+        send(t.dest);
+      } else {
+        link_.resolve(t.dest, [this, weak, attempt, send](std::vector<Destination> found) {
+          auto c = weak.lock();
+          if (!c || !c->transfer || c->transfer->attempt != attempt) return;
+          if (found.empty()) {
+            transfer_attempt_failed(c, 503);
+            return;
+          }
+          send(found.front());
+        });
+      }
+      return;
+    }
+    transfer_failed(c, c->transfer->last_failure ? c->transfer->last_failure : 404);
+  }
+
+  void transfer_invite(const std::shared_ptr<Call>& c, const Destination& dest, const Target& t) {
+    auto& tr = *c->transfer;
+    Leg& n = tr.leg;
+    Leg& y = tr.from_a ? c->b : c->a;
+    n.transport = dest.transport;
+    const auto local = link_.local(dest);
+    n.via_host = host_port(local.host, local.port);
+    n.contact =
+        "<sip:esg@" + n.via_host + (n.transport == "udp" ? "" : ";transport=" + n.transport) + ">";
+    std::string m = "INVITE " + t.ruri + " SIP/2.0\r\n";
+    m += "Via: " + n.via() + "\r\n";
+    m += "Max-Forwards: 70\r\n";
+    m += "From: " + t.from + ";tag=" + n.local_tag + "\r\n";
+    m += "To: " + t.to + "\r\n";
+    m += "Call-ID: " + n.call_id + "\r\n";
+    m += "CSeq: 1 INVITE\r\n";
+    m += "Contact: " + n.contact + "\r\n";
+    m += "Allow: " + std::string(kAllow) + "\r\n";
+    m += "User-Agent: " + options_.user_agent + "\r\n";
+    if (!options_.call_id_header.empty()) m += options_.call_id_header + ": " + c->id + "\r\n";
+    m += t.extra;
+    // The remaining party's session description is the offer: the target answers it.
+    if (!y.sdp.empty()) m += "Content-Type: " + y.sdp_type + "\r\n";
+    m += "Content-Length: " + std::to_string(y.sdp.size()) + "\r\n\r\n" + y.sdp;
+    auto parsed = sip::parse_message(m);
+    if (!parsed) {
+      transfer_attempt_failed(c, 500);
+      return;
+    }
+    tr.invite_bytes = m;
+    n.channel = link_.channel(dest, t.tls_verify);
+    legs_[n.call_id] = {c, tr.from_a};  // the slot it will take (until then: 481)
+    const int attempt = tr.attempt;
+    std::weak_ptr<Call> weak = c;
+    txn::ClientUser user;
+    user.on_response = [this, weak, attempt](const sip::Message& r) {
+      if (auto c = weak.lock()) on_transfer_response(c, attempt, r);
+    };
+    user.on_failure = [this, weak, attempt](uint16_t status) {
+      auto c = weak.lock();
+      if (c && c->transfer && c->transfer->attempt == attempt) transfer_attempt_failed(c, status);
+    };
+    layer_.send_request(std::move(*parsed), n.channel, std::move(user));
+  }
+
+  void on_transfer_response(const std::shared_ptr<Call>& c, int attempt, const sip::Message& r) {
+    const uint16_t s = r.status();
+    if (!c->transfer || c->transfer->attempt != attempt || c->state == Call::State::Ended) return;
+    auto& tr = *c->transfer;
+    if (s < 200) return;  // NOTIFY reports 100 Trying and the final answer only
+    if (s >= 300) {
+      if (tr.leg.call_id.size()) legs_.erase(tr.leg.call_id);
+      if (is_failover_status(s)) {
+        transfer_attempt_failed(c, s);
+      } else {
+        transfer_failed(c, s);
+      }
+      return;
+    }
+    auto inv = sip::parse_message(tr.invite_bytes);
+    if (!inv) return;
+    auto d = dialog::Dialog::as_uac(*inv, r, tr.leg.contact);
+    if (!d) return;
+    Leg n = std::move(tr.leg);
+    n.dialog = std::move(*d);
+    n.dialog->confirm();
+    n.channel.send(n.dialog->build_request("ACK", n.via(), inv->cseq().number));
+    if (has_sdp(r)) {
+      n.sdp = std::string(r.body());
+      n.sdp_type = content_type_of(r);
+    }
+    const bool from_a = tr.from_a;
+    Leg& x = from_a ? c->a : c->b;
+    notify(x, "SIP/2.0 200 OK", true);
+    send_in_dialog(x, "BYE", reason_line(200, "EB2B. Call transferred"));
+    // The referring leg's trunk goes, the new leg's comes.
+    if (from_a) {
+      for (const auto& k : c->trunks)
+        context_.trunks().release(k);
+      c->trunks.clear();
+      c->trunks.push_back(tr.trunk);
+    } else {
+      if (!c->attempt_trunk.empty()) context_.trunks().release(c->attempt_trunk);
+      c->attempt_trunk = tr.trunk;
+      c->target_code = tr.code;
+    }
+    c->decisions.push_back("REFER: " + tr.code + " answered; " + (from_a ? "A" : "B") +
+                           " leg replaced");
+    const std::string old_id = x.call_id;
+    x = std::move(n);
+    legs_[x.call_id] = {c, from_a};
+    // The old leg's BYE is answered by its transaction; late requests on it get 481.
+    if (old_id != x.call_id) legs_.erase(old_id);
+    c->transfer.reset();
+    // The remaining party now talks to the new leg: offer it the new session description.
+    Leg& y = from_a ? c->b : c->a;
+    if (y.dialog && !x.sdp.empty()) {
+      auto m =
+          sip::parse_message(y.dialog->build_request("INVITE", y.via(), 0, {}, x.sdp, x.sdp_type));
+      if (m) {
+        std::weak_ptr<Call> weak = c;
+        const bool y_is_a = !from_a;
+        txn::ClientUser user;
+        user.on_response = [this, weak, y_is_a](const sip::Message& r) {
+          auto c = weak.lock();
+          if (!c || r.status() < 200) return;
+          Leg& y = y_is_a ? c->a : c->b;
+          if (r.status() >= 300 || !y.dialog) return;
+          y.dialog->on_refresh_response(r);
+          if (has_sdp(r)) {
+            y.sdp = std::string(r.body());
+            y.sdp_type = content_type_of(r);
+          }
+          y.channel.send(y.dialog->build_request("ACK", y.via(), r.cseq().number));
+        };
+        layer_.send_request(std::move(*m), y.channel, std::move(user));
+      }
+    }
+    publish(*c);
+  }
+
+  void transfer_attempt_failed(const std::shared_ptr<Call>& c, uint16_t status) {
+    auto& tr = *c->transfer;
+    if (!tr.trunk.empty()) context_.trunks().release(tr.trunk);
+    tr.trunk.clear();
+    tr.last_failure = status;
+    c->decisions.push_back("REFER: " + tr.code + " failed with " + std::to_string(status));
+    transfer_next(c);
+  }
+
+  void transfer_failed(const std::shared_ptr<Call>& c, uint16_t status) {
+    auto& tr = *c->transfer;
+    if (!tr.trunk.empty()) context_.trunks().release(tr.trunk);
+    if (!tr.leg.call_id.empty()) legs_.erase(tr.leg.call_id);
+    const std::string reason(sip::reason_phrase(status));
+    notify(tr.from_a ? c->a : c->b, "SIP/2.0 " + std::to_string(status) + " " + reason, true);
+    c->decisions.push_back("REFER failed: " + std::to_string(status));
+    c->transfer.reset();
+  }
+
   // --- the end -----------------------------------------------------------------------------
 
   void end(const std::shared_ptr<Call>& c, const std::string& by, const std::string& why,
@@ -1117,6 +1399,11 @@ class B2bua::Impl {
     if (c->ok_to_a) c->ok_to_a->stop();
     if (c->reinvite && c->reinvite->ok) c->reinvite->ok->stop();
     stop_ring_timer(*c);
+    if (c->transfer && !c->transfer->trunk.empty()) context_.trunks().release(c->transfer->trunk);
+    if (c->transfer && !c->transfer->leg.call_id.empty()) {
+      legs_.erase(c->transfer->leg.call_id);  // a late answer finds no call (ACK and BYE: none)
+    }
+    c->transfer.reset();
     by_invite_.erase(c->a_invite);
     context_.board().erase(c->id);
     write_cdr(*c, true);

@@ -404,6 +404,31 @@ class Calls(KeepOnFailure):
             api.ok("DELETE", "/rest/v1/routing/rules/%d" % route["id"])
             api.ok("DELETE", "/rest/v1/uc/pbx/%d" % pbx["id"])
 
+    def test_refer_from_the_pbx_is_carried_out_by_esg(self):
+        # The PBX transfers the provider's caller to 200: esg accepts the REFER, calls 200 as a
+        # call from the PBX's side (routed to pbx-t), re-INVITEs the caller towards it, reports
+        # progress in NOTIFYs and ends the PBX's leg. The REFER never reaches the caller.
+        api = self.api
+        target = self.peer(scenario("uas_transfer_target.xml"), "127.0.0.8")
+        pbx_t = api.ok("POST", "/rest/v1/uc/pbx", {
+            "code": "pbx-t", "mode": "ip", "address": "127.0.0.8", "port": target.port})
+        route = api.ok("POST", "/rest/v1/routing/rules", {
+            "priority": 5, "direction": "out", "source": "pbx1", "called": "200",
+            "action": "pbx", "target": "pbx-t"})
+        try:
+            uac, pbx = self.call_in(uac="uac_transferred.xml", uas="uas_refer.xml", hold=500)
+            self.assertPeerOk(target)
+            self.assertFalse(uac.received("REFER"))
+            inv = target.received("INVITE")[0]
+            self.assertTrue(inv.startswith("INVITE sip:200@127.0.0.8:%d" % target.port), inv)
+            self.assertIn("o=uac", inv)  # the caller's session is the offer
+            a_call_id = sip_uac.header(uac.messages().split("INVITE sip:", 1)[1], "Call-ID")
+            cdr = self.cdr(a_call_id)
+            self.assertTrue(any("B leg replaced" in d for d in cdr["decisions"]), cdr)
+        finally:
+            api.ok("DELETE", "/rest/v1/routing/rules/%d" % route["id"])
+            api.ok("DELETE", "/rest/v1/uc/pbx/%d" % pbx_t["id"])
+
     # Outgoing calls
 
     def test_outgoing_call_fails_over_after_503_with_normalization(self):
