@@ -104,7 +104,7 @@ class SqliteStore final : public Store {
   ~SqliteStore() override { sqlite3_close(db_); }
 
   Result<std::vector<Row>, Error> list(Table t) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Statement s(db_, "SELECT id, code, data FROM " + std::string(table_name(t)) + " ORDER BY id");
     if (!s) return io_error();
     std::vector<Row> rows;
@@ -116,7 +116,7 @@ class SqliteStore final : public Store {
   }
 
   Result<Row, Error> get(Table t, int64_t id) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Statement s(db_, "SELECT id, code, data FROM " + std::string(table_name(t)) + " WHERE id = ?");
     if (!s) return io_error();
     s.bind(1, id);
@@ -124,7 +124,7 @@ class SqliteStore final : public Store {
   }
 
   Result<Row, Error> find_code(Table t, const std::string& code) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Statement s(db_,
                 "SELECT id, code, data FROM " + std::string(table_name(t)) + " WHERE code = ?");
     if (!s) return io_error();
@@ -134,7 +134,7 @@ class SqliteStore final : public Store {
 
   Result<int64_t, Error> insert(Table t, const std::string& code, const std::string& data,
                                 int64_t id) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     const std::string table(table_name(t));
     Statement s(db_, id ? "INSERT INTO " + table +
                               " (id, code, data, updated_at) VALUES (?, ?, ?, CURRENT_TIMESTAMP)"
@@ -153,7 +153,7 @@ class SqliteStore final : public Store {
 
   Result<void, Error> update(Table t, int64_t id, const std::string& code,
                              const std::string& data) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Statement s(db_, "UPDATE " + std::string(table_name(t)) +
                          " SET code = ?, data = ?, updated_at = CURRENT_TIMESTAMP WHERE id = ?");
     if (!s) return io_error();
@@ -168,7 +168,7 @@ class SqliteStore final : public Store {
   }
 
   Result<void, Error> remove(Table t, int64_t id) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Statement s(db_, "DELETE FROM " + std::string(table_name(t)) + " WHERE id = ?");
     if (!s) return io_error();
     s.bind(1, id);
@@ -178,7 +178,7 @@ class SqliteStore final : public Store {
   }
 
   Result<int64_t, Error> cdr_insert(const Cdr& c) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Statement s(db_,
                 "INSERT INTO cdrs (call_id, started_ms, state, caller, called, data) "
                 "VALUES (?, ?, ?, ?, ?, ?)");
@@ -194,7 +194,7 @@ class SqliteStore final : public Store {
   }
 
   Result<void, Error> cdr_update(const Cdr& c) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Statement s(db_, "UPDATE cdrs SET state = ?, data = ? WHERE id = ?");
     if (!s) return io_error();
     s.bind(1, c.state);
@@ -206,7 +206,7 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<Cdr>, Error> cdr_query(const CdrQuery& q) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     std::string sql =
         "SELECT id, call_id, started_ms, state, caller, called, data FROM cdrs "
         "WHERE started_ms >= ? AND started_ms <= ?";
@@ -233,7 +233,7 @@ class SqliteStore final : public Store {
   }
 
   Result<int64_t, Error> cdr_interrupt_active() override {
-    std::lock_guard lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Statement s(db_,
                 "UPDATE cdrs SET state = 'interrupted' WHERE state = 'active' OR "
                 "state = 'answered'");
@@ -242,8 +242,20 @@ class SqliteStore final : public Store {
     return int64_t(sqlite3_changes(db_));
   }
 
+  Result<void, Error> in_transaction(const std::function<void()>& f) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) return io_error();
+    f();
+    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      auto e = io_error();
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      return e;
+    }
+    return {};
+  }
+
   int schema_version() override {
-    std::lock_guard lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     return version();
   }
 
@@ -300,7 +312,7 @@ class SqliteStore final : public Store {
   }
 
   sqlite3* db_ = nullptr;
-  std::mutex mu_;
+  std::recursive_mutex mu_;  // in_transaction() calls the other methods
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 // dialect-specific bits (id columns, upserts, pragmas) stay behind this interface.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -71,6 +72,8 @@ class Store {
   virtual Result<int64_t, Error> cdr_insert(const Cdr& c) = 0;
   virtual Result<void, Error> cdr_update(const Cdr& c) = 0;
   virtual Result<std::vector<Cdr>, Error> cdr_query(const CdrQuery& q) = 0;
+  // Runs `f` (which calls this store) as one transaction: one commit for many writes.
+  virtual Result<void, Error> in_transaction(const std::function<void()>& f) = 0;
   // At start: what a crash left `active` becomes `interrupted`. Returns how many.
   virtual Result<int64_t, Error> cdr_interrupt_active() = 0;
 };

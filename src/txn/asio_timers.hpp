@@ -23,7 +23,9 @@ class AsioTimers final : public Timers {
     auto timer = std::make_unique<boost::asio::steady_timer>(io_, after);
     timer->async_wait([this, id, f = std::move(fire)](boost::system::error_code ec) {
       if (ec) return;  // stopped
-      timers_.erase(id);
+      // Stopped after it expired but before this handler ran: cancel() cannot recall a
+      // handler already queued, so the table is what says whether it still counts.
+      if (timers_.erase(id) == 0) return;
       f();
     });
     timers_.emplace(id, std::move(timer));

@@ -754,9 +754,11 @@ class B2bua::Impl {
           "Contact: " + c->a.contact + "\r\n" + passed_headers(r, c->a.passheaders, b.passheaders);
       reply_a(*c, s, r.reason(), extra, has_sdp(r) ? r.body() : std::string_view{},
               content_type_of(r));
-      c->state = Call::State::Early;
       if (!c->ring_timer) start_ring_timer(c);
-      publish(*c);
+      if (c->state != Call::State::Early) {
+        c->state = Call::State::Early;
+        publish(*c);
+      }
       return;
     }
     if (s < 300) {
@@ -814,8 +816,9 @@ class B2bua::Impl {
       write_cdr(*c, false);
       return;
     }
-    // A final failure.
+    // A final failure: the INVITE is over (its transaction ACKs it).
     if (c->state == Call::State::Ended) return;
+    c->b_invite = 0;
     if ((s == 401 || s == 407) && c->target_account && c->challenges == 0) {
       const auto* h =
           r.header(s == 401 ? sip::HeaderId::WwwAuthenticate : sip::HeaderId::ProxyAuthenticate);
@@ -958,7 +961,6 @@ class B2bua::Impl {
           y.dialog->build_request("ACK", y.via(), c->b_cseq, {}, ack.body(), content_type_of(ack));
       y.channel.send(c->b_ack);
       c->state = Call::State::Confirmed;
-      publish(*c);
       return;
     }
     if (c->reinvite && c->reinvite->from_a == from_a &&
@@ -1408,18 +1410,34 @@ class B2bua::Impl {
     context_.board().erase(c->id);
     write_cdr(*c, true);
     --live_;
-    // The legs stay known for a while: retransmissions, a late 2xx to take down, BYE answers.
+    // What only a live call needs goes now (the call may linger below).
+    c->decisions = {};
+    c->candidates = {};
+    c->skipped = {};
+    c->a.sdp = {};
+    c->b.sdp = {};
+    c->config.reset();
+    // Retransmissions and late in-dialog requests are the transaction layer's (or get 481).
+    // Only an INVITE still out towards the B side can bring a 2xx that must be taken down
+    // (ACK and BYE): for that the call stays known until the INVITE's Timer B has passed.
+    const bool invite_out = c->b_invite && !answered;
+    if (!invite_out) {
+      forget(c);
+      return;
+    }
     std::weak_ptr<Call> weak = c;
     const uint64_t key = ++cleanup_seq_;
     cleanup_[key] = timers_.start(64 * tc_.t1, [this, weak, key] {
       cleanup_.erase(key);
-      auto c = weak.lock();
-      if (!c) return;
-      for (const std::string* id : {&c->a.call_id, &c->b.call_id}) {
-        auto it = legs_.find(*id);
-        if (it != legs_.end() && it->second.call == c) legs_.erase(it);
-      }
+      if (auto c = weak.lock()) forget(c);
     });
+  }
+
+  void forget(const std::shared_ptr<Call>& c) {
+    for (const std::string* id : {&c->a.call_id, &c->b.call_id}) {
+      auto it = legs_.find(*id);
+      if (it != legs_.end() && it->second.call == c) legs_.erase(it);
+    }
   }
 
   json describe(const Call& c) const {
