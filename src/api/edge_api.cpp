@@ -85,50 +85,12 @@ void add_edge_routes(HttpServer& server, EdgeApiDeps deps) {
   server.route("POST", "/rest/v1/routing/test/substitution", [deps](const Request& r, const auto&) {
     auto body = body_of(r);
     if (!body) return body.error();
-    const json& b = *body;
-    for (auto it = b.begin(); it != b.end(); ++it) {
-      static const char* kKnown[] = {"account",      "direction", "from_user",
-                                     "from_display", "to_user",   "ruri_user"};
-      bool known = false;
-      for (const char* k : kKnown)
-        known = known || it.key() == k;
-      if (!known) return Response::error(400, "unknown field", it.key());
-      if (it.key() != "account" && !it.value().is_string())
-        return Response::error(400, "must be a string", it.key());
+    auto res = edge::substitution_test(*deps.config(), *body);
+    if (!res) {
+      const int status = res.error().message == "no such account" ? 404 : 400;
+      return Response::error(status, res.error().message, res.error().field);
     }
-    auto cfg = deps.config();
-    std::shared_ptr<const accounts::Account> account;
-    if (!b.contains("account")) return Response::error(400, "is required (id or code)", "account");
-    if (b["account"].is_number_integer()) {
-      for (const auto& a : cfg->accounts->accounts()) {
-        if (a->id == b["account"].get<int64_t>()) account = a;
-      }
-    } else if (b["account"].is_string()) {
-      account = cfg->accounts->by_code(b["account"].get<std::string>());
-    } else {
-      return Response::error(400, "must be an account id or code", "account");
-    }
-    if (!account) return Response::error(404, "no such account", "account");
-    const std::string direction = b.value("direction", std::string("in"));
-    if (direction != "in" && direction != "out")
-      return Response::error(400, "must be in or out", "direction");
-    edge::NormFields in;
-    in.from_user = b.value("from_user", std::string());
-    in.from_display = b.value("from_display", std::string());
-    in.to_user = b.value("to_user", std::string());
-    in.ruri_user = b.value("ruri_user", in.to_user);
-    auto res = cfg->normalizer.apply(direction == "out", *account, in, cfg->system_domain);
-    json steps = json::array();
-    for (const auto& s : res.steps) {
-      steps.push_back(
-          {{"rule", s.rule}, {"field", s.field}, {"before", s.before}, {"after", s.after}});
-    }
-    return Response::json(200, {{"account", account->code},
-                                {"direction", direction},
-                                {"input", edge::to_json(in)},
-                                {"steps", steps},
-                                {"defaults", res.defaults},
-                                {"result", edge::to_json(res.fields)}});
+    return Response::json(200, *res);
   });
 
   server.route("GET", "/api/monitor/v1/calls", [deps](const Request&, const auto&) {

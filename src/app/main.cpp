@@ -5,6 +5,8 @@
 #include <csignal>
 #include <cstring>
 #include <iostream>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +15,8 @@
 #include "app/config.hpp"
 #include "app/parse_command.hpp"
 #include "app/server.hpp"
+#include "edge/context.hpp"
+#include "store/store.hpp"
 #include "transport/dns.hpp"
 
 namespace {
@@ -26,6 +30,9 @@ void usage(std::ostream& out) {
          "  parse [--stream] FILE... parse SIP messages, one JSON line each\n"
          "  resolve [--dns IP[:PORT]]... [--config FILE] URI...\n"
          "                           RFC 3263: the targets to try for each SIP URI\n"
+         "  normalize [--config FILE] --account CODE --direction in|out --from USER --to USER\n"
+         "            [--ruri USER] [--display NAME]\n"
+         "                           the substitution test: each normalization rule applied\n"
          "  version                  print the version\n";
 }
 
@@ -178,6 +185,53 @@ int cmd_resolve(const std::vector<std::string>& args) {
   return rc;
 }
 
+// The substitution test without a running esg: the store of --config, an account, a direction
+// and the numbers; prints what each rule did, as JSON.
+int cmd_normalize(const std::vector<std::string>& args) {
+  std::string config_path = "config/esg.json";
+  nlohmann::json body = nlohmann::json::object();
+  static const std::map<std::string, std::string> kOptions = {
+      {"--account", "account"}, {"--direction", "direction"}, {"--from", "from_user"},
+      {"--to", "to_user"},      {"--ruri", "ruri_user"},      {"--display", "from_display"}};
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--config" && i + 1 < args.size()) {
+      config_path = args[++i];
+    } else if (kOptions.count(args[i]) && i + 1 < args.size()) {
+      body[kOptions.at(args[i])] = args[i + 1];
+      ++i;
+    } else {
+      std::cerr << "esg normalize: unknown option " << args[i] << "\n"
+                << "usage: esg normalize [--config FILE] --account CODE --direction in|out "
+                   "--from USER --to USER [--ruri USER] [--display NAME]\n";
+      return 2;
+    }
+  }
+  esg::app::Config config;
+  try {
+    config = esg::app::load_config(config_path);
+  } catch (const esg::app::ConfigError& e) {
+    std::cerr << "esg: config error: " << e.what() << "\n";
+    return 2;
+  }
+  std::unique_ptr<esg::store::Store> store;
+  try {
+    store = esg::store::open_sqlite(config.store.sqlite);
+  } catch (const esg::store::StoreError& e) {
+    std::cerr << "esg: " << e.what() << "\n";
+    return 2;
+  }
+  auto cfg =
+      esg::edge::edge_config_from_store(*store, config.instance.domain, config.instance.extaddrs);
+  auto r = esg::edge::substitution_test(*cfg, body);
+  if (!r) {
+    std::cerr << "esg normalize: " << (r.error().field.empty() ? "" : r.error().field + ": ")
+              << r.error().message << "\n";
+    return 2;
+  }
+  std::cout << r->dump(2) << "\n";
+  return 0;
+}
+
 int dispatch(std::vector<std::string> args) {
   if (args.empty()) {
     usage(std::cerr);
@@ -189,6 +243,7 @@ int dispatch(std::vector<std::string> args) {
   if (cmd == "check") return cmd_check(args);
   if (cmd == "parse") return esg::app::run_parse(args, std::cout, std::cerr);
   if (cmd == "resolve") return cmd_resolve(args);
+  if (cmd == "normalize") return cmd_normalize(args);
   if (cmd == "version" || cmd == "--version") {
     std::cout << "esg " << kVersion << "\n";
     return 0;

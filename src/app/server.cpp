@@ -415,34 +415,8 @@ std::string Server::call_id_for(size_t worker) {
 void Server::rebuild_edge_config() {
   if (!edge_ || !store_) return;
   std::lock_guard lock(edge_->rebuild_mu);
-  auto cfg = std::make_shared<edge::EdgeConfig>();
-  cfg->system_domain = config_.instance.domain;
-  std::vector<std::shared_ptr<const accounts::Account>> accounts;
-  if (auto rows = store_->list(store::Table::Providers)) {
-    for (const auto& row : *rows) {
-      auto j = nlohmann::json::parse(row.data, nullptr, false);
-      if (!j.is_object()) continue;
-      j["id"] = row.id;
-      if (auto a = accounts::account_from_json(j))
-        accounts.push_back(std::make_shared<const accounts::Account>(std::move(*a)));
-    }
-  }
-  cfg->accounts =
-      std::make_shared<edge::AccountIndex>(std::move(accounts), config_.instance.extaddrs);
-  for (const auto& j : pbx_->stored()) {
-    if (auto p = accounts::pbx_from_json(j))
-      cfg->pbxs.push_back(std::make_shared<const accounts::PbxConnection>(std::move(*p)));
-  }
-  std::vector<edge::NormRule> norm;
-  for (const auto& j : normalization_->stored()) {
-    if (auto r = edge::norm_rule_from_json(j)) norm.push_back(std::move(*r));
-  }
-  cfg->normalizer = edge::Normalizer(std::move(norm));
-  std::vector<edge::RouteRule> routes;
-  for (const auto& j : routes_->stored()) {
-    if (auto r = edge::route_rule_from_json(j)) routes.push_back(std::move(*r));
-  }
-  cfg->router = edge::Router(std::move(routes));
+  auto cfg =
+      edge::edge_config_from_store(*store_, config_.instance.domain, config_.instance.extaddrs);
   edge_->registrar()->set_connections(cfg->pbxs);
   std::vector<accounts::Account> register_out;
   for (const auto& p : cfg->pbxs) {

@@ -26,6 +26,91 @@ std::shared_ptr<const accounts::PbxConnection> EdgeConfig::pbx_from(std::string_
   return nullptr;
 }
 
+std::shared_ptr<EdgeConfig> edge_config_from_store(store::Store& store, std::string system_domain,
+                                                   std::vector<std::string> extaddrs) {
+  auto cfg = std::make_shared<EdgeConfig>();
+  cfg->system_domain = std::move(system_domain);
+  auto rows_of = [&store](store::Table t) {
+    std::vector<nlohmann::json> out;
+    if (auto rows = store.list(t)) {
+      for (const auto& row : *rows) {
+        auto j = nlohmann::json::parse(row.data, nullptr, false);
+        if (!j.is_object()) continue;
+        j["id"] = row.id;
+        out.push_back(std::move(j));
+      }
+    }
+    return out;
+  };
+  std::vector<std::shared_ptr<const accounts::Account>> accounts;
+  for (const auto& j : rows_of(store::Table::Providers)) {
+    if (auto a = accounts::account_from_json(j))
+      accounts.push_back(std::make_shared<const accounts::Account>(std::move(*a)));
+  }
+  cfg->accounts = std::make_shared<AccountIndex>(std::move(accounts), std::move(extaddrs));
+  for (const auto& j : rows_of(store::Table::Pbx)) {
+    if (auto p = accounts::pbx_from_json(j))
+      cfg->pbxs.push_back(std::make_shared<const accounts::PbxConnection>(std::move(*p)));
+  }
+  std::vector<NormRule> norm;
+  for (const auto& j : rows_of(store::Table::Normalization)) {
+    if (auto r = norm_rule_from_json(j)) norm.push_back(std::move(*r));
+  }
+  cfg->normalizer = Normalizer(std::move(norm));
+  std::vector<RouteRule> routes;
+  for (const auto& j : rows_of(store::Table::Routes)) {
+    if (auto r = route_rule_from_json(j)) routes.push_back(std::move(*r));
+  }
+  cfg->router = Router(std::move(routes));
+  return cfg;
+}
+
+Result<nlohmann::json, accounts::FieldError> substitution_test(const EdgeConfig& cfg,
+                                                               const nlohmann::json& b) {
+  using accounts::FieldError;
+  auto bad = [](std::string f, std::string m) {
+    return unexpected(FieldError{std::move(f), std::move(m)});
+  };
+  if (!b.is_object()) return bad("", "the body must be a JSON object");
+  static const char* kKnown[] = {"account",      "direction", "from_user",
+                                 "from_display", "to_user",   "ruri_user"};
+  for (auto it = b.begin(); it != b.end(); ++it) {
+    bool known = false;
+    for (const char* k : kKnown)
+      known = known || it.key() == k;
+    if (!known) return bad(it.key(), "unknown field");
+    if (it.key() != "account" && !it.value().is_string()) return bad(it.key(), "must be a string");
+  }
+  std::shared_ptr<const accounts::Account> account;
+  if (!b.contains("account")) return bad("account", "is required (id or code)");
+  if (b["account"].is_number_integer()) {
+    for (const auto& a : cfg.accounts->accounts()) {
+      if (a->id == b["account"].get<int64_t>()) account = a;
+    }
+  } else if (b["account"].is_string()) {
+    account = cfg.accounts->by_code(b["account"].get<std::string>());
+  } else {
+    return bad("account", "must be an account id or code");
+  }
+  if (!account) return bad("account", "no such account");
+  const std::string direction = b.value("direction", std::string("in"));
+  if (direction != "in" && direction != "out") return bad("direction", "must be in or out");
+  NormFields in;
+  in.from_user = b.value("from_user", std::string());
+  in.from_display = b.value("from_display", std::string());
+  in.to_user = b.value("to_user", std::string());
+  in.ruri_user = b.value("ruri_user", in.to_user);
+  auto res = cfg.normalizer.apply(direction == "out", *account, in, cfg.system_domain);
+  nlohmann::json steps = nlohmann::json::array();
+  for (const auto& s : res.steps) {
+    steps.push_back(
+        {{"rule", s.rule}, {"field", s.field}, {"before", s.before}, {"after", s.after}});
+  }
+  return nlohmann::json{{"account", account->code}, {"direction", direction},
+                        {"input", to_json(in)},     {"steps", steps},
+                        {"defaults", res.defaults}, {"result", to_json(res.fields)}};
+}
+
 bool Trunks::acquire(const std::string& key, int limit) {
   std::lock_guard lock(mu_);
   int& n = used_[key];
@@ -121,7 +206,8 @@ struct CdrWriter::Impl {
       busy = true;
       lock.unlock();
       auto r = store.in_transaction([&] {
-        for (auto& item : batch) write_one(item);
+        for (auto& item : batch)
+          write_one(item);
       });
       if (!r) failures += batch.size();
       lock.lock();

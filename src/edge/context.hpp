@@ -36,6 +36,16 @@ struct EdgeConfig {
   std::shared_ptr<const accounts::PbxConnection> pbx_from(std::string_view ip) const;
 };
 
+// Reads accounts, PBX connections and the rules from the store into a snapshot.
+std::shared_ptr<EdgeConfig> edge_config_from_store(store::Store& store, std::string system_domain,
+                                                   std::vector<std::string> extaddrs);
+
+// The substitution test (REST and `esg normalize`): `body` names an account (id or code), a
+// direction and the numbers; the answer lists each rule that applied and the result. Errors
+// name the field.
+Result<nlohmann::json, accounts::FieldError> substitution_test(const EdgeConfig& cfg,
+                                                               const nlohmann::json& body);
+
 // Concurrent calls per account or connection (`trunks`), in both directions, across workers.
 class Trunks {
  public:

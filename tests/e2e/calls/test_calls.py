@@ -7,13 +7,14 @@ Addresses: esg on 127.0.0.1; provider prov-a (point-to-point) calls from 127.0.0
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from esg_fixture import EsgProcess, KeepOnFailure, stop_all  # noqa: E402
+from esg_fixture import ESG, EsgProcess, KeepOnFailure, stop_all  # noqa: E402
 from rest_api import Api  # noqa: E402
 from sipp_fixture import SippPeer, free_port  # noqa: E402
 import sip_uac  # noqa: E402
@@ -428,6 +429,72 @@ class Calls(KeepOnFailure):
         finally:
             api.ok("DELETE", "/rest/v1/routing/rules/%d" % route["id"])
             api.ok("DELETE", "/rest/v1/uc/pbx/%d" % pbx_t["id"])
+
+    # Monitoring and the substitution test
+
+    def test_substitution_test_over_rest_and_the_command_line(self):
+        body = {"account": "prov-b", "direction": "out", "from_user": "101",
+                "to_user": "84951112233"}
+        r = self.api.ok("POST", "/rest/v1/routing/test/substitution", body)
+        self.assertEqual(r["result"]["from_user"], "74950000001")
+        self.assertEqual(r["result"]["to_user"], "+74951112233")
+        self.assertEqual(r["result"]["ruri_user"], "+74951112233")
+        self.assertEqual(r["result"]["from_domain"], "prov-b.test")
+        self.assertEqual([s["field"] for s in r["steps"]], ["from_user", "to_user", "ruri_user"])
+        incoming = self.api.ok("POST", "/rest/v1/routing/test/substitution",
+                               {"account": "prov-a", "from_user": "+7916", "to_user": DID})
+        self.assertEqual(incoming["result"]["to_user"], "")  # the default for incoming calls
+        self.assertEqual(incoming["result"]["to_domain"], "pbx.esg.test")
+        status, err = self.api.call("POST", "/rest/v1/routing/test/substitution",
+                                    {"account": "prov-b", "direction": "sideways"})
+        self.assertEqual((status, err["field"]), (400, "direction"))
+        status, err = self.api.call("POST", "/rest/v1/routing/test/substitution",
+                                    {"account": "nobody"})
+        self.assertEqual((status, err["field"]), (404, "account"))
+        out = subprocess.run([ESG, "normalize", "--config", self.esg.config_path, "--account",
+                              "prov-b", "--direction", "out", "--from", "101", "--to",
+                              "84951112233"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(json.loads(out.stdout)["result"], r["result"])
+        bad = subprocess.run([ESG, "normalize", "--config", self.esg.config_path, "--account",
+                              "nobody"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("account: no such account", bad.stderr)
+
+    def test_calls_in_progress_and_their_packets(self):
+        pbx = self.peer(scenario("uas_answer.xml"), "127.0.0.5")
+        self.pbx_at(pbx.port)
+        caller = self.peer(scenario("uac_call.xml"), "127.0.0.2", remote=self.esg_addr(),
+                           duration_ms=1500,
+                           keys={"ruri_user": DID, "to_user": DID, "to_host": "127.0.0.1",
+                                 "from_user": "+79161234567", "contact_user": "prov"})
+        call = None
+        deadline = time.time() + 5
+        while time.time() < deadline and not call:
+            calls = self.api.ok("GET", "/api/monitor/v1/calls")["data"]["calls"]
+            call = next((c for c in calls if c["state"] == "answered" or
+                         c["state"] == "confirmed"), None)
+            time.sleep(0.05)
+        self.assertIsNotNone(call)
+        self.assertEqual(call["provider"], "prov-a")
+        self.assertEqual(call["pbx"], "pbx1")
+        self.assertEqual(call["caller"]["received"], "+79161234567")
+        self.assertTrue(call["b"]["call_id"])
+        packets = self.api.ok("GET", "/api/monitor/v1/calls/%s/packets" % call["id"])
+        packets = packets["data"]["packets"]
+        legs = {p["call_id"] for p in packets}
+        self.assertEqual(legs, {call["id"], call["b"]["call_id"]})  # both legs, one diagram
+        first = packets[0]
+        self.assertEqual(first["direction"], "recv")
+        self.assertTrue(first["packet"].startswith("INVITE "))
+        self.assertPeerOk(caller)
+        self.assertPeerOk(pbx)
+        status, _ = self.api.call("GET", "/api/monitor/v1/calls/%s" % call["id"])
+        self.assertEqual(status, 404)  # ended: no longer in progress
+        cdrs = self.api.ok("GET", "/rest/v1/cdrs?number=%s&limit=5" % "79161234567")["items"]
+        self.assertTrue(any(c["id"] == call["id"] for c in cdrs))
+        status, err = self.api.call("GET", "/rest/v1/cdrs?from=yesterday")
+        self.assertEqual((status, err["field"]), (400, "from"))
 
     # Outgoing calls
 
