@@ -43,10 +43,11 @@ class Tls(unittest.TestCase):
 
     def test_accounts_verify_the_registrar_unless_told_not_to(self):
         # The "registrar" is esg's own TLS listener, with a certificate no system CA signed: an
-        # account with tls_verify=false gets through (and esg answers its REGISTER 480, no
-        # route), one with the default verification never gets a TLS session.
-        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "accounts"))
-        from test_registration import Api
+        # account with tls_verify=false gets through (esg's registrar challenges it and, with no
+        # register-in PBX connection named alice, refuses it 403), one with the default
+        # verification never gets a TLS session.
+        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+        from rest_api import Api
         api = Api(self.esg.ports["http"])
         base = {"username": "alice", "pwd": "x", "domain": "provider.test",
                 "proxyaddr": "127.0.0.1", "proxyport": self.esg.ports["tls"], "transport": "tls"}
@@ -55,8 +56,8 @@ class Tls(unittest.TestCase):
                                  dict(base, code=code, tls_verify=verify))
             self.assertEqual(status, 201, a)
             self.addCleanup(api.call, "DELETE", "/rest/v1/uc/providers/%d" % a["id"])
-        reg = api.wait_reg("tls-unverified", ("failed",))
-        self.assertEqual(reg["last_response"][0], "SIP/2.0 480 No Route")
+        reg = api.wait_reg("tls-unverified", ("auth_failed",))
+        self.assertEqual(reg["last_response"][0], "SIP/2.0 403 Forbidden")
         reg = api.wait_reg("tls-verified", ("failed",))
         self.assertEqual(reg["last_response"], [])
         self.assertEqual(reg["reason"], "no answer (timeout)")
