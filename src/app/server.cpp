@@ -440,17 +440,23 @@ void Server::on_request(size_t worker, txn::TxnId id, const sip::Message& reques
   }
   const std::string tag = tag_prefix_ + std::to_string(++next_tag_);
   // RFC 3261 §8.2.2.3: an extension we do not support in Require is answered 420 with the
-  // offending option tags in Unsupported (RFC 4475 §3.3.5). esg supports none yet.
+  // offending option tags in Unsupported (RFC 4475 §3.3.5). The B2BUA bridges 100rel (RFC 3262)
+  // end to end in calls; nothing else.
   if (request.method() != sip::Method::Cancel) {
     auto required = request.tokens(sip::HeaderId::Require);
     if (!required) {
       layer.respond(id, 400, sip::build_response(request, 400, "Malformed Require", tag));
       return;
     }
-    if (!required->empty()) {
-      std::string unsupported;
-      for (auto t : *required)
-        unsupported += (unsupported.empty() ? "" : ", ") + std::string(t);
+    const bool call = request.method() == sip::Method::Invite ||
+                      request.method() == sip::Method::Prack ||
+                      (!request.to_tag().empty() && request.method() != sip::Method::Register);
+    std::string unsupported;
+    for (auto t : *required) {
+      if (call && text::iequals(t, "100rel")) continue;
+      unsupported += (unsupported.empty() ? "" : ", ") + std::string(t);
+    }
+    if (!unsupported.empty()) {
       layer.respond(
           id, 420,
           sip::build_response(request, 420, {}, tag, "Unsupported: " + unsupported + "\r\n"));

@@ -7,6 +7,7 @@
 #include "base/random.hpp"
 #include "base/text.hpp"
 #include "dialog/dialog.hpp"
+#include "dialog/reliable.hpp"
 #include "dialog/retransmitter.hpp"
 #include "sip/auth/digest.hpp"
 #include "sip/response.hpp"
@@ -50,6 +51,15 @@ std::string with_body(std::string response, std::string_view content_type, std::
   response.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n\r\n");
   response.append(body);
   return response;
+}
+
+bool has_option(const sip::Message& m, sip::HeaderId id, std::string_view tag) {
+  auto tokens = m.tokens(id);
+  if (!tokens) return false;
+  for (auto t : *tokens) {
+    if (text::iequals(t, tag)) return true;
+  }
+  return false;
 }
 
 bool is_failover_status(uint16_t s) {
@@ -662,6 +672,12 @@ class B2bua::Impl {
     m += "User-Agent: " + options_.user_agent + "\r\n";
     if (!options_.call_id_header.empty()) m += options_.call_id_header + ": " + c->id + "\r\n";
     m += auth;
+    // RFC 3262 end to end: reliable provisionals only when the caller can PRACK them.
+    if (has_option(*areq, sip::HeaderId::Require, "100rel")) {
+      m += "Require: 100rel\r\n";
+    } else if (has_option(*areq, sip::HeaderId::Supported, "100rel")) {
+      m += "Supported: 100rel\r\n";
+    }
     m += passed_headers(*areq, c->a.passheaders, b.passheaders);
     m += extra;
     if (!areq->body().empty()) {
@@ -752,6 +768,10 @@ class B2bua::Impl {
       }
       std::string extra =
           "Contact: " + c->a.contact + "\r\n" + passed_headers(r, c->a.passheaders, b.passheaders);
+      if (const auto* rseq = r.header("RSeq")) {
+        // A reliable provisional: the caller PRACKs it through us (RAck mapped in relay()).
+        extra += "Require: 100rel\r\nRSeq: " + std::string(rseq->value) + "\r\n";
+      }
       reply_a(*c, s, r.reason(), extra, has_sdp(r) ? r.body() : std::string_view{},
               content_type_of(r));
       if (!c->ring_timer) start_ring_timer(c);
@@ -1044,6 +1064,19 @@ class B2bua::Impl {
       return;
     }
     std::string extra = passed_headers(req, x.passheaders, y.passheaders);
+    if (req.method() == sip::Method::Prack) {
+      // RAck names the INVITE's CSeq on the caller's leg; ours on the other leg is b_cseq.
+      const auto* h = req.header("RAck");
+      auto rack = h ? dialog::parse_rack(h->value)
+                    : Result<dialog::RAck, sip::ValueError>(unexpected(sip::ValueError{"none"}));
+      if (!rack || !from_a) {
+        respond(server, req, rack ? 481 : 400, rack ? std::string_view{} : "Bad RAck", {},
+                x.local_tag);
+        return;
+      }
+      extra +=
+          "RAck: " + std::to_string(rack->rseq) + " " + std::to_string(c->b_cseq) + " INVITE\r\n";
+    }
     for (const auto& h : req.headers()) {
       for (auto name : kRelayedHeaders) {
         if (text::iequals(name, h.name))

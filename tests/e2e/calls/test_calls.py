@@ -165,6 +165,20 @@ class Calls(KeepOnFailure):
         self.assertEqual(cdr["hangup_by"], "caller")
         self.assertTrue(pbx.received("CANCEL"))
 
+    def test_reliable_provisionals_and_prack_are_bridged(self):
+        # RFC 3262 end to end: the caller offers 100rel, the PBX rings reliably, the caller's
+        # PRACK reaches the PBX with the RAck of its own leg.
+        pbx = self.peer(os.path.join(HERE, "..", "sipp", "uas_100rel.xml"), "127.0.0.5")
+        self.pbx_at(pbx.port)
+        caller = self.peer(os.path.join(HERE, "..", "sipp", "uac_100rel.xml"), "127.0.0.2",
+                           remote=self.esg_addr())
+        self.assertPeerOk(caller)
+        self.assertPeerOk(pbx)
+        inv = pbx.received("INVITE")[0]
+        self.assertEqual(sip_uac.header(inv, "Supported"), "100rel")
+        prack = pbx.received("PRACK")[0]
+        self.assertEqual(sip_uac.header(prack, "RAck"), "1 1 INVITE")
+
     def test_reinvite_is_passed_to_the_other_leg(self):
         uac, pbx = self.call_in(uac="uac_reinvite.xml", uas="uas_reinvite.xml")
         self.assertEqual(len(pbx.received("INVITE")), 2)
