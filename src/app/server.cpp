@@ -2,6 +2,7 @@
 
 #include <boost/asio/ip/udp.hpp>
 
+#include <algorithm>
 #include <iostream>
 
 #include "api/edge_api.hpp"
@@ -188,6 +189,34 @@ class Server::EdgeContext final : public edge::Context {
   edge::CallBoard& board() override { return board_; }
   edge::CdrWriter* cdrs() override { return s_.cdrs_.get(); }
   accounts::Registrar* registrar() override { return &registrar_; }
+  std::vector<std::string> resolved(const accounts::Account& a) override {
+    std::lock_guard lock(resolved_mu_);
+    auto it = resolved_.find(a.code);
+    return it == resolved_.end() ? std::vector<std::string>{} : it->second;
+  }
+  // Looks up the names among the accounts' domains and proxies (NAPTR/SRV and A/AAAA, on the
+  // resolver's thread) and keeps what they resolve to for the source check of incoming calls.
+  void resolve_names(const edge::EdgeConfig& cfg) {
+    for (const auto& a : cfg.accounts->accounts()) {
+      for (const std::string* name : {&a->domain, &a->proxyaddr}) {
+        boost::system::error_code ec;
+        if (name->empty()) continue;
+        boost::asio::ip::make_address(*name, ec);
+        if (!ec) continue;  // an address: compared as it is
+        const std::string code = a->code;
+        for (const std::string& uri : {"sip:" + *name, "sip:" + *name + ":5060"}) {
+          s_.resolver_->resolve(uri, [this, code](std::vector<transport::Target> found) {
+            std::lock_guard lock(resolved_mu_);
+            auto& list = resolved_[code];
+            for (const auto& t : found) {
+              if (std::find(list.begin(), list.end(), t.addr) == list.end()) list.push_back(t.addr);
+            }
+            if (list.size() > 64) list.erase(list.begin(), list.end() - 64);
+          });
+        }
+      }
+    }
+  }
   void count_failure(const std::string& addr, const std::string&) override {
     std::lock_guard lock(failures_mu_);
     // Bounded: a flood from many addresses resets the table rather than growing it.
@@ -208,6 +237,8 @@ class Server::EdgeContext final : public edge::Context {
   edge::Trunks trunks_;
   edge::CallBoard board_;
   accounts::Registrar registrar_{registrar_options(s_.config_.instance.domain)};
+  std::mutex resolved_mu_;
+  std::unordered_map<std::string, std::vector<std::string>> resolved_;  // account code -> IPs
   std::mutex failures_mu_;
   std::unordered_map<std::string, uint64_t> failures_;
 };
@@ -381,6 +412,7 @@ void Server::stop() {
   // the io_contexts goes before the io_contexts themselves.
   accounts_.reset();
   http_.reset();
+  resolver_.reset();    // its thread calls back into edge_ (account names)
   per_worker_.clear();  // the B2BUAs before what their calls use
   cdrs_.reset();        // writes what is queued
   edge_.reset();
@@ -388,7 +420,6 @@ void Server::stop() {
   normalization_.reset();
   routes_.reset();
   store_.reset();
-  resolver_.reset();
   transport_.reset();
   trn_.reset();  // writes what is still queued
   workers_.reset();
@@ -422,6 +453,7 @@ void Server::rebuild_edge_config() {
   for (const auto& p : cfg->pbxs) {
     if (p->mode == "register-out" && p->enabled) register_out.push_back(p->as_account());
   }
+  edge_->resolve_names(*cfg);
   edge_->set(std::move(cfg));
   if (accounts_) accounts_->sync_register_out(register_out);
 }

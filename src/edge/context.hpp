@@ -101,6 +101,9 @@ class Context {
   virtual CallBoard& board() = 0;
   virtual CdrWriter* cdrs() = 0;                 // null: no CDRs
   virtual accounts::Registrar* registrar() = 0;  // null: no register-in connections
+  // What the account's domain and proxy names resolved to (for the source check): empty for
+  // addresses, and until the lookup has answered.
+  virtual std::vector<std::string> resolved(const accounts::Account& a) = 0;
   // A request that failed in a way attackers cause (unknown account, wrong credentials):
   // counted per source address, for the bans.
   virtual void count_failure(const std::string& addr, const std::string& what) = 0;

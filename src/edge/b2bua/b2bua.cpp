@@ -393,7 +393,7 @@ class B2bua::Impl {
         refuse(c, server, req, 404, "EB2B. Unknown account in contact");
         return;
       }
-      if (!cfg.accounts->source_allowed(*m.account, src)) {
+      if (!cfg.accounts->source_allowed(*m.account, src, context_.resolved(*m.account))) {
         refuse(c, server, req, 403,
                "EB2B. Source address " + src + " is not an address of account " + m.account->code);
         return;

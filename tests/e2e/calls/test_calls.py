@@ -15,6 +15,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from esg_fixture import ESG, EsgProcess, KeepOnFailure, stop_all  # noqa: E402
+from dnsmasq_fixture import Dnsmasq  # noqa: E402
 from rest_api import Api  # noqa: E402
 from sipp_fixture import SippPeer, free_port  # noqa: E402
 import sip_uac  # noqa: E402
@@ -537,6 +538,46 @@ class Calls(KeepOnFailure):
         self.assertEqual(cdr["direction"], "out")
         self.assertEqual(cdr["provider"], "prov-c")
         self.assertTrue(any("503" in d for d in cdr["decisions"]), cdr)
+
+
+
+class CallsFromNamedProviders(KeepOnFailure):
+    """An account known by name: its INVITEs must come from what the name resolves to (the
+    test's dnsmasq: prov.dns.test -> 127.0.0.31)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dns = Dnsmasq("dns.test", ["--host-record=prov.dns.test,127.0.0.31"],
+                          probe="prov.dns.test")
+        try:
+            cls.esg = EsgProcess({"dns": {"servers": [cls.dns.server]}})
+        except Exception:
+            cls.dns.stop()
+            raise
+        cls.api = Api(cls.esg.ports["http"])
+        cls.api.ok("POST", "/rest/v1/uc/providers", {
+            "code": "named", "domain": "prov.dns.test", "reg": False, "username": "trunk"})
+        cls.api.ok("POST", "/rest/v1/routing/rules", {
+            "direction": "in", "action": "reject", "status": 486})
+
+    @classmethod
+    def tearDownClass(cls):
+        stop_all(cls.failed, cls.esg, cls.dns)
+
+    def invite_from(self, ip):
+        # Step 2.3: To user + From host.
+        return sip_uac.invite(self.esg.ports["udp"], ip, "trunk", "127.0.0.1",
+                              from_host="prov.dns.test", contact_host="127.0.0.99")
+
+    def test_source_must_be_what_the_name_resolves_to(self):
+        deadline = time.time() + 5
+        a = self.invite_from("127.0.0.31")
+        while a.status == 403 and time.time() < deadline:  # until the lookup has answered
+            time.sleep(0.1)
+            a = self.invite_from("127.0.0.31")
+        self.assertEqual(a.status, 486, a.responses)
+        b = self.invite_from("127.0.0.32")
+        self.assertEqual(b.status, 403, b.responses)
 
 
 if __name__ == "__main__":
