@@ -116,7 +116,9 @@ TxnId Layer::send_request(sip::Message request, Channel channel, ClientUser user
   const TxnId id =
       add(invite ? Kind::ClientInvite : Kind::ClientNonInvite, std::move(txn), std::move(key), {});
   raw->start();
-  sweep();
+  // Not sweep(): the TU may be inside another transaction's callback (a failover INVITE sent
+  // from on_response), and that transaction may already be dead.
+  schedule_sweep();
   return id;
 }
 
@@ -222,7 +224,9 @@ bool Layer::respond(TxnId server, uint16_t status, std::string bytes) {
   } else {
     return false;
   }
-  sweep();
+  // Deferred: a TU answering from inside on_request still holds the request, which belongs to
+  // the transaction a reliable transport terminates at once.
+  schedule_sweep();
   return true;
 }
 

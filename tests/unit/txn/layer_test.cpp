@@ -43,6 +43,28 @@ TEST_F(LayerTest, RetransmittedRequestIsAbsorbedAndTheTuSeesItOnce_17_2_3) {
   EXPECT_FALSE(layer.respond(requests[0].first, 200, "x"));
 }
 
+// A TU answers from inside on_request over a reliable transport, where the final response
+// terminates the transaction at once, and then still reads the request (the B2BUA answers BYE
+// 200 and then relays its Reason): the request must live until the callback returns.
+TEST(LayerCallbacks, TheRequestOutlivesAnAnswerGivenInsideTheCallback) {
+  SimulatedTimers timers;
+  Wire wire;
+  Layer* self = nullptr;
+  std::string after;
+  Layer::User u;
+  u.on_request = [&](TxnId id, const sip::Message& m, const Channel&) {
+    self->respond(id, 200, sip::build_response(m, 200, {}, "t1"));
+    after = std::string(m.method_text()) + " " + std::string(m.call_id());
+  };
+  Layer layer(timers, TimerConfig{}, u);
+  self = &layer;
+  layer.receive(request("BYE", "z9hG4bKbye", 1, "d1"), wire.channel(true));
+  EXPECT_EQ(after.rfind("BYE ", 0), 0u);
+  ASSERT_EQ(wire.sent.size(), 1u);
+  timers.advance(std::chrono::milliseconds(1));
+  EXPECT_EQ(layer.size(), 0u);  // deleted once the callback has returned
+}
+
 TEST_F(LayerTest, SameBranchDifferentSentByIsAnotherTransaction_17_2_3) {
   // In-dialog (To tag) so that the merged-request check does not apply.
   layer.receive(request("OPTIONS", "z9hG4bKa", 1, "d1"), wire.channel());
