@@ -155,6 +155,27 @@ Registrar::Answer Registrar::on_register(const sip::Message& req, const std::str
   return a;
 }
 
+std::optional<std::string> Registrar::authenticate(const sip::Message& req, bool* failed) {
+  *failed = false;
+  const auto* h = req.header(sip::HeaderId::ProxyAuthorization);
+  if (!h) h = req.header(sip::HeaderId::Authorization);
+  if (!h || !text::starts_with_icase(h->value, "Digest ")) return std::nullopt;
+  auto creds = sip::auth::parse_credentials(h->value);
+  std::lock_guard lock(mu_);
+  if (!creds) {
+    *failed = true;
+    return std::nullopt;
+  }
+  auto it = by_username_.find(creds->username);
+  if (it == by_username_.end()) return std::nullopt;  // perhaps a provider's business
+  if (digest_.verify(*creds, req.method_text(), it->second->pwd, req.body()) !=
+      sip::auth::Verdict::Ok) {
+    *failed = true;
+    return std::nullopt;
+  }
+  return it->second->code;
+}
+
 std::optional<Binding> Registrar::binding(const std::string& pbx_code) {
   std::lock_guard lock(mu_);
   auto it = bindings_.find(pbx_code);

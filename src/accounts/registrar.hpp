@@ -54,6 +54,11 @@ class Registrar {
   Answer on_register(const sip::Message& request, const std::string& transport,
                      const std::string& addr, uint16_t port);
 
+  // Who is calling, by authentication: a request (an INVITE) that carries credentials of a
+  // register-in connection, answering a nonce of ours, names that connection. `failed` tells
+  // credentials that were there but wrong (they count towards bans).
+  std::optional<std::string> authenticate(const sip::Message& request, bool* failed);
+
   std::optional<Binding> binding(const std::string& pbx_code);
   // The register-in connection with a live binding from `addr`, if any (who is calling).
   std::optional<std::string> pbx_at(const std::string& addr);

@@ -358,6 +358,15 @@ class B2bua::Impl {
     if (!pbx && context_.registrar()) {
       if (auto code = context_.registrar()->pbx_at(src)) pbx = cfg.pbx(*code);
     }
+    if (!pbx && context_.registrar()) {
+      bool failed = false;
+      if (auto code = context_.registrar()->authenticate(req, &failed)) {
+        pbx = cfg.pbx(*code);
+        if (pbx) c->decisions.push_back("PBX connection " + *code + " authenticated");
+      } else if (failed) {
+        context_.count_failure(src, "wrong credentials in INVITE");
+      }
+    }
     if (pbx) {
       // Who is calling (CONTRACTS.md): a PBX connection's address is the inside.
       c->out = true;

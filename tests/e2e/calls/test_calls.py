@@ -4,6 +4,7 @@ Addresses: esg on 127.0.0.1; provider prov-a (point-to-point) calls from 127.0.0
 127.0.0.5 (it also places the outgoing calls); providers prov-b at 127.0.0.3 and prov-c at
 127.0.0.4 take them. Nothing leaves loopback."""
 
+import hashlib
 import json
 import os
 import re
@@ -345,6 +346,56 @@ class Calls(KeepOnFailure):
             self.assertTrue(inv.startswith("INVITE sip:7777@127.0.0.6:%d SIP/2.0" % port), inv)
         finally:
             api.ok("DELETE", "/rest/v1/routing/rules/%d" % fallback["id"])
+            api.ok("DELETE", "/rest/v1/routing/rules/%d" % route["id"])
+            api.ok("DELETE", "/rest/v1/uc/pbx/%d" % pbx["id"])
+
+    def test_a_pbx_is_recognised_by_the_credentials_in_its_invite(self):
+        # No address, no binding: a register-in PBX that answers one of our nonces in its
+        # INVITE (preemptive authentication) is from the inside; wrong credentials are not.
+        api = self.api
+        pbx = api.ok("POST", "/rest/v1/uc/pbx", {
+            "code": "pbx-auth", "mode": "register-in", "username": "authuser", "pwd": "authpwd"})
+        route = api.ok("POST", "/rest/v1/routing/rules", {
+            "priority": 1, "direction": "out", "source": "pbx-auth", "action": "reject",
+            "status": 486})
+        try:
+            port = self.esg.ports["udp"]
+            # A nonce: the challenge of a REGISTER.
+            reg = ("REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.40:5999;"
+                   "branch=z9hG4bKauthreg\r\nFrom: <sip:authuser@pbx.esg.test>;tag=a1\r\n"
+                   "To: <sip:authuser@pbx.esg.test>\r\nCall-ID: authreg-1\r\n"
+                   "CSeq: 1 REGISTER\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+            a = sip_uac.invite(port, "127.0.0.40", raw=reg)
+            self.assertEqual(a.status, 401)
+            challenge = a.header("WWW-Authenticate")
+            realm = re.search(r'realm="([^"]+)"', challenge).group(1)
+            nonce = re.search(r'nonce="([^"]+)"', challenge).group(1)
+
+            def invite_with(password):
+                uri = "sip:200@127.0.0.1:%d" % port
+                md5 = lambda t: hashlib.md5(t.encode()).hexdigest()  # noqa: E731
+                ha1 = md5("authuser:%s:%s" % (realm, password))
+                ha2 = md5("INVITE:" + uri)
+                resp = md5("%s:%s:00000001:c0ffee:auth:%s" % (ha1, nonce, ha2))
+                auth = ('Digest username="authuser", realm="%s", nonce="%s", uri="%s", '
+                        'response="%s", qop=auth, nc=00000001, cnonce="c0ffee", algorithm=MD5'
+                        % (realm, nonce, uri, resp))
+                call_id = "auth-%s" % password
+                msg = ("INVITE %s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.40:{via_port};"
+                       "branch=z9hG4bK%s\r\nFrom: <sip:101@pbx.esg.test>;tag=a2\r\n"
+                       "To: <sip:200@127.0.0.1>\r\nCall-ID: %s\r\nCSeq: 1 INVITE\r\n"
+                       "Contact: <sip:101@127.0.0.40:{via_port}>\r\n"
+                       "Proxy-Authorization: %s\r\nMax-Forwards: 70\r\n"
+                       "Content-Length: 0\r\n\r\n") % (uri, call_id, call_id, auth)
+                return sip_uac.invite(port, "127.0.0.40", raw=msg)
+
+            ok = invite_with("authpwd")
+            self.assertEqual(ok.status, 486, ok.responses)
+            self.assertTrue(any("pbx-auth authenticated" in d
+                                for d in self.cdr(ok.call_id)["decisions"]))
+            wrong = invite_with("guess")
+            self.assertEqual(wrong.status, 404, wrong.responses)  # a provider's then: unknown
+        finally:
             api.ok("DELETE", "/rest/v1/routing/rules/%d" % route["id"])
             api.ok("DELETE", "/rest/v1/uc/pbx/%d" % pbx["id"])
 
