@@ -395,17 +395,18 @@ json AccountManager::regs() const {
       if (end > pos) lines.push_back(r.substr(pos, end - pos));
       pos = end + 2;
     }
-    json e = {{"code", a.code},
-              {"d", a.domain},
-              {"user", a.username},
-              {"domain", a.domain},
-              {"port", a.next_hop_port()},
-              {"proto", a.transport},
-              {"addrs", addrs},
-              {"regstate", reg_state_name(s->status.regstate)},
-              {"pingstate", ping_state_name(s->status.pingstate)},
-              {"last_response", lines},
-              {"onlinetrunkcount", 0}};
+    json e = {
+        {"code", a.code},
+        {"d", a.domain},
+        {"user", a.username},
+        {"domain", a.domain},
+        {"port", a.next_hop_port()},
+        {"proto", a.transport},
+        {"addrs", addrs},
+        {"regstate", reg_state_name(s->status.regstate)},
+        {"pingstate", ping_state_name(s->status.pingstate)},
+        {"last_response", lines},
+        {"onlinetrunkcount", options_.calls_in_progress ? options_.calls_in_progress(a.code) : 0}};
     if (!s->status.reason.empty()) e["reason"] = s->status.reason;
     if (s->status.expires) e["expires"] = s->status.expires;
     if (!s->status.warning.empty()) e["warning"] = s->status.warning;

@@ -38,6 +38,8 @@ struct ManagerOptions {
   std::string log_dir;        // the registration log goes here (empty: none)
   // After every change of the accounts in the store (import, REST), outside the manager's locks.
   std::function<void()> on_change;
+  // Calls in progress through an account (by code), for `onlinetrunkcount`.
+  std::function<int(const std::string& code)> calls_in_progress;
 };
 
 // An answer for the REST API: an HTTP status and a message naming the field.

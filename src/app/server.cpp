@@ -376,6 +376,10 @@ void Server::start() {
   mo.registration.user_agent = "esg/" ESG_VERSION;
   mo.log_dir = config_.log.dir;
   mo.on_change = [this] { rebuild_edge_config(); };
+  mo.calls_in_progress = [this](const std::string& code) {
+    // Register-out PBX connections run as "pbx:<code>", their trunk key too.
+    return edge_->trunks().in_use(code.rfind("pbx:", 0) == 0 ? code : "acc:" + code);
+  };
   accounts_ = std::make_unique<accounts::AccountManager>(*store_, *runtime_, mo);
   http_ = std::make_unique<api::HttpServer>(
       api::HttpServer::Options{config_.http.listen, config_.http.token});

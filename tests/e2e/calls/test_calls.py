@@ -222,6 +222,7 @@ class Calls(KeepOnFailure):
             while time.time() < deadline and not self.api.ok(
                     "GET", "/api/monitor/v1/calls")["data"]["calls"]:
                 time.sleep(0.05)
+            self.assertEqual(self.api.regs()["prov-a"]["onlinetrunkcount"], 1)
             a = sip_uac.invite(self.esg.ports["udp"], "127.0.0.2", DID, "127.0.0.1")
             self.assertEqual(a.status, 503, a.responses)
             self.assertIn("Trunk limit of account prov-a", a.header("Reason"))
