@@ -565,6 +565,29 @@ class Calls(KeepOnFailure):
 
     # Outgoing calls
 
+    def test_outgoing_call_over_tcp(self):
+        # prov-b disabled: routing skips it; prov-c takes the call over TCP.
+        b = "/rest/v1/uc/providers/%d" % self.prov_b["id"]
+        c = "/rest/v1/uc/providers/%d" % self.prov_c["id"]
+        self.api.ok("PATCH", b, {"enabled": False})
+        try:
+            answer = self.peer(scenario("uas_answer.xml"), "127.0.0.4", transport="t1")
+            self.api.ok("PATCH", c, {"proxyport": answer.port, "transport": "tcp"})
+            pbx = self.peer(scenario("uac_call.xml"), "127.0.0.5", remote=self.esg_addr("tcp"),
+                            transport="t1", duration_ms=200,
+                            keys={"ruri_user": "84951112233", "to_user": "84951112233",
+                                  "to_host": "127.0.0.1", "from_user": "101",
+                                  "contact_user": "101"})
+            self.assertPeerOk(pbx)
+            self.assertPeerOk(answer)
+            inv = answer.received("INVITE")[0]
+            self.assertTrue(inv.startswith("INVITE sip:+74951112233@prov-c.test;transport=tcp "),
+                            inv)
+            self.assertIn("SIP/2.0/TCP", sip_uac.header(inv, "Via"))
+        finally:
+            self.api.ok("PATCH", b, {"enabled": True})
+            self.api.ok("PATCH", c, {"transport": "udp"})
+
     def test_outgoing_call_fails_over_after_503_with_normalization(self):
         busy = self.peer(scenario("uas_503.xml"), "127.0.0.3")
         self.provider_port(self.prov_b, busy.port)
