@@ -784,10 +784,7 @@ class B2bua::Impl {
       reply_a(*c, s, r.reason(), extra, has_sdp(r) ? r.body() : std::string_view{},
               content_type_of(r));
       if (!c->ring_timer) start_ring_timer(c);
-      if (c->state != Call::State::Early) {
-        c->state = Call::State::Early;
-        publish(*c);
-      }
+      c->state = Call::State::Early;
       return;
     }
     if (s < 300) {
@@ -1482,7 +1479,9 @@ class B2bua::Impl {
     }
   }
 
-  json describe(const Call& c) const {
+  // `decisions`: the full trace (the final CDR, the board); intermediate CDR records leave it
+  // out (building it is a tenth of a call's CPU, and the writer keeps only the last record).
+  json describe(const Call& c, bool decisions = true) const {
     static const char* kStates[] = {"routing",  "calling",   "early",
                                     "answered", "confirmed", "ended"};
     return {{"id", c.id},
@@ -1496,7 +1495,7 @@ class B2bua::Impl {
             {"called", {{"received", c.received.ruri_user}, {"sent", c.normalized.ruri_user}}},
             {"started", c.started},
             {"answered", c.answered},
-            {"decisions", c.decisions},
+            {"decisions", decisions ? json(c.decisions) : json::array()},
             {"worker", worker_}};
   }
 
@@ -1506,7 +1505,7 @@ class B2bua::Impl {
     CdrWriter* w = context_.cdrs();
     if (!w) return;
     static const char* kStates[] = {"active", "active", "active", "answered", "answered", "ended"};
-    json j = describe(c);
+    json j = describe(c, last);
     j["ended"] = c.ended;
     j["duration"] = c.answered && c.ended ? double(c.ended - c.answered) / 1000.0 : 0.0;
     j["status"] = c.final_status;
