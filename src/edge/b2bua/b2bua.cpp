@@ -250,7 +250,7 @@ class B2bua::Impl {
     }
     if (auto r = x.dialog->on_request(req); !r) {
       if (r.error() == dialog::DialogErrc::CSeqTooLow)
-        respond(server, req, 500, "CSeq Out Of Order");
+        respond(server, req, 500, "CSeq Out Of Order", {}, x.local_tag);
       else
         return false;
       return true;
