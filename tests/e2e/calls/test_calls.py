@@ -8,8 +8,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -614,6 +616,58 @@ class Calls(KeepOnFailure):
         self.assertEqual(cdr["provider"], "prov-c")
         self.assertTrue(any("503" in d for d in cdr["decisions"]), cdr)
 
+
+
+class CrashLeavesNoOpenCall(KeepOnFailure):
+    """esg killed (SIGKILL) during an answered call: the next start on the same store closes
+    the call's CDR as interrupted."""
+
+    def test_an_open_call_is_interrupted_at_the_next_start(self):
+        folder = tempfile.mkdtemp(prefix="esg-crash-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        store = {"sqlite": os.path.join(folder, "esg.db")}
+        first = EsgProcess({"store": store})
+        peers = []
+        try:
+            api = Api(first.ports["http"])
+            api.ok("POST", "/rest/v1/uc/providers",
+                   {"code": "prov-a", "domain": "127.0.0.2", "reg": False, "username": ""})
+            callee = SippPeer(scenario("uas_answer.xml"), "127.0.0.5")
+            peers.append(callee)
+            api.ok("POST", "/rest/v1/uc/pbx", {"code": "pbx1", "mode": "ip",
+                                               "address": "127.0.0.5", "port": callee.port})
+            api.ok("POST", "/rest/v1/routing/rules",
+                   {"direction": "in", "action": "pbx", "target": "pbx1"})
+            caller = SippPeer(scenario("uac_call.xml"), "127.0.0.2",
+                              remote="127.0.0.1:%d" % first.ports["udp"], duration_ms=20000,
+                              keys={"ruri_user": DID, "to_user": DID, "to_host": "127.0.0.1",
+                                    "from_user": "100", "contact_user": "prov"})
+            peers.append(caller)
+            deadline = time.time() + 5
+            call = None
+            while time.time() < deadline and not call:
+                calls = api.ok("GET", "/api/monitor/v1/calls")["data"]["calls"]
+                call = next((c for c in calls if c["answered"]), None)
+                time.sleep(0.05)
+            self.assertIsNotNone(call)
+            time.sleep(0.6)  # the CDR writer gathers for up to 200 ms
+            first.proc.kill()
+            first.proc.wait()
+        finally:
+            for p in peers:
+                p.stop()
+                p.cleanup(keep=False)
+        second = EsgProcess({"store": store})
+        try:
+            api = Api(second.ports["http"])
+            cdrs = api.ok("GET", "/rest/v1/cdrs")["items"]
+            mine = [c for c in cdrs if c["id"] == call["id"]]
+            self.assertEqual(len(mine), 1, cdrs)
+            self.assertEqual(mine[0]["state"], "interrupted")
+            self.assertGreater(mine[0]["answered"], 0)
+        finally:
+            stop_all(self.failed, second)
+            first.cleanup(keep=self.failed)
 
 
 class CallsFromNamedProviders(KeepOnFailure):
