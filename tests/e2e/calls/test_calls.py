@@ -565,6 +565,26 @@ class Calls(KeepOnFailure):
         status, err = self.api.call("GET", "/rest/v1/cdrs?from=yesterday")
         self.assertEqual((status, err["field"]), (400, "from"))
 
+    def test_refer_from_the_provider_side(self):
+        # The provider's caller transfers the PBX to 300: a new call in the provider's number
+        # plan (an incoming call from prov-a, routed to pbx-t2), the PBX re-INVITEd towards it;
+        # the new callee hangs up later and the PBX gets the BYE.
+        api = self.api
+        target = self.peer(scenario("uas_hangup.xml"), "127.0.0.8", duration_ms=300)
+        pbx_t = api.ok("POST", "/rest/v1/uc/pbx", {
+            "code": "pbx-t2", "mode": "ip", "address": "127.0.0.8", "port": target.port})
+        route = api.ok("POST", "/rest/v1/routing/rules", {
+            "priority": 5, "direction": "in", "source": "prov-a", "called": "300",
+            "action": "pbx", "target": "pbx-t2"})
+        try:
+            uac, pbx = self.call_in(uac="uac_refer.xml", uas="uas_reinvite.xml")
+            self.assertPeerOk(target)
+            self.assertTrue(target.received("INVITE")[0].startswith("INVITE sip:300@127.0.0.8"))
+            self.assertFalse(pbx.received("REFER"))
+        finally:
+            api.ok("DELETE", "/rest/v1/routing/rules/%d" % route["id"])
+            api.ok("DELETE", "/rest/v1/uc/pbx/%d" % pbx_t["id"])
+
     # Outgoing calls
 
     def test_outgoing_call_over_tcp(self):
