@@ -178,6 +178,13 @@ struct B2bua::Call {
   bool cancel_pending = false;
   bool cancelled = false;
 
+  // Earlier targets' INVITEs, to take down a 2xx that comes after we moved on.
+  struct Earlier {
+    std::string invite;
+    txn::Channel channel;
+    std::string contact, via_host, transport;
+  };
+  std::vector<Earlier> earlier;
   std::unique_ptr<dialog::Retransmitter> ok_to_a;  // our 2xx to A until its ACK
   std::string b_ack;                               // re-sent on 2xx retransmissions
   // A re-INVITE in progress: relayed from leg `from_a ? a : b` with CSeq from_cseq to the
@@ -652,7 +659,12 @@ class B2bua::Impl {
     Leg& b = c->b;
     if (auth.empty()) {
       // A new target: a new Call-ID and tag (the old ones may still see stray answers).
-      if (!b.call_id.empty()) legs_.erase(b.call_id);
+      if (!b.call_id.empty()) {
+        legs_.erase(b.call_id);
+        // An earlier target may still answer 2xx (a race with our CANCEL): keep what taking
+        // it down needs. Bounded by the number of routes tried.
+        c->earlier.push_back({c->b_invite_bytes, b.channel, b.contact, b.via_host, b.transport});
+      }
       b.call_id = new_call_id_();
       b.local_tag = new_tag();
       b.dialog.reset();
@@ -961,15 +973,35 @@ class B2bua::Impl {
 
   // A 2xx nobody wants (cancelled, or a late target): confirm it and take it down at once.
   void ack_and_bye(const std::shared_ptr<Call>& c, const sip::Message& r) {
-    auto inv = sip::parse_message(c->b_invite_bytes);
-    if (!inv || inv->call_id() != r.call_id()) return;
-    auto d = dialog::Dialog::as_uac(*inv, r, c->b.contact);
+    // The current attempt's INVITE, or an earlier one's (same Call-ID as the answer).
+    Leg leg;
+    std::string bytes;
+    if (auto inv = sip::parse_message(c->b_invite_bytes); inv && inv->call_id() == r.call_id()) {
+      bytes = c->b_invite_bytes;
+      leg.channel = c->b.channel;
+      leg.contact = c->b.contact;
+      leg.via_host = c->b.via_host;
+      leg.transport = c->b.transport;
+    } else {
+      for (const auto& e : c->earlier) {
+        auto old = sip::parse_message(e.invite);
+        if (!old || old->call_id() != r.call_id()) continue;
+        bytes = e.invite;
+        leg.channel = e.channel;
+        leg.contact = e.contact;
+        leg.via_host = e.via_host;
+        leg.transport = e.transport;
+      }
+    }
+    auto inv = sip::parse_message(bytes);
+    if (!inv) return;
+    auto d = dialog::Dialog::as_uac(*inv, r, leg.contact);
     if (!d) return;
     d->confirm();
-    c->b.channel.send(d->build_request("ACK", c->b.via(), inv->cseq().number));
+    leg.channel.send(d->build_request("ACK", leg.via(), inv->cseq().number));
     auto bye = sip::parse_message(
-        d->build_request("BYE", c->b.via(), 0, reason_line(487, "Cancelled by the caller")));
-    if (bye) layer_.send_request(std::move(*bye), c->b.channel, {});
+        d->build_request("BYE", leg.via(), 0, reason_line(487, "Cancelled by the caller")));
+    if (bye) layer_.send_request(std::move(*bye), leg.channel, {});
   }
 
   // --- inside the dialogs ----------------------------------------------------------------
