@@ -120,7 +120,7 @@ void AccountManager::run(const Account& a, txn::Millis delay) {
   runtime_.post(slot->worker, [this, slot, account, o, id] {
     slot->client = std::make_unique<RegistrationClient>(
         account, runtime_.layer(slot->worker), runtime_.timers(slot->worker), runtime_.link(), o,
-        [this, id](const RegistrationStatus& s) { on_status(id, s); });
+        [this, id, from = slot.get()](const RegistrationStatus& s) { on_status(id, from, s); });
     slot->client->start();
   });
 }
@@ -230,8 +230,13 @@ void AccountManager::stop() {
   }
 }
 
-void AccountManager::on_status(int64_t id, const RegistrationStatus& s) {
+void AccountManager::on_status(int64_t id, const Slot* from, const RegistrationStatus& s) {
   std::lock_guard lock(mu_);
+  // Only the account's current client speaks for it: a client still un-registering after an
+  // edit or a delete must not overwrite what its successor (perhaps a new account that got the
+  // same id) reports.
+  auto slot = slots_.find(id);
+  if (slot == slots_.end() || slot->second.get() != from) return;
   auto it = snapshots_.find(id);
   if (it == snapshots_.end()) return;
   const RegistrationStatus old = it->second.status;

@@ -92,7 +92,7 @@ class AccountManager {
 
   void run(const Account& a, txn::Millis delay);
   void halt(int64_t id, std::function<void()> done = {});
-  void on_status(int64_t id, const RegistrationStatus& s);
+  void on_status(int64_t id, const Slot* from, const RegistrationStatus& s);
   std::string call_id_for(size_t worker, const std::string& prefix) const;
   Result<nlohmann::json, ApiError> save(int64_t id, const nlohmann::json& body, bool is_new);
 

@@ -297,7 +297,7 @@ class SqliteStore final : public Store {
     for (int v = current; v < int(all.size()); ++v) {
       std::string sql = all[size_t(v)];
       for (size_t p; (p = sql.find("{id}")) != std::string::npos;)
-        sql.replace(p, 4, "INTEGER PRIMARY KEY");
+        sql.replace(p, 4, "INTEGER PRIMARY KEY AUTOINCREMENT");  // ids are never reused
       exec_or_throw("BEGIN IMMEDIATE");
       try {
         exec_or_throw(sql);

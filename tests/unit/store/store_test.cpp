@@ -65,6 +65,18 @@ TEST_F(StoreTest, AnUnusablePathIsAClearError) {
   EXPECT_THROW(open_sqlite(dir + "/a-folder.db"), StoreError);
 }
 
+// An id names one object forever: a client holding the id of a deleted account must not reach
+// its successor (and the account manager keys its clients by id).
+TEST_F(StoreTest, IdsAreNeverReused) {
+  auto s = open_sqlite(dir + "/esg.db");
+  auto a = s->insert(Table::Providers, "a", "{}");
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(s->remove(Table::Providers, *a));
+  auto b = s->insert(Table::Providers, "b", "{}");
+  ASSERT_TRUE(b);
+  EXPECT_GT(*b, *a);
+}
+
 TEST_F(StoreTest, RulesWithoutCodesDoNotCollide) {
   auto s = open_sqlite(dir + "/esg.db");
   ASSERT_TRUE(s->insert(Table::Routes, "", R"({"a":1})"));
