@@ -133,6 +133,15 @@ void add_edge_routes(HttpServer& server, EdgeApiDeps deps) {
         return Response::json(200, monitor({{"packets", packets}}));
       });
 
+  server.route("GET", "/rest/v1/master/bans", [deps](const Request&, const auto&) {
+    return Response::json(200, deps.bans->list());
+  });
+  server.route("DELETE", "/rest/v1/master/bans/{}", [deps](const Request&, const auto& args) {
+    if (!deps.bans->lift(args[0]))
+      return Response::error(404, "no ban for this address", "address");
+    return Response{204, "", ""};
+  });
+
   server.route("GET", "/rest/v1/cdrs", [deps](const Request& r, const auto&) {
     store::CdrQuery q;
     if (auto v = r.query_param("from"); !v.empty()) {

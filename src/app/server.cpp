@@ -43,6 +43,14 @@ accounts::Registrar::Options registrar_options(const std::string& realm) {
   return o;
 }
 
+edge::Bans::Options bans_options(const Config& c) {
+  edge::Bans::Options o;
+  o.failures = c.security.ban_failures;
+  o.window = c.security.ban_window;
+  o.duration = c.security.ban_duration;
+  return o;
+}
+
 // The transport a request came over, as its top Via says (a peer that lies about it only
 // misdirects its own calls).
 std::string_view transport_name_of(const sip::Message& m) {
@@ -217,16 +225,27 @@ class Server::EdgeContext final : public edge::Context {
       }
     }
   }
-  void count_failure(const std::string& addr, const std::string&) override {
-    std::lock_guard lock(failures_mu_);
-    // Bounded: a flood from many addresses resets the table rather than growing it.
-    if (failures_.size() >= 100000 && !failures_.count(addr)) failures_.clear();
-    ++failures_[addr];
+  void count_failure(const std::string& addr, const std::string& what) override {
+    bans_.count(addr, what);
   }
-  uint64_t failures(const std::string& addr) {
-    std::lock_guard lock(failures_mu_);
-    auto it = failures_.find(addr);
-    return it == failures_.end() ? 0 : it->second;
+  edge::Bans& bans() { return bans_; }
+  // Configured providers and PBX connections (and what their names resolve to) are never
+  // banned: a ban would cut esg off from its own trunks.
+  bool exempt(const std::string& addr) {
+    auto cfg = config();
+    for (const auto& a : cfg->accounts->accounts()) {
+      if (a->domain == addr || a->proxyaddr == addr) return true;
+    }
+    for (const auto& p : cfg->pbxs) {
+      if (p->address == addr || p->domain == addr) return true;
+    }
+    {
+      std::lock_guard lock(resolved_mu_);
+      for (const auto& [code, ips] : resolved_) {
+        if (std::find(ips.begin(), ips.end(), addr) != ips.end()) return true;
+      }
+    }
+    return registrar_.pbx_at(addr).has_value();
   }
 
   std::mutex rebuild_mu;
@@ -239,8 +258,7 @@ class Server::EdgeContext final : public edge::Context {
   accounts::Registrar registrar_{registrar_options(s_.config_.instance.domain)};
   std::mutex resolved_mu_;
   std::unordered_map<std::string, std::vector<std::string>> resolved_;  // account code -> IPs
-  std::mutex failures_mu_;
-  std::unordered_map<std::string, uint64_t> failures_;
+  edge::Bans bans_{bans_options(s_.config_)};
 };
 
 Server::Server(const Config& config) : config_(config) {
@@ -261,6 +279,9 @@ Server::Server(const Config& config) : config_(config) {
         on_message(w, std::move(m), from);
       });
   transport_->set_packet_index(&packets_);
+  // Banned addresses are dropped at the socket (the B2BUA and the registrar count failures).
+  transport_->set_drop(
+      [this](const std::string& addr) { return edge_ && edge_->bans().banned(addr); });
   tag_prefix_ = "esg" + std::to_string(config.instance.srvidx) + "-";
   for (size_t w = 0; w < workers_->size(); ++w) {
     PerWorker pw;
@@ -358,6 +379,7 @@ void Server::start() {
                    strip({}),
                    {}});
   edge_ = std::make_unique<EdgeContext>(*this);
+  edge_->bans().set_exempt([this](const std::string& addr) { return edge_->exempt(addr); });
   for (auto* c : {pbx_.get(), normalization_.get(), routes_.get()})
     c->set_on_change([this] { rebuild_edge_config(); });
   for (size_t w = 0; w < per_worker_.size(); ++w) {
@@ -399,6 +421,7 @@ void Server::start() {
   deps.store = store_.get();
   deps.cdrs = cdrs_.get();
   deps.packets = &packets_;
+  deps.bans = &edge_->bans();
   api::add_edge_routes(*http_, deps);
   accounts_->start(config_.providers);
   rebuild_edge_config();

@@ -13,6 +13,7 @@
 #include "api/http_server.hpp"
 #include "app/config.hpp"
 #include "edge/b2bua/b2bua.hpp"
+#include "edge/border/bans.hpp"
 #include "edge/context.hpp"
 #include "store/store.hpp"
 #include "transport/dns.hpp"

@@ -404,6 +404,28 @@ void Transport::log(Direction d, const Peer& peer, std::string_view bytes, bool 
 void Transport::inbound(std::string_view bytes, const Peer& from, bool stream, size_t worker,
                         uint32_t connection) {
   ++counters_.received;
+  if (drop_ && drop_(from.addr.to_string())) {
+    ++counters_.dropped;
+    if (log_) {
+      const int64_t second = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::steady_clock::now().time_since_epoch())
+                                 .count();
+      if (banned_log_second_.exchange(second) != second) banned_logged_ = 0;
+      if (banned_logged_++ < 20) {
+        PacketRecord r;
+        r.time = std::chrono::system_clock::now();
+        r.worker = uint16_t(worker);
+        r.connection = connection;
+        r.counter = packet_counter_++;
+        r.direction = Direction::Recv;
+        r.proto = std::string(proto_name(from.proto));
+        r.peer = from.to_string();
+        r.banned = true;
+        log_->write(std::move(r));
+      }
+    }
+    return;
+  }
   log(Direction::Recv, from, bytes, true, worker, connection);
   sip::ParseOptions po;
   po.framing = stream ? sip::Framing::Stream : sip::Framing::Datagram;
@@ -583,6 +605,10 @@ void Transport::adopt(std::shared_ptr<Connection> c, size_t worker) {
 }
 
 bool Transport::admit(const std::string& address_key) {
+  if (drop_ && drop_(address_key)) {
+    ++counters_.dropped;
+    return false;
+  }
   std::lock_guard lock(admission_mu_);
   size_t& n = per_address_[address_key];
   if (total_connections_ >= options_.max_connections || n >= options_.max_connections_per_address) {

@@ -81,7 +81,11 @@ class Transport {
     std::atomic<uint64_t> connections_refused{0};
     std::atomic<uint64_t> connections_cut{0};  // size or time limits
     std::atomic<uint64_t> tls_failures{0};     // handshakes that failed
+    std::atomic<uint64_t> dropped{0};          // packets and connections the filter refused
   };
+  // Address-level filter (bans, address-only border rules): true drops a datagram before it is
+  // parsed, and refuses a connection, silently. Set before start(); called on every packet.
+  void set_drop(std::function<bool(const std::string& addr)> drop) { drop_ = std::move(drop); }
 
   Transport(Workers& workers, TransportOptions options, TrnLog* log, Handler handler);
   ~Transport();
@@ -132,6 +136,10 @@ class Transport {
   TrnLog* log_;
   SharedPacketIndex* index_ = nullptr;
   Handler handler_;
+  std::function<bool(const std::string&)> drop_;
+  // The trn log gets at most this many "BANNED" lines per second: a flood must not fill the disk.
+  std::atomic<int64_t> banned_log_second_{0};
+  std::atomic<uint32_t> banned_logged_{0};
   Counters counters_;
   std::vector<std::unique_ptr<UdpListener>> udp_;
   std::vector<std::unique_ptr<TcpListener>> tcp_;
