@@ -34,12 +34,12 @@ bool Bans::count(const std::string& addr, const std::string& why) {
   while (!seen.empty() && seen.front() <= t - int64_t(options_.window) * 1000)
     seen.pop_front();
   if (seen.size() < size_t(options_.failures)) return false;
-  failures_.erase(addr);
   Ban ban;
   ban.reason = why;
   ban.since = t;
   ban.until = t + int64_t(options_.duration) * 1000;
   ban.count = seen.size();
+  failures_.erase(addr);  // `seen` is gone from here on
   bans_[addr] = ban;
   any_ = true;
   ++total_;
