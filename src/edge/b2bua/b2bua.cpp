@@ -9,6 +9,7 @@
 #include "dialog/dialog.hpp"
 #include "dialog/reliable.hpp"
 #include "dialog/retransmitter.hpp"
+#include "edge/b2bua/text.hpp"
 #include "sip/auth/digest.hpp"
 #include "sip/response.hpp"
 
@@ -23,101 +24,25 @@ namespace {
 
 constexpr const char* kAllow = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY, REFER";
 // Headers that carry meaning end to end for the in-dialog requests we relay (not routing).
-constexpr std::string_view kRelayedHeaders[] = {"Info-Package", "Event", "Subscription-State",
-                                                "Content-Disposition", "Reason"};
-
-std::string new_branch() {
-  return "z9hG4bK" + random::hex(16);
-}
-
-// Reason (RFC 3326) text is a quoted-string: no quotes or backslashes inside.
-std::string reason_line(int cause, std::string_view text) {
-  std::string t;
-  for (char c : text) {
-    if (c != '"' && c != '\\' && c != '\r' && c != '\n') t += c;
-  }
-  return "Reason: SIP;cause=" + std::to_string(cause) + ";text=\"" + t + "\"\r\n";
-}
-
-// build_response() ends with an empty body; give it one.
-std::string with_body(std::string response, std::string_view content_type, std::string_view body) {
-  if (body.empty()) return response;
-  constexpr std::string_view kEmpty = "Content-Length: 0\r\n\r\n";
-  if (response.size() >= kEmpty.size() &&
-      std::string_view(response).substr(response.size() - kEmpty.size()) == kEmpty) {
-    response.resize(response.size() - kEmpty.size());
-  }
-  response.append("Content-Type: ").append(content_type).append("\r\n");
-  response.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n\r\n");
-  response.append(body);
-  return response;
-}
-
-bool has_option(const sip::Message& m, sip::HeaderId id, std::string_view tag) {
-  auto tokens = m.tokens(id);
-  if (!tokens) return false;
-  for (auto t : *tokens) {
-    if (text::iequals(t, tag)) return true;
-  }
-  return false;
-}
-
-bool is_failover_status(uint16_t s) {
-  return s == 408 || s == 480 || s == 500 || s == 502 || s == 503 || s == 504;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
-  }
-  return out;
-}
-
-// A display name as a quoted-string (RFC 3261 §25.1): quotes and backslashes escaped.
-std::string quoted(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '\r' || c == '\n') continue;
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
-std::string name_addr(std::string_view display, std::string_view user, std::string_view host) {
-  std::string out;
-  if (!display.empty()) out = quoted(display) + " ";
-  out += "<sip:";
-  if (!user.empty()) out.append(user).append("@");
-  out.append(host).append(">");
-  return out;
-}
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string host_port(const std::string& host, uint16_t port) {
-  const bool v6 = host.find(':') != std::string::npos && host.front() != '[';
-  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
-
-bool has_sdp(const sip::Message& m) {
-  if (m.body().empty()) return false;
-  auto ct = m.content_type();
-  return !ct ||
-         (*ct && text::iequals((*ct)->type, "application") && text::iequals((*ct)->subtype, "sdp"));
-}
-
-std::string content_type_of(const sip::Message& m) {
-  const auto* h = m.header(sip::HeaderId::ContentType);
-  return h ? std::string(h->value) : std::string("application/sdp");
-}
+const std::vector<std::string> kRelayedHeaders = {"Info-Package", "Event", "Subscription-State",
+                                                  "Content-Disposition", "Reason"};
+// What a failure answer tells the caller beyond its status.
+const std::vector<std::string> kFailureHeaders = {"Retry-After", "Reason", "Warning"};
 
 }  // namespace
+
+using b2bua_text::content_type_of;
+using b2bua_text::has_sdp;
+using b2bua_text::header_lines;
+using b2bua_text::host_port;
+using b2bua_text::is_failover_status;
+using b2bua_text::lower;
+using b2bua_text::name_addr;
+using b2bua_text::new_branch;
+using b2bua_text::now_ms;
+using b2bua_text::reason_line;
+using b2bua_text::with_body;
+using dialog::has_option;
 
 struct B2bua::Leg {
   std::string call_id;
@@ -699,7 +624,7 @@ class B2bua::Impl {
     } else if (has_option(*areq, sip::HeaderId::Supported, "100rel")) {
       m += "Supported: 100rel\r\n";
     }
-    m += passed_headers(*areq, c->a.passheaders, b.passheaders);
+    m += header_lines(*areq, c->a.passheaders, b.passheaders);
     m += extra;
     if (!areq->body().empty()) {
       m += "Content-Type: " + content_type_of(*areq) + "\r\n";
@@ -734,33 +659,6 @@ class B2bua::Impl {
     publish(*c);
   }
 
-  // The headers of `m` that either side's `passheaders` lists.
-  static std::string passed_headers(const sip::Message& m, const std::vector<std::string>& x,
-                                    const std::vector<std::string>& y) {
-    std::string out;
-    if (x.empty() && y.empty()) return out;
-    for (const auto& h : m.headers()) {
-      bool pass = false;
-      for (const auto* list : {&x, &y}) {
-        for (const auto& name : *list) {
-          if (text::iequals(name, h.name)) pass = true;
-        }
-      }
-      if (pass) out.append(h.name).append(": ").append(h.value).append("\r\n");
-    }
-    return out;
-  }
-
-  static std::string copied(const sip::Message& m, std::initializer_list<sip::HeaderId> ids) {
-    std::string out;
-    for (const auto& h : m.headers()) {
-      for (auto id : ids) {
-        if (h.id == id) out.append(h.name).append(": ").append(h.value).append("\r\n");
-      }
-    }
-    return out;
-  }
-
   void on_b_response(const std::shared_ptr<Call>& c, int attempt, const sip::Message& r) {
     const uint16_t s = r.status();
     Leg& b = c->b;
@@ -788,7 +686,7 @@ class B2bua::Impl {
         b.sdp_type = content_type_of(r);
       }
       std::string extra =
-          "Contact: " + c->a.contact + "\r\n" + passed_headers(r, c->a.passheaders, b.passheaders);
+          "Contact: " + c->a.contact + "\r\n" + header_lines(r, c->a.passheaders, b.passheaders);
       if (const auto* rseq = r.header("RSeq")) {
         // A reliable provisional: the caller PRACKs it through us (RAck mapped in relay()).
         extra += "Require: 100rel\r\nRSeq: " + std::string(rseq->value) + "\r\n";
@@ -828,7 +726,7 @@ class B2bua::Impl {
         b.sdp_type = content_type_of(r);
       }
       std::string extra = "Contact: " + c->a.contact + "\r\nAllow: " + kAllow + "\r\n" +
-                          passed_headers(r, c->a.passheaders, b.passheaders);
+                          header_lines(r, c->a.passheaders, b.passheaders);
       const sip::Message* areq = layer_.request(c->a_invite);
       if (!areq) {
         ack_and_bye(c, r);
@@ -888,12 +786,8 @@ class B2bua::Impl {
       failed_attempt(c, s, std::string(r.reason()));
       return;
     }
-    std::string extra =
-        copied(r, {sip::HeaderId::RetryAfter}) + passed_headers(r, c->a.passheaders, b.passheaders);
-    if (const auto* reason = r.header("Reason")) {
-      extra += "Reason: " + std::string(reason->value) + "\r\n";
-    }
-    if (const auto* w = r.header("Warning")) extra += "Warning: " + std::string(w->value) + "\r\n";
+    const std::string extra =
+        header_lines(r, kFailureHeaders) + header_lines(r, c->a.passheaders, b.passheaders);
     finish_a(c, s, r.reason(), extra, "callee", std::to_string(s) + " " + std::string(r.reason()));
   }
 
@@ -1101,7 +995,7 @@ class B2bua::Impl {
       respond(server, req, invite ? 491 : 481, {}, {}, x.local_tag);
       return;
     }
-    std::string extra = passed_headers(req, x.passheaders, y.passheaders);
+    std::string extra = header_lines(req, x.passheaders, y.passheaders);
     if (req.method() == sip::Method::Prack) {
       // RAck names the INVITE's CSeq on the caller's leg; ours on the other leg is b_cseq.
       const auto* h = req.header("RAck");
@@ -1115,12 +1009,7 @@ class B2bua::Impl {
       extra +=
           "RAck: " + std::to_string(rack->rseq) + " " + std::to_string(c->b_cseq) + " INVITE\r\n";
     }
-    for (const auto& h : req.headers()) {
-      for (auto name : kRelayedHeaders) {
-        if (text::iequals(name, h.name))
-          extra.append(h.name).append(": ").append(h.value).append("\r\n");
-      }
-    }
+    extra += header_lines(req, kRelayedHeaders);
     if (invite || req.method() == sip::Method::Update) {
       if (has_sdp(req)) {
         x.sdp = std::string(req.body());
@@ -1166,7 +1055,7 @@ class B2bua::Impl {
         }
       }
       if (!req) return;
-      std::string extra = passed_headers(r, x.passheaders, y.passheaders);
+      std::string extra = header_lines(r, x.passheaders, y.passheaders);
       if (invite && s < 300) extra = "Contact: " + x.contact + "\r\n" + extra;
       std::string out = with_body(sip::build_response(*req, s, r.reason(), x.local_tag, extra),
                                   content_type_of(r), r.body());
