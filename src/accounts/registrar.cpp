@@ -74,7 +74,8 @@ Registrar::Answer Registrar::on_register(const sip::Message& req, const std::str
     a.status = 403;
     a.auth_failure = true;
     a.why = "no register-in connection for user '" + creds->username + "'";
-    a.extra = "Reason: SIP;cause=403;text=\"EB2B. Unknown user\"\r\n";
+    // The same answer as a wrong password: a scanner must not tell users that exist.
+    a.extra = "Reason: SIP;cause=403;text=\"EB2B. Authentication failed\"\r\n";
     return a;
   }
   const auto& pbx = *it->second;

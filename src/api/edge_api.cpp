@@ -134,12 +134,18 @@ void add_edge_routes(HttpServer& server, EdgeApiDeps deps) {
       });
 
   server.route("GET", "/rest/v1/master/bans", [deps](const Request&, const auto&) {
-    return Response::json(200, deps.bans->list());
+    return Response::json(200, deps.border->bans().list());
   });
   server.route("DELETE", "/rest/v1/master/bans/{}", [deps](const Request&, const auto& args) {
-    if (!deps.bans->lift(args[0]))
+    if (!edge::IpKey::parse(args[0])) return Response::error(400, "not an IP address", "address");
+    if (!deps.border->bans().lift(args[0]))
       return Response::error(404, "no ban for this address", "address");
     return Response{204, "", ""};
+  });
+  // The border in force: default action, rule counts, warnings about provider and PBX
+  // addresses, drop and ban counters.
+  server.route("GET", "/api/monitor/v1/border", [deps](const Request&, const auto&) {
+    return Response::json(200, monitor(deps.border->status()));
   });
 
   server.route("GET", "/rest/v1/cdrs", [deps](const Request& r, const auto&) {

@@ -8,7 +8,7 @@
 
 #include "accounts/collection.hpp"
 #include "api/http_server.hpp"
-#include "edge/border/bans.hpp"
+#include "edge/border/border.hpp"
 #include "edge/context.hpp"
 #include "store/store.hpp"
 #include "transport/trn_log.hpp"
@@ -25,7 +25,7 @@ struct EdgeApiDeps {
   store::Store* store = nullptr;
   edge::CdrWriter* cdrs = nullptr;
   const transport::SharedPacketIndex* packets = nullptr;
-  edge::Bans* bans = nullptr;
+  edge::Border* border = nullptr;
 };
 
 void add_edge_routes(HttpServer& server, EdgeApiDeps deps);

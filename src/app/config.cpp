@@ -279,8 +279,11 @@ Config parse_config(const std::string& text) {
       ban.finish();
     }
     if (const json* p = s.get("pike")) {
-      if (!p->is_object()) throw ConfigError("security.pike", "must be an object");
-      c.security.pike = *p;
+      Section pike(*p, "security.pike");
+      pike.integer("requests", c.security.pike_requests, 0, 100000000);
+      pike.integer("window", c.security.pike_window, 1, 3600);
+      pike.integer("duration", c.security.pike_duration, 1, 31536000);
+      pike.finish();
     }
     s.finish();
   }
@@ -368,7 +371,10 @@ json to_json(const Config& c) {
                     {{"failures", c.security.ban_failures},
                      {"window", c.security.ban_window},
                      {"duration", c.security.ban_duration}}},
-                   {"pike", c.security.pike}};
+                   {"pike",
+                    {{"requests", c.security.pike_requests},
+                     {"window", c.security.pike_window},
+                     {"duration", c.security.pike_duration}}}};
   j["telegram"] = {{"tdjson", c.telegram.tdjson}, {"sessions", c.telegram.sessions}};
   json providers = c.providers;
   for (auto& p : providers) {

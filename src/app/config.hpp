@@ -75,7 +75,11 @@ struct Config {
     int ban_failures = 5;
     int ban_window = 60;
     int ban_duration = 3600;
-    nlohmann::json pike = nlohmann::json::object();
+    // Flood limit per source address (like Kamailio's pike): over `requests` within `window`
+    // seconds, dropped for `duration` seconds; requests 0 turns it off.
+    int pike_requests = 30;
+    int pike_window = 2;
+    int pike_duration = 120;
   } security;
   struct Telegram {
     std::string tdjson;

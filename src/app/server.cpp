@@ -43,12 +43,21 @@ accounts::Registrar::Options registrar_options(const std::string& realm) {
   return o;
 }
 
-edge::Bans::Options bans_options(const Config& c) {
-  edge::Bans::Options o;
-  o.failures = c.security.ban_failures;
-  o.window = c.security.ban_window;
-  o.duration = c.security.ban_duration;
+edge::Border::Options border_options(const Config& c) {
+  edge::Border::Options o;
+  o.bans.failures = c.security.ban_failures;
+  o.bans.window = c.security.ban_window;
+  o.bans.duration = c.security.ban_duration;
+  o.pike.requests = c.security.pike_requests;
+  o.pike.window = c.security.pike_window;
+  o.pike_duration = c.security.pike_duration;
+  o.workers = size_t(c.instance.workers);
   return o;
+}
+
+// An IP literal's key; names and empty text give none.
+std::optional<edge::IpKey> ip_of(const std::string& text) {
+  return text.empty() ? std::nullopt : edge::IpKey::parse(text);
 }
 
 // The transport a request came over, as its top Via says (a peer that lies about it only
@@ -214,38 +223,50 @@ class Server::EdgeContext final : public edge::Context {
         const std::string code = a->code;
         for (const std::string& uri : {"sip:" + *name, "sip:" + *name + ":5060"}) {
           s_.resolver_->resolve(uri, [this, code](std::vector<transport::Target> found) {
-            std::lock_guard lock(resolved_mu_);
-            auto& list = resolved_[code];
-            for (const auto& t : found) {
-              if (std::find(list.begin(), list.end(), t.addr) == list.end()) list.push_back(t.addr);
+            bool fresh = false;
+            {
+              std::lock_guard lock(resolved_mu_);
+              auto& list = resolved_[code];
+              for (const auto& t : found) {
+                if (std::find(list.begin(), list.end(), t.addr) != list.end()) continue;
+                list.push_back(t.addr);
+                fresh = true;
+              }
+              if (list.size() > 64) list.erase(list.begin(), list.end() - 64);
             }
-            if (list.size() > 64) list.erase(list.begin(), list.end() - 64);
+            // What the names resolve to is protected from drop rules too.
+            if (fresh) s_.rebuild_border();
           });
         }
       }
     }
   }
   void count_failure(const std::string& addr, const std::string& what) override {
-    bans_.count(addr, what);
+    border_.count_failure(addr, what);
   }
-  edge::Bans& bans() { return bans_; }
-  // Configured providers and PBX connections (and what their names resolve to) are never
-  // banned: a ban would cut esg off from its own trunks.
-  bool exempt(const std::string& addr) {
-    auto cfg = config();
-    for (const auto& a : cfg->accounts->accounts()) {
-      if (a->domain == addr || a->proxyaddr == addr) return true;
-    }
-    for (const auto& p : cfg->pbxs) {
-      if (p->address == addr || p->domain == addr) return true;
-    }
-    {
+  edge::Border& border() { return border_; }
+  // The addresses of configured providers and PBX connections, and what their names resolve
+  // to: never banned, and not dropped unless a rule names them (a ban or a whitelist would cut
+  // esg off from its own trunks).
+  std::vector<edge::BorderRules::Protected> protected_addresses(const edge::EdgeConfig& cfg) {
+    std::vector<edge::BorderRules::Protected> out;
+    auto add = [&](const std::string& text, const std::string& who) {
+      if (auto k = ip_of(text)) out.push_back({*k, who});
+    };
+    for (const auto& a : cfg.accounts->accounts()) {
+      add(a->domain, "provider account " + a->code);
+      add(a->proxyaddr, "provider account " + a->code);
       std::lock_guard lock(resolved_mu_);
-      for (const auto& [code, ips] : resolved_) {
-        if (std::find(ips.begin(), ips.end(), addr) != ips.end()) return true;
+      if (auto it = resolved_.find(a->code); it != resolved_.end()) {
+        for (const auto& ip : it->second)
+          add(ip, "provider account " + a->code);
       }
     }
-    return registrar_.pbx_at(addr).has_value();
+    for (const auto& p : cfg.pbxs) {
+      add(p->address, "PBX connection " + p->code);
+      add(p->domain, "PBX connection " + p->code);
+    }
+    return out;
   }
 
   std::mutex rebuild_mu;
@@ -258,7 +279,7 @@ class Server::EdgeContext final : public edge::Context {
   accounts::Registrar registrar_{registrar_options(s_.config_.instance.domain)};
   std::mutex resolved_mu_;
   std::unordered_map<std::string, std::vector<std::string>> resolved_;  // account code -> IPs
-  edge::Bans bans_{bans_options(s_.config_)};
+  edge::Border border_{border_options(s_.config_)};
 };
 
 Server::Server(const Config& config) : config_(config) {
@@ -279,9 +300,16 @@ Server::Server(const Config& config) : config_(config) {
         on_message(w, std::move(m), from);
       });
   transport_->set_packet_index(&packets_);
-  // Banned addresses are dropped at the socket (the B2BUA and the registrar count failures).
+  // The border on the socket: address-only rules, bans (the B2BUA and the registrar count
+  // failures, the transport malformed packets) and the flood limit, before parsing.
   transport_->set_drop(
-      [this](const std::string& addr) { return edge_ && edge_->bans().banned(addr); });
+      [this](const boost::asio::ip::address& addr, std::string_view bytes, size_t) {
+        return edge_ && edge_->border().drop_at_socket(edge::IpKey::of(addr), bytes,
+                                                       transport::Workers::current());
+      });
+  transport_->set_on_malformed([this](const transport::Peer& from) {
+    if (edge_) edge_->count_failure(from.addr.to_string(), "malformed request");
+  });
   tag_prefix_ = "esg" + std::to_string(config.instance.srvidx) + "-";
   for (size_t w = 0; w < workers_->size(); ++w) {
     PerWorker pw;
@@ -378,10 +406,26 @@ void Server::start() {
                    },
                    strip({}),
                    {}});
+  border_rules_ = std::make_unique<accounts::Collection>(
+      *store_, accounts::Collection::Spec{
+                   store::Table::BorderRules,
+                   "border rule",
+                   false,
+                   [](const nlohmann::json& j) -> Result<nlohmann::json, accounts::FieldError> {
+                     auto r = edge::border_rule_from_json(j);
+                     if (!r) return unexpected(r.error());
+                     return edge::to_json(*r);
+                   },
+                   strip({}),
+                   {}});
   edge_ = std::make_unique<EdgeContext>(*this);
-  edge_->bans().set_exempt([this](const std::string& addr) { return edge_->exempt(addr); });
+  // PBXs registered to esg are known by address only once registered: never banned either.
+  edge_->border().set_extra_exempt([this](const edge::IpKey& addr) {
+    return edge_->registrar()->pbx_at(addr.to_string()).has_value();
+  });
   for (auto* c : {pbx_.get(), normalization_.get(), routes_.get()})
     c->set_on_change([this] { rebuild_edge_config(); });
+  border_rules_->set_on_change([this] { rebuild_border(); });
   for (size_t w = 0; w < per_worker_.size(); ++w) {
     edge::B2buaOptions bo;
     bo.user_agent = "esg/" ESG_VERSION;
@@ -415,13 +459,14 @@ void Server::start() {
   api::add_collection_routes(*http_, "/rest/v1/uc/pbx", *pbx_);
   api::add_collection_routes(*http_, "/rest/v1/routing/normalization", *normalization_);
   api::add_collection_routes(*http_, "/rest/v1/routing/rules", *routes_);
+  api::add_collection_routes(*http_, "/rest/v1/master/borderrules", *border_rules_);
   api::EdgeApiDeps deps;
   deps.config = [this] { return edge_->config(); };
   deps.board = &edge_->board();
   deps.store = store_.get();
   deps.cdrs = cdrs_.get();
   deps.packets = &packets_;
-  deps.bans = &edge_->bans();
+  deps.border = &edge_->border();
   api::add_edge_routes(*http_, deps);
   accounts_->start(config_.providers);
   rebuild_edge_config();
@@ -446,6 +491,7 @@ void Server::stop() {
   pbx_.reset();
   normalization_.reset();
   routes_.reset();
+  border_rules_.reset();
   store_.reset();
   transport_.reset();
   trn_.reset();  // writes what is still queued
@@ -483,9 +529,54 @@ void Server::rebuild_edge_config() {
   edge_->resolve_names(*cfg);
   edge_->set(std::move(cfg));
   if (accounts_) accounts_->sync_register_out(register_out);
+  rebuild_border();  // the protected addresses follow the accounts
+}
+
+void Server::rebuild_border() {
+  if (!edge_ || !border_rules_) return;
+  std::lock_guard lock(border_mu_);
+  std::vector<edge::BorderRule> rules;
+  for (const auto& j : border_rules_->stored()) {
+    if (auto r = edge::border_rule_from_json(j)) rules.push_back(std::move(*r));
+  }
+  const auto action = edge::border_action(config_.security.default_action);
+  edge_->border().set_rules(std::make_shared<edge::BorderRules>(
+      std::move(rules), action.value_or(edge::BorderAction::Allow),
+      edge_->protected_addresses(*edge_->config())));
+}
+
+// Border rules on parsed fields (CONTRACTS.md "Who is calling" step 2): false when the message
+// goes no further (dropped, or a request answered 403 here, statelessly).
+bool Server::border_admits(const sip::Message& m, const transport::Peer& from) {
+  const auto rules = edge_->border().rules();
+  if (!rules->needs_fields()) return true;
+  const std::string addr = from.addr.to_string();
+  edge::PacketFields f;
+  f.address = addr;
+  f.port = from.port;
+  f.proto = transport::proto_name(from.proto);
+  std::string ruri_user, from_user, to_user;
+  if (m.is_request()) {
+    f.method = m.method_text();
+    ruri_user = m.request_uri().user_unescaped();
+    f.ruri_user = ruri_user;
+  }
+  from_user = m.from().uri.user_unescaped();
+  to_user = m.to().uri.user_unescaped();
+  f.from_user = from_user;
+  f.to_user = to_user;
+  if (const auto* ua = m.header(sip::HeaderId::UserAgent)) f.user_agent = ua->value;
+  const auto v =
+      edge_->border().after_parse(edge::IpKey::of(from.addr), f, transport::Workers::current());
+  if (v.action == edge::BorderAction::Allow) return true;
+  if (v.action == edge::BorderAction::Deny && m.is_request() && m.method() != sip::Method::Ack) {
+    transport_->send(from, sip::build_response(m, 403, {}, tag_prefix_ + "b"));
+  }
+  return false;
 }
 
 void Server::on_message(size_t worker, sip::Message&& message, const transport::Peer& from) {
+  if (edge_ && !border_admits(message, from)) return;
   per_worker_[worker].layer->receive(std::move(message), channel_to(from));
 }
 

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "accounts/collection.hpp"
@@ -13,7 +14,7 @@
 #include "api/http_server.hpp"
 #include "app/config.hpp"
 #include "edge/b2bua/b2bua.hpp"
-#include "edge/border/bans.hpp"
+#include "edge/border/border.hpp"
 #include "edge/context.hpp"
 #include "store/store.hpp"
 #include "transport/dns.hpp"
@@ -56,6 +57,9 @@ class Server {
                   const txn::Channel& from);
   // Re-reads accounts, PBX connections and rules into a new snapshot for the calls path.
   void rebuild_edge_config();
+  // Recompiles the border rules (rules, default action, protected addresses).
+  void rebuild_border();
+  bool border_admits(const sip::Message& m, const transport::Peer& from);
   std::string call_id_for(size_t worker);
   txn::Channel channel_to(const transport::Peer& peer);
 
@@ -70,7 +74,8 @@ class Server {
   std::unique_ptr<Runtime> runtime_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<accounts::AccountManager> accounts_;
-  std::unique_ptr<accounts::Collection> pbx_, normalization_, routes_;
+  std::unique_ptr<accounts::Collection> pbx_, normalization_, routes_, border_rules_;
+  std::mutex border_mu_;
   std::unique_ptr<edge::CdrWriter> cdrs_;
   std::unique_ptr<EdgeContext> edge_;
   txn::TimerConfig timer_config_;

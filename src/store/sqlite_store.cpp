@@ -17,6 +17,8 @@ std::string_view table_name(Table t) {
       return "normalization";
     case Table::Routes:
       return "routes";
+    case Table::BorderRules:
+      return "borderrules";
   }
   return "";
 }
@@ -41,6 +43,9 @@ const std::vector<std::string>& migrations() {
       "state TEXT NOT NULL, caller TEXT NOT NULL, called TEXT NOT NULL, data TEXT NOT NULL)",
       "CREATE INDEX cdrs_started ON cdrs (started_ms)",
       "CREATE INDEX cdrs_state ON cdrs (state)",
+      // 8: border rules.
+      "CREATE TABLE borderrules (id {id}, code TEXT UNIQUE, data TEXT NOT NULL, "
+      "updated_at TEXT NOT NULL)",
   };
   return kMigrations;
 }

@@ -226,6 +226,7 @@ class Transport::Connection : public std::enable_shared_from_this<Connection> {
         // Framing is lost: answer what we can, then close (RFC 4475 §3.1.2.3, §3.3.9).
         ++t_.counters_.parse_errors;
         ++t_.counters_.connections_cut;
+        if (t_.on_malformed_) t_.on_malformed_(peer_);
         std::string answer = sip::build_error_response(framer_.pending(), ev.error,
                                                        {peer_.addr.to_string(), peer_.port});
         if (!answer.empty()) {
@@ -404,7 +405,7 @@ void Transport::log(Direction d, const Peer& peer, std::string_view bytes, bool 
 void Transport::inbound(std::string_view bytes, const Peer& from, bool stream, size_t worker,
                         uint32_t connection) {
   ++counters_.received;
-  if (drop_ && drop_(from.addr.to_string())) {
+  if (drop_ && drop_(from.addr, bytes, worker)) {
     ++counters_.dropped;
     if (log_) {
       const int64_t second = std::chrono::duration_cast<std::chrono::seconds>(
@@ -433,6 +434,7 @@ void Transport::inbound(std::string_view bytes, const Peer& from, bool stream, s
   auto parsed = sip::parse_message(bytes, po);
   if (!parsed) {
     ++counters_.parse_errors;
+    if (on_malformed_) on_malformed_(from);
     // Answer the source, whatever the Via says; nothing for discards and responses.
     std::string answer =
         sip::build_error_response(bytes, parsed.error(), {from.addr.to_string(), from.port});
@@ -558,7 +560,7 @@ bool Transport::deliver_tcp(size_t worker, const Peer& to, std::string bytes) {
       c = table.by_id.at(it->second);
     }
   }
-  if (!c && !to.connection && admit(to.addr.to_string())) {
+  if (!c && !to.connection && admit(to.addr, false, worker)) {
     const uint32_t id = next_id(worker);
     c = std::make_shared<Connection>(*this, tcp::socket(workers_.context(worker)), id, worker,
                                      to.proto == Proto::Tls ? client_tls(verify) : nullptr);
@@ -586,7 +588,7 @@ void Transport::accept(TcpListener& l) {
     if (!ec) {
       boost::system::error_code e2;
       const auto remote = socket->remote_endpoint(e2);
-      if (e2 || !admit(remote.address().to_string())) {
+      if (e2 || !admit(remote.address(), true, 0)) {
         ++counters_.connections_refused;
         socket->close(e2);
       } else {
@@ -604,11 +606,12 @@ void Transport::adopt(std::shared_ptr<Connection> c, size_t worker) {
   c->start_server();
 }
 
-bool Transport::admit(const std::string& address_key) {
-  if (drop_ && drop_(address_key)) {
+bool Transport::admit(const asio::ip::address& addr, bool inbound, size_t worker) {
+  if (inbound && drop_ && drop_(addr, {}, worker)) {
     ++counters_.dropped;
     return false;
   }
+  const std::string address_key = addr.to_string();
   std::lock_guard lock(admission_mu_);
   size_t& n = per_address_[address_key];
   if (total_connections_ >= options_.max_connections || n >= options_.max_connections_per_address) {

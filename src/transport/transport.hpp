@@ -83,9 +83,14 @@ class Transport {
     std::atomic<uint64_t> tls_failures{0};     // handshakes that failed
     std::atomic<uint64_t> dropped{0};          // packets and connections the filter refused
   };
-  // Address-level filter (bans, address-only border rules): true drops a datagram before it is
-  // parsed, and refuses a connection, silently. Set before start(); called on every packet.
-  void set_drop(std::function<bool(const std::string& addr)> drop) { drop_ = std::move(drop); }
+  // Address-level filter (bans, address-only border rules, flood limit): true drops a datagram
+  // or stream message before it is parsed, and refuses a connection (empty `bytes`), silently.
+  // Set before start(); called on every packet, on the receiving worker (`worker`).
+  using DropFilter = std::function<bool(const boost::asio::ip::address& addr,
+                                        std::string_view bytes, size_t worker)>;
+  void set_drop(DropFilter drop) { drop_ = std::move(drop); }
+  // Told of every packet that does not parse (bans count malformed requests). Set before start.
+  void set_on_malformed(std::function<void(const Peer& from)> f) { on_malformed_ = std::move(f); }
 
   Transport(Workers& workers, TransportOptions options, TrnLog* log, Handler handler);
   ~Transport();
@@ -129,14 +134,16 @@ class Transport {
   void adopt(std::shared_ptr<Connection> c, size_t worker);
   void forget(uint32_t id, size_t worker, const std::string& address_key,
               const std::string& peer_key);
-  bool admit(const std::string& address_key);
+  // Counts a connection against the limits; `inbound` ones pass the drop filter first.
+  bool admit(const boost::asio::ip::address& addr, bool inbound, size_t worker);
 
   Workers& workers_;
   TransportOptions options_;
   TrnLog* log_;
   SharedPacketIndex* index_ = nullptr;
   Handler handler_;
-  std::function<bool(const std::string&)> drop_;
+  DropFilter drop_;
+  std::function<void(const Peer&)> on_malformed_;
   // The trn log gets at most this many "BANNED" lines per second: a flood must not fill the disk.
   std::atomic<int64_t> banned_log_second_{0};
   std::atomic<uint32_t> banned_logged_{0};

@@ -335,8 +335,12 @@ class B2bua::Impl {
         return;
       }
       if (!cfg.accounts->source_allowed(*m.account, src, context_.resolved(*m.account))) {
-        refuse(c, server, req, 403,
-               "EB2B. Source address " + src + " is not an address of account " + m.account->code);
+        // Answered like an unknown account, so that scanners cannot tell which accounts exist;
+        // the call's decisions keep the real reason for the operator.
+        c->decisions.push_back("source address " + src + " is not an address of account " +
+                               m.account->code);
+        context_.count_failure(src, "account " + m.account->code + " from a foreign address");
+        refuse(c, server, req, 404, "EB2B. Unknown account in contact");
         return;
       }
       c->source_account = m.account;

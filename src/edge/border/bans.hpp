@@ -1,9 +1,11 @@
 #pragma once
-// Bans (issue 6): failures an address causes (unknown accounts, wrong credentials) are counted
-// in a sliding window; over the threshold the address is banned for a while and its packets are
-// dropped at the socket, before parsing, without an answer. Addresses of configured providers
-// and PBX connections are never banned (`set_exempt`). Shared by all threads: the per-packet
-// check takes no lock while nothing is banned, and a reader lock otherwise.
+// Bans (issue 6): failures an address causes (unknown accounts, wrong credentials, malformed
+// requests) are counted in a sliding window; over the threshold the address is banned for a
+// while and its packets are dropped at the socket, before parsing, without an answer. The flood
+// limit (Pike) bans too, for its own duration. Addresses of configured providers and PBX
+// connections, and those an allow rule names, are never banned (`set_exempt`). Shared by all
+// threads: the per-packet check takes no lock while nothing is banned, and a reader lock
+// otherwise.
 
 #include <atomic>
 #include <chrono>
@@ -15,6 +17,8 @@
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
+
+#include "edge/border/address.hpp"
 
 namespace esg::edge {
 
@@ -29,18 +33,26 @@ class Bans {
   };
   explicit Bans(Options options);
 
-  // Counts a failure of `addr`; true when it has just been banned.
+  // Counts a failure of `addr`; true when it has just been banned. Text that is no address is
+  // ignored.
+  bool count(const IpKey& addr, const std::string& why);
   bool count(const std::string& addr, const std::string& why);
+  // Bans `addr` at once for `seconds` (the flood limit); false when it is exempt.
+  bool ban(const IpKey& addr, const std::string& why, int seconds, uint64_t count);
   // The per-packet check.
+  bool banned(const IpKey& addr) const;
   bool banned(const std::string& addr) const;
   // `{"items": [{"address", "reason", "since", "until", "count"}]}`, times in ms.
   nlohmann::json list() const;
   bool lift(const std::string& addr);
-  void set_exempt(std::function<bool(const std::string&)> exempt);
+  void set_exempt(std::function<bool(const IpKey&)> exempt);
   uint64_t total_bans() const { return total_; }
+  size_t active() const;
 
  private:
   int64_t now() const;
+  bool exempt(const IpKey& addr) const { return exempt_ && exempt_(addr); }
+  void sweep(int64_t t);  // forgets expired bans (under the writer lock)
   struct Ban {
     std::string reason;
     int64_t since = 0, until = 0;
@@ -49,11 +61,11 @@ class Bans {
 
   Options options_;
   mutable std::shared_mutex mu_;
-  std::unordered_map<std::string, std::deque<int64_t>> failures_;
-  std::unordered_map<std::string, Ban> bans_;
+  std::unordered_map<IpKey, std::deque<int64_t>, IpKeyHash> failures_;
+  std::unordered_map<IpKey, Ban, IpKeyHash> bans_;
   std::atomic<bool> any_{false};
   std::atomic<uint64_t> total_{0};
-  std::function<bool(const std::string&)> exempt_;
+  std::function<bool(const IpKey&)> exempt_;
 };
 
 }  // namespace esg::edge

@@ -3,14 +3,12 @@ dropped at the socket without an answer, logged as BANNED; the REST API lists an
 a configured provider's address is never banned."""
 
 import os
-import socket
 import sys
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from esg_fixture import EsgProcess, KeepOnFailure, options, read_answer, status_of, stop_all  # noqa: E402,E501
+from esg_fixture import EsgProcess, KeepOnFailure, ask_options, stop_all  # noqa: E402
 from rest_api import Api  # noqa: E402
 import sip_uac  # noqa: E402
 
@@ -28,17 +26,6 @@ class Bans(KeepOnFailure):
     def tearDownClass(cls):
         stop_all(cls.failed, cls.esg)
 
-    def options_from(self, ip):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind((ip, 0))
-        s.settimeout(1.0)
-        try:
-            s.sendto(options("ban-probe-%s-%f" % (ip, time.time())),
-                     ("127.0.0.1", self.esg.ports["udp"]))
-            return status_of(read_answer(s))
-        finally:
-            s.close()
-
     def test_repeated_unknown_accounts_get_the_source_banned_until_lifted(self):
         port = self.esg.ports["udp"]
         for _ in range(3):
@@ -47,8 +34,8 @@ class Bans(KeepOnFailure):
         # Banned now: silence, for INVITEs and everything else.
         a = sip_uac.invite(port, "127.0.0.50", "nobody", "127.0.0.1", timeout=1.0)
         self.assertEqual(a.responses, [])
-        self.assertIsNone(self.options_from("127.0.0.50"))
-        self.assertEqual(self.options_from("127.0.0.51"), 200)  # others are unaffected
+        self.assertIsNone(ask_options(self.esg.ports["udp"], "127.0.0.50"))
+        self.assertEqual(ask_options(self.esg.ports["udp"], "127.0.0.51"), 200)  # others are unaffected
         bans = self.api.ok("GET", "/rest/v1/master/bans")["items"]
         ban = next(b for b in bans if b["address"] == "127.0.0.50")
         self.assertEqual(ban["reason"], "unknown account")
@@ -57,7 +44,7 @@ class Bans(KeepOnFailure):
         self.assertTrue(any(" Recv from udp 127.0.0.50:" in l and l.endswith(" BANNED")
                             for l in self.esg.trn_lines()))
         self.assertEqual(self.api.call("DELETE", "/rest/v1/master/bans/127.0.0.50")[0], 204)
-        self.assertEqual(self.options_from("127.0.0.50"), 200)
+        self.assertEqual(ask_options(self.esg.ports["udp"], "127.0.0.50"), 200)
         self.assertEqual(self.api.call("DELETE", "/rest/v1/master/bans/127.0.0.50")[0], 404)
 
     def test_a_configured_provider_is_never_banned(self):
@@ -67,7 +54,7 @@ class Bans(KeepOnFailure):
             a = sip_uac.invite(port, "127.0.0.2", "nobody", "127.0.0.1", from_host="127.0.0.98",
                                contact_host="127.0.0.99", contact_user="x")
             self.assertEqual(a.status, 404, a.responses)
-        self.assertEqual(self.options_from("127.0.0.2"), 200)
+        self.assertEqual(ask_options(self.esg.ports["udp"], "127.0.0.2"), 200)
         bans = self.api.ok("GET", "/rest/v1/master/bans")["items"]
         self.assertFalse(any(b["address"] == "127.0.0.2" for b in bans))
 

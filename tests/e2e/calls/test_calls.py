@@ -203,12 +203,14 @@ class Calls(KeepOnFailure):
         self.assertEqual(a.header("Reason"),
                          'SIP;cause=404;text="EB2B. Unknown account in contact"')
 
-    def test_wrong_source_address_gets_403(self):
-        # The Contact names prov-a (step 2.2) but the packet comes from elsewhere.
+    def test_wrong_source_address_is_answered_like_an_unknown_account(self):
+        # The Contact names prov-a (step 2.2) but the packet comes from elsewhere: a scanner
+        # must not learn that prov-a exists.
         a = sip_uac.invite(self.esg.ports["udp"], "127.0.0.7", DID, "127.0.0.1",
                            contact_host="127.0.0.2")
-        self.assertEqual(a.status, 403, a.responses)
-        self.assertIn("127.0.0.7 is not an address of account prov-a", a.header("Reason"))
+        self.assertEqual(a.status, 404, a.responses)
+        self.assertEqual(a.header("Reason"),
+                         'SIP;cause=404;text="EB2B. Unknown account in contact"')
 
     def test_trunk_limit_counts_calls_in_progress(self):
         path = "/rest/v1/uc/providers/%d" % self.prov_a["id"]
@@ -721,12 +723,12 @@ class CallsFromNamedProviders(KeepOnFailure):
     def test_source_must_be_what_the_name_resolves_to(self):
         deadline = time.time() + 5
         a = self.invite_from("127.0.0.31")
-        while a.status == 403 and time.time() < deadline:  # until the lookup has answered
+        while a.status == 404 and time.time() < deadline:  # until the lookup has answered
             time.sleep(0.1)
             a = self.invite_from("127.0.0.31")
         self.assertEqual(a.status, 486, a.responses)
         b = self.invite_from("127.0.0.32")
-        self.assertEqual(b.status, 403, b.responses)
+        self.assertEqual(b.status, 404, b.responses)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,9 @@ class EsgProcess:
             "store": {"sqlite": os.path.join(self.dir, "esg.db")},
             "http": {"listen": "127.0.0.1:0", "token": TOKEN},
             # The parser and transport tests send hundreds of INVITEs for unknown accounts from
-            # 127.0.0.1; bans are tested with their own thresholds (border/test_bans.py).
-            "security": {"ban": {"failures": 1000000}},
+            # 127.0.0.1, quickly; bans and the flood limit are tested with their own thresholds
+            # (border/).
+            "security": {"ban": {"failures": 1000000}, "pike": {"requests": 0}},
         }
         for key, value in (extra or {}).items():
             config[key] = value
@@ -160,6 +161,19 @@ def options(call_id, branch=None, via_host="127.0.0.1:5999", extra=""):
             "From: <sip:probe@127.0.0.1>;tag=p1\r\nTo: <sip:esg@127.0.0.1>\r\n"
             f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n{extra}"
             "Content-Length: 0\r\n\r\n").encode()
+
+
+def ask_options(esg_port, ip, extra="", timeout=1.0):
+    """An OPTIONS to esg's UDP port from a socket of our own at `ip`: the status of the answer,
+    or None for silence (border drops and bans)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((ip, 0))
+    s.settimeout(timeout)
+    try:
+        s.sendto(options("ask-%s-%f" % (ip, time.time()), extra=extra), ("127.0.0.1", esg_port))
+        return status_of(read_answer(s))
+    finally:
+        s.close()
 
 
 def read_answer(sock):

@@ -39,7 +39,7 @@ TEST_F(BansTest, FailuresOutsideTheWindowDoNotAddUp) {
 }
 
 TEST_F(BansTest, ExemptAddressesAreNeverBannedAndBansCanBeLifted) {
-  bans.set_exempt([](const std::string& a) { return a == "10.0.0.9"; });
+  bans.set_exempt([](const esg::edge::IpKey& a) { return a.to_string() == "10.0.0.9"; });
   for (int i = 0; i < 10; ++i)
     bans.count("10.0.0.9", "x");
   EXPECT_FALSE(bans.banned("10.0.0.9"));
