@@ -1,10 +1,15 @@
 #include "transport/transport.hpp"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <cstring>
 #include <deque>
 #include <stdexcept>
 
@@ -38,9 +43,14 @@ std::string Peer::to_string() const {
 struct Transport::UdpListener {
   size_t index = 0;
   std::vector<std::unique_ptr<udp::socket>> sockets;  // one per worker
+  // recvmmsg(2) batches: a flood costs one system call per kBatch datagrams, not one each.
   struct Receive {
-    std::vector<char> buf;
-    udp::endpoint from;
+    static constexpr size_t kBatch = 16;
+    static constexpr size_t kSlot = 65536;  // the largest UDP payload fits
+    std::vector<char> buf = std::vector<char>(kBatch * kSlot);
+    std::array<mmsghdr, kBatch> msgs{};
+    std::array<iovec, kBatch> iov{};
+    std::array<sockaddr_storage, kBatch> from{};
   };
   std::vector<std::unique_ptr<Receive>> receives;
 };
@@ -317,9 +327,7 @@ void Transport::listen(Proto proto, const std::string& addr, uint16_t port, cons
       bound = s->local_endpoint().port();  // the other workers join the same (ephemeral) port
       s->set_option(asio::socket_base::receive_buffer_size(4 << 20), ec);
       l->sockets.push_back(std::move(s));
-      auto r = std::make_unique<UdpListener::Receive>();
-      r->buf.resize(65536);
-      l->receives.push_back(std::move(r));
+      l->receives.push_back(std::make_unique<UdpListener::Receive>());
     }
     ports_.push_back(bound);
     udp_.push_back(std::move(l));
@@ -365,21 +373,75 @@ uint16_t Transport::local_port(size_t listener) const {
 }
 
 void Transport::start_udp_receive(UdpListener& l, size_t worker) {
+  // Each worker's io_context runs on one thread: the wait is queued again before that thread
+  // polls, so a datagram that arrives after the drain still wakes it (epoll is edge-triggered).
+  l.sockets[worker]->async_wait(udp::socket::wait_read,
+                                [this, &l, worker](boost::system::error_code ec) {
+                                  if (closed_ || ec == asio::error::operation_aborted) return;
+                                  drain_udp(l, worker);
+                                });
+}
+
+namespace {
+
+bool endpoint_of(const sockaddr_storage& ss, asio::ip::address& addr, uint16_t& port) {
+  if (ss.ss_family == AF_INET) {
+    const auto& in = reinterpret_cast<const sockaddr_in&>(ss);
+    addr = asio::ip::address_v4(ntohl(in.sin_addr.s_addr));
+    port = ntohs(in.sin_port);
+    return true;
+  }
+  if (ss.ss_family == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(ss);
+    asio::ip::address_v6::bytes_type b;
+    std::memcpy(b.data(), in6.sin6_addr.s6_addr, 16);
+    addr = asio::ip::address_v6(b, in6.sin6_scope_id);
+    port = ntohs(in6.sin6_port);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void Transport::drain_udp(UdpListener& l, size_t worker) {
   auto& r = *l.receives[worker];
-  l.sockets[worker]->async_receive_from(
-      asio::buffer(r.buf), r.from, [this, &l, worker](boost::system::error_code ec, size_t n) {
-        if (closed_) return;
-        if (!ec) {
-          auto& rr = *l.receives[worker];
-          Peer from;
-          from.proto = Proto::Udp;
-          from.addr = rr.from.address();
-          from.port = rr.from.port();
-          from.listener = uint16_t(l.index);
-          inbound(std::string_view(rr.buf.data(), n), from, /*stream=*/false, worker, 0);
-        }
-        start_udp_receive(l, worker);
-      });
+  const int fd = l.sockets[worker]->native_handle();
+  using R = UdpListener::Receive;
+  // A few batches, then the rest of the worker's queue gets a turn (timers, other sockets).
+  for (int round = 0; round < 8; ++round) {
+    for (size_t i = 0; i < R::kBatch; ++i) {
+      r.iov[i] = {r.buf.data() + i * R::kSlot, R::kSlot};
+      r.msgs[i] = {};
+      r.msgs[i].msg_hdr.msg_name = &r.from[i];
+      r.msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+      r.msgs[i].msg_hdr.msg_iov = &r.iov[i];
+      r.msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    const int n = ::recvmmsg(fd, r.msgs.data(), unsigned(R::kBatch), MSG_DONTWAIT, nullptr);
+    if (n <= 0) {  // drained (EAGAIN), or an error the next wait reports
+      start_udp_receive(l, worker);
+      return;
+    }
+    for (int i = 0; i < n && !closed_; ++i) {
+      Peer from;
+      from.proto = Proto::Udp;
+      from.listener = uint16_t(l.index);
+      if (!endpoint_of(r.from[size_t(i)], from.addr, from.port)) continue;
+      inbound(std::string_view(r.buf.data() + size_t(i) * R::kSlot, r.msgs[size_t(i)].msg_len),
+              from, /*stream=*/false, worker, 0);
+    }
+    if (closed_) return;
+    if (size_t(n) < R::kBatch) {
+      start_udp_receive(l, worker);
+      return;
+    }
+  }
+  if (closed_) return;
+  // Still busy: carry on after the others, then wait again once drained.
+  asio::post(workers_.context(worker), [this, &l, worker] {
+    if (!closed_) drain_udp(l, worker);
+  });
 }
 
 void Transport::log(Direction d, const Peer& peer, std::string_view bytes, bool ok, size_t worker,

@@ -121,6 +121,7 @@ class Transport {
   friend class Connection;
 
   void start_udp_receive(UdpListener& l, size_t worker);
+  void drain_udp(UdpListener& l, size_t worker);
   void inbound(std::string_view bytes, const Peer& from, bool stream, size_t worker,
                uint32_t connection);
   void log(Direction d, const Peer& peer, std::string_view bytes, bool ok, size_t worker,

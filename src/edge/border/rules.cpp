@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 namespace esg::edge {
 
@@ -71,8 +72,9 @@ std::optional<AddressPattern> parse_address(const std::string& text, std::string
       return std::nullopt;
     }
     p.kind = AddressPattern::Kind::Regex;
-    p.regex = "(?i)";
+    // The address text is lower case (inet_ntop), so is the mask: no (?i), a smaller DFA.
     for (char c : text) {
+      if (c >= 'A' && c <= 'F') c = char(c - 'A' + 'a');
       if (c == '*') {
         p.regex += ".*";
       } else if (c == '?') {
@@ -180,16 +182,12 @@ json to_json(const BorderRule& r) {
 
 // ---- AddressIndex ----------------------------------------------------------------------------
 
-struct AddressIndex::Prefix {
-  int bits = 0;
-  std::unordered_map<IpKey, uint32_t, IpKeyHash> nets;
-};
-
 struct AddressIndex::Set {
   Set() : set(options(), RE2::ANCHOR_BOTH) {}
   static RE2::Options options() {
     RE2::Options o;
     o.set_log_errors(false);
+    o.set_max_mem(64 << 20);  // room for the DFA of thousands of masks
     return o;
   }
   RE2::Set set;
@@ -216,13 +214,19 @@ void AddressIndex::add(const std::string& pattern, uint32_t value) {
       keep_lowest(exact_, p->key, value);
       return;
     case AddressPattern::Kind::Cidr: {
-      auto it = std::find_if(prefixes_.begin(), prefixes_.end(),
-                             [&](const Prefix& x) { return x.bits == p->bits; });
-      if (it == prefixes_.end()) {
-        prefixes_.push_back(Prefix{p->bits, {}});
-        it = prefixes_.end() - 1;
+      Range r;
+      r.first = number(p->key);
+      r.last = r.first;
+      // The host bits all ones: the last address of the network.
+      const int host = 128 - p->bits;
+      if (host >= 64) {
+        r.last.lo = ~0ull;
+        r.last.hi |= host == 128 ? ~0ull : (host == 64 ? 0 : (~0ull >> (128 - host)));
+      } else if (host > 0) {
+        r.last.lo |= ~0ull >> (64 - host);
       }
-      keep_lowest(it->nets, p->key, value);
+      r.value = value;
+      ranges_.push_back(r);
       return;
     }
     case AddressPattern::Kind::Regex:
@@ -231,9 +235,50 @@ void AddressIndex::add(const std::string& pattern, uint32_t value) {
   }
 }
 
+AddressIndex::U128 AddressIndex::number(const IpKey& k) {
+  U128 n;
+  for (int i = 0; i < 8; ++i) {
+    n.hi = (n.hi << 8) | k.bytes[size_t(i)];
+    n.lo = (n.lo << 8) | k.bytes[size_t(i + 8)];
+  }
+  return n;
+}
+
 void AddressIndex::compile() {
-  std::sort(prefixes_.begin(), prefixes_.end(),
-            [](const Prefix& a, const Prefix& b) { return a.bits > b.bits; });
+  // Sweep the CIDR boundaries in order, keeping the values of the CIDRs that cover the point.
+  starts_.clear();
+  values_.clear();
+  struct Event {
+    U128 at;
+    bool open;
+    uint32_t value;
+  };
+  std::vector<Event> events;
+  for (const auto& r : ranges_) {
+    events.push_back({r.first, true, r.value});
+    if (r.last != U128{~0ull, ~0ull}) {
+      U128 next = r.last;
+      if (++next.lo == 0) ++next.hi;
+      events.push_back({next, false, r.value});
+    }
+  }
+  std::sort(events.begin(), events.end(),
+            [](const Event& a, const Event& b) { return a.at < b.at; });
+  std::multiset<uint32_t> open;
+  for (size_t i = 0; i < events.size();) {
+    const U128 at = events[i].at;
+    for (; i < events.size() && events[i].at == at; ++i) {
+      if (events[i].open) {
+        open.insert(events[i].value);
+      } else {
+        open.erase(open.find(events[i].value));
+      }
+    }
+    const uint32_t value = open.empty() ? kNone : *open.begin();
+    if (!values_.empty() && values_.back() == value) continue;
+    starts_.push_back(at);
+    values_.push_back(value);
+  }
   set_.reset();
   if (masks_.empty()) return;
   auto set = std::make_unique<Set>();
@@ -244,7 +289,7 @@ void AddressIndex::compile() {
 }
 
 bool AddressIndex::empty() const {
-  return exact_.empty() && prefixes_.empty() && !set_;
+  return exact_.empty() && starts_.empty() && !set_;
 }
 
 uint32_t AddressIndex::first(const IpKey& addr) const {
@@ -252,9 +297,10 @@ uint32_t AddressIndex::first(const IpKey& addr) const {
   if (!exact_.empty()) {
     if (auto it = exact_.find(addr); it != exact_.end()) best = it->second;
   }
-  for (const auto& p : prefixes_) {
-    if (auto it = p.nets.find(addr.masked(p.bits)); it != p.nets.end())
-      best = std::min(best, it->second);
+  if (!starts_.empty()) {
+    const U128 n = number(addr);
+    auto it = std::upper_bound(starts_.begin(), starts_.end(), n);
+    if (it != starts_.begin()) best = std::min(best, values_[size_t(it - starts_.begin() - 1)]);
   }
   if (set_) {
     char buf[64];

@@ -64,9 +64,22 @@ class AddressIndex {
   bool empty() const;
 
  private:
-  struct Prefix;
+  // An address as a 128-bit number (big-endian), for ordering.
+  struct U128 {
+    uint64_t hi = 0, lo = 0;
+    auto operator<=>(const U128&) const = default;
+  };
+  static U128 number(const IpKey& k);
+  struct Range {
+    U128 first, last;
+    uint32_t value;
+  };
   std::unordered_map<IpKey, uint32_t, IpKeyHash> exact_;
-  std::vector<Prefix> prefixes_;                         // longest first
+  std::vector<Range> ranges_;  // CIDRs, as added
+  // CIDRs compiled into disjoint segments: segment i runs from starts_[i] to the next start,
+  // and its value is the lowest of the CIDRs that cover it (kNone: none). One binary search.
+  std::vector<U128> starts_;
+  std::vector<uint32_t> values_;
   std::vector<std::pair<std::string, uint32_t>> masks_;  // RE2 syntax, value
   struct Set;
   std::unique_ptr<Set> set_;

@@ -60,12 +60,39 @@ TEST(AddressIndex, ExactCidrMaskAndRegexGiveTheLowestValue) {
   EXPECT_EQ(idx.first(ip("::ffff:10.0.0.1")), 7u);  // v4-mapped is the v4 address
 }
 
+TEST(AddressIndex, OverlappingNetworksGiveTheLowestValueOfThoseThatCover) {
+  AddressIndex idx;
+  idx.add("10.0.0.0/8", 1);
+  idx.add("10.0.0.0/24", 5);
+  idx.add("10.0.1.0/24", 0);
+  idx.add("10.0.1.128/25", 3);
+  idx.add("255.255.255.255/32", 6);
+  idx.add("ffff::/16", 2);
+  idx.add("ffff:ffff::/32", 4);
+  idx.compile();
+  EXPECT_EQ(idx.first(ip("10.0.0.1")), 1u);
+  EXPECT_EQ(idx.first(ip("10.0.1.200")), 0u);
+  EXPECT_EQ(idx.first(ip("10.0.2.0")), 1u);
+  EXPECT_EQ(idx.first(ip("10.255.255.255")), 1u);
+  EXPECT_EQ(idx.first(ip("11.0.0.0")), AddressIndex::kNone);
+  EXPECT_EQ(idx.first(ip("9.255.255.255")), AddressIndex::kNone);
+  EXPECT_EQ(idx.first(ip("255.255.255.255")), 6u);
+  EXPECT_EQ(idx.first(ip("255.255.255.254")), AddressIndex::kNone);
+  EXPECT_EQ(idx.first(ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")), 2u);  // the very last
+  EXPECT_EQ(idx.first(ip("fffe::1")), AddressIndex::kNone);
+}
+
 TEST(AddressIndex, ZeroPrefixMatchesEveryV4Address) {
   AddressIndex idx;
   idx.add("0.0.0.0/0", 1);
   idx.compile();
   EXPECT_EQ(idx.first(ip("203.0.113.9")), 1u);
   EXPECT_EQ(idx.first(ip("2001:db8::1")), AddressIndex::kNone);
+  AddressIndex all;
+  all.add("::/0", 2);
+  all.compile();
+  EXPECT_EQ(all.first(ip("2001:db8::1")), 2u);
+  EXPECT_EQ(all.first(ip("::")), 2u);
 }
 
 TEST(AddressIndex, TenThousandRulesAnswerLikeOne) {
