@@ -1,5 +1,7 @@
 #include "app/config.hpp"
 
+#include <boost/asio/ip/address.hpp>
+
 #include "accounts/account.hpp"
 
 #include <arpa/inet.h>
@@ -262,6 +264,14 @@ Config parse_config(const std::string& text) {
       c.media.port_max = static_cast<uint16_t>(hi);
     }
     s.integer("timeout", c.media.timeout, 0, 86400);
+    s.boolean("latching", c.media.latching);
+    s.boolean("strict_source", c.media.strict_source);
+    s.str("address", c.media.address);
+    {
+      boost::system::error_code ec;
+      boost::asio::ip::make_address(c.media.address, ec);
+      if (ec) throw ConfigError("media.address", "must be an IP address");
+    }
     s.finish();
   }
   if (const json* j = top.get("security")) {
@@ -365,7 +375,10 @@ json to_json(const Config& c) {
   j["stun"] = c.stun_server.empty() ? json::object() : json{{"server", c.stun_server}};
   j["media"] = {{"relay", c.media.relay},
                 {"ports", {c.media.port_min, c.media.port_max}},
-                {"timeout", c.media.timeout}};
+                {"timeout", c.media.timeout},
+                {"latching", c.media.latching},
+                {"strict_source", c.media.strict_source},
+                {"address", c.media.address}};
   j["security"] = {{"default_action", c.security.default_action},
                    {"ban",
                     {{"failures", c.security.ban_failures},

@@ -69,6 +69,9 @@ struct Config {
     uint16_t port_min = 20000;
     uint16_t port_max = 30000;
     int timeout = 60;
+    bool latching = true;             // symmetric RTP; false: send to signaled addresses
+    bool strict_source = false;       // media only from signaled addresses
+    std::string address = "0.0.0.0";  // where the relay's sockets listen
   } media;
   struct Security {
     std::string default_action = "allow";

@@ -426,9 +426,19 @@ void Server::start() {
   for (auto* c : {pbx_.get(), normalization_.get(), routes_.get()})
     c->set_on_change([this] { rebuild_edge_config(); });
   border_rules_->set_on_change([this] { rebuild_border(); });
+  media_ports_ = std::make_unique<media::PortPool>(config_.media.port_min, config_.media.port_max);
+  media_options_.latching = config_.media.latching;
+  media_options_.strict_source = config_.media.strict_source;
+  media_options_.bind_address = config_.media.address;
   for (size_t w = 0; w < per_worker_.size(); ++w) {
     edge::B2buaOptions bo;
     bo.user_agent = "esg/" ESG_VERSION;
+    bo.media.io = &workers_->context(w);
+    bo.media.ports = media_ports_.get();
+    bo.media.options = &media_options_;
+    bo.media.counters = &media_counters_;
+    bo.media.relay_all = config_.media.relay;
+    bo.media.timeout = config_.media.timeout;
     bo.tag_prefix = tag_prefix_ + std::to_string(w) + "-";
     per_worker_[w].b2bua = std::make_unique<edge::B2bua>(
         w, *per_worker_[w].layer, *per_worker_[w].timers, timer_config_, *link_, *edge_, bo,

@@ -78,6 +78,10 @@ class Server {
   std::mutex border_mu_;
   std::unique_ptr<edge::CdrWriter> cdrs_;
   std::unique_ptr<EdgeContext> edge_;
+  // The media relay's shared parts; each worker's B2BUA opens sessions on its own io_context.
+  std::unique_ptr<media::PortPool> media_ports_;
+  media::Options media_options_;
+  media::Counters media_counters_;
   txn::TimerConfig timer_config_;
   std::unique_ptr<api::HttpServer> http_;
   std::string tag_prefix_;

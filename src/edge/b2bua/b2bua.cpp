@@ -9,6 +9,7 @@
 #include "dialog/dialog.hpp"
 #include "dialog/reliable.hpp"
 #include "dialog/retransmitter.hpp"
+#include "edge/b2bua/target.hpp"
 #include "edge/b2bua/text.hpp"
 #include "sip/auth/digest.hpp"
 #include "sip/response.hpp"
@@ -56,6 +57,8 @@ struct B2bua::Leg {
   std::string code;           // the account or connection on this leg
   std::vector<std::string> passheaders;
   bool reinvite = true;
+  bool media = false;      // the account or connection pins its media to our relay
+  std::string media_host;  // our address as this leg's peer sees it (for the relay's SDP)
 
   std::string via() const {
     std::string t = transport;
@@ -135,6 +138,10 @@ struct B2bua::Call {
     uint16_t last_failure = 0;
   };
   std::unique_ptr<Transfer> transfer;
+  // The relay carrying this call's media (none: descriptions cross unchanged).
+  std::unique_ptr<media::Session> media;
+  txn::Timers::Id media_timer = 0;
+  int64_t media_since = 0;  // steady ms: answered, or last seen on hold
 
   int64_t started = now_ms(), answered = 0, ended = 0;
   uint16_t final_status = 0;
@@ -263,6 +270,7 @@ class B2bua::Impl {
     if (a.transport != "tcp" && a.transport != "tls") a.transport = "udp";
     const auto local = link_.local({a.transport, req.source().addr, req.source().port});
     a.via_host = host_port(local.host, local.port);
+    a.media_host = local.host;
     a.contact =
         "<sip:esg@" + a.via_host + (a.transport == "udp" ? "" : ";transport=" + a.transport) + ">";
     auto d = dialog::Dialog::as_uas(req, a.local_tag, a.contact);
@@ -306,6 +314,7 @@ class B2bua::Impl {
       a.code = pbx->code;
       a.passheaders = pbx->passheaders;
       a.reinvite = pbx->reinvite;
+      a.media = pbx->media;
       c->decisions.push_back("from PBX connection " + pbx->code + " (address " + src + ")");
       if (!context_.trunks().acquire("pbx:" + pbx->code, pbx->trunks)) {
         refuse(c, server, req, 503,
@@ -347,6 +356,7 @@ class B2bua::Impl {
       a.code = m.account->code;
       a.passheaders = m.account->passheaders;
       a.reinvite = m.account->reinvite;
+      a.media = m.account->media;
       if (!context_.trunks().acquire("acc:" + m.account->code, m.account->trunks)) {
         refuse(c, server, req, 503,
                "EB2B. Trunk limit of account " + m.account->code + " reached (" +
@@ -386,129 +396,6 @@ class B2bua::Impl {
     respond(server, req, status, {}, reason_line(status, why), c->a.local_tag);
   }
 
-  // Where one routing rule sends a call: the next hop, the INVITE's Request-URI, From and To,
-  // and the leg's settings; or why the rule's target cannot take a call now. Acquires the
-  // target's trunk (`trunk`) when it returns no `why`.
-  struct Target {
-    std::string why;
-    std::string kind, code, trunk;
-    Destination dest;
-    bool resolve = false;
-    bool tls_verify = true;
-    std::string ruri, from, to, extra;
-    std::vector<std::string> passheaders;
-    bool reinvite = true;
-    std::shared_ptr<const Account> account;
-    NormFields sent;
-    std::vector<std::string> decisions;
-  };
-
-  Target target_of(const EdgeConfig& cfg, const RouteRule& r, const NormFields& routed) {
-    Target t;
-    t.sent = routed;
-    if (r.action == "pbx") {
-      auto pbx = cfg.pbx(r.target);
-      // Where the PBX is: its address (ip), where its REGISTER came from (register-in), or
-      // the registrar we register to (register-out).
-      std::string host;
-      if (!pbx) {
-        t.why = "no PBX connection " + r.target;
-      } else if (!pbx->enabled) {
-        t.why = "PBX connection " + r.target + " is disabled";
-      } else if (pbx->mode == "ip") {
-        t.dest = {pbx->transport, pbx->address, pbx->port};
-        host = host_port(pbx->address, pbx->port);
-      } else if (pbx->mode == "register-in") {
-        auto binding =
-            context_.registrar() ? context_.registrar()->binding(pbx->code) : std::nullopt;
-        if (!binding) {
-          t.why = "PBX connection " + r.target + " is not registered to esg";
-        } else {
-          t.dest = {binding->transport, binding->addr, binding->port};
-          auto contact = sip::parse_uri(binding->contact);
-          host = contact ? std::string(contact->host) +
-                               (contact->port ? ":" + std::to_string(contact->port) : "")
-                         : host_port(binding->addr, binding->port);
-        }
-      } else {
-        const Account as = pbx->as_account();
-        std::string why;
-        if (context_.account_ready(as, &why)) {
-          t.dest = {pbx->transport, as.next_hop_host(), as.lookup_port()};
-          host = pbx->domain;
-          t.resolve = true;
-        } else {
-          t.why = "PBX connection " + r.target + ": " + why;
-        }
-      }
-      if (t.why.empty() && !context_.trunks().acquire("pbx:" + pbx->code, pbx->trunks))
-        t.why = "PBX connection " + r.target + ": trunk limit of " + std::to_string(pbx->trunks) +
-                " calls reached";
-      if (!t.why.empty()) return t;
-      t.kind = "pbx";
-      t.code = pbx->code;
-      t.trunk = "pbx:" + pbx->code;
-      t.passheaders = pbx->passheaders;
-      t.reinvite = pbx->reinvite;
-      const std::string user = !r.number.empty()      ? r.number
-                               : !pbx->number.empty() ? pbx->number
-                                                      : routed.ruri_user;
-      for (const auto& [k, v] : pbx->headers)
-        t.extra += k + ": " + v + "\r\n";
-      const std::string domain = routed.to_domain.empty() ? host : routed.to_domain;
-      t.ruri = "sip:" + (user.empty() ? "" : user + "@") + host;
-      if (pbx->transport != "udp") t.ruri += ";transport=" + pbx->transport;
-      t.from = name_addr(routed.from_display, routed.from_user,
-                         routed.from_domain.empty() ? domain : routed.from_domain);
-      t.to = name_addr({}, routed.to_user, domain);
-      t.sent.ruri_user = user;
-      t.decisions.push_back("to PBX connection " + pbx->code);
-      return t;
-    }
-    if (r.action == "external") {
-      auto acc = cfg.accounts ? cfg.accounts->by_code(r.target) : nullptr;
-      std::string why;
-      if (!acc)
-        t.why = "no account " + r.target;
-      else if (!acc->enabled)
-        t.why = "account " + r.target + " is disabled";
-      else if (!context_.account_ready(*acc, &why))
-        t.why = "account " + r.target + ": " + why;
-      else if (!context_.trunks().acquire("acc:" + acc->code, acc->trunks))
-        t.why = "account " + r.target + ": trunk limit of " + std::to_string(acc->trunks) +
-                " calls reached";
-      if (!t.why.empty()) return t;
-      t.kind = "external";
-      t.code = acc->code;
-      t.trunk = "acc:" + acc->code;
-      t.account = acc;
-      t.passheaders = acc->passheaders;
-      t.reinvite = acc->reinvite;
-      t.tls_verify = acc->tls_verify;
-      t.resolve = true;
-      t.decisions.push_back("to account " + acc->code);
-      NormFields f = routed;
-      if (!r.number.empty()) {
-        f.ruri_user = r.number;
-        f.to_user = r.number;
-      }
-      auto n = cfg.normalizer.apply(true, *acc, f, cfg.system_domain);
-      for (const auto& s : n.steps) {
-        t.decisions.push_back("normalization rule " + std::to_string(s.rule) + ": " + s.field +
-                              " '" + s.before + "' -> '" + s.after + "'");
-      }
-      t.sent = n.fields;
-      t.ruri = "sip:" + (n.fields.ruri_user.empty() ? "" : n.fields.ruri_user + "@") + acc->domain;
-      if (acc->transport != "udp") t.ruri += ";transport=" + acc->transport;
-      t.dest = {acc->transport, acc->next_hop_host(), acc->lookup_port()};
-      t.from = name_addr(n.fields.from_display, n.fields.from_user, n.fields.from_domain);
-      t.to = name_addr({}, n.fields.to_user, n.fields.to_domain);
-      return t;
-    }
-    t.why = "action " + r.action + " is not available";
-    return t;
-  }
-
   void try_next(const std::shared_ptr<Call>& c) {
     const EdgeConfig& cfg = *c->config;
     while (c->next < c->candidates.size()) {
@@ -520,7 +407,7 @@ class B2bua::Impl {
                  "route", "rejected by route");
         return;
       }
-      Target t = target_of(cfg, r, c->routed);
+      RouteTarget t = route_target(context_, cfg, r, c->routed);
       if (!t.why.empty()) {
         c->skipped.push_back(t.why);
         c->decisions.push_back(rule + ": skipped, " + t.why);
@@ -537,6 +424,7 @@ class B2bua::Impl {
       b.code = t.code;
       b.passheaders = t.passheaders;
       b.reinvite = t.reinvite;
+      b.media = t.media;
       dial(c, t.dest, t.resolve, t.tls_verify, t.ruri, t.from, t.to, t.extra);
       return;
     }
@@ -607,8 +495,25 @@ class B2bua::Impl {
     b.transport = dest.transport;
     const auto local = link_.local(dest);
     b.via_host = host_port(local.host, local.port);
+    b.media_host = local.host;
     b.contact =
         "<sip:esg@" + b.via_host + (b.transport == "udp" ? "" : ";transport=" + b.transport) + ">";
+    // The caller's offer, pointed at our relay when it carries this call's media.
+    if (!c->media && media_.io && (media_.relay_all || c->a.media || b.media)) {
+      c->media = std::make_unique<media::Session>(*media_.io, *media_.ports, *media_.options,
+                                                  *media_.counters);
+      c->decisions.push_back("media relayed by esg");
+    }
+    std::string body(areq->body());
+    if (has_sdp(*areq)) {
+      std::string why;
+      body = cross(*c, 0, body, b.media_host, &why);
+      if (!why.empty()) {
+        const uint16_t status = why == media::kNoPorts ? 503 : 488;
+        finish_a(c, status, {}, reason_line(status, "EB2B. Media: " + why), "esg", why);
+        return;
+      }
+    }
     const uint8_t mf = areq->max_forwards() ? uint8_t(*areq->max_forwards() - 1) : 69;
     std::string m = "INVITE " + ruri + " SIP/2.0\r\n";
     m += "Via: " + b.via() + "\r\n";
@@ -630,11 +535,9 @@ class B2bua::Impl {
     }
     m += header_lines(*areq, c->a.passheaders, b.passheaders);
     m += extra;
-    if (!areq->body().empty()) {
-      m += "Content-Type: " + content_type_of(*areq) + "\r\n";
-    }
-    m += "Content-Length: " + std::to_string(areq->body().size()) + "\r\n\r\n";
-    m.append(areq->body());
+    if (!body.empty()) m += "Content-Type: " + content_type_of(*areq) + "\r\n";
+    m += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+    m.append(body);
     auto parsed = sip::parse_message(m);
     if (!parsed) {
       c->decisions.push_back("cannot build the INVITE: " + std::string(parsed.error().reason));
@@ -695,7 +598,7 @@ class B2bua::Impl {
         // A reliable provisional: the caller PRACKs it through us (RAck mapped in relay()).
         extra += "Require: 100rel\r\nRSeq: " + std::string(rseq->value) + "\r\n";
       }
-      reply_a(*c, s, r.reason(), extra, has_sdp(r) ? r.body() : std::string_view{},
+      reply_a(*c, s, r.reason(), extra, has_sdp(r) ? cross(*c, 1, r.body()) : std::string(),
               content_type_of(r));
       if (!c->ring_timer) start_ring_timer(c);
       c->state = Call::State::Early;
@@ -737,8 +640,9 @@ class B2bua::Impl {
         end(c, "caller", "the caller's transaction ended", 0);
         return;
       }
-      std::string ok = with_body(sip::build_response(*areq, s, r.reason(), c->a.local_tag, extra),
-                                 content_type_of(r), has_sdp(r) ? r.body() : std::string_view{});
+      std::string ok =
+          with_body(sip::build_response(*areq, s, r.reason(), c->a.local_tag, extra),
+                    content_type_of(r), has_sdp(r) ? cross(*c, 1, r.body()) : std::string());
       layer_.respond(c->a_invite, s, ok);
       c->a.dialog->confirm();
       by_invite_.erase(c->a_invite);
@@ -752,6 +656,7 @@ class B2bua::Impl {
       c->state = Call::State::Answered;
       c->answered = now_ms();
       c->final_status = s;
+      start_media_timer(c);
       publish(*c);
       write_cdr(*c, false);
       return;
@@ -793,6 +698,53 @@ class B2bua::Impl {
     const std::string extra =
         header_lines(r, kFailureHeaders) + header_lines(r, c->a.passheaders, b.passheaders);
     finish_a(c, s, r.reason(), extra, "callee", std::to_string(s) + " " + std::string(r.reason()));
+  }
+
+  // --- media ---------------------------------------------------------------------------
+
+  // The description `body` that side `from` (0: A, 1: B) sent, as the other side must see it:
+  // through the relay when it carries the call's media (pointing at our `advertise` address,
+  // by default the other leg's), else unchanged. A relay error leaves it unchanged, in `why`.
+  std::string cross(Call& c, int from, std::string_view body, const std::string& advertise = {},
+                    std::string* why = nullptr) {
+    if (!c.media || body.empty()) return std::string(body);
+    const std::string& host = !advertise.empty() ? advertise : (from == 0 ? c.b : c.a).media_host;
+    auto r = c.media->relay_description(from, body, host);
+    if (!r) {
+      c.decisions.push_back("media: " + r.error());
+      if (why) *why = r.error();
+      return std::string(body);
+    }
+    return std::move(*r);
+  }
+  std::string crossed(Call& c, bool from_a, const sip::Message& m) {
+    return has_sdp(m) ? cross(c, from_a ? 0 : 1, m.body()) : std::string(m.body());
+  }
+
+  // Once a second on an answered call with a relay: its media statistics go to the board (the
+  // calls API reads them there), and no RTP from either side for `timeout` seconds (holds
+  // excepted) ends the call.
+  void start_media_timer(const std::shared_ptr<Call>& c) {
+    if (!c->media) return;
+    if (!c->media_since) c->media_since = media::steady_ms();
+    std::weak_ptr<Call> weak = c;
+    c->media_timer = timers_.start(std::chrono::milliseconds(1000), [this, weak] {
+      auto c = weak.lock();
+      if (!c) return;
+      c->media_timer = 0;
+      if (c->state == Call::State::Ended || !c->media) return;
+      publish(*c);
+      const int64_t now = media::steady_ms();
+      if (c->media->on_hold()) c->media_since = now;
+      const int64_t last = std::max(c->media->last_packet_ms(), c->media_since);
+      if (media_.timeout > 0 && now - last >= int64_t(media_.timeout) * 1000) {
+        ++media_.counters->timeouts;
+        c->decisions.push_back("media timeout");
+        hang_up(c, true, "Media timeout: no RTP for " + std::to_string(media_.timeout) + " s");
+        return;
+      }
+      start_media_timer(c);
+    });
   }
 
   void start_ring_timer(const std::shared_ptr<Call>& c) {
@@ -913,8 +865,8 @@ class B2bua::Impl {
         x.sdp = std::string(ack.body());
         x.sdp_type = content_type_of(ack);
       }
-      c->b_ack =
-          y.dialog->build_request("ACK", y.via(), c->b_cseq, {}, ack.body(), content_type_of(ack));
+      c->b_ack = y.dialog->build_request("ACK", y.via(), c->b_cseq, {}, crossed(*c, from_a, ack),
+                                         content_type_of(ack));
       y.channel.send(c->b_ack);
       c->state = Call::State::Confirmed;
       return;
@@ -927,8 +879,8 @@ class B2bua::Impl {
         x.sdp_type = content_type_of(ack);
       }
       if (c->reinvite->to_cseq && y.dialog) {
-        y.channel.send(y.dialog->build_request("ACK", y.via(), c->reinvite->to_cseq, {}, ack.body(),
-                                               content_type_of(ack)));
+        y.channel.send(y.dialog->build_request("ACK", y.via(), c->reinvite->to_cseq, {},
+                                               crossed(*c, from_a, ack), content_type_of(ack)));
       }
       c->reinvite.reset();
     }
@@ -985,10 +937,13 @@ class B2bua::Impl {
       if (has_sdp(req)) {
         x.sdp = std::string(req.body());
         x.sdp_type = content_type_of(req);
+        crossed(*c, from_a, req);  // the relay follows X's new description
       }
+      // With the relay, X gets Y's description as the relay presents it to X.
+      const std::string answer = c->media ? cross(*c, from_a ? 1 : 0, y.sdp) : y.sdp;
       std::string ok = with_body(
           sip::build_response(req, 200, {}, x.local_tag, "Contact: " + x.contact + "\r\n"),
-          y.sdp_type, y.sdp);
+          y.sdp_type, answer);
       layer_.respond(server, 200, ok);
       c->decisions.push_back(std::string("re-INVITE from ") + (from_a ? "A" : "B") +
                              " answered locally (reinvite=false)");
@@ -1021,7 +976,7 @@ class B2bua::Impl {
       }
     }
     const std::string bytes =
-        y.dialog->build_request(req.method_text(), y.via(), 0, extra, req.body(),
+        y.dialog->build_request(req.method_text(), y.via(), 0, extra, crossed(*c, from_a, req),
                                 req.body().empty() ? std::string() : content_type_of(req));
     auto m = sip::parse_message(bytes);
     if (!m) {
@@ -1062,7 +1017,7 @@ class B2bua::Impl {
       std::string extra = header_lines(r, x.passheaders, y.passheaders);
       if (invite && s < 300) extra = "Contact: " + x.contact + "\r\n" + extra;
       std::string out = with_body(sip::build_response(*req, s, r.reason(), x.local_tag, extra),
-                                  content_type_of(r), r.body());
+                                  content_type_of(r), crossed(*c, !from_a, r));
       layer_.respond(server, s, out);
       if (invite) {
         if (s < 300) {
@@ -1168,7 +1123,7 @@ class B2bua::Impl {
         transfer_failed(c, uint16_t(r.status));
         return;
       }
-      Target t = target_of(cfg, r, tr.routed);
+      RouteTarget t = route_target(context_, cfg, r, tr.routed);
       if (!t.why.empty()) {
         c->decisions.push_back("REFER: route " + std::to_string(r.id) + " skipped, " + t.why);
         continue;
@@ -1179,6 +1134,7 @@ class B2bua::Impl {
       n.code = t.code;
       n.passheaders = t.passheaders;
       n.reinvite = t.reinvite;
+      n.media = t.media;
       n.call_id = new_call_id_();
       n.local_tag = new_tag();
       const int attempt = ++tr.attempt;
@@ -1206,13 +1162,15 @@ class B2bua::Impl {
     transfer_failed(c, c->transfer->last_failure ? c->transfer->last_failure : 404);
   }
 
-  void transfer_invite(const std::shared_ptr<Call>& c, const Destination& dest, const Target& t) {
+  void transfer_invite(const std::shared_ptr<Call>& c, const Destination& dest,
+                       const RouteTarget& t) {
     auto& tr = *c->transfer;
     Leg& n = tr.leg;
     Leg& y = tr.from_a ? c->b : c->a;
     n.transport = dest.transport;
     const auto local = link_.local(dest);
     n.via_host = host_port(local.host, local.port);
+    n.media_host = local.host;
     n.contact =
         "<sip:esg@" + n.via_host + (n.transport == "udp" ? "" : ";transport=" + n.transport) + ">";
     std::string m = "INVITE " + t.ruri + " SIP/2.0\r\n";
@@ -1227,9 +1185,12 @@ class B2bua::Impl {
     m += "User-Agent: " + options_.user_agent + "\r\n";
     if (!options_.call_id_header.empty()) m += options_.call_id_header + ": " + c->id + "\r\n";
     m += t.extra;
-    // The remaining party's session description is the offer: the target answers it.
-    if (!y.sdp.empty()) m += "Content-Type: " + y.sdp_type + "\r\n";
-    m += "Content-Length: " + std::to_string(y.sdp.size()) + "\r\n\r\n" + y.sdp;
+    // The remaining party's session description is the offer: the target answers it (through
+    // the relay, on the side the referring leg had).
+    const std::string offer =
+        c->media && !y.sdp.empty() ? cross(*c, tr.from_a ? 1 : 0, y.sdp, n.media_host) : y.sdp;
+    if (!offer.empty()) m += "Content-Type: " + y.sdp_type + "\r\n";
+    m += "Content-Length: " + std::to_string(offer.size()) + "\r\n\r\n" + offer;
     auto parsed = sip::parse_message(m);
     if (!parsed) {
       transfer_attempt_failed(c, 500);
@@ -1296,6 +1257,7 @@ class B2bua::Impl {
                            " leg replaced");
     const std::string old_id = x.call_id;
     x = std::move(n);
+    if (c->media) c->media->reset_side(from_a ? 0 : 1);  // a new peer on that side
     legs_[x.call_id] = {c, from_a};
     // The old leg's BYE is answered by its transaction; late requests on it get 481.
     if (old_id != x.call_id) legs_.erase(old_id);
@@ -1303,8 +1265,9 @@ class B2bua::Impl {
     // The remaining party now talks to the new leg: offer it the new session description.
     Leg& y = from_a ? c->b : c->a;
     if (y.dialog && !x.sdp.empty()) {
+      const std::string offer = cross(*c, from_a ? 0 : 1, x.sdp);
       auto m =
-          sip::parse_message(y.dialog->build_request("INVITE", y.via(), 0, {}, x.sdp, x.sdp_type));
+          sip::parse_message(y.dialog->build_request("INVITE", y.via(), 0, {}, offer, x.sdp_type));
       if (m) {
         std::weak_ptr<Call> weak = c;
         const bool y_is_a = !from_a;
@@ -1318,6 +1281,7 @@ class B2bua::Impl {
           if (has_sdp(r)) {
             y.sdp = std::string(r.body());
             y.sdp_type = content_type_of(r);
+            crossed(*c, y_is_a, r);  // the relay follows the answer
           }
           y.channel.send(y.dialog->build_request("ACK", y.via(), r.cseq().number));
         };
@@ -1365,6 +1329,8 @@ class B2bua::Impl {
     if (c->ok_to_a) c->ok_to_a->stop();
     if (c->reinvite && c->reinvite->ok) c->reinvite->ok->stop();
     stop_ring_timer(*c);
+    if (c->media_timer) timers_.stop(c->media_timer);
+    c->media_timer = 0;
     if (c->transfer && !c->transfer->trunk.empty()) context_.trunks().release(c->transfer->trunk);
     if (c->transfer && !c->transfer->leg.call_id.empty()) {
       legs_.erase(c->transfer->leg.call_id);  // a late answer finds no call (ACK and BYE: none)
@@ -1373,6 +1339,7 @@ class B2bua::Impl {
     by_invite_.erase(c->a_invite);
     context_.board().erase(c->id);
     write_cdr(*c, true);
+    c->media.reset();  // sockets closed, ports back in the range
     --live_;
     // What only a live call needs goes now (the call may linger below).
     c->decisions = {};
@@ -1421,6 +1388,7 @@ class B2bua::Impl {
             {"started", c.started},
             {"answered", c.answered},
             {"decisions", decisions ? json(c.decisions) : json::array()},
+            {"media", c.media ? c.media->stats() : json()},
             {"worker", worker_}};
   }
 
@@ -1456,6 +1424,7 @@ class B2bua::Impl {
   accounts::Link& link_;
   Context& context_;
   B2buaOptions options_;
+  const B2buaMedia& media_ = options_.media;
   std::function<std::string()> new_call_id_;
   std::unordered_map<std::string, LegRef> legs_;  // Call-ID of either leg -> call
   std::unordered_map<txn::TxnId, std::shared_ptr<Call>> by_invite_;  // A's pending INVITE

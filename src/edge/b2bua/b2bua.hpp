@@ -15,10 +15,22 @@
 
 #include "accounts/registration.hpp"
 #include "edge/context.hpp"
+#include "media/session.hpp"
 #include "sip/message.hpp"
 #include "txn/layer.hpp"
 
 namespace esg::edge {
+
+// The media relay as the B2BUA uses it (issue 7): the worker's io_context for the sockets, the
+// shared port range and counters. Without an io_context, descriptions cross unchanged.
+struct B2buaMedia {
+  boost::asio::io_context* io = nullptr;
+  media::PortPool* ports = nullptr;
+  const media::Options* options = nullptr;
+  media::Counters* counters = nullptr;
+  bool relay_all = true;  // instance media.relay; else only accounts/connections with media=true
+  int timeout = 60;       // seconds without RTP on an answered, unheld call; 0: never
+};
 
 struct B2buaOptions {
   std::string user_agent = "esg";
@@ -28,6 +40,7 @@ struct B2buaOptions {
   // A target that rings but never answers is cancelled after this long (RFC 3261 §16.6's
   // Timer C, for a B2BUA) and the next route tried.
   std::chrono::milliseconds ring_timeout{180000};
+  B2buaMedia media;
 };
 
 class B2bua {

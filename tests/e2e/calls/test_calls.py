@@ -137,7 +137,7 @@ class Calls(KeepOnFailure):
         self.assertIsNone(sip_uac.header(inv, "X-Trace"))  # not in passheaders: does not cross
         self.assertNotIn("127.0.0.2", sip_uac.header(inv, "Via"))
         self.assertEqual(sip_uac.header(inv, "Max-Forwards"), "69")
-        self.assertIn("m=audio", inv)  # the SDP crosses unchanged (no relay yet)
+        self.assertIn("m=audio", inv)
         return a_call_id
 
     def test_incoming_call_over_udp(self):
@@ -493,7 +493,7 @@ class Calls(KeepOnFailure):
             self.assertFalse(uac.received("REFER"))
             inv = target.received("INVITE")[0]
             self.assertTrue(inv.startswith("INVITE sip:200@127.0.0.8:%d" % target.port), inv)
-            self.assertIn("o=uac", inv)  # the caller's session is the offer
+            self.assertIn("s=uac", inv)  # the caller's session is the offer
             a_call_id = sip_uac.header(uac.messages().split("INVITE sip:", 1)[1], "Call-ID")
             cdr = self.cdr(a_call_id)
             self.assertTrue(any("B leg replaced" in d for d in cdr["decisions"]), cdr)

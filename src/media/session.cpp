@@ -1,0 +1,464 @@
+#include "media/session.hpp"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/post.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <optional>
+
+#include "base/random.hpp"
+#include "media/rtp.hpp"
+#include "sdp/session.hpp"
+
+namespace esg::media {
+
+namespace asio = boost::asio;
+using asio::ip::udp;
+
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+namespace {
+
+int64_t steady_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string text_of(const udp::endpoint& e) {
+  const std::string a = e.address().to_string();
+  return (e.address().is_v6() ? "[" + a + "]" : a) + ":" + std::to_string(e.port());
+}
+
+// Attributes that would steer media around the relay (RFC 8445): esg is the only candidate.
+bool is_ice(const std::string& name) {
+  return name == "candidate" || name == "ice-ufrag" || name == "ice-pwd" || name == "ice-options" ||
+         name == "ice-lite" || name == "remote-candidates" || name == "end-of-candidates" ||
+         name == "ice-mismatch";
+}
+
+}  // namespace
+
+struct Session::Endpoint : std::enable_shared_from_this<Session::Endpoint> {
+  explicit Endpoint(asio::io_context& io) : rtp(io), rtcp(io) {}
+
+  const Options* options = nullptr;
+  Endpoint* other = nullptr;  // the same stream's endpoint on the other leg
+  udp::socket rtp, rtcp;
+  uint16_t port = 0;  // RTP; RTCP is port + 1
+  bool closed = false;
+
+  // What this side's description says.
+  bool known = false;
+  asio::ip::address sig_addr;
+  uint16_t sig_rtp = 0, sig_rtcp = 0;
+  sdp::Direction direction = sdp::Direction::SendRecv;
+  uint32_t clock_rate = 8000;
+
+  // Where its packets really come from.
+  bool latched = false, have_ssrc = false, rtcp_latched = false;
+  udp::endpoint latch_rtp, latch_rtcp;
+  uint32_t latch_ssrc = 0;
+  int64_t latch_last = 0;
+
+  uint64_t packets_in = 0, bytes_in = 0, packets_out = 0, bytes_out = 0, foreign = 0;
+  uint64_t mismatch = 0;  // without latching: packets from elsewhere than signaled
+  int64_t last_in = 0;
+  ReceiveStats rx;
+  std::optional<ReportBlock> report;  // what the peer says about what we send it
+
+  bool held() const {
+    return known && (direction != sdp::Direction::SendRecv || sig_addr.is_unspecified());
+  }
+  std::optional<udp::endpoint> rtp_destination() const {
+    if (options->latching && latched) return latch_rtp;
+    if (known && sig_rtp && !sig_addr.is_unspecified()) return udp::endpoint(sig_addr, sig_rtp);
+    return std::nullopt;
+  }
+  std::optional<udp::endpoint> rtcp_destination() const {
+    if (options->latching && rtcp_latched) return latch_rtcp;
+    if (options->latching && latched)
+      return udp::endpoint(latch_rtp.address(), uint16_t(latch_rtp.port() + 1));
+    if (known && sig_rtcp && !sig_addr.is_unspecified()) return udp::endpoint(sig_addr, sig_rtcp);
+    return std::nullopt;
+  }
+
+  // Whether a packet from `src` belongs to this side's peer (and so is relayed).
+  bool accept(const udp::endpoint& src, std::string_view bytes, bool on_rtcp, int64_t now) {
+    const bool signaled = known && src.address() == sig_addr;
+    if (on_rtcp) {
+      const bool from_peer = !options->latching || signaled ||
+                             (latched && src.address() == latch_rtp.address()) ||
+                             (!latched && !known);
+      if (!from_peer || (options->strict_source && !signaled)) {
+        ++foreign;
+        return false;
+      }
+      rtcp_latched = true;
+      latch_rtcp = src;
+      if (auto r = parse_report(bytes)) report = r;
+    } else {
+      const auto h = parse_rtp(bytes);
+      if (options->strict_source && !(signaled && src.port() == sig_rtp)) {
+        ++foreign;
+        return false;
+      }
+      if (!options->latching) {
+        if (known && !(signaled && src.port() == sig_rtp)) ++mismatch;
+      } else if (!latched || src != latch_rtp) {
+        const bool new_ssrc = h && (!have_ssrc || h->ssrc != latch_ssrc);
+        if (latched && !new_ssrc && now - latch_last < options->relatch_silence_ms) {
+          ++foreign;  // someone else, while the latched source still talks
+          return false;
+        }
+        latched = true;  // first packet, a new source (RFC 3550 SSRC), or the old one went quiet
+        latch_rtp = src;
+        rtcp_latched = false;
+      }
+      latch_last = now;
+      if (h) {
+        have_ssrc = true;
+        latch_ssrc = h->ssrc;
+        rx.on_packet(*h, uint32_t(uint64_t(steady_us()) * clock_rate / 1000000));
+      } else if (is_rtcp(bytes)) {
+        if (auto r = parse_report(bytes)) report = r;  // RTCP multiplexed (RFC 5761)
+      }
+    }
+    ++packets_in;
+    bytes_in += bytes.size();
+    last_in = now;
+    return true;
+  }
+
+  nlohmann::json stats() const {
+    nlohmann::json j = {{"local_port", port},
+                        {"packets_in", packets_in},
+                        {"bytes_in", bytes_in},
+                        {"packets_out", packets_out},
+                        {"bytes_out", bytes_out},
+                        {"foreign", foreign},
+                        {"mismatch", mismatch},
+                        {"lost", rx.lost()},
+                        {"jitter_ms", rx.jitter_units() * 1000.0 / clock_rate},
+                        {"direction", std::string(sdp::direction_name(direction))}};
+    j["signaled"] =
+        known ? nlohmann::json(text_of(udp::endpoint(sig_addr, sig_rtp))) : nlohmann::json();
+    j["latched"] = latched ? nlohmann::json(text_of(latch_rtp)) : nlohmann::json();
+    if (report) {
+      j["rtcp"] = {{"fraction_lost", report->fraction_lost / 256.0},
+                   {"cumulative_lost", report->cumulative_lost},
+                   {"jitter_ms", report->jitter * 1000.0 / clock_rate}};
+    }
+    return j;
+  }
+};
+
+struct Session::Stream {
+  std::string media = "audio";
+  std::shared_ptr<Endpoint> ep[2];
+};
+
+namespace {
+
+using Endpoint = Session::Endpoint;
+
+constexpr size_t kBatch = 16;
+constexpr size_t kSlot = 2048;  // RTP datagrams are smaller; larger ones are cut (and dropped)
+
+// One receive and send batch per worker thread: calls on a worker take turns, never at once.
+struct Batch {
+  std::array<char, kBatch * kSlot> buf;
+  std::array<mmsghdr, kBatch> in{}, out{};
+  std::array<iovec, kBatch> in_iov{}, out_iov{};
+  std::array<sockaddr_storage, kBatch> from{};
+  std::array<udp::endpoint, kBatch> to{};
+};
+
+Batch& batch() {
+  thread_local Batch b;
+  return b;
+}
+
+std::optional<udp::endpoint> endpoint_of(const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_INET) {
+    const auto& in = reinterpret_cast<const sockaddr_in&>(ss);
+    return udp::endpoint(asio::ip::address_v4(ntohl(in.sin_addr.s_addr)), ntohs(in.sin_port));
+  }
+  if (ss.ss_family == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(ss);
+    asio::ip::address_v6::bytes_type b;
+    std::memcpy(b.data(), in6.sin6_addr.s6_addr, 16);
+    return udp::endpoint(asio::ip::address_v6(b, in6.sin6_scope_id), ntohs(in6.sin6_port));
+  }
+  return std::nullopt;
+}
+
+void arm(const std::shared_ptr<Endpoint>& e, bool rtcp);
+
+// What is queued on one socket, relayed to the other side in batches; a few rounds, then the
+// worker's other work gets a turn.
+void drain(const std::shared_ptr<Endpoint>& e, bool rtcp) {
+  Batch& b = batch();
+  udp::socket& sock = rtcp ? e->rtcp : e->rtp;
+  for (int round = 0; round < 4; ++round) {
+    for (size_t i = 0; i < kBatch; ++i) {
+      b.in_iov[i] = {b.buf.data() + i * kSlot, kSlot};
+      b.in[i] = {};
+      b.in[i].msg_hdr.msg_name = &b.from[i];
+      b.in[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+      b.in[i].msg_hdr.msg_iov = &b.in_iov[i];
+      b.in[i].msg_hdr.msg_iovlen = 1;
+    }
+    const int n =
+        ::recvmmsg(sock.native_handle(), b.in.data(), unsigned(kBatch), MSG_DONTWAIT, nullptr);
+    if (n <= 0) {
+      arm(e, rtcp);
+      return;
+    }
+    const int64_t now = steady_ms();
+    Endpoint& o = *e->other;
+    size_t out = 0;
+    for (size_t i = 0; i < size_t(n); ++i) {
+      if (b.in[i].msg_hdr.msg_flags & MSG_TRUNC) continue;
+      const auto src = endpoint_of(b.from[i]);
+      if (!src) continue;
+      const std::string_view bytes(b.buf.data() + i * kSlot, b.in[i].msg_len);
+      if (!e->accept(*src, bytes, rtcp, now)) continue;
+      const auto dest = rtcp ? o.rtcp_destination() : o.rtp_destination();
+      if (!dest || o.closed) continue;
+      b.to[out] = *dest;
+      b.out_iov[out] = {const_cast<char*>(bytes.data()), bytes.size()};
+      b.out[out] = {};
+      b.out[out].msg_hdr.msg_name = b.to[out].data();
+      b.out[out].msg_hdr.msg_namelen = socklen_t(b.to[out].size());
+      b.out[out].msg_hdr.msg_iov = &b.out_iov[out];
+      b.out[out].msg_hdr.msg_iovlen = 1;
+      ++o.packets_out;
+      o.bytes_out += bytes.size();
+      ++out;
+    }
+    if (out) {
+      udp::socket& via = rtcp ? o.rtcp : o.rtp;
+      ::sendmmsg(via.native_handle(), b.out.data(), unsigned(out), MSG_DONTWAIT);
+    }
+    if (size_t(n) < kBatch) {
+      arm(e, rtcp);
+      return;
+    }
+  }
+  std::weak_ptr<Endpoint> weak = e;
+  asio::post(sock.get_executor(), [weak, rtcp] {
+    if (auto e = weak.lock(); e && !e->closed) drain(e, rtcp);
+  });
+}
+
+void arm(const std::shared_ptr<Endpoint>& e, bool rtcp) {
+  // Each worker's io_context runs on one thread: the wait is queued before that thread polls
+  // again, so no datagram's edge is missed.
+  std::weak_ptr<Endpoint> weak = e;
+  (rtcp ? e->rtcp : e->rtp).async_wait(udp::socket::wait_read, [weak, rtcp](auto ec) {
+    if (ec) return;
+    if (auto e = weak.lock(); e && !e->closed) drain(e, rtcp);
+  });
+}
+
+bool bind_pair(Endpoint& e, const asio::ip::address& at, uint16_t port) {
+  boost::system::error_code ec;
+  for (udp::socket* s : {&e.rtp, &e.rtcp}) {
+    if (s->is_open()) s->close(ec);
+    s->open(at.is_v6() ? udp::v6() : udp::v4(), ec);
+    if (ec) return false;
+  }
+  e.rtp.bind(udp::endpoint(at, port), ec);
+  if (!ec) e.rtcp.bind(udp::endpoint(at, uint16_t(port + 1)), ec);
+  if (ec) return false;
+  e.port = port;
+  return true;
+}
+
+}  // namespace
+
+Session::Session(asio::io_context& io, PortPool& pool, const Options& options, Counters& counters)
+    : io_(io), pool_(pool), options_(options), counters_(counters) {
+  origin_id_[0] = std::to_string(random::between(1000000, 999999999));
+  origin_id_[1] = std::to_string(random::between(1000000, 999999999));
+  ++counters_.sessions;
+}
+
+Session::~Session() {
+  uint64_t packets = 0, bytes = 0;
+  for (auto& st : streams_) {
+    for (auto& e : st->ep) {
+      packets += e->packets_in;
+      bytes += e->bytes_in;
+      e->closed = true;
+      boost::system::error_code ec;
+      e->rtp.close(ec);
+      e->rtcp.close(ec);
+      if (e->port) pool_.give(e->port);
+    }
+  }
+  counters_.packets += packets;
+  counters_.bytes += bytes;
+}
+
+Session::Stream* Session::open_stream() {
+  boost::system::error_code ec;
+  auto at = asio::ip::make_address(options_.bind_address, ec);
+  if (ec) at = asio::ip::address_v4::any();
+  auto st = std::make_shared<Stream>();
+  for (int side = 0; side < 2; ++side) {
+    auto e = std::make_shared<Endpoint>(io_);
+    e->options = &options_;
+    bool bound = false;
+    // A port another program holds fails to bind: try the next few.
+    for (int attempt = 0; attempt < 8 && !bound; ++attempt) {
+      auto port = pool_.take();
+      if (!port) break;
+      bound = bind_pair(*e, at, *port);
+      if (!bound) pool_.give(*port);
+    }
+    if (!bound) {
+      ++counters_.no_ports;
+      for (int s = 0; s < side; ++s) {
+        st->ep[s]->closed = true;
+        st->ep[s]->rtp.close(ec);
+        st->ep[s]->rtcp.close(ec);
+        pool_.give(st->ep[s]->port);
+      }
+      return nullptr;
+    }
+    st->ep[side] = std::move(e);
+  }
+  st->ep[0]->other = st->ep[1].get();
+  st->ep[1]->other = st->ep[0].get();
+  for (auto& e : st->ep) {
+    arm(e, false);
+    arm(e, true);
+  }
+  streams_.push_back(std::move(st));
+  return streams_.back().get();
+}
+
+Result<std::string, std::string> Session::relay_description(int from, std::string_view text,
+                                                            const std::string& advertise) {
+  auto parsed = sdp::parse(text);
+  if (!parsed) {
+    return unexpected("SDP line " + std::to_string(parsed.error().line) + ": " +
+                      parsed.error().what);
+  }
+  sdp::Session d = std::move(*parsed);
+  const int to = 1 - from;
+  boost::system::error_code ec;
+  const auto adv = asio::ip::make_address(advertise, ec);
+  const std::string addrtype = !ec && adv.is_v6() ? "IP6" : "IP4";
+  for (size_t i = 0; i < d.media.size(); ++i) {
+    sdp::Media& m = d.media[i];
+    Stream* st = i < streams_.size() ? streams_[i].get() : open_stream();
+    if (!st) return unexpected(std::string(kNoPorts));
+    st->media = m.media;
+    Endpoint& e = *st->ep[from];
+    const Endpoint& o = *st->ep[to];
+    // Where this side wants its media.
+    const sdp::Connection* c = d.connection_for(m);
+    const std::string addr = c ? c->address.substr(0, c->address.find('/')) : std::string();
+    e.sig_addr = asio::ip::make_address(addr, ec);
+    if (ec) e.sig_addr = asio::ip::address_v4::any();
+    e.sig_rtp = m.port;
+    e.sig_rtcp = m.rtcp_port().value_or(uint16_t(m.port ? m.port + 1 : 0));
+    e.direction = d.direction(m);
+    e.known = true;
+    for (const auto& f : m.formats) {
+      auto pt = f.find_first_not_of("0123456789") == std::string::npos && f.size() < 4
+                    ? std::optional<int>(std::stoi(f))
+                    : std::nullopt;
+      if (!pt) continue;
+      if (auto map = m.rtpmap(*pt)) {
+        if (map->encoding != "telephone-event" && map->clock_rate) {
+          e.clock_rate = map->clock_rate;
+          break;
+        }
+      } else if (*pt < 96) {
+        e.clock_rate = 8000;  // static payload types of telephony are 8 kHz (G.722's too)
+        break;
+      }
+    }
+    if (m.port == 0) continue;  // a refused stream stays refused
+    // What the other side is told: esg, on that side's ports.
+    m.port = o.port;
+    if (m.connection || !d.connection) m.connection = sdp::Connection{"IN", addrtype, advertise};
+    std::vector<sdp::Attribute> kept;
+    for (auto& a : m.attributes) {
+      if (is_ice(a.name)) continue;
+      if (a.name == "rtcp")
+        a.value = std::to_string(o.port + 1) + " IN " + addrtype + " " + advertise;
+      kept.push_back(std::move(a));
+    }
+    m.attributes = std::move(kept);
+  }
+  if (d.connection) d.connection = sdp::Connection{"IN", addrtype, advertise};
+  std::vector<sdp::Attribute> kept;
+  for (auto& a : d.attributes) {
+    if (!is_ice(a.name)) kept.push_back(std::move(a));
+  }
+  d.attributes = std::move(kept);
+  // esg's own origin towards each leg, its version up with every description (RFC 3264 §8).
+  d.origin = sdp::Origin{"esg", origin_id_[to], std::to_string(++origin_version_[to]),
+                         "IN",  addrtype,       advertise};
+  return sdp::serialize(d);
+}
+
+void Session::reset_side(int side) {
+  for (auto& st : streams_) {
+    Endpoint& e = *st->ep[side];
+    e.latched = e.rtcp_latched = e.have_ssrc = false;
+    e.known = false;
+    e.rx = ReceiveStats();
+    e.report.reset();
+  }
+}
+
+nlohmann::json Session::stats() const {
+  nlohmann::json streams = nlohmann::json::array();
+  for (const auto& st : streams_) {
+    streams.push_back({{"media", st->media}, {"a", st->ep[0]->stats()}, {"b", st->ep[1]->stats()}});
+  }
+  return {{"streams", streams}, {"one_way", one_way()}, {"hold", on_hold()}};
+}
+
+bool Session::one_way() const {
+  for (const auto& st : streams_) {
+    const Endpoint& a = *st->ep[0];
+    const Endpoint& b = *st->ep[1];
+    if (!a.known || !b.known || a.held() || b.held() || !a.sig_rtp || !b.sig_rtp) continue;
+    if ((a.packets_in > 0) != (b.packets_in > 0)) return true;
+    if (!options_.latching && (a.mismatch > 0 || b.mismatch > 0)) return true;
+  }
+  return false;
+}
+
+bool Session::on_hold() const {
+  for (const auto& st : streams_) {
+    if (st->ep[0]->held() || st->ep[1]->held()) return true;
+  }
+  return false;
+}
+
+int64_t Session::last_packet_ms() const {
+  int64_t last = 0;
+  for (const auto& st : streams_) {
+    last = std::max({last, st->ep[0]->last_in, st->ep[1]->last_in});
+  }
+  return last;
+}
+
+}  // namespace esg::media

@@ -1,0 +1,90 @@
+#pragma once
+// One call's media through esg (issue 7): per m= line a stream with an endpoint for each leg,
+// each endpoint an RTP and an RTCP socket from the port range, on the call's worker. What
+// arrives from one leg's peer leaves towards the other leg's peer: symmetric RTP sends to where
+// packets come from (latching; a new SSRC or a silent source moves the latch), or, with
+// latching off, accepts only the signaled address. The descriptions each leg sends are
+// rewritten to point at esg. Without latching, media goes to the signaled address, and packets
+// arriving from elsewhere (a NAT) flag the call as one-way. No locks per packet;
+// recvmmsg/sendmmsg per batch.
+
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/result.hpp"
+#include "media/ports.hpp"
+
+namespace esg::media {
+
+struct Options {
+  std::string bind_address = "0.0.0.0";  // where the relay's sockets listen
+  bool latching = true;           // symmetric RTP: send to where the peer's packets come from
+  bool strict_source = false;     // accept media only from the signaled address
+  int relatch_silence_ms = 2000;  // a latched source silent this long may be replaced
+};
+
+// What all calls' media add up to (rare events only: no shared counter per packet).
+struct Counters {
+  std::atomic<uint64_t> sessions{0};
+  std::atomic<uint64_t> no_ports{0};
+  std::atomic<uint64_t> timeouts{0};
+  std::atomic<uint64_t> packets{0};  // added when a session ends
+  std::atomic<uint64_t> bytes{0};
+};
+
+// The error relay_description() gives when the port range is used up (a 503, not a 488).
+inline constexpr const char* kNoPorts = "no free media ports";
+
+class Session {
+ public:
+  Session(boost::asio::io_context& io, PortPool& pool, const Options& options, Counters& counters);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Side `from` (0: the A leg, 1: the B leg) sent `sdp`: from now on its media goes where it
+  // says. Returns the description for the other side, pointing at esg's `advertise` address
+  // and the other side's ports. Errors: a description that does not parse, no free ports.
+  Result<std::string, std::string> relay_description(int from, std::string_view sdp,
+                                                     const std::string& advertise);
+  // A new peer takes over `side` (a transfer): latching starts over.
+  void reset_side(int side);
+
+  // Per stream and side: packets and bytes in and out, loss and jitter from sequence numbers
+  // and from the peer's RTCP, latched and signaled addresses; and `one_way`.
+  nlohmann::json stats() const;
+  // Media flowed from one side and not the other, or (without latching) a side sends from
+  // another address than it signaled: what we send it goes astray.
+  bool one_way() const;
+  // Some stream is held (sendonly, recvonly, inactive, or a 0.0.0.0 address).
+  bool on_hold() const;
+  // When the last packet arrived from either side (steady clock ms); 0: none yet.
+  int64_t last_packet_ms() const;
+  size_t streams() const { return streams_.size(); }
+
+  struct Endpoint;
+  struct Stream;
+
+ private:
+  Stream* open_stream();
+
+  boost::asio::io_context& io_;
+  PortPool& pool_;
+  const Options& options_;
+  Counters& counters_;
+  std::vector<std::shared_ptr<Stream>> streams_;
+  std::string origin_id_[2];
+  uint64_t origin_version_[2] = {0, 0};
+};
+
+int64_t steady_ms();
+
+}  // namespace esg::media

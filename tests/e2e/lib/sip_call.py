@@ -1,0 +1,154 @@
+"""A caller that completes a call over UDP and carries RTP: an INVITE with an SDP offer for a
+chosen media port, the ACK of its 2xx, in-dialog BYEs either way; and an RTP port that sends
+numbered G.711 packets and keeps what arrives. For the media tests, where SIPp cannot assert on
+the audio it receives."""
+
+import re
+import socket
+import struct
+import threading
+import time
+import uuid
+
+from sip_uac import header
+
+
+def sdp_media(body):
+    """(address, port) of the first m= line of an SDP body, the media-level c= first."""
+    session_c = re.search(r"(?m)^c=IN IP[46] (\S+)", body.split("m=", 1)[0])
+    m = re.search(r"(?ms)^m=\w+ (\d+) [^\r\n]*(.*)", body)
+    media_c = re.search(r"(?m)^c=IN IP[46] (\S+)", m.group(2)) if m else None
+    addr = (media_c or session_c).group(1)
+    return addr, int(m.group(1))
+
+
+class RtpPort:
+    """A UDP socket for RTP that records every packet it receives: (source, seq, ssrc, payload)."""
+
+    def __init__(self, ip, port=0):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((ip, port))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.packets = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop:
+            try:
+                data, src = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if len(data) >= 12:
+                seq, = struct.unpack("!H", data[2:4])
+                ssrc, = struct.unpack("!I", data[8:12])
+                self.packets.append((src, seq, ssrc, data[12:]))
+
+    def send(self, dest, count=50, ssrc=0x11223344, pt=8, interval=0.02, first_seq=1000):
+        """G.711 A-law packets of 20 ms, each payload marked with its number."""
+        for i in range(count):
+            seq = (first_seq + i) & 0xFFFF
+            payload = bytes([(i * 7) & 0xFF]) * 160
+            pkt = struct.pack("!BBHII", 0x80, pt, seq, (i * 160) & 0xFFFFFFFF, ssrc) + payload
+            self.sock.sendto(pkt, dest)
+            time.sleep(interval)
+
+    def close(self):
+        self._stop = True
+        self.sock.close()
+        self._thread.join(timeout=1)
+
+
+class UdpCall:
+    """One call from `ip` to esg: INVITE (SDP for `media_port`), the answer, ACK; bye() ends it,
+    wait_bye() waits for esg's BYE and answers it."""
+
+    def __init__(self, esg_port, ip, ruri_user, media_port, to_host="127.0.0.1", timeout=10):
+        self.esg = ("127.0.0.1", esg_port)
+        self.ip = ip
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((ip, 0))
+        self.sock.settimeout(timeout)
+        self.port = self.sock.getsockname()[1]
+        self.call_id = uuid.uuid4().hex
+        self.tag = "py" + self.call_id[:8]
+        self.cseq = 1
+        body = ("v=0\r\no=caller 1 1 IN IP4 {ip}\r\ns=caller\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
+                "m=audio {port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n"
+                "a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n").format(ip=ip, port=media_port)
+        self.invite = (f"INVITE sip:{ruri_user}@127.0.0.1:{esg_port} SIP/2.0\r\n"
+                       f"Via: SIP/2.0/UDP {ip}:{self.port};rport;branch={self._branch()}\r\n"
+                       f"From: <sip:caller@{ip}>;tag={self.tag}\r\n"
+                       f"To: <sip:{ruri_user}@{to_host}>\r\n"
+                       f"Call-ID: {self.call_id}\r\nCSeq: 1 INVITE\r\n"
+                       f"Contact: <sip:caller@{ip}:{self.port}>\r\nMax-Forwards: 70\r\n"
+                       f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n{body}")
+        self.sock.sendto(self.invite.encode(), self.esg)
+        self.responses = []
+        self.status = None
+        while True:
+            text = self._recv()
+            m = re.match(r"SIP/2\.0 (\d{3})", text)
+            if not m:
+                continue
+            self.responses.append(text)
+            if int(m.group(1)) >= 200:
+                self.status = int(m.group(1))
+                break
+        self.final = self.responses[-1]
+        self.answer = self.final.split("\r\n\r\n", 1)[1] if "\r\n\r\n" in self.final else ""
+        if 200 <= self.status < 300:
+            self.to = header(self.final, "To")
+            contact = header(self.final, "Contact")
+            self.target = re.search(r"<([^>]+)>", contact).group(1) if contact else None
+            self._request("ACK", cseq=1)
+
+    @staticmethod
+    def _branch():
+        return "z9hG4bK" + uuid.uuid4().hex[:16]
+
+    def _recv(self):
+        data, _ = self.sock.recvfrom(65535)
+        return data.decode(errors="replace")
+
+    def _request(self, method, cseq=None):
+        if cseq is None:
+            self.cseq += 1
+            cseq = self.cseq
+        msg = (f"{method} {self.target} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP {self.ip}:{self.port};rport;branch={self._branch()}\r\n"
+               f"From: <sip:caller@{self.ip}>;tag={self.tag}\r\nTo: {self.to}\r\n"
+               f"Call-ID: {self.call_id}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n"
+               "Content-Length: 0\r\n\r\n")
+        self.sock.sendto(msg.encode(), self.esg)
+
+    def media_dest(self):
+        return sdp_media(self.answer)
+
+    def bye(self):
+        self._request("BYE")
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            text = self._recv()
+            if text.startswith("SIP/2.0 ") and "BYE" in (header(text, "CSeq") or ""):
+                return int(text[8:11])
+        return None
+
+    def wait_bye(self, timeout=10):
+        """esg's BYE (the request text), answered 200."""
+        self.sock.settimeout(timeout)
+        while True:
+            text = self._recv()
+            if text.startswith("BYE "):
+                lines = [l for l in text.split("\r\n") if l.split(":")[0].lower() in
+                         ("via", "from", "to", "call-id", "cseq")]
+                ok = "SIP/2.0 200 OK\r\n" + "\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n"
+                self.sock.sendto(ok.encode(), self.esg)
+                return text
+
+    def close(self):
+        self.sock.close()
