@@ -307,6 +307,14 @@ Server::Server(const Config& config) : config_(config) {
         return edge_ && edge_->border().drop_at_socket(edge::IpKey::of(addr), bytes,
                                                        transport::Workers::current());
       });
+  if (!config.instance.sip_alg.empty()) {
+    std::vector<edge::SipAlg::Pair> pairs;
+    for (const auto& r : config.instance.sip_alg)
+      pairs.push_back({r.gray, r.white});
+    sip_alg_ = std::make_unique<edge::SipAlg>(std::move(pairs));
+    transport_->set_rewrite([this](std::string& m) { return sip_alg_->inbound(m); },
+                            [this](std::string& m) { return sip_alg_->outbound(m); });
+  }
   transport_->set_on_malformed([this](const transport::Peer& from) {
     if (edge_) edge_->count_failure(from.addr.to_string(), "malformed request");
   });

@@ -16,6 +16,7 @@
 #include "edge/b2bua/b2bua.hpp"
 #include "edge/border/border.hpp"
 #include "edge/context.hpp"
+#include "edge/sip_alg.hpp"
 #include "store/store.hpp"
 #include "transport/dns.hpp"
 #include "transport/transport.hpp"
@@ -67,6 +68,7 @@ class Server {
   std::unique_ptr<transport::Workers> workers_;
   std::unique_ptr<transport::TrnLog> trn_;
   transport::SharedPacketIndex packets_;
+  std::unique_ptr<edge::SipAlg> sip_alg_;  // before the transport that calls it
   std::unique_ptr<transport::Transport> transport_;
   std::vector<PerWorker> per_worker_;
   std::unique_ptr<transport::Resolver> resolver_;

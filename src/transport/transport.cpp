@@ -490,6 +490,11 @@ void Transport::inbound(std::string_view bytes, const Peer& from, bool stream, s
     return;
   }
   log(Direction::Recv, from, bytes, true, worker, connection);
+  std::string rewritten;
+  if (rewrite_in_) {
+    rewritten.assign(bytes);
+    if (rewrite_in_(rewritten)) bytes = rewritten;
+  }
   sip::ParseOptions po;
   po.framing = stream ? sip::Framing::Stream : sip::Framing::Datagram;
   po.max_size = options_.max_message;
@@ -546,6 +551,7 @@ std::string fit_request_to_transport(const sip::Message& request, Peer& to, uint
 
 bool Transport::send(const Peer& to, std::string bytes) {
   if (closed_) return false;
+  if (rewrite_out_) rewrite_out_(bytes);
   return to.proto == Proto::Udp ? send_udp(to, std::move(bytes)) : send_tcp(to, std::move(bytes));
 }
 

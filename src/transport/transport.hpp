@@ -89,6 +89,14 @@ class Transport {
   using DropFilter = std::function<bool(const boost::asio::ip::address& addr,
                                         std::string_view bytes, size_t worker)>;
   void set_drop(DropFilter drop) { drop_ = std::move(drop); }
+  // Address rewriting (SIP-ALG): `in` on every received message after the drop filter and
+  // before parsing (the trn log keeps what was on the wire), `out` on every message before it
+  // is sent and logged. Each returns true when it changed the text. Set before start.
+  using Rewrite = std::function<bool(std::string& message)>;
+  void set_rewrite(Rewrite in, Rewrite out) {
+    rewrite_in_ = std::move(in);
+    rewrite_out_ = std::move(out);
+  }
   // Told of every packet that does not parse (bans count malformed requests). Set before start.
   void set_on_malformed(std::function<void(const Peer& from)> f) { on_malformed_ = std::move(f); }
 
@@ -144,6 +152,7 @@ class Transport {
   SharedPacketIndex* index_ = nullptr;
   Handler handler_;
   DropFilter drop_;
+  Rewrite rewrite_in_, rewrite_out_;
   std::function<void(const Peer&)> on_malformed_;
   // The trn log gets at most this many "BANNED" lines per second: a flood must not fill the disk.
   std::atomic<int64_t> banned_log_second_{0};

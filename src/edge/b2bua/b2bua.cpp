@@ -1385,6 +1385,7 @@ class B2bua::Impl {
             {"pbx", c.out ? c.a.code : c.target_code},
             {"caller", {{"received", c.received.from_user}, {"sent", c.normalized.from_user}}},
             {"called", {{"received", c.received.ruri_user}, {"sent", c.normalized.ruri_user}}},
+            {"to_domain", c.received.to_domain},
             {"started", c.started},
             {"answered", c.answered},
             {"decisions", decisions ? json(c.decisions) : json::array()},

@@ -67,8 +67,9 @@ class UdpCall:
     """One call from `ip` to esg: INVITE (SDP for `media_port`), the answer, ACK; bye() ends it,
     wait_bye() waits for esg's BYE and answers it."""
 
-    def __init__(self, esg_port, ip, ruri_user, media_port, to_host="127.0.0.1", timeout=10):
-        self.esg = ("127.0.0.1", esg_port)
+    def __init__(self, esg_port, ip, ruri_user, media_port, to_host="127.0.0.1", timeout=10,
+                 esg_host="127.0.0.1"):
+        self.esg = (esg_host, esg_port)
         self.ip = ip
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((ip, 0))
@@ -80,7 +81,7 @@ class UdpCall:
         body = ("v=0\r\no=caller 1 1 IN IP4 {ip}\r\ns=caller\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
                 "m=audio {port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n"
                 "a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n").format(ip=ip, port=media_port)
-        self.invite = (f"INVITE sip:{ruri_user}@127.0.0.1:{esg_port} SIP/2.0\r\n"
+        self.invite = (f"INVITE sip:{ruri_user}@{esg_host}:{esg_port} SIP/2.0\r\n"
                        f"Via: SIP/2.0/UDP {ip}:{self.port};rport;branch={self._branch()}\r\n"
                        f"From: <sip:caller@{ip}>;tag={self.tag}\r\n"
                        f"To: <sip:{ruri_user}@{to_host}>\r\n"
