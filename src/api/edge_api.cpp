@@ -142,6 +142,9 @@ void add_edge_routes(HttpServer& server, EdgeApiDeps deps) {
       return Response::error(404, "no ban for this address", "address");
     return Response{204, "", ""};
   });
+  server.route("GET", "/api/monitor/v1/esg/instance", [deps](const Request&, const auto&) {
+    return Response::json(200, monitor(deps.instance ? deps.instance() : json::object()));
+  });
   // The border in force: default action, rule counts, warnings about provider and PBX
   // addresses, drop and ban counters.
   server.route("GET", "/api/monitor/v1/border", [deps](const Request&, const auto&) {

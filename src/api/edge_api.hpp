@@ -26,6 +26,8 @@ struct EdgeApiDeps {
   edge::CdrWriter* cdrs = nullptr;
   const transport::SharedPacketIndex* packets = nullptr;
   edge::Border* border = nullptr;
+  // Instance-level status: external addresses (STUN), media relay counters.
+  std::function<nlohmann::json()> instance;
 };
 
 void add_edge_routes(HttpServer& server, EdgeApiDeps deps);

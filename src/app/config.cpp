@@ -246,6 +246,7 @@ Config parse_config(const std::string& text) {
   if (const json* j = top.get("stun")) {
     Section s(*j, "stun");
     s.str("server", c.stun_server);
+    s.integer("interval", c.stun_interval, 10, 86400);
     s.finish();
   }
   if (const json* j = top.get("media")) {
@@ -372,7 +373,9 @@ json to_json(const Config& c) {
                    {"retry_min", c.accounts.retry_min},
                    {"retry_max", c.accounts.retry_max}};
   j["dns"] = {{"servers", c.dns_servers}};
-  j["stun"] = c.stun_server.empty() ? json::object() : json{{"server", c.stun_server}};
+  j["stun"] = c.stun_server.empty()
+                  ? json::object()
+                  : json{{"server", c.stun_server}, {"interval", c.stun_interval}};
   j["media"] = {{"relay", c.media.relay},
                 {"ports", {c.media.port_min, c.media.port_max}},
                 {"timeout", c.media.timeout},

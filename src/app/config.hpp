@@ -63,7 +63,8 @@ struct Config {
     int t4 = 5000;
   } transport;
   std::vector<std::string> dns_servers;
-  std::string stun_server;
+  std::string stun_server;  // host[:port]; empty: no STUN
+  int stun_interval = 300;  // seconds between queries
   struct Media {
     bool relay = true;
     uint16_t port_min = 20000;

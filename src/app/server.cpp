@@ -3,6 +3,7 @@
 #include <boost/asio/ip/udp.hpp>
 
 #include <algorithm>
+#include <future>
 #include <iostream>
 
 #include "api/edge_api.hpp"
@@ -108,8 +109,8 @@ class Server::Link final : public accounts::Link {
     if (listener < 0) listener = 0;
     const auto& cfg = s_.config_.listen[size_t(listener)];
     l.port = s_.transport_->local_port(size_t(listener));
-    if (!s_.config_.instance.extaddrs.empty()) {
-      l.host = s_.config_.instance.extaddrs.front();  // what the outside sees us as
+    if (const auto ext = s_.extaddrs(); !ext.empty()) {
+      l.host = ext.front();  // what the outside sees us as
     } else if (cfg.addr != "0.0.0.0" && cfg.addr != "::") {
       l.host = cfg.addr;
     } else {
@@ -485,15 +486,66 @@ void Server::start() {
   deps.cdrs = cdrs_.get();
   deps.packets = &packets_;
   deps.border = &edge_->border();
+  deps.instance = [this] {
+    nlohmann::json j = {{"extaddrs", extaddrs()},
+                        {"stun", stun_ ? stun_->status() : nlohmann::json()},
+                        {"media",
+                         {{"relay", config_.media.relay},
+                          {"sessions", media_counters_.sessions.load()},
+                          {"timeouts", media_counters_.timeouts.load()},
+                          {"no_ports", media_counters_.no_ports.load()},
+                          {"packets", media_counters_.packets.load()},
+                          {"bytes", media_counters_.bytes.load()},
+                          {"port_pairs", media_ports_->size()},
+                          {"port_pairs_free", media_ports_->free()}}}};
+    return j;
+  };
   api::add_edge_routes(*http_, deps);
   accounts_->start(config_.providers);
   rebuild_edge_config();
   http_->start();
+  if (!config_.stun_server.empty()) {
+    transport::StunClient::Options so;
+    so.server = config_.stun_server;
+    so.interval = std::chrono::seconds(config_.stun_interval);
+    stun_ = std::make_unique<transport::StunClient>(
+        workers_->context(0), so, [this](const std::string& a) { found_external(a); });
+    stun_->start();
+  }
+}
+
+std::vector<std::string> Server::extaddrs() const {
+  std::vector<std::string> out = config_.instance.extaddrs;
+  std::lock_guard lock(ext_mu_);
+  if (!stun_address_.empty() && std::find(out.begin(), out.end(), stun_address_) == out.end()) {
+    out.push_back(stun_address_);
+  }
+  return out;
+}
+
+void Server::found_external(const std::string& address) {
+  {
+    std::lock_guard lock(ext_mu_);
+    if (stun_address_ == address) return;
+    stun_address_ = address;
+  }
+  std::cerr << "esg: STUN: the external address is " << address << "\n";
+  rebuild_edge_config();  // matching knows it as ours
 }
 
 void Server::stop() {
   if (!workers_) return;
   if (http_) http_->stop();
+  if (stun_) {
+    // Its sockets and timers live on worker 0: closed there.
+    auto done = std::make_shared<std::promise<void>>();
+    auto f = done->get_future();
+    workers_->post(0, [this, done] {
+      stun_->stop();
+      done->set_value();
+    });
+    f.wait_for(std::chrono::seconds(2));
+  }
   // Graceful: registered accounts un-register while the workers still run.
   if (accounts_) accounts_->stop();
   transport_->close();
@@ -502,6 +554,7 @@ void Server::stop() {
   // the io_contexts goes before the io_contexts themselves.
   accounts_.reset();
   http_.reset();
+  stun_.reset();
   resolver_.reset();    // its thread calls back into edge_ (account names)
   per_worker_.clear();  // the B2BUAs before what their calls use
   cdrs_.reset();        // writes what is queued
@@ -537,8 +590,7 @@ std::string Server::call_id_for(size_t worker) {
 void Server::rebuild_edge_config() {
   if (!edge_ || !store_) return;
   std::lock_guard lock(edge_->rebuild_mu);
-  auto cfg =
-      edge::edge_config_from_store(*store_, config_.instance.domain, config_.instance.extaddrs);
+  auto cfg = edge::edge_config_from_store(*store_, config_.instance.domain, extaddrs());
   edge_->registrar()->set_connections(cfg->pbxs);
   std::vector<accounts::Account> register_out;
   for (const auto& p : cfg->pbxs) {

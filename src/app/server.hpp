@@ -19,6 +19,7 @@
 #include "edge/sip_alg.hpp"
 #include "store/store.hpp"
 #include "transport/dns.hpp"
+#include "transport/stun.hpp"
 #include "transport/transport.hpp"
 #include "txn/asio_timers.hpp"
 #include "txn/layer.hpp"
@@ -58,6 +59,9 @@ class Server {
                   const txn::Channel& from);
   // Re-reads accounts, PBX connections and rules into a new snapshot for the calls path.
   void rebuild_edge_config();
+  // The instance's external addresses: configured, then what STUN found.
+  std::vector<std::string> extaddrs() const;
+  void found_external(const std::string& address);
   // Recompiles the border rules (rules, default action, protected addresses).
   void rebuild_border();
   bool border_admits(const sip::Message& m, const transport::Peer& from);
@@ -84,6 +88,9 @@ class Server {
   std::unique_ptr<media::PortPool> media_ports_;
   media::Options media_options_;
   media::Counters media_counters_;
+  std::unique_ptr<transport::StunClient> stun_;
+  mutable std::mutex ext_mu_;
+  std::string stun_address_;
   txn::TimerConfig timer_config_;
   std::unique_ptr<api::HttpServer> http_;
   std::string tag_prefix_;
