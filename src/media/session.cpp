@@ -12,6 +12,8 @@
 #include <optional>
 
 #include "base/random.hpp"
+#include "media/codec.hpp"
+#include "media/negotiate.hpp"
 #include "media/rtp.hpp"
 #include "sdp/session.hpp"
 
@@ -53,6 +55,8 @@ struct Session::Endpoint : std::enable_shared_from_this<Session::Endpoint> {
 
   const Options* options = nullptr;
   Endpoint* other = nullptr;  // the same stream's endpoint on the other leg
+  Session::Stream* stream = nullptr;
+  int side = 0;
   udp::socket rtp, rtcp;
   uint16_t port = 0;  // RTP; RTCP is port + 1
   bool closed = false;
@@ -63,6 +67,7 @@ struct Session::Endpoint : std::enable_shared_from_this<Session::Endpoint> {
   uint16_t sig_rtp = 0, sig_rtcp = 0;
   sdp::Direction direction = sdp::Direction::SendRecv;
   uint32_t clock_rate = 8000;
+  uint32_t ptime = 20;  // what this side asked for (a=ptime)
 
   // Where its packets really come from.
   bool latched = false, have_ssrc = false, rtcp_latched = false;
@@ -165,6 +170,18 @@ struct Session::Endpoint : std::enable_shared_from_this<Session::Endpoint> {
 struct Session::Stream {
   std::string media = "audio";
   std::shared_ptr<Endpoint> ep[2];
+  // Negotiation: the formats of the pending offer and who made it.
+  std::vector<Format> offered;
+  int offer_from = -1;
+  // Packets from side s: transcoded (tx[s]), or their payload type rewritten (pt_map[s]).
+  std::unique_ptr<Transcoder> tx[2];
+  std::array<int16_t, 128> pt_map[2];
+  bool mapped[2] = {false, false};
+  std::string codec[2];  // what each side sends and receives, for the statistics
+  Stream() {
+    pt_map[0].fill(-1);
+    pt_map[1].fill(-1);
+  }
 };
 
 namespace {
@@ -173,14 +190,18 @@ using Endpoint = Session::Endpoint;
 
 constexpr size_t kBatch = 16;
 constexpr size_t kSlot = 2048;  // RTP datagrams are smaller; larger ones are cut (and dropped)
+constexpr size_t kOut = 64;     // a transcoder may cut one packet into several
 
 // One receive and send batch per worker thread: calls on a worker take turns, never at once.
 struct Batch {
   std::array<char, kBatch * kSlot> buf;
-  std::array<mmsghdr, kBatch> in{}, out{};
-  std::array<iovec, kBatch> in_iov{}, out_iov{};
+  std::array<mmsghdr, kBatch> in{};
+  std::array<mmsghdr, kOut> out{};
+  std::array<iovec, kBatch> in_iov{};
+  std::array<iovec, kOut> out_iov{};
   std::array<sockaddr_storage, kBatch> from{};
-  std::array<udp::endpoint, kBatch> to{};
+  std::array<udp::endpoint, kOut> to{};
+  std::vector<std::string> made;  // packets esg wrote (transcoded), alive until sent
 };
 
 Batch& batch() {
@@ -226,16 +247,14 @@ void drain(const std::shared_ptr<Endpoint>& e, bool rtcp) {
     }
     const int64_t now = steady_ms();
     Endpoint& o = *e->other;
+    Session::Stream& st = *e->stream;
+    const int side = e->side;
     size_t out = 0;
-    for (size_t i = 0; i < size_t(n); ++i) {
-      if (b.in[i].msg_hdr.msg_flags & MSG_TRUNC) continue;
-      const auto src = endpoint_of(b.from[i]);
-      if (!src) continue;
-      const std::string_view bytes(b.buf.data() + i * kSlot, b.in[i].msg_len);
-      if (!e->accept(*src, bytes, rtcp, now)) continue;
-      const auto dest = rtcp ? o.rtcp_destination() : o.rtp_destination();
-      if (!dest || o.closed) continue;
-      b.to[out] = *dest;
+    b.made.clear();
+    b.made.reserve(kOut);  // no reallocation: the queue points into these strings
+    auto queue = [&](const udp::endpoint& dest, std::string_view bytes) {
+      if (out >= kOut) return;
+      b.to[out] = dest;
       b.out_iov[out] = {const_cast<char*>(bytes.data()), bytes.size()};
       b.out[out] = {};
       b.out[out].msg_hdr.msg_name = b.to[out].data();
@@ -245,6 +264,41 @@ void drain(const std::shared_ptr<Endpoint>& e, bool rtcp) {
       ++o.packets_out;
       o.bytes_out += bytes.size();
       ++out;
+    };
+    for (size_t i = 0; i < size_t(n); ++i) {
+      if (b.in[i].msg_hdr.msg_flags & MSG_TRUNC) continue;
+      const auto src = endpoint_of(b.from[i]);
+      if (!src) continue;
+      char* data = b.buf.data() + i * kSlot;
+      const std::string_view bytes(data, b.in[i].msg_len);
+      if (!e->accept(*src, bytes, rtcp, now)) continue;
+      const auto dest = rtcp ? o.rtcp_destination() : o.rtp_destination();
+      if (!dest || o.closed) continue;
+      if (!st.tx[side] && !st.mapped[side]) {
+        queue(*dest, bytes);
+        continue;
+      }
+      // esg terminates RTCP of transcoded streams: the reports describe other packets.
+      if (rtcp || is_rtcp(bytes) || bytes.size() < 12) {
+        if (!st.tx[side]) queue(*dest, bytes);
+        continue;
+      }
+      const int pt = uint8_t(data[1]) & 0x7F;
+      const int16_t to_pt = st.pt_map[side][size_t(pt)];
+      if (to_pt >= 0) {  // the same codec (or events) under another number: relabelled
+        data[1] = char((uint8_t(data[1]) & 0x80) | uint8_t(to_pt));
+        queue(*dest, bytes);
+      } else if (st.tx[side]) {
+        if (b.made.size() + 8 > kOut) continue;
+        std::vector<std::string> made;
+        st.tx[side]->push(bytes, made);
+        for (auto& m : made) {
+          b.made.push_back(std::move(m));
+          queue(*dest, b.made.back());
+        }
+      } else {
+        queue(*dest, bytes);
+      }
     }
     if (out) {
       udp::socket& via = rtcp ? o.rtcp : o.rtp;
@@ -341,6 +395,10 @@ Session::Stream* Session::open_stream() {
   }
   st->ep[0]->other = st->ep[1].get();
   st->ep[1]->other = st->ep[0].get();
+  for (int side = 0; side < 2; ++side) {
+    st->ep[side]->stream = st.get();
+    st->ep[side]->side = side;
+  }
   for (auto& e : st->ep) {
     arm(e, false);
     arm(e, true);
@@ -356,8 +414,10 @@ Result<std::string, std::string> Session::relay_description(int from, std::strin
     return unexpected("SDP line " + std::to_string(parsed.error().line) + ": " +
                       parsed.error().what);
   }
+  if (from == last_answer_side_ && text == last_answer_text_) return last_answer_result_;
   sdp::Session d = std::move(*parsed);
   const int to = 1 - from;
+  const bool answer = pending_offer_ == to;
   boost::system::error_code ec;
   const auto adv = asio::ip::make_address(advertise, ec);
   const std::string addrtype = !ec && adv.is_v6() ? "IP6" : "IP4";
@@ -377,6 +437,7 @@ Result<std::string, std::string> Session::relay_description(int from, std::strin
     e.sig_rtcp = m.rtcp_port().value_or(uint16_t(m.port ? m.port + 1 : 0));
     e.direction = d.direction(m);
     e.known = true;
+    e.ptime = m.ptime().value_or(20);
     for (const auto& f : m.formats) {
       auto pt = f.find_first_not_of("0123456789") == std::string::npos && f.size() < 4
                     ? std::optional<int>(std::stoi(f))
@@ -393,6 +454,7 @@ Result<std::string, std::string> Session::relay_description(int from, std::strin
       }
     }
     if (m.port == 0) continue;  // a refused stream stays refused
+    if (m.media == "audio") negotiate(*st, from, m, answer);
     // What the other side is told: esg, on that side's ports.
     m.port = o.port;
     if (m.connection || !d.connection) m.connection = sdp::Connection{"IN", addrtype, advertise};
@@ -414,7 +476,66 @@ Result<std::string, std::string> Session::relay_description(int from, std::strin
   // esg's own origin towards each leg, its version up with every description (RFC 3264 §8).
   d.origin = sdp::Origin{"esg", origin_id_[to], std::to_string(++origin_version_[to]),
                          "IN",  addrtype,       advertise};
-  return sdp::serialize(d);
+  std::string result = sdp::serialize(d);
+  pending_offer_ = answer ? -1 : from;
+  if (answer) {
+    last_answer_side_ = from;
+    last_answer_text_ = std::string(text);
+    last_answer_result_ = result;
+  }
+  return result;
+}
+
+void Session::negotiate(Stream& st, int from, sdp::Media& m, bool answer) {
+  const int to = 1 - from;
+  const auto formats = formats_of(m);
+  if (!answer || st.offer_from != to) {
+    // An offer: what `to` may choose from.
+    st.offered = formats;
+    st.offer_from = from;
+    set_formats(m, offer_for(formats, codecs_[to]));
+    return;
+  }
+  // The answer to `to`'s offer: what `to` is told, and how packets cross from now on.
+  const AnswerPlan plan = answer_for(st.offered, formats, codecs_[to]);
+  set_formats(m, plan.formats);
+  st.offer_from = -1;
+  st.tx[0].reset();
+  st.tx[1].reset();
+  st.pt_map[0].fill(-1);
+  st.pt_map[1].fill(-1);
+  st.mapped[0] = st.mapped[1] = false;
+  if (plan.answerer.pt < 0) return;
+  auto map = [&](int side, int in, int out) {
+    if (in < 0 || out < 0 || in == out || in > 127) return;
+    st.pt_map[side][size_t(in)] = int16_t(out);
+    st.mapped[side] = true;
+  };
+  // Telephone events cross under the receiving side's number.
+  map(from, plan.answerer_dtmf, plan.offerer_dtmf);
+  map(to, plan.offerer_dtmf, plan.answerer_dtmf);
+  st.codec[from] = plan.answerer.name;
+  st.codec[to] = plan.offerer.name;
+  if (plan.transcode) {
+    const auto a = plan.answerer.codec(), o = plan.offerer.codec();
+    const uint32_t ptime_to = st.ep[to]->ptime, ptime_from = m.ptime().value_or(20);
+    st.tx[from] = std::make_unique<Transcoder>(a->id, o->id, uint8_t(plan.offerer.pt), ptime_to);
+    st.tx[to] = std::make_unique<Transcoder>(o->id, a->id, uint8_t(plan.answerer.pt), ptime_from);
+    st.ep[from]->clock_rate = a->clock_rate;
+    st.ep[to]->clock_rate = o->clock_rate;
+  } else {
+    map(from, plan.answerer.pt, plan.offerer.pt);
+    map(to, plan.offerer.pt, plan.answerer.pt);
+  }
+}
+
+void Session::set_codecs(int side, std::vector<std::string> codecs) {
+  codecs_[side] = std::move(codecs);
+}
+
+bool Session::transcoding() const {
+  return std::any_of(streams_.begin(), streams_.end(),
+                     [](const auto& st) { return st->tx[0] || st->tx[1]; });
 }
 
 void Session::reset_side(int side) {
@@ -430,7 +551,11 @@ void Session::reset_side(int side) {
 nlohmann::json Session::stats() const {
   nlohmann::json streams = nlohmann::json::array();
   for (const auto& st : streams_) {
-    streams.push_back({{"media", st->media}, {"a", st->ep[0]->stats()}, {"b", st->ep[1]->stats()}});
+    nlohmann::json a = st->ep[0]->stats(), b = st->ep[1]->stats();
+    if (!st->codec[0].empty()) a["codec"] = st->codec[0];
+    if (!st->codec[1].empty()) b["codec"] = st->codec[1];
+    streams.push_back(
+        {{"media", st->media}, {"a", a}, {"b", b}, {"transcoding", bool(st->tx[0] || st->tx[1])}});
   }
   return {{"streams", streams}, {"one_way", one_way()}, {"hold", on_hold()}};
 }

@@ -22,6 +22,10 @@
 #include "base/result.hpp"
 #include "media/ports.hpp"
 
+namespace esg::sdp {
+struct Media;
+}
+
 namespace esg::media {
 
 struct Options {
@@ -57,6 +61,11 @@ class Session {
                                                      const std::string& advertise);
   // A new peer takes over `side` (a transfer): latching starts over.
   void reset_side(int side);
+  // The codecs `side`'s account or connection prefers (its `codecs`), for the negotiation
+  // across the legs (media/negotiate.hpp); empty: whatever the peers agree on.
+  void set_codecs(int side, std::vector<std::string> codecs);
+  // Some stream is transcoded.
+  bool transcoding() const;
 
   // Per stream and side: packets and bytes in and out, loss and jitter from sequence numbers
   // and from the peer's RTCP, latched and signaled addresses; and `one_way`.
@@ -75,6 +84,7 @@ class Session {
 
  private:
   Stream* open_stream();
+  void negotiate(Stream& st, int from, sdp::Media& m, bool answer);
 
   boost::asio::io_context& io_;
   PortPool& pool_;
@@ -83,6 +93,11 @@ class Session {
   std::vector<std::shared_ptr<Stream>> streams_;
   std::string origin_id_[2];
   uint64_t origin_version_[2] = {0, 0};
+  std::vector<std::string> codecs_[2];
+  int pending_offer_ = -1;  // the side whose offer awaits its answer
+  // An answer sent again (a 200 after a reliable 18x with the same SDP) gets the same result.
+  int last_answer_side_ = -1;
+  std::string last_answer_text_, last_answer_result_;
 };
 
 int64_t steady_ms();

@@ -57,8 +57,9 @@ struct B2bua::Leg {
   std::string code;           // the account or connection on this leg
   std::vector<std::string> passheaders;
   bool reinvite = true;
-  bool media = false;      // the account or connection pins its media to our relay
-  std::string media_host;  // our address as this leg's peer sees it (for the relay's SDP)
+  bool media = false;               // the account or connection pins its media to our relay
+  std::vector<std::string> codecs;  // its preference, for the relay's negotiation
+  std::string media_host;           // our address as this leg's peer sees it (for the relay's SDP)
 
   std::string via() const {
     std::string t = transport;
@@ -315,6 +316,7 @@ class B2bua::Impl {
       a.passheaders = pbx->passheaders;
       a.reinvite = pbx->reinvite;
       a.media = pbx->media;
+      a.codecs = pbx->codecs;
       c->decisions.push_back("from PBX connection " + pbx->code + " (address " + src + ")");
       if (!context_.trunks().acquire("pbx:" + pbx->code, pbx->trunks)) {
         refuse(c, server, req, 503,
@@ -357,6 +359,7 @@ class B2bua::Impl {
       a.passheaders = m.account->passheaders;
       a.reinvite = m.account->reinvite;
       a.media = m.account->media;
+      a.codecs = m.account->codecs;
       if (!context_.trunks().acquire("acc:" + m.account->code, m.account->trunks)) {
         refuse(c, server, req, 503,
                "EB2B. Trunk limit of account " + m.account->code + " reached (" +
@@ -425,6 +428,7 @@ class B2bua::Impl {
       b.passheaders = t.passheaders;
       b.reinvite = t.reinvite;
       b.media = t.media;
+      b.codecs = t.codecs;
       dial(c, t.dest, t.resolve, t.tls_verify, t.ruri, t.from, t.to, t.extra);
       return;
     }
@@ -503,6 +507,10 @@ class B2bua::Impl {
       c->media = std::make_unique<media::Session>(*media_.io, *media_.ports, *media_.options,
                                                   *media_.counters);
       c->decisions.push_back("media relayed by esg");
+    }
+    if (c->media) {
+      c->media->set_codecs(0, c->a.codecs);
+      c->media->set_codecs(1, b.codecs);
     }
     std::string body(areq->body());
     if (has_sdp(*areq)) {
@@ -1135,6 +1143,7 @@ class B2bua::Impl {
       n.passheaders = t.passheaders;
       n.reinvite = t.reinvite;
       n.media = t.media;
+      n.codecs = t.codecs;
       n.call_id = new_call_id_();
       n.local_tag = new_tag();
       const int attempt = ++tr.attempt;
@@ -1257,7 +1266,10 @@ class B2bua::Impl {
                            " leg replaced");
     const std::string old_id = x.call_id;
     x = std::move(n);
-    if (c->media) c->media->reset_side(from_a ? 0 : 1);  // a new peer on that side
+    if (c->media) {
+      c->media->reset_side(from_a ? 0 : 1);  // a new peer on that side
+      c->media->set_codecs(from_a ? 0 : 1, x.codecs);
+    }
     legs_[x.call_id] = {c, from_a};
     // The old leg's BYE is answered by its transaction; late requests on it get 481.
     if (old_id != x.call_id) legs_.erase(old_id);

@@ -58,6 +58,7 @@ RouteTarget route_target(Context& context, const EdgeConfig& cfg, const RouteRul
     t.passheaders = pbx->passheaders;
     t.reinvite = pbx->reinvite;
     t.media = pbx->media;
+    t.codecs = pbx->codecs;
     const std::string user = !r.number.empty()      ? r.number
                              : !pbx->number.empty() ? pbx->number
                                                     : routed.ruri_user;
@@ -93,6 +94,7 @@ RouteTarget route_target(Context& context, const EdgeConfig& cfg, const RouteRul
     t.passheaders = acc->passheaders;
     t.reinvite = acc->reinvite;
     t.media = acc->media;
+    t.codecs = acc->codecs;
     t.tls_verify = acc->tls_verify;
     t.resolve = true;
     t.decisions.push_back("to account " + acc->code);

@@ -24,6 +24,7 @@ struct RouteTarget {
   std::vector<std::string> passheaders;
   bool reinvite = true;
   bool media = false;
+  std::vector<std::string> codecs;
   std::shared_ptr<const accounts::Account> account;
   NormFields sent;
   std::vector<std::string> decisions;

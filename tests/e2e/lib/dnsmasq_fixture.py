@@ -29,6 +29,17 @@ class Dnsmasq:
         `probe` a name with an A record to know when it is up."""
         self.dir = tempfile.mkdtemp(prefix="esg-dns-")
         self.log = os.path.join(self.dir, "dnsmasq.log")
+        errors = []
+        # A port free for UDP may be taken for TCP (dnsmasq binds both): try a few.
+        for _ in range(3):
+            if self._start(zone, records, probe):
+                return
+            errors.append(self.proc.stderr.read().decode(errors="replace") if self.proc.stderr
+                          else "")
+        self.stop()
+        raise RuntimeError("dnsmasq did not start: " + " | ".join(e.strip() for e in errors))
+
+    def _start(self, zone, records, probe):
         self.port = free_port()
         self.proc = subprocess.Popen([
             "dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
@@ -38,17 +49,20 @@ class Dnsmasq:
             *records], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 5
         while time.time() < deadline:  # wait until it answers
+            if self.proc.poll() is not None:
+                return False
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.settimeout(0.2)
                 try:
                     s.sendto(a_query(probe), ("127.0.0.1", self.port))
                     if s.recv(512):
-                        return
+                        return True
                 except OSError:
                     pass
             time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("dnsmasq did not start")
+        self.proc.terminate()
+        self.proc.wait(timeout=5)
+        return False
 
     @property
     def server(self):

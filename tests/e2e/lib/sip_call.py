@@ -3,12 +3,18 @@ chosen media port, the ACK of its 2xx, in-dialog BYEs either way; and an RTP por
 numbered G.711 packets and keeps what arrives. For the media tests, where SIPp cannot assert on
 the audio it receives."""
 
+import math
 import re
 import socket
 import struct
 import threading
 import time
 import uuid
+import warnings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop  # G.711 A-law in the standard library (3.11)
 
 from sip_uac import header
 
@@ -57,10 +63,37 @@ class RtpPort:
             self.sock.sendto(pkt, dest)
             time.sleep(interval)
 
+    def send_tone(self, dest, freq, count=50, ssrc=0x55667788, pt=8):
+        """`count` 20 ms packets of a `freq` Hz sine in G.711 A-law."""
+        for i in range(count):
+            samples = [int(8000 * math.sin(2 * math.pi * freq * (i * 160 + n) / 8000.0))
+                       for n in range(160)]
+            payload = audioop.lin2alaw(struct.pack("<160h", *samples), 2)
+            pkt = struct.pack("!BBHII", 0x80, pt, (2000 + i) & 0xFFFF, i * 160, ssrc) + payload
+            self.sock.sendto(pkt, dest)
+            time.sleep(0.02)
+
     def close(self):
         self._stop = True
         self.sock.close()
         self._thread.join(timeout=1)
+
+
+def alaw_pcm(packets):
+    """The 16-bit samples of G.711 A-law payloads, in order of arrival."""
+    raw = audioop.alaw2lin(b"".join(p[3] for p in packets), 2)
+    return struct.unpack("<%dh" % (len(raw) // 2), raw)
+
+
+def tone_share(pcm, freq, rate=8000):
+    """The share of the signal's power at `freq` (Goertzel)."""
+    k = 2 * math.cos(2 * math.pi * freq / rate)
+    s1 = s2 = total = 0.0
+    for x in pcm:
+        s1, s2 = x + k * s1 - s2, s1
+        total += x * x
+    power = s1 * s1 + s2 * s2 - k * s1 * s2
+    return power / (total * len(pcm) / 2) if total else 0.0
 
 
 class UdpCall:

@@ -1,0 +1,250 @@
+#include "media/codec.hpp"
+
+#include <opus/opus.h>
+#include <spandsp.h>
+#include <speex/speex_resampler.h>
+
+#include <strings.h>
+#include <cstring>
+#include <random>
+
+#include "media/rtp.hpp"
+
+namespace esg::media {
+
+namespace {
+
+const CodecInfo kCodecs[] = {
+    {CodecId::Pcma, "PCMA", 8000, 8000, 8, 1},
+    {CodecId::Pcmu, "PCMU", 8000, 8000, 0, 1},
+    {CodecId::G722, "G722", 8000, 16000, 9, 1},
+    {CodecId::Opus, "opus", 48000, 48000, -1, 2},
+};
+
+class G711Decoder final : public Decoder {
+ public:
+  explicit G711Decoder(bool alaw) : alaw_(alaw) {}
+  int decode(const uint8_t* data, size_t size, int16_t* pcm, size_t max) override {
+    const size_t n = std::min(size, max);
+    for (size_t i = 0; i < n; ++i)
+      pcm[i] = alaw_ ? alaw_to_linear(data[i]) : ulaw_to_linear(data[i]);
+    return int(n);
+  }
+
+ private:
+  bool alaw_;
+};
+
+class G711Encoder final : public Encoder {
+ public:
+  explicit G711Encoder(bool alaw) : alaw_(alaw) {}
+  int encode(const int16_t* pcm, size_t samples, uint8_t* out, size_t max) override {
+    const size_t n = std::min(samples, max);
+    for (size_t i = 0; i < n; ++i)
+      out[i] = alaw_ ? linear_to_alaw(pcm[i]) : linear_to_ulaw(pcm[i]);
+    return int(n);
+  }
+
+ private:
+  bool alaw_;
+};
+
+class G722Decoder final : public Decoder {
+ public:
+  G722Decoder() : s_(g722_decode_init(nullptr, 64000, 0)) {}
+  ~G722Decoder() override { g722_decode_free(s_); }
+  int decode(const uint8_t* data, size_t size, int16_t* pcm, size_t max) override {
+    if (size * 2 > max) size = max / 2;  // two samples per byte at 64 kbit/s
+    return g722_decode(s_, pcm, data, int(size));
+  }
+
+ private:
+  g722_decode_state_t* s_;
+};
+
+class G722Encoder final : public Encoder {
+ public:
+  G722Encoder() : s_(g722_encode_init(nullptr, 64000, 0)) {}
+  ~G722Encoder() override { g722_encode_free(s_); }
+  int encode(const int16_t* pcm, size_t samples, uint8_t* out, size_t max) override {
+    if (samples / 2 > max) samples = max * 2;
+    return g722_encode(s_, out, pcm, int(samples));
+  }
+
+ private:
+  g722_encode_state_t* s_;
+};
+
+class OpusDecoderImpl final : public Decoder {
+ public:
+  OpusDecoderImpl() {
+    int err = 0;
+    d_ = opus_decoder_create(48000, 1, &err);
+  }
+  ~OpusDecoderImpl() override { opus_decoder_destroy(d_); }
+  int decode(const uint8_t* data, size_t size, int16_t* pcm, size_t max) override {
+    if (!d_) return -1;
+    return opus_decode(d_, data, opus_int32(size), pcm, int(max), 0);
+  }
+
+ private:
+  OpusDecoder* d_ = nullptr;
+};
+
+class OpusEncoderImpl final : public Encoder {
+ public:
+  OpusEncoderImpl() {
+    int err = 0;
+    e_ = opus_encoder_create(48000, 1, OPUS_APPLICATION_VOIP, &err);
+    if (e_) opus_encoder_ctl(e_, OPUS_SET_BITRATE(32000));
+  }
+  ~OpusEncoderImpl() override { opus_encoder_destroy(e_); }
+  int encode(const int16_t* pcm, size_t samples, uint8_t* out, size_t max) override {
+    if (!e_) return -1;
+    return opus_encode(e_, pcm, int(samples), out, opus_int32(max));
+  }
+
+ private:
+  OpusEncoder* e_ = nullptr;
+};
+
+}  // namespace
+
+std::optional<CodecInfo> codec_named(std::string_view name) {
+  for (const auto& c : kCodecs) {
+    if (name.size() == std::strlen(c.name) && strncasecmp(name.data(), c.name, name.size()) == 0)
+      return c;
+  }
+  return std::nullopt;
+}
+
+std::optional<CodecInfo> codec_of_static(int payload_type) {
+  for (const auto& c : kCodecs) {
+    if (c.static_pt >= 0 && c.static_pt == payload_type) return c;
+  }
+  return std::nullopt;
+}
+
+const CodecInfo& codec_info(CodecId id) {
+  for (const auto& c : kCodecs) {
+    if (c.id == id) return c;
+  }
+  return kCodecs[0];
+}
+
+std::unique_ptr<Decoder> make_decoder(CodecId id) {
+  switch (id) {
+    case CodecId::Pcma:
+      return std::make_unique<G711Decoder>(true);
+    case CodecId::Pcmu:
+      return std::make_unique<G711Decoder>(false);
+    case CodecId::G722:
+      return std::make_unique<G722Decoder>();
+    case CodecId::Opus:
+      return std::make_unique<OpusDecoderImpl>();
+  }
+  return nullptr;
+}
+
+std::unique_ptr<Encoder> make_encoder(CodecId id) {
+  switch (id) {
+    case CodecId::Pcma:
+      return std::make_unique<G711Encoder>(true);
+    case CodecId::Pcmu:
+      return std::make_unique<G711Encoder>(false);
+    case CodecId::G722:
+      return std::make_unique<G722Encoder>();
+    case CodecId::Opus:
+      return std::make_unique<OpusEncoderImpl>();
+  }
+  return nullptr;
+}
+
+struct Resampler::State {
+  SpeexResamplerState* st = nullptr;
+};
+
+Resampler::Resampler(uint32_t from, uint32_t to)
+    : s_(std::make_unique<State>()), from_(from), to_(to) {
+  int err = 0;
+  if (from != to) s_->st = speex_resampler_init(1, from, to, 3, &err);
+}
+
+Resampler::~Resampler() {
+  if (s_->st) speex_resampler_destroy(s_->st);
+}
+
+void Resampler::process(const int16_t* in, size_t n, std::vector<int16_t>& out) {
+  if (!s_->st) {
+    out.insert(out.end(), in, in + n);
+    return;
+  }
+  const size_t at = out.size();
+  out.resize(at + n * to_ / from_ + 16);
+  spx_uint32_t in_len = spx_uint32_t(n), out_len = spx_uint32_t(out.size() - at);
+  speex_resampler_process_int(s_->st, 0, in, &in_len, out.data() + at, &out_len);
+  out.resize(at + out_len);
+}
+
+Transcoder::Transcoder(CodecId from, CodecId to, uint8_t to_pt, uint32_t ptime_ms)
+    : from_(codec_info(from)),
+      to_(codec_info(to)),
+      to_pt_(to_pt),
+      frame_samples_(size_t(codec_info(to).sample_rate) * ptime_ms / 1000),
+      decoder_(make_decoder(from)),
+      encoder_(make_encoder(to)),
+      resampler_(
+          std::make_unique<Resampler>(codec_info(from).sample_rate, codec_info(to).sample_rate)) {
+  std::random_device rd;
+  seq_ = uint16_t(rd());
+  ts_ = rd();
+  ssrc_ = rd();
+}
+
+Transcoder::~Transcoder() = default;
+
+void Transcoder::push(std::string_view packet, std::vector<std::string>& out) {
+  const auto h = parse_rtp(packet);
+  if (!h) return;
+  // The payload: after the fixed header, CSRCs and an extension; without padding.
+  const auto* b = reinterpret_cast<const uint8_t*>(packet.data());
+  size_t at = 12 + 4 * size_t(b[0] & 0x0F);
+  if ((b[0] & 0x10) && at + 4 <= packet.size())
+    at += 4 + 4 * size_t(uint16_t(b[at + 2] << 8 | b[at + 3]));
+  size_t end = packet.size();
+  if ((b[0] & 0x20) && end > at) end -= std::min<size_t>(b[end - 1], end - at);
+  if (at >= end) return;
+  pcm_.resize(5760);  // 120 ms at 48 kHz, Opus's longest frame
+  const int n = decoder_->decode(b + at, end - at, pcm_.data(), pcm_.size());
+  if (n <= 0) return;
+  ++frames_in_;
+  resampled_.clear();
+  resampler_->process(pcm_.data(), size_t(n), resampled_);
+  pending_.insert(pending_.end(), resampled_.begin(), resampled_.end());
+  const uint32_t ts_step = uint32_t(frame_samples_ * to_.clock_rate / to_.sample_rate);
+  size_t used = 0;
+  while (pending_.size() - used >= frame_samples_) {
+    std::string p(12 + 1500, '\0');
+    auto* o = reinterpret_cast<uint8_t*>(p.data());
+    const int bytes = encoder_->encode(pending_.data() + used, frame_samples_, o + 12, 1500);
+    used += frame_samples_;
+    if (bytes <= 0) continue;
+    o[0] = 0x80;
+    o[1] = uint8_t(to_pt_ | (marker_ ? 0x80 : 0));
+    marker_ = false;
+    o[2] = uint8_t(seq_ >> 8);
+    o[3] = uint8_t(seq_);
+    for (int i = 0; i < 4; ++i) {
+      o[4 + i] = uint8_t(ts_ >> (24 - 8 * i));
+      o[8 + i] = uint8_t(ssrc_ >> (24 - 8 * i));
+    }
+    ++seq_;
+    ts_ += ts_step;
+    p.resize(12 + size_t(bytes));
+    out.push_back(std::move(p));
+    ++frames_out_;
+  }
+  pending_.erase(pending_.begin(), pending_.begin() + long(used));
+}
+
+}  // namespace esg::media

@@ -1,0 +1,89 @@
+#pragma once
+// Codecs for transcoding (issue 7): G.711 A-law and μ-law and G.722 from SpanDSP, Opus from
+// libopus, resampling from SpeexDSP. A Transcoder turns one direction's RTP packets of one codec
+// into packets of another: decode, resample, cut into frames of the ptime, encode, with its own
+// sequence numbers, timestamps and SSRC. One per direction per call, used on the call's worker.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace esg::media {
+
+enum class CodecId : uint8_t { Pcma, Pcmu, G722, Opus };
+
+struct CodecInfo {
+  CodecId id;
+  const char* name;      // as in a=rtpmap (case-insensitive there)
+  uint32_t clock_rate;   // RTP clock (G.722's is 8000 for historical reasons, RFC 3551)
+  uint32_t sample_rate;  // what it encodes
+  int static_pt;         // -1: dynamic
+  uint32_t channels;     // in a=rtpmap (Opus says 2, RFC 7587)
+};
+
+// The codecs esg can transcode, by rtpmap name ("PCMA", "opus"...), case-insensitively.
+std::optional<CodecInfo> codec_named(std::string_view name);
+// A static payload type's codec (0 PCMU, 8 PCMA, 9 G722).
+std::optional<CodecInfo> codec_of_static(int payload_type);
+const CodecInfo& codec_info(CodecId id);
+
+class Decoder {
+ public:
+  virtual ~Decoder() = default;
+  // Samples written to `pcm` (at the codec's sample rate); negative on a broken frame.
+  virtual int decode(const uint8_t* data, size_t size, int16_t* pcm, size_t max) = 0;
+};
+class Encoder {
+ public:
+  virtual ~Encoder() = default;
+  // Bytes written to `out` for `samples` of PCM; negative on failure.
+  virtual int encode(const int16_t* pcm, size_t samples, uint8_t* out, size_t max) = 0;
+};
+std::unique_ptr<Decoder> make_decoder(CodecId id);
+std::unique_ptr<Encoder> make_encoder(CodecId id);
+
+// Mono 16-bit PCM from one rate to another (SpeexDSP, quality 3: telephony).
+class Resampler {
+ public:
+  Resampler(uint32_t from, uint32_t to);
+  ~Resampler();
+  Resampler(const Resampler&) = delete;
+  Resampler& operator=(const Resampler&) = delete;
+  void process(const int16_t* in, size_t n, std::vector<int16_t>& out);
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+  uint32_t from_, to_;
+};
+
+class Transcoder {
+ public:
+  // Packets of `from` (payload type `from_pt`) become packets of `to` (payload type `to_pt`)
+  // carrying `ptime_ms` of audio each.
+  Transcoder(CodecId from, CodecId to, uint8_t to_pt, uint32_t ptime_ms = 20);
+  ~Transcoder();
+  // One received RTP packet (whole, header included); complete packets to send are appended.
+  void push(std::string_view packet, std::vector<std::string>& out);
+  uint64_t frames_in() const { return frames_in_; }
+  uint64_t frames_out() const { return frames_out_; }
+
+ private:
+  const CodecInfo& from_;
+  const CodecInfo& to_;
+  uint8_t to_pt_;
+  size_t frame_samples_;  // per output frame, at the encoder's rate
+  std::unique_ptr<Decoder> decoder_;
+  std::unique_ptr<Encoder> encoder_;
+  std::unique_ptr<Resampler> resampler_;
+  std::vector<int16_t> pcm_, resampled_, pending_;
+  uint16_t seq_;
+  uint32_t ts_, ssrc_;
+  bool marker_ = true;
+  uint64_t frames_in_ = 0, frames_out_ = 0;
+};
+
+}  // namespace esg::media
