@@ -107,7 +107,8 @@ int main(int argc, char** argv) {
       }
       next_tick += std::chrono::milliseconds(20);
     }
-    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - clock::now());
+    const auto wait =
+        std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - clock::now());
     drain(int(std::max<long long>(0, wait.count())));
   }
   const auto linger = clock::now() + std::chrono::milliseconds(300);

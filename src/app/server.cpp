@@ -442,7 +442,8 @@ void Server::start() {
   for (size_t w = 0; w < per_worker_.size(); ++w) {
     edge::B2buaOptions bo;
     bo.user_agent = "esg/" ESG_VERSION;
-    bo.media.io = &workers_->context(w);
+    media_pollers_.push_back(std::make_unique<media::Poller>(workers_->context(w)));
+    bo.media.poller = media_pollers_.back().get();
     bo.media.ports = media_ports_.get();
     bo.media.options = &media_options_;
     bo.media.counters = &media_counters_;
@@ -557,7 +558,8 @@ void Server::stop() {
   stun_.reset();
   resolver_.reset();    // its thread calls back into edge_ (account names)
   per_worker_.clear();  // the B2BUAs before what their calls use
-  cdrs_.reset();        // writes what is queued
+  media_pollers_.clear();
+  cdrs_.reset();  // writes what is queued
   edge_.reset();
   pbx_.reset();
   normalization_.reset();

@@ -86,6 +86,7 @@ class Server {
   std::unique_ptr<EdgeContext> edge_;
   // The media relay's shared parts; each worker's B2BUA opens sessions on its own io_context.
   std::unique_ptr<media::PortPool> media_ports_;
+  std::vector<std::unique_ptr<media::Poller>> media_pollers_;  // one per worker
   media::Options media_options_;
   media::Counters media_counters_;
   std::unique_ptr<transport::StunClient> stun_;

@@ -1,7 +1,9 @@
 #include "media/session.hpp"
 
 #include <netinet/in.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/post.hpp>
@@ -51,13 +53,26 @@ bool is_ice(const std::string& name) {
 }  // namespace
 
 struct Session::Endpoint : std::enable_shared_from_this<Session::Endpoint> {
-  explicit Endpoint(asio::io_context& io) : rtp(io), rtcp(io) {}
+  explicit Endpoint(asio::io_context& io) : io(io) {}
+  ~Endpoint() { close(); }
+  void close() {
+    closed = true;
+    for (int* fd : {&rtp, &rtcp}) {
+      if (*fd >= 0) ::close(*fd);  // leaves the poller's epoll set with it
+      *fd = -1;
+    }
+  }
 
   const Options* options = nullptr;
   Endpoint* other = nullptr;  // the same stream's endpoint on the other leg
   Session::Stream* stream = nullptr;
   int side = 0;
-  udp::socket rtp, rtcp;
+  asio::io_context& io;
+  int rtp = -1, rtcp = -1;  // raw sockets: the poller watches them, not asio
+  struct Watch {
+    Endpoint* e;
+    bool rtcp;
+  } watch_rtp{this, false}, watch_rtcp{this, true};
   uint16_t port = 0;  // RTP; RTCP is port + 1
   bool closed = false;
 
@@ -223,13 +238,11 @@ std::optional<udp::endpoint> endpoint_of(const sockaddr_storage& ss) {
   return std::nullopt;
 }
 
-void arm(const std::shared_ptr<Endpoint>& e, bool rtcp);
-
 // What is queued on one socket, relayed to the other side in batches; a few rounds, then the
 // worker's other work gets a turn.
 void drain(const std::shared_ptr<Endpoint>& e, bool rtcp) {
   Batch& b = batch();
-  udp::socket& sock = rtcp ? e->rtcp : e->rtp;
+  const int fd = rtcp ? e->rtcp : e->rtp;
   for (int round = 0; round < 4; ++round) {
     for (size_t i = 0; i < kBatch; ++i) {
       b.in_iov[i] = {b.buf.data() + i * kSlot, kSlot};
@@ -239,12 +252,8 @@ void drain(const std::shared_ptr<Endpoint>& e, bool rtcp) {
       b.in[i].msg_hdr.msg_iov = &b.in_iov[i];
       b.in[i].msg_hdr.msg_iovlen = 1;
     }
-    const int n =
-        ::recvmmsg(sock.native_handle(), b.in.data(), unsigned(kBatch), MSG_DONTWAIT, nullptr);
-    if (n <= 0) {
-      arm(e, rtcp);
-      return;
-    }
+    const int n = ::recvmmsg(fd, b.in.data(), unsigned(kBatch), MSG_DONTWAIT, nullptr);
+    if (n <= 0) return;  // drained: the next packet is a new edge
     const int64_t now = steady_ms();
     Endpoint& o = *e->other;
     Session::Stream& st = *e->stream;
@@ -301,48 +310,72 @@ void drain(const std::shared_ptr<Endpoint>& e, bool rtcp) {
       }
     }
     if (out) {
-      udp::socket& via = rtcp ? o.rtcp : o.rtp;
-      ::sendmmsg(via.native_handle(), b.out.data(), unsigned(out), MSG_DONTWAIT);
+      ::sendmmsg(rtcp ? o.rtcp : o.rtp, b.out.data(), unsigned(out), MSG_DONTWAIT);
     }
-    if (size_t(n) < kBatch) {
-      arm(e, rtcp);
-      return;
-    }
+    if (size_t(n) < kBatch) return;  // the queue was empty: a new packet is a new edge
   }
+  // Still busy: carry on after the worker's other work (no new edge would come for these).
   std::weak_ptr<Endpoint> weak = e;
-  asio::post(sock.get_executor(), [weak, rtcp] {
-    if (auto e = weak.lock(); e && !e->closed) drain(e, rtcp);
-  });
-}
-
-void arm(const std::shared_ptr<Endpoint>& e, bool rtcp) {
-  // Each worker's io_context runs on one thread: the wait is queued before that thread polls
-  // again, so no datagram's edge is missed.
-  std::weak_ptr<Endpoint> weak = e;
-  (rtcp ? e->rtcp : e->rtp).async_wait(udp::socket::wait_read, [weak, rtcp](auto ec) {
-    if (ec) return;
+  asio::post(e->io, [weak, rtcp] {
     if (auto e = weak.lock(); e && !e->closed) drain(e, rtcp);
   });
 }
 
 bool bind_pair(Endpoint& e, const asio::ip::address& at, uint16_t port) {
-  boost::system::error_code ec;
-  for (udp::socket* s : {&e.rtp, &e.rtcp}) {
-    if (s->is_open()) s->close(ec);
-    s->open(at.is_v6() ? udp::v6() : udp::v4(), ec);
-    if (ec) return false;
+  e.close();
+  e.closed = false;
+  const udp::endpoint rtp(at, port), rtcp(at, uint16_t(port + 1));
+  for (auto [fd, where] : {std::pair{&e.rtp, &rtp}, std::pair{&e.rtcp, &rtcp}}) {
+    *fd = ::socket(at.is_v6() ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (*fd < 0 || ::bind(*fd, where->data(), socklen_t(where->size())) != 0) {
+      e.close();
+      return false;
+    }
   }
-  e.rtp.bind(udp::endpoint(at, port), ec);
-  if (!ec) e.rtcp.bind(udp::endpoint(at, uint16_t(port + 1)), ec);
-  if (ec) return false;
   e.port = port;
   return true;
 }
 
 }  // namespace
 
-Session::Session(asio::io_context& io, PortPool& pool, const Options& options, Counters& counters)
-    : io_(io), pool_(pool), options_(options), counters_(counters) {
+Poller::Poller(asio::io_context& io) : io_(io), epfd_(::epoll_create1(EPOLL_CLOEXEC)), watch_(io) {
+  if (epfd_ < 0) return;
+  boost::system::error_code ec;
+  watch_.assign(epfd_, ec);
+  arm();
+}
+
+Poller::~Poller() {
+  boost::system::error_code ec;
+  watch_.close(ec);  // closes the epoll set
+}
+
+bool Poller::add(int fd, void* tag) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLET;
+  ev.data.ptr = tag;
+  return epfd_ >= 0 && ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0;
+}
+
+void Poller::arm() {
+  watch_.async_wait(asio::posix::stream_descriptor::wait_read, [this](auto ec) {
+    if (ec) return;
+    std::array<epoll_event, 128> events;
+    for (;;) {
+      const int n = ::epoll_wait(epfd_, events.data(), int(events.size()), 0);
+      for (int i = 0; i < n; ++i) {
+        auto* w = static_cast<Endpoint::Watch*>(events[size_t(i)].data.ptr);
+        // Only this thread closes endpoints, and not while this loop runs: `w` is alive.
+        if (!w->e->closed) drain(w->e->shared_from_this(), w->rtcp);
+      }
+      if (n < int(events.size())) break;
+    }
+    arm();
+  });
+}
+
+Session::Session(Poller& poller, PortPool& pool, const Options& options, Counters& counters)
+    : poller_(poller), pool_(pool), options_(options), counters_(counters) {
   origin_id_[0] = std::to_string(random::between(1000000, 999999999));
   origin_id_[1] = std::to_string(random::between(1000000, 999999999));
   ++counters_.sessions;
@@ -354,10 +387,7 @@ Session::~Session() {
     for (auto& e : st->ep) {
       packets += e->packets_in;
       bytes += e->bytes_in;
-      e->closed = true;
-      boost::system::error_code ec;
-      e->rtp.close(ec);
-      e->rtcp.close(ec);
+      e->close();
       if (e->port) pool_.give(e->port);
     }
   }
@@ -371,7 +401,7 @@ Session::Stream* Session::open_stream() {
   if (ec) at = asio::ip::address_v4::any();
   auto st = std::make_shared<Stream>();
   for (int side = 0; side < 2; ++side) {
-    auto e = std::make_shared<Endpoint>(io_);
+    auto e = std::make_shared<Endpoint>(poller_.io());
     e->options = &options_;
     bool bound = false;
     // A port another program holds fails to bind: try the next few.
@@ -384,9 +414,7 @@ Session::Stream* Session::open_stream() {
     if (!bound) {
       ++counters_.no_ports;
       for (int s = 0; s < side; ++s) {
-        st->ep[s]->closed = true;
-        st->ep[s]->rtp.close(ec);
-        st->ep[s]->rtcp.close(ec);
+        st->ep[s]->close();
         pool_.give(st->ep[s]->port);
       }
       return nullptr;
@@ -400,8 +428,8 @@ Session::Stream* Session::open_stream() {
     st->ep[side]->side = side;
   }
   for (auto& e : st->ep) {
-    arm(e, false);
-    arm(e, true);
+    poller_.add(e->rtp, &e->watch_rtp);
+    poller_.add(e->rtcp, &e->watch_rtcp);
   }
   streams_.push_back(std::move(st));
   return streams_.back().get();

@@ -9,6 +9,7 @@
 // recvmmsg/sendmmsg per batch.
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -44,12 +45,33 @@ struct Counters {
   std::atomic<uint64_t> bytes{0};
 };
 
+// The media sockets of one worker, watched with an epoll set of their own (edge-triggered,
+// registered once per socket): the worker's io_context waits on that set, and one wake-up
+// serves every socket that has packets. Watching each socket through asio would cost an
+// epoll_ctl per packet (asio re-arms a wait with EPOLL_CTL_MOD).
+class Poller {
+ public:
+  explicit Poller(boost::asio::io_context& io);
+  ~Poller();
+  Poller(const Poller&) = delete;
+  Poller& operator=(const Poller&) = delete;
+  // `tag` comes back to the relay when `fd` has packets.
+  bool add(int fd, void* tag);
+  boost::asio::io_context& io() { return io_; }
+
+ private:
+  void arm();
+  boost::asio::io_context& io_;
+  int epfd_ = -1;
+  boost::asio::posix::stream_descriptor watch_;
+};
+
 // The error relay_description() gives when the port range is used up (a 503, not a 488).
 inline constexpr const char* kNoPorts = "no free media ports";
 
 class Session {
  public:
-  Session(boost::asio::io_context& io, PortPool& pool, const Options& options, Counters& counters);
+  Session(Poller& poller, PortPool& pool, const Options& options, Counters& counters);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -86,7 +108,7 @@ class Session {
   Stream* open_stream();
   void negotiate(Stream& st, int from, sdp::Media& m, bool answer);
 
-  boost::asio::io_context& io_;
+  Poller& poller_;
   PortPool& pool_;
   const Options& options_;
   Counters& counters_;

@@ -503,8 +503,8 @@ class B2bua::Impl {
     b.contact =
         "<sip:esg@" + b.via_host + (b.transport == "udp" ? "" : ";transport=" + b.transport) + ">";
     // The caller's offer, pointed at our relay when it carries this call's media.
-    if (!c->media && media_.io && (media_.relay_all || c->a.media || b.media)) {
-      c->media = std::make_unique<media::Session>(*media_.io, *media_.ports, *media_.options,
+    if (!c->media && media_.poller && (media_.relay_all || c->a.media || b.media)) {
+      c->media = std::make_unique<media::Session>(*media_.poller, *media_.ports, *media_.options,
                                                   *media_.counters);
       c->decisions.push_back("media relayed by esg");
     }

@@ -21,10 +21,10 @@
 
 namespace esg::edge {
 
-// The media relay as the B2BUA uses it (issue 7): the worker's io_context for the sockets, the
-// shared port range and counters. Without an io_context, descriptions cross unchanged.
+// The media relay as the B2BUA uses it (issue 7): the worker's poller for the sockets, the
+// shared port range and counters. Without a poller, descriptions cross unchanged.
 struct B2buaMedia {
-  boost::asio::io_context* io = nullptr;
+  media::Poller* poller = nullptr;
   media::PortPool* ports = nullptr;
   const media::Options* options = nullptr;
   media::Counters* counters = nullptr;
