@@ -192,6 +192,12 @@ struct Session::Stream {
   std::unique_ptr<Transcoder> tx[2];
   std::array<int16_t, 128> pt_map[2];
   bool mapped[2] = {false, false};
+  // Telephone events (RFC 4733) from side s under payload type dtmf_pt[s]; taken out of the
+  // stream and reported when the other side wants SIP INFO (dtmf_out[s]).
+  int dtmf_pt[2] = {-1, -1};
+  bool dtmf_out[2] = {false, false};
+  int64_t last_event_ts[2] = {-1, -1};
+  Session* session = nullptr;
   std::string codec[2];  // what each side sends and receives, for the statistics
   Stream() {
     pt_map[0].fill(-1);
@@ -240,6 +246,22 @@ std::optional<udp::endpoint> endpoint_of(const sockaddr_storage& ss) {
 
 // What is queued on one socket, relayed to the other side in batches; a few rounds, then the
 // worker's other work gets a turn.
+// An RFC 4733 event packet from `side` that the other side takes as SIP INFO: reported once,
+// at its end (the end packet is sent three times, with the same timestamp).
+void take_event(Session::Stream& st, int side, std::string_view p) {
+  const auto* b = reinterpret_cast<const uint8_t*>(p.data());
+  const size_t at = 12 + 4 * size_t(b[0] & 0x0F);
+  if (at + 4 > p.size() || !(b[at + 1] & 0x80)) return;  // not the end yet
+  const uint32_t ts = uint32_t(b[4]) << 24 | uint32_t(b[5]) << 16 | uint32_t(b[6]) << 8 | b[7];
+  if (st.last_event_ts[side] == int64_t(ts)) return;
+  st.last_event_ts[side] = ts;
+  static const char kDigits[] = "0123456789*#ABCD";
+  const uint8_t event = b[at];
+  if (event > 15) return;  // flash and tones: no INFO digit for them
+  const int ms = int(uint16_t(b[at + 2] << 8 | b[at + 3]) / 8);
+  if (st.session && st.session->on_dtmf) st.session->on_dtmf(1 - side, kDigits[event], ms);
+}
+
 void drain(const std::shared_ptr<Endpoint>& e, bool rtcp) {
   Batch& b = batch();
   const int fd = rtcp ? e->rtcp : e->rtp;
@@ -283,6 +305,11 @@ void drain(const std::shared_ptr<Endpoint>& e, bool rtcp) {
       if (!e->accept(*src, bytes, rtcp, now)) continue;
       const auto dest = rtcp ? o.rtcp_destination() : o.rtp_destination();
       if (!dest || o.closed) continue;
+      if (st.dtmf_out[side] && !rtcp && bytes.size() >= 16 &&
+          (uint8_t(data[1]) & 0x7F) == st.dtmf_pt[side]) {
+        take_event(st, side, bytes);
+        continue;
+      }
       if (!st.tx[side] && !st.mapped[side]) {
         queue(*dest, bytes);
         continue;
@@ -427,6 +454,7 @@ Session::Stream* Session::open_stream() {
     st->ep[side]->stream = st.get();
     st->ep[side]->side = side;
   }
+  st->session = this;
   for (auto& e : st->ep) {
     poller_.add(e->rtp, &e->watch_rtp);
     poller_.add(e->rtcp, &e->watch_rtcp);
@@ -525,7 +553,25 @@ void Session::negotiate(Stream& st, int from, sdp::Media& m, bool answer) {
     return;
   }
   // The answer to `to`'s offer: what `to` is told, and how packets cross from now on.
-  const AnswerPlan plan = answer_for(st.offered, formats, codecs_[to]);
+  AnswerPlan plan = answer_for(st.offered, formats, codecs_[to]);
+  // Each side's own event type, whatever the other side has.
+  st.dtmf_pt[to] = st.dtmf_pt[from] = -1;
+  for (const auto& f : st.offered) {
+    if (f.dtmf() && st.dtmf_pt[to] < 0) st.dtmf_pt[to] = f.pt;
+  }
+  for (const auto& f : formats) {
+    if (f.dtmf() && st.dtmf_pt[from] < 0) st.dtmf_pt[from] = f.pt;
+  }
+  // A side that wants INFO gets the digits the other side sends as events: that side keeps
+  // its events in the answer even when the INFO side has none.
+  if (dtmf_[from] == "info" && st.dtmf_pt[to] >= 0 && plan.offerer_dtmf < 0 &&
+      !plan.formats.empty()) {
+    for (const auto& f : st.offered) {
+      if (f.pt == st.dtmf_pt[to]) plan.formats.push_back(f);
+    }
+  }
+  st.dtmf_out[to] = dtmf_[from] == "info" && st.dtmf_pt[to] >= 0;
+  st.dtmf_out[from] = dtmf_[to] == "info" && st.dtmf_pt[from] >= 0;
   set_formats(m, plan.formats);
   st.offer_from = -1;
   st.tx[0].reset();
@@ -559,6 +605,10 @@ void Session::negotiate(Stream& st, int from, sdp::Media& m, bool answer) {
 
 void Session::set_codecs(int side, std::vector<std::string> codecs) {
   codecs_[side] = std::move(codecs);
+}
+
+void Session::set_dtmf(int side, std::string mode) {
+  dtmf_[side] = std::move(mode);
 }
 
 bool Session::transcoding() const {

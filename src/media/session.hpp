@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -88,6 +89,11 @@ class Session {
   void set_codecs(int side, std::vector<std::string> codecs);
   // Some stream is transcoded.
   bool transcoding() const;
+  // How `side` takes DTMF: "rfc2833" (RTP events, the default), "info" or "inband". Events
+  // from the other side towards an "info" side are taken out of the stream and reported to
+  // `on_dtmf` (side to tell, digit, milliseconds) once per key press.
+  void set_dtmf(int side, std::string mode);
+  std::function<void(int side, char digit, int ms)> on_dtmf;
 
   // Per stream and side: packets and bytes in and out, loss and jitter from sequence numbers
   // and from the peer's RTCP, latched and signaled addresses; and `one_way`.
@@ -116,6 +122,7 @@ class Session {
   std::string origin_id_[2];
   uint64_t origin_version_[2] = {0, 0};
   std::vector<std::string> codecs_[2];
+  std::string dtmf_[2] = {"rfc2833", "rfc2833"};
   int pending_offer_ = -1;  // the side whose offer awaits its answer
   // An answer sent again (a 200 after a reliable 18x with the same SDP) gets the same result.
   int last_answer_side_ = -1;

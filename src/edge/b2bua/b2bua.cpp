@@ -59,6 +59,7 @@ struct B2bua::Leg {
   bool reinvite = true;
   bool media = false;               // the account or connection pins its media to our relay
   std::vector<std::string> codecs;  // its preference, for the relay's negotiation
+  std::string dtmf = "rfc2833";     // how it takes DTMF: rfc2833 | info | inband
   std::string media_host;           // our address as this leg's peer sees it (for the relay's SDP)
 
   std::string via() const {
@@ -317,6 +318,7 @@ class B2bua::Impl {
       a.reinvite = pbx->reinvite;
       a.media = pbx->media;
       a.codecs = pbx->codecs;
+      a.dtmf = pbx->dtmf;
       c->decisions.push_back("from PBX connection " + pbx->code + " (address " + src + ")");
       if (!context_.trunks().acquire("pbx:" + pbx->code, pbx->trunks)) {
         refuse(c, server, req, 503,
@@ -360,6 +362,7 @@ class B2bua::Impl {
       a.reinvite = m.account->reinvite;
       a.media = m.account->media;
       a.codecs = m.account->codecs;
+      a.dtmf = m.account->dtmf;
       if (!context_.trunks().acquire("acc:" + m.account->code, m.account->trunks)) {
         refuse(c, server, req, 503,
                "EB2B. Trunk limit of account " + m.account->code + " reached (" +
@@ -429,6 +432,7 @@ class B2bua::Impl {
       b.reinvite = t.reinvite;
       b.media = t.media;
       b.codecs = t.codecs;
+      b.dtmf = t.dtmf;
       dial(c, t.dest, t.resolve, t.tls_verify, t.ruri, t.from, t.to, t.extra);
       return;
     }
@@ -511,6 +515,12 @@ class B2bua::Impl {
     if (c->media) {
       c->media->set_codecs(0, c->a.codecs);
       c->media->set_codecs(1, b.codecs);
+      c->media->set_dtmf(0, c->a.dtmf);
+      c->media->set_dtmf(1, b.dtmf);
+      std::weak_ptr<Call> weak = c;
+      c->media->on_dtmf = [this, weak](int side, char digit, int ms) {
+        if (auto c = weak.lock()) send_dtmf_info(*c, side == 0 ? c->a : c->b, digit, ms);
+      };
     }
     std::string body(areq->body());
     if (has_sdp(*areq)) {
@@ -727,6 +737,18 @@ class B2bua::Impl {
   }
   std::string crossed(Call& c, bool from_a, const sip::Message& m) {
     return has_sdp(m) ? cross(c, from_a ? 0 : 1, m.body()) : std::string(m.body());
+  }
+
+  // A key press for a leg that takes DTMF as SIP INFO (application/dtmf-relay, the de facto
+  // format of Cisco and Asterisk).
+  void send_dtmf_info(Call& c, Leg& leg, char digit, int ms) {
+    if (!leg.dialog || c.state == Call::State::Ended) return;
+    const std::string body = std::string("Signal=") + digit +
+                             "\r\nDuration=" + std::to_string(ms > 0 ? ms : 160) + "\r\n";
+    auto m = sip::parse_message(
+        leg.dialog->build_request("INFO", leg.via(), 0, {}, body, "application/dtmf-relay"));
+    if (m) layer_.send_request(std::move(*m), leg.channel, {});
+    c.decisions.push_back(std::string("DTMF ") + digit + " sent as INFO to " + leg.code);
   }
 
   // Once a second on an answered call with a relay: its media statistics go to the board (the
@@ -1144,6 +1166,7 @@ class B2bua::Impl {
       n.reinvite = t.reinvite;
       n.media = t.media;
       n.codecs = t.codecs;
+      n.dtmf = t.dtmf;
       n.call_id = new_call_id_();
       n.local_tag = new_tag();
       const int attempt = ++tr.attempt;
@@ -1269,6 +1292,7 @@ class B2bua::Impl {
     if (c->media) {
       c->media->reset_side(from_a ? 0 : 1);  // a new peer on that side
       c->media->set_codecs(from_a ? 0 : 1, x.codecs);
+      c->media->set_dtmf(from_a ? 0 : 1, x.dtmf);
     }
     legs_[x.call_id] = {c, from_a};
     // The old leg's BYE is answered by its transaction; late requests on it get 481.

@@ -59,6 +59,7 @@ RouteTarget route_target(Context& context, const EdgeConfig& cfg, const RouteRul
     t.reinvite = pbx->reinvite;
     t.media = pbx->media;
     t.codecs = pbx->codecs;
+    t.dtmf = pbx->dtmf;
     const std::string user = !r.number.empty()      ? r.number
                              : !pbx->number.empty() ? pbx->number
                                                     : routed.ruri_user;
@@ -95,6 +96,7 @@ RouteTarget route_target(Context& context, const EdgeConfig& cfg, const RouteRul
     t.reinvite = acc->reinvite;
     t.media = acc->media;
     t.codecs = acc->codecs;
+    t.dtmf = acc->dtmf;
     t.tls_verify = acc->tls_verify;
     t.resolve = true;
     t.decisions.push_back("to account " + acc->code);

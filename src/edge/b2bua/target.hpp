@@ -25,6 +25,7 @@ struct RouteTarget {
   bool reinvite = true;
   bool media = false;
   std::vector<std::string> codecs;
+  std::string dtmf = "rfc2833";
   std::shared_ptr<const accounts::Account> account;
   NormFields sent;
   std::vector<std::string> decisions;

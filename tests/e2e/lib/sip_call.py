@@ -73,6 +73,17 @@ class RtpPort:
             self.sock.sendto(pkt, dest)
             time.sleep(0.02)
 
+    def send_event(self, dest, event, pt=101, ssrc=0x55667788, ts=80000):
+        """One key press as RFC 4733 telephone-events: three updates, then the end three
+        times, all with the event's timestamp."""
+        for i, (end, duration) in enumerate([(0, 160), (0, 320), (0, 480), (1, 640), (1, 640),
+                                             (1, 640)]):
+            payload = struct.pack("!BBH", event, (0x80 if end else 0) | 10, duration)
+            pkt = struct.pack("!BBHII", 0x80, pt | (0x80 if i == 0 else 0), 3000 + i, ts,
+                              ssrc) + payload
+            self.sock.sendto(pkt, dest)
+            time.sleep(0.02)
+
     def close(self):
         self._stop = True
         self.sock.close()
