@@ -117,6 +117,23 @@ std::vector<Format> offer_for(const std::vector<Format>& offered,
   return out;
 }
 
+bool needs_transcoding(std::string_view offer, const std::vector<std::string>& prefer) {
+  if (prefer.empty()) return false;
+  auto parsed = sdp::parse(offer);
+  if (!parsed) return false;
+  for (const auto& m : parsed->media) {
+    if (m.media != "audio" || m.port == 0) continue;
+    bool shared = false, transcodable = false;
+    for (const auto& f : formats_of(m)) {
+      if (f.dtmf()) continue;
+      shared = shared || preferred(prefer, f.name);
+      transcodable = transcodable || f.codec().has_value();
+    }
+    if (!shared && transcodable) return true;
+  }
+  return false;
+}
+
 AnswerPlan answer_for(const std::vector<Format>& offered, const std::vector<Format>& answered,
                       const std::vector<std::string>& offerer_prefers) {
   AnswerPlan plan;

@@ -40,6 +40,10 @@ struct AnswerPlan {
   Format offerer, answerer;  // the codec on each side (when transcoding, or for a PT map)
   int offerer_dtmf = -1, answerer_dtmf = -1;
 };
+// Whether an offer (SDP text) shares no codec with a leg that prefers `prefer` while esg could
+// transcode: then the relay must carry the call even when it would not otherwise.
+bool needs_transcoding(std::string_view offer, const std::vector<std::string>& prefer);
+
 AnswerPlan answer_for(const std::vector<Format>& offered, const std::vector<Format>& answered,
                       const std::vector<std::string>& offerer_prefers);
 

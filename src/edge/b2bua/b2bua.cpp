@@ -11,6 +11,7 @@
 #include "dialog/retransmitter.hpp"
 #include "edge/b2bua/target.hpp"
 #include "edge/b2bua/text.hpp"
+#include "media/negotiate.hpp"
 #include "sip/auth/digest.hpp"
 #include "sip/response.hpp"
 
@@ -506,11 +507,15 @@ class B2bua::Impl {
     b.media_host = local.host;
     b.contact =
         "<sip:esg@" + b.via_host + (b.transport == "udp" ? "" : ";transport=" + b.transport) + ">";
-    // The caller's offer, pointed at our relay when it carries this call's media.
-    if (!c->media && media_.poller && (media_.relay_all || c->a.media || b.media)) {
+    // The caller's offer, pointed at our relay when it carries this call's media: always
+    // (media.relay), for legs pinned to it (media=true), or when the legs share no codec.
+    const bool transcode = has_sdp(*areq) && media::needs_transcoding(areq->body(), b.codecs);
+    if (!c->media && media_.poller && (media_.relay_all || c->a.media || b.media || transcode)) {
       c->media = std::make_unique<media::Session>(*media_.poller, *media_.ports, *media_.options,
                                                   *media_.counters);
-      c->decisions.push_back("media relayed by esg");
+      c->decisions.push_back(media_.relay_all || c->a.media || b.media
+                                 ? "media relayed by esg"
+                                 : "media relayed by esg: no codec in common with " + b.code);
     }
     if (c->media) {
       c->media->set_codecs(0, c->a.codecs);

@@ -217,6 +217,41 @@ class Dtmf(Relay):
     test_audio_crosses_both_ways_through_esg_ports = None
 
 
+class RelayOff(Relay):
+    """media.relay off: descriptions cross untouched and media flows directly, unless the legs
+    share no codec."""
+    media = {"ports": list(PORTS), "relay": False}
+
+    def test_shared_codecs_let_media_flow_directly(self):
+        pbx, pbx_media = self.echoing_pbx()
+        rtp = self.port()
+        c = self.call(rtp)
+        self.assertEqual(c.media_dest(), ("127.0.0.5", pbx_media))  # the PBX's own address
+        self.assertIn("c=IN IP4 127.0.0.2", pbx.received("INVITE")[0])  # the caller's own
+        call = self.api.ok("GET", "/api/monitor/v1/calls/" + c.call_id)["data"]
+        self.assertIsNone(call["media"])
+        self.assertEqual(c.bye(), 200)
+        pbx.wait()
+
+    def test_no_shared_codec_brings_the_relay_in(self):
+        self.api.ok("PATCH", "/rest/v1/uc/pbx/%d" % self.pbx["id"], {"codecs": ["opus"]})
+        self.addCleanup(self.api.ok, "PATCH", "/rest/v1/uc/pbx/%d" % self.pbx["id"],
+                        {"codecs": ["PCMA", "PCMU"]})
+        pbx, _ = self.echoing_pbx(os.path.join(HERE, "uas_answer_opus.xml"))
+        rtp = self.port()
+        c = self.call(rtp)
+        self.assertEqual(c.media_dest()[0], "127.0.0.1")
+        self.assertIn("opus", pbx.received("INVITE")[0])
+        call = self.api.ok("GET", "/api/monitor/v1/calls/" + c.call_id)["data"]
+        self.assertIn("media relayed by esg: no codec in common with pbx1", call["decisions"])
+        self.assertEqual(c.bye(), 200)
+        pbx.wait()
+
+    test_symmetric_rtp_answers_where_the_audio_comes_from = None
+    test_a_second_source_with_the_same_ssrc_does_not_steal_the_stream = None
+    test_audio_crosses_both_ways_through_esg_ports = None
+
+
 class NoLatching(Relay):
     media = {"ports": list(PORTS), "timeout": 30, "latching": False}
 
