@@ -17,6 +17,7 @@
 #include "media/codec.hpp"
 #include "media/negotiate.hpp"
 #include "media/rtp.hpp"
+#include "media/srtp.hpp"
 #include "sdp/session.hpp"
 
 namespace esg::media {
@@ -92,6 +93,16 @@ struct Session::Endpoint : std::enable_shared_from_this<Session::Endpoint> {
 
   uint64_t packets_in = 0, bytes_in = 0, packets_out = 0, bytes_out = 0, foreign = 0;
   uint64_t mismatch = 0;  // without latching: packets from elsewhere than signaled
+  // SRTP: what this side's peer sends is checked with its key (srtp_in), what esg sends it is
+  // protected with esg's own key for it (srtp_out).
+  std::unique_ptr<Srtp> srtp_in, srtp_out;
+  std::string our_key;
+  struct Offered {
+    bool crypto = false;
+    uint32_t tag = 1;
+    std::string suite, proto;
+  } offered;  // what this side's last offer said about SRTP
+  uint64_t srtp_failures = 0;
   int64_t last_in = 0;
   ReceiveStats rx;
   std::optional<ReportBlock> report;  // what the peer says about what we send it
@@ -125,7 +136,9 @@ struct Session::Endpoint : std::enable_shared_from_this<Session::Endpoint> {
       }
       rtcp_latched = true;
       latch_rtcp = src;
-      if (auto r = parse_report(bytes)) report = r;
+      if (!srtp_in) {
+        if (auto r = parse_report(bytes)) report = r;
+      }
     } else {
       const auto h = parse_rtp(bytes);
       if (options->strict_source && !(signaled && src.port() == sig_rtp)) {
@@ -149,7 +162,7 @@ struct Session::Endpoint : std::enable_shared_from_this<Session::Endpoint> {
         have_ssrc = true;
         latch_ssrc = h->ssrc;
         rx.on_packet(*h, uint32_t(uint64_t(steady_us()) * clock_rate / 1000000));
-      } else if (is_rtcp(bytes)) {
+      } else if (is_rtcp(bytes) && !srtp_in) {
         if (auto r = parse_report(bytes)) report = r;  // RTCP multiplexed (RFC 5761)
       }
     }
@@ -173,6 +186,7 @@ struct Session::Endpoint : std::enable_shared_from_this<Session::Endpoint> {
     j["signaled"] =
         known ? nlohmann::json(text_of(udp::endpoint(sig_addr, sig_rtp))) : nlohmann::json();
     j["latched"] = latched ? nlohmann::json(text_of(latch_rtp)) : nlohmann::json();
+    j["srtp"] = {{"in", bool(srtp_in)}, {"out", bool(srtp_out)}, {"failures", srtp_failures}};
     if (report) {
       j["rtcp"] = {{"fraction_lost", report->fraction_lost / 256.0},
                    {"cumulative_lost", report->cumulative_lost},
@@ -285,6 +299,15 @@ void drain(const std::shared_ptr<Endpoint>& e, bool rtcp) {
     b.made.reserve(kOut);  // no reallocation: the queue points into these strings
     auto queue = [&](const udp::endpoint& dest, std::string_view bytes) {
       if (out >= kOut) return;
+      if (o.srtp_out) {  // esg's own key for this leg
+        if (b.made.size() >= kOut) return;
+        b.made.emplace_back(bytes);
+        if (!o.srtp_out->protect(b.made.back(), rtcp || is_rtcp(bytes))) {
+          b.made.pop_back();
+          return;
+        }
+        bytes = b.made.back();
+      }
       b.to[out] = dest;
       b.out_iov[out] = {const_cast<char*>(bytes.data()), bytes.size()};
       b.out[out] = {};
@@ -301,8 +324,20 @@ void drain(const std::shared_ptr<Endpoint>& e, bool rtcp) {
       const auto src = endpoint_of(b.from[i]);
       if (!src) continue;
       char* data = b.buf.data() + i * kSlot;
-      const std::string_view bytes(data, b.in[i].msg_len);
+      std::string_view bytes(data, b.in[i].msg_len);
       if (!e->accept(*src, bytes, rtcp, now)) continue;
+      if (e->srtp_in) {
+        size_t len = bytes.size();
+        const bool control = rtcp || is_rtcp(bytes);
+        if (!e->srtp_in->unprotect(data, len, control)) {
+          ++e->srtp_failures;  // not authentic, or replayed: dropped
+          continue;
+        }
+        bytes = std::string_view(data, len);
+        if (control) {
+          if (auto r = parse_report(bytes)) e->report = r;
+        }
+      }
       const auto dest = rtcp ? o.rtcp_destination() : o.rtp_destination();
       if (!dest || o.closed) continue;
       if (st.dtmf_out[side] && !rtcp && bytes.size() >= 16 &&
@@ -325,7 +360,7 @@ void drain(const std::shared_ptr<Endpoint>& e, bool rtcp) {
         data[1] = char((uint8_t(data[1]) & 0x80) | uint8_t(to_pt));
         queue(*dest, bytes);
       } else if (st.tx[side]) {
-        if (b.made.size() + 8 > kOut) continue;
+        if (2 * b.made.size() + 16 > kOut) continue;
         std::vector<std::string> made;
         st.tx[side]->push(bytes, made);
         for (auto& m : made) {
@@ -511,6 +546,7 @@ Result<std::string, std::string> Session::relay_description(int from, std::strin
     }
     if (m.port == 0) continue;  // a refused stream stays refused
     if (m.media == "audio") negotiate(*st, from, m, answer);
+    if (m.proto.find("RTP/") != std::string::npos) secure(*st, from, m, answer);
     // What the other side is told: esg, on that side's ports.
     m.port = o.port;
     if (m.connection || !d.connection) m.connection = sdp::Connection{"IN", addrtype, advertise};
@@ -609,6 +645,71 @@ void Session::set_codecs(int side, std::vector<std::string> codecs) {
 
 void Session::set_dtmf(int side, std::string mode) {
   dtmf_[side] = std::move(mode);
+}
+
+void Session::set_srtp(int side, std::string mode) {
+  srtp_[side] = std::move(mode);
+}
+
+namespace {
+std::string with_savp(std::string proto, bool secure) {
+  const size_t at = proto.find("SAVP");
+  if (secure && at == std::string::npos) {
+    if (const size_t avp = proto.find("AVP"); avp != std::string::npos) proto.insert(avp, "S");
+  } else if (!secure && at != std::string::npos) {
+    proto.erase(at, 1);
+  }
+  return proto;
+}
+}  // namespace
+
+void Session::secure(Stream& st, int from, sdp::Media& m, bool answer) {
+  const int to = 1 - from;
+  Endpoint& e = *st.ep[from];
+  Endpoint& o = *st.ep[to];
+  // What `from` says: its key for what it sends us.
+  std::optional<sdp::Crypto> theirs;
+  for (const auto& c : m.crypto()) {
+    if (srtp_suite_supported(c.suite) && inline_key(c.key_params)) {
+      theirs = c;
+      break;
+    }
+  }
+  e.srtp_in =
+      theirs ? Srtp::create(theirs->suite, *inline_key(theirs->key_params), false) : nullptr;
+  if (!answer) {
+    e.offered = {bool(e.srtp_in), theirs ? theirs->tag : 1,
+                 theirs ? theirs->suite : std::string(kSrtpSuite), m.proto};
+  } else if (!e.srtp_in) {
+    e.srtp_out.reset();  // the answerer took plain RTP
+  }
+  // What `to` is told: esg's own key, if SRTP is on between esg and `to`.
+  std::vector<sdp::Attribute> kept;
+  for (auto& a : m.attributes) {
+    if (a.name != "crypto") kept.push_back(std::move(a));
+  }
+  m.attributes = std::move(kept);
+  bool secure = false;
+  std::string suite = kSrtpSuite;
+  uint32_t tag = 1;
+  if (answer) {
+    secure = o.offered.crypto && srtp_[to] != "off";
+    suite = o.offered.suite;
+    tag = o.offered.tag;
+    m.proto =
+        with_savp(o.offered.proto, secure && o.offered.proto.find("SAVP") != std::string::npos);
+    if (!secure) o.srtp_in.reset();  // answered plain: the offerer sends plain RTP
+  } else {
+    secure = srtp_[to] != "off";
+    m.proto = with_savp(m.proto, srtp_[to] == "required");
+  }
+  if (secure) {
+    if (o.our_key.empty()) o.our_key = new_srtp_key();
+    o.srtp_out = Srtp::create(suite, o.our_key, true);
+    m.attributes.push_back({"crypto", std::to_string(tag) + " " + suite + " inline:" + o.our_key});
+  } else {
+    o.srtp_out.reset();
+  }
 }
 
 bool Session::transcoding() const {

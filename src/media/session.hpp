@@ -93,6 +93,9 @@ class Session {
   // from the other side towards an "info" side are taken out of the stream and reported to
   // `on_dtmf` (side to tell, digit, milliseconds) once per key press.
   void set_dtmf(int side, std::string mode);
+  // SRTP towards `side` (its `srtp`): "off" (plain RTP, SAVP offers refused), "optional" (offers
+  // carry keys over RTP/AVP, answers follow the offer), "required" (RTP/SAVP).
+  void set_srtp(int side, std::string mode);
   std::function<void(int side, char digit, int ms)> on_dtmf;
 
   // Per stream and side: packets and bytes in and out, loss and jitter from sequence numbers
@@ -113,6 +116,7 @@ class Session {
  private:
   Stream* open_stream();
   void negotiate(Stream& st, int from, sdp::Media& m, bool answer);
+  void secure(Stream& st, int from, sdp::Media& m, bool answer);
 
   Poller& poller_;
   PortPool& pool_;
@@ -123,6 +127,7 @@ class Session {
   uint64_t origin_version_[2] = {0, 0};
   std::vector<std::string> codecs_[2];
   std::string dtmf_[2] = {"rfc2833", "rfc2833"};
+  std::string srtp_[2] = {"off", "off"};
   int pending_offer_ = -1;  // the side whose offer awaits its answer
   // An answer sent again (a 200 after a reliable 18x with the same SDP) gets the same result.
   int last_answer_side_ = -1;

@@ -9,6 +9,7 @@
 #include "dialog/dialog.hpp"
 #include "dialog/reliable.hpp"
 #include "dialog/retransmitter.hpp"
+#include "edge/b2bua/call.hpp"
 #include "edge/b2bua/target.hpp"
 #include "edge/b2bua/text.hpp"
 #include "media/negotiate.hpp"
@@ -45,112 +46,6 @@ using b2bua_text::now_ms;
 using b2bua_text::reason_line;
 using b2bua_text::with_body;
 using dialog::has_option;
-
-struct B2bua::Leg {
-  std::string call_id;
-  std::string local_tag;
-  std::optional<dialog::Dialog> dialog;
-  txn::Channel channel;
-  std::string transport = "udp";
-  std::string via_host;       // host:port of our Via
-  std::string contact;        // our Contact, a name-addr
-  std::string sdp, sdp_type;  // the last session description this leg's peer sent
-  std::string code;           // the account or connection on this leg
-  std::vector<std::string> passheaders;
-  bool reinvite = true;
-  bool media = false;               // the account or connection pins its media to our relay
-  std::vector<std::string> codecs;  // its preference, for the relay's negotiation
-  std::string dtmf = "rfc2833";     // how it takes DTMF: rfc2833 | info | inband
-  std::string media_host;           // our address as this leg's peer sees it (for the relay's SDP)
-
-  std::string via() const {
-    std::string t = transport;
-    for (char& c : t)
-      c = char(std::toupper(static_cast<unsigned char>(c)));
-    return "SIP/2.0/" + t + " " + via_host + ";branch=" + new_branch() + ";rport";
-  }
-};
-
-struct B2bua::Call {
-  enum class State : uint8_t { Routing, Calling, Early, Answered, Confirmed, Ended };
-
-  std::string id;  // the A leg's Call-ID
-  std::shared_ptr<const EdgeConfig> config;
-  Leg a, b;
-  bool out = false;  // from a PBX towards a provider
-  std::shared_ptr<const Account> source_account;
-  std::shared_ptr<const PbxConnection> source_pbx;
-  std::string target_code, target_kind;
-  std::vector<std::string> trunks;  // keys held, released at the end
-  std::string attempt_trunk;        // the current attempt's target, released on failover
-  State state = State::Routing;
-  txn::TxnId a_invite = 0;
-  uint32_t a_cseq = 0;
-
-  NormFields received, normalized;
-  NormFields routed;  // what routing saw: each attempt normalizes from here
-  std::vector<std::string> decisions;
-  std::vector<const RouteRule*> candidates;
-  size_t next = 0;
-  std::vector<std::string> skipped;
-  uint16_t last_failure = 0;
-  std::string last_reason;
-
-  int attempt = 0;
-  txn::TxnId b_invite = 0;
-  std::string b_invite_bytes;
-  uint32_t b_cseq = 1;
-  int challenges = 0;
-  sip::auth::DigestClient digest;
-  std::shared_ptr<const Account> target_account;
-  Destination b_dest;
-  bool b_provisional = false;
-  txn::Timers::Id ring_timer = 0;
-  bool cancel_pending = false;
-  bool cancelled = false;
-
-  // Earlier targets' INVITEs, to take down a 2xx that comes after we moved on.
-  struct Earlier {
-    std::string invite;
-    txn::Channel channel;
-    std::string contact, via_host, transport;
-  };
-  std::vector<Earlier> earlier;
-  std::unique_ptr<dialog::Retransmitter> ok_to_a;  // our 2xx to A until its ACK
-  std::string b_ack;                               // re-sent on 2xx retransmissions
-  // A re-INVITE in progress: relayed from leg `from_a ? a : b` with CSeq from_cseq to the
-  // other leg's to_cseq (0: answered locally).
-  struct Reinvite {
-    bool from_a = true;
-    uint32_t from_cseq = 0, to_cseq = 0;
-    bool answered = false;
-    std::unique_ptr<dialog::Retransmitter> ok;
-  };
-  std::optional<Reinvite> reinvite;
-  // A REFER being carried out: a new leg towards the Refer-To target that replaces the
-  // referring leg once it answers.
-  struct Transfer {
-    bool from_a = true;  // the referring leg
-    Leg leg;
-    std::vector<const RouteRule*> candidates;
-    size_t next = 0;
-    int attempt = 0;
-    std::string invite_bytes;
-    std::string trunk, code;
-    NormFields routed;
-    uint16_t last_failure = 0;
-  };
-  std::unique_ptr<Transfer> transfer;
-  // The relay carrying this call's media (none: descriptions cross unchanged).
-  std::unique_ptr<media::Session> media;
-  txn::Timers::Id media_timer = 0;
-  int64_t media_since = 0;  // steady ms: answered, or last seen on hold
-
-  int64_t started = now_ms(), answered = 0, ended = 0;
-  uint16_t final_status = 0;
-  std::string hangup_by, end_reason;
-  int64_t cdr_started = 0;
-};
 
 class B2bua::Impl {
  public:
@@ -320,6 +215,7 @@ class B2bua::Impl {
       a.media = pbx->media;
       a.codecs = pbx->codecs;
       a.dtmf = pbx->dtmf;
+      a.srtp = pbx->srtp;
       c->decisions.push_back("from PBX connection " + pbx->code + " (address " + src + ")");
       if (!context_.trunks().acquire("pbx:" + pbx->code, pbx->trunks)) {
         refuse(c, server, req, 503,
@@ -364,6 +260,7 @@ class B2bua::Impl {
       a.media = m.account->media;
       a.codecs = m.account->codecs;
       a.dtmf = m.account->dtmf;
+      a.srtp = m.account->srtp;
       if (!context_.trunks().acquire("acc:" + m.account->code, m.account->trunks)) {
         refuse(c, server, req, 503,
                "EB2B. Trunk limit of account " + m.account->code + " reached (" +
@@ -434,6 +331,7 @@ class B2bua::Impl {
       b.media = t.media;
       b.codecs = t.codecs;
       b.dtmf = t.dtmf;
+      b.srtp = t.srtp;
       dial(c, t.dest, t.resolve, t.tls_verify, t.ruri, t.from, t.to, t.extra);
       return;
     }
@@ -508,20 +406,25 @@ class B2bua::Impl {
     b.contact =
         "<sip:esg@" + b.via_host + (b.transport == "udp" ? "" : ";transport=" + b.transport) + ">";
     // The caller's offer, pointed at our relay when it carries this call's media: always
-    // (media.relay), for legs pinned to it (media=true), or when the legs share no codec.
-    const bool transcode = has_sdp(*areq) && media::needs_transcoding(areq->body(), b.codecs);
+    // (media.relay), for legs pinned to it (media=true), or when the legs share no codec or
+    // only one of them takes SRTP.
+    const bool transcode = (has_sdp(*areq) && media::needs_transcoding(areq->body(), b.codecs)) ||
+                           (c->a.srtp == "off") != (b.srtp == "off");
     if (!c->media && media_.poller && (media_.relay_all || c->a.media || b.media || transcode)) {
       c->media = std::make_unique<media::Session>(*media_.poller, *media_.ports, *media_.options,
                                                   *media_.counters);
       c->decisions.push_back(media_.relay_all || c->a.media || b.media
                                  ? "media relayed by esg"
-                                 : "media relayed by esg: no codec in common with " + b.code);
+                                 : "media relayed by esg: no codec or SRTP in common with " +
+                                       b.code);
     }
     if (c->media) {
       c->media->set_codecs(0, c->a.codecs);
       c->media->set_codecs(1, b.codecs);
       c->media->set_dtmf(0, c->a.dtmf);
       c->media->set_dtmf(1, b.dtmf);
+      c->media->set_srtp(0, c->a.srtp);
+      c->media->set_srtp(1, b.srtp);
       std::weak_ptr<Call> weak = c;
       c->media->on_dtmf = [this, weak](int side, char digit, int ms) {
         if (auto c = weak.lock()) send_dtmf_info(*c, side == 0 ? c->a : c->b, digit, ms);
@@ -1172,6 +1075,7 @@ class B2bua::Impl {
       n.media = t.media;
       n.codecs = t.codecs;
       n.dtmf = t.dtmf;
+      n.srtp = t.srtp;
       n.call_id = new_call_id_();
       n.local_tag = new_tag();
       const int attempt = ++tr.attempt;
@@ -1298,6 +1202,7 @@ class B2bua::Impl {
       c->media->reset_side(from_a ? 0 : 1);  // a new peer on that side
       c->media->set_codecs(from_a ? 0 : 1, x.codecs);
       c->media->set_dtmf(from_a ? 0 : 1, x.dtmf);
+      c->media->set_srtp(from_a ? 0 : 1, x.srtp);
     }
     legs_[x.call_id] = {c, from_a};
     // The old leg's BYE is answered by its transaction; late requests on it get 481.

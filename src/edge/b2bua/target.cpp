@@ -60,6 +60,7 @@ RouteTarget route_target(Context& context, const EdgeConfig& cfg, const RouteRul
     t.media = pbx->media;
     t.codecs = pbx->codecs;
     t.dtmf = pbx->dtmf;
+    t.srtp = pbx->srtp;
     const std::string user = !r.number.empty()      ? r.number
                              : !pbx->number.empty() ? pbx->number
                                                     : routed.ruri_user;
@@ -97,6 +98,7 @@ RouteTarget route_target(Context& context, const EdgeConfig& cfg, const RouteRul
     t.media = acc->media;
     t.codecs = acc->codecs;
     t.dtmf = acc->dtmf;
+    t.srtp = acc->srtp;
     t.tls_verify = acc->tls_verify;
     t.resolve = true;
     t.decisions.push_back("to account " + acc->code);

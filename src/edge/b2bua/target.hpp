@@ -26,6 +26,7 @@ struct RouteTarget {
   bool media = false;
   std::vector<std::string> codecs;
   std::string dtmf = "rfc2833";
+  std::string srtp = "off";
   std::shared_ptr<const accounts::Account> account;
   NormFields sent;
   std::vector<std::string> decisions;

@@ -217,6 +217,39 @@ class Dtmf(Relay):
     test_audio_crosses_both_ways_through_esg_ports = None
 
 
+class Srtp(Relay):
+    def test_srtp_towards_a_pbx_that_requires_it_with_plain_rtp_on_the_other_leg(self):
+        self.api.ok("PATCH", "/rest/v1/uc/pbx/%d" % self.pbx["id"], {"srtp": "required"})
+        self.addCleanup(self.api.ok, "PATCH", "/rest/v1/uc/pbx/%d" % self.pbx["id"],
+                        {"srtp": "off"})
+        pbx, _ = self.echoing_pbx(os.path.join(HERE, "uas_answer_srtp.xml"))
+        rtp = self.port()
+        c = self.call(rtp)
+        offer = pbx.received("INVITE")[0]
+        self.assertRegex(offer, r"(?m)^m=audio \d+ RTP/SAVP 8")
+        self.assertRegex(offer, r"(?m)^a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:[A-Za-z0-9+/]{40}\s*$")
+        self.assertNotIn("crypto", c.answer)  # the provider's leg stays plain
+        self.assertRegex(c.answer, r"(?m)^m=audio \d+ RTP/AVP 8")
+        rtp.send(c.media_dest(), count=30)
+        time.sleep(0.5)
+        back = [p for p in rtp.packets if p[0] == c.media_dest()]
+        # Encrypted towards the PBX, echoed, checked and decrypted: the caller gets its audio.
+        self.assertGreaterEqual(len(back), 25)
+        self.assertTrue(all(len(p[3]) == 160 for p in back))
+        self.assertEqual(back[3][3], bytes([21]) * 160)  # packet 3's payload, intact
+        s = self.media_of(c.call_id)["streams"][0]
+        self.assertEqual(s["b"]["srtp"]["in"], True)
+        self.assertEqual(s["b"]["srtp"]["out"], True)
+        self.assertEqual(s["b"]["srtp"]["failures"], 0)
+        self.assertEqual(s["a"]["srtp"]["out"], False)
+        self.assertEqual(c.bye(), 200)
+        self.assertEqual(pbx.wait(), 0, pbx.output())
+
+    test_symmetric_rtp_answers_where_the_audio_comes_from = None
+    test_a_second_source_with_the_same_ssrc_does_not_steal_the_stream = None
+    test_audio_crosses_both_ways_through_esg_ports = None
+
+
 class RelayOff(Relay):
     """media.relay off: descriptions cross untouched and media flows directly, unless the legs
     share no codec."""
@@ -243,7 +276,7 @@ class RelayOff(Relay):
         self.assertEqual(c.media_dest()[0], "127.0.0.1")
         self.assertIn("opus", pbx.received("INVITE")[0])
         call = self.api.ok("GET", "/api/monitor/v1/calls/" + c.call_id)["data"]
-        self.assertIn("media relayed by esg: no codec in common with pbx1", call["decisions"])
+        self.assertIn("media relayed by esg: no codec or SRTP in common with pbx1", call["decisions"])
         self.assertEqual(c.bye(), 200)
         pbx.wait()
 
