@@ -96,7 +96,12 @@ class OpusEncoderImpl final : public Encoder {
   OpusEncoderImpl() {
     int err = 0;
     e_ = opus_encoder_create(48000, 1, OPUS_APPLICATION_VOIP, &err);
-    if (e_) opus_encoder_ctl(e_, OPUS_SET_BITRATE(32000));
+    if (e_) {
+      opus_encoder_ctl(e_, OPUS_SET_BITRATE(32000));
+      // Telephony: complexity 5 instead of 10 takes a fifth less CPU per channel
+      // (bench/media_bench).
+      opus_encoder_ctl(e_, OPUS_SET_COMPLEXITY(5));
+    }
   }
   ~OpusEncoderImpl() override { opus_encoder_destroy(e_); }
   int encode(const int16_t* pcm, size_t samples, uint8_t* out, size_t max) override {

@@ -505,7 +505,11 @@ Result<std::string, std::string> Session::relay_description(int from, std::strin
     return unexpected("SDP line " + std::to_string(parsed.error().line) + ": " +
                       parsed.error().what);
   }
-  if (from == last_answer_side_ && text == last_answer_text_) return last_answer_result_;
+  if (from == last_answer_side_ && text == last_answer_text_) {
+    // The same answer again (a 200 after a reliable 18x, or a re-INVITE answered unchanged).
+    if (pending_offer_ == 1 - from) pending_offer_ = -1;
+    return last_answer_result_;
+  }
   sdp::Session d = std::move(*parsed);
   const int to = 1 - from;
   const bool answer = pending_offer_ == to;
@@ -545,7 +549,15 @@ Result<std::string, std::string> Session::relay_description(int from, std::strin
       }
     }
     if (m.port == 0) continue;  // a refused stream stays refused
-    if (m.media == "audio") negotiate(*st, from, m, answer);
+    if (m.media == "audio") {
+      negotiate(*st, from, m, answer);
+    } else {
+      // Not audio (T.38's udptl after a re-INVITE, video): relayed as it is, untouched.
+      for (int side = 0; side < 2; ++side) {
+        st->tx[side].reset();
+        st->mapped[side] = st->dtmf_out[side] = false;
+      }
+    }
     if (m.proto.find("RTP/") != std::string::npos) secure(*st, from, m, answer);
     // What the other side is told: esg, on that side's ports.
     m.port = o.port;

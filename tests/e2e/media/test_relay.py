@@ -250,6 +250,30 @@ class Srtp(Relay):
     test_audio_crosses_both_ways_through_esg_ports = None
 
 
+class Fax(Relay):
+    def test_a_reinvite_to_t38_crosses_through_the_relay(self):
+        pbx = SippPeer(os.path.join(HERE, "uas_t38.xml"), "127.0.0.5")
+        type(self).peers.append(pbx)
+        self.api.ok("PATCH", "/rest/v1/uc/pbx/%d" % self.pbx["id"], {"port": pbx.port})
+        uac = SippPeer(os.path.join(HERE, "uac_t38.xml"), "127.0.0.2",
+                       remote="127.0.0.1:%d" % self.esg.ports["udp"], duration_ms=200,
+                       keys={"ruri_user": DID, "to_user": DID, "to_host": "127.0.0.1",
+                             "from_user": "+79161234567", "contact_user": "prov"})
+        type(self).peers.append(uac)
+        self.assertEqual(uac.wait(), 0, uac.output())
+        self.assertEqual(pbx.wait(), 0, pbx.output())
+        reinvite = pbx.received("INVITE")[1]
+        addr, port = sdp_media(reinvite)
+        self.assertEqual(addr, "127.0.0.1")  # esg's relay carries the fax too
+        self.assertTrue(PORTS[0] <= port <= PORTS[1], port)
+        self.assertRegex(reinvite, r"(?m)^m=image \d+ udptl t38")
+        self.assertIn("a=T38FaxVersion:0", reinvite)
+
+    test_symmetric_rtp_answers_where_the_audio_comes_from = None
+    test_a_second_source_with_the_same_ssrc_does_not_steal_the_stream = None
+    test_audio_crosses_both_ways_through_esg_ports = None
+
+
 class RelayOff(Relay):
     """media.relay off: descriptions cross untouched and media flows directly, unless the legs
     share no codec."""
