@@ -211,6 +211,8 @@ struct Session::Stream {
   int dtmf_pt[2] = {-1, -1};
   bool dtmf_out[2] = {false, false};
   int64_t last_event_ts[2] = {-1, -1};
+  // In-band tones from side s (dtmf=inband, G.711) towards a side that wants SIP INFO.
+  std::unique_ptr<DtmfDetector> detect[2];
   Session* session = nullptr;
   std::string codec[2];  // what each side sends and receives, for the statistics
   Stream() {
@@ -344,6 +346,15 @@ void drain(const std::shared_ptr<Endpoint>& e, bool rtcp) {
           (uint8_t(data[1]) & 0x7F) == st.dtmf_pt[side]) {
         take_event(st, side, bytes);
         continue;
+      }
+      if (st.detect[side] && !rtcp && bytes.size() > 12 && !is_rtcp(bytes) &&
+          (uint8_t(data[1]) & 0x7F) != st.dtmf_pt[side]) {
+        const size_t at = 12 + 4 * size_t(uint8_t(data[0]) & 0x0F);
+        if (at < bytes.size() && st.session && st.session->on_dtmf) {
+          for (char digit : st.detect[side]->push(reinterpret_cast<const uint8_t*>(data) + at,
+                                                  bytes.size() - at))
+            st.session->on_dtmf(1 - side, digit, 100);
+        }
       }
       if (!st.tx[side] && !st.mapped[side]) {
         queue(*dest, bytes);
@@ -638,6 +649,14 @@ void Session::negotiate(Stream& st, int from, sdp::Media& m, bool answer) {
   map(to, plan.offerer_dtmf, plan.answerer_dtmf);
   st.codec[from] = plan.answerer.name;
   st.codec[to] = plan.offerer.name;
+  for (int side : {from, to}) {
+    // In-band tones towards an INFO side: listened for in what `side` sends (G.711 only).
+    const auto codec = codec_named(st.codec[side]);
+    const bool g711 = codec && (codec->id == CodecId::Pcma || codec->id == CodecId::Pcmu);
+    st.detect[side].reset();
+    if (g711 && dtmf_[side] == "inband" && dtmf_[1 - side] == "info")
+      st.detect[side] = std::make_unique<DtmfDetector>(codec->id);
+  }
   if (plan.transcode) {
     const auto a = plan.answerer.codec(), o = plan.offerer.codec();
     const uint32_t ptime_to = st.ep[to]->ptime, ptime_from = m.ptime().value_or(20);

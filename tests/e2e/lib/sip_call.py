@@ -73,6 +73,20 @@ class RtpPort:
             self.sock.sendto(pkt, dest)
             time.sleep(0.02)
 
+    def send_tones(self, dest, low, high, ms=100, gap_ms=100, ssrc=0x55667788):
+        """A DTMF key as in-band audio: `low` + `high` Hz for `ms`, then silence, in G.711
+        A-law packets of 20 ms."""
+        frames = (ms + gap_ms) // 20
+        for i in range(frames):
+            on = i * 20 < ms
+            samples = [int(6000 * (math.sin(2 * math.pi * low * (i * 160 + n) / 8000.0) +
+                                   math.sin(2 * math.pi * high * (i * 160 + n) / 8000.0)))
+                       if on else 0 for n in range(160)]
+            payload = audioop.lin2alaw(struct.pack("<160h", *samples), 2)
+            pkt = struct.pack("!BBHII", 0x80, 8, (4000 + i) & 0xFFFF, i * 160, ssrc) + payload
+            self.sock.sendto(pkt, dest)
+            time.sleep(0.02)
+
     def send_event(self, dest, event, pt=101, ssrc=0x55667788, ts=80000):
         """One key press as RFC 4733 telephone-events: three updates, then the end three
         times, all with the event's timestamp."""

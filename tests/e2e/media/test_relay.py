@@ -212,6 +212,28 @@ class Dtmf(Relay):
         self.assertEqual(c.bye(), 200)
         self.assertEqual(pbx.wait(), 0, pbx.output())
 
+    def test_in_band_tones_reach_an_info_pbx_as_sip_info(self):
+        prov = next(p for p in self.api.ok("GET", "/rest/v1/uc/providers")["items"]
+                    if p["code"] == "prov-a")
+        self.api.ok("PATCH", "/rest/v1/uc/providers/%d" % prov["id"], {"dtmf": "inband"})
+        self.addCleanup(self.api.ok, "PATCH", "/rest/v1/uc/providers/%d" % prov["id"],
+                        {"dtmf": "rfc2833"})
+        self.api.ok("PATCH", "/rest/v1/uc/pbx/%d" % self.pbx["id"], {"dtmf": "info"})
+        self.addCleanup(self.api.ok, "PATCH", "/rest/v1/uc/pbx/%d" % self.pbx["id"],
+                        {"dtmf": "rfc2833"})
+        pbx, _ = self.echoing_pbx(os.path.join(HERE, "uas_answer_info.xml"))
+        rtp = self.port()
+        c = self.call(rtp)
+        rtp.send_tones(c.media_dest(), 852, 1209)  # the key 7
+        deadline = time.time() + 5
+        while not pbx.received("INFO") and time.time() < deadline:
+            time.sleep(0.1)
+        infos = pbx.received("INFO")
+        self.assertEqual(len(infos), 1, infos)
+        self.assertIn("Signal=7", infos[0])
+        self.assertEqual(c.bye(), 200)
+        self.assertEqual(pbx.wait(), 0, pbx.output())
+
     test_symmetric_rtp_answers_where_the_audio_comes_from = None
     test_a_second_source_with_the_same_ssrc_does_not_steal_the_stream = None
     test_audio_crosses_both_ways_through_esg_ports = None
