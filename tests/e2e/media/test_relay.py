@@ -357,6 +357,21 @@ class NoLatching(Relay):
 class MediaTimeout(Relay):
     media = {"ports": list(PORTS), "timeout": 2}
 
+    def test_a_call_on_hold_is_not_ended_for_its_silence(self):
+        # The caller puts the call on hold (re-INVITE, sendonly) and stays silent for twice the
+        # timeout before it hangs up itself: esg must not end it.
+        pbx = SippPeer(os.path.join(CALLS, "uas_reinvite.xml"), "127.0.0.5")
+        type(self).peers.append(pbx)
+        self.api.ok("PATCH", "/rest/v1/uc/pbx/%d" % self.pbx["id"], {"port": pbx.port})
+        uac = SippPeer(os.path.join(CALLS, "uac_reinvite.xml"), "127.0.0.2",
+                       remote="127.0.0.1:%d" % self.esg.ports["udp"], duration_ms=4500,
+                       keys={"ruri_user": DID, "to_user": DID, "to_host": "127.0.0.1",
+                             "from_user": "+79161234567", "contact_user": "prov"})
+        type(self).peers.append(uac)
+        self.assertEqual(uac.wait(), 0, uac.output())  # its own BYE got its 200
+        self.assertEqual(pbx.wait(), 0, pbx.output())
+        self.assertRegex(pbx.received("INVITE")[1], r"(?m)^a=sendonly")
+
     def test_a_call_without_rtp_ends_with_bye_on_both_legs(self):
         pbx, _ = self.echoing_pbx()
         rtp = self.port()
