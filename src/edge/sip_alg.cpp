@@ -94,20 +94,19 @@ bool swap_addresses(std::string& message,
   return true;
 }
 
-SipAlg::SipAlg(std::vector<Pair> pairs) : pairs_(std::move(pairs)) {}
+SipAlg::SipAlg(std::vector<Pair> pairs) : pairs_(std::move(pairs)) {
+  for (const auto& p : pairs_) {
+    in_.emplace_back(p.white, p.gray);
+    out_.emplace_back(p.gray, p.white);
+  }
+}
 
 bool SipAlg::inbound(std::string& message) const {
-  std::vector<std::pair<std::string_view, std::string_view>> m;
-  for (const auto& p : pairs_)
-    m.emplace_back(p.white, p.gray);
-  return swap_addresses(message, m);
+  return swap_addresses(message, in_);
 }
 
 bool SipAlg::outbound(std::string& message) const {
-  std::vector<std::pair<std::string_view, std::string_view>> m;
-  for (const auto& p : pairs_)
-    m.emplace_back(p.gray, p.white);
-  return swap_addresses(message, m);
+  return swap_addresses(message, out_);
 }
 
 }  // namespace esg::edge

@@ -26,6 +26,8 @@ class SipAlg {
 
  private:
   std::vector<Pair> pairs_;
+  // What to replace with what, each way (views into pairs_), made once.
+  std::vector<std::pair<std::string_view, std::string_view>> in_, out_;
 };
 
 // Every whole occurrence of each `from` in `message` replaced by its `to`, in one pass, and

@@ -210,12 +210,7 @@ class B2bua::Impl {
       c->out = true;
       c->source_pbx = pbx;
       a.code = pbx->code;
-      a.passheaders = pbx->passheaders;
-      a.reinvite = pbx->reinvite;
-      a.media = pbx->media;
-      a.codecs = pbx->codecs;
-      a.dtmf = pbx->dtmf;
-      a.srtp = pbx->srtp;
+      a.policy = LegPolicy::of(*pbx);
       c->decisions.push_back("from PBX connection " + pbx->code + " (address " + src + ")");
       if (!context_.trunks().acquire("pbx:" + pbx->code, pbx->trunks)) {
         refuse(c, server, req, 503,
@@ -255,12 +250,7 @@ class B2bua::Impl {
       }
       c->source_account = m.account;
       a.code = m.account->code;
-      a.passheaders = m.account->passheaders;
-      a.reinvite = m.account->reinvite;
-      a.media = m.account->media;
-      a.codecs = m.account->codecs;
-      a.dtmf = m.account->dtmf;
-      a.srtp = m.account->srtp;
+      a.policy = LegPolicy::of(*m.account);
       if (!context_.trunks().acquire("acc:" + m.account->code, m.account->trunks)) {
         refuse(c, server, req, 503,
                "EB2B. Trunk limit of account " + m.account->code + " reached (" +
@@ -326,12 +316,7 @@ class B2bua::Impl {
       c->normalized = t.sent;
       Leg& b = c->b;
       b.code = t.code;
-      b.passheaders = t.passheaders;
-      b.reinvite = t.reinvite;
-      b.media = t.media;
-      b.codecs = t.codecs;
-      b.dtmf = t.dtmf;
-      b.srtp = t.srtp;
+      b.policy = t.policy;
       dial(c, t.dest, t.resolve, t.tls_verify, t.ruri, t.from, t.to, t.extra);
       return;
     }
@@ -408,23 +393,25 @@ class B2bua::Impl {
     // The caller's offer, pointed at our relay when it carries this call's media: always
     // (media.relay), for legs pinned to it (media=true), or when the legs share no codec or
     // only one of them takes SRTP.
-    const bool transcode = (has_sdp(*areq) && media::needs_transcoding(areq->body(), b.codecs)) ||
-                           (c->a.srtp == "off") != (b.srtp == "off");
-    if (!c->media && media_.poller && (media_.relay_all || c->a.media || b.media || transcode)) {
+    const bool transcode =
+        (has_sdp(*areq) && media::needs_transcoding(areq->body(), b.policy.codecs)) ||
+        (c->a.policy.srtp == "off") != (b.policy.srtp == "off");
+    if (!c->media && media_.poller &&
+        (media_.relay_all || c->a.policy.media || b.policy.media || transcode)) {
       c->media = std::make_unique<media::Session>(*media_.poller, *media_.ports, *media_.options,
                                                   *media_.counters);
-      c->decisions.push_back(media_.relay_all || c->a.media || b.media
+      c->decisions.push_back(media_.relay_all || c->a.policy.media || b.policy.media
                                  ? "media relayed by esg"
                                  : "media relayed by esg: no codec or SRTP in common with " +
                                        b.code);
     }
     if (c->media) {
-      c->media->set_codecs(0, c->a.codecs);
-      c->media->set_codecs(1, b.codecs);
-      c->media->set_dtmf(0, c->a.dtmf);
-      c->media->set_dtmf(1, b.dtmf);
-      c->media->set_srtp(0, c->a.srtp);
-      c->media->set_srtp(1, b.srtp);
+      c->media->set_codecs(0, c->a.policy.codecs);
+      c->media->set_codecs(1, b.policy.codecs);
+      c->media->set_dtmf(0, c->a.policy.dtmf);
+      c->media->set_dtmf(1, b.policy.dtmf);
+      c->media->set_srtp(0, c->a.policy.srtp);
+      c->media->set_srtp(1, b.policy.srtp);
       std::weak_ptr<Call> weak = c;
       c->media->on_dtmf = [this, weak](int side, char digit, int ms) {
         if (auto c = weak.lock()) send_dtmf_info(*c, side == 0 ? c->a : c->b, digit, ms);
@@ -459,7 +446,7 @@ class B2bua::Impl {
     } else if (has_option(*areq, sip::HeaderId::Supported, "100rel")) {
       m += "Supported: 100rel\r\n";
     }
-    m += header_lines(*areq, c->a.passheaders, b.passheaders);
+    m += header_lines(*areq, c->a.policy.passheaders, b.policy.passheaders);
     m += extra;
     if (!body.empty()) m += "Content-Type: " + content_type_of(*areq) + "\r\n";
     m += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
@@ -518,8 +505,8 @@ class B2bua::Impl {
         b.sdp = std::string(r.body());
         b.sdp_type = content_type_of(r);
       }
-      std::string extra =
-          "Contact: " + c->a.contact + "\r\n" + header_lines(r, c->a.passheaders, b.passheaders);
+      std::string extra = "Contact: " + c->a.contact + "\r\n" +
+                          header_lines(r, c->a.policy.passheaders, b.policy.passheaders);
       if (const auto* rseq = r.header("RSeq")) {
         // A reliable provisional: the caller PRACKs it through us (RAck mapped in relay()).
         extra += "Require: 100rel\r\nRSeq: " + std::string(rseq->value) + "\r\n";
@@ -559,7 +546,7 @@ class B2bua::Impl {
         b.sdp_type = content_type_of(r);
       }
       std::string extra = "Contact: " + c->a.contact + "\r\nAllow: " + kAllow + "\r\n" +
-                          header_lines(r, c->a.passheaders, b.passheaders);
+                          header_lines(r, c->a.policy.passheaders, b.policy.passheaders);
       const sip::Message* areq = layer_.request(c->a_invite);
       if (!areq) {
         ack_and_bye(c, r);
@@ -621,8 +608,8 @@ class B2bua::Impl {
       failed_attempt(c, s, std::string(r.reason()));
       return;
     }
-    const std::string extra =
-        header_lines(r, kFailureHeaders) + header_lines(r, c->a.passheaders, b.passheaders);
+    const std::string extra = header_lines(r, kFailureHeaders) +
+                              header_lines(r, c->a.policy.passheaders, b.policy.passheaders);
     finish_a(c, s, r.reason(), extra, "callee", std::to_string(s) + " " + std::string(r.reason()));
   }
 
@@ -866,7 +853,7 @@ class B2bua::Impl {
       respond(server, req, 491, {}, {}, x.local_tag);  // RFC 3261 §14.2
       return;
     }
-    if (invite && !x.reinvite) {
+    if (invite && !x.policy.reinvite) {
       // reinvite=false: answered on its own leg with what the other side last offered.
       if (y.sdp.empty()) {
         respond(server, req, 488, {}, {}, x.local_tag);
@@ -892,7 +879,7 @@ class B2bua::Impl {
       respond(server, req, invite ? 491 : 481, {}, {}, x.local_tag);
       return;
     }
-    std::string extra = header_lines(req, x.passheaders, y.passheaders);
+    std::string extra = header_lines(req, x.policy.passheaders, y.policy.passheaders);
     if (req.method() == sip::Method::Prack) {
       // RAck names the INVITE's CSeq on the caller's leg; ours on the other leg is b_cseq.
       const auto* h = req.header("RAck");
@@ -952,7 +939,7 @@ class B2bua::Impl {
         }
       }
       if (!req) return;
-      std::string extra = header_lines(r, x.passheaders, y.passheaders);
+      std::string extra = header_lines(r, x.policy.passheaders, y.policy.passheaders);
       if (invite && s < 300) extra = "Contact: " + x.contact + "\r\n" + extra;
       std::string out = with_body(sip::build_response(*req, s, r.reason(), x.local_tag, extra),
                                   content_type_of(r), crossed(*c, !from_a, r));
@@ -1070,12 +1057,7 @@ class B2bua::Impl {
       tr.code = t.code;
       Leg& n = tr.leg;
       n.code = t.code;
-      n.passheaders = t.passheaders;
-      n.reinvite = t.reinvite;
-      n.media = t.media;
-      n.codecs = t.codecs;
-      n.dtmf = t.dtmf;
-      n.srtp = t.srtp;
+      n.policy = t.policy;
       n.call_id = new_call_id_();
       n.local_tag = new_tag();
       const int attempt = ++tr.attempt;
@@ -1200,9 +1182,9 @@ class B2bua::Impl {
     x = std::move(n);
     if (c->media) {
       c->media->reset_side(from_a ? 0 : 1);  // a new peer on that side
-      c->media->set_codecs(from_a ? 0 : 1, x.codecs);
-      c->media->set_dtmf(from_a ? 0 : 1, x.dtmf);
-      c->media->set_srtp(from_a ? 0 : 1, x.srtp);
+      c->media->set_codecs(from_a ? 0 : 1, x.policy.codecs);
+      c->media->set_dtmf(from_a ? 0 : 1, x.policy.dtmf);
+      c->media->set_srtp(from_a ? 0 : 1, x.policy.srtp);
     }
     legs_[x.call_id] = {c, from_a};
     // The old leg's BYE is answered by its transaction; late requests on it get 481.

@@ -12,6 +12,7 @@
 #include "dialog/dialog.hpp"
 #include "dialog/retransmitter.hpp"
 #include "edge/b2bua/b2bua.hpp"
+#include "edge/b2bua/target.hpp"
 #include "edge/b2bua/text.hpp"
 #include "sip/auth/digest.hpp"
 
@@ -31,13 +32,8 @@ struct B2bua::Leg {
   std::string contact;        // our Contact, a name-addr
   std::string sdp, sdp_type;  // the last session description this leg's peer sent
   std::string code;           // the account or connection on this leg
-  std::vector<std::string> passheaders;
-  bool reinvite = true;
-  bool media = false;               // the account or connection pins its media to our relay
-  std::vector<std::string> codecs;  // its preference, for the relay's negotiation
-  std::string dtmf = "rfc2833";     // how it takes DTMF: rfc2833 | info | inband
-  std::string srtp = "off";         // off | optional | required
-  std::string media_host;           // our address as this leg's peer sees it (for the relay's SDP)
+  LegPolicy policy;           // from its account or connection
+  std::string media_host;     // our address as this leg's peer sees it (for the relay's SDP)
 
   std::string via() const {
     std::string t = transport;

@@ -55,12 +55,7 @@ RouteTarget route_target(Context& context, const EdgeConfig& cfg, const RouteRul
     t.kind = "pbx";
     t.code = pbx->code;
     t.trunk = "pbx:" + pbx->code;
-    t.passheaders = pbx->passheaders;
-    t.reinvite = pbx->reinvite;
-    t.media = pbx->media;
-    t.codecs = pbx->codecs;
-    t.dtmf = pbx->dtmf;
-    t.srtp = pbx->srtp;
+    t.policy = LegPolicy::of(*pbx);
     const std::string user = !r.number.empty()      ? r.number
                              : !pbx->number.empty() ? pbx->number
                                                     : routed.ruri_user;
@@ -93,12 +88,7 @@ RouteTarget route_target(Context& context, const EdgeConfig& cfg, const RouteRul
     t.code = acc->code;
     t.trunk = "acc:" + acc->code;
     t.account = acc;
-    t.passheaders = acc->passheaders;
-    t.reinvite = acc->reinvite;
-    t.media = acc->media;
-    t.codecs = acc->codecs;
-    t.dtmf = acc->dtmf;
-    t.srtp = acc->srtp;
+    t.policy = LegPolicy::of(*acc);
     t.tls_verify = acc->tls_verify;
     t.resolve = true;
     t.decisions.push_back("to account " + acc->code);

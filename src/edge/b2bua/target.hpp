@@ -11,6 +11,21 @@
 
 namespace esg::edge {
 
+// What an account or connection says about its leg of a call.
+struct LegPolicy {
+  std::vector<std::string> passheaders;  // headers that may cross from and to this leg
+  bool reinvite = true;                  // re-INVITEs cross (false: answered on the leg)
+  bool media = false;                    // media pinned to our relay
+  std::vector<std::string> codecs;       // preference, for the relay's negotiation
+  std::string dtmf = "rfc2833";          // rfc2833 | info | inband
+  std::string srtp = "off";              // off | optional | required
+
+  template <class T>  // accounts::Account or accounts::PbxConnection
+  static LegPolicy of(const T& x) {
+    return {x.passheaders, x.reinvite, x.media, x.codecs, x.dtmf, x.srtp};
+  }
+};
+
 // Where one routing rule sends a call: the next hop, the INVITE's Request-URI, From and To,
 // and the leg's settings; or why the rule's target cannot take a call now. Acquires the
 // target's trunk (`trunk`) when it returns no `why`.
@@ -21,12 +36,7 @@ struct RouteTarget {
   bool resolve = false;
   bool tls_verify = true;
   std::string ruri, from, to, extra;
-  std::vector<std::string> passheaders;
-  bool reinvite = true;
-  bool media = false;
-  std::vector<std::string> codecs;
-  std::string dtmf = "rfc2833";
-  std::string srtp = "off";
+  LegPolicy policy;
   std::shared_ptr<const accounts::Account> account;
   NormFields sent;
   std::vector<std::string> decisions;

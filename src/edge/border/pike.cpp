@@ -13,6 +13,15 @@ int64_t Pike::now() const {
       .count();
 }
 
+size_t Pike::tracked() const {
+  size_t n = 0;
+  for (auto& shard : shards_) {
+    std::lock_guard lock(shard.mu);
+    n += shard.counters.size();
+  }
+  return n;
+}
+
 uint64_t Pike::hit(const IpKey& addr) {
   if (options_.requests <= 0) return 0;
   const size_t h = IpKeyHash{}(addr);

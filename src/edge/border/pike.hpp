@@ -28,6 +28,7 @@ class Pike {
   // Counts one request of `addr`; the count when it has just crossed the limit, else 0.
   uint64_t hit(const IpKey& addr);
   bool enabled() const { return options_.requests > 0; }
+  size_t tracked() const;  // addresses being counted
   const Options& options() const { return options_; }
 
  private:
@@ -42,7 +43,7 @@ class Pike {
   };
   static constexpr size_t kShards = 16;
   Options options_;
-  std::array<Shard, kShards> shards_;
+  mutable std::array<Shard, kShards> shards_;
 };
 
 }  // namespace esg::edge

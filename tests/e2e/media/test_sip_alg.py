@@ -11,47 +11,21 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from esg_fixture import EsgProcess, KeepOnFailure, stop_all  # noqa: E402
-from rest_api import Api  # noqa: E402
-from sipp_fixture import SippPeer, free_port  # noqa: E402
-from sip_call import RtpPort, UdpCall, sdp_media  # noqa: E402
+from media_case import MediaCase  # noqa: E402
+from sip_call import sdp_media  # noqa: E402
 
-CALLS = os.path.join(HERE, "..", "calls")
 WHITE, GRAY = "127.0.0.20", "127.0.0.1"
 
 
-class SipAlg(KeepOnFailure):
-    @classmethod
-    def setUpClass(cls):
-        cls.esg = EsgProcess({"instance": {"workers": 2, "domain": "pbx.esg.test",
-                                           "sip_alg": [{"gray": GRAY, "white": WHITE}]},
-                              "media": {"ports": [22000, 22999]}},
-                             listen=(("udp", "0.0.0.0"),))
-        cls.api = Api(cls.esg.ports["http"])
-        cls.peers = []
-        cls.api.ok("POST", "/rest/v1/uc/providers",
-                   {"code": "prov-a", "domain": "127.0.0.2", "reg": False, "username": ""})
-        cls.pbx = cls.api.ok("POST", "/rest/v1/uc/pbx",
-                             {"code": "pbx1", "mode": "ip", "address": "127.0.0.5", "port": 5060})
-        cls.api.ok("POST", "/rest/v1/routing/rules",
-                   {"priority": 100, "direction": "in", "action": "pbx", "target": "pbx1"})
-
-    @classmethod
-    def tearDownClass(cls):
-        stop_all(cls.failed, cls.esg, *cls.peers)
+class SipAlg(MediaCase):
+    instance = {"sip_alg": [{"gray": GRAY, "white": WHITE}]}
+    media = {"ports": [22000, 22999]}
+    listen = (("udp", "0.0.0.0"),)  # so that packets to the white address arrive
 
     def test_the_white_address_on_the_wire_and_the_gray_one_inside(self):
-        media_port = free_port("127.0.0.5")
-        pbx = SippPeer(os.path.join(CALLS, "uas_answer.xml"), "127.0.0.5",
-                       extra=["-mi", "127.0.0.5", "-mp", str(media_port), "-rtp_echo"])
-        type(self).peers.append(pbx)
-        self.api.ok("PATCH", "/rest/v1/uc/pbx/%d" % self.pbx["id"], {"port": pbx.port})
-        rtp = RtpPort("127.0.0.2")
-        self.addCleanup(rtp.close)
-        c = UdpCall(self.esg.ports["udp"], "127.0.0.2", "74951234567", rtp.port, to_host=WHITE,
-                    esg_host=WHITE)
-        self.addCleanup(c.close)
-        self.assertEqual(c.status, 200, c.responses)
+        pbx, _ = self.echoing_pbx()
+        rtp = self.port()
+        c = self.call(rtp, to_host=WHITE, esg_host=WHITE)
         # What the PBX got from esg: white everywhere, gray nowhere.
         invite = pbx.received("INVITE")[0]
         self.assertIn("Via: SIP/2.0/UDP %s:" % WHITE, invite)
