@@ -165,38 +165,6 @@ std::unique_ptr<Encoder> make_encoder(CodecId id) {
   return nullptr;
 }
 
-struct DtmfDetector::State {
-  CodecId codec;
-  dtmf_rx_state_t* rx = nullptr;
-  std::string found;
-  std::vector<int16_t> pcm;
-};
-
-DtmfDetector::DtmfDetector(CodecId codec) : s_(std::make_unique<State>()) {
-  s_->codec = codec;
-  s_->rx = dtmf_rx_init(
-      nullptr,
-      [](void* user, const char* digits, int len) {
-        static_cast<State*>(user)->found.append(digits, size_t(len));
-      },
-      s_.get());
-}
-
-DtmfDetector::~DtmfDetector() {
-  if (s_->rx) dtmf_rx_free(s_->rx);
-}
-
-std::string DtmfDetector::push(const uint8_t* payload, size_t size) {
-  if (!s_->rx || (s_->codec != CodecId::Pcma && s_->codec != CodecId::Pcmu)) return {};
-  s_->pcm.resize(size);
-  for (size_t i = 0; i < size; ++i)
-    s_->pcm[i] =
-        s_->codec == CodecId::Pcma ? alaw_to_linear(payload[i]) : ulaw_to_linear(payload[i]);
-  s_->found.clear();
-  dtmf_rx(s_->rx, s_->pcm.data(), int(size));
-  return s_->found;
-}
-
 struct Resampler::State {
   SpeexResamplerState* st = nullptr;
 };

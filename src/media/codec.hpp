@@ -60,20 +60,6 @@ class Resampler {
   uint32_t from_, to_;
 };
 
-// DTMF tones in G.711 audio (SpanDSP's detector): the digits each packet's payload completes.
-class DtmfDetector {
- public:
-  explicit DtmfDetector(CodecId codec);
-  ~DtmfDetector();
-  DtmfDetector(const DtmfDetector&) = delete;
-  DtmfDetector& operator=(const DtmfDetector&) = delete;
-  std::string push(const uint8_t* payload, size_t size);
-
- private:
-  struct State;
-  std::unique_ptr<State> s_;
-};
-
 class Transcoder {
  public:
   // Packets of `from` (payload type `from_pt`) become packets of `to` (payload type `to_pt`)

@@ -15,6 +15,7 @@
 
 #include "base/random.hpp"
 #include "media/codec.hpp"
+#include "media/dtmf.hpp"
 #include "media/negotiate.hpp"
 #include "media/rtp.hpp"
 #include "media/srtp.hpp"
@@ -207,12 +208,14 @@ struct Session::Stream {
   std::array<int16_t, 128> pt_map[2];
   bool mapped[2] = {false, false};
   // Telephone events (RFC 4733) from side s under payload type dtmf_pt[s]; taken out of the
-  // stream and reported when the other side wants SIP INFO (dtmf_out[s]).
+  // stream and delivered in the other side's form when it does not take events (dtmf_out[s]).
   int dtmf_pt[2] = {-1, -1};
   bool dtmf_out[2] = {false, false};
   int64_t last_event_ts[2] = {-1, -1};
-  // In-band tones from side s (dtmf=inband, G.711) towards a side that wants SIP INFO.
+  // In-band tones from side s (dtmf=inband, G.711) towards a side that takes another form.
   std::unique_ptr<DtmfDetector> detect[2];
+  // Key presses written into what goes to side s (events or tones), made on the first one.
+  std::unique_ptr<DtmfInjector> inject[2];
   Session* session = nullptr;
   std::string codec[2];  // what each side sends and receives, for the statistics
   Stream() {
@@ -262,8 +265,8 @@ std::optional<udp::endpoint> endpoint_of(const sockaddr_storage& ss) {
 
 // What is queued on one socket, relayed to the other side in batches; a few rounds, then the
 // worker's other work gets a turn.
-// An RFC 4733 event packet from `side` that the other side takes as SIP INFO: reported once,
-// at its end (the end packet is sent three times, with the same timestamp).
+// An RFC 4733 event packet from `side` that the other side takes in another form: delivered
+// once, at its end (the end packet is sent three times, with the same timestamp).
 void take_event(Session::Stream& st, int side, std::string_view p) {
   const auto* b = reinterpret_cast<const uint8_t*>(p.data());
   const size_t at = 12 + 4 * size_t(b[0] & 0x0F);
@@ -271,11 +274,11 @@ void take_event(Session::Stream& st, int side, std::string_view p) {
   const uint32_t ts = uint32_t(b[4]) << 24 | uint32_t(b[5]) << 16 | uint32_t(b[6]) << 8 | b[7];
   if (st.last_event_ts[side] == int64_t(ts)) return;
   st.last_event_ts[side] = ts;
-  static const char kDigits[] = "0123456789*#ABCD";
   const uint8_t event = b[at];
-  if (event > 15) return;  // flash and tones: no INFO digit for them
-  const int ms = int(uint16_t(b[at + 2] << 8 | b[at + 3]) / 8);
-  if (st.session && st.session->on_dtmf) st.session->on_dtmf(1 - side, kDigits[event], ms);
+  if (event > 15) return;  // flash and tones: no key for them
+  const uint32_t rate = st.ep[side] ? st.ep[side]->clock_rate : 8000;
+  const int ms = int(uint64_t(uint16_t(b[at + 2] << 8 | b[at + 3])) * 1000 / (rate ? rate : 8000));
+  if (st.session) st.session->deliver(1 - side, kDtmfKeys[event], ms);
 }
 
 void drain(const std::shared_ptr<Endpoint>& e, bool rtcp) {
@@ -299,8 +302,16 @@ void drain(const std::shared_ptr<Endpoint>& e, bool rtcp) {
     size_t out = 0;
     b.made.clear();
     b.made.reserve(kOut);  // no reallocation: the queue points into these strings
+    DtmfInjector* inject = st.inject[o.side].get();
     auto queue = [&](const udp::endpoint& dest, std::string_view bytes) {
       if (out >= kOut) return;
+      if (inject && inject->busy() && !rtcp && b.made.size() < kOut && !is_rtcp(bytes)) {
+        b.made.emplace_back();
+        if (inject->apply(bytes, b.made.back()))
+          bytes = b.made.back();
+        else
+          b.made.pop_back();
+      }
       if (o.srtp_out) {  // esg's own key for this leg
         if (b.made.size() >= kOut) return;
         b.made.emplace_back(bytes);
@@ -350,10 +361,10 @@ void drain(const std::shared_ptr<Endpoint>& e, bool rtcp) {
       if (st.detect[side] && !rtcp && bytes.size() > 12 && !is_rtcp(bytes) &&
           (uint8_t(data[1]) & 0x7F) != st.dtmf_pt[side]) {
         const size_t at = 12 + 4 * size_t(uint8_t(data[0]) & 0x0F);
-        if (at < bytes.size() && st.session && st.session->on_dtmf) {
+        if (at < bytes.size() && st.session) {
           for (char digit : st.detect[side]->push(reinterpret_cast<const uint8_t*>(data) + at,
                                                   bytes.size() - at))
-            st.session->on_dtmf(1 - side, digit, 100);
+            st.session->deliver(1 - side, digit, 100);
         }
       }
       if (!st.tx[side] && !st.mapped[side]) {
@@ -567,9 +578,13 @@ Result<std::string, std::string> Session::relay_description(int from, std::strin
       for (int side = 0; side < 2; ++side) {
         st->tx[side].reset();
         st->mapped[side] = st->dtmf_out[side] = false;
+        st->detect[side].reset();
+        st->inject[side].reset();
       }
     }
-    if (m.proto.find("RTP/") != std::string::npos) secure(*st, from, m, answer);
+    if (m.proto.find("RTP/") != std::string::npos) {
+      if (auto refused = secure(*st, from, m, answer)) return unexpected(std::move(*refused));
+    }
     // What the other side is told: esg, on that side's ports.
     m.port = o.port;
     if (m.connection || !d.connection) m.connection = sdp::Connection{"IN", addrtype, advertise};
@@ -621,16 +636,18 @@ void Session::negotiate(Stream& st, int from, sdp::Media& m, bool answer) {
   for (const auto& f : formats) {
     if (f.dtmf() && st.dtmf_pt[from] < 0) st.dtmf_pt[from] = f.pt;
   }
-  // A side that wants INFO gets the digits the other side sends as events: that side keeps
-  // its events in the answer even when the INFO side has none.
-  if (dtmf_[from] == "info" && st.dtmf_pt[to] >= 0 && plan.offerer_dtmf < 0 &&
+  // A side that takes INFO or tones gets the digits the other side sends as events: that side
+  // keeps its events in the answer even when the other has none.
+  if (dtmf_[from] != "rfc2833" && st.dtmf_pt[to] >= 0 && plan.offerer_dtmf < 0 &&
       !plan.formats.empty()) {
     for (const auto& f : st.offered) {
       if (f.pt == st.dtmf_pt[to]) plan.formats.push_back(f);
     }
   }
-  st.dtmf_out[to] = dtmf_[from] == "info" && st.dtmf_pt[to] >= 0;
-  st.dtmf_out[from] = dtmf_[to] == "info" && st.dtmf_pt[from] >= 0;
+  st.dtmf_out[to] = dtmf_[from] != "rfc2833" && st.dtmf_pt[to] >= 0;
+  st.dtmf_out[from] = dtmf_[to] != "rfc2833" && st.dtmf_pt[from] >= 0;
+  st.inject[0].reset();
+  st.inject[1].reset();
   set_formats(m, plan.formats);
   st.offer_from = -1;
   st.tx[0].reset();
@@ -650,11 +667,12 @@ void Session::negotiate(Stream& st, int from, sdp::Media& m, bool answer) {
   st.codec[from] = plan.answerer.name;
   st.codec[to] = plan.offerer.name;
   for (int side : {from, to}) {
-    // In-band tones towards an INFO side: listened for in what `side` sends (G.711 only).
+    // In-band tones towards a side that takes another form: listened for in what `side`
+    // sends (G.711 only).
     const auto codec = codec_named(st.codec[side]);
     const bool g711 = codec && (codec->id == CodecId::Pcma || codec->id == CodecId::Pcmu);
     st.detect[side].reset();
-    if (g711 && dtmf_[side] == "inband" && dtmf_[1 - side] == "info")
+    if (g711 && dtmf_[side] == "inband" && dtmf_[1 - side] != "inband")
       st.detect[side] = std::make_unique<DtmfDetector>(codec->id);
   }
   if (plan.transcode) {
@@ -678,6 +696,41 @@ void Session::set_dtmf(int side, std::string mode) {
   dtmf_[side] = std::move(mode);
 }
 
+bool Session::send_digit(int side, char key, int ms) {
+  return dtmf_[side] != "info" && deliver(side, key, ms);
+}
+
+// A key press for `side` in the form it takes: SIP INFO through `on_dtmf`; otherwise written
+// into the first audio stream towards it, as events when it has a telephone-event type and
+// does not want tones, else as tones (G.711 only).
+bool Session::deliver(int side, char key, int ms) {
+  if (dtmf_[side] == "info") {
+    if (!on_dtmf) return false;
+    on_dtmf(side, key, ms);
+    return true;
+  }
+  for (auto& st : streams_) {
+    if (st->media != "audio" || st->codec[side].empty() || !st->ep[side]) continue;
+    auto& inject = st->inject[side];
+    if (!inject) {
+      const auto codec = codec_named(st->codec[side]);
+      if (!codec) return false;
+      const bool g711 = codec->id == CodecId::Pcma || codec->id == CodecId::Pcmu;
+      if (dtmf_[side] == "rfc2833" && st->dtmf_pt[side] >= 0) {
+        inject = std::make_unique<DtmfInjector>(DtmfInjector::Mode::Events, st->dtmf_pt[side],
+                                                codec->id, st->ep[side]->clock_rate);
+      } else if (g711) {
+        inject = std::make_unique<DtmfInjector>(DtmfInjector::Mode::Tones, -1, codec->id,
+                                                codec->clock_rate);
+      } else {
+        return false;
+      }
+    }
+    return inject->add(key, ms);
+  }
+  return false;
+}
+
 void Session::set_srtp(int side, std::string mode) {
   srtp_[side] = std::move(mode);
 }
@@ -694,7 +747,7 @@ std::string with_savp(std::string proto, bool secure) {
 }
 }  // namespace
 
-void Session::secure(Stream& st, int from, sdp::Media& m, bool answer) {
+std::optional<std::string> Session::secure(Stream& st, int from, sdp::Media& m, bool answer) {
   const int to = 1 - from;
   Endpoint& e = *st.ep[from];
   Endpoint& o = *st.ep[to];
@@ -708,6 +761,9 @@ void Session::secure(Stream& st, int from, sdp::Media& m, bool answer) {
   }
   e.srtp_in =
       theirs ? Srtp::create(theirs->suite, *inline_key(theirs->key_params), false) : nullptr;
+  // A leg that requires SRTP offering or answering without a usable key: refused, whatever
+  // the other leg does (its audio would cross the wire in clear).
+  if (srtp_[from] == "required" && !e.srtp_in) return std::string(kSrtpMissing);
   if (!answer) {
     e.offered = {bool(e.srtp_in), theirs ? theirs->tag : 1,
                  theirs ? theirs->suite : std::string(kSrtpSuite), m.proto};
@@ -741,6 +797,7 @@ void Session::secure(Stream& st, int from, sdp::Media& m, bool answer) {
   } else {
     o.srtp_out.reset();
   }
+  return std::nullopt;
 }
 
 bool Session::transcoding() const {

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,6 +70,8 @@ class Poller {
 
 // The error relay_description() gives when the port range is used up (a 503, not a 488).
 inline constexpr const char* kNoPorts = "no free media ports";
+// The error for a description without SRTP keys from a leg whose `srtp` is required.
+inline constexpr const char* kSrtpMissing = "SRTP required, but no usable a=crypto key";
 
 class Session {
  public:
@@ -89,10 +92,17 @@ class Session {
   void set_codecs(int side, std::vector<std::string> codecs);
   // Some stream is transcoded.
   bool transcoding() const;
-  // How `side` takes DTMF: "rfc2833" (RTP events, the default), "info" or "inband". Events
-  // from the other side towards an "info" side are taken out of the stream and reported to
-  // `on_dtmf` (side to tell, digit, milliseconds) once per key press.
+  // How `side` takes DTMF: "rfc2833" (RTP events, the default), "info" or "inband". Key
+  // presses from the other side in another form are turned into this side's: events and
+  // in-band tones towards an "info" side are reported to `on_dtmf` (side to tell, digit,
+  // milliseconds) once per key press; events towards an "inband" side become tones, and tones
+  // towards an "rfc2833" side become events (see DtmfInjector).
   void set_dtmf(int side, std::string mode);
+  // A key press that came as SIP INFO, for `side` as events or tones. False when `side` takes
+  // INFO itself or no audio stream towards it is settled: relay the INFO instead.
+  bool send_digit(int side, char key, int ms);
+  // A key press for `side` in the form it takes (used by the relay).
+  bool deliver(int side, char key, int ms);
   // SRTP towards `side` (its `srtp`): "off" (plain RTP, SAVP offers refused), "optional" (offers
   // carry keys over RTP/AVP, answers follow the offer), "required" (RTP/SAVP).
   void set_srtp(int side, std::string mode);
@@ -116,7 +126,8 @@ class Session {
  private:
   Stream* open_stream();
   void negotiate(Stream& st, int from, sdp::Media& m, bool answer);
-  void secure(Stream& st, int from, sdp::Media& m, bool answer);
+  // Empty, or why the description is refused (kSrtpMissing).
+  std::optional<std::string> secure(Stream& st, int from, sdp::Media& m, bool answer);
 
   Poller& poller_;
   PortPool& pool_;

@@ -101,6 +101,9 @@ class B2bua::Impl {
         return true;
       case sip::Method::Cancel:
         return false;
+      case sip::Method::Info:
+        if (!info_to_media(*c, from_a, server, req, x, y)) relay(c, from_a, server, req, x, y);
+        return true;
       default:
         relay(c, from_a, server, req, x, y);
         return true;
@@ -511,8 +514,11 @@ class B2bua::Impl {
         // A reliable provisional: the caller PRACKs it through us (RAck mapped in relay()).
         extra += "Require: 100rel\r\nRSeq: " + std::string(rseq->value) + "\r\n";
       }
-      reply_a(*c, s, r.reason(), extra, has_sdp(r) ? cross(*c, 1, r.body()) : std::string(),
-              content_type_of(r));
+      // A description the relay refuses is not passed on as it is (it may be SRTP-less).
+      std::string why;
+      std::string early = has_sdp(r) ? cross(*c, 1, r.body(), {}, &why) : std::string();
+      if (!why.empty()) early.clear();
+      reply_a(*c, s, r.reason(), extra, early, content_type_of(r));
       if (!c->ring_timer) start_ring_timer(c);
       c->state = Call::State::Early;
       return;
@@ -539,6 +545,15 @@ class B2bua::Impl {
         failed_attempt(c, 502, "unusable 2xx from " + c->target_code);
         return;
       }
+      // An answer the relay refuses (no SRTP key from a leg that requires it, a broken
+      // description): the callee is hung up and the attempt fails like a 488.
+      std::string why;
+      const std::string answer = has_sdp(r) ? cross(*c, 1, r.body(), {}, &why) : std::string();
+      if (!why.empty()) {
+        ack_and_bye(c, r, 488, "media: " + why);
+        failed_attempt(c, 488, "media: " + why);
+        return;
+      }
       b.dialog->confirm();
       stop_ring_timer(*c);
       if (has_sdp(r)) {
@@ -553,9 +568,8 @@ class B2bua::Impl {
         end(c, "caller", "the caller's transaction ended", 0);
         return;
       }
-      std::string ok =
-          with_body(sip::build_response(*areq, s, r.reason(), c->a.local_tag, extra),
-                    content_type_of(r), has_sdp(r) ? cross(*c, 1, r.body()) : std::string());
+      std::string ok = with_body(sip::build_response(*areq, s, r.reason(), c->a.local_tag, extra),
+                                 content_type_of(r), answer);
       layer_.respond(c->a_invite, s, ok);
       c->a.dialog->confirm();
       by_invite_.erase(c->a_invite);
@@ -644,6 +658,19 @@ class B2bua::Impl {
         leg.dialog->build_request("INFO", leg.via(), 0, {}, body, "application/dtmf-relay"));
     if (m) layer_.send_request(std::move(*m), leg.channel, {});
     c.decisions.push_back(std::string("DTMF ") + digit + " sent as INFO to " + leg.code);
+  }
+
+  // A key press as SIP INFO towards a leg that takes events or tones: written into the media
+  // towards it and answered here. False: the INFO goes to the other leg as it is.
+  bool info_to_media(Call& c, bool from_a, txn::TxnId server, const sip::Message& req, Leg& x,
+                     Leg& y) {
+    if (!c.media || y.policy.dtmf == "info" || c.state == Call::State::Ended) return false;
+    const auto key = b2bua_text::dtmf_of_info(req);
+    if (!key || !c.media->send_digit(from_a ? 1 : 0, key->key, key->ms)) return false;
+    respond(server, req, 200, {}, {}, x.local_tag);
+    c.decisions.push_back(std::string("DTMF ") + key->key + " from INFO sent to " + y.code +
+                          (y.policy.dtmf == "inband" ? " as tones" : " as events"));
+    return true;
   }
 
   // Once a second on an answered call with a relay: its media statistics go to the board (the
@@ -747,7 +774,8 @@ class B2bua::Impl {
   }
 
   // A 2xx nobody wants (cancelled, or a late target): confirm it and take it down at once.
-  void ack_and_bye(const std::shared_ptr<Call>& c, const sip::Message& r) {
+  void ack_and_bye(const std::shared_ptr<Call>& c, const sip::Message& r, uint16_t cause = 487,
+                   const std::string& text = "Cancelled by the caller") {
     // The current attempt's INVITE, or an earlier one's (same Call-ID as the answer).
     Leg leg;
     std::string bytes;
@@ -774,8 +802,7 @@ class B2bua::Impl {
     if (!d) return;
     d->confirm();
     leg.channel.send(d->build_request("ACK", leg.via(), inv->cseq().number));
-    auto bye = sip::parse_message(
-        d->build_request("BYE", leg.via(), 0, reason_line(487, "Cancelled by the caller")));
+    auto bye = sip::parse_message(d->build_request("BYE", leg.via(), 0, reason_line(cause, text)));
     if (bye) layer_.send_request(std::move(*bye), leg.channel, {});
   }
 

@@ -89,6 +89,47 @@ std::string content_type_of(const sip::Message& m) {
   return h ? std::string(h->value) : std::string("application/sdp");
 }
 
+std::optional<DtmfKey> dtmf_of_info(const sip::Message& m) {
+  auto ct = m.content_type();
+  if (!ct || !*ct || !text::iequals((*ct)->type, "application")) return std::nullopt;
+  auto is_key = [](char c) {
+    return (c >= '0' && c <= '9') || c == '*' || c == '#' || (c >= 'A' && c <= 'D') ||
+           (c >= 'a' && c <= 'd');
+  };
+  auto upper = [](char c) { return c >= 'a' && c <= 'd' ? char(c - 'a' + 'A') : c; };
+  const std::string_view body = text::trim(m.body());
+  if (text::iequals((*ct)->subtype, "dtmf")) {
+    if (body.size() != 1 || !is_key(body[0])) return std::nullopt;
+    return DtmfKey{upper(body[0]), 0};
+  }
+  if (!text::iequals((*ct)->subtype, "dtmf-relay")) return std::nullopt;
+  std::optional<DtmfKey> out;
+  int ms = 0;
+  size_t at = 0;
+  while (at <= body.size()) {
+    size_t eol = body.find('\n', at);
+    if (eol == std::string_view::npos) eol = body.size();
+    const std::string_view line = text::trim(body.substr(at, eol - at));
+    at = eol + 1;
+    const size_t eq = line.find('=');
+    if (eq == std::string_view::npos) continue;
+    const std::string_view name = text::trim(line.substr(0, eq));
+    const std::string_view value = text::trim(line.substr(eq + 1));
+    if (text::iequals(name, "Signal") && value.size() == 1 && is_key(value[0])) {
+      out = DtmfKey{upper(value[0]), 0};
+    } else if (text::iequals(name, "Duration")) {
+      int v = 0;
+      for (char c : value) {
+        if (c < '0' || c > '9' || v > 100000) break;
+        v = v * 10 + (c - '0');
+      }
+      ms = v;
+    }
+  }
+  if (out) out->ms = ms;
+  return out;
+}
+
 std::string header_lines(const sip::Message& m, const std::vector<std::string>& names,
                          const std::vector<std::string>& more) {
   std::string out;

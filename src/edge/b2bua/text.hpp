@@ -4,6 +4,7 @@
 // testable without a call.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +30,13 @@ std::string host_port(const std::string& host, uint16_t port);
 // Does the message carry a session description (a body typed application/sdp, or untyped)?
 bool has_sdp(const sip::Message& m);
 std::string content_type_of(const sip::Message& m);
+// The key press of an INFO (application/dtmf-relay "Signal=5\r\nDuration=160", or
+// application/dtmf "5"); milliseconds 0 when the body names none.
+struct DtmfKey {
+  char key = 0;
+  int ms = 0;
+};
+std::optional<DtmfKey> dtmf_of_info(const sip::Message& m);
 // The header lines of `m` whose names one of the lists has (case-insensitive), as received.
 std::string header_lines(const sip::Message& m, const std::vector<std::string>& names,
                          const std::vector<std::string>& more = {});

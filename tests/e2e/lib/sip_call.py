@@ -29,7 +29,8 @@ def sdp_media(body):
 
 
 class RtpPort:
-    """A UDP socket for RTP that records every packet it receives: (source, seq, ssrc, payload)."""
+    """A UDP socket for RTP that records every packet it receives: (source, seq, ssrc, payload,
+    payload type, timestamp)."""
 
     def __init__(self, ip, port=0):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -52,7 +53,8 @@ class RtpPort:
             if len(data) >= 12:
                 seq, = struct.unpack("!H", data[2:4])
                 ssrc, = struct.unpack("!I", data[8:12])
-                self.packets.append((src, seq, ssrc, data[12:]))
+                ts, = struct.unpack("!I", data[4:8])
+                self.packets.append((src, seq, ssrc, data[12:], data[1] & 0x7F, ts))
 
     def send(self, dest, count=50, ssrc=0x11223344, pt=8, interval=0.02, first_seq=1000):
         """G.711 A-law packets of 20 ms, each payload marked with its number."""
@@ -97,6 +99,18 @@ class RtpPort:
                               ssrc) + payload
             self.sock.sendto(pkt, dest)
             time.sleep(0.02)
+
+    def events(self, source=None):
+        """The RFC 4733 key presses received (payload type 101): one key per event (its end
+        packets share one timestamp), as a string."""
+        keys, seen = "", set()
+        for src, seq, ssrc, payload, pt, ts in list(self.packets):
+            if pt != 101 or len(payload) < 4 or (source and src != source):
+                continue
+            if payload[1] & 0x80 and (ssrc, ts) not in seen:
+                seen.add((ssrc, ts))
+                keys += "0123456789*#ABCD"[payload[0]] if payload[0] < 16 else "?"
+        return keys
 
     def close(self):
         self._stop = True

@@ -6,7 +6,9 @@ audio goes to the signaled port and the call is flagged one-way; a call without 
 media.timeout with BYE on both legs."""
 
 import os
+import struct
 import sys
+import threading
 import time
 import unittest
 
@@ -14,7 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from media_case import CALLS, DID, MediaCase  # noqa: E402
 from sipp_fixture import SippPeer  # noqa: E402
-from sip_call import alaw_pcm, sdp_media, tone_share  # noqa: E402
+from sip_call import UdpCall, alaw_pcm, sdp_media, tone_share  # noqa: E402
 
 PORTS = tuple(MediaCase.media["ports"])
 
@@ -177,6 +179,49 @@ class Dtmf(MediaCase):
         self.assertEqual(c.bye(), 200)
         self.assertEqual(pbx.wait(), 0, pbx.output())
 
+    def test_sip_info_from_the_pbx_reaches_the_caller_as_rfc4733_events(self):
+        self.api.ok("PATCH", "/rest/v1/uc/pbx/%d" % self.pbx["id"], {"dtmf": "info"})
+        self.addCleanup(self.api.ok, "PATCH", "/rest/v1/uc/pbx/%d" % self.pbx["id"],
+                        {"dtmf": "rfc2833"})
+        pbx, _ = self.echoing_pbx(os.path.join(HERE, "uas_send_info.xml"))
+        rtp = self.port()
+        c = self.call(rtp)
+        self.assertRegex(c.answer, r"(?m)^m=audio \d+ RTP/AVP 8 101\s*$")
+        # The PBX's INFO comes 600 ms after the ACK, while the echoed audio flows back.
+        rtp.send(c.media_dest(), count=75)
+        time.sleep(0.3)
+        self.assertEqual(rtp.events(c.media_dest()), "4", "one key press, as events")
+        events = [p for p in rtp.packets if p[4] == 101]
+        self.assertEqual({p[2] for p in events}, {0x11223344}, "in the echoed stream's SSRC")
+        self.assertEqual(struct.unpack("!H", events[-1][3][2:4])[0], 960, "120 ms at 8 kHz")
+        calls = self.api.ok("GET", "/api/monitor/v1/calls/" + c.call_id)
+        self.assertIn("DTMF 4 from INFO sent to prov-a as events", calls["data"]["decisions"])
+        self.assertEqual(c.bye(), 200)
+        self.assertEqual(pbx.wait(), 0, pbx.output())  # its INFO was answered 200
+
+    def test_events_reach_an_in_band_pbx_as_tones_and_its_tones_come_back_as_events(self):
+        self.api.ok("PATCH", "/rest/v1/uc/pbx/%d" % self.pbx["id"], {"dtmf": "inband"})
+        self.addCleanup(self.api.ok, "PATCH", "/rest/v1/uc/pbx/%d" % self.pbx["id"],
+                        {"dtmf": "rfc2833"})
+        pbx, _ = self.echoing_pbx()
+        rtp = self.port()
+        c = self.call(rtp)
+        self.assertRegex(c.answer, r"(?m)^m=audio \d+ RTP/AVP 8 101\s*$")
+        # Audio flows; the caller presses 6 as events. esg plays the tones to the PBX over the
+        # caller's audio; the PBX echoes them; esg hears them in what the PBX sends and tells
+        # the caller as events: the round trip proves both translations.
+        audio = threading.Thread(target=rtp.send, args=(c.media_dest(),), kwargs={"count": 75})
+        audio.start()
+        time.sleep(0.3)
+        rtp.send_event(c.media_dest(), 6)
+        audio.join()
+        time.sleep(0.3)
+        self.assertEqual(rtp.events(c.media_dest()), "6")
+        echoed = [p for p in rtp.packets if p[4] == 101]
+        self.assertEqual({p[2] for p in echoed}, {0x11223344},
+                         "the caller's own events were not passed through")
+        self.assertEqual(c.bye(), 200)
+        self.assertEqual(pbx.wait(), 0, pbx.output())
 
 
 class Srtp(MediaCase):
@@ -206,6 +251,31 @@ class Srtp(MediaCase):
         self.assertEqual(s["a"]["srtp"]["out"], False)
         self.assertEqual(c.bye(), 200)
         self.assertEqual(pbx.wait(), 0, pbx.output())
+
+    def test_a_pbx_that_requires_srtp_and_answers_plain_rtp_fails_the_attempt(self):
+        self.api.ok("PATCH", "/rest/v1/uc/pbx/%d" % self.pbx["id"], {"srtp": "required"})
+        self.addCleanup(self.api.ok, "PATCH", "/rest/v1/uc/pbx/%d" % self.pbx["id"],
+                        {"srtp": "off"})
+        pbx, _ = self.echoing_pbx()  # answers RTP/AVP without a=crypto
+        rtp = self.port()
+        c = UdpCall(self.esg.ports["udp"], "127.0.0.2", DID, rtp.port)
+        self.addCleanup(c.close)
+        self.assertEqual(c.status, 488, c.responses)
+        self.assertEqual(pbx.wait(), 0, pbx.output())  # answered, then hung up
+        bye = pbx.received("BYE")[0]
+        self.assertIn('Reason: SIP;cause=488;text="media: SRTP required', bye)
+
+    def test_a_caller_that_requires_srtp_and_offers_plain_rtp_gets_488(self):
+        prov = next(p for p in self.api.ok("GET", "/rest/v1/uc/providers")["items"]
+                    if p["code"] == "prov-a")
+        self.api.ok("PATCH", "/rest/v1/uc/providers/%d" % prov["id"], {"srtp": "required"})
+        self.addCleanup(self.api.ok, "PATCH", "/rest/v1/uc/providers/%d" % prov["id"],
+                        {"srtp": "off"})
+        rtp = self.port()
+        c = UdpCall(self.esg.ports["udp"], "127.0.0.2", DID, rtp.port)
+        self.addCleanup(c.close)
+        self.assertEqual(c.status, 488, c.responses)
+        self.assertIn("SRTP required", c.final)
 
 
 

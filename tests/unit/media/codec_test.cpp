@@ -120,34 +120,3 @@ TEST(Codecs, NamesAndStaticPayloadTypes) {
 }
 
 }  // namespace
-
-#include <spandsp.h>
-
-namespace {
-
-TEST(DtmfDetector, FindsTheDigitsOfInBandTonesInAlaw) {
-  dtmf_tx_state_t* tx = dtmf_tx_init(nullptr);
-  dtmf_tx_put(tx, "7#", 2);
-  esg::media::DtmfDetector detect(esg::media::CodecId::Pcma);
-  std::string found;
-  for (int f = 0; f < 40; ++f) {  // 800 ms: two digits of 50 ms with gaps, then silence
-    int16_t pcm[160] = {};
-    dtmf_tx(tx, pcm, 160);
-    uint8_t alaw[160];
-    for (int i = 0; i < 160; ++i)
-      alaw[i] = linear_to_alaw(pcm[i]);
-    found += detect.push(alaw, sizeof alaw);
-  }
-  dtmf_tx_free(tx);
-  EXPECT_EQ(found, "7#");
-  // Speech-like audio is no digit.
-  esg::media::DtmfDetector quiet(esg::media::CodecId::Pcmu);
-  for (int f = 0; f < 20; ++f) {
-    uint8_t ulaw[160];
-    for (int i = 0; i < 160; ++i)
-      ulaw[i] = linear_to_ulaw(int(3000 * std::sin(2 * M_PI * 440 * (f * 160 + i) / 8000.0)));
-    EXPECT_EQ(quiet.push(ulaw, sizeof ulaw), "");
-  }
-}
-
-}  // namespace
