@@ -15,7 +15,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from media_case import CALLS, DID, MediaCase  # noqa: E402
-from sipp_fixture import SippPeer  # noqa: E402
+from sipp_fixture import SippPeer, free_port  # noqa: E402
 from sip_call import UdpCall, alaw_pcm, sdp_media, tone_share  # noqa: E402
 
 PORTS = tuple(MediaCase.media["ports"])
@@ -178,6 +178,39 @@ class Dtmf(MediaCase):
         self.assertIn("Signal=7", infos[0])
         self.assertEqual(c.bye(), 200)
         self.assertEqual(pbx.wait(), 0, pbx.output())
+
+    def test_sipp_plays_speech_and_a_key_the_pbx_gets_the_audio_and_an_info(self):
+        self.api.ok("PATCH", "/rest/v1/uc/pbx/%d" % self.pbx["id"], {"dtmf": "info"})
+        self.addCleanup(self.api.ok, "PATCH", "/rest/v1/uc/pbx/%d" % self.pbx["id"],
+                        {"dtmf": "rfc2833"})
+        pbx, _ = self.echoing_pbx(os.path.join(HERE, "uas_answer_info.xml"))
+        media_port = free_port("127.0.0.2")
+        uac = SippPeer(os.path.join(HERE, "uac_pcap.xml"), "127.0.0.2",
+                       remote="127.0.0.1:%d" % self.esg.ports["udp"],
+                       keys={"ruri_user": DID, "to_user": DID, "to_host": "127.0.0.1",
+                             "from_user": "+79161234567", "contact_user": "prov"},
+                       extra=["-mi", "127.0.0.2", "-mp", str(media_port),
+                              "-cid_str", "pcap-%u-%p@%s"])
+        type(self).peers.append(uac)
+        self.assertEqual(uac.wait(), 0, uac.output())
+        self.assertEqual(pbx.wait(), 0, pbx.output())
+        infos = pbx.received("INFO")
+        self.assertEqual(len(infos), 1, infos)
+        self.assertIn("Signal=1", infos[0])
+        deadline = time.time() + 5
+        while True:
+            cdrs = [x for x in self.api.ok("GET", "/rest/v1/cdrs?limit=50")["items"]
+                    if x["id"].startswith("pcap-") and x["state"] == "ended"]
+            if cdrs or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        s = cdrs[0]["media"]["streams"][0]
+        # g711a.pcap holds 236 packets of 30 ms: all of them crossed to the PBX and back, and
+        # nothing else (the key's events became the INFO).
+        self.assertGreater(s["a"]["packets_in"], 236, s)
+        self.assertEqual(s["b"]["packets_out"], 236, s)
+        self.assertEqual(s["b"]["packets_in"], 236, s)
+        self.assertEqual(s["a"]["packets_out"], 236, s)
 
     def test_sip_info_from_the_pbx_reaches_the_caller_as_rfc4733_events(self):
         self.api.ok("PATCH", "/rest/v1/uc/pbx/%d" % self.pbx["id"], {"dtmf": "info"})
