@@ -60,3 +60,14 @@ build_preset() {
 configure_default() {
   cmake --preset default "$@" >/dev/null
 }
+
+# TDLib for Telegram lines: libtdjson.so from the npm package @prebuilt-tdlib/linux-x64-glibc,
+# pinned in third_party/package.json (and its lock), installed into the git-ignored
+# third_party/node_modules. npm comes from Debian when the machine has none.
+ESG_TDJSON=third_party/node_modules/@prebuilt-tdlib/linux-x64-glibc/libtdjson.so
+ensure_tdlib() {
+  [ -f "$ESG_TDJSON" ] && return 0
+  command -v npm >/dev/null || ensure_pkgs nodejs npm
+  log "installing TDLib from the npm registry into third_party/node_modules"
+  (cd third_party && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}

@@ -8,6 +8,7 @@
 
 #include "api/edge_api.hpp"
 #include "api/providers_api.hpp"
+#include "api/telegram_api.hpp"
 #include "base/random.hpp"
 #include "base/text.hpp"
 #include "sip/response.hpp"
@@ -427,6 +428,20 @@ void Server::start() {
                    },
                    strip({}),
                    {}});
+  telegram_lines_ = std::make_unique<accounts::Collection>(
+      *store_, accounts::Collection::Spec{
+                   store::Table::TelegramLines,
+                   "Telegram line",
+                   true,
+                   [this](const nlohmann::json& j) -> Result<nlohmann::json, accounts::FieldError> {
+                     auto l = telegram::line_from_json(j);
+                     if (!l) return unexpected(l.error());
+                     if (!store_->find_code(store::Table::Pbx, l->pbx))
+                       return unexpected(accounts::FieldError{"pbx", "names no PBX connection"});
+                     return telegram::to_stored_json(*l);
+                   },
+                   telegram::public_view,
+                   {"api_hash"}});
   edge_ = std::make_unique<EdgeContext>(*this);
   // PBXs registered to esg are known by address only once registered: never banned either.
   edge_->border().set_extra_exempt([this](const edge::IpKey& addr) {
@@ -455,6 +470,13 @@ void Server::start() {
         [this, w] { return call_id_for(w); });
   }
   workers_->start();
+  lines_ = std::make_unique<telegram::Lines>(
+      telegram::LinesOptions{config_.telegram.tdjson, config_.telegram.sessions,
+                             [this](int64_t id) -> boost::asio::io_context& {
+                               return workers_->context(size_t(id) % workers_->size());
+                             }});
+  telegram_lines_->set_on_change([this] { lines_->sync(telegram_lines_->stored()); });
+  lines_->sync(telegram_lines_->stored());
   accounts::ManagerOptions mo;
   mo.register_rate = config_.accounts.register_rate;
   mo.registration.retry_min = txn::Millis(int64_t(config_.accounts.retry_min * 1000));
@@ -480,6 +502,7 @@ void Server::start() {
   api::add_collection_routes(*http_, "/rest/v1/routing/normalization", *normalization_);
   api::add_collection_routes(*http_, "/rest/v1/routing/rules", *routes_);
   api::add_collection_routes(*http_, "/rest/v1/master/borderrules", *border_rules_);
+  api::add_telegram_routes(*http_, *telegram_lines_, *lines_);
   api::EdgeApiDeps deps;
   deps.config = [this] { return edge_->config(); };
   deps.board = &edge_->board();
@@ -547,7 +570,9 @@ void Server::stop() {
     });
     f.wait_for(std::chrono::seconds(2));
   }
-  // Graceful: registered accounts un-register while the workers still run.
+  // Graceful: registered accounts un-register, and TDLib saves its state, while the workers
+  // still run.
+  if (lines_) lines_->stop();
   if (accounts_) accounts_->stop();
   transport_->close();
   workers_->stop();
@@ -555,6 +580,7 @@ void Server::stop() {
   // the io_contexts goes before the io_contexts themselves.
   accounts_.reset();
   http_.reset();
+  lines_.reset();  // its receive loop posts to the workers' io_contexts
   stun_.reset();
   resolver_.reset();    // its thread calls back into edge_ (account names)
   per_worker_.clear();  // the B2BUAs before what their calls use

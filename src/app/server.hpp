@@ -18,6 +18,7 @@
 #include "edge/context.hpp"
 #include "edge/sip_alg.hpp"
 #include "store/store.hpp"
+#include "telegram/lines.hpp"
 #include "transport/dns.hpp"
 #include "transport/stun.hpp"
 #include "transport/transport.hpp"
@@ -81,6 +82,8 @@ class Server {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<accounts::AccountManager> accounts_;
   std::unique_ptr<accounts::Collection> pbx_, normalization_, routes_, border_rules_;
+  std::unique_ptr<accounts::Collection> telegram_lines_;
+  std::unique_ptr<telegram::Lines> lines_;  // their TDLib clients live on the workers
   std::mutex border_mu_;
   std::unique_ptr<edge::CdrWriter> cdrs_;
   std::unique_ptr<EdgeContext> edge_;

@@ -19,6 +19,8 @@ std::string_view table_name(Table t) {
       return "routes";
     case Table::BorderRules:
       return "borderrules";
+    case Table::TelegramLines:
+      return "telegramlines";
   }
   return "";
 }
@@ -45,6 +47,9 @@ const std::vector<std::string>& migrations() {
       "CREATE INDEX cdrs_state ON cdrs (state)",
       // 8: border rules.
       "CREATE TABLE borderrules (id {id}, code TEXT UNIQUE, data TEXT NOT NULL, "
+      "updated_at TEXT NOT NULL)",
+      // 9: Telegram lines.
+      "CREATE TABLE telegramlines (id {id}, code TEXT NOT NULL UNIQUE, data TEXT NOT NULL, "
       "updated_at TEXT NOT NULL)",
   };
   return kMigrations;

@@ -28,8 +28,11 @@ def make_certificate(folder):
 
 
 class EsgProcess:
-    def __init__(self, extra=None, listen=(("udp", "127.0.0.1"), ("tcp", "127.0.0.1"))):
-        self.dir = tempfile.mkdtemp(prefix="esg-e2e-")
+    def __init__(self, extra=None, listen=(("udp", "127.0.0.1"), ("tcp", "127.0.0.1")),
+                 env=None, folder=None):
+        """`env`: more environment for esg; `folder`: an earlier EsgProcess's folder, to start
+        esg again on the same store (a restart)."""
+        self.dir = folder or tempfile.mkdtemp(prefix="esg-e2e-")
         self.log_dir = os.path.join(self.dir, "log")
         config = {
             "instance": {"workers": 2},
@@ -47,9 +50,10 @@ class EsgProcess:
         self.config_path = os.path.join(self.dir, "esg.json")
         with open(self.config_path, "w") as f:
             json.dump(config, f)
-        self.out = open(os.path.join(self.dir, "esg.out"), "w+")
+        self.out = open(os.path.join(self.dir, "esg.out"), "a+")
         self.proc = subprocess.Popen([ESG, "run", "--config", self.config_path],
-                                     stdout=subprocess.PIPE, stderr=self.out, text=True)
+                                     stdout=subprocess.PIPE, stderr=self.out, text=True,
+                                     env=dict(os.environ, **(env or {})))
         self.ports = {}
         deadline = time.time() + 15
         while time.time() < deadline:

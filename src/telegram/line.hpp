@@ -1,0 +1,81 @@
+#pragma once
+// A Telegram line at run time (issue 8): its TDLib client, driven through TDLib's
+// authorization states on the line's worker, with the login steps over REST (phone, code,
+// two-step password), logout, and the state that monitoring shows. Calls come with the next
+// issue (updates other than authorization and connection go to `on_update`).
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "telegram/line_config.hpp"
+#include "telegram/td/tdjson.hpp"
+
+namespace esg::telegram {
+
+// What a REST login step or logout answers: an HTTP status and its JSON body.
+struct StepResult {
+  int status = 200;
+  nlohmann::json body;
+};
+
+class Line : public std::enable_shared_from_this<Line> {
+ public:
+  // `dir`: the line's session folder (TDLib's database and files), kept across restarts.
+  Line(td::Hub& hub, boost::asio::io_context& io, LineConfig config, std::string dir);
+  ~Line();
+
+  void start();
+  // Closes the TDLib client (TDLib saves its state); `done` on the line's worker once closed,
+  // or after `timeout_ms` if TDLib does not confirm.
+  void close(std::function<void()> done, int timeout_ms = 3000);
+  // A login step from the HTTP thread: {"phone": ...} (or {} for the line's phone), then
+  // {"code": ...}, then {"password": ...}, as the state asks. Waits (bounded) for TDLib's
+  // answer and the next state.
+  StepResult login(const nlohmann::json& body);
+  StepResult logout();
+  nlohmann::json status() const;
+  const LineConfig& config() const { return config_; }
+  // Settings that do not touch TDLib (numbers, caller ID, limits) change in place.
+  void set_config(const LineConfig& c);
+
+  // Updates the line itself does not handle (calls, messages: the next issue), on its worker.
+  std::function<void(const nlohmann::json&)> on_update;
+
+ private:
+  void open_client();
+  void handle(const nlohmann::json& update);
+  void on_authorization(const nlohmann::json& state);
+  void set_state(const std::string& state);
+  StepResult step(const nlohmann::json& request, const char* expected_state);
+
+  td::Hub& hub_;
+  boost::asio::io_context& io_;
+  LineConfig config_;
+  std::string dir_;
+  int client_ = 0;
+  bool closing_ = false;
+  std::function<void()> closed_;
+  boost::asio::steady_timer timer_;
+
+  // Shared with the HTTP thread.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t state_seq_ = 0;
+  std::string state_ = "starting";
+  std::string connection_;
+  std::string code_type_, password_hint_, last_error_;
+  int64_t user_id_ = 0;
+  std::string username_, user_phone_;
+  int64_t flood_until_ms_ = 0;
+};
+
+}  // namespace esg::telegram

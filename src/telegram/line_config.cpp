@@ -1,0 +1,115 @@
+#include "telegram/line_config.hpp"
+
+#include <algorithm>
+
+#include "accounts/json_reader.hpp"
+
+namespace esg::telegram {
+
+using nlohmann::json;
+
+namespace {
+
+Unexpected<accounts::FieldError> bad(std::string field, std::string message) {
+  return unexpected(accounts::FieldError{std::move(field), std::move(message)});
+}
+
+bool is_phone(const std::string& p) {
+  if (p.size() < 8 || p.size() > 16 || p[0] != '+') return false;
+  return std::all_of(p.begin() + 1, p.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
+
+Result<LineConfig, accounts::FieldError> line_from_json(const json& j) {
+  if (!j.is_object()) return bad("", "must be a JSON object");
+  LineConfig l;
+  accounts::detail::Reader r{j, {}, {}};
+  r.integer("id", l.id, 0, INT64_MAX);
+  r.str("code", l.code);
+  r.integer("api_id", l.api_id, 1, INT32_MAX);
+  r.str("api_hash", l.api_hash);
+  r.str("phone", l.phone);
+  r.boolean("enabled", l.enabled);
+  r.str("pbx", l.pbx);
+  r.str("number", l.number);
+  r.one_of("callerid", l.callerid, {"userid", "username", "phone"});
+  r.str("callerid_prefix", l.callerid_prefix);
+  r.str("callerid_suffix", l.callerid_suffix);
+  r.strings("callername", l.callername);
+  r.boolean("callername_ascii", l.callername_ascii);
+  r.integer("ring_timeout", l.ring_timeout, 5, 300);
+  r.integer("noncontact_calls_per_day", l.noncontact_calls_per_day, 0, 10000);
+  r.integer("trunks", l.trunks, 0, 100000);
+  r.boolean("accept_elsewhere", l.accept_elsewhere);
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (!r.seen.count(it.key())) r.fail(it.key(), "unknown field");
+  }
+  if (r.error) return unexpected(*r.error);
+  if (l.code.empty()) return bad("code", "is required");
+  if (l.code.size() > 64 || !std::all_of(l.code.begin(), l.code.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+      }))
+    return bad("code", "must be 1 to 64 letters, digits, '_', '.' or '-'");
+  if (l.api_id == 0) return bad("api_id", "is required (the application's api_id)");
+  if (l.api_hash.size() != 32 || !std::all_of(l.api_hash.begin(), l.api_hash.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+      }))
+    return bad("api_hash", "must be the application's 32 hexadecimal digits");
+  if (!l.phone.empty() && !is_phone(l.phone)) return bad("phone", "must be '+' and 7 to 15 digits");
+  if (l.pbx.empty()) return bad("pbx", "is required (the PBX connection for incoming calls)");
+  if (!l.number.empty() && !std::all_of(l.number.begin(), l.number.end(), [](char c) {
+        return accounts::detail::is_token_char(c) && c != '@';
+      }))
+    return bad("number", "must be a plain number or user part");
+  for (const auto* affix : {&l.callerid_prefix, &l.callerid_suffix}) {
+    const char* name = affix == &l.callerid_prefix ? "callerid_prefix" : "callerid_suffix";
+    if (affix->size() > 8) return bad(name, "must be at most 8 characters");
+    for (char c : *affix) {
+      // Dialled back by the PBX: no digits (they would merge with the id) and nothing a URI
+      // user part can't carry plainly.
+      if (c != '*' && c != '#' && !std::isalpha(static_cast<unsigned char>(c)))
+        return bad(name, "may contain only '*', '#' and letters");
+    }
+  }
+  if (l.callername.empty())
+    return bad("callername", "must name at least one of name, username, phone");
+  for (size_t i = 0; i < l.callername.size(); ++i) {
+    const auto& f = l.callername[i];
+    if (f != "name" && f != "username" && f != "phone")
+      return bad("callername[" + std::to_string(i) + "]", "must be one of name, username, phone");
+    if (std::find(l.callername.begin(), l.callername.begin() + long(i), f) !=
+        l.callername.begin() + long(i))
+      return bad("callername[" + std::to_string(i) + "]", "is listed twice");
+  }
+  return l;
+}
+
+json to_stored_json(const LineConfig& l) {
+  json j = {{"code", l.code},
+            {"api_id", l.api_id},
+            {"api_hash", l.api_hash},
+            {"phone", l.phone},
+            {"enabled", l.enabled},
+            {"pbx", l.pbx},
+            {"number", l.number},
+            {"callerid", l.callerid},
+            {"callerid_prefix", l.callerid_prefix},
+            {"callerid_suffix", l.callerid_suffix},
+            {"callername", l.callername},
+            {"callername_ascii", l.callername_ascii},
+            {"ring_timeout", l.ring_timeout},
+            {"noncontact_calls_per_day", l.noncontact_calls_per_day},
+            {"trunks", l.trunks},
+            {"accept_elsewhere", l.accept_elsewhere}};
+  if (l.id) j["id"] = l.id;
+  return j;
+}
+
+json public_view(const json& stored) {
+  json out = stored;
+  out.erase("api_hash");
+  return out;
+}
+
+}  // namespace esg::telegram

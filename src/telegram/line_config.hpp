@@ -1,0 +1,41 @@
+#pragma once
+// A Telegram line as provisioned (issue 8, `/rest/v1/telegram/lines`): a Telegram account
+// connected to esg and used like a trunk. Validation names the field, as for providers.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "accounts/account.hpp"
+#include "base/result.hpp"
+
+namespace esg::telegram {
+
+struct LineConfig {
+  int64_t id = 0;
+  std::string code;
+  int64_t api_id = 0;    // the Telegram application's credentials (my.telegram.org)
+  std::string api_hash;  // write-only, like passwords
+  std::string phone;     // the account's number, "+" and digits
+  bool enabled = true;
+  std::string pbx;     // the PBX connection (code) that gets this line's incoming calls
+  std::string number;  // the number to call on that PBX (empty: the line's code)
+  std::string callerid = "userid";  // userid | username | phone
+  std::string callerid_prefix = "*";
+  std::string callerid_suffix;
+  std::vector<std::string> callername = {"name"};  // of name, username, phone, in order
+  bool callername_ascii = false;
+  int ring_timeout = 15;  // seconds
+  int noncontact_calls_per_day = 30;
+  int trunks = 0;  // concurrent calls; 0: no limit
+  bool accept_elsewhere = false;
+};
+
+Result<LineConfig, accounts::FieldError> line_from_json(const nlohmann::json& j);
+// What the store keeps (with api_hash); public_view() drops the secret.
+nlohmann::json to_stored_json(const LineConfig& l);
+nlohmann::json public_view(const nlohmann::json& stored);
+
+}  // namespace esg::telegram

@@ -1,0 +1,59 @@
+#pragma once
+// The Telegram lines of this instance (issue 8): one Line per enabled line in the store, each
+// on a worker, all sharing one TDLib receive loop (td::Hub). Follows the store: a new or
+// enabled line starts, a removed or disabled one closes, a change of its credentials restarts
+// it. Each line's TDLib database lives in its own session folder under `telegram.sessions`.
+
+#include <boost/asio/io_context.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "telegram/line.hpp"
+#include "telegram/line_config.hpp"
+#include "telegram/td/tdjson.hpp"
+
+namespace esg::telegram {
+
+struct LinesOptions {
+  std::string tdjson;    // path to libtdjson.so
+  std::string sessions;  // the session store root
+  // The worker a line lives on (by its id).
+  std::function<boost::asio::io_context&(int64_t id)> worker;
+};
+
+class Lines {
+ public:
+  explicit Lines(LinesOptions options);
+  ~Lines();
+
+  // The lines as stored now (Collection::stored()).
+  void sync(const std::vector<nlohmann::json>& stored);
+  // Closes every line (TDLib saves its state), waiting up to `timeout_ms` in all.
+  void stop(int timeout_ms = 3000);
+  std::shared_ptr<Line> find(int64_t id) const;
+  // GET /api/monitor/v1/telegram/lines.
+  nlohmann::json status() const;
+  // The library's TDLib version (td_execute getOption "version"), or why it is not loaded.
+  nlohmann::json library() const;
+
+ private:
+  td::Hub* hub();  // loads the library and starts the loop on first use; null on failure
+  std::string folder(int64_t id) const;  // the line's session folder
+
+  LinesOptions options_;
+  mutable std::mutex mu_;
+  std::unique_ptr<td::Hub> hub_;
+  std::string load_error_;
+  std::string version_;
+  std::map<int64_t, std::shared_ptr<Line>> lines_;
+  std::map<int64_t, LineConfig> idle_;  // disabled lines, or lines that could not start
+};
+
+}  // namespace esg::telegram

@@ -1,0 +1,760 @@
+#!/usr/bin/env python3
+"""tgsim: a Telegram simulator for esg's tests (issue 8). NOT Telegram: a small world of users,
+contacts and calls that answers TDLib's JSON API the way TDLib does where esg can tell the
+difference. esg loads libtdjson_sim.so (built from tdjson_sim.cpp) instead of TDLib; that
+library forwards every request here over a Unix socket. Tests drive the world through a
+control port (JSON lines on loopback). See README.md beside this file for the objects,
+methods, errors, the control commands and the audio framing.
+
+    tgsim.py --socket /tmp/x/tgsim.sock --control-port 0 --ready-file /tmp/x/ready
+"""
+
+import argparse
+import asyncio
+import base64
+import ctypes
+import ctypes.util
+import json
+import math
+import os
+import random
+import socket
+import struct
+import sys
+import time
+
+VERSION = "1.8.67-tgsim"
+
+
+# --- Opus (libopus through ctypes), for call audio ------------------------------------------
+
+class Opus:
+    RATE = 48000
+    FRAME = 960  # 20 ms
+
+    def __init__(self):
+        self.lib = ctypes.CDLL(ctypes.util.find_library("opus") or "libopus.so.0")
+        err = ctypes.c_int()
+        self.lib.opus_encoder_create.restype = ctypes.c_void_p
+        self.lib.opus_decoder_create.restype = ctypes.c_void_p
+        self.enc = self.lib.opus_encoder_create(self.RATE, 1, 2048, ctypes.byref(err))  # VOIP
+        self.dec = self.lib.opus_decoder_create(self.RATE, 1, ctypes.byref(err))
+
+    def encode(self, samples):
+        pcm = (ctypes.c_int16 * self.FRAME)(*samples)
+        out = ctypes.create_string_buffer(1500)
+        n = self.lib.opus_encode(ctypes.c_void_p(self.enc), pcm, self.FRAME, out, 1500)
+        return out.raw[:n] if n > 0 else b""
+
+    def decode(self, data):
+        pcm = (ctypes.c_int16 * (self.FRAME * 6))()
+        n = self.lib.opus_decode(ctypes.c_void_p(self.dec), data, len(data), pcm, self.FRAME * 6, 0)
+        return list(pcm[:n]) if n > 0 else []
+
+
+# --- the world -------------------------------------------------------------------------------
+
+class User:
+    def __init__(self, uid, **f):
+        self.id = uid
+        self.first_name = f.get("first_name", "User%d" % uid)
+        self.last_name = f.get("last_name", "")
+        self.username = f.get("username", "")
+        self.phone = f.get("phone", "").lstrip("+")
+        self.phone_visible = f.get("phone_visible", False)
+        self.online = f.get("online", True)
+        self.push_delay = f.get("push_delay", 1.0)  # offline: seconds until the phone rings; None: never
+        self.privacy = f.get("privacy", "everybody")  # who may call: everybody|contacts|nobody
+        self.outdated = f.get("outdated", False)  # an app too old for calls with us
+        self.answer = f.get("answer", {"action": "ignore"})  # answer|decline|ignore, "after" s
+        self.tone = f.get("tone", 0)  # Hz the user sends once a call is up; 0: silence
+        self.blocked = set()  # users this one blocked
+        # Accounts esg may log in to: the login code and the two-step password.
+        self.code = f.get("code")
+        self.password = f.get("password")
+        self.hint = f.get("hint", "")
+
+    def update(self, f):
+        for k, v in f.items():
+            if k == "phone":
+                v = v.lstrip("+")
+            if k != "id":
+                setattr(self, k, v)
+
+    def obj(self, viewer=None):
+        """TDLib's `user` as `viewer` sees it."""
+        known = viewer is None or viewer.id == self.id or self.phone_visible or \
+            (viewer and (viewer.id, self.id) in WORLD.contacts)
+        return {
+            "@type": "user", "id": self.id, "first_name": self.first_name,
+            "last_name": self.last_name,
+            "usernames": {"@type": "usernames", "active_usernames": [self.username],
+                          "disabled_usernames": [], "editable_username": self.username}
+            if self.username else None,
+            "phone_number": self.phone if known else "",
+            "status": {"@type": "userStatusOnline", "expires": int(time.time()) + 300}
+            if self.online else {"@type": "userStatusOffline",
+                                 "was_online": int(time.time()) - 600},
+            "is_contact": bool(viewer and (viewer.id, self.id) in WORLD.contacts),
+            "is_mutual_contact": False, "is_verified": False, "is_premium": False,
+            "is_support": False, "restriction_reason": "", "is_scam": False, "is_fake": False,
+            "have_access": True, "type": {"@type": "userTypeRegular"}, "language_code": "",
+            "added_to_attachment_menu": False,
+        }
+
+    def name(self):
+        return (self.first_name + " " + self.last_name).strip()
+
+
+class World:
+    def __init__(self):
+        self.users = {}
+        self.next_user = 100000001
+        self.contacts = set()  # (owner, contact)
+        self.talked = set()  # frozenset({a, b}): a prior conversation
+        self.floods = {}  # "login" | "call" | "lookup" -> seconds, for the next such request
+        self.restricted = set()  # accounts under the spam restriction (PEER_FLOOD)
+        self.calls = {}
+        self.next_call = 1
+        self.next_message = 1
+        self.ring_timeout = 90.0  # TDLib's call_ring_timeout_ms
+        self.receive_timeout = 20.0  # call_receive_timeout_ms
+        self.clients = {}  # (connection id, client id) -> Client
+        self.requests = []  # every request, for the tests' assertions
+
+    def add_user(self, **f):
+        uid = f.pop("id", None) or self.next_user
+        self.next_user = max(self.next_user, uid) + 1
+        self.users[uid] = User(uid, **f)
+        return self.users[uid]
+
+    def by_phone(self, phone):
+        phone = phone.lstrip("+")
+        return next((u for u in self.users.values() if phone and u.phone == phone), None)
+
+    def by_username(self, name):
+        name = name.lstrip("@").lower()
+        return next((u for u in self.users.values() if u.username and u.username.lower() == name),
+                    None)
+
+    def knows(self, account, user):
+        return (account, user) in self.contacts or frozenset((account, user)) in self.talked
+
+    def take_flood(self, what):
+        return self.floods.pop(what, 0)
+
+    def account_clients(self, account_id):
+        return [c for c in self.clients.values() if c.account == account_id and c.state == "Ready"]
+
+
+WORLD = World()
+
+
+def error(code, message):
+    return {"@type": "error", "code": code, "message": message}
+
+
+# --- one library client (one TDLib client of esg) --------------------------------------------
+
+class Client:
+    def __init__(self, conn, client_id):
+        self.conn = conn
+        self.id = client_id
+        self.state = "WaitTdlibParameters"
+        self.started = False
+        self.account = None
+        self.phone = None
+        self.db = None
+
+    def emit(self, obj):
+        obj["@client_id"] = self.id
+        self.conn.write(obj)
+
+    def set_state(self, state, **fields):
+        self.state = state
+        self.emit({"@type": "updateAuthorizationState",
+                   "authorization_state": dict({"@type": "authorizationState" + state}, **fields)})
+
+    def session_file(self):
+        return os.path.join(self.db, "tgsim-session.json") if self.db else None
+
+    def ready(self):
+        self.set_state("Ready")
+        self.emit({"@type": "updateConnectionState", "state": {"@type": "connectionStateReady"}})
+        me = WORLD.users[self.account]
+        self.emit({"@type": "updateUser", "user": me.obj(me)})
+        with open(self.session_file(), "w") as f:
+            json.dump({"user_id": self.account, "note": "tgsim session, not TDLib's"}, f)
+
+    def handle(self, req):
+        WORLD.requests.append({"client": self.id, "request": req})
+        t = req.get("@type", "")
+        if not self.started:
+            self.started = True
+            self.emit({"@type": "updateOption", "name": "version",
+                       "value": {"@type": "optionValueString", "value": VERSION}})
+            self.set_state("WaitTdlibParameters")
+        if self.state == "Closed":
+            return error(500, "Request aborted")
+        method = getattr(self, "m_" + t, None)
+        if t == "getOption":
+            if req.get("name") == "version":
+                return {"@type": "optionValueString", "value": VERSION}
+            return {"@type": "optionValueEmpty"}
+        if self.state == "WaitTdlibParameters" and t not in ("setTdlibParameters", "close"):
+            return error(400, "Initialization parameters are needed: call setTdlibParameters first")
+        if method is None:
+            return error(400, "tgsim does not implement " + t)
+        return method(req)
+
+    # authorization
+    def m_setTdlibParameters(self, req):
+        if self.state != "WaitTdlibParameters":
+            return error(400, "Unexpected setTdlibParameters")
+        if not isinstance(req.get("api_id"), int) or req["api_id"] <= 0 or not req.get("api_hash"):
+            return error(400, "Valid api_id must be provided. Can be obtained at "
+                              "https://my.telegram.org")
+        self.db = req.get("database_directory") or "."
+        os.makedirs(self.db, exist_ok=True)
+        try:
+            with open(self.session_file()) as f:
+                uid = json.load(f).get("user_id")
+        except (OSError, ValueError):
+            uid = None
+        if uid in WORLD.users:
+            self.account = uid
+            self.conn.after(0, self.ready)
+        else:
+            self.conn.after(0, lambda: self.set_state("WaitPhoneNumber"))
+        return {"@type": "ok"}
+
+    def m_setAuthenticationPhoneNumber(self, req):
+        if self.state != "WaitPhoneNumber":
+            return error(400, "Call to setAuthenticationPhoneNumber unexpected")
+        wait = WORLD.take_flood("login")
+        if wait:
+            return error(429, "Too Many Requests: retry after %d" % wait)
+        phone = str(req.get("phone_number", ""))
+        digits = phone.lstrip("+")
+        if not digits.isdigit() or not 7 <= len(digits) <= 15:
+            return error(400, "PHONE_NUMBER_INVALID")
+        user = WORLD.by_phone(digits)
+        if not user or user.code is None:
+            return error(400, "PHONE_NUMBER_UNOCCUPIED")
+        self.phone = digits
+        self.account = user.id
+        self.set_state("WaitCode", code_info={
+            "@type": "authenticationCodeInfo", "phone_number": digits,
+            "type": {"@type": "authenticationCodeTypeTelegramMessage", "length": len(user.code)},
+            "next_type": {"@type": "authenticationCodeTypeSms", "length": len(user.code)},
+            "timeout": 60})
+        return {"@type": "ok"}
+
+    def m_checkAuthenticationCode(self, req):
+        if self.state != "WaitCode":
+            return error(400, "Call to checkAuthenticationCode unexpected")
+        wait = WORLD.take_flood("login")
+        if wait:
+            return error(429, "Too Many Requests: retry after %d" % wait)
+        user = WORLD.users[self.account]
+        if str(req.get("code", "")) != user.code:
+            return error(400, "PHONE_CODE_INVALID")
+        if user.password:
+            self.set_state("WaitPassword", password_hint=user.hint,
+                           has_recovery_email_address=False, has_passport_data=False,
+                           recovery_email_address_pattern="")
+        else:
+            self.ready()
+        return {"@type": "ok"}
+
+    def m_checkAuthenticationPassword(self, req):
+        if self.state != "WaitPassword":
+            return error(400, "Call to checkAuthenticationPassword unexpected")
+        if str(req.get("password", "")) != WORLD.users[self.account].password:
+            return error(400, "PASSWORD_HASH_INVALID")
+        self.ready()
+        return {"@type": "ok"}
+
+    def m_logOut(self, req):
+        if self.state in ("LoggingOut", "Closing", "Closed"):
+            return error(400, "Already logging out")
+        self.set_state("LoggingOut")
+        try:
+            os.unlink(self.session_file())
+        except (OSError, TypeError):
+            pass
+        self.conn.after(0.05, self.closed)
+        return {"@type": "ok"}
+
+    def m_close(self, req):
+        if self.state not in ("Closing", "Closed"):
+            self.set_state("Closing")
+            self.conn.after(0.05, self.closed)
+        return {"@type": "ok"}
+
+    def closed(self):
+        for call in list(WORLD.calls.values()):
+            if call.client is self and call.state not in ("Discarded", "Error"):
+                call.discard("callDiscardReasonDisconnected")
+        self.set_state("Closed")
+
+    # users
+    def me(self):
+        return WORLD.users.get(self.account) if self.state == "Ready" else None
+
+    def m_getMe(self, req):
+        me = self.me()
+        return me.obj(me) if me else error(401, "Unauthorized")
+
+    def m_getUser(self, req):
+        me = self.me()
+        if not me:
+            return error(401, "Unauthorized")
+        u = WORLD.users.get(req.get("user_id"))
+        if not u or not (u.id == me.id or WORLD.knows(me.id, u.id)):
+            return error(400, "User not found")
+        return u.obj(me)
+
+    def m_searchPublicChat(self, req):
+        me = self.me()
+        if not me:
+            return error(401, "Unauthorized")
+        wait = WORLD.take_flood("lookup")
+        if wait:
+            return error(429, "Too Many Requests: retry after %d" % wait)
+        u = WORLD.by_username(str(req.get("username", "")))
+        if not u:
+            return error(400, "USERNAME_NOT_OCCUPIED")
+        WORLD.talked.add(frozenset((me.id, u.id)))  # resolved: TDLib now knows the user
+        return {"@type": "chat", "id": u.id, "title": u.name(),
+                "type": {"@type": "chatTypePrivate", "user_id": u.id}}
+
+    def m_searchUserByPhoneNumber(self, req):
+        me = self.me()
+        if not me:
+            return error(401, "Unauthorized")
+        wait = WORLD.take_flood("lookup")
+        if wait:
+            return error(429, "Too Many Requests: retry after %d" % wait)
+        u = WORLD.by_phone(str(req.get("phone_number", "")))
+        if not u or not (u.phone_visible or (me.id, u.id) in WORLD.contacts):
+            return error(404, "Not Found")
+        return u.obj(me)
+
+    def m_importContacts(self, req):
+        me = self.me()
+        if not me:
+            return error(401, "Unauthorized")
+        wait = WORLD.take_flood("lookup")
+        if wait:
+            return error(429, "Too Many Requests: retry after %d" % wait)
+        ids = []
+        for c in req.get("contacts", []):
+            if not 1 <= len(c.get("first_name", "")) <= 64:
+                return error(400, "FIRSTNAME_INVALID")
+            u = WORLD.by_phone(str(c.get("phone_number", "")))
+            if u:
+                WORLD.contacts.add((me.id, u.id))
+            ids.append(u.id if u else 0)
+        return {"@type": "importedContacts", "user_ids": ids, "importer_count": [0] * len(ids)}
+
+    # calls
+    def m_createCall(self, req):
+        me = self.me()
+        if not me:
+            return error(401, "Unauthorized")
+        wait = WORLD.take_flood("call")
+        if wait:
+            return error(429, "Too Many Requests: retry after %d" % wait)
+        u = WORLD.users.get(req.get("user_id"))
+        if not u or not (WORLD.knows(me.id, u.id)):
+            return error(400, "USER_ID_INVALID")
+        if me.id in WORLD.restricted and (me.id, u.id) not in WORLD.contacts:
+            return error(400, "PEER_FLOOD")
+        call = Call(self, u, outgoing=True)
+        self.conn.after(0, call.start_outgoing)
+        return {"@type": "callId", "id": call.id}
+
+    def m_acceptCall(self, req):
+        call = WORLD.calls.get(req.get("call_id"))
+        if not call or call.client is not self:
+            return error(400, "Call not found")
+        if call.outgoing or call.state != "Pending":
+            return error(400, "Call is not pending")
+        call.connect()
+        return {"@type": "ok"}
+
+    def m_discardCall(self, req):
+        call = WORLD.calls.get(req.get("call_id"))
+        if not call or call.client is not self:
+            return error(400, "Call not found")
+        if call.state in ("Discarded", "Error"):
+            return {"@type": "ok"}
+        if call.state == "Pending":
+            reason = "callDiscardReasonMissed" if call.outgoing else "callDiscardReasonDeclined"
+        else:
+            reason = "callDiscardReasonDisconnected" if req.get("is_disconnected") \
+                else "callDiscardReasonHungUp"
+        call.set_state("HangingUp")
+        self.conn.after(0.02, lambda: call.discard(reason))
+        return {"@type": "ok"}
+
+    def m_sendCallSignalingData(self, req):
+        return {"@type": "ok"}
+
+    def m_sendMessage(self, req):
+        me = self.me()
+        if not me:
+            return error(401, "Unauthorized")
+        WORLD.talked.add(frozenset((me.id, req.get("chat_id"))))
+        return {"@type": "message", "id": 0, "chat_id": req.get("chat_id")}
+
+
+class Call:
+    """One call between an account of esg (`client`) and a simulated user."""
+
+    def __init__(self, client, user, outgoing):
+        self.id = WORLD.next_call
+        WORLD.next_call += 1
+        WORLD.calls[self.id] = self
+        self.client, self.user, self.outgoing = client, user, outgoing
+        self.state = "Pending"
+        self.is_created = not outgoing
+        self.is_received = not outgoing
+        self.peer_tag = os.urandom(16)
+        self.sock = None
+        self.remote = None
+        self.received = []  # decoded PCM frames
+        self.packets_in = 0
+        self.packets_out = 0
+        self.history = []
+        self.timers = []
+        self.tone = user.tone
+        self.started = time.time()
+        self.discard_reason = None
+
+    def obj(self, state):
+        return {"@type": "call", "id": self.id, "user_id": self.user.id,
+                "is_outgoing": self.outgoing, "is_video": False, "state": state}
+
+    def set_state(self, state, **fields):
+        self.state = state
+        self.history.append(state)
+        st = dict({"@type": "callState" + state}, **fields)
+        self.client.emit({"@type": "updateCall", "call": self.obj(st)})
+
+    def pending(self):
+        self.set_state("Pending", is_created=self.is_created, is_received=self.is_received)
+
+    def later(self, delay, fn):
+        self.timers.append(self.client.conn.after(delay, fn))
+
+    def start_outgoing(self):
+        me = WORLD.users[self.client.account]
+        self.pending()
+        WORLD.talked.add(frozenset((me.id, self.user.id)))
+        self.is_created = True
+        if self.user.outdated:
+            return self.later(0.05, lambda: self.fail(400, "PARTICIPANT_VERSION_OUTDATED"))
+        if me.id in self.user.blocked:
+            return self.later(0.05, lambda: self.fail(403, "USER_IS_BLOCKED"))
+        if self.user.privacy == "nobody" or (self.user.privacy == "contacts" and
+                                             (self.user.id, me.id) not in WORLD.contacts):
+            return self.later(0.05, lambda: self.fail(403, "USER_PRIVACY_RESTRICTED"))
+        self.later(0.05, self.pending)
+        delay = 0.1 if self.user.online else self.user.push_delay
+        if delay is None or delay > WORLD.receive_timeout:
+            # The phone never rang: TDLib's receive timeout ends the call.
+            return self.later(WORLD.receive_timeout,
+                              lambda: self.fail(4005000, "Call missed: receive timeout"))
+        self.later(delay, self.rings)
+
+    def rings(self):
+        if self.state != "Pending":
+            return
+        self.is_received = True
+        self.pending()
+        action = self.user.answer.get("action", "ignore")
+        after = float(self.user.answer.get("after", 0.5))
+        if action == "answer":
+            self.later(after, self.connect)
+        elif action == "decline":
+            self.later(after, lambda: self.discard("callDiscardReasonDeclined"))
+        self.later(WORLD.ring_timeout, lambda: self.discard("callDiscardReasonMissed"))
+
+    def fail(self, code, message):
+        if self.state in ("Discarded", "Error"):
+            return
+        self.cancel_timers()
+        self.set_state("Error", error={"@type": "error", "code": code, "message": message})
+
+    def connect(self):
+        if self.state != "Pending":
+            return
+        self.cancel_timers()
+        self.set_state("ExchangingKeys")
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.client.conn.loop.add_reader(self.sock.fileno(), self.on_media)
+        port = self.sock.getsockname()[1]
+        emojis = ["\U0001F600", "\U0001F680", "\U0001F431", "\U0001F34E"]
+        self.later(0.05, lambda: self.set_state(
+            "Ready", protocol={"@type": "callProtocol", "udp_p2p": False, "udp_reflector": True,
+                               "min_layer": 65, "max_layer": 92,
+                               "library_versions": ["tgsim-1"]},
+            servers=[{"@type": "callServer", "id": 1, "ip_address": "127.0.0.1",
+                      "ipv6_address": "", "port": port,
+                      "type": {"@type": "callServerTypeTelegramReflector",
+                               "peer_tag": base64.b64encode(self.peer_tag).decode(),
+                               "is_tcp": False}}],
+            config="{}", encryption_key=base64.b64encode(os.urandom(256)).decode(),
+            emojis=emojis, allow_p2p=False, is_group_call_supported=False,
+            custom_parameters=json.dumps({"tgsim_audio": "opus/48000/1, 20 ms frames"})))
+        self.later(0.06, self.send_audio)
+        WORLD.talked.add(frozenset((self.client.account, self.user.id)))
+
+    def on_media(self):
+        try:
+            data, src = self.sock.recvfrom(4096)
+        except OSError:
+            return
+        if len(data) < 20 or data[:16] != self.peer_tag:
+            return  # not this call's
+        self.remote = src
+        self.packets_in += 1
+        if len(self.received) < 50 * 60:
+            self.received.append(OPUS.decode(data[20:]))
+
+    def send_audio(self):
+        if self.state != "Ready":
+            return
+        if self.remote:
+            n = self.packets_out
+            frame = [int(8000 * math.sin(2 * math.pi * self.tone * (n * Opus.FRAME + i) / 48000))
+                     if self.tone else 0 for i in range(Opus.FRAME)]
+            payload = self.peer_tag + struct.pack("!I", n) + OPUS.encode(frame)
+            try:
+                self.sock.sendto(payload, self.remote)
+                self.packets_out += 1
+            except OSError:
+                pass
+        self.client.conn.after(0.02, self.send_audio)
+
+    def hang_up(self):
+        """The simulated user hangs up (or cancels before answer)."""
+        if self.state in ("Discarded", "Error"):
+            return
+        if self.state == "Pending":
+            reason = "callDiscardReasonDeclined" if self.outgoing else "callDiscardReasonMissed"
+        else:
+            reason = "callDiscardReasonHungUp"
+        self.discard(reason)
+
+    def discard(self, reason):
+        if self.state in ("Discarded", "Error"):
+            return
+        self.cancel_timers()
+        self.discard_reason = reason
+        self.set_state("Discarded", reason={"@type": reason}, need_rating=False,
+                       need_debug_information=False, need_log=False)
+        if self.sock:
+            self.client.conn.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+            self.sock = None
+
+    def cancel_timers(self):
+        for t in self.timers:
+            t.cancel()
+        self.timers = []
+
+    def describe(self):
+        return {"id": self.id, "user_id": self.user.id, "account": self.client.account,
+                "outgoing": self.outgoing, "state": self.state, "history": self.history,
+                "reason": self.discard_reason, "packets_in": self.packets_in,
+                "packets_out": self.packets_out, "remote": list(self.remote) if self.remote else None}
+
+
+OPUS = None
+
+
+# --- the library's connections ---------------------------------------------------------------
+
+class LibraryConnection(asyncio.Protocol):
+    count = 0
+
+    def __init__(self, loop):
+        self.loop = loop
+        LibraryConnection.count += 1
+        self.id = LibraryConnection.count
+        self.buf = b""
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def after(self, delay, fn):
+        return self.loop.call_later(delay, fn)
+
+    def write(self, obj):
+        if not self.transport.is_closing():
+            self.transport.write(json.dumps(obj).encode() + b"\n")
+
+    def data_received(self, data):
+        self.buf += data
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            key = (self.id, msg.get("client_id"))
+            if msg.get("op") == "create":
+                WORLD.clients[key] = Client(self, msg["client_id"])
+            elif msg.get("op") == "send":
+                client = WORLD.clients.get(key)
+                req = msg.get("request") or {}
+                answer = client.handle(req) if client else error(400, "Invalid client")
+                if "@extra" in req:
+                    answer["@extra"] = req["@extra"]
+                answer["@client_id"] = msg.get("client_id")
+                self.write(answer)
+
+    def connection_lost(self, exc):
+        for key in [k for k in WORLD.clients if k[0] == self.id]:
+            for call in WORLD.calls.values():
+                if call.client is WORLD.clients[key]:
+                    call.cancel_timers()
+            del WORLD.clients[key]
+
+
+# --- the control port ------------------------------------------------------------------------
+
+def control(cmd):
+    op = cmd.get("op")
+    if op == "user.create":
+        f = {k: v for k, v in cmd.items() if k != "op"}
+        return {"id": WORLD.add_user(**f).id}
+    if op == "user.update":
+        WORLD.users[cmd["id"]].update({k: v for k, v in cmd.items() if k != "op"})
+        return {}
+    if op == "contact.add":
+        WORLD.contacts.add((cmd["owner"], cmd["contact"]))
+        return {}
+    if op == "talked.add":
+        WORLD.talked.add(frozenset((cmd["a"], cmd["b"])))
+        return {}
+    if op == "block":
+        WORLD.users[cmd["user"]].blocked.add(cmd["blocked"])
+        return {}
+    if op == "flood":
+        WORLD.floods[cmd["what"]] = int(cmd["seconds"])
+        return {}
+    if op == "restrict":
+        (WORLD.restricted.add if cmd.get("on", True) else WORLD.restricted.discard)(cmd["account"])
+        return {}
+    if op == "timeouts":
+        WORLD.ring_timeout = float(cmd.get("ring", WORLD.ring_timeout))
+        WORLD.receive_timeout = float(cmd.get("receive", WORLD.receive_timeout))
+        return {}
+    if op == "call.incoming":
+        clients = WORLD.account_clients(cmd["to"])
+        if not clients:
+            return {"error": "the account has no logged-in client"}
+        user = WORLD.users[cmd["from"]]
+        call = Call(clients[0], user, outgoing=False)
+        WORLD.talked.add(frozenset((cmd["to"], user.id)))
+        call.pending()
+        return {"call_id": call.id}
+    call = WORLD.calls.get(cmd.get("call_id"))
+    if op.startswith("call.") and not call:
+        return {"error": "no such call"}
+    if op == "call.answer":
+        call.connect()
+        return {}
+    if op == "call.decline":
+        call.discard("callDiscardReasonDeclined")
+        return {}
+    if op == "call.hangup":
+        call.hang_up()
+        return {}
+    if op == "call.answer_elsewhere":
+        # Another device of the account took the call: TDLib ends it here, discarded.
+        call.discard("callDiscardReasonEmpty")
+        return {}
+    if op == "call.tone":
+        call.tone = float(cmd.get("freq", 0))
+        return {}
+    if op == "call.state":
+        return call.describe()
+    if op == "call.recorded":
+        pcm = [x for frame in call.received for x in frame]
+        return dict(call.describe(), rate=Opus.RATE,
+                    pcm=base64.b64encode(struct.pack("<%dh" % len(pcm), *pcm)).decode())
+    if op == "calls":
+        return {"calls": [c.describe() for c in WORLD.calls.values()]}
+    if op == "message":
+        clients = WORLD.account_clients(cmd["to"])
+        for c in clients:
+            mid = WORLD.next_message
+            WORLD.next_message += 1
+            c.emit({"@type": "updateNewMessage", "message": {
+                "@type": "message", "id": mid, "chat_id": cmd["from"], "is_outgoing": False,
+                "date": int(time.time()),
+                "sender_id": {"@type": "messageSenderUser", "user_id": cmd["from"]},
+                "content": {"@type": "messageText",
+                            "text": {"@type": "formattedText", "text": cmd["text"],
+                                     "entities": []}}}})
+        WORLD.talked.add(frozenset((cmd["to"], cmd["from"])))
+        return {"delivered": len(clients)}
+    if op == "clients":
+        return {"clients": [{"connection": k[0], "client_id": c.id, "state": c.state,
+                             "account": c.account, "database": c.db}
+                            for k, c in WORLD.clients.items()]}
+    if op == "requests":
+        return {"requests": WORLD.requests}
+    return {"error": "unknown op %r" % op}
+
+
+class ControlConnection(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+        self.buf = b""
+
+    def data_received(self, data):
+        self.buf += data
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            try:
+                answer = control(json.loads(line))
+            except Exception as e:  # a test's mistake: said, not fatal
+                answer = {"error": "%s: %s" % (type(e).__name__, e)}
+            self.transport.write(json.dumps(answer).encode() + b"\n")
+
+
+async def main():
+    global OPUS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--socket", required=True)
+    ap.add_argument("--control-port", type=int, default=0)
+    ap.add_argument("--ready-file")
+    args = ap.parse_args()
+    OPUS = Opus()
+    loop = asyncio.get_running_loop()
+    if os.path.exists(args.socket):
+        os.unlink(args.socket)
+    await loop.create_unix_server(lambda: LibraryConnection(loop), args.socket)
+    ctl = await loop.create_server(ControlConnection, "127.0.0.1", args.control_port)
+    port = ctl.sockets[0].getsockname()[1]
+    print("tgsim: library socket %s, control port %d" % (args.socket, port), flush=True)
+    if args.ready_file:
+        with open(args.ready_file + ".tmp", "w") as f:
+            f.write(str(port))
+        os.rename(args.ready_file + ".tmp", args.ready_file)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        sys.exit(0)

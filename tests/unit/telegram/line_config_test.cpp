@@ -1,0 +1,70 @@
+#include "telegram/line_config.hpp"
+
+#include <gtest/gtest.h>
+
+namespace {
+
+using esg::telegram::line_from_json;
+using nlohmann::json;
+
+json good() {
+  return {{"code", "tg1"},
+          {"api_id", 12345},
+          {"api_hash", "0123456789abcdef0123456789abcdef"},
+          {"phone", "+79990001122"},
+          {"pbx", "pbx1"}};
+}
+
+std::string field_of(const json& j) {
+  auto l = line_from_json(j);
+  return l ? "(accepted)" : l.error().field + ": " + l.error().message;
+}
+
+TEST(LineConfig, DefaultsFollowTheIssue) {
+  auto l = line_from_json(good());
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->callerid, "userid");
+  EXPECT_EQ(l->callerid_prefix, "*");
+  EXPECT_EQ(l->callerid_suffix, "");
+  EXPECT_EQ(l->ring_timeout, 15);
+  EXPECT_EQ(l->noncontact_calls_per_day, 30);
+  EXPECT_TRUE(l->enabled);
+  EXPECT_EQ(l->callername, std::vector<std::string>{"name"});
+}
+
+TEST(LineConfig, ErrorsNameTheField) {
+  auto with = [](const char* k, json v) {
+    json j = good();
+    j[k] = std::move(v);
+    return j;
+  };
+  auto without = [](const char* k) {
+    json j = good();
+    j.erase(k);
+    return j;
+  };
+  EXPECT_EQ(field_of(without("code")).substr(0, 5), "code:");
+  EXPECT_EQ(field_of(without("api_id")).substr(0, 7), "api_id:");
+  EXPECT_EQ(field_of(with("api_hash", "short")).substr(0, 9), "api_hash:");
+  EXPECT_EQ(field_of(with("phone", "89990001122")).substr(0, 6), "phone:");
+  EXPECT_EQ(field_of(without("pbx")).substr(0, 4), "pbx:");
+  EXPECT_EQ(field_of(with("callerid", "name")).substr(0, 9), "callerid:");
+  EXPECT_EQ(field_of(with("callerid_prefix", "9")).substr(0, 16), "callerid_prefix:");
+  EXPECT_EQ(field_of(with("callername", json::array({"name", "email"}))),
+            "callername[1]: must be one of name, username, phone");
+  EXPECT_EQ(field_of(with("ring_timeout", 1)).substr(0, 13), "ring_timeout:");
+  EXPECT_EQ(field_of(with("trunk", 2)), "trunk: unknown field");
+}
+
+TEST(LineConfig, StoredAndPublicViews) {
+  auto l = line_from_json(good());
+  ASSERT_TRUE(l);
+  const json stored = esg::telegram::to_stored_json(*l);
+  EXPECT_EQ(stored["api_hash"], "0123456789abcdef0123456789abcdef");
+  EXPECT_FALSE(esg::telegram::public_view(stored).contains("api_hash"));
+  auto again = line_from_json(stored);
+  ASSERT_TRUE(again) << again.error().field;
+  EXPECT_EQ(esg::telegram::to_stored_json(*again), stored);
+}
+
+}  // namespace
