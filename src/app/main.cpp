@@ -15,6 +15,7 @@
 #include "app/config.hpp"
 #include "app/parse_command.hpp"
 #include "app/server.hpp"
+#include "app/telegram_command.hpp"
 #include "edge/context.hpp"
 #include "store/store.hpp"
 #include "transport/dns.hpp"
@@ -33,6 +34,9 @@ void usage(std::ostream& out) {
          "  normalize [--config FILE] --account CODE --direction in|out --from USER --to USER\n"
          "            [--ruri USER] [--display NAME]\n"
          "                           the substitution test: each normalization rule applied\n"
+         "  telegram login CODE [--config FILE] [--http HOST:PORT]\n"
+         "                           log a Telegram line in through the running esg, step by\n"
+         "                           step (phone, code, two-step password)\n"
          "  version                  print the version\n";
 }
 
@@ -244,6 +248,7 @@ int dispatch(std::vector<std::string> args) {
   if (cmd == "parse") return esg::app::run_parse(args, std::cout, std::cerr);
   if (cmd == "resolve") return cmd_resolve(args);
   if (cmd == "normalize") return cmd_normalize(args);
+  if (cmd == "telegram") return esg::app::run_telegram(args, std::cin, std::cout, std::cerr);
   if (cmd == "version" || cmd == "--version") {
     std::cout << "esg " << kVersion << "\n";
     return 0;

@@ -4,13 +4,14 @@ step by step (phone, code, two-step password) with the errors Telegram gives (a 
 flood wait), keep their session across a restart of esg, and log out."""
 
 import os
+import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from esg_fixture import EsgProcess, KeepOnFailure, stop_all  # noqa: E402
+from esg_fixture import ESG, EsgProcess, KeepOnFailure, stop_all  # noqa: E402
 from rest_api import Api  # noqa: E402
 from tgsim_fixture import LIB, TgSim  # noqa: E402
 
@@ -208,6 +209,40 @@ class Session(LinesCase):
         while os.path.exists(os.path.dirname(session)) and time.time() < deadline:
             time.sleep(0.05)
         self.assertFalse(os.path.exists(os.path.dirname(session)))
+
+
+class CommandLine(LinesCase):
+    def cli(self, code, stdin):
+        return subprocess.run(
+            [ESG, "telegram", "login", code, "--config", self.esg.config_path,
+             "--http", "127.0.0.1:%d" % self.esg.ports["http"]],
+            input=stdin, capture_output=True, text=True, timeout=60)
+
+    def test_esg_telegram_login_prompts_for_each_step(self):
+        uid = self.account("+79990000005", password="pw5", username="esg_cli")
+        line = self.line("tg-cli", "+79990000005")
+        self.wait_state(line["id"], "wait_phone")
+        # Enter for the line's own phone, a wrong code, the right one, the password.
+        r = self.cli("tg-cli", "\n00000\n24680\npw5\n")
+        self.assertEqual(r.returncode, 0, (r.stdout, r.stderr))
+        self.assertIn("Phone number [+79990000005]:", r.stdout)
+        self.assertEqual(r.stdout.count("Code Telegram sent"), 2, r.stdout)
+        self.assertIn("PHONE_CODE_INVALID", r.stderr)
+        self.assertIn("Two-step verification password", r.stdout)
+        self.assertIn("tg-cli: logged in as @esg_cli, user id %d" % uid, r.stdout)
+        self.assertEqual(self.state(line["id"])["state"], "ready")
+        # Already in: nothing to ask.
+        r = self.cli("tg-cli", "")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("Phone number", r.stdout)
+
+    def test_an_unknown_line_or_a_bad_call_exits_2(self):
+        r = self.cli("no-such-line", "")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("no Telegram line with code no-such-line", r.stderr)
+        r = subprocess.run([ESG, "telegram", "logon"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("usage: esg telegram login CODE", r.stderr)
 
 
 if __name__ == "__main__":
