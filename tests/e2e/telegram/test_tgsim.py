@@ -1,0 +1,285 @@
+"""The Telegram simulator itself, driven as esg drives it: a TDLib-style client on
+libtdjson_sim.so (ctypes, in this process) logs in and uses what the next issue needs: lookups,
+calls both ways with their states and errors, audio as Opus over UDP, chat messages. These
+tests pin the simulator's behaviour to TELEGRAM.md, so that tests built on it mean something."""
+
+import base64
+import ctypes
+import json
+import math
+import os
+import socket
+import struct
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tgsim"))
+from sip_call import tone_share  # noqa: E402
+from tgsim import Opus  # noqa: E402
+from tgsim_fixture import LIB, TgSim  # noqa: E402
+
+SIM = None
+TD = None
+
+
+def setUpModule():
+    global SIM, TD
+    SIM = TgSim()
+    os.environ["TGSIM_SOCKET"] = SIM.socket  # read by the library at its first request
+    TD = ctypes.CDLL(os.path.abspath(LIB))
+    TD.td_receive.restype = ctypes.c_char_p
+    TD.td_receive.argtypes = [ctypes.c_double]
+    TD.td_send.argtypes = [ctypes.c_int, ctypes.c_char_p]
+    TD.td_execute.restype = ctypes.c_char_p
+    TD.td_execute.argtypes = [ctypes.c_char_p]
+
+
+def tearDownModule():
+    SIM.stop()
+    SIM.cleanup()
+
+
+class Client:
+    """One TDLib client of the library, as esg's Hub uses one."""
+    extra = 0
+
+    def __init__(self):
+        self.id = TD.td_create_client_id()
+        self.updates = []
+
+    def send(self, request):
+        Client.extra += 1
+        request = dict(request, **{"@extra": Client.extra})
+        TD.td_send(self.id, json.dumps(request).encode())
+        return Client.extra
+
+    def call(self, request, timeout=5):
+        extra = self.send(request)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            msg = self.receive(0.1)
+            if msg and msg.get("@extra") == extra:
+                return msg
+        raise AssertionError("no answer to %s" % request)
+
+    def receive(self, timeout):
+        text = TD.td_receive(timeout)
+        if not text:
+            return None
+        msg = json.loads(text)
+        assert msg["@client_id"] == self.id, msg
+        if "@extra" not in msg:
+            self.updates.append(msg)
+        return msg
+
+    def wait(self, pred, timeout=5):
+        deadline = time.time() + timeout
+        while True:
+            for u in self.updates:
+                if pred(u):
+                    self.updates.remove(u)
+                    return u
+            if time.time() > deadline:
+                raise AssertionError("no such update; got %s" % [u["@type"] for u in self.updates])
+            self.receive(0.05)
+
+    def auth_state(self, state, timeout=5):
+        return self.wait(lambda u: u["@type"] == "updateAuthorizationState" and
+                         u["authorization_state"]["@type"] == "authorizationState" + state,
+                         timeout)
+
+    def call_state(self, call_id, state, timeout=5):
+        return self.wait(lambda u: u["@type"] == "updateCall" and u["call"]["id"] == call_id and
+                         u["call"]["state"]["@type"] == "callState" + state, timeout)["call"]
+
+
+class Simulator(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.account = SIM.user(phone="+79995550000", code="13579", first_name="Line",
+                               username="sim_line")
+        cls.db = os.path.join(SIM.dir, "client-db")
+        cls.c = Client()
+        version = cls.c.call({"@type": "getOption", "name": "version"})
+        assert version["value"].endswith("tgsim"), version
+        cls.c.auth_state("WaitTdlibParameters")
+        assert cls.c.call({"@type": "getMe"})["code"] == 400  # parameters first, as TDLib says
+        cls.c.call({"@type": "setTdlibParameters", "api_id": 1, "api_hash": "x" * 32,
+                    "database_directory": cls.db, "use_test_dc": False})
+        cls.c.auth_state("WaitPhoneNumber")
+        assert cls.c.call({"@type": "setAuthenticationPhoneNumber",
+                           "phone_number": "+79995550000"})["@type"] == "ok"
+        cls.c.auth_state("WaitCode")
+        assert cls.c.call({"@type": "checkAuthenticationCode", "code": "13579"})["@type"] == "ok"
+        cls.c.auth_state("Ready")
+
+    def test_execute_answers_the_version_synchronously(self):
+        answer = json.loads(TD.td_execute(
+            json.dumps({"@type": "getOption", "name": "version", "@extra": "v"}).encode()))
+        self.assertEqual(answer, {"@type": "optionValueString", "value": "1.8.67-tgsim",
+                                  "@extra": "v"})
+
+    def test_finding_users_needs_prior_contact_a_username_or_a_visible_phone(self):
+        c = self.c
+        stranger = SIM.user(first_name="Ivan", username="ivan_p", phone="+79991112233")
+        self.assertEqual(c.call({"@type": "getUser", "user_id": stranger}),
+                         {"@type": "error", "code": 400, "message": "User not found",
+                          "@client_id": c.id, "@extra": Client.extra})
+        chat = c.call({"@type": "searchPublicChat", "username": "ivan_p"})
+        self.assertEqual(chat["type"], {"@type": "chatTypePrivate", "user_id": stranger})
+        self.assertEqual(c.call({"@type": "getUser", "user_id": stranger})["first_name"], "Ivan")
+        self.assertEqual(c.call({"@type": "searchPublicChat", "username": "nobody_here"})["message"],
+                         "USERNAME_NOT_OCCUPIED")
+        # A hidden phone: not found by number until imported as a contact.
+        self.assertEqual(c.call({"@type": "searchUserByPhoneNumber",
+                                 "phone_number": "+79991112233"})["code"], 404)
+        imported = c.call({"@type": "importContacts", "contacts": [
+            {"@type": "contact", "phone_number": "+79991112233", "first_name": "Ivan"},
+            {"@type": "contact", "phone_number": "+79990000000", "first_name": "None"}]})
+        self.assertEqual(imported["user_ids"], [stranger, 0])
+        self.assertEqual(c.call({"@type": "searchUserByPhoneNumber",
+                                 "phone_number": "+79991112233"})["id"], stranger)
+        SIM.ctl("flood", what="lookup", seconds=30)
+        self.assertEqual(c.call({"@type": "searchPublicChat", "username": "ivan_p"})["message"],
+                         "Too Many Requests: retry after 30")
+
+    def test_an_answered_call_carries_opus_audio_both_ways(self):
+        c = self.c
+        user = SIM.user(first_name="Olga", tone=440, answer={"action": "answer", "after": 0.2})
+        SIM.ctl("talked.add", a=self.account, b=user)
+        call_id = c.call({"@type": "createCall", "user_id": user, "protocol": {
+            "@type": "callProtocol", "udp_p2p": True, "udp_reflector": True, "min_layer": 65,
+            "max_layer": 92, "library_versions": ["tgsim-1"]}, "is_video": False})["id"]
+        first = c.call_state(call_id, "Pending")
+        self.assertTrue(first["is_outgoing"])
+        received = c.wait(lambda u: u["@type"] == "updateCall" and
+                          u["call"]["state"].get("is_received"))
+        self.assertTrue(received["call"]["state"]["is_created"])
+        c.call_state(call_id, "ExchangingKeys")
+        ready = c.call_state(call_id, "Ready")["state"]
+        self.assertEqual(len(base64.b64decode(ready["encryption_key"])), 256)
+        server = ready["servers"][0]
+        self.assertEqual(server["type"]["@type"], "callServerTypeTelegramReflector")
+        tag = base64.b64decode(server["type"]["peer_tag"])
+        # Our side sends 1,000 Hz; Olga sends 440 Hz back to where our packets come from.
+        opus = Opus()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.01)
+        heard = []
+        for n in range(75):
+            frame = [int(8000 * math.sin(2 * math.pi * 1000 * (n * 960 + i) / 48000))
+                     for i in range(960)]
+            sock.sendto(tag + struct.pack("!I", n) + opus.encode(frame),
+                        (server["ip_address"], server["port"]))
+            try:
+                data, _ = sock.recvfrom(2048)
+                self.assertEqual(data[:16], tag)
+                heard += opus.decode(data[20:])
+            except socket.timeout:
+                pass
+            time.sleep(0.02)
+        self.assertGreater(tone_share(heard[9600:], 440, 48000), 0.8)
+        rec = SIM.ctl("call.recorded", call_id=call_id)
+        self.assertGreaterEqual(rec["packets_in"], 75)
+        pcm = struct.unpack("<%dh" % (len(base64.b64decode(rec["pcm"])) // 2),
+                            base64.b64decode(rec["pcm"]))
+        self.assertGreater(tone_share(pcm[9600:], 1000, 48000), 0.8)
+        self.assertEqual(c.call({"@type": "discardCall", "call_id": call_id,
+                                 "is_disconnected": False, "duration": 2})["@type"], "ok")
+        c.call_state(call_id, "HangingUp")
+        end = c.call_state(call_id, "Discarded")
+        self.assertEqual(end["state"]["reason"]["@type"], "callDiscardReasonHungUp")
+
+    def test_calls_refused_by_telegram_end_as_tdlib_reports_them(self):
+        c = self.c
+        private = SIM.user(privacy="nobody")
+        blocker = SIM.user()
+        old = SIM.user(outdated=True)
+        decliner = SIM.user(answer={"action": "decline", "after": 0.1})
+        for u in (private, blocker, old, decliner):
+            SIM.ctl("talked.add", a=self.account, b=u)
+        SIM.ctl("block", user=blocker, blocked=self.account)
+        for user, code, message in [(private, 403, "USER_PRIVACY_RESTRICTED"),
+                                    (blocker, 403, "USER_IS_BLOCKED"),
+                                    (old, 400, "PARTICIPANT_VERSION_OUTDATED")]:
+            call_id = c.call({"@type": "createCall", "user_id": user, "protocol": {},
+                              "is_video": False})["id"]
+            err = c.call_state(call_id, "Error")["state"]["error"]
+            self.assertEqual((err["code"], err["message"]), (code, message))
+        call_id = c.call({"@type": "createCall", "user_id": decliner, "protocol": {},
+                          "is_video": False})["id"]
+        end = c.call_state(call_id, "Discarded")
+        self.assertEqual(end["state"]["reason"]["@type"], "callDiscardReasonDeclined")
+        # Telegram's limits: a flood wait, an unknown user, the spam restriction.
+        SIM.ctl("flood", what="call", seconds=77)
+        self.assertEqual(c.call({"@type": "createCall", "user_id": decliner})["message"],
+                         "Too Many Requests: retry after 77")
+        self.assertEqual(c.call({"@type": "createCall", "user_id": 999})["message"],
+                         "USER_ID_INVALID")
+        SIM.ctl("restrict", account=self.account)
+        self.assertEqual(c.call({"@type": "createCall", "user_id": decliner})["message"],
+                         "PEER_FLOOD")
+        SIM.ctl("restrict", account=self.account, on=False)
+
+    def test_an_offline_phone_rings_after_its_push_delay_or_never(self):
+        c = self.c
+        sleepy = SIM.user(online=False, push_delay=0.6)
+        gone = SIM.user(online=False, push_delay=None)
+        for u in (sleepy, gone):
+            SIM.ctl("talked.add", a=self.account, b=u)
+        SIM.ctl("timeouts", receive=1.5)
+        started = time.time()
+        call_id = c.call({"@type": "createCall", "user_id": sleepy})["id"]
+        c.wait(lambda u: u["@type"] == "updateCall" and u["call"]["id"] == call_id and
+               u["call"]["state"].get("is_received"))
+        self.assertGreaterEqual(time.time() - started, 0.55)
+        c.call({"@type": "discardCall", "call_id": call_id})
+        self.assertEqual(c.call_state(call_id, "Discarded")["state"]["reason"]["@type"],
+                         "callDiscardReasonMissed")  # ours, unanswered
+        call_id = c.call({"@type": "createCall", "user_id": gone})["id"]
+        err = c.call_state(call_id, "Error", timeout=5)["state"]["error"]
+        self.assertEqual(err["code"], 4005000)
+        SIM.ctl("timeouts", receive=20)
+
+    def test_an_incoming_call_is_accepted_and_hung_up_by_the_caller(self):
+        c = self.c
+        caller = SIM.user(first_name="Petr", tone=300)
+        call_id = SIM.ctl("call.incoming", **{"from": caller, "to": self.account})["call_id"]
+        pending = c.call_state(call_id, "Pending")
+        self.assertFalse(pending["is_outgoing"])
+        self.assertEqual(pending["user_id"], caller)
+        self.assertEqual(c.call({"@type": "getUser", "user_id": caller})["first_name"], "Petr")
+        self.assertEqual(c.call({"@type": "acceptCall", "call_id": call_id,
+                                 "protocol": {}})["@type"], "ok")
+        c.call_state(call_id, "Ready")
+        SIM.ctl("call.hangup", call_id=call_id)
+        end = c.call_state(call_id, "Discarded")
+        self.assertEqual(end["state"]["reason"]["@type"], "callDiscardReasonHungUp")
+        # Declined while ringing, and taken on another device.
+        call_id = SIM.ctl("call.incoming", **{"from": caller, "to": self.account})["call_id"]
+        c.call_state(call_id, "Pending")
+        c.call({"@type": "discardCall", "call_id": call_id})
+        self.assertEqual(c.call_state(call_id, "Discarded")["state"]["reason"]["@type"],
+                         "callDiscardReasonDeclined")
+        call_id = SIM.ctl("call.incoming", **{"from": caller, "to": self.account})["call_id"]
+        c.call_state(call_id, "Pending")
+        SIM.ctl("call.answer_elsewhere", call_id=call_id)
+        self.assertEqual(c.call_state(call_id, "Discarded")["state"]["reason"]["@type"],
+                         "callDiscardReasonEmpty")
+
+    def test_chat_messages_arrive_as_updates(self):
+        c = self.c
+        sender = SIM.user(first_name="Anna")
+        self.assertEqual(SIM.ctl("message", **{"from": sender, "to": self.account,
+                                               "text": "1234#"})["delivered"], 1)
+        m = c.wait(lambda u: u["@type"] == "updateNewMessage")["message"]
+        self.assertEqual(m["sender_id"], {"@type": "messageSenderUser", "user_id": sender})
+        self.assertEqual(m["content"]["text"]["text"], "1234#")
+
+
+if __name__ == "__main__":
+    unittest.main()
