@@ -21,7 +21,7 @@ struct LineConfig {
   std::string phone;     // the account's number, "+" and digits
   bool enabled = true;
   std::string pbx;     // the PBX connection (code) that gets this line's incoming calls
-  std::string number;  // the number to call on that PBX (empty: the line's code)
+  std::string number;  // the number to call on that PBX (optional)
   std::string callerid = "userid";  // userid | username | phone
   std::string callerid_prefix = "*";
   std::string callerid_suffix;
