@@ -430,6 +430,7 @@ class Call:
         self.history = []
         self.timers = []
         self.tone = user.tone
+        self.playing = []  # samples of a file being played (48 kHz), before the tone again
         self.started = time.time()
         self.discard_reason = None
 
@@ -531,8 +532,12 @@ class Call:
             return
         if self.remote:
             n = self.packets_out
-            frame = [int(8000 * math.sin(2 * math.pi * self.tone * (n * Opus.FRAME + i) / 48000))
-                     if self.tone else 0 for i in range(Opus.FRAME)]
+            if self.playing:
+                frame = (self.playing[:Opus.FRAME] + [0] * Opus.FRAME)[:Opus.FRAME]
+                del self.playing[:Opus.FRAME]
+            else:
+                frame = [int(8000 * math.sin(2 * math.pi * self.tone * (n * Opus.FRAME + i) / 48000))
+                         if self.tone else 0 for i in range(Opus.FRAME)]
             payload = self.peer_tag + struct.pack("!I", n) + OPUS.encode(frame)
             try:
                 self.sock.sendto(payload, self.remote)
@@ -576,6 +581,27 @@ class Call:
 
 
 OPUS = None
+
+
+def read_wav_48k(path):
+    """A mono 16-bit WAV file's samples at 48 kHz (other rates resampled linearly)."""
+    import wave
+    with wave.open(path) as w:
+        if w.getsampwidth() != 2:
+            raise ValueError("%s: only 16-bit WAV files" % path)
+        raw = w.readframes(w.getnframes())
+        rate, channels = w.getframerate(), w.getnchannels()
+    samples = struct.unpack("<%dh" % (len(raw) // 2), raw)[::channels]
+    if rate == 48000 or not samples:
+        return list(samples)
+    out = []
+    step = rate / 48000.0
+    for i in range(int(len(samples) / step)):
+        x = i * step
+        a = samples[int(x)]
+        b = samples[min(int(x) + 1, len(samples) - 1)]
+        out.append(int(a + (b - a) * (x - int(x))))
+    return out
 
 
 # --- the library's connections ---------------------------------------------------------------
@@ -684,6 +710,9 @@ def control(cmd):
     if op == "call.tone":
         call.tone = float(cmd.get("freq", 0))
         return {}
+    if op == "call.play":
+        call.playing = read_wav_48k(cmd["file"])
+        return {"samples": len(call.playing)}
     if op == "call.state":
         return call.describe()
     if op == "call.recorded":

@@ -13,6 +13,7 @@ import struct
 import sys
 import time
 import unittest
+import wave
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
@@ -188,6 +189,33 @@ class Simulator(unittest.TestCase):
         pcm = struct.unpack("<%dh" % (len(base64.b64decode(rec["pcm"])) // 2),
                             base64.b64decode(rec["pcm"]))
         self.assertGreater(tone_share(pcm[9600:], 1000, 48000), 0.8)
+        # A file instead of the tone: 0.5 s of 2,000 Hz at 8 kHz, resampled by the simulator.
+        path = os.path.join(SIM.dir, "tone2k.wav")
+        with wave.open(path, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(struct.pack("<4000h", *[int(8000 * math.sin(2 * math.pi * 2000 * i /
+                                                                        8000.0))
+                                                  for i in range(4000)]))
+        try:
+            while True:  # what the simulator sent before
+                sock.recvfrom(2048)
+        except socket.timeout:
+            pass
+        self.assertEqual(SIM.ctl("call.play", call_id=call_id, file=path)["samples"], 24000)
+        heard = []
+        for n in range(75, 100):
+            sock.sendto(tag + struct.pack("!I", n) + opus.encode([0] * 960),
+                        (server["ip_address"], server["port"]))
+            try:
+                while True:
+                    data, _ = sock.recvfrom(2048)
+                    heard += opus.decode(data[20:])
+            except socket.timeout:
+                pass
+            time.sleep(0.02)
+        self.assertGreater(tone_share(heard[2880:14400], 2000, 48000), 0.7)
         self.assertEqual(c.call({"@type": "discardCall", "call_id": call_id,
                                  "is_disconnected": False, "duration": 2})["@type"], "ok")
         c.call_state(call_id, "HangingUp")
