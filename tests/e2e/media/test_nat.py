@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -61,9 +62,17 @@ class NatCase(MediaCase):
         proc.wait(timeout=10)
 
     def leg_a(self, report):
-        status, body = self.api.call("GET", "/api/monitor/v1/calls/" + report["call_id"])
-        self.assertEqual(status, 200, body)
-        return body["data"]["media"]
+        """The call's media statistics once they count every packet the phone sent (they are
+        published once a second)."""
+        deadline = time.time() + 3
+        while True:
+            status, body = self.api.call("GET", "/api/monitor/v1/calls/" + report["call_id"])
+            self.assertEqual(status, 200, body)
+            media = body["data"]["media"]
+            if (media and media["streams"][0]["a"]["packets_in"] >= report["sent"]) or \
+                    time.time() > deadline:
+                return media
+            time.sleep(0.1)
 
 
 class Latching(NatCase):

@@ -1,0 +1,81 @@
+#pragma once
+// The Telegram side of a call's audio (issue 9): Opus at 48 kHz in 20 ms frames. The engine
+// that carries it sits behind TelegramMedia: the simulator's reflector transport now
+// (tests/tgsim/README.md "Call audio"), a tgcalls-compatible engine later; nothing else in esg
+// depends on which. RtpBridge makes the Telegram side an ordinary RTP peer on loopback, so the
+// media relay (src/media/) anchors and transcodes it like any other leg.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace esg::telegram {
+
+class TelegramMedia {
+ public:
+  virtual ~TelegramMedia() = default;
+  // callStateReady (its servers, key and parameters): connects. False: no server it can use.
+  virtual bool start(const nlohmann::json& ready) = 0;
+  // One Opus frame (20 ms, 48 kHz) towards the Telegram user.
+  virtual void send(std::string_view opus) = 0;
+  virtual void stop() = 0;
+  // Each Opus frame from the Telegram user.
+  std::function<void(std::string_view opus)> on_frame;
+};
+
+// The simulator's transport: UDP to the callServerTypeTelegramReflector, each datagram
+// peer_tag (16 bytes) | sequence number (4, big-endian) | one Opus frame.
+std::unique_ptr<TelegramMedia> make_reflector_media(boost::asio::io_context& io);
+
+// An RTP endpoint on 127.0.0.1 between a TelegramMedia and esg's relay: RTP from the relay
+// (Opus under payload type `opus_pt`) goes to Telegram frame by frame; frames from Telegram go
+// back as RTP (48 kHz clock, 960 per frame) to where the relay sends from. Key presses (chat
+// digits) go out as RFC 4733 events under `event_pt`.
+class RtpBridge {
+ public:
+  RtpBridge(boost::asio::io_context& io, TelegramMedia& media, uint8_t opus_pt, uint8_t event_pt);
+  ~RtpBridge();
+  uint16_t port() const { return port_; }
+  // The relay's RTP address from its description (followed by where its packets come from).
+  void set_peer(const boost::asio::ip::udp::endpoint& relay) { peer_ = relay; }
+  // A key press as telephone events: 100 ms of updates, then the end three times.
+  void send_key(char key);
+  uint64_t frames_in() const { return frames_in_; }
+  uint64_t frames_out() const { return frames_out_; }
+
+ private:
+  void receive();
+  void on_frame(std::string_view opus);
+  void send_rtp(uint8_t pt, bool marker, uint32_t ts, std::string_view payload);
+  void event_tick();
+
+  boost::asio::io_context& io_;
+  TelegramMedia& media_;
+  uint8_t opus_pt_, event_pt_;
+  boost::asio::ip::udp::socket sock_;
+  boost::asio::ip::udp::endpoint from_;
+  std::optional<boost::asio::ip::udp::endpoint> peer_;
+  std::array<char, 2048> buf_{};
+  uint16_t port_ = 0;
+  uint16_t seq_;
+  uint32_t ts_, ssrc_;
+  uint64_t frames_in_ = 0, frames_out_ = 0;
+  // The key being sent: its event code, start timestamp and the packets sent so far.
+  std::string keys_;
+  int event_packets_ = -1;
+  uint32_t event_ts_ = 0;
+  boost::asio::steady_timer event_timer_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace esg::telegram
