@@ -60,8 +60,14 @@ std::string connection_name(const std::string& type) {
 
 }  // namespace
 
-Line::Line(td::Hub& hub, boost::asio::io_context& io, LineConfig config, std::string dir)
-    : hub_(hub), io_(io), config_(std::move(config)), dir_(std::move(dir)), timer_(io) {}
+Line::Line(std::shared_ptr<td::Hub> hub, boost::asio::io_context& io, LineConfig config,
+           std::string dir)
+    : hub_holder_(std::move(hub)),
+      hub_(*hub_holder_),
+      io_(io),
+      config_(std::move(config)),
+      dir_(std::move(dir)),
+      timer_(io) {}
 
 Line::~Line() {
   if (client_) hub_.forget_client(client_);
@@ -188,7 +194,11 @@ void Line::close(std::function<void()> done, int timeout_ms) {
 }
 
 void Line::set_config(const LineConfig& c) {
-  boost::asio::post(io_, [self = shared_from_this(), c] { self->config_ = c; });
+  // Written under the lock (the HTTP thread reads it); the worker reads it without.
+  boost::asio::post(io_, [self = shared_from_this(), c] {
+    std::lock_guard lock(self->mu_);
+    self->config_ = c;
+  });
 }
 
 StepResult Line::login(const json& body) {
@@ -208,7 +218,7 @@ StepResult Line::login(const json& body) {
     return step({{"@type", "checkAuthenticationPassword"}, {"password", body["password"]}},
                 "wait_password");
   }
-  std::string phone = config_.phone;
+  std::string phone = config().phone;
   if (body.contains("phone")) {
     if (!body["phone"].is_string())
       return {400, {{"error", "must be '+' and digits"}, {"field", "phone"}}};
@@ -280,6 +290,11 @@ StepResult Line::step(const json& request, const char* expected_state) {
   if (state_ == "wait_code" && !code_type_.empty()) body["code_type"] = code_type_;
   if (state_ == "wait_password") body["password_hint"] = password_hint_;
   return {200, body};
+}
+
+LineConfig Line::config() const {
+  std::lock_guard lock(mu_);
+  return config_;
 }
 
 json Line::status() const {

@@ -30,7 +30,9 @@ struct StepResult {
 class Line : public std::enable_shared_from_this<Line> {
  public:
   // `dir`: the line's session folder (TDLib's database and files), kept across restarts.
-  Line(td::Hub& hub, boost::asio::io_context& io, LineConfig config, std::string dir);
+  // The line keeps the Hub alive: a handler still queued on a worker may hold the last Line.
+  Line(std::shared_ptr<td::Hub> hub, boost::asio::io_context& io, LineConfig config,
+       std::string dir);
   ~Line();
 
   void start();
@@ -43,7 +45,7 @@ class Line : public std::enable_shared_from_this<Line> {
   StepResult login(const nlohmann::json& body);
   StepResult logout();
   nlohmann::json status() const;
-  const LineConfig& config() const { return config_; }
+  LineConfig config() const;  // a copy: the worker may change it meanwhile
   // Settings that do not touch TDLib (numbers, caller ID, limits) change in place.
   void set_config(const LineConfig& c);
 
@@ -57,9 +59,10 @@ class Line : public std::enable_shared_from_this<Line> {
   void set_state(const std::string& state);
   StepResult step(const nlohmann::json& request, const char* expected_state);
 
+  std::shared_ptr<td::Hub> hub_holder_;
   td::Hub& hub_;
   boost::asio::io_context& io_;
-  LineConfig config_;
+  LineConfig config_;  // changed on the worker under mu_
   std::string dir_;
   int client_ = 0;
   bool closing_ = false;

@@ -22,8 +22,8 @@ Lines::~Lines() {
   stop();
 }
 
-td::Hub* Lines::hub() {
-  if (hub_) return hub_.get();
+std::shared_ptr<td::Hub> Lines::hub() {
+  if (hub_) return hub_;
   if (!load_error_.empty()) return nullptr;
   auto td = td::TdJson::load(options_.tdjson);
   if (!td) {
@@ -34,8 +34,8 @@ td::Hub* Lines::hub() {
   (*td)->execute({{"@type", "setLogVerbosityLevel"}, {"new_verbosity_level", 1}});
   const json v = (*td)->execute({{"@type", "getOption"}, {"name", "version"}});
   version_ = v.value("value", "");
-  hub_ = std::make_unique<td::Hub>(**td);
-  return hub_.get();
+  hub_ = std::make_shared<td::Hub>(**td);
+  return hub_;
 }
 
 void Lines::sync(const std::vector<json>& stored) {
@@ -63,12 +63,12 @@ void Lines::sync(const std::vector<json>& stored) {
       idle_[id] = cfg;
       continue;
     }
-    td::Hub* h = hub();
+    auto h = hub();
     if (!h) {
       idle_[id] = cfg;
       continue;
     }
-    auto line = std::make_shared<Line>(*h, options_.worker(id), cfg, folder(id));
+    auto line = std::make_shared<Line>(h, options_.worker(id), cfg, folder(id));
     lines_[id] = line;
     // A restarted line's new client waits for the old one to close: TDLib locks its database.
     if (!to_close.count(id)) line->start();
@@ -110,6 +110,9 @@ void Lines::stop(int timeout_ms) {
       std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms + 500);
   for (auto& f : closed)
     f.wait_until(deadline);
+  // Whatever TDLib still says goes nowhere: the workers stop next.
+  std::lock_guard lock(mu_);
+  if (hub_) hub_->forget_all();
 }
 
 std::shared_ptr<Line> Lines::find(int64_t id) const {

@@ -44,12 +44,12 @@ class Lines {
   nlohmann::json library() const;
 
  private:
-  td::Hub* hub();  // loads the library and starts the loop on first use; null on failure
+  std::shared_ptr<td::Hub> hub();        // loads the library and starts the loop on first use
   std::string folder(int64_t id) const;  // the line's session folder
 
   LinesOptions options_;
   mutable std::mutex mu_;
-  std::unique_ptr<td::Hub> hub_;
+  std::shared_ptr<td::Hub> hub_;
   std::string load_error_;
   std::string version_;
   std::map<int64_t, std::shared_ptr<Line>> lines_;

@@ -84,6 +84,12 @@ void Hub::forget_client(int client) {
   }
 }
 
+void Hub::forget_all() {
+  std::lock_guard lock(mu_);
+  clients_.clear();
+  pending_.clear();
+}
+
 void Hub::send(int client, json request, Answer on_answer) {
   uint64_t extra;
   {

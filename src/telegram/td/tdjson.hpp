@@ -72,6 +72,8 @@ class Hub {
   int create_client(boost::asio::io_context& io, Update on_update);
   // No more updates or answers for `client` (after it closed).
   void forget_client(int client);
+  // No more for anyone: before the workers' io_contexts go away.
+  void forget_all();
   // `request` to `client`; its answer (or error) to `on_answer` on the client's io_context.
   // Without on_answer, the answer is dropped.
   void send(int client, nlohmann::json request, Answer on_answer = {});
