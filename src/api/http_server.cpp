@@ -81,7 +81,8 @@ void HttpServer::route(const std::string& method, const std::string& pattern, Ha
 }
 
 Response HttpServer::dispatch(const Request& r) const {
-  const bool protected_path = r.path.rfind("/rest/", 0) == 0 || r.path.rfind("/api/", 0) == 0;
+  const bool protected_path = r.path.rfind("/rest/", 0) == 0 || r.path.rfind("/api/", 0) == 0 ||
+                              (r.path == "/metrics" && !options_.public_metrics);
   if (protected_path) {
     const std::string prefix = "Bearer ";
     if (options_.token.empty() || r.authorization.rfind(prefix, 0) != 0 ||

@@ -37,6 +37,7 @@ class HttpServer {
   struct Options {
     std::string listen = "127.0.0.1:8080";  // host:port; port 0 = any free one
     std::string token;                      // the bearer token (empty: every call refused)
+    bool public_metrics = false;            // /metrics without the token
     size_t max_body = 1 << 20;
   };
   explicit HttpServer(Options options);

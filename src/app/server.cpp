@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "api/edge_api.hpp"
+#include "api/metrics.hpp"
 #include "api/providers_api.hpp"
 #include "api/telegram_api.hpp"
 #include "base/random.hpp"
@@ -489,8 +490,11 @@ void Server::start() {
     return edge_->trunks().in_use(code.rfind("pbx:", 0) == 0 ? code : "acc:" + code);
   };
   accounts_ = std::make_unique<accounts::AccountManager>(*store_, *runtime_, mo);
-  http_ = std::make_unique<api::HttpServer>(
-      api::HttpServer::Options{config_.http.listen, config_.http.token});
+  api::HttpServer::Options ho;
+  ho.listen = config_.http.listen;
+  ho.token = config_.http.token;
+  ho.public_metrics = config_.http.public_metrics;
+  http_ = std::make_unique<api::HttpServer>(ho);
   api::InstanceInfo info;
   info.srvidx = config_.instance.srvidx;
   const size_t colon = config_.http.listen.rfind(':');
@@ -524,6 +528,14 @@ void Server::start() {
                           {"port_pairs_free", media_ports_->free()}}}};
     return j;
   };
+  api::MetricsSources ms;
+  ms.calls = [this] { return edge_->board().list(); };
+  ms.regs = [this] { return accounts_->regs(); };
+  ms.border = [this] { return edge_->border().status(); };
+  ms.instance = deps.instance;
+  ms.telegram = [this] { return lines_->status(); };
+  ms.version = ESG_VERSION;
+  api::add_metrics_route(*http_, std::move(ms));
   api::add_edge_routes(*http_, deps);
   accounts_->start(config_.providers);
   rebuild_edge_config();

@@ -27,6 +27,17 @@ class Api:
             text = e.read().decode()
             return e.code, json.loads(text) if text else None
 
+    def text(self, path, token=TOKEN):
+        """(status, content type, body text) of a GET that answers text (/metrics)."""
+        req = urllib.request.Request(self.base + path)
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.headers.get("Content-Type", ""), r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers.get("Content-Type", ""), e.read().decode()
+
     def regs(self):
         status, body = self.call("GET", "/api/monitor/v1/esg/active?regs=true")
         assert status == 200, body

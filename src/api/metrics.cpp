@@ -1,0 +1,163 @@
+#include "api/metrics.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+
+namespace esg::api {
+
+using nlohmann::json;
+
+std::string escape_label(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+void MetricsText::family(std::string_view name, std::string_view type, std::string_view help) {
+  out_.append("# HELP ").append(name).append(" ").append(help).append("\n");
+  out_.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+}
+
+void MetricsText::sample(std::string_view name, const Labels& labels, double value) {
+  out_.append(name);
+  if (!labels.empty()) {
+    out_ += '{';
+    for (size_t i = 0; i < labels.size(); ++i) {
+      if (i) out_ += ',';
+      out_.append(labels[i].first)
+          .append("=\"")
+          .append(escape_label(labels[i].second))
+          .append("\"");
+    }
+    out_ += '}';
+  }
+  char buf[32];
+  if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) < 1e15) {
+    std::snprintf(buf, sizeof buf, " %.0f\n", value);
+  } else {
+    std::snprintf(buf, sizeof buf, " %.9g\n", value);
+  }
+  out_ += buf;
+}
+
+namespace {
+
+double number(const json& j, const char* key) {
+  const auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<double>() : 0.0;
+}
+
+}  // namespace
+
+std::string render_metrics(const MetricsSources& s) {
+  MetricsText m;
+  m.family("esg_build_info", "gauge", "esg's version (always 1)");
+  m.sample("esg_build_info", {{"version", s.version}}, 1);
+
+  if (s.calls) {
+    // Every direction and state is written, 0 included, so that rates and sums never miss one.
+    std::map<std::pair<std::string, std::string>, double> by;
+    for (const char* d : {"in", "out"}) {
+      for (const char* st : {"routing", "calling", "early", "answered", "confirmed"})
+        by[{d, st}] = 0;
+    }
+    const json calls = s.calls();
+    for (const auto& c : calls) {
+      const std::string st = c.value("state", "");
+      if (st == "ended") continue;
+      by[{c.value("direction", ""), st}] += 1;
+    }
+    m.family("esg_calls_in_progress", "gauge", "calls in progress by direction and state");
+    for (const auto& [k, v] : by)
+      m.sample("esg_calls_in_progress", {{"direction", k.first}, {"state", k.second}}, v);
+  }
+
+  if (s.regs) {
+    std::map<std::string, double> reg = {{"unregistered", 0}, {"registering", 0}, {"registered", 0},
+                                         {"failed", 0},       {"auth_failed", 0}, {"disabled", 0},
+                                         {"none", 0}};
+    std::map<std::string, double> ping = {{"disabled", 0}, {"ok", 0}, {"failed", 0}};
+    for (const auto& r : s.regs()) {
+      reg[r.value("regstate", "")] += 1;
+      ping[r.value("pingstate", "")] += 1;
+    }
+    m.family("esg_provider_accounts", "gauge", "provider accounts by registration state");
+    for (const auto& [k, v] : reg)
+      m.sample("esg_provider_accounts", {{"regstate", k}}, v);
+    m.family("esg_provider_pings", "gauge", "provider accounts by OPTIONS ping state");
+    for (const auto& [k, v] : ping)
+      m.sample("esg_provider_pings", {{"pingstate", k}}, v);
+  }
+
+  if (s.border) {
+    const json b = s.border();
+    const json& c = b.value("counters", json::object());
+    m.family("esg_border_dropped_total", "counter", "packets dropped at the border, by reason");
+    m.sample("esg_border_dropped_total", {{"reason", "rule"}}, number(c, "dropped_by_rule"));
+    m.sample("esg_border_dropped_total", {{"reason", "banned"}}, number(c, "dropped_banned"));
+    m.family("esg_border_denied_total", "counter", "requests answered 403 by a deny rule");
+    m.sample("esg_border_denied_total", number(c, "denied"));
+    m.family("esg_border_bans_total", "counter", "addresses banned, by cause");
+    m.sample("esg_border_bans_total", {{"cause", "all"}}, number(c, "bans"));
+    m.sample("esg_border_bans_total", {{"cause", "flood"}}, number(c, "flood_bans"));
+    m.family("esg_border_failures_total", "counter",
+             "failures counted towards bans (authentication, unknown accounts, malformed)");
+    m.sample("esg_border_failures_total", number(c, "failures"));
+    m.family("esg_border_bans_active", "gauge", "addresses banned now");
+    m.sample("esg_border_bans_active",
+             b.contains("bans") && b["bans"].is_array() ? double(b["bans"].size()) : 0.0);
+  }
+
+  if (s.instance) {
+    const json r = s.instance().value("media", json::object());
+    m.family("esg_media_sessions_total", "counter", "calls whose media went through the relay");
+    m.sample("esg_media_sessions_total", number(r, "sessions"));
+    m.family("esg_media_timeouts_total", "counter", "calls ended by the media timeout");
+    m.sample("esg_media_timeouts_total", number(r, "timeouts"));
+    m.family("esg_media_no_ports_total", "counter", "calls refused for want of relay ports");
+    m.sample("esg_media_no_ports_total", number(r, "no_ports"));
+    m.family("esg_rtp_packets_total", "counter", "RTP packets relayed by ended calls");
+    m.sample("esg_rtp_packets_total", number(r, "packets"));
+    m.family("esg_rtp_bytes_total", "counter", "RTP bytes relayed by ended calls");
+    m.sample("esg_rtp_bytes_total", number(r, "bytes"));
+    m.family("esg_media_port_pairs_free", "gauge", "free RTP/RTCP port pairs of the relay");
+    m.sample("esg_media_port_pairs_free", number(r, "port_pairs_free"));
+  }
+
+  if (s.telegram) {
+    std::map<std::string, double> states;
+    for (const auto& l : s.telegram())
+      states[l.value("state", "")] += 1;
+    m.family("esg_telegram_lines", "gauge", "Telegram lines by authorization state");
+    for (const char* st : {"starting", "wait_phone", "wait_code", "wait_password", "ready",
+                           "closed", "disabled", "error"})
+      states.emplace(st, 0);
+    for (const auto& [k, v] : states)
+      m.sample("esg_telegram_lines", {{"state", k}}, v);
+  }
+  return m.text();
+}
+
+void add_metrics_route(HttpServer& server, MetricsSources sources) {
+  server.route("GET", "/metrics", [sources = std::move(sources)](const Request&, const auto&) {
+    Response r;
+    r.status = 200;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = render_metrics(sources);
+    return r;
+  });
+}
+
+}  // namespace esg::api

@@ -1,0 +1,100 @@
+"""GET /metrics (Prometheus text format 0.0.4): the bearer token unless http.public_metrics,
+every family with HELP and TYPE before its samples, and values that follow what esg does (a
+point-to-point provider account, a call in progress through the relay, then its end)."""
+
+import os
+import re
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from esg_fixture import EsgProcess, stop_all  # noqa: E402
+from media_case import MediaCase  # noqa: E402
+from rest_api import Api  # noqa: E402
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"'
+                    r'(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")*)\})? (-?[0-9.e+]+|NaN)$')
+
+
+def parse(text):
+    """{(name, ((label, value), ...)): value}, checking the format line by line."""
+    samples, typed = {}, set()
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            continue
+        if line.startswith("# TYPE "):
+            name, kind = line.split()[2:4]
+            assert kind in ("counter", "gauge"), line
+            typed.add(name)
+            continue
+        m = SAMPLE.match(line)
+        assert m, "not a sample line: %r" % line
+        assert m.group(1) in typed, "%s has no TYPE before it" % m.group(1)
+        labels = tuple(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"',
+                                  m.group(3) or ""))
+        samples[(m.group(1), labels)] = float(m.group(4))
+    return samples
+
+
+class Metrics(MediaCase):
+    media = {"ports": [24600, 24799], "timeout": 30}
+
+    def metrics(self):
+        status, ctype, text = self.api.text("/metrics")
+        self.assertEqual(status, 200, text)
+        self.assertTrue(ctype.startswith("text/plain; version=0.0.4"), ctype)
+        return parse(text)
+
+    def test_the_token_is_needed(self):
+        status, _, _ = self.api.text("/metrics", token=None)
+        self.assertEqual(status, 401)
+        status, _, _ = self.api.text("/metrics", token="wrong")
+        self.assertEqual(status, 401)
+
+    def test_values_follow_accounts_and_calls(self):
+        m = self.metrics()
+        self.assertEqual(m[("esg_provider_accounts", (("regstate", "none"),))], 1)
+        self.assertEqual(m[("esg_provider_accounts", (("regstate", "registered"),))], 0)
+        self.assertIn(("esg_border_dropped_total", (("reason", "banned"),)), m)
+        self.assertIn(("esg_telegram_lines", (("state", "ready"),)), m)
+        sessions = m[("esg_media_sessions_total", ())]
+        pbx, _ = self.echoing_pbx()
+        rtp = self.port()
+        c = self.call(rtp)
+        rtp.send(c.media_dest(), count=10)
+        deadline = time.time() + 3
+        key = ("esg_calls_in_progress", (("direction", "in"), ("state", "confirmed")))
+        while self.metrics()[key] != 1 and time.time() < deadline:
+            time.sleep(0.1)
+        m = self.metrics()
+        self.assertEqual(m[key], 1)
+        self.assertEqual(m[("esg_media_sessions_total", ())], sessions + 1)
+        self.assertEqual(c.bye(), 200)
+        self.assertEqual(pbx.wait(), 0, pbx.output())
+        deadline = time.time() + 3
+        while self.metrics()[key] != 0 and time.time() < deadline:
+            time.sleep(0.1)
+        m = self.metrics()
+        self.assertEqual(m[key], 0)
+        self.assertGreaterEqual(m[("esg_rtp_packets_total", ())], 20)  # 10 each way
+
+
+class PublicMetrics(unittest.TestCase):
+    def test_public_metrics_need_no_token_and_the_api_still_does(self):
+        esg = EsgProcess({"http": {"listen": "127.0.0.1:0", "token": "test-token",
+                                   "public_metrics": True}})
+        try:
+            api = Api(esg.ports["http"])
+            status, _, text = api.text("/metrics", token=None)
+            self.assertEqual(status, 200)
+            self.assertIn(("esg_build_info", (("version", text.split('version="')[1]
+                                                .split('"')[0]),)), parse(text))
+            status, _ = api.call("GET", "/rest/v1/uc/providers", token=None)
+            self.assertEqual(status, 401)
+        finally:
+            stop_all(False, esg)
+
+
+if __name__ == "__main__":
+    unittest.main()
