@@ -84,6 +84,21 @@ std::string render_metrics(const MetricsSources& s) {
       m.sample("esg_calls_in_progress", {{"direction", k.first}, {"state", k.second}}, v);
   }
 
+  if (s.call_counters) {
+    const json c = s.call_counters();
+    m.family("esg_call_attempts_total", "counter", "calls routed, by direction");
+    for (const char* d : {"in", "out"})
+      m.sample("esg_call_attempts_total", {{"direction", d}},
+               number(c.value("attempts", json::object()), d));
+    m.family("esg_calls_completed_total", "counter",
+             "calls ended, by direction and result (answered, cancelled, 4xx, 5xx, 6xx, failed)");
+    for (const char* d : {"in", "out"}) {
+      const json done = c.value("completed", json::object()).value(d, json::object());
+      for (const char* r : {"answered", "cancelled", "4xx", "5xx", "6xx", "failed"})
+        m.sample("esg_calls_completed_total", {{"direction", d}, {"result", r}}, number(done, r));
+    }
+  }
+
   if (s.regs) {
     std::map<std::string, double> reg = {{"unregistered", 0}, {"registering", 0}, {"registered", 0},
                                          {"failed", 0},       {"auth_failed", 0}, {"disabled", 0},

@@ -530,6 +530,7 @@ void Server::start() {
   };
   api::MetricsSources ms;
   ms.calls = [this] { return edge_->board().list(); };
+  ms.call_counters = [this] { return edge_->board().counters(); };
   ms.regs = [this] { return accounts_->regs(); };
   ms.border = [this] { return edge_->border().status(); };
   ms.instance = deps.instance;

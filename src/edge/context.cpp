@@ -150,6 +150,23 @@ nlohmann::json CallBoard::list() const {
   return out;
 }
 
+void CallBoard::count_attempt(const std::string& direction) {
+  std::lock_guard lock(mu_);
+  auto& n = counters_["attempts"][direction];
+  n = n.is_number() ? n.get<uint64_t>() + 1 : 1;
+}
+
+void CallBoard::count_end(const std::string& direction, const std::string& result) {
+  std::lock_guard lock(mu_);
+  auto& n = counters_["completed"][direction][result];
+  n = n.is_number() ? n.get<uint64_t>() + 1 : 1;
+}
+
+nlohmann::json CallBoard::counters() const {
+  std::lock_guard lock(mu_);
+  return counters_;
+}
+
 std::optional<nlohmann::json> CallBoard::get(const std::string& id) const {
   std::lock_guard lock(mu_);
   auto it = calls_.find(id);

@@ -67,10 +67,17 @@ class CallBoard {
   nlohmann::json list() const;
   std::optional<nlohmann::json> get(const std::string& id) const;
   size_t size() const;
+  // For /metrics: calls routed by direction ("in", "out"), and calls ended by direction and
+  // result ("answered", "cancelled", "4xx", "5xx", "6xx", "failed").
+  void count_attempt(const std::string& direction);
+  void count_end(const std::string& direction, const std::string& result);
+  nlohmann::json counters() const;  // {"attempts": {dir: n}, "completed": {dir: {result: n}}}
 
  private:
   mutable std::mutex mu_;
   std::unordered_map<std::string, nlohmann::json> calls_;
+  nlohmann::json counters_ = {{"attempts", nlohmann::json::object()},
+                              {"completed", nlohmann::json::object()}};
 };
 
 // Writes CDRs on a thread of its own: a worker never waits for the disk.

@@ -278,6 +278,7 @@ class B2bua::Impl {
     legs_[c->id] = {c, true};
     by_invite_[server] = c;
     ++live_;
+    context_.board().count_attempt(c->out ? "out" : "in");
     publish(*c);
     write_cdr(*c, false);
     try_next(c);
@@ -1276,6 +1277,15 @@ class B2bua::Impl {
     c->hangup_by = by;
     c->end_reason = why;
     if (!answered) c->final_status = status;
+    std::string result = "failed";  // for /metrics: how the call ended
+    if (answered) {
+      result = "answered";
+    } else if (c->cancelled) {
+      result = "cancelled";
+    } else if (status >= 400 && status < 700) {
+      result = std::to_string(status / 100) + "xx";
+    }
+    context_.board().count_end(c->out ? "out" : "in", result);
     for (const auto& t : c->trunks)
       context_.trunks().release(t);
     c->trunks.clear();

@@ -78,6 +78,11 @@ class Metrics(MediaCase):
         m = self.metrics()
         self.assertEqual(m[key], 0)
         self.assertGreaterEqual(m[("esg_rtp_packets_total", ())], 20)  # 10 each way
+        self.assertEqual(m[("esg_call_attempts_total", (("direction", "in"),))], 1)
+        self.assertEqual(m[("esg_calls_completed_total",
+                            (("direction", "in"), ("result", "answered")))], 1)
+        self.assertEqual(m[("esg_calls_completed_total",
+                            (("direction", "out"), ("result", "answered")))], 0)
 
 
 class PublicMetrics(unittest.TestCase):
