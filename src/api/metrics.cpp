@@ -99,6 +99,16 @@ std::string render_metrics(const MetricsSources& s) {
     }
   }
 
+  if (s.sip) {
+    const json x = s.sip();
+    m.family("esg_sip_malformed_total", "counter",
+             "packets that did not parse as SIP or broke a stream's framing");
+    m.sample("esg_sip_malformed_total", number(x, "malformed"));
+    m.family("esg_sip_transaction_timeouts_total", "counter",
+             "client transactions that got no final answer (Timer B or F)");
+    m.sample("esg_sip_transaction_timeouts_total", number(x, "transaction_timeouts"));
+  }
+
   if (s.regs) {
     std::map<std::string, double> reg = {{"unregistered", 0}, {"registering", 0}, {"registered", 0},
                                          {"failed", 0},       {"auth_failed", 0}, {"disabled", 0},

@@ -319,6 +319,7 @@ Server::Server(const Config& config) : config_(config) {
                             [this](std::string& m) { return sip_alg_->outbound(m); });
   }
   transport_->set_on_malformed([this](const transport::Peer& from) {
+    malformed_.fetch_add(1, std::memory_order_relaxed);
     if (edge_) edge_->count_failure(from.addr.to_string(), "malformed request");
   });
   tag_prefix_ = "esg" + std::to_string(config.instance.srvidx) + "-";
@@ -531,6 +532,10 @@ void Server::start() {
   api::MetricsSources ms;
   ms.calls = [this] { return edge_->board().list(); };
   ms.call_counters = [this] { return edge_->board().counters(); };
+  ms.sip = [this] {
+    return nlohmann::json{{"malformed", malformed_.load()},
+                          {"transaction_timeouts", txn::client_timeouts().load()}};
+  };
   ms.regs = [this] { return accounts_->regs(); };
   ms.border = [this] { return edge_->border().status(); };
   ms.instance = deps.instance;

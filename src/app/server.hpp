@@ -83,7 +83,9 @@ class Server {
   std::unique_ptr<accounts::AccountManager> accounts_;
   std::unique_ptr<accounts::Collection> pbx_, normalization_, routes_, border_rules_;
   std::unique_ptr<accounts::Collection> telegram_lines_;
-  std::unique_ptr<telegram::Lines> lines_;  // their TDLib clients live on the workers
+  std::unique_ptr<telegram::Lines> lines_;
+  std::atomic<uint64_t> malformed_{0};  // packets that did not parse or frame (for /metrics)  //
+                                        // their TDLib clients live on the workers
   std::mutex border_mu_;
   std::unique_ptr<edge::CdrWriter> cdrs_;
   std::unique_ptr<EdgeContext> edge_;

@@ -90,6 +90,7 @@ void ClientInvite::on_timer(Timer t) {
       start_timer(Timer::A, interval_);
       return;
     case Timer::B:
+      client_timeouts().fetch_add(1, std::memory_order_relaxed);
       fail(408);
       return;
     case Timer::D:

@@ -51,6 +51,7 @@ void ClientNonInvite::on_timer(Timer t) {
       start_timer(Timer::E, interval_);
       return;
     case Timer::F:
+      client_timeouts().fetch_add(1, std::memory_order_relaxed);
       fail(408);  // "the client transaction SHOULD inform the TU about the timeout"
       return;
     case Timer::K:

@@ -2,6 +2,11 @@
 
 namespace esg::txn {
 
+std::atomic<uint64_t>& client_timeouts() {
+  static std::atomic<uint64_t> n{0};
+  return n;
+}
+
 std::string_view state_name(State s) {
   switch (s) {
     case State::Calling:

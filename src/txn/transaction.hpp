@@ -4,6 +4,7 @@
 // layer that owns it deletes it outside its callbacks.
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -30,6 +31,8 @@ enum class State : uint8_t {
   Terminated,
 };
 std::string_view state_name(State s);
+// Client transactions that timed out (Timer B or F) in this process: for /metrics.
+std::atomic<uint64_t>& client_timeouts();
 
 enum class Timer : uint8_t { A, B, D, E, F, G, H, I, J, K, L, M, Trying, kCount };
 

@@ -46,6 +46,19 @@ class Metrics(MediaCase):
         self.assertTrue(ctype.startswith("text/plain; version=0.0.4"), ctype)
         return parse(text)
 
+    def test_malformed_packets_are_counted(self):
+        import socket
+        before = self.metrics()[("esg_sip_malformed_total", ())]
+        self.assertIn(("esg_sip_transaction_timeouts_total", ()), self.metrics())
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"INVITE sip:x SIP/2.0\r\nVia: broken\r\n\r\n",
+                     ("127.0.0.1", self.esg.ports["udp"]))
+        deadline = time.time() + 3
+        while self.metrics()[("esg_sip_malformed_total", ())] == before and \
+                time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.metrics()[("esg_sip_malformed_total", ())], before + 1)
+
     def test_the_token_is_needed(self):
         status, _, _ = self.api.text("/metrics", token=None)
         self.assertEqual(status, 401)
