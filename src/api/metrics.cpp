@@ -157,6 +157,24 @@ std::string render_metrics(const MetricsSources& s) {
     m.sample("esg_rtp_packets_total", number(r, "packets"));
     m.family("esg_rtp_bytes_total", "counter", "RTP bytes relayed by ended calls");
     m.sample("esg_rtp_bytes_total", number(r, "bytes"));
+    m.family("esg_rtp_lost_packets_total", "counter",
+             "RTP packets lost on the way to esg (sequence numbers), by ended calls");
+    m.sample("esg_rtp_lost_packets_total", number(r, "lost"));
+    const json jitter = r.value("jitter", json::object());
+    const json buckets = jitter.value("buckets", json::array());
+    if (buckets.size() == 6) {
+      // Cumulative, as Prometheus histograms are.
+      m.family("esg_rtp_jitter_ms", "histogram",
+               "interarrival jitter (RFC 3550) of each ended stream side, in milliseconds");
+      static const char* kLe[] = {"5", "10", "20", "40", "80", "+Inf"};
+      double total = 0;
+      for (size_t i = 0; i < 6; ++i) {
+        total += buckets[i].get<double>();
+        m.sample("esg_rtp_jitter_ms_bucket", {{"le", kLe[i]}}, total);
+      }
+      m.sample("esg_rtp_jitter_ms_sum", number(jitter, "sum_us") / 1000.0);
+      m.sample("esg_rtp_jitter_ms_count", total);
+    }
     m.family("esg_media_port_pairs_free", "gauge", "free RTP/RTCP port pairs of the relay");
     m.sample("esg_media_port_pairs_free", number(r, "port_pairs_free"));
   }

@@ -516,17 +516,25 @@ void Server::start() {
   deps.packets = &packets_;
   deps.border = &edge_->border();
   deps.instance = [this] {
-    nlohmann::json j = {{"extaddrs", extaddrs()},
-                        {"stun", stun_ ? stun_->status() : nlohmann::json()},
-                        {"media",
-                         {{"relay", config_.media.relay},
-                          {"sessions", media_counters_.sessions.load()},
-                          {"timeouts", media_counters_.timeouts.load()},
-                          {"no_ports", media_counters_.no_ports.load()},
-                          {"packets", media_counters_.packets.load()},
-                          {"bytes", media_counters_.bytes.load()},
-                          {"port_pairs", media_ports_->size()},
-                          {"port_pairs_free", media_ports_->free()}}}};
+    nlohmann::json j = {
+        {"extaddrs", extaddrs()},
+        {"stun", stun_ ? stun_->status() : nlohmann::json()},
+        {"media",
+         {{"relay", config_.media.relay},
+          {"sessions", media_counters_.sessions.load()},
+          {"timeouts", media_counters_.timeouts.load()},
+          {"no_ports", media_counters_.no_ports.load()},
+          {"packets", media_counters_.packets.load()},
+          {"lost", media_counters_.lost.load()},
+          {"jitter",
+           {{"buckets",
+             {media_counters_.jitter_buckets[0].load(), media_counters_.jitter_buckets[1].load(),
+              media_counters_.jitter_buckets[2].load(), media_counters_.jitter_buckets[3].load(),
+              media_counters_.jitter_buckets[4].load(), media_counters_.jitter_buckets[5].load()}},
+            {"sum_us", media_counters_.jitter_sum_us.load()}}},
+          {"bytes", media_counters_.bytes.load()},
+          {"port_pairs", media_ports_->size()},
+          {"port_pairs_free", media_ports_->free()}}}};
     return j;
   };
   api::MetricsSources ms;

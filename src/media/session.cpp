@@ -471,6 +471,15 @@ Session::~Session() {
     for (auto& e : st->ep) {
       packets += e->packets_in;
       bytes += e->bytes_in;
+      if (e->packets_in > 0 && e->rx.lost() >= 0) {
+        counters_.lost += uint64_t(e->rx.lost());
+        const double ms = e->rx.jitter_units() * 1000.0 / (e->clock_rate ? e->clock_rate : 8000);
+        size_t b = 0;
+        while (b < 5 && ms > Counters::kJitterBucketsMs[b])
+          ++b;
+        ++counters_.jitter_buckets[b];
+        counters_.jitter_sum_us += uint64_t(ms * 1000);
+      }
       e->close();
       if (e->port) pool_.give(e->port);
     }

@@ -45,6 +45,12 @@ struct Counters {
   std::atomic<uint64_t> timeouts{0};
   std::atomic<uint64_t> packets{0};  // added when a session ends
   std::atomic<uint64_t> bytes{0};
+  std::atomic<uint64_t> lost{0};  // packets lost on the way to esg (sequence numbers), at the end
+  // Each ended stream side's interarrival jitter, in a histogram for /metrics: counts at or
+  // below 5, 10, 20, 40, 80 ms and above, with the sum in microseconds.
+  static constexpr double kJitterBucketsMs[5] = {5, 10, 20, 40, 80};
+  std::atomic<uint64_t> jitter_buckets[6] = {};
+  std::atomic<uint64_t> jitter_sum_us{0};
 };
 
 // The media sockets of one worker, watched with an epoll set of their own (edge-triggered,

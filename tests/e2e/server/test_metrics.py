@@ -25,8 +25,10 @@ def parse(text):
             continue
         if line.startswith("# TYPE "):
             name, kind = line.split()[2:4]
-            assert kind in ("counter", "gauge"), line
+            assert kind in ("counter", "gauge", "histogram"), line
             typed.add(name)
+            if kind == "histogram":
+                typed.update({name + "_bucket", name + "_sum", name + "_count"})
             continue
         m = SAMPLE.match(line)
         assert m, "not a sample line: %r" % line
@@ -92,6 +94,10 @@ class Metrics(MediaCase):
         self.assertEqual(m[key], 0)
         self.assertGreaterEqual(m[("esg_rtp_packets_total", ())], 20)  # 10 each way
         self.assertEqual(m[("esg_call_attempts_total", (("direction", "in"),))], 1)
+        # Both sides of the stream sent packets: two jitter observations, nothing lost.
+        self.assertEqual(m[("esg_rtp_jitter_ms_count", ())], 2)
+        self.assertEqual(m[("esg_rtp_jitter_ms_bucket", (("le", "+Inf"),))], 2)
+        self.assertEqual(m[("esg_rtp_lost_packets_total", ())], 0)
         self.assertEqual(m[("esg_calls_completed_total",
                             (("direction", "in"), ("result", "answered")))], 1)
         self.assertEqual(m[("esg_calls_completed_total",
