@@ -109,6 +109,26 @@ std::string render_metrics(const MetricsSources& s) {
     m.sample("esg_sip_transaction_timeouts_total", number(x, "transaction_timeouts"));
   }
 
+  if (s.store) {
+    // Bucket bounds as store/timed_store.hpp keeps them (milliseconds), in seconds.
+    static const char* kLe[] = {"0.001", "0.005", "0.01", "0.05", "0.1", "0.5", "+Inf"};
+    const json st = s.store();
+    m.family("esg_store_latency_seconds", "histogram",
+             "time taken by store operations (SQLite), by kind (read, write)");
+    for (const char* kind : {"read", "write"}) {
+      const json h = st.value(kind, json::object());
+      const json buckets = h.value("buckets", json::array());
+      if (buckets.size() != 7) continue;
+      double total = 0;
+      for (size_t i = 0; i < 7; ++i) {
+        total += buckets[i].get<double>();
+        m.sample("esg_store_latency_seconds_bucket", {{"op", kind}, {"le", kLe[i]}}, total);
+      }
+      m.sample("esg_store_latency_seconds_sum", {{"op", kind}}, number(h, "sum_us") / 1e6);
+      m.sample("esg_store_latency_seconds_count", {{"op", kind}}, total);
+    }
+  }
+
   if (s.regs) {
     std::map<std::string, double> reg = {{"unregistered", 0}, {"registering", 0}, {"registered", 0},
                                          {"failed", 0},       {"auth_failed", 0}, {"disabled", 0},

@@ -36,6 +36,7 @@ struct MetricsSources {
   std::function<nlohmann::json()> calls;          // the call board's list
   std::function<nlohmann::json()> call_counters;  // CallBoard::counters()
   std::function<nlohmann::json()> sip;            // {"malformed", "transaction_timeouts"}
+  std::function<nlohmann::json()> store;          // {"read"|"write": {"buckets": [7], "sum_us"}}
   std::function<nlohmann::json()> regs;           // AccountManager::regs()
   std::function<nlohmann::json()> border;         // Border::status()
   std::function<nlohmann::json()> instance;       // instance status with the relay's counters

@@ -13,6 +13,7 @@
 #include "base/random.hpp"
 #include "base/text.hpp"
 #include "sip/response.hpp"
+#include "store/timed_store.hpp"
 
 namespace esg::app {
 
@@ -365,7 +366,9 @@ void Server::start() {
   link_ = std::make_unique<Link>(*this);
   runtime_ = std::make_unique<Runtime>(*this);
   try {
-    store_ = store::open_sqlite(config_.store.sqlite);
+    auto timed = std::make_unique<store::TimedStore>(store::open_sqlite(config_.store.sqlite));
+    store_timings_ = &timed->timings();
+    store_ = std::move(timed);
   } catch (const store::StoreError& e) {
     throw std::runtime_error(e.what());
   }
@@ -540,6 +543,16 @@ void Server::start() {
   api::MetricsSources ms;
   ms.calls = [this] { return edge_->board().list(); };
   ms.call_counters = [this] { return edge_->board().counters(); };
+  ms.store = [this] {
+    auto histogram = [](const store::StoreTimings::Histogram& h) {
+      nlohmann::json buckets = nlohmann::json::array();
+      for (const auto& b : h.buckets)
+        buckets.push_back(b.load());
+      return nlohmann::json{{"buckets", buckets}, {"sum_us", h.sum_us.load()}};
+    };
+    return nlohmann::json{{"read", histogram(store_timings_->read)},
+                          {"write", histogram(store_timings_->write)}};
+  };
   ms.sip = [this] {
     return nlohmann::json{{"malformed", malformed_.load()},
                           {"transaction_timeouts", txn::client_timeouts().load()}};

@@ -18,6 +18,7 @@
 #include "edge/context.hpp"
 #include "edge/sip_alg.hpp"
 #include "store/store.hpp"
+#include "store/timed_store.hpp"
 #include "telegram/lines.hpp"
 #include "transport/dns.hpp"
 #include "transport/stun.hpp"
@@ -80,6 +81,7 @@ class Server {
   std::unique_ptr<Link> link_;
   std::unique_ptr<Runtime> runtime_;
   std::unique_ptr<store::Store> store_;
+  const store::StoreTimings* store_timings_ = nullptr;  // store_'s, for /metrics
   std::unique_ptr<accounts::AccountManager> accounts_;
   std::unique_ptr<accounts::Collection> pbx_, normalization_, routes_, border_rules_;
   std::unique_ptr<accounts::Collection> telegram_lines_;

@@ -71,6 +71,11 @@ class Metrics(MediaCase):
         m = self.metrics()
         self.assertEqual(m[("esg_provider_accounts", (("regstate", "none"),))], 1)
         self.assertEqual(m[("esg_provider_accounts", (("regstate", "registered"),))], 0)
+        # The fixture wrote an account, a PBX connection and a rule: timed store writes.
+        self.assertGreaterEqual(m[("esg_store_latency_seconds_count", (("op", "write"),))], 3)
+        self.assertEqual(m[("esg_store_latency_seconds_bucket",
+                            (("op", "write"), ("le", "+Inf")))],
+                         m[("esg_store_latency_seconds_count", (("op", "write"),))])
         self.assertIn(("esg_border_dropped_total", (("reason", "banned"),)), m)
         self.assertIn(("esg_telegram_lines", (("state", "ready"),)), m)
         sessions = m[("esg_media_sessions_total", ())]
