@@ -176,6 +176,12 @@ Config parse_config(const std::string& text) {
       }
     }
     s.integer("workers", c.instance.workers, 0, 256);
+    s.str("call_id_header", c.instance.call_id_header);
+    for (char ch : c.instance.call_id_header) {
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_' && ch != '.')
+        throw ConfigError("instance.call_id_header",
+                          "must be a header name (letters, digits, '-', '_', '.') or empty");
+    }
     s.finish();
   }
   if (const json* j = top.get("listen")) read_listeners(*j, c);
@@ -336,9 +342,13 @@ Config load_config(const std::string& path) {
 
 json to_json(const Config& c) {
   json j;
-  j["instance"] = {{"srvidx", c.instance.srvidx},     {"roleid", c.instance.roleid},
-                   {"node", c.instance.node},         {"domain", c.instance.domain},
-                   {"extaddrs", c.instance.extaddrs}, {"workers", c.instance.workers}};
+  j["instance"] = {{"srvidx", c.instance.srvidx},
+                   {"roleid", c.instance.roleid},
+                   {"node", c.instance.node},
+                   {"domain", c.instance.domain},
+                   {"extaddrs", c.instance.extaddrs},
+                   {"workers", c.instance.workers},
+                   {"call_id_header", c.instance.call_id_header}};
   j["instance"]["sip_alg"] = json::array();
   for (const auto& r : c.instance.sip_alg) {
     j["instance"]["sip_alg"].push_back({{"gray", r.gray}, {"white", r.white}});

@@ -32,6 +32,8 @@ struct Config {
     std::vector<std::string> extaddrs;
     std::vector<SipAlgRule> sip_alg;
     int workers = 0;  // 0 = one per core
+    // The A leg's Call-ID on every B leg, so that sngrep and CRMs can join the legs ("" = none).
+    std::string call_id_header = "X-Call-ID";
   } instance;
   std::vector<Listener> listen;
   struct Http {

@@ -470,6 +470,7 @@ void Server::start() {
     bo.media.relay_all = config_.media.relay;
     bo.media.timeout = config_.media.timeout;
     bo.tag_prefix = tag_prefix_ + std::to_string(w) + "-";
+    bo.call_id_header = config_.instance.call_id_header;
     per_worker_[w].b2bua = std::make_unique<edge::B2bua>(
         w, *per_worker_[w].layer, *per_worker_[w].timers, timer_config_, *link_, *edge_, bo,
         [this, w] { return call_id_for(w); });

@@ -64,6 +64,17 @@ TEST(Config, ErrorsNameTheFieldPath) {
   EXPECT_EQ(error_of(R"({"listen": [{"addr": "localhost"}]})"),
             "listen[0].addr: must be an IPv4 or IPv6 address");
   EXPECT_EQ(error_of(R"({"listen": [{}, {}]})"), "listen[1]: duplicate listener udp 0.0.0.0:5080");
+  EXPECT_EQ(error_of(R"({"instance": {"call_id_header": "X-Call ID:"}})"),
+            "instance.call_id_header: must be a header name (letters, digits, '-', '_', '.') or "
+            "empty");
+}
+
+TEST(Config, TheCallIdHeaderIsConfigurable) {
+  EXPECT_EQ(parse_config("{}").instance.call_id_header, "X-Call-ID");
+  EXPECT_EQ(
+      parse_config(R"({"instance": {"call_id_header": "X-Orig-Call"}})").instance.call_id_header,
+      "X-Orig-Call");
+  EXPECT_EQ(parse_config(R"({"instance": {"call_id_header": ""}})").instance.call_id_header, "");
 }
 
 TEST(Config, TransportLimits) {
