@@ -177,6 +177,7 @@ Config parse_config(const std::string& text) {
     }
     s.integer("workers", c.instance.workers, 0, 256);
     s.str("call_id_header", c.instance.call_id_header);
+    s.integer("stop_timeout", c.instance.stop_timeout, 0, 3600);
     for (char ch : c.instance.call_id_header) {
       if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_' && ch != '.')
         throw ConfigError("instance.call_id_header",
@@ -348,7 +349,8 @@ json to_json(const Config& c) {
                    {"domain", c.instance.domain},
                    {"extaddrs", c.instance.extaddrs},
                    {"workers", c.instance.workers},
-                   {"call_id_header", c.instance.call_id_header}};
+                   {"call_id_header", c.instance.call_id_header},
+                   {"stop_timeout", c.instance.stop_timeout}};
   j["instance"]["sip_alg"] = json::array();
   for (const auto& r : c.instance.sip_alg) {
     j["instance"]["sip_alg"].push_back({{"gray", r.gray}, {"white", r.white}});

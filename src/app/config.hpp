@@ -34,6 +34,8 @@ struct Config {
     int workers = 0;  // 0 = one per core
     // The A leg's Call-ID on every B leg, so that sngrep and CRMs can join the legs ("" = none).
     std::string call_id_header = "X-Call-ID";
+    // SIGTERM: how long calls in progress may go on before esg ends them (seconds).
+    int stop_timeout = 30;
   } instance;
   std::vector<Listener> listen;
   struct Http {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <future>
 #include <iostream>
+#include <thread>
 
 #include "api/edge_api.hpp"
 #include "api/metrics.hpp"
@@ -597,8 +598,57 @@ void Server::found_external(const std::string& address) {
   rebuild_edge_config();  // matching knows it as ours
 }
 
+// Calls in progress on every worker (asked on each worker, where the count lives).
+size_t Server::live_calls() {
+  size_t n = 0;
+  for (size_t w = 0; w < per_worker_.size(); ++w) {
+    auto p = std::make_shared<std::promise<size_t>>();
+    auto f = p->get_future();
+    workers_->post(w, [this, w, p] {
+      p->set_value(per_worker_[w].b2bua ? per_worker_[w].b2bua->calls() : 0);
+    });
+    if (f.wait_for(std::chrono::seconds(1)) == std::future_status::ready) n += f.get();
+  }
+  return n;
+}
+
+void Server::on_workers(const std::function<void(size_t)>& f) {
+  std::vector<std::future<void>> done;
+  for (size_t w = 0; w < per_worker_.size(); ++w) {
+    auto p = std::make_shared<std::promise<void>>();
+    done.push_back(p->get_future());
+    workers_->post(w, [f, w, p] {
+      f(w);
+      p->set_value();
+    });
+  }
+  for (auto& d : done)
+    d.wait_for(std::chrono::seconds(2));
+}
+
 void Server::stop() {
   if (!workers_) return;
+  // Graceful (SIGTERM): no new calls, accounts un-registered, calls in progress may end by
+  // themselves within instance.stop_timeout, then esg ends the rest (BYE, or 503 and CANCEL).
+  on_workers([this](size_t w) {
+    if (per_worker_[w].b2bua) per_worker_[w].b2bua->drain();
+  });
+  if (accounts_) accounts_->stop();
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(config_.instance.stop_timeout);
+  size_t live = live_calls();
+  while (live > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    live = live_calls();
+  }
+  if (live > 0) {
+    std::cerr << "esg: stopping: ending " << live << " call(s) still in progress\n";
+    on_workers([this](size_t w) {
+      if (per_worker_[w].b2bua) per_worker_[w].b2bua->end_all("esg is shutting down");
+    });
+    // Their BYEs and CANCELs are out; a moment for the answers (and a retransmission).
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  }
   if (http_) http_->stop();
   if (stun_) {
     // Its sockets and timers live on worker 0: closed there.
@@ -610,10 +660,8 @@ void Server::stop() {
     });
     f.wait_for(std::chrono::seconds(2));
   }
-  // Graceful: registered accounts un-register, and TDLib saves its state, while the workers
-  // still run.
+  // TDLib saves its state while the workers still run.
   if (lines_) lines_->stop();
-  if (accounts_) accounts_->stop();
   transport_->close();
   workers_->stop();
   // With every thread stopped, tear down in dependency order: what holds timers and sockets on

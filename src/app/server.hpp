@@ -5,6 +5,7 @@
 // to the B2BUA, and the rest gets a plain final answer.
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -71,6 +72,8 @@ class Server {
   txn::Channel channel_to(const transport::Peer& peer);
 
   const Config& config_;
+  size_t live_calls();
+  void on_workers(const std::function<void(size_t)>& f);  // f(w) on each worker, waited for
   std::unique_ptr<transport::Workers> workers_;
   std::unique_ptr<transport::TrnLog> trn_;
   transport::SharedPacketIndex packets_;

@@ -67,6 +67,31 @@ class B2bua::Impl {
   }
 
   size_t calls() const { return live_; }
+  void drain() { draining_ = true; }
+
+  void end_all(const std::string& why) {
+    std::vector<std::shared_ptr<Call>> all;
+    for (const auto& [id, leg] : legs_) {
+      if (leg.is_a && leg.call && leg.call->state != Call::State::Ended) all.push_back(leg.call);
+    }
+    for (const auto& c : all) {
+      c->decisions.push_back("ended by esg: " + why);
+      if (c->state >= Call::State::Answered) {
+        hang_up(c, true, why);
+        continue;
+      }
+      // Not answered yet: the caller hears 503 and may try another instance; the callee's
+      // INVITE is cancelled (once it has answered provisionally, RFC 3261 §9.1).
+      if (c->b_invite) {
+        if (c->b_provisional) {
+          send_cancel(*c);
+        } else {
+          c->cancel_pending = true;
+        }
+      }
+      finish_a(c, 503, {}, "Retry-After: 5\r\n" + reason_line(503, "EB2B. " + why), "esg", why);
+    }
+  }
 
   bool on_request(txn::TxnId server, const sip::Message& req, const txn::Channel& from) {
     if (req.to_tag().empty()) {
@@ -149,6 +174,11 @@ class B2bua::Impl {
   // --- the initial INVITE ---------------------------------------------------------------
 
   void start(txn::TxnId server, const sip::Message& req, const txn::Channel& from) {
+    if (draining_) {
+      respond(server, req, 503, {},
+              "Retry-After: 5\r\n" + reason_line(503, "EB2B. This instance is shutting down"));
+      return;
+    }
     if (live_ >= options_.max_calls) {
       respond(server, req, 503, "Too Many Calls",
               "Retry-After: 5\r\n" + reason_line(503, "EB2B. Call limit of this worker reached"));
@@ -1397,6 +1427,7 @@ class B2bua::Impl {
   std::unordered_map<uint64_t, txn::Timers::Id> cleanup_;
   uint64_t cleanup_seq_ = 0;
   size_t live_ = 0;
+  bool draining_ = false;
 };
 
 B2bua::B2bua(size_t worker, txn::Layer& layer, txn::Timers& timers,
@@ -1418,6 +1449,12 @@ bool B2bua::on_stray_response(const sip::Message& response) {
 }
 size_t B2bua::calls() const {
   return impl_->calls();
+}
+void B2bua::drain() {
+  impl_->drain();
+}
+void B2bua::end_all(const std::string& why) {
+  impl_->end_all(why);
 }
 
 }  // namespace esg::edge

@@ -63,6 +63,11 @@ class B2bua {
   bool on_stray_response(const sip::Message& response);
 
   size_t calls() const;
+  // Shutting down (SIGTERM): new calls get 503 with Retry-After, calls in progress go on.
+  void drain();
+  // Ends every call: answered ones with BYE on both legs, ringing ones with 503 to the caller
+  // and CANCEL to the callee; `why` goes into their Reason headers.
+  void end_all(const std::string& why);
 
  private:
   struct Call;

@@ -47,6 +47,9 @@ class EsgProcess:
         }
         for key, value in (extra or {}).items():
             config[key] = value
+        # SIGTERM ends calls still up after this long: tests stop esg with calls up at times.
+        config["instance"] = dict(config.get("instance") or {})
+        config["instance"].setdefault("stop_timeout", 1)
         self.config_path = os.path.join(self.dir, "esg.json")
         with open(self.config_path, "w") as f:
             json.dump(config, f)

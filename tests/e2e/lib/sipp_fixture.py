@@ -32,6 +32,18 @@ class SippPeer:
 
     def __init__(self, scenario, ip, port=None, remote=None, transport="u1", calls=1, keys=None,
                  duration_ms=None, extra=()):
+        # A port chosen here may be taken by a test running in parallel before SIPp binds it
+        # (free_port can only tell it was free): then SIPp is started again on another one.
+        for attempt in range(3):
+            self._start(scenario, ip, port, remote, transport, calls, keys, duration_ms, extra)
+            if remote is not None or self._wait_bound(transport):
+                return
+            if port or "errno = 98" not in self.output() or attempt == 2:
+                raise RuntimeError("sipp exited: " + self.output())
+            self.out.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _start(self, scenario, ip, port, remote, transport, calls, keys, duration_ms, extra):
         self.dir = tempfile.mkdtemp(prefix="esg-sipp-")
         self.ip = ip
         self.port = port or free_port(ip, socket.SOCK_DGRAM if transport == "u1"
@@ -49,12 +61,15 @@ class SippPeer:
         self.cmd = cmd
         self.out = open(os.path.join(self.dir, "sipp.out"), "w+")
         self.proc = subprocess.Popen(cmd, cwd=self.dir, stdout=self.out, stderr=subprocess.STDOUT)
-        if remote is None:
-            deadline = time.time() + 5
-            while time.time() < deadline and not _bound(ip, self.port, transport):
-                if self.proc.poll() is not None:
-                    raise RuntimeError("sipp exited: " + self.output())
-                time.sleep(0.02)
+
+    def _wait_bound(self, transport):
+        """True once the callee listens; False if SIPp exited first."""
+        deadline = time.time() + 5
+        while time.time() < deadline and not _bound(self.ip, self.port, transport):
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.02)
+        return True
 
     def wait(self, timeout=45):
         """SIPp's exit status (0: every call succeeded)."""
