@@ -477,6 +477,7 @@ void Server::start() {
         [this, w] { return call_id_for(w); });
   }
   workers_->start();
+  workers_running_ = true;
   lines_ = std::make_unique<telegram::Lines>(
       telegram::LinesOptions{config_.telegram.tdjson, config_.telegram.sessions,
                              [this](int64_t id) -> boost::asio::io_context& {
@@ -630,13 +631,15 @@ void Server::stop() {
   if (!workers_) return;
   // Graceful (SIGTERM): no new calls, accounts un-registered, calls in progress may end by
   // themselves within instance.stop_timeout, then esg ends the rest (BYE, or 503 and CANCEL).
-  on_workers([this](size_t w) {
-    if (per_worker_[w].b2bua) per_worker_[w].b2bua->drain();
-  });
+  if (workers_running_) {
+    on_workers([this](size_t w) {
+      if (per_worker_[w].b2bua) per_worker_[w].b2bua->drain();
+    });
+  }
   if (accounts_) accounts_->stop();
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(config_.instance.stop_timeout);
-  size_t live = live_calls();
+  size_t live = workers_running_ ? live_calls() : 0;
   while (live > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     live = live_calls();

@@ -72,6 +72,7 @@ class Server {
   txn::Channel channel_to(const transport::Peer& peer);
 
   const Config& config_;
+  bool workers_running_ = false;  // start() got as far as starting the workers
   size_t live_calls();
   void on_workers(const std::function<void(size_t)>& f);  // f(w) on each worker, waited for
   std::unique_ptr<transport::Workers> workers_;
