@@ -142,21 +142,25 @@ void Line::on_authorization(const json& s) {
     std::lock_guard lock(mu_);
     password_hint_ = s.value("password_hint", "");
   } else if (type == "authorizationStateReady") {
+    // "ready" is shown once the account is known too (a login step answers with both).
     hub_.send(client_, {{"@type", "getMe"}},
               [self = shared_from_this()](Result<json, td::TdError> r) {
-                if (!r) return;
                 {
                   std::lock_guard lock(self->mu_);
-                  self->user_id_ = r->value("id", int64_t(0));
-                  self->user_phone_ = r->value("phone_number", "");
-                  const json* names = r->contains("usernames") ? &(*r)["usernames"] : nullptr;
-                  if (names && names->contains("active_usernames") &&
-                      !(*names)["active_usernames"].empty())
-                    self->username_ = (*names)["active_usernames"][0].get<std::string>();
-                  ++self->state_seq_;
+                  if (r) {
+                    self->user_id_ = r->value("id", int64_t(0));
+                    self->user_phone_ = r->value("phone_number", "");
+                    const json* names = r->contains("usernames") ? &(*r)["usernames"] : nullptr;
+                    if (names && names->contains("active_usernames") &&
+                        !(*names)["active_usernames"].empty())
+                      self->username_ = (*names)["active_usernames"][0].get<std::string>();
+                  } else {
+                    self->last_error_ = "getMe: " + r.error().message;
+                  }
                 }
-                self->cv_.notify_all();
+                self->set_state("ready");
               });
+    return;
   } else if (type == "authorizationStateClosed") {
     hub_.forget_client(client_);
     client_ = 0;
