@@ -12,7 +12,9 @@ namespace esg::accounts {
 using nlohmann::json;
 
 using detail::is_token_char;
+using detail::kCodeRule;
 using detail::Reader;
+using detail::valid_code;
 using detail::valid_host;
 
 bool valid_address_filter(const std::string& pattern, std::string* why) {
@@ -122,12 +124,7 @@ Result<Account, FieldError> account_from_json(const json& j) {
     return unexpected(FieldError{std::move(f), std::move(m)});
   };
   if (a.code.empty()) return bad("code", "is required");
-  if (a.code.size() > 64 ||
-      a.code.find_first_not_of(
-          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
-          std::string::npos) {
-    return bad("code", "must be 1 to 64 letters, digits, '_', '.' or '-'");
-  }
+  if (!valid_code(a.code)) return bad("code", kCodeRule);
   if (!valid_host(a.domain))
     return bad("domain", a.domain.empty() ? "is required" : "must be a host name or IP address");
   if (!a.proxyaddr.empty() && !valid_host(a.proxyaddr))

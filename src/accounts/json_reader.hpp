@@ -96,6 +96,15 @@ struct Reader {
   }
 };
 
+// A provisioned object's `code`: 1 to 64 letters, digits, '_', '.' or '-'.
+inline constexpr const char* kCodeRule = "must be 1 to 64 letters, digits, '_', '.' or '-'";
+inline bool valid_code(const std::string& code) {
+  return !code.empty() && code.size() <= 64 &&
+         code.find_first_not_of(
+             "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") ==
+             std::string::npos;
+}
+
 inline bool is_token_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) ||
          std::string_view("-.!%*_+`'~").find(c) != std::string_view::npos;

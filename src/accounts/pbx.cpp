@@ -57,12 +57,7 @@ Result<PbxConnection, FieldError> pbx_from_json(const json& j) {
     return unexpected(FieldError{std::move(f), std::move(m)});
   };
   if (p.code.empty()) return bad("code", "is required");
-  if (p.code.size() > 64 ||
-      p.code.find_first_not_of(
-          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
-          std::string::npos) {
-    return bad("code", "must be 1 to 64 letters, digits, '_', '.' or '-'");
-  }
+  if (!detail::valid_code(p.code)) return bad("code", detail::kCodeRule);
   if (p.mode == "ip" && !detail::valid_host(p.address))
     return bad("address",
                p.address.empty() ? "is required for mode ip" : "must be a host name or IP address");

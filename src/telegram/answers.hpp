@@ -17,8 +17,6 @@ struct SipAnswer {
   bool restricted = false;  // the line is under the spam restriction
 };
 
-// Flood waits up to this many seconds are waited out and retried, not answered.
-inline constexpr int kRetryFloodUpTo = 5;
 // Retry-After for the spam restriction (PEER_FLOOD), whose end Telegram does not tell.
 inline constexpr int kPeerFloodRetryAfter = 3600;
 

@@ -47,10 +47,7 @@ Result<LineConfig, accounts::FieldError> line_from_json(const json& j) {
   }
   if (r.error) return unexpected(*r.error);
   if (l.code.empty()) return bad("code", "is required");
-  if (l.code.size() > 64 || !std::all_of(l.code.begin(), l.code.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
-      }))
-    return bad("code", "must be 1 to 64 letters, digits, '_', '.' or '-'");
+  if (!accounts::detail::valid_code(l.code)) return bad("code", accounts::detail::kCodeRule);
   if (l.api_id == 0) return bad("api_id", "is required (the application's api_id)");
   if (l.api_hash.size() != 32 || !std::all_of(l.api_hash.begin(), l.api_hash.end(), [](char c) {
         return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');

@@ -302,6 +302,16 @@ class Client:
     def me(self):
         return WORLD.users.get(self.account) if self.state == "Ready" else None
 
+    def lookup_allowed(self):
+        """(the account, None), or (None, the error): logged in, and no flood imposed on lookups."""
+        me = self.me()
+        if not me:
+            return None, error(401, "Unauthorized")
+        wait = WORLD.take_flood("lookup")
+        if wait:
+            return None, error(429, "Too Many Requests: retry after %d" % wait)
+        return me, None
+
     def m_getMe(self, req):
         me = self.me()
         return me.obj(me) if me else error(401, "Unauthorized")
@@ -316,12 +326,9 @@ class Client:
         return u.obj(me)
 
     def m_searchPublicChat(self, req):
-        me = self.me()
-        if not me:
-            return error(401, "Unauthorized")
-        wait = WORLD.take_flood("lookup")
-        if wait:
-            return error(429, "Too Many Requests: retry after %d" % wait)
+        me, refused = self.lookup_allowed()
+        if refused:
+            return refused
         u = WORLD.by_username(str(req.get("username", "")))
         if not u:
             return error(400, "USERNAME_NOT_OCCUPIED")
@@ -330,24 +337,18 @@ class Client:
                 "type": {"@type": "chatTypePrivate", "user_id": u.id}}
 
     def m_searchUserByPhoneNumber(self, req):
-        me = self.me()
-        if not me:
-            return error(401, "Unauthorized")
-        wait = WORLD.take_flood("lookup")
-        if wait:
-            return error(429, "Too Many Requests: retry after %d" % wait)
+        me, refused = self.lookup_allowed()
+        if refused:
+            return refused
         u = WORLD.by_phone(str(req.get("phone_number", "")))
         if not u or not (u.phone_visible or (me.id, u.id) in WORLD.contacts):
             return error(404, "Not Found")
         return u.obj(me)
 
     def m_importContacts(self, req):
-        me = self.me()
-        if not me:
-            return error(401, "Unauthorized")
-        wait = WORLD.take_flood("lookup")
-        if wait:
-            return error(429, "Too Many Requests: retry after %d" % wait)
+        me, refused = self.lookup_allowed()
+        if refused:
+            return refused
         ids = []
         for c in req.get("contacts", []):
             if not 1 <= len(c.get("first_name", "")) <= 64:
