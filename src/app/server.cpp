@@ -249,6 +249,7 @@ class Server::EdgeContext final : public edge::Context {
   void count_failure(const std::string& addr, const std::string& what) override {
     border_.count_failure(addr, what);
   }
+  edge::TelegramDirectory& telegram() override { return telegram_; }
   edge::Border& border() { return border_; }
   // The addresses of configured providers and PBX connections, and what their names resolve
   // to: never banned, and not dropped unless a rule names them (a ban or a whitelist would cut
@@ -285,6 +286,7 @@ class Server::EdgeContext final : public edge::Context {
   std::mutex resolved_mu_;
   std::unordered_map<std::string, std::vector<std::string>> resolved_;  // account code -> IPs
   edge::Border border_{border_options(s_.config_)};
+  edge::TelegramDirectory telegram_;
 };
 
 Server::Server(const Config& config) : config_(config) {
@@ -335,8 +337,8 @@ Server::Server(const Config& config) : config_(config) {
     user.on_stray_response = [this, w](const sip::Message& m) {
       if (per_worker_[w].b2bua) per_worker_[w].b2bua->on_stray_response(m);
     };
-    user.on_cancel = [this, w](txn::TxnId invite) {
-      if (per_worker_[w].b2bua && per_worker_[w].b2bua->on_cancel(invite)) return;
+    user.on_cancel = [this, w](txn::TxnId invite, const sip::Message& cancel) {
+      if (per_worker_[w].b2bua && per_worker_[w].b2bua->on_cancel(invite, cancel)) return;
       auto& layer = *per_worker_[w].layer;
       if (const sip::Message* req = layer.request(invite)) {
         layer.respond(invite, 487, sip::build_response(*req, 487, {}, tag_prefix_ + "c"));
@@ -478,11 +480,27 @@ void Server::start() {
   }
   workers_->start();
   workers_running_ = true;
-  lines_ = std::make_unique<telegram::Lines>(
-      telegram::LinesOptions{config_.telegram.tdjson, config_.telegram.sessions,
-                             [this](int64_t id) -> boost::asio::io_context& {
-                               return workers_->context(size_t(id) % workers_->size());
-                             }});
+  telegram::LinesOptions lo;
+  lo.tdjson = config_.telegram.tdjson;
+  lo.sessions = config_.telegram.sessions;
+  lo.worker = [this](int64_t id) -> boost::asio::io_context& {
+    return workers_->context(size_t(id) % workers_->size());
+  };
+  // A line's calls enter esg through its first UDP listener, like any SIP peer's.
+  for (size_t i = 0; i < config_.listen.size(); ++i) {
+    if (config_.listen[i].proto != "udp") continue;
+    lo.bridge.sip_host = config_.listen[i].addr;
+    lo.bridge.sip_port = transport_->local_port(i);
+    break;
+  }
+  lo.publish = [this](const telegram::LineConfig& l, const std::string& state, uint16_t port) {
+    if (!port) {
+      edge_->telegram().remove(l.code);
+      return;
+    }
+    edge_->telegram().put({l.code, l.pbx, l.trunks, state, "127.0.0.1", port});
+  };
+  lines_ = std::make_unique<telegram::Lines>(std::move(lo));
   telegram_lines_->set_on_change([this] { lines_->sync(telegram_lines_->stored()); });
   lines_->sync(telegram_lines_->stored());
   accounts::ManagerOptions mo;

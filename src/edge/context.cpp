@@ -279,3 +279,32 @@ void CdrWriter::flush() {
 }
 
 }  // namespace esg::edge
+
+namespace esg::edge {
+
+void TelegramDirectory::put(TelegramLineInfo line) {
+  std::lock_guard lock(mu_);
+  lines_[line.code] = std::move(line);
+}
+
+void TelegramDirectory::remove(const std::string& code) {
+  std::lock_guard lock(mu_);
+  lines_.erase(code);
+}
+
+std::optional<TelegramLineInfo> TelegramDirectory::by_code(std::string_view code) const {
+  std::lock_guard lock(mu_);
+  auto it = lines_.find(std::string(code));
+  if (it == lines_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<TelegramLineInfo> TelegramDirectory::at(std::string_view host, uint16_t port) const {
+  std::lock_guard lock(mu_);
+  for (const auto& [code, l] : lines_) {
+    if (l.port == port && l.host == host) return l;
+  }
+  return std::nullopt;
+}
+
+}  // namespace esg::edge

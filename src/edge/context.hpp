@@ -8,6 +8,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -97,6 +98,31 @@ class CdrWriter {
   std::unique_ptr<Impl> impl_;
 };
 
+// The Telegram lines' SIP sides (issue 9): each running line is a SIP peer of esg on loopback
+// (src/telegram/bridge.hpp). Its INVITEs come from `host:port` and go to its PBX connection;
+// calls routed to it (action `telegram`) are sent there. Written by the lines, read by the
+// workers.
+struct TelegramLineInfo {
+  std::string code;
+  std::string pbx;    // the PBX connection its incoming calls go to
+  int trunks = 0;     // concurrent calls, both directions; 0: no limit
+  std::string state;  // the line's authorization state: calls go out only when "ready"
+  std::string host;
+  uint16_t port = 0;
+};
+
+class TelegramDirectory {
+ public:
+  void put(TelegramLineInfo line);
+  void remove(const std::string& code);
+  std::optional<TelegramLineInfo> by_code(std::string_view code) const;
+  std::optional<TelegramLineInfo> at(std::string_view host, uint16_t port) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, TelegramLineInfo> lines_;
+};
+
 class Context {
  public:
   virtual ~Context() = default;
@@ -114,6 +140,7 @@ class Context {
   // A request that failed in a way attackers cause (unknown account, wrong credentials):
   // counted per source address, for the bans.
   virtual void count_failure(const std::string& addr, const std::string& what) = 0;
+  virtual TelegramDirectory& telegram() = 0;
 };
 
 }  // namespace esg::edge

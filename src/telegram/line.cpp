@@ -61,13 +61,17 @@ std::string connection_name(const std::string& type) {
 }  // namespace
 
 Line::Line(std::shared_ptr<td::Hub> hub, boost::asio::io_context& io, LineConfig config,
-           std::string dir)
+           std::string dir, BridgeOptions bridge, PublishLine publish)
     : hub_holder_(std::move(hub)),
       hub_(*hub_holder_),
       io_(io),
       config_(std::move(config)),
       dir_(std::move(dir)),
-      timer_(io) {}
+      timer_(io),
+      bridge_options_(std::move(bridge)),
+      publish_(std::move(publish)) {
+  bridge_options_.dir = dir_;
+}
 
 Line::~Line() {
   if (client_) hub_.forget_client(client_);
@@ -79,6 +83,27 @@ void Line::start() {
 
 void Line::open_client() {
   std::weak_ptr<Line> weak = shared_from_this();
+  if (!bridge_) {
+    auto b = std::make_shared<CallBridge>(
+        io_, config_,
+        [weak](json request, td::Hub::Answer answer) {
+          auto self = weak.lock();
+          if (self && self->client_) {
+            self->hub_.send(self->client_, std::move(request), std::move(answer));
+          } else if (answer) {
+            answer(unexpected(td::TdError{401, "the line's TDLib client is not running", 0}));
+          }
+        },
+        bridge_options_);
+    std::string error;
+    if (b->open(&error)) {
+      std::lock_guard lock(mu_);
+      bridge_ = b;
+    } else {
+      std::lock_guard lock(mu_);
+      last_error_ = error;
+    }
+  }
   client_ = hub_.create_client(io_, [weak](const json& u) {
     if (auto self = weak.lock()) self->handle(u);
   });
@@ -93,6 +118,19 @@ void Line::set_state(const std::string& state) {
     ++state_seq_;
   }
   cv_.notify_all();
+  if (bridge_) bridge_->set_account(state == "ready" ? user_id_ : 0);
+  publish();
+}
+
+// On the worker.
+void Line::publish() {
+  if (!publish_) return;
+  std::string state;
+  {
+    std::lock_guard lock(mu_);
+    state = state_;
+  }
+  publish_(config_, state, bridge_ && !closing_ ? bridge_->port() : 0);
 }
 
 void Line::handle(const json& u) {
@@ -102,8 +140,8 @@ void Line::handle(const json& u) {
   } else if (type == "updateConnectionState" && u.contains("state")) {
     std::lock_guard lock(mu_);
     connection_ = connection_name(u["state"].value("@type", ""));
-  } else if (on_update) {
-    on_update(u);
+  } else if (bridge_) {
+    bridge_->on_update(u);
   }
 }
 
@@ -183,6 +221,10 @@ void Line::on_authorization(const json& s) {
 void Line::close(std::function<void()> done, int timeout_ms) {
   boost::asio::post(io_, [self = shared_from_this(), done = std::move(done), timeout_ms]() mutable {
     self->closing_ = true;
+    if (self->bridge_) {
+      self->bridge_->shutdown("EB2B. The Telegram line closes");
+      self->publish();
+    }
     if (!self->client_) {
       if (done) done();
       return;
@@ -200,8 +242,11 @@ void Line::close(std::function<void()> done, int timeout_ms) {
 void Line::set_config(const LineConfig& c) {
   // Written under the lock (the HTTP thread reads it); the worker reads it without.
   boost::asio::post(io_, [self = shared_from_this(), c] {
-    std::lock_guard lock(self->mu_);
-    self->config_ = c;
+    {
+      std::lock_guard lock(self->mu_);
+      self->config_ = c;
+    }
+    self->publish();
   });
 }
 
@@ -310,6 +355,7 @@ json Line::status() const {
             {"calls_in_progress", 0},
             {"noncontact_calls_today", 0},
             {"noncontact_calls_per_day", config_.noncontact_calls_per_day}};
+  if (bridge_) j.update(bridge_->status());
   j["user"] =
       user_id_ ? json{{"id", user_id_}, {"username", username_}, {"phone", user_phone_}} : json();
   j["flood_until"] = flood_until_ms_ > unix_ms() ? json(iso_time(flood_until_ms_)) : json();

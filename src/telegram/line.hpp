@@ -1,8 +1,8 @@
 #pragma once
 // A Telegram line at run time (issue 8): its TDLib client, driven through TDLib's
 // authorization states on the line's worker, with the login steps over REST (phone, code,
-// two-step password), logout, and the state that monitoring shows. Calls come with the next
-// issue (updates other than authorization and connection go to `on_update`).
+// two-step password), logout, and the state that monitoring shows. Its calls go through its
+// CallBridge (issue 9), whose SIP side the line announces with `publish`.
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "telegram/bridge.hpp"
 #include "telegram/line_config.hpp"
 #include "telegram/td/tdjson.hpp"
 
@@ -27,12 +28,17 @@ struct StepResult {
   nlohmann::json body;
 };
 
+// Where the line's SIP side is and whether it takes calls: on each change of state or
+// settings; port 0 when the line is gone.
+using PublishLine =
+    std::function<void(const LineConfig& config, const std::string& state, uint16_t port)>;
+
 class Line : public std::enable_shared_from_this<Line> {
  public:
   // `dir`: the line's session folder (TDLib's database and files), kept across restarts.
   // The line keeps the Hub alive: a handler still queued on a worker may hold the last Line.
   Line(std::shared_ptr<td::Hub> hub, boost::asio::io_context& io, LineConfig config,
-       std::string dir);
+       std::string dir, BridgeOptions bridge = {}, PublishLine publish = {});
   ~Line();
 
   void start();
@@ -49,10 +55,8 @@ class Line : public std::enable_shared_from_this<Line> {
   // Settings that do not touch TDLib (numbers, caller ID, limits) change in place.
   void set_config(const LineConfig& c);
 
-  // Updates the line itself does not handle (calls, messages: the next issue), on its worker.
-  std::function<void(const nlohmann::json&)> on_update;
-
  private:
+  void publish();
   void open_client();
   void handle(const nlohmann::json& update);
   void on_authorization(const nlohmann::json& state);
@@ -68,6 +72,9 @@ class Line : public std::enable_shared_from_this<Line> {
   bool closing_ = false;
   std::function<void()> closed_;
   boost::asio::steady_timer timer_;
+  BridgeOptions bridge_options_;
+  PublishLine publish_;
+  std::shared_ptr<CallBridge> bridge_;  // set on the worker, read under mu_ elsewhere
 
   // Shared with the HTTP thread.
   mutable std::mutex mu_;

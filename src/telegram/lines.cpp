@@ -68,7 +68,8 @@ void Lines::sync(const std::vector<json>& stored) {
       idle_[id] = cfg;
       continue;
     }
-    auto line = std::make_shared<Line>(h, options_.worker(id), cfg, folder(id));
+    auto line = std::make_shared<Line>(h, options_.worker(id), cfg, folder(id), options_.bridge,
+                                       options_.publish);
     lines_[id] = line;
     // A restarted line's new client waits for the old one to close: TDLib locks its database.
     if (!to_close.count(id)) line->start();

@@ -26,6 +26,8 @@ struct LinesOptions {
   std::string sessions;  // the session store root
   // The worker a line lives on (by its id).
   std::function<boost::asio::io_context&(int64_t id)> worker;
+  BridgeOptions bridge;  // where the lines' calls go into esg (its UDP SIP listener)
+  PublishLine publish;   // each line's SIP side, for the B2BUA
 };
 
 class Lines {

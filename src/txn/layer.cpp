@@ -210,7 +210,8 @@ void Layer::receive_request(sip::Message request, const Channel& from) {
   auto* inv = static_cast<ServerInvite*>(e->txn.get());
   raw->respond(200, sip::build_response(raw->request(), 200));
   // "If the UAS has already sent a final response for the request, the CANCEL has no effect".
-  if (inv->state() == State::Proceeding && user_.on_cancel) user_.on_cancel(invite->second);
+  if (inv->state() == State::Proceeding && user_.on_cancel)
+    user_.on_cancel(invite->second, raw->request());
 }
 
 bool Layer::respond(TxnId server, uint16_t status, std::string bytes) {

@@ -23,8 +23,8 @@ class Layer {
     // A new request. `server` is its transaction, or 0 for an ACK to a 2xx (which has none).
     std::function<void(TxnId server, const sip::Message& request, const Channel& from)> on_request;
     // A CANCEL matched a pending INVITE; the layer answered the CANCEL 200, the TU answers the
-    // INVITE (487 Request Terminated).
-    std::function<void(TxnId invite)> on_cancel;
+    // INVITE (487 Request Terminated). `cancel` carries what the canceller said (its Reason).
+    std::function<void(TxnId invite, const sip::Message& cancel)> on_cancel;
     // A response that matches no client transaction (2xx retransmissions after Accepted).
     std::function<void(const sip::Message& response)> on_stray_response;
     // The server transaction failed (no ACK within Timer H, or a transport error).

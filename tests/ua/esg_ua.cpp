@@ -109,7 +109,7 @@ class Ua {
       u.on_request = [this, w](txn::TxnId id, const sip::Message& m, const txn::Channel&) {
         on_request(w, id, m);
       };
-      u.on_cancel = [this, w](txn::TxnId invite) { on_cancel(w, invite); };
+      u.on_cancel = [this, w](txn::TxnId invite, const sip::Message&) { on_cancel(w, invite); };
       u.on_stray_response = [this, w](const sip::Message& r) { on_stray(w, r); };
       per_[w].layer = std::make_unique<txn::Layer>(*per_[w].timers, config_, std::move(u));
     }

@@ -135,7 +135,7 @@ class B2bua::Impl {
     }
   }
 
-  bool on_cancel(txn::TxnId invite) {
+  bool on_cancel(txn::TxnId invite, const sip::Message& cancel) {
     auto it = by_invite_.find(invite);
     if (it == by_invite_.end()) return false;
     std::shared_ptr<Call> c = it->second;
@@ -143,6 +143,10 @@ class B2bua::Impl {
     reply_a(*c, 487, {}, {});
     c->cancelled = true;
     c->decisions.push_back("CANCEL from the caller");
+    if (const auto* h = cancel.header(sip::HeaderId::Reason)) {
+      c->cancel_reason = std::string(h->value);
+      c->decisions.push_back("CANCEL reason: " + c->cancel_reason);
+    }
     if (c->b_invite) {
       if (c->b_provisional) {
         send_cancel(*c);
@@ -225,6 +229,10 @@ class B2bua::Impl {
 
     const std::string& src = req.source().addr;
     const EdgeConfig& cfg = *c->config;
+    if (auto line = context_.telegram().at(src, req.source().port)) {
+      start_from_telegram(c, server, req, *line);
+      return;
+    }
     auto pbx = cfg.pbx_from(src);
     if (!pbx && context_.registrar()) {
       if (auto code = context_.registrar()->pbx_at(src)) pbx = cfg.pbx(*code);
@@ -305,6 +313,42 @@ class B2bua::Impl {
     c->decisions.push_back("routing " + std::string(c->out ? "out" : "in") + " from " + a.code +
                            ", called '" + called + "', caller '" + caller +
                            "': " + std::to_string(c->candidates.size()) + " rule(s)");
+    begin(c, server);
+  }
+
+  // A call from a Telegram line's SIP side (issue 9): it goes to the line's PBX connection, to
+  // the number the line put in the Request-URI; the X-TG-* headers cross with it.
+  void start_from_telegram(const std::shared_ptr<Call>& c, txn::TxnId server,
+                           const sip::Message& req, const TelegramLineInfo& line) {
+    Leg& a = c->a;
+    c->from_telegram = true;
+    a.code = line.code;
+    a.policy = telegram_leg_policy();
+    c->decisions.push_back("from Telegram line " + line.code);
+    if (!context_.trunks().acquire("tg:" + line.code, line.trunks)) {
+      refuse(c, server, req, 503,
+             "EB2B. Trunk limit of Telegram line " + line.code + " reached (" +
+                 std::to_string(line.trunks) + " calls)");
+      return;
+    }
+    c->trunks.push_back("tg:" + line.code);
+    c->normalized = c->received;
+    c->normalized.from_domain.clear();  // the PBX's own domain, not the line's loopback address
+    c->normalized.to_domain.clear();
+    c->routed = c->normalized;
+    c->own_rule = std::make_unique<RouteRule>();
+    c->own_rule->action = "pbx";
+    c->own_rule->target = line.pbx;
+    c->own_rule->number = c->normalized.ruri_user;
+    c->own_rule->comment = "Telegram line " + line.code;
+    c->candidates = {c->own_rule.get()};
+    c->decisions.push_back("to the line's PBX connection " + line.pbx + ", number '" +
+                           c->normalized.ruri_user + "'");
+    begin(c, server);
+  }
+
+  // The call is accepted for routing: known by its A leg from now on.
+  void begin(const std::shared_ptr<Call>& c, txn::TxnId server) {
     legs_[c->id] = {c, true};
     by_invite_[server] = c;
     ++live_;
@@ -350,14 +394,16 @@ class B2bua::Impl {
       c->normalized = t.sent;
       Leg& b = c->b;
       b.code = t.code;
-      b.policy = t.policy;
+      b.policy = c->from_telegram && t.kind == "pbx" ? pbx_leg_for_telegram(t.policy) : t.policy;
       dial(c, t.dest, t.resolve, t.tls_verify, t.ruri, t.from, t.to, t.extra);
       return;
     }
     // Nothing (more) to try.
     if (c->last_failure) {
-      finish_a(c, c->last_failure, {}, reason_line(c->last_failure, c->last_reason), "callee",
-               c->last_reason);
+      finish_a(
+          c, c->last_failure, {},
+          c->last_headers.empty() ? reason_line(c->last_failure, c->last_reason) : c->last_headers,
+          "callee", c->last_reason);
     } else if (!c->skipped.empty()) {
       std::string why = "EB2B. No available route:";
       for (const auto& s : c->skipped)
@@ -650,7 +696,8 @@ class B2bua::Impl {
     c->decisions.push_back(c->target_code + " answered " + std::to_string(s) + " " +
                            std::string(r.reason()));
     if (is_failover_status(s) && !c->cancelled) {
-      failed_attempt(c, s, std::string(r.reason()));
+      // Its Retry-After and Reason reach the caller if no other target answers.
+      failed_attempt(c, s, std::string(r.reason()), header_lines(r, kFailureHeaders));
       return;
     }
     const std::string extra = header_lines(r, kFailureHeaders) +
@@ -752,7 +799,8 @@ class B2bua::Impl {
   }
 
   // The current target failed before answering: try the next route.
-  void failed_attempt(const std::shared_ptr<Call>& c, uint16_t status, const std::string& why) {
+  void failed_attempt(const std::shared_ptr<Call>& c, uint16_t status, const std::string& why,
+                      const std::string& headers = {}) {
     stop_ring_timer(*c);
     if (!c->attempt_trunk.empty()) {
       context_.trunks().release(c->attempt_trunk);
@@ -761,6 +809,7 @@ class B2bua::Impl {
     c->b_invite = 0;
     c->last_failure = status;
     c->last_reason = why;
+    c->last_headers = headers;
     c->decisions.push_back("attempt failed: " + std::to_string(status) + " " + why);
     if (c->cancelled) return;
     try_next(c);
@@ -799,7 +848,8 @@ class B2bua::Impl {
     m += "To: " + std::string(inv->to().text) + "\r\n";
     m += "Call-ID: " + std::string(inv->call_id()) + "\r\n";
     m += "CSeq: " + std::to_string(inv->cseq().number) + " CANCEL\r\n";
-    m += reason_line(487, "Cancelled by the caller");
+    m += c.cancel_reason.empty() ? reason_line(487, "Cancelled by the caller")
+                                 : "Reason: " + c.cancel_reason + "\r\n";
     m += "Content-Length: 0\r\n\r\n";
     if (auto p = sip::parse_message(m)) layer_.send_request(std::move(*p), c.b.channel, {});
   }
@@ -1441,8 +1491,8 @@ B2bua::~B2bua() = default;
 bool B2bua::on_request(txn::TxnId server, const sip::Message& request, const txn::Channel& from) {
   return impl_->on_request(server, request, from);
 }
-bool B2bua::on_cancel(txn::TxnId invite) {
-  return impl_->on_cancel(invite);
+bool B2bua::on_cancel(txn::TxnId invite, const sip::Message& cancel) {
+  return impl_->on_cancel(invite, cancel);
 }
 bool B2bua::on_stray_response(const sip::Message& response) {
   return impl_->on_stray_response(response);

@@ -57,8 +57,9 @@ class B2bua {
   // one (To tag), ACK to a 2xx included (`server` 0). False when it is not ours (no such
   // dialog): the core answers it.
   bool on_request(txn::TxnId server, const sip::Message& request, const txn::Channel& from);
-  // A CANCEL matched a pending INVITE of ours (the layer answered the CANCEL).
-  bool on_cancel(txn::TxnId invite);
+  // A CANCEL matched a pending INVITE of ours (the layer answered the CANCEL). Its Reason
+  // (RFC 3326: "Call completed elsewhere"...) goes on to the callee.
+  bool on_cancel(txn::TxnId invite, const sip::Message& cancel);
   // A 2xx retransmission after its transaction ended: re-ACK.
   bool on_stray_response(const sip::Message& response);
 

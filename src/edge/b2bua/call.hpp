@@ -63,10 +63,13 @@ struct B2bua::Call {
   NormFields routed;  // what routing saw: each attempt normalizes from here
   std::vector<std::string> decisions;
   std::vector<const RouteRule*> candidates;
+  bool from_telegram = false;           // A is a Telegram line's SIP side
+  std::unique_ptr<RouteRule> own_rule;  // the route of a call from a Telegram line
   size_t next = 0;
   std::vector<std::string> skipped;
   uint16_t last_failure = 0;
   std::string last_reason;
+  std::string last_headers;  // the last failure's Retry-After, Reason, Warning lines
 
   int attempt = 0;
   txn::TxnId b_invite = 0;
@@ -80,6 +83,7 @@ struct B2bua::Call {
   txn::Timers::Id ring_timer = 0;
   bool cancel_pending = false;
   bool cancelled = false;
+  std::string cancel_reason;  // the caller's CANCEL's Reason, passed on
 
   // Earlier targets' INVITEs, to take down a 2xx that comes after we moved on.
   struct Earlier {

@@ -10,6 +10,20 @@ using accounts::Destination;
 using b2bua_text::host_port;
 using b2bua_text::name_addr;
 
+LegPolicy telegram_leg_policy() {
+  LegPolicy p;
+  p.passheaders = {"X-TG-ID", "X-TG-Username", "X-TG-Phone", "X-TG-Name"};
+  p.media = true;
+  p.codecs = {"opus"};
+  return p;
+}
+
+LegPolicy pbx_leg_for_telegram(LegPolicy pbx) {
+  if (pbx.codecs.empty()) pbx.codecs = {"PCMA", "PCMU"};
+  pbx.media = true;
+  return pbx;
+}
+
 RouteTarget route_target(Context& context, const EdgeConfig& cfg, const RouteRule& r,
                          const NormFields& routed) {
   RouteTarget t;
@@ -108,6 +122,32 @@ RouteTarget route_target(Context& context, const EdgeConfig& cfg, const RouteRul
     t.dest = {acc->transport, acc->next_hop_host(), acc->lookup_port()};
     t.from = name_addr(n.fields.from_display, n.fields.from_user, n.fields.from_domain);
     t.to = name_addr({}, n.fields.to_user, n.fields.to_domain);
+    return t;
+  }
+  if (r.action == "telegram") {
+    auto line = context.telegram().by_code(r.target);
+    if (!line)
+      t.why = "no running Telegram line " + r.target;
+    else if (line->state != "ready")
+      t.why = "Telegram line " + r.target + " is not logged in (" + line->state + ")";
+    else if (!context.trunks().acquire("tg:" + line->code, line->trunks))
+      t.why = "Telegram line " + r.target + ": trunk limit of " + std::to_string(line->trunks) +
+              " calls reached";
+    if (!t.why.empty()) return t;
+    t.kind = "telegram";
+    t.code = line->code;
+    t.trunk = "tg:" + line->code;
+    t.policy = telegram_leg_policy();
+    t.dest = {"udp", line->host, line->port};
+    // The dialled number names the Telegram user (the line's side reads it, 484 if it can't).
+    const std::string user = !r.number.empty() ? r.number : routed.ruri_user;
+    const std::string host = host_port(line->host, line->port);
+    t.ruri = "sip:" + (user.empty() ? "" : user + "@") + host;
+    t.from = name_addr(routed.from_display, routed.from_user, host);
+    t.to = name_addr({}, user, host);
+    t.sent.ruri_user = user;
+    t.sent.to_user = user;
+    t.decisions.push_back("to Telegram line " + line->code);
     return t;
   }
   t.why = "action " + r.action + " is not available";

@@ -26,6 +26,14 @@ struct LegPolicy {
   }
 };
 
+// The policy of a Telegram line's leg (issue 9): media always through the relay (the line's
+// side is Opus, transcoded there), telephone events, re-INVITEs passed, and the X-TG-*
+// headers that describe the Telegram user.
+LegPolicy telegram_leg_policy();
+// What a PBX leg of a Telegram call offers: the connection's codecs, or G.711 when it names
+// none (a PBX that was offered only Opus could refuse the call).
+LegPolicy pbx_leg_for_telegram(LegPolicy pbx);
+
 // Where one routing rule sends a call: the next hop, the INVITE's Request-URI, From and To,
 // and the leg's settings; or why the rule's target cannot take a call now. Acquires the
 // target's trunk (`trunk`) when it returns no `why`.

@@ -23,7 +23,7 @@ struct LayerTest : ::testing::Test {
     u.on_request = [this](TxnId id, const sip::Message& m, const Channel&) {
       requests.emplace_back(id, std::string(m.method_text()));
     };
-    u.on_cancel = [this](TxnId id) { cancels.push_back(id); };
+    u.on_cancel = [this](TxnId id, const sip::Message&) { cancels.push_back(id); };
     u.on_stray_response = [this](const sip::Message& r) { strays.push_back(r.status()); };
     return u;
   }

@@ -1,0 +1,133 @@
+#pragma once
+// A Telegram line's calls (issue 9). The line's SIP side is a small user agent on loopback that
+// esg's B2BUA sees as one more peer: a Telegram user calling the line becomes an INVITE from
+// here (caller ID, caller name and X-TG-* headers as the line says), and an INVITE the B2BUA
+// routes here (action `telegram`) becomes a Telegram call to the user the number names. So the
+// B2BUA's legs, the media relay (Opus on this side, transcoded), hold, REFER and DTMF all work
+// on Telegram calls unchanged. Telegram's answers become SIP answers with a Reason
+// (answers.hpp); Telegram's limits are kept here: flood waits, the spam restriction, the daily
+// calls to non-contacts (kept across restarts in the line's session folder).
+// Everything runs on the line's worker; status() may be called from any thread.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "telegram/answers.hpp"
+#include "telegram/callerid.hpp"
+#include "telegram/line_config.hpp"
+#include "telegram/td/tdjson.hpp"
+#include "txn/asio_timers.hpp"
+#include "txn/layer.hpp"
+
+namespace esg::telegram {
+
+struct BridgeOptions {
+  std::string sip_host = "127.0.0.1";  // esg's UDP SIP listener, where the INVITEs go
+  uint16_t sip_port = 5060;
+  std::string dir;  // the line's session folder: the daily non-contact count lives there
+  // A chat message of digits before a call names the number the user's next call (within this
+  // long) goes to on the PBX.
+  int digits_valid_s = 300;
+  int flood_retry_up_to = 5;  // flood waits up to this long are waited out and retried
+};
+
+class CallBridge : public std::enable_shared_from_this<CallBridge> {
+ public:
+  using TdSend = std::function<void(nlohmann::json, td::Hub::Answer)>;
+
+  // `config`: the line's settings, read on the worker (the line updates them there).
+  CallBridge(boost::asio::io_context& io, const LineConfig& config, TdSend td,
+             BridgeOptions options);
+  ~CallBridge();
+  CallBridge(const CallBridge&) = delete;
+  CallBridge& operator=(const CallBridge&) = delete;
+
+  // Binds the SIP side on 127.0.0.1; false with `error` when it cannot.
+  bool open(std::string* error);
+  uint16_t port() const { return port_; }
+  // The account is logged in (its user id) or not (0): calls are refused while not.
+  void set_account(int64_t self_id) { self_id_ = self_id; }
+  // TDLib updates the line does not handle itself: updateCall, updateNewMessage.
+  void on_update(const nlohmann::json& u);
+  // Ends every call (the line is closing) and stops the SIP side.
+  void shutdown(const std::string& why);
+  // Calls in progress, the non-contact count, flood and restriction: for monitoring.
+  nlohmann::json status() const;
+
+ private:
+  struct Call;
+  void receive();
+  void on_request(txn::TxnId server, const sip::Message& req);
+  void on_cancel(txn::TxnId invite, const sip::Message& cancel);
+  void on_stray(const sip::Message& r);
+
+  // From Telegram to the PBX.
+  void incoming_call(const nlohmann::json& call);
+  void send_invite(const std::shared_ptr<Call>& c, const TgUser& user);
+  void on_invite_response(const std::shared_ptr<Call>& c, const sip::Message& r);
+  // From the PBX to Telegram.
+  void outgoing_invite(txn::TxnId server, const sip::Message& req);
+  void find_user(const std::shared_ptr<Call>& c, const DialTarget& t, int tries);
+  void place_call(const std::shared_ptr<Call>& c, int64_t user_id, bool contact, int tries);
+  // Telegram's state of a call.
+  void on_call_state(const std::shared_ptr<Call>& c, const nlohmann::json& call);
+  void on_message(const nlohmann::json& message);
+
+  // Ends the call: answers or cancels the SIP side, discards the Telegram side.
+  void fail_sip(const std::shared_ptr<Call>& c, const SipAnswer& a);
+  void end(const std::shared_ptr<Call>& c, uint16_t cause, const std::string& why,
+           bool discard_telegram);
+  void discard_telegram(const std::shared_ptr<Call>& c);
+  void forget(const std::shared_ptr<Call>& c);
+  void send(std::string_view bytes);
+  std::string via() const;
+  std::string sdp(const Call& c, const std::string& direction) const;
+  bool read_peer_sdp(Call& c, std::string_view body, std::string* direction);
+  void start_media(const std::shared_ptr<Call>& c);
+
+  // The daily calls to non-contacts.
+  int noncontact_wait_s();  // 0: a slot is free; else seconds until one is
+  void count_noncontact();
+  void load_counts();
+  void save_counts() const;
+  void publish_status();
+
+  boost::asio::io_context& io_;
+  const LineConfig& config_;
+  TdSend td_;
+  BridgeOptions options_;
+  boost::asio::ip::udp::socket sock_;
+  boost::asio::ip::udp::endpoint esg_, from_;
+  std::array<char, 65536> buf_{};
+  uint16_t port_ = 0;
+  txn::AsioTimers timers_;
+  txn::TimerConfig timer_config_;
+  std::unique_ptr<txn::Layer> layer_;
+  txn::Channel channel_;
+  int64_t self_id_ = 0;
+  bool stopped_ = false;
+
+  std::map<std::string, std::shared_ptr<Call>> by_call_id_;  // SIP Call-ID
+  std::map<int64_t, std::shared_ptr<Call>> by_tg_;           // Telegram call id
+  // Digits a user sent before calling: user id -> (number, steady ms when sent).
+  std::map<int64_t, std::pair<std::string, int64_t>> dialled_;
+  std::deque<int64_t> noncontact_;  // unix ms of calls to non-contacts in the last 24 h
+  int64_t flood_until_ms_ = 0;      // unix ms: no calls to Telegram before
+  int64_t restricted_ms_ = 0;       // unix ms the spam restriction was last reported
+
+  mutable std::mutex status_mu_;
+  nlohmann::json status_ = nlohmann::json::object();
+};
+
+}  // namespace esg::telegram

@@ -1,0 +1,165 @@
+"""A PBX that takes calls over UDP, for tests that must look at what arrives (the From, the
+display name, headers, the audio): every INVITE is kept; it rings, then answers with an SDP
+for its own RTP port (G.711 A-law and telephone-event/8000), rejects with a status, or just
+rings, as `mode` says. ACK, BYE and CANCEL are answered and kept; bye() hangs up."""
+
+import re
+import socket
+import threading
+import time
+
+from sip_call import RtpPort
+
+
+def _header(text, name):
+    m = re.search(r"(?im)^%s\s*:\s*(.*?)\r?$" % re.escape(name), text.split("\r\n\r\n")[0])
+    return m.group(1) if m else None
+
+
+class PbxUas:
+    def __init__(self, ip, mode="answer", status=486, ring_s=0.3):
+        self.ip = ip
+        self.mode = mode
+        self.status = status
+        self.ring_s = ring_s
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((ip, 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.rtp = RtpPort(ip)
+        self.invites, self.acks, self.byes, self.cancels, self.infos = [], [], [], [], []
+        self.calls = {}  # Call-ID -> {"invite", "src", "tag", "answered"}
+        self._stop = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    # --- what arrived ---------------------------------------------------------------------
+
+    def wait(self, what, count=1, timeout=10):
+        """The first `count` messages of a list (`invites`, `byes`...), waiting for them."""
+        deadline = time.time() + timeout
+        items = getattr(self, what)
+        while len(items) < count and time.time() < deadline:
+            time.sleep(0.05)
+        if len(items) < count:
+            raise AssertionError("no %s at the PBX within %s s (got %d)" % (what, timeout,
+                                                                              len(items)))
+        return items[count - 1]
+
+    @staticmethod
+    def header(text, name):
+        return _header(text, name)
+
+    # --- acting ---------------------------------------------------------------------------
+
+    def bye(self, call_id=None):
+        """Hangs up the answered call (the last one unless named)."""
+        with self._lock:
+            cid = call_id or next(reversed(self.calls))
+            c = self.calls[cid]
+            c["cseq"] = c.get("cseq", 100) + 1
+        inv = c["invite"]
+        contact = re.search(r"<([^>]+)>", _header(inv, "Contact")).group(1)
+        msg = (f"BYE {contact} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP {self.ip}:{self.port};rport;branch=z9hG4bKpbx{time.time_ns()}\r\n"
+               f"From: {_header(inv, 'To')};tag={c['tag']}\r\nTo: {_header(inv, 'From')}\r\n"
+               f"Call-ID: {cid}\r\nCSeq: {c['cseq']} BYE\r\nMax-Forwards: 70\r\n"
+               "Content-Length: 0\r\n\r\n")
+        self.sock.sendto(msg.encode(), c["src"])
+
+    def stop(self):
+        self.close()
+
+    def cleanup(self, keep=False):
+        pass  # nothing on disk
+
+    def close(self):
+        if self._stop:
+            return
+        self._stop = True
+        self._thread.join(timeout=1)
+        self.sock.close()
+        self.rtp.close()
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def _reply(self, req, src, status, reason, tag=None, body="", extra=""):
+        lines = [l for l in req.split("\r\n\r\n")[0].split("\r\n")[1:]
+                 if l.split(":")[0].strip().lower() in ("via", "v", "from", "f", "call-id", "i",
+                                                        "cseq")]
+        to = _header(req, "To")
+        if tag and ";tag=" not in to:
+            to += ";tag=" + tag
+        msg = "SIP/2.0 %d %s\r\n%s\r\nTo: %s\r\n%s" % (status, reason, "\r\n".join(lines), to,
+                                                       extra)
+        if body:
+            msg += "Content-Type: application/sdp\r\n"
+        msg += "Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        self.sock.sendto(msg.encode(), src)
+
+    def _sdp(self):
+        return ("v=0\r\no=pbx 1 1 IN IP4 {ip}\r\ns=pbx\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
+                "m=audio {port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n"
+                "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n"
+                ).format(ip=self.ip, port=self.rtp.port)
+
+    def _answer_later(self, req, src, cid):
+        time.sleep(self.ring_s)
+        with self._lock:
+            c = self.calls.get(cid)
+            if not c or c.get("cancelled"):
+                return
+            c["answered"] = True
+        contact = "Contact: <sip:pbx@%s:%d>\r\n" % (self.ip, self.port)
+        if self.mode == "answer":
+            self._reply(req, src, 200, "OK", c["tag"], self._sdp(), contact)
+        elif self.mode == "reject":
+            self._reply(req, src, self.status, "Rejected", c["tag"])
+
+    def _run(self):
+        while not self._stop:
+            try:
+                data, src = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            text = data.decode(errors="replace")
+            if text.startswith("SIP/2.0"):
+                continue
+            method = text.split(" ", 1)[0]
+            cid = _header(text, "Call-ID")
+            if method == "INVITE" and ";tag=" not in (_header(text, "To") or ""):
+                with self._lock:
+                    if cid in self.calls:
+                        continue  # a retransmission
+                    self.calls[cid] = {"invite": text, "src": src, "tag": "pbx%d" % len(self.calls)}
+                self.invites.append(text)
+                self._reply(text, src, 180, "Ringing", self.calls[cid]["tag"])
+                if self.mode in ("answer", "reject"):
+                    threading.Thread(target=self._answer_later, args=(text, src, cid),
+                                     daemon=True).start()
+            elif method == "INVITE":  # a re-INVITE: the same description back
+                self._reply(text, src, 200, "OK", None, self._sdp(),
+                            "Contact: <sip:pbx@%s:%d>\r\n" % (self.ip, self.port))
+            elif method == "ACK":
+                self.acks.append(text)
+            elif method == "BYE":
+                self.byes.append(text)
+                self._reply(text, src, 200, "OK")
+            elif method == "CANCEL":
+                self.cancels.append(text)
+                self._reply(text, src, 200, "OK")
+                with self._lock:
+                    c = self.calls.get(cid)
+                    if c and not c.get("answered"):
+                        c["cancelled"] = True
+                        inv = c["invite"]
+                if c and c.get("cancelled"):
+                    self._reply(inv, src, 487, "Request Terminated", c["tag"])
+            elif method == "INFO":
+                self.infos.append(text)
+                self._reply(text, src, 200, "OK")
+            else:
+                self._reply(text, src, 200, "OK")
