@@ -20,6 +20,7 @@ namespace esg::telegram {
 namespace asio = boost::asio;
 using asio::ip::udp;
 using edge::b2bua_text::content_type_of;
+using edge::b2bua_text::escaped_user;
 using edge::b2bua_text::has_sdp;
 using edge::b2bua_text::new_branch;
 using edge::b2bua_text::reason_line;
@@ -30,6 +31,7 @@ namespace {
 
 constexpr int64_t kDayMs = 24 * 3600 * 1000;
 constexpr uint8_t kOpusPt = 111, kEventPt = 101;
+constexpr int kKeyMs = 160;  // a chat digit as a key press this long
 
 int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -50,23 +52,6 @@ std::string iso_time(int64_t ms) {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
-}
-
-// A SIP URI user part: what RFC 3261's `user` allows as it is, the rest %-escaped ('#').
-std::string escape_user(std::string_view s) {
-  static const std::string kAllowed = "-_.!~*'()&=+$,;?/";
-  std::string out;
-  for (char c : s) {
-    if (std::isalnum(static_cast<unsigned char>(c)) || kAllowed.find(c) != std::string::npos) {
-      out += c;
-    } else {
-      static const char* kHex = "0123456789ABCDEF";
-      out += '%';
-      out += kHex[(static_cast<unsigned char>(c) >> 4) & 0xF];
-      out += kHex[static_cast<unsigned char>(c) & 0xF];
-    }
-  }
-  return out;
 }
 
 // A header value on one line (names come from Telegram users).
@@ -137,6 +122,7 @@ struct CallBridge::Call {
   std::unique_ptr<dialog::Retransmitter> ok;  // our 2xx until its ACK
   txn::Timers::Id ring_timer = 0;
   std::string dialled;  // what the PBX dialled
+  std::string keys;     // chat digits still to send to the PBX
 };
 
 CallBridge::CallBridge(asio::io_context& io, const LineConfig& config, TdSend td,
@@ -387,12 +373,12 @@ void CallBridge::send_invite(const std::shared_ptr<Call>& c, const TgUser& u) {
   if (called.empty()) called = config_.phone[0] == '+' ? config_.phone.substr(1) : config_.phone;
   const std::string esg_host = esg_.address().to_string() + ":" + std::to_string(esg_.port());
   const std::string name = caller_name(config_, u);
-  std::string m = "INVITE sip:" + escape_user(called) + "@" + esg_host + " SIP/2.0\r\n";
+  std::string m = "INVITE sip:" + escaped_user(called) + "@" + esg_host + " SIP/2.0\r\n";
   m += "Via: " + via() + "\r\n";
   m += "Max-Forwards: 70\r\n";
   m += "From: " + (name.empty() ? std::string() : edge::b2bua_text::quoted(one_line(name)) + " ") +
-       "<sip:" + escape_user(caller_id(config_, u)) + "@127.0.0.1>;tag=" + c->local_tag + "\r\n";
-  m += "To: <sip:" + escape_user(called) + "@" + esg_host + ">\r\n";
+       "<sip:" + escaped_user(caller_id(config_, u)) + "@127.0.0.1>;tag=" + c->local_tag + "\r\n";
+  m += "To: <sip:" + escaped_user(called) + "@" + esg_host + ">\r\n";
   m += "Call-ID: " + c->call_id + "\r\n";
   m += "CSeq: 1 INVITE\r\n";
   m += "Contact: <sip:tg@127.0.0.1:" + std::to_string(port_) + ">\r\n";
@@ -757,13 +743,32 @@ void CallBridge::on_message(const json& message) {
   const std::string text = trim(content.value(json::json_pointer("/text/text"), ""));
   if (!is_digits_message(text)) return;
   for (auto& [id, c] : by_call_id_) {
-    if (c->user_id != from || c->ended || !c->answered || !c->rtp) continue;
-    // In a call: the digits are key presses towards the PBX.
-    for (char k : text)
-      c->rtp->send_key(k);
+    if (c->user_id != from || c->ended || !c->answered || !c->dialog) continue;
+    // In a call: the digits are key presses towards the PBX, each an INFO that esg's relay
+    // turns into what the PBX connection takes (RFC 4733 events in its own clock and
+    // timestamps, INFO, or in-band tones).
+    const bool idle = c->keys.empty();
+    c->keys += text;
+    if (idle) send_key(c);
     return;
   }
   dialled_[from] = {text, steady_ms()};
+}
+
+void CallBridge::send_key(const std::shared_ptr<Call>& c) {
+  if (c->ended || c->keys.empty() || !c->dialog) return;
+  const std::string body = "Signal=" + std::string(1, c->keys.front()) +
+                           "\r\nDuration=" + std::to_string(kKeyMs) + "\r\n";
+  c->keys.erase(0, 1);
+  auto info = sip::parse_message(
+      c->dialog->build_request("INFO", via(), 0, {}, body, "application/dtmf-relay"));
+  if (info) layer_->send_request(std::move(*info), channel_, {});
+  if (c->keys.empty()) return;
+  // One key at a time, with a pause between them as a keypad would.
+  std::weak_ptr<Call> weak = c;
+  timers_.start(std::chrono::milliseconds(kKeyMs + 100), [this, weak] {
+    if (auto c = weak.lock()) send_key(c);
+  });
 }
 
 // --- ending ----------------------------------------------------------------------------

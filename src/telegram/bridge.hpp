@@ -83,6 +83,7 @@ class CallBridge : public std::enable_shared_from_this<CallBridge> {
   // Telegram's state of a call.
   void on_call_state(const std::shared_ptr<Call>& c, const nlohmann::json& call);
   void on_message(const nlohmann::json& message);
+  void send_key(const std::shared_ptr<Call>& c);
 
   // Ends the call: answers or cancels the SIP side, discards the Telegram side.
   void fail_sip(const std::shared_ptr<Call>& c, const SipAnswer& a);

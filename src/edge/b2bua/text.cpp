@@ -1,5 +1,6 @@
 #include "edge/b2bua/text.hpp"
 
+#include <cctype>
 #include <chrono>
 
 #include "base/random.hpp"
@@ -57,11 +58,28 @@ std::string quoted(std::string_view s) {
   return out + "\"";
 }
 
+// A URI user part as RFC 3261 §25.1 allows it: other characters ('#', spaces) %-escaped.
+std::string escaped_user(std::string_view user) {
+  static const std::string_view kAllowed = "-_.!~*'()&=+$,;?/";
+  std::string out;
+  for (char c : user) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || kAllowed.find(c) != std::string::npos) {
+      out += c;
+    } else {
+      static const char* kHex = "0123456789ABCDEF";
+      out += '%';
+      out += kHex[(static_cast<unsigned char>(c) >> 4) & 0xF];
+      out += kHex[static_cast<unsigned char>(c) & 0xF];
+    }
+  }
+  return out;
+}
+
 std::string name_addr(std::string_view display, std::string_view user, std::string_view host) {
   std::string out;
   if (!display.empty()) out = quoted(display) + " ";
   out += "<sip:";
-  if (!user.empty()) out.append(user).append("@");
+  if (!user.empty()) out.append(escaped_user(user)).append("@");
   out.append(host).append(">");
   return out;
 }

@@ -24,6 +24,8 @@ std::string lower(std::string_view s);
 // A display name as a quoted-string (RFC 3261 §25.1).
 std::string quoted(std::string_view s);
 std::string name_addr(std::string_view display, std::string_view user, std::string_view host);
+// A URI user part with what RFC 3261 does not allow there %-escaped ('#' -> "%23").
+std::string escaped_user(std::string_view user);
 int64_t now_ms();
 // host:port, IPv6 in brackets.
 std::string host_port(const std::string& host, uint16_t port);

@@ -40,10 +40,10 @@ class CallsCase(KeepOnFailure):
         cls.pbx = PbxUas(PBX_IP)
         folder = tempfile.mkdtemp(prefix="esg-e2e-")
         try:
-            cls.esg = EsgProcess({"telegram": {"tdjson": LIB,
-                                               "sessions": os.path.join(folder, "telegram")},
-                                  "media": {"ports": [25000, 25499], "timeout": 30}},
-                                 env=cls.sim.env(), folder=folder)
+            cls.config = {"telegram": {"tdjson": LIB,
+                                       "sessions": os.path.join(folder, "telegram")},
+                          "media": {"ports": [25000, 25499], "timeout": 30}}
+            cls.esg = EsgProcess(cls.config, env=cls.sim.env(), folder=folder)
             cls.api = Api(cls.esg.ports["http"])
             cls.api.ok("POST", "/rest/v1/uc/pbx", {"code": "pbx1", "mode": "ip",
                                                    "address": PBX_IP, "port": cls.pbx.port})
@@ -145,6 +145,246 @@ class FromTelegram(CallsCase):
         self.pbx.bye()
         s = self.call_state(call_id, "Discarded")
         self.assertEqual(s["reason"], "callDiscardReasonHungUp")
+
+    def test_each_caller_id_mode_and_the_caller_name(self):
+        uid = self.sim.user(first_name="Anna", last_name="Smirnova", username="annas",
+                            phone="+79991112233", phone_visible=True)
+        hidden = self.sim.user(first_name="Oleg", username="", phone="+79994445566")
+        self.pbx.mode = "ring"
+        cases = [({"callerid": "username", "callername": ["name", "username", "phone"]}, uid,
+                  "annas", "Anna Smirnova (@annas, +79991112233)"),
+                 ({"callerid": "phone", "callername": ["username"]}, uid, "+79991112233",
+                  "@annas"),
+                 # Hidden phone, no username: the user id, wrapped in the line's affixes.
+                 ({"callerid": "phone", "callerid_prefix": "#", "callerid_suffix": "*",
+                   "callername": ["name"]}, hidden, "%23" + str(hidden) + "*", "Oleg"),
+                 ({"callerid": "username", "callerid_prefix": "*", "callerid_suffix": ""},
+                  hidden, "*" + str(hidden), "Oleg")]
+        try:
+            for fields, who, want_user, want_name in cases:
+                self.set_line(**fields)
+                call_id, invite = self.incoming(who)
+                user, name = sip_user(PbxUas.header(invite, "From"))
+                self.assertEqual((user, name), (want_user, want_name), fields)
+                # The caller hangs up before the answer: the PBX's INVITE is cancelled.
+                before = len(self.pbx.cancels)
+                self.sim.ctl("call.hangup", call_id=call_id)
+                self.pbx.wait("cancels", before + 1)
+        finally:
+            self.pbx.mode = "answer"
+            self.set_line(callerid="userid", callerid_prefix="*", callerid_suffix="",
+                          callername=["name"])
+
+    def test_answered_on_another_device_cancels_the_pbx_with_call_completed_elsewhere(self):
+        uid = self.sim.user(first_name="Elsewhere")
+        self.pbx.mode = "ring"
+        try:
+            before = len(self.pbx.cancels)
+            call_id, invite = self.incoming(uid)
+            self.sim.ctl("call.answer_elsewhere", call_id=call_id)
+            cancel = self.pbx.wait("cancels", before + 1)
+            self.assertIn('cause=200', PbxUas.header(cancel, "Reason"))
+            self.assertIn('Call completed elsewhere', PbxUas.header(cancel, "Reason"))
+        finally:
+            self.pbx.mode = "answer"
+
+    def test_the_pbx_rejecting_discards_the_telegram_call(self):
+        uid = self.sim.user(first_name="Rejected")
+        self.pbx.mode = "reject"
+        try:
+            call_id, _ = self.incoming(uid)
+            s = self.call_state(call_id, "Discarded")
+            self.assertEqual(s["reason"], "callDiscardReasonDeclined")
+        finally:
+            self.pbx.mode = "answer"
+
+    def test_chat_digits_reach_the_pbx_as_dtmf_and_digits_before_a_call_pick_the_number(self):
+        uid = self.sim.user(first_name="Digits", tone=0)
+        # Sent before calling: the next call goes to that number instead of the line's.
+        self.sim.ctl("message", **{"from": uid, "to": self.account, "text": "205"})
+        time.sleep(0.3)
+        call_id, invite = self.incoming(uid)
+        self.assertTrue(invite.startswith("INVITE sip:205@"), invite.split("\r\n")[0])
+        self.call_state(call_id, "Ready")
+        relay = sdp_media(invite.split("\r\n\r\n", 1)[1])
+        self.pbx.rtp.send_tone(relay, 440, count=10)
+        self.sim.ctl("message", **{"from": uid, "to": self.account, "text": "47#"})
+        deadline = time.time() + 5
+        while "47#" not in self.pbx.rtp.events() and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertIn("47#", self.pbx.rtp.events())
+        # The Telegram user hangs up: the PBX gets a BYE.
+        before = len(self.pbx.byes)
+        self.sim.ctl("call.hangup", call_id=call_id)
+        self.pbx.wait("byes", before + 1)
+
+
+class ToTelegram(CallsCase):
+    def test_the_pbx_calls_back_the_caller_id_it_was_shown_and_talks_both_ways(self):
+        uid = self.sim.user(first_name="Back", username="callme_back", tone=1000,
+                            answer={"action": "answer", "after": 0.3})
+        self.sim.ctl("talked.add", a=self.account, b=uid)
+        call, port = self.dial("*%d" % uid)
+        self.assertEqual(call.status, 200, call.responses)
+        self.assertTrue(any(r.startswith("SIP/2.0 180") for r in call.responses), call.responses)
+        tg = [c for c in self.sim.ctl("calls")["calls"] if c["user_id"] == uid][-1]
+        self.assertTrue(tg["outgoing"])
+        port.send_tone(call.media_dest(), 440, count=100)
+        heard = [p for p in port.packets if p[4] == 8]
+        self.assertGreater(len(heard), 40)
+        self.assertGreater(tone_share(alaw_pcm(heard[-40:]), 1000), 0.5)
+        pcm = self.recorded(tg["id"])
+        self.assertGreater(tone_share(pcm[-48000:], 440, rate=48000), 0.5)
+        # The Telegram user hangs up: the PBX gets a BYE.
+        self.sim.ctl("call.hangup", call_id=tg["id"])
+        bye = call.wait_bye()
+        self.assertTrue(bye.startswith("BYE "))
+
+    def test_a_username_and_a_phone_number_reach_the_user(self):
+        uid = self.sim.user(first_name="Named", username="named_user", phone="+79995556677",
+                            phone_visible=True, answer={"action": "answer", "after": 0.2})
+        for number in ("named_user", "+79995556677", "79995556677"):
+            call, _ = self.dial(number)
+            self.assertEqual(call.status, 200, (number, call.responses))
+            self.assertEqual(call.bye(), 200)
+            tg = [c for c in self.sim.ctl("calls")["calls"] if c["user_id"] == uid][-1]
+            deadline = time.time() + 5
+            while self.sim.ctl("call.state", call_id=tg["id"])["state"] != "Discarded" and \
+                    time.time() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(self.sim.ctl("call.state", call_id=tg["id"])["state"], "Discarded")
+
+    def test_telegrams_answers_become_sip_statuses_with_a_reason(self):
+        known = lambda **f: self._known(**f)  # noqa: E731
+        cases = [
+            ("*123456789", 404, "unknown to the line"),
+            ("no_such_user", 404, "USERNAME_NOT_OCCUPIED"),
+            ("+79990009999", 404, "not on Telegram"),
+            ("*%d" % known(privacy="nobody"), 403, "USER_PRIVACY_RESTRICTED"),
+            ("*%d" % known(outdated=True), 480, "PARTICIPANT_VERSION_OUTDATED"),
+            ("*%d" % known(answer={"action": "decline", "after": 0.2}), 603, "declined"),
+            ("*%d" % known(answer={"action": "ignore"}), 480, "ring timeout (5 s)"),
+            ("12", 484, ""),
+            ("bad.name", 484, ""),
+        ]
+        blocked = known()
+        self.sim.ctl("block", user=blocked, blocked=self.account)
+        cases.append(("*%d" % blocked, 403, "USER_IS_BLOCKED"))
+        for number, status, said in cases:
+            call, _ = self.dial(number, seconds=15)
+            self.assertEqual(call.status, status, (number, call.final))
+            reason = self.reason(call)
+            self.assertIn("cause=%d" % status, reason, number)
+            self.assertIn(said, reason, number)
+
+    def _known(self, **fields):
+        uid = self.sim.user(first_name="Known", **fields)
+        self.sim.ctl("talked.add", a=self.account, b=uid)
+        return uid
+
+    def test_the_spam_restriction_refuses_non_contacts_and_shows_in_monitoring(self):
+        uid = self._known(answer={"action": "answer", "after": 0.1})
+        self.sim.ctl("restrict", account=self.account, on=True)
+        try:
+            call, _ = self.dial("*%d" % uid)
+            self.assertEqual(call.status, 503, call.final)
+            self.assertEqual(PbxUas.header(call.final, "Retry-After"), "3600")
+            self.assertIn("PEER_FLOOD", self.reason(call))
+            self.assertTrue(self.line_state(self.line["id"])["restricted"])
+        finally:
+            self.sim.ctl("restrict", account=self.account, on=False)
+
+    def test_a_user_already_in_a_call_with_the_line_is_busy(self):
+        uid = self._known(answer={"action": "ignore"})
+        first, _ = self._ringing("*%d" % uid)
+        call, _ = self.dial("*%d" % uid)
+        self.assertEqual(call.status, 486, call.final)
+        self.assertIn("already in a call", self.reason(call))
+        first.close()
+
+    def _ringing(self, number):
+        """A call left ringing (its INVITE sent, no final answer awaited)."""
+        import socket
+        port = RtpPort(PBX_IP)
+        self.addCleanup(port.close)
+        try:
+            call = UdpCall(self.esg.ports["udp"], PBX_IP, number, port.port, timeout=1)
+        except socket.timeout:
+            call = None
+        time.sleep(0.5)
+        return (call or port), port
+
+
+class Limits(CallsCase):
+    line_fields = {"noncontact_calls_per_day": 1, "trunks": 1}
+
+    def test_0_the_lines_trunks(self):
+        uid = self._contact(answer={"action": "ignore"})
+        first, _ = self._ringing("*%d" % uid)
+        other = self._contact()
+        call, _ = self.dial("*%d" % other)
+        self.assertEqual(call.status, 503, call.final)
+        self.assertIn("trunk limit of 1 calls", self.reason(call))
+        first.close()
+        time.sleep(5.5)  # the ring timeout ends the first call
+
+    def test_1_the_daily_calls_to_non_contacts_are_kept_across_restarts(self):
+        stranger = self._known(answer={"action": "answer", "after": 0.1})
+        call, _ = self.dial("*%d" % stranger)
+        self.assertEqual(call.status, 200, call.final)
+        self.assertEqual(call.bye(), 200)
+        self.assertEqual(self.line_state(self.line["id"])["noncontact_calls_today"], 1)
+        # esg restarts: the count stays (the line's session stays logged in too).
+        type(self).esg.stop()
+        type(self).esg = EsgProcess(self.config, env=self.sim.env(), folder=self.esg.dir)
+        type(self).api = Api(self.esg.ports["http"])
+        deadline = time.time() + 10
+        while self.line_state(self.line["id"])["state"] != "ready" and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.line_state(self.line["id"])["noncontact_calls_today"], 1)
+        another = self._known(answer={"action": "answer", "after": 0.1})
+        call, _ = self.dial("*%d" % another)
+        self.assertEqual(call.status, 503, call.final)
+        self.assertGreater(int(PbxUas.header(call.final, "Retry-After")), 86000)
+        self.assertIn("calls a day to non-contacts", self.reason(call))
+        # Contacts still go through.
+        friend = self._contact(answer={"action": "answer", "after": 0.1})
+        call, _ = self.dial("*%d" % friend)
+        self.assertEqual(call.status, 200, call.final)
+        self.assertEqual(call.bye(), 200)
+
+    def test_2_flood_waits_short_ones_retried_long_ones_refused_until_over(self):
+        uid = self._contact(answer={"action": "answer", "after": 0.1})
+        self.sim.ctl("flood", what="call", seconds=3)
+        started = time.time()
+        call, _ = self.dial("*%d" % uid, seconds=15)
+        self.assertEqual(call.status, 200, call.final)
+        self.assertGreaterEqual(time.time() - started, 2.9)
+        self.assertEqual(call.bye(), 200)
+        time.sleep(0.3)
+        self.sim.ctl("flood", what="call", seconds=30)
+        call, _ = self.dial("*%d" % uid)
+        self.assertEqual(call.status, 503, call.final)
+        self.assertEqual(PbxUas.header(call.final, "Retry-After"), "30")
+        self.assertIn("Too Many Requests: retry after 30", self.reason(call))
+        # The line refuses further calls to Telegram until the wait is over.
+        call, _ = self.dial("*%d" % uid)
+        self.assertEqual(call.status, 503, call.final)
+        self.assertIn(int(PbxUas.header(call.final, "Retry-After")), range(25, 31))
+        self.assertIn("flood wait", self.reason(call))
+        self.assertIsNotNone(self.line_state(self.line["id"])["calls_flood_until"])
+
+    def _known(self, **fields):
+        uid = self.sim.user(first_name="Known", **fields)
+        self.sim.ctl("talked.add", a=self.account, b=uid)
+        return uid
+
+    def _contact(self, **fields):
+        uid = self._known(**fields)
+        self.sim.ctl("contact.add", owner=self.account, contact=uid)
+        return uid
+
+    _ringing = ToTelegram._ringing
 
 
 if __name__ == "__main__":
