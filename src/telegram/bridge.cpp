@@ -323,6 +323,7 @@ bool CallBridge::read_peer_sdp(Call& c, std::string_view body, std::string* dire
     if (!ec && !addr.is_unspecified()) c.peer = udp::endpoint(addr, m.port);
     if (direction) *direction = std::string(sdp::direction_name(s->direction(m)));
     if (c.rtp && c.peer) c.rtp->set_peer(*c.peer);
+    if (c.rtp) c.rtp->set_payload_types(c.opus_pt, c.event_pt);
     return true;
   }
   return false;

@@ -161,6 +161,7 @@ void RtpBridge::on_frame(std::string_view opus) {
 }
 
 void RtpBridge::send_key(char key) {
+  if (!event_pt_) return;  // the relay took no telephone events on this leg
   keys_ += key;
   if (event_packets_ < 0) event_tick();
 }

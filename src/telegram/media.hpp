@@ -48,6 +48,11 @@ class RtpBridge {
   uint16_t port() const { return port_; }
   // The relay's RTP address from its description (followed by where its packets come from).
   void set_peer(const boost::asio::ip::udp::endpoint& relay) { peer_ = relay; }
+  // A new offer may number the formats anew (a re-INVITE through the relay).
+  void set_payload_types(uint8_t opus_pt, uint8_t event_pt) {
+    opus_pt_ = opus_pt;
+    event_pt_ = event_pt;
+  }
   // A key press as telephone events: 100 ms of updates, then the end three times.
   void send_key(char key);
   uint64_t frames_in() const { return frames_in_; }

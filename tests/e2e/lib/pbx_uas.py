@@ -28,6 +28,7 @@ class PbxUas:
         self.port = self.sock.getsockname()[1]
         self.rtp = RtpPort(ip)
         self.invites, self.acks, self.byes, self.cancels, self.infos = [], [], [], [], []
+        self.notifies, self.responses = [], []
         self.calls = {}  # Call-ID -> {"invite", "src", "tag", "answered"}
         self._stop = False
         self._lock = threading.Lock()
@@ -55,17 +56,45 @@ class PbxUas:
 
     def bye(self, call_id=None):
         """Hangs up the answered call (the last one unless named)."""
+        self._in_dialog("BYE", call_id)
+
+    def refer(self, target_user, call_id=None):
+        """Transfers the call (the last one unless named) to `target_user` at esg."""
+        c = self.calls[call_id or next(reversed(self.calls))]
+        host = "%s:%d" % c["src"]
+        self._in_dialog("REFER", call_id, "Refer-To: <sip:%s@%s>\r\nReferred-By: <sip:pbx@%s>\r\n"
+                        % (target_user, host, self.ip))
+
+    def reinvite(self, direction, call_id=None, timeout=5):
+        """A re-INVITE with our description marked `direction` (hold: sendonly); its final
+        response (ACKed)."""
+        before = len(self.responses)
+        self._in_dialog("INVITE", call_id, body=self._sdp().replace("a=sendrecv",
+                                                                     "a=" + direction))
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for r in self.responses[before:]:
+                if "INVITE" in (_header(r, "CSeq") or "") and int(r[8:11]) >= 200:
+                    return r
+            time.sleep(0.05)
+        raise AssertionError("no answer to the re-INVITE")
+
+    def _in_dialog(self, method, call_id=None, extra="", body=""):
         with self._lock:
             cid = call_id or next(reversed(self.calls))
             c = self.calls[cid]
             c["cseq"] = c.get("cseq", 100) + 1
         inv = c["invite"]
         contact = re.search(r"<([^>]+)>", _header(inv, "Contact")).group(1)
-        msg = (f"BYE {contact} SIP/2.0\r\n"
+        msg = (f"{method} {contact} SIP/2.0\r\n"
                f"Via: SIP/2.0/UDP {self.ip}:{self.port};rport;branch=z9hG4bKpbx{time.time_ns()}\r\n"
                f"From: {_header(inv, 'To')};tag={c['tag']}\r\nTo: {_header(inv, 'From')}\r\n"
-               f"Call-ID: {cid}\r\nCSeq: {c['cseq']} BYE\r\nMax-Forwards: 70\r\n"
-               "Content-Length: 0\r\n\r\n")
+               f"Call-ID: {cid}\r\nCSeq: {c['cseq']} {method}\r\nMax-Forwards: 70\r\n"
+               f"Contact: <sip:pbx@{self.ip}:{self.port}>\r\n{extra}")
+        if body:
+            msg += "Content-Type: application/sdp\r\n"
+        msg += "Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        c["last_request"] = msg
         self.sock.sendto(msg.encode(), c["src"])
 
     def stop(self):
@@ -127,6 +156,19 @@ class PbxUas:
                 return
             text = data.decode(errors="replace")
             if text.startswith("SIP/2.0"):
+                self.responses.append(text)
+                cseq = _header(text, "CSeq") or ""
+                cid = _header(text, "Call-ID")
+                if cseq.endswith("INVITE") and 200 <= int(text[8:11]) < 300 and cid in self.calls:
+                    # The ACK of our re-INVITE's 2xx.
+                    head = self.calls[cid]["last_request"].split("\r\n\r\n")[0].split("\r\n")
+                    keep = [l for l in head[1:] if not l.startswith(("Content-", "CSeq:", "Via:"))]
+                    n = re.match(r"(\d+)", _header(text, "CSeq")).group(1)
+                    ack = (head[0].replace("INVITE ", "ACK ", 1) + "\r\n" +
+                           "Via: SIP/2.0/UDP %s:%d;rport;branch=z9hG4bKack%d\r\n"
+                           % (self.ip, self.port, time.time_ns()) +
+                           "\r\n".join(keep) + "\r\nCSeq: %s ACK\r\nContent-Length: 0\r\n\r\n" % n)
+                    self.sock.sendto(ack.encode(), src)
                 continue
             method = text.split(" ", 1)[0]
             cid = _header(text, "Call-ID")
@@ -158,6 +200,9 @@ class PbxUas:
                         inv = c["invite"]
                 if c and c.get("cancelled"):
                     self._reply(inv, src, 487, "Request Terminated", c["tag"])
+            elif method == "NOTIFY":
+                self.notifies.append(text)
+                self._reply(text, src, 200, "OK")
             elif method == "INFO":
                 self.infos.append(text)
                 self._reply(text, src, 200, "OK")

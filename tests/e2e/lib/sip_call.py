@@ -140,7 +140,7 @@ class UdpCall:
     wait_bye() waits for esg's BYE and answers it."""
 
     def __init__(self, esg_port, ip, ruri_user, media_port, to_host="127.0.0.1", timeout=10,
-                 esg_host="127.0.0.1"):
+                 esg_host="127.0.0.1", until_ringing=False):
         self.esg = (esg_host, esg_port)
         self.ip = ip
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -153,8 +153,9 @@ class UdpCall:
         body = ("v=0\r\no=caller 1 1 IN IP4 {ip}\r\ns=caller\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
                 "m=audio {port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n"
                 "a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n").format(ip=ip, port=media_port)
+        self.branch = self._branch()
         self.invite = (f"INVITE sip:{ruri_user}@{esg_host}:{esg_port} SIP/2.0\r\n"
-                       f"Via: SIP/2.0/UDP {ip}:{self.port};rport;branch={self._branch()}\r\n"
+                       f"Via: SIP/2.0/UDP {ip}:{self.port};rport;branch={self.branch}\r\n"
                        f"From: <sip:caller@{ip}>;tag={self.tag}\r\n"
                        f"To: <sip:{ruri_user}@{to_host}>\r\n"
                        f"Call-ID: {self.call_id}\r\nCSeq: 1 INVITE\r\n"
@@ -172,6 +173,32 @@ class UdpCall:
             if int(m.group(1)) >= 200:
                 self.status = int(m.group(1))
                 break
+            if until_ringing and int(m.group(1)) in (180, 183):
+                return  # cancel() or finish() next
+        self._final()
+
+    def cancel(self):
+        """CANCELs the ringing INVITE; returns the INVITE's final status (487)."""
+        lines = self.invite.split("\r\n\r\n")[0].split("\r\n")
+        keep = [l for l in lines[1:] if l.split(":")[0] in ("Via", "From", "To", "Call-ID")]
+        msg = ("CANCEL " + lines[0].split(" ")[1] + " SIP/2.0\r\n" + "\r\n".join(keep) +
+               "\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+        self.sock.sendto(msg.encode(), self.esg)
+        self.finish()
+        return self.status
+
+    def finish(self):
+        """Waits for the final answer of an INVITE left ringing."""
+        while self.status is None:
+            text = self._recv()
+            m = re.match(r"SIP/2\.0 (\d{3})", text)
+            if m and "INVITE" in (header(text, "CSeq") or ""):
+                self.responses.append(text)
+                if int(m.group(1)) >= 200:
+                    self.status = int(m.group(1))
+        self._final()
+
+    def _final(self):
         self.final = self.responses[-1]
         self.answer = self.final.split("\r\n\r\n", 1)[1] if "\r\n\r\n" in self.final else ""
         if 200 <= self.status < 300:

@@ -150,6 +150,7 @@ class FromTelegram(CallsCase):
         uid = self.sim.user(first_name="Anna", last_name="Smirnova", username="annas",
                             phone="+79991112233", phone_visible=True)
         hidden = self.sim.user(first_name="Oleg", username="", phone="+79994445566")
+        quoted = self.sim.user(first_name='Ivan "Vanya"', last_name="Back\\slash")
         self.pbx.mode = "ring"
         cases = [({"callerid": "username", "callername": ["name", "username", "phone"]}, uid,
                   "annas", "Anna Smirnova (@annas, +79991112233)"),
@@ -159,7 +160,10 @@ class FromTelegram(CallsCase):
                  ({"callerid": "phone", "callerid_prefix": "#", "callerid_suffix": "*",
                    "callername": ["name"]}, hidden, "%23" + str(hidden) + "*", "Oleg"),
                  ({"callerid": "username", "callerid_prefix": "*", "callerid_suffix": ""},
-                  hidden, "*" + str(hidden), "Oleg")]
+                  hidden, "*" + str(hidden), "Oleg"),
+                 # Quotes and backslashes in a name are escaped in the quoted display name.
+                 ({"callerid": "userid", "callername": ["name"]}, quoted, "*" + str(quoted),
+                  'Ivan \\"Vanya\\" Back\\\\slash')]
         try:
             for fields, who, want_user, want_name in cases:
                 self.set_line(**fields)
@@ -218,6 +222,72 @@ class FromTelegram(CallsCase):
         self.sim.ctl("call.hangup", call_id=call_id)
         self.pbx.wait("byes", before + 1)
 
+    def answered_call(self, uid):
+        call_id, invite = self.incoming(uid)
+        self.call_state(call_id, "Ready")
+        return call_id, invite, sdp_media(invite.split("\r\n\r\n", 1)[1])
+
+    def test_hold_and_resume_from_the_pbx(self):
+        uid = self.sim.user(first_name="Held", tone=1000)
+        call_id, _, relay = self.answered_call(uid)
+        # Hold: the PBX sends its music one way; the Telegram user hears it.
+        answer = self.pbx.reinvite("sendonly")
+        self.assertTrue(answer.startswith("SIP/2.0 200"), answer)
+        self.assertIn("a=recvonly", answer)
+        self.pbx.rtp.send_tone(relay, 600, count=60)
+        self.assertGreater(tone_share(self.recorded(call_id)[-48000:], 600, rate=48000), 0.5)
+        # Resume: both ways again.
+        answer = self.pbx.reinvite("sendrecv")
+        self.assertTrue(answer.startswith("SIP/2.0 200"), answer)
+        self.assertIn("a=sendrecv", answer)
+        self.pbx.rtp.send_tone(relay, 440, count=60)
+        self.assertGreater(tone_share(self.recorded(call_id)[-48000:], 440, rate=48000), 0.5)
+        self.assertEqual(self.sim.ctl("call.state", call_id=call_id)["state"], "Ready")
+        self.pbx.bye()
+        self.call_state(call_id, "Discarded")
+
+    def test_a_transfer_from_the_pbx_keeps_the_telegram_call_up(self):
+        uid = self.sim.user(first_name="Transferred", tone=1000)
+        # Extensions (three digits) dialled by the PBX go back to the PBX.
+        rule = self.api.ok("POST", "/rest/v1/routing/rules",
+                           {"priority": 5, "direction": "out", "source": "pbx1",
+                            "called": "3[0-9][0-9]", "action": "pbx", "target": "pbx1"})
+        try:
+            call_id, first, _ = self.answered_call(uid)
+            invites, byes = len(self.pbx.invites), len(self.pbx.byes)
+            self.pbx.refer("300", call_id=PbxUas.header(first, "Call-ID"))
+            second = self.pbx.wait("invites", invites + 1)
+            self.assertTrue(second.startswith("INVITE sip:300@"), second.split("\r\n")[0])
+            # The referring leg is released once the target answered; Telegram stays up.
+            self.pbx.wait("byes", byes + 1)
+            self.assertEqual(self.sim.ctl("call.state", call_id=call_id)["state"], "Ready")
+            relay = sdp_media(second.split("\r\n\r\n", 1)[1])
+            self.pbx.rtp.send_tone(relay, 700, count=60)
+            self.assertGreater(tone_share(self.recorded(call_id)[-48000:], 700, rate=48000), 0.5)
+            self.pbx.bye(call_id=PbxUas.header(second, "Call-ID"))
+            self.call_state(call_id, "Discarded")
+        finally:
+            self.api.ok("DELETE", "/rest/v1/routing/rules/%d" % rule["id"], want=(200, 204))
+
+    def test_chat_digits_as_info_when_the_pbx_takes_info(self):
+        pbx = self.api.ok("GET", "/rest/v1/uc/pbx")["items"][0]
+        self.api.ok("PATCH", "/rest/v1/uc/pbx/%d" % pbx["id"], {"dtmf": "info"})
+        try:
+            time.sleep(0.3)
+            uid = self.sim.user(first_name="Info")
+            call_id, _, _ = self.answered_call(uid)
+            infos = len(self.pbx.infos)
+            self.sim.ctl("message", **{"from": uid, "to": self.account, "text": "9*"})
+            self.pbx.wait("infos", infos + 2)
+            keys = [PbxUas.header(i, "Content-Type") + ":" + i.split("\r\n\r\n", 1)[1]
+                    for i in self.pbx.infos[infos:]]
+            self.assertIn("Signal=9", keys[0])
+            self.assertIn("Signal=*", keys[1])
+            self.pbx.bye()
+            self.call_state(call_id, "Discarded")
+        finally:
+            self.api.ok("PATCH", "/rest/v1/uc/pbx/%d" % pbx["id"], {"dtmf": "rfc2833"})
+
 
 class ToTelegram(CallsCase):
     def test_the_pbx_calls_back_the_caller_id_it_was_shown_and_talks_both_ways(self):
@@ -239,6 +309,18 @@ class ToTelegram(CallsCase):
         self.sim.ctl("call.hangup", call_id=tg["id"])
         bye = call.wait_bye()
         self.assertTrue(bye.startswith("BYE "))
+
+    def test_the_pbx_cancelling_while_it_rings_ends_the_telegram_call(self):
+        uid = self._known(answer={"action": "ignore"})
+        port = RtpPort(PBX_IP)
+        self.addCleanup(port.close)
+        call = UdpCall(self.esg.ports["udp"], PBX_IP, "*%d" % uid, port.port,
+                       until_ringing=True)
+        self.addCleanup(call.close)
+        tg = [c for c in self.sim.ctl("calls")["calls"] if c["user_id"] == uid][-1]
+        self.assertEqual(call.cancel(), 487)
+        s = self.call_state(tg["id"], "Discarded")
+        self.assertEqual(s["reason"], "callDiscardReasonMissed")
 
     def test_a_username_and_a_phone_number_reach_the_user(self):
         uid = self.sim.user(first_name="Named", username="named_user", phone="+79995556677",
