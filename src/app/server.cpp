@@ -272,6 +272,8 @@ class Server::EdgeContext final : public edge::Context {
       add(p->address, "PBX connection " + p->code);
       add(p->domain, "PBX connection " + p->code);
     }
+    // The Telegram lines' calls come from their SIP sides on loopback.
+    if (!s_.config_.telegram.tdjson.empty()) add("127.0.0.1", "Telegram lines");
     return out;
   }
 

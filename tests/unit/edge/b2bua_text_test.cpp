@@ -53,3 +53,16 @@ TEST(DtmfOfInfo, RefusesWhatIsNoKeyPress) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(NameAddr, TheDisplayNameQuotedAndTheUserEscaped) {
+  using esg::edge::b2bua_text::escaped_user;
+  using esg::edge::b2bua_text::name_addr;
+  EXPECT_EQ(name_addr("Ivan \"Vanya\"", "#123*", "h"), "\"Ivan \\\"Vanya\\\"\" <sip:%23123*@h>");
+  EXPECT_EQ(escaped_user("+7 999"), "+7%20999");
+  EXPECT_EQ(escaped_user("100%"), "100%25") << "a literal percent sign is escaped too";
+  EXPECT_EQ(name_addr({}, {}, "h:5060"), "<sip:h:5060>");
+}
+
+}  // namespace

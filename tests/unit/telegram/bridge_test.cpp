@@ -1,0 +1,138 @@
+// A line's SIP side without esg or Telegram: a UDP socket in the test plays esg's listener and
+// a lambda plays TDLib, so the refusals are checked one by one (the e2e tests cover the rest).
+#include "telegram/bridge.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/ip/address.hpp>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::udp;
+using esg::telegram::BridgeOptions;
+using esg::telegram::CallBridge;
+using esg::telegram::LineConfig;
+using nlohmann::json;
+
+struct Fixture {
+  asio::io_context io;
+  udp::socket esg{io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)};
+  LineConfig config;
+  std::vector<json> requests;
+  // What TDLib answers each request: an error unless a test says otherwise.
+  std::function<esg::Result<json, esg::telegram::td::TdError>(const json&)> answer =
+      [](const json&) {
+        return esg::Result<json, esg::telegram::td::TdError>(
+            esg::unexpected(esg::telegram::td::TdError{400, "User not found", 0}));
+      };
+  std::shared_ptr<CallBridge> bridge;
+  int n = 0;
+
+  Fixture() {
+    config.code = "tg1";
+    config.phone = "+79990001000";
+    BridgeOptions o;
+    o.sip_host = "127.0.0.1";
+    o.sip_port = esg.local_endpoint().port();
+    bridge = std::make_shared<CallBridge>(
+        io, config,
+        [this](json req, esg::telegram::td::Hub::Answer a) {
+          requests.push_back(req);
+          if (a) a(answer(req));
+        },
+        o);
+    std::string error;
+    EXPECT_TRUE(bridge->open(&error)) << error;
+    esg.non_blocking(true);
+  }
+  ~Fixture() {
+    bridge->shutdown("test over");
+    bridge.reset();
+    io.restart();
+    io.run_for(std::chrono::milliseconds(50));  // the handlers still holding the bridge end
+  }
+
+  // An INVITE for `number` from "esg"; the bridge's final answer.
+  std::string call(const std::string& number) {
+    const std::string body =
+        "v=0\r\no=esg 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        "m=audio 40000 RTP/AVP 96\r\na=rtpmap:96 opus/48000/2\r\n";
+    const std::string host = "127.0.0.1:" + std::to_string(esg.local_endpoint().port());
+    const std::string id = std::to_string(++n);
+    const std::string m =
+        "INVITE sip:" + number + "@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP " + host +
+        ";branch=z9hG4bKt" + id + "\r\nMax-Forwards: 70\r\nFrom: <sip:100@" + host + ">;tag=a" +
+        id + "\r\nTo: <sip:" + number + "@127.0.0.1>\r\nCall-ID: c" + id +
+        "\r\nCSeq: 1 INVITE\r\nContact: <sip:esg@" + host +
+        ">\r\nContent-Type: application/sdp\r\nContent-Length: " + std::to_string(body.size()) +
+        "\r\n\r\n" + body;
+    esg.send_to(asio::buffer(m),
+                udp::endpoint(asio::ip::make_address("127.0.0.1"), bridge->port()));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    char buf[4096];
+    while (std::chrono::steady_clock::now() < deadline) {
+      io.run_for(std::chrono::milliseconds(10));
+      io.restart();
+      boost::system::error_code ec;
+      udp::endpoint from;
+      const size_t got = esg.receive_from(asio::buffer(buf), from, 0, ec);
+      if (ec) continue;
+      std::string r(buf, got);
+      if (r.rfind("SIP/2.0 1", 0) == 0) continue;  // provisional
+      return r;
+    }
+    return "no answer";
+  }
+};
+
+TEST(CallBridge, RefusesCallsWhileTheLineIsNotLoggedIn) {
+  Fixture f;
+  const std::string r = f.call("*123456789");
+  EXPECT_EQ(r.rfind("SIP/2.0 503", 0), 0u) << r;
+  EXPECT_NE(r.find("not logged in"), std::string::npos) << r;
+  EXPECT_TRUE(f.requests.empty()) << "Telegram is not asked";
+}
+
+TEST(CallBridge, AnswersWhatItCannotDialWith484AndAReason) {
+  Fixture f;
+  f.bridge->set_account(42);
+  for (const char* bad : {"12", "bad.name", "*12"}) {
+    const std::string r = f.call(bad);
+    EXPECT_EQ(r.rfind("SIP/2.0 484", 0), 0u) << bad << ": " << r;
+    EXPECT_NE(r.find("Reason: SIP;cause=484;text=\""), std::string::npos) << r;
+  }
+  EXPECT_TRUE(f.requests.empty());
+}
+
+TEST(CallBridge, LooksTheUserUpAndMapsTelegramsRefusal) {
+  Fixture f;
+  f.bridge->set_account(42);
+  std::string r = f.call("*123456789");
+  EXPECT_EQ(r.rfind("SIP/2.0 404", 0), 0u) << r;
+  EXPECT_NE(r.find("unknown to the line"), std::string::npos) << r;
+  ASSERT_EQ(f.requests.size(), 1u);
+  EXPECT_EQ(f.requests[0]["@type"], "getUser");
+  EXPECT_EQ(f.requests[0]["user_id"], 123456789);
+  // A long flood wait: 503 with Retry-After, and the next call is refused without asking.
+  f.answer = [](const json&) {
+    return esg::Result<json, esg::telegram::td::TdError>(
+        esg::unexpected(esg::telegram::td::TdError{429, "Too Many Requests: retry after 40", 40}));
+  };
+  r = f.call("some_user");
+  EXPECT_EQ(r.rfind("SIP/2.0 503", 0), 0u) << r;
+  EXPECT_NE(r.find("Retry-After: 40"), std::string::npos) << r;
+  EXPECT_EQ(f.requests.back()["@type"], "searchPublicChat");
+  const size_t asked = f.requests.size();
+  r = f.call("+79991234567");
+  EXPECT_EQ(r.rfind("SIP/2.0 503", 0), 0u) << r;
+  EXPECT_NE(r.find("flood wait"), std::string::npos) << r;
+  EXPECT_EQ(f.requests.size(), asked);
+  EXPECT_FALSE(f.bridge->status()["calls_flood_until"].is_null());
+}
+
+}  // namespace
