@@ -3,6 +3,7 @@ display name, headers, the audio): every INVITE is kept; it rings, then answers 
 for its own RTP port (G.711 A-law and telephone-event/8000), rejects with a status, or just
 rings, as `mode` says. ACK, BYE and CANCEL are answered and kept; bye() hangs up."""
 
+import hashlib
 import re
 import socket
 import threading
@@ -28,7 +29,7 @@ class PbxUas:
         self.port = self.sock.getsockname()[1]
         self.rtp = RtpPort(ip)
         self.invites, self.acks, self.byes, self.cancels, self.infos = [], [], [], [], []
-        self.notifies, self.responses = [], []
+        self.notifies, self.responses, self.registers = [], [], []
         self.calls = {}  # Call-ID -> {"invite", "src", "tag", "answered"}
         self._stop = False
         self._lock = threading.Lock()
@@ -78,6 +79,44 @@ class PbxUas:
                     return r
             time.sleep(0.05)
         raise AssertionError("no answer to the re-INVITE")
+
+    def register(self, esg_port, user, pwd, timeout=5):
+        """Registers to esg (a register-in PBX connection) from this PBX's own port, answering
+        the digest challenge (MD5, qop=auth); the final status."""
+        call_id = "reg%d@%s" % (time.time_ns(), self.ip)
+        uri = "sip:127.0.0.1:%d" % esg_port
+
+        def send(cseq, auth=""):
+            msg = (f"REGISTER {uri} SIP/2.0\r\n"
+                   f"Via: SIP/2.0/UDP {self.ip}:{self.port};rport;branch=z9hG4bKr{time.time_ns()}\r\n"
+                   f"From: <sip:{user}@127.0.0.1>;tag=r{cseq}\r\nTo: <sip:{user}@127.0.0.1>\r\n"
+                   f"Call-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\n"
+                   f"Contact: <sip:{user}@{self.ip}:{self.port}>\r\nExpires: 300\r\n{auth}"
+                   "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+            before = len(self.responses)
+            self.sock.sendto(msg.encode(), ("127.0.0.1", esg_port))
+            deadline = time.time() + timeout
+            while time.time() < deadline:
+                for r in self.responses[before:]:
+                    if _header(r, "Call-ID") == call_id and int(r[8:11]) >= 200:
+                        return r
+                time.sleep(0.02)
+            raise AssertionError("no answer to REGISTER")
+
+        r = send(1)
+        if r.startswith("SIP/2.0 401"):
+            ch = _header(r, "WWW-Authenticate")
+            realm = re.search(r'realm="([^"]*)"', ch).group(1)
+            nonce = re.search(r'nonce="([^"]*)"', ch).group(1)
+            md5 = lambda s: hashlib.md5(s.encode()).hexdigest()  # noqa: E731
+            ha1, ha2 = md5("%s:%s:%s" % (user, realm, pwd)), md5("REGISTER:" + uri)
+            nc, cnonce = "00000001", "0a4f113b"
+            resp = md5("%s:%s:%s:%s:auth:%s" % (ha1, nonce, nc, cnonce, ha2))
+            auth = ('Authorization: Digest username="%s", realm="%s", nonce="%s", uri="%s", '
+                    'response="%s", algorithm=MD5, qop=auth, nc=%s, cnonce="%s"\r\n'
+                    % (user, realm, nonce, uri, resp, nc, cnonce))
+            r = send(2, auth)
+        return int(r[8:11])
 
     def _in_dialog(self, method, call_id=None, extra="", body=""):
         with self._lock:
@@ -200,6 +239,10 @@ class PbxUas:
                         inv = c["invite"]
                 if c and c.get("cancelled"):
                     self._reply(inv, src, 487, "Request Terminated", c["tag"])
+            elif method == "REGISTER":
+                self.registers.append(text)
+                self._reply(text, src, 200, "OK", None, "",
+                            "Contact: %s;expires=300\r\n" % _header(text, "Contact"))
             elif method == "NOTIFY":
                 self.notifies.append(text)
                 self._reply(text, src, 200, "OK")

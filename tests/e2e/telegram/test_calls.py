@@ -469,5 +469,39 @@ class Limits(CallsCase):
     _ringing = ToTelegram._ringing
 
 
+class PbxConnectionMethods(CallsCase):
+    """The line's PBX connection by each of the three methods: IP (the other classes), the PBX
+    registering to esg, esg registering to the PBX."""
+
+    def test_register_in_and_register_out_pbxs_get_the_lines_calls(self):
+        reg_in = PbxUas("127.0.0.7")
+        reg_out = PbxUas("127.0.0.8")
+        self.addCleanup(reg_in.close)
+        self.addCleanup(reg_out.close)
+        self.api.ok("POST", "/rest/v1/uc/pbx", {"code": "pbx-in", "mode": "register-in",
+                                                "username": "tgpbx", "pwd": "tgpwd"})
+        self.assertEqual(reg_in.register(self.esg.ports["udp"], "tgpbx", "tgpwd"), 200)
+        self.api.ok("POST", "/rest/v1/uc/pbx", {"code": "pbx-out", "mode": "register-out",
+                                                "domain": "127.0.0.8", "address": "127.0.0.8",
+                                                "port": reg_out.port, "username": "7001",
+                                                "pwd": "x"})
+        self.api.wait_reg("pbx:pbx-out", ["registered"])
+        for code, pbx, phone in (("tg-in", reg_in, "+79990002001"),
+                                 ("tg-out", reg_out, "+79990002002")):
+            account = self.sim.user(phone=phone, code="24680", first_name=code)
+            line = self.api.ok("POST", LINES, {"code": code, "api_id": 12345,
+                                               "api_hash": API_HASH, "phone": phone,
+                                               "pbx": code.replace("tg", "pbx"),
+                                               "number": "300"}, want=(201,))
+            self.login_line(line["id"])
+            uid = self.sim.user(first_name="Caller", tone=1000)
+            call_id = self.sim.ctl("call.incoming", **{"from": uid, "to": account})["call_id"]
+            invite = pbx.wait("invites")
+            self.assertTrue(invite.startswith("INVITE sip:300@"), (code, invite.split("\r\n")[0]))
+            self.assertEqual(sip_user(PbxUas.header(invite, "From"))[0], "*%d" % uid)
+            self.call_state(call_id, "Ready")
+            pbx.bye()
+            self.call_state(call_id, "Discarded")
+
 if __name__ == "__main__":
     unittest.main()
