@@ -1,5 +1,7 @@
 #include "accounts/manager.hpp"
 
+#include "log/log.hpp"
+
 #include "base/random.hpp"
 
 #include <condition_variable>
@@ -241,6 +243,12 @@ void AccountManager::on_status(int64_t id, const Slot* from, const RegistrationS
   if (it == snapshots_.end()) return;
   const RegistrationStatus old = it->second.status;
   it->second.status = s;
+  if (old.regstate != s.regstate || old.pingstate != s.pingstate) {
+    log::get("accounts")
+        .info("{}: regstate {} -> {}, pingstate {} ({}){}{}", it->second.account->code,
+              reg_state_name(old.regstate), reg_state_name(s.regstate),
+              ping_state_name(s.pingstate), s.reason, s.warning.empty() ? "" : "; ", s.warning);
+  }
   if (reg_log_.is_open() &&
       (old.regstate != s.regstate || old.pingstate != s.pingstate || old.reason != s.reason)) {
     reg_log_ << now_text() << " " << it->second.account->code << " regstate "

@@ -80,13 +80,26 @@ void HttpServer::route(const std::string& method, const std::string& pattern, Ha
   routes_.push_back({method, split_path(pattern), std::move(h)});
 }
 
+void HttpServer::set_auth(const std::string& token, bool public_metrics) {
+  std::lock_guard lock(auth_mu_);
+  options_.token = token;
+  options_.public_metrics = public_metrics;
+}
+
 Response HttpServer::dispatch(const Request& r) const {
+  std::string token;
+  bool public_metrics = false;
+  {
+    std::lock_guard lock(auth_mu_);
+    token = options_.token;
+    public_metrics = options_.public_metrics;
+  }
   const bool protected_path = r.path.rfind("/rest/", 0) == 0 || r.path.rfind("/api/", 0) == 0 ||
-                              (r.path == "/metrics" && !options_.public_metrics);
+                              (r.path == "/metrics" && !public_metrics);
   if (protected_path) {
     const std::string prefix = "Bearer ";
-    if (options_.token.empty() || r.authorization.rfind(prefix, 0) != 0 ||
-        !same_secret(r.authorization.substr(prefix.size()), options_.token)) {
+    if (token.empty() || r.authorization.rfind(prefix, 0) != 0 ||
+        !same_secret(r.authorization.substr(prefix.size()), token)) {
       return Response::error(401, "a valid bearer token is required");
     }
   }

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -53,6 +54,8 @@ class HttpServer {
   uint16_t port() const;
 
   Response dispatch(const Request& r) const;  // routing and auth, without the network
+  // A new token and metrics setting (SIGHUP), for the next request.
+  void set_auth(const std::string& token, bool public_metrics);
 
  private:
   struct Impl;
@@ -63,6 +66,7 @@ class HttpServer {
     Handler handler;
   };
   std::vector<Route> routes_;
+  mutable std::mutex auth_mu_;  // token and public_metrics change on reload
   std::unique_ptr<Impl> impl_;
 };
 

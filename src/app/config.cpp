@@ -3,9 +3,12 @@
 #include <boost/asio/ip/address.hpp>
 
 #include "accounts/account.hpp"
+#include "log/log.hpp"
+#include "transport/hep.hpp"
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -214,10 +217,30 @@ Config parse_config(const std::string& text) {
     s.str("dir", c.log.dir);
     s.boolean("log_trn", c.log.log_trn);
     s.str("level", c.log.level);
-    static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
+    static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
     if (!kLevels.count(c.log.level)) {
-      throw ConfigError("log.level", "must be trace, debug, info, warn or error");
+      throw ConfigError("log.level", "must be trace, debug, info, warn, error or off");
     }
+    if (const json* m = s.get("modules")) {
+      if (!m->is_object()) throw ConfigError("log.modules", "must be an object of module: level");
+      c.log.modules.clear();
+      for (auto it = m->begin(); it != m->end(); ++it) {
+        const auto& known = log::modules();
+        if (std::find(known.begin(), known.end(), it.key()) == known.end()) {
+          std::string list;
+          for (const auto& k : known)
+            list += (list.empty() ? "" : ", ") + k;
+          throw ConfigError("log.modules." + it.key(), "no such module (" + list + ")");
+        }
+        if (!it->is_string() || !kLevels.count(it->get<std::string>()))
+          throw ConfigError("log.modules." + it.key(),
+                            "must be trace, debug, info, warn, error or off");
+        c.log.modules.emplace_back(it.key(), it->get<std::string>());
+      }
+    }
+    s.str("to", c.log.to);
+    if (c.log.to != "stderr" && c.log.to != "file")
+      throw ConfigError("log.to", "must be stderr or file");
     s.finish();
   }
   if (const json* j = top.get("transport")) {
@@ -248,6 +271,17 @@ Config parse_config(const std::string& text) {
   if (const json* j = top.get("dns")) {
     Section s(*j, "dns");
     s.strings("servers", c.dns_servers);
+    s.finish();
+  }
+  if (const json* j = top.get("hep")) {
+    Section s(*j, "hep");
+    s.str("address", c.hep.address);
+    if (!c.hep.address.empty()) {
+      if (auto e = transport::HepExporter::parse_address(c.hep.address); !e)
+        throw ConfigError("hep.address", e.error());
+    }
+    s.integer("id", c.hep.id, 0, 4294967295LL);
+    s.str("password", c.hep.password);
     s.finish();
   }
   if (const json* j = top.get("stun")) {
@@ -372,7 +406,14 @@ json to_json(const Config& c) {
                  {"password_hash", c.http.admin_password_hash.empty() ? "" : "(set)"}}}};
   j["store"] =
       c.store.postgres.empty() ? json{{"sqlite", c.store.sqlite}} : json{{"postgres", "(set)"}};
-  j["log"] = {{"dir", c.log.dir}, {"log_trn", c.log.log_trn}, {"level", c.log.level}};
+  json modules = json::object();
+  for (const auto& [m, l] : c.log.modules)
+    modules[m] = l;
+  j["log"] = {{"dir", c.log.dir},
+              {"log_trn", c.log.log_trn},
+              {"level", c.log.level},
+              {"modules", modules},
+              {"to", c.log.to}};
   j["transport"] = {{"max_message", c.transport.max_message},
                     {"idle_timeout", c.transport.idle_timeout},
                     {"message_timeout", c.transport.message_timeout},
@@ -385,6 +426,10 @@ json to_json(const Config& c) {
                    {"retry_min", c.accounts.retry_min},
                    {"retry_max", c.accounts.retry_max}};
   j["dns"] = {{"servers", c.dns_servers}};
+  j["hep"] = c.hep.address.empty() ? json::object()
+                                   : json{{"address", c.hep.address},
+                                          {"id", c.hep.id},
+                                          {"password", c.hep.password.empty() ? "" : "(set)"}};
   j["stun"] = c.stun_server.empty()
                   ? json::object()
                   : json{{"server", c.stun_server}, {"interval", c.stun_interval}};

@@ -53,6 +53,8 @@ struct Config {
     std::string dir = "var/log";
     bool log_trn = false;
     std::string level = "info";
+    std::vector<std::pair<std::string, std::string>> modules;  // a level per module
+    std::string to = "stderr";  // stderr | file (<dir>/esg.log, rotated)
   } log;
   // Stream and size limits (an addition to the contract's sections).
   struct Transport {
@@ -68,6 +70,12 @@ struct Config {
   } transport;
   std::vector<std::string> dns_servers;
   std::string stun_server;  // host[:port]; empty: no STUN
+  // HEP v3 export of every packet to a Homer collector (issue 10); no address: off.
+  struct Hep {
+    std::string address;  // "IP:port"
+    int64_t id = 2001;    // capture agent id
+    std::string password;
+  } hep;
   int stun_interval = 300;  // seconds between queries
   struct Media {
     bool relay = true;

@@ -17,6 +17,7 @@
 #include "app/server.hpp"
 #include "app/telegram_command.hpp"
 #include "edge/context.hpp"
+#include "log/log.hpp"
 #include "store/store.hpp"
 #include "transport/dns.hpp"
 
@@ -78,8 +79,12 @@ int cmd_check(const std::vector<std::string>& args) {
 }
 
 volatile std::sig_atomic_t g_stop = 0;
-void on_signal(int) {
-  g_stop = 1;
+volatile std::sig_atomic_t g_reload = 0;
+void on_signal(int sig) {
+  if (sig == SIGHUP)
+    g_reload = 1;
+  else
+    g_stop = 1;
 }
 
 int cmd_run(const std::vector<std::string>& args) {
@@ -100,10 +105,12 @@ int cmd_run(const std::vector<std::string>& args) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
   sigset_t stop_signals, previous;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
   sigprocmask(SIG_BLOCK, &stop_signals, &previous);
   esg::app::Server server(config);
   try {
@@ -130,13 +137,24 @@ int cmd_run(const std::vector<std::string>& args) {
   }
   fmt::print("store {}\n", config.store.postgres.empty() ? "sqlite " + config.store.sqlite
                                                          : std::string("postgres"));
-  fmt::print("ready; stop with SIGTERM or Ctrl-C\n");
+  fmt::print("ready; stop with SIGTERM or Ctrl-C, reload the config file with SIGHUP\n");
   std::fflush(stdout);
   sigset_t wait_mask = previous;
   sigdelset(&wait_mask, SIGTERM);
   sigdelset(&wait_mask, SIGINT);
-  while (!g_stop)
+  sigdelset(&wait_mask, SIGHUP);
+  while (!g_stop) {
     sigsuspend(&wait_mask);
+    if (!g_reload) continue;
+    g_reload = 0;
+    // The file again: a broken one changes nothing (the running configuration stays).
+    try {
+      const auto fresh = esg::app::load_config(path);
+      server.reload(fresh);
+    } catch (const esg::app::ConfigError& e) {
+      esg::log::get("app").error("reload refused, the running configuration stays: {}", e.what());
+    }
+  }
   fmt::print("stopping\n");
   std::fflush(stdout);
   server.stop();

@@ -13,6 +13,7 @@
 #include "api/telegram_api.hpp"
 #include "base/random.hpp"
 #include "base/text.hpp"
+#include "log/log.hpp"
 #include "sip/response.hpp"
 #include "store/timed_store.hpp"
 
@@ -362,8 +363,32 @@ Server::~Server() {
 }
 
 void Server::start() {
+  log::Options logging;
+  logging.level = config_.log.level;
+  logging.levels = config_.log.modules;
+  if (config_.log.to == "file") logging.file = config_.log.dir + "/esg.log";
+  log::init(logging);
+  log::get("app").info("esg {} starting: srvidx {}, {} worker(s)", ESG_VERSION,
+                       config_.instance.srvidx, workers_->size());
   for (const auto& l : config_.listen) {
     transport_->listen(proto_of(l.proto), l.addr, l.port, {l.cert, l.key, l.ca});
+  }
+  if (!config_.hep.address.empty()) {
+    // Every packet to the Homer collector too, with our end as each listener is bound.
+    std::vector<transport::HepExporter::Local> locals;
+    for (size_t i = 0; i < config_.listen.size(); ++i) {
+      boost::system::error_code ec;
+      auto addr = boost::asio::ip::make_address(config_.listen[i].addr, ec);
+      locals.push_back({proto_of(config_.listen[i].proto), ec ? boost::asio::ip::address() : addr,
+                        transport_->local_port(i)});
+    }
+    auto collector = transport::HepExporter::parse_address(config_.hep.address);
+    hep_ = std::make_unique<transport::HepExporter>(
+        transport::HepOptions{config_.hep.address, uint32_t(config_.hep.id), config_.hep.password},
+        *collector, std::move(locals));
+    transport_->set_tap(
+        [this](const transport::PacketRecord& r, const transport::Peer& p) { hep_->send(r, p); });
+    log::get("app").info("HEP v3 export to {} (agent id {})", config_.hep.address, config_.hep.id);
   }
   transport::Resolver::Options ro;
   ro.servers = config_.dns_servers;
@@ -379,7 +404,7 @@ void Server::start() {
   }
   // A crash leaves calls open in the store: they did not end normally.
   if (auto n = store_->cdr_interrupt_active(); n && *n > 0) {
-    std::cerr << "esg: " << *n << " call(s) left open by the previous run closed as interrupted\n";
+    log::get("app").warn("{} call(s) left open by the previous run closed as interrupted", *n);
   }
   cdrs_ = std::make_unique<edge::CdrWriter>(*store_);
   auto strip = [](std::vector<std::string> secrets) {
@@ -534,6 +559,21 @@ void Server::start() {
   api::add_collection_routes(*http_, "/rest/v1/routing/rules", *routes_);
   api::add_collection_routes(*http_, "/rest/v1/master/borderrules", *border_rules_);
   api::add_telegram_routes(*http_, *telegram_lines_, *lines_);
+  // Log levels per module, at run time (issue 10).
+  http_->route("GET", "/rest/v1/master/log", [](const api::Request&, const auto&) {
+    return api::Response::json(200, log::levels());
+  });
+  for (const char* method : {"PATCH", "PUT"}) {
+    http_->route(method, "/rest/v1/master/log", [](const api::Request& r, const auto&) {
+      const auto body = nlohmann::json::parse(r.body, nullptr, false);
+      if (body.is_discarded()) return api::Response::error(400, "the body is not JSON");
+      std::string field;
+      if (const std::string e = log::set_levels(body, &field); !e.empty())
+        return api::Response::error(400, e, field);
+      log::get("api").info("log levels changed: {}", body.dump());
+      return api::Response::json(200, log::levels());
+    });
+  }
   api::EdgeApiDeps deps;
   deps.config = [this] { return edge_->config(); };
   deps.board = &edge_->board();
@@ -615,7 +655,7 @@ void Server::found_external(const std::string& address) {
     if (stun_address_ == address) return;
     stun_address_ = address;
   }
-  std::cerr << "esg: STUN: the external address is " << address << "\n";
+  log::get("app").info("STUN: the external address is {}", address);
   rebuild_edge_config();  // matching knows it as ours
 }
 
@@ -665,7 +705,7 @@ void Server::stop() {
     live = live_calls();
   }
   if (live > 0) {
-    std::cerr << "esg: stopping: ending " << live << " call(s) still in progress\n";
+    log::get("app").warn("stopping: ending {} call(s) still in progress", live);
     on_workers([this](size_t w) {
       if (per_worker_[w].b2bua) per_worker_[w].b2bua->end_all("esg is shutting down");
     });
@@ -741,6 +781,72 @@ void Server::rebuild_edge_config() {
   rebuild_border();  // the protected addresses follow the accounts
 }
 
+std::vector<std::string> Server::reload(const Config& fresh) {
+  std::vector<std::string> applied = {"log levels"};
+  if (http_) {
+    http_->set_auth(fresh.http.token, fresh.http.public_metrics);
+    applied.push_back("http token");
+  }
+  {
+    std::lock_guard lock(border_mu_);
+    default_action_ = fresh.security.default_action;
+  }
+  rebuild_border();
+  applied.push_back("border default action");
+  // The providers the file declares: new ones created, changed ones replaced (their
+  // registration restarts), unchanged ones left alone; the store's others stay.
+  size_t changed = 0;
+  for (size_t i = 0; accounts_ && i < fresh.providers.size(); ++i) {
+    const auto& p = fresh.providers[i];
+    auto a = accounts::account_from_json(p);
+    if (!a) {
+      log::get("app").error("reload: providers[{}]: {}: {}", i, a.error().field, a.error().message);
+      continue;
+    }
+    auto existing = store_->find_code(store::Table::Providers, a->code);
+    if (existing && existing->data == accounts::to_stored_json(*a).dump()) continue;
+    auto r = existing ? accounts_->replace(existing->id, p) : accounts_->create(p);
+    if (!r) {
+      log::get("app").error("reload: providers[{}] ({}): {}", i, a->code, r.error().message);
+      continue;
+    }
+    ++changed;
+  }
+  applied.push_back(std::to_string(changed) + " provider(s) changed");
+  // What else differs needs a restart: named, not applied.
+  auto comparable = [](const Config& c) {
+    nlohmann::json j = to_json(c);
+    j.erase("providers");
+    j["log"].erase("level");
+    j["log"].erase("modules");
+    j["http"].erase("token");
+    j["http"].erase("public_metrics");
+    j["security"].erase("default_action");
+    return j;
+  };
+  const nlohmann::json before = comparable(config_), after = comparable(fresh);
+  std::vector<std::string> restart;
+  for (auto it = after.begin(); it != after.end(); ++it) {
+    if (!before.contains(it.key()) || before[it.key()] != it.value()) restart.push_back(it.key());
+  }
+  std::string a, r;
+  for (const auto& x : applied)
+    a += (a.empty() ? "" : ", ") + x;
+  for (const auto& x : restart)
+    r += (r.empty() ? "" : ", ") + x;
+  log::get("app").info("configuration reloaded: {}{}", a,
+                       restart.empty() ? "" : "; changed but need a restart: " + r);
+  // The levels last, so that the line above is written at the levels it was asked under
+  // (load_config checked the modules and levels already).
+  nlohmann::json levels = {{"level", fresh.log.level}, {"modules", nlohmann::json::object()}};
+  for (const auto& [m, l] : fresh.log.modules)
+    levels["modules"][m] = l;
+  std::string field;
+  if (const std::string e = log::set_levels(levels, &field); !e.empty())
+    log::get("app").error("reload: log.{}: {}", field, e);
+  return restart;
+}
+
 void Server::rebuild_border() {
   if (!edge_ || !border_rules_) return;
   std::lock_guard lock(border_mu_);
@@ -748,7 +854,8 @@ void Server::rebuild_border() {
   for (const auto& j : border_rules_->stored()) {
     if (auto r = edge::border_rule_from_json(j)) rules.push_back(std::move(*r));
   }
-  const auto action = edge::border_action(config_.security.default_action);
+  const auto action = edge::border_action(default_action_.empty() ? config_.security.default_action
+                                                                  : default_action_);
   edge_->border().set_rules(std::make_shared<edge::BorderRules>(
       std::move(rules), action.value_or(edge::BorderAction::Allow),
       edge_->protected_addresses(*edge_->config())));

@@ -22,6 +22,7 @@
 #include "store/timed_store.hpp"
 #include "telegram/lines.hpp"
 #include "transport/dns.hpp"
+#include "transport/hep.hpp"
 #include "transport/stun.hpp"
 #include "transport/transport.hpp"
 #include "txn/asio_timers.hpp"
@@ -40,6 +41,10 @@ class Server {
   // workers, opens the store, imports and starts the provider accounts, and serves HTTP.
   void start();
   void stop();
+  // SIGHUP (issue 10): applies what a running instance can change without dropping a call
+  // (log levels, the HTTP token and public_metrics, the border's default action, the providers
+  // the file declares) and returns the sections that changed but need a restart.
+  std::vector<std::string> reload(const Config& fresh);
   // The bound port of listener `i` (config order).
   uint16_t port(size_t i) const { return transport_->local_port(i); }
   const transport::Transport& transport() const { return *transport_; }
@@ -72,11 +77,13 @@ class Server {
   txn::Channel channel_to(const transport::Peer& peer);
 
   const Config& config_;
+  std::string default_action_;    // security.default_action, as reloaded (under border_mu_)
   bool workers_running_ = false;  // start() got as far as starting the workers
   size_t live_calls();
   void on_workers(const std::function<void(size_t)>& f);  // f(w) on each worker, waited for
   std::unique_ptr<transport::Workers> workers_;
   std::unique_ptr<transport::TrnLog> trn_;
+  std::unique_ptr<transport::HepExporter> hep_;  // packets to a Homer collector (hep.address)
   transport::SharedPacketIndex packets_;
   std::unique_ptr<edge::SipAlg> sip_alg_;  // before the transport that calls it
   std::unique_ptr<transport::Transport> transport_;

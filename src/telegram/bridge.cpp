@@ -11,6 +11,7 @@
 #include "dialog/dialog.hpp"
 #include "dialog/retransmitter.hpp"
 #include "edge/b2bua/text.hpp"
+#include "log/log.hpp"
 #include "sdp/session.hpp"
 #include "sip/response.hpp"
 #include "telegram/media.hpp"
@@ -399,6 +400,9 @@ void CallBridge::send_invite(const std::shared_ptr<Call>& c, const TgUser& u) {
     return;
   }
   c->invite = m;
+  log::call("telegram", spdlog::level::info, c->call_id,
+            "line {}: Telegram call {} from user {} ({}) to '{}' on the PBX", config_.code,
+            c->tg_id, u.id, name, called);
   txn::ClientUser cu;
   std::weak_ptr<Call> weak = c;
   cu.on_response = [this, weak](const sip::Message& r) {
@@ -533,8 +537,9 @@ void CallBridge::find_user(const std::shared_ptr<Call>& c, const DialTarget& t, 
       const auto& e = r.error();
       if (e.flood() && e.retry_after <= self->options_.flood_retry_up_to && tries < 3) {
         // A short flood wait: waited out here, then asked again.
-        self->timers_.start(std::chrono::seconds(e.retry_after), [self, c, t, tries] {
-          if (!c->ended) self->find_user(c, t, tries + 1);
+        std::weak_ptr<CallBridge> weak = self;
+        self->timers_.start(std::chrono::seconds(e.retry_after), [weak, c, t, tries] {
+          if (auto self = weak.lock(); self && !c->ended) self->find_user(c, t, tries + 1);
         });
         return;
       }
@@ -624,9 +629,11 @@ void CallBridge::place_call(const std::shared_ptr<Call>& c, int64_t user_id, boo
         if (!r) {
           const auto& e = r.error();
           if (e.flood() && e.retry_after <= self->options_.flood_retry_up_to && tries < 3) {
+            std::weak_ptr<CallBridge> weak = self;
             self->timers_.start(std::chrono::seconds(e.retry_after),
-                                [self, c, user_id, contact, tries] {
-                                  if (!c->ended) self->place_call(c, user_id, contact, tries + 1);
+                                [weak, c, user_id, contact, tries] {
+                                  if (auto self = weak.lock(); self && !c->ended)
+                                    self->place_call(c, user_id, contact, tries + 1);
                                 });
             return;
           }
@@ -639,6 +646,9 @@ void CallBridge::place_call(const std::shared_ptr<Call>& c, int64_t user_id, boo
         }
         c->tg_id = r->value("id", int64_t(0));
         self->by_tg_[c->tg_id] = c;
+        log::call("telegram", spdlog::level::info, c->call_id,
+                  "line {}: '{}' is user {}{}: Telegram call {}", self->config_.code, c->dialled,
+                  user_id, contact ? " (a contact)" : "", c->tg_id);
         if (!contact) self->count_noncontact();
         self->publish_status();
       });
@@ -775,6 +785,9 @@ void CallBridge::send_key(const std::shared_ptr<Call>& c) {
 // --- ending ----------------------------------------------------------------------------
 
 void CallBridge::fail_sip(const std::shared_ptr<Call>& c, const SipAnswer& a) {
+  log::call("telegram", spdlog::level::info, c->call_id, "line {}: {} to '{}': {}{}", config_.code,
+            a.status, c->dialled, a.reason,
+            a.retry_after ? ", Retry-After " + std::to_string(a.retry_after) : "");
   if (c->server) {
     if (const sip::Message* req = layer_->request(c->server)) {
       std::string extra = reason_line(a.status, a.reason);
@@ -804,6 +817,8 @@ void CallBridge::end(const std::shared_ptr<Call>& c, uint16_t cause, const std::
                      bool discard) {
   if (c->ended) return;
   c->ended = true;
+  log::call("telegram", spdlog::level::info, c->call_id, "line {}: Telegram call {} ends: {}",
+            config_.code, c->tg_id, why);
   if (c->ring_timer) {
     timers_.stop(c->ring_timer);
     c->ring_timer = 0;

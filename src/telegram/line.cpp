@@ -1,5 +1,7 @@
 #include "telegram/line.hpp"
 
+#include "log/log.hpp"
+
 #include <boost/asio/post.hpp>
 
 #include <chrono>
@@ -114,6 +116,7 @@ void Line::open_client() {
 void Line::set_state(const std::string& state) {
   {
     std::lock_guard lock(mu_);
+    if (state_ != state) log::get("telegram").info("line {}: {}", config_.code, state);
     state_ = state;
     ++state_seq_;
   }

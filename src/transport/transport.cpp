@@ -446,7 +446,7 @@ void Transport::drain_udp(UdpListener& l, size_t worker) {
 
 void Transport::log(Direction d, const Peer& peer, std::string_view bytes, bool ok, size_t worker,
                     uint32_t connection) {
-  if (!log_ && !index_) return;
+  if (!log_ && !index_ && !tap_) return;
   PacketRecord r;
   r.time = std::chrono::system_clock::now();
   r.worker = uint16_t(worker);
@@ -461,6 +461,7 @@ void Transport::log(Direction d, const Peer& peer, std::string_view bytes, bool 
     const auto ids = sip::scan_ids(bytes);
     index_->add(ids.call_id, ids.cseq_method, r);
   }
+  if (tap_) tap_(r, peer);
   if (log_) log_->write(std::move(r));
 }
 

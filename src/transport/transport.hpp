@@ -113,6 +113,9 @@ class Transport {
   // Every packet sent or received is also filed under its Call-ID here (call diagrams), whether
   // or not the trn log is on. Set before start; nullptr: none.
   void set_packet_index(SharedPacketIndex* index) { index_ = index; }
+  // Told of every packet sent or received (HEP export), on the worker. Set before start.
+  using Tap = std::function<void(const PacketRecord& record, const Peer& peer)>;
+  void set_tap(Tap tap) { tap_ = std::move(tap); }
 
   // Sends `bytes` to `to`: UDP from the listener's socket, TCP over the connection (or one to
   // addr:port, reused or opened). Thread-safe. False when it could not be handed to the network.
@@ -148,6 +151,7 @@ class Transport {
 
   Workers& workers_;
   TransportOptions options_;
+  Tap tap_;
   TrnLog* log_;
   SharedPacketIndex* index_ = nullptr;
   Handler handler_;

@@ -12,6 +12,7 @@
 #include "edge/b2bua/call.hpp"
 #include "edge/b2bua/target.hpp"
 #include "edge/b2bua/text.hpp"
+#include "log/log.hpp"
 #include "media/negotiate.hpp"
 #include "sip/auth/digest.hpp"
 #include "sip/response.hpp"
@@ -349,6 +350,9 @@ class B2bua::Impl {
 
   // The call is accepted for routing: known by its A leg from now on.
   void begin(const std::shared_ptr<Call>& c, txn::TxnId server) {
+    log::call("b2bua", spdlog::level::debug, c->id, "{} call from {}: '{}' to '{}'",
+              c->out ? "outgoing" : "incoming", c->a.code, c->normalized.from_user,
+              c->normalized.ruri_user);
     legs_[c->id] = {c, true};
     by_invite_[server] = c;
     ++live_;
@@ -365,6 +369,8 @@ class B2bua::Impl {
       context_.trunks().release(t);
     c->trunks.clear();
     c->decisions.push_back("refused " + std::to_string(status) + ": " + why);
+    log::call("b2bua", spdlog::level::debug, c->id, "INVITE from {} refused {}: {}",
+              req.source().addr, status, why);
     respond(server, req, status, {}, reason_line(status, why), c->a.local_tag);
   }
 
@@ -388,6 +394,8 @@ class B2bua::Impl {
       for (const auto& d : t.decisions)
         c->decisions.push_back(rule + ": " + d);
       c->attempt_trunk = t.trunk;
+      log::call("b2bua", spdlog::level::debug, c->id, "route {}: to {} {} as '{}'", r.id, t.kind,
+                t.code, t.sent.ruri_user);
       c->target_kind = t.kind;
       c->target_code = t.code;
       c->target_account = t.account;
@@ -659,6 +667,7 @@ class B2bua::Impl {
       c->ok_to_a->start(ok, false);
       c->state = Call::State::Answered;
       c->answered = now_ms();
+      log::call("b2bua", spdlog::level::debug, c->id, "answered {} by {}", s, c->target_code);
       c->final_status = s;
       start_media_timer(c);
       publish(*c);
@@ -1384,6 +1393,15 @@ class B2bua::Impl {
     by_invite_.erase(c->a_invite);
     context_.board().erase(c->id);
     write_cdr(*c, true);
+    log::call(
+        "b2bua", spdlog::level::info, c->id, "ended {} ({}) by {}: {}{}",
+        answered ? "after " + std::to_string((c->ended - c->answered) / 1000) + " s" : "unanswered",
+        status ? std::to_string(status) : std::string("-"), by, why,
+        c->b.code.empty() ? "" : ", B leg " + c->b.call_id + " at " + c->b.code);
+    if (log::get("b2bua").should_log(spdlog::level::debug)) {
+      for (const auto& d : c->decisions)
+        log::call("b2bua", spdlog::level::debug, c->id, "decision: {}", d);
+    }
     c->media.reset();  // sockets closed, ports back in the range
     --live_;
     // What only a live call needs goes now (the call may linger below).

@@ -1,5 +1,7 @@
 #include "edge/border/border.hpp"
 
+#include "log/log.hpp"
+
 #include <algorithm>
 #include <iostream>
 
@@ -35,7 +37,7 @@ void Border::set_rules(std::shared_ptr<const BorderRules> rules) {
     version_.fetch_add(1, std::memory_order_release);
   }
   for (const auto& w : fresh)
-    std::cerr << "esg: warning: " << w << "\n";
+    log::get("edge").warn("border: {}", w);
 }
 
 std::shared_ptr<const BorderRules> Border::rules() const {

@@ -60,7 +60,17 @@ TEST(Config, ErrorsNameTheFieldPath) {
   EXPECT_EQ(error_of(R"({"media": {"ports": [30000, 20000]}})"),
             "media.ports: must be a range within 1024-65535, first < last");
   EXPECT_EQ(error_of(R"({"log": {"level": "loud"}})"),
-            "log.level: must be trace, debug, info, warn or error");
+            "log.level: must be trace, debug, info, warn, error or off");
+  EXPECT_EQ(error_of(R"({"log": {"modules": {"b2bua": "loud"}}})"),
+            "log.modules.b2bua: must be trace, debug, info, warn, error or off");
+  EXPECT_EQ(error_of(R"({"log": {"modules": {"sip": "debug"}}})")
+                .rfind("log.modules.sip: no such module (app, transport", 0),
+            0u);
+  EXPECT_EQ(error_of(R"({"log": {"to": "syslog"}})"), "log.to: must be stderr or file");
+  EXPECT_EQ(error_of(R"({"hep": {"address": "homer:9060"}})"),
+            "hep.address: 'homer' is not an IP address");
+  EXPECT_EQ(error_of(R"({"hep": {"address": "127.0.0.1:0"}})"),
+            "hep.address: the port must be 1 to 65535");
   EXPECT_EQ(error_of(R"({"listen": [{"addr": "localhost"}]})"),
             "listen[0].addr: must be an IPv4 or IPv6 address");
   EXPECT_EQ(error_of(R"({"listen": [{}, {}]})"), "listen[1]: duplicate listener udp 0.0.0.0:5080");
