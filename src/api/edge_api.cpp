@@ -76,7 +76,7 @@ void add_collection_routes(HttpServer& server, const std::string& base, accounts
     if (!id) return id.error();
     auto r = c.remove(*id);
     if (!r) return Response::error(r.error().status, r.error().message, r.error().field);
-    return Response{204, "", ""};
+    return Response{204, "", "", {}};
   });
 }
 
@@ -140,7 +140,7 @@ void add_edge_routes(HttpServer& server, EdgeApiDeps deps) {
     if (!edge::IpKey::parse(args[0])) return Response::error(400, "not an IP address", "address");
     if (!deps.border->bans().lift(args[0]))
       return Response::error(404, "no ban for this address", "address");
-    return Response{204, "", ""};
+    return Response{204, "", "", {}};
   });
   server.route("GET", "/api/monitor/v1/esg/instance", [deps](const Request&, const auto&) {
     return Response::json(200, monitor(deps.instance ? deps.instance() : json::object()));

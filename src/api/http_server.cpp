@@ -53,7 +53,7 @@ std::string Request::query_param(const std::string& name) const {
 }
 
 Response Response::json(int status, const nlohmann::json& j) {
-  return Response{status, j.dump(), "application/json"};
+  return Response{status, j.dump(), "application/json", {}};
 }
 
 Response Response::error(int status, const std::string& message, const std::string& field) {
@@ -98,9 +98,11 @@ Response HttpServer::dispatch(const Request& r) const {
                               (r.path == "/metrics" && !public_metrics);
   if (protected_path) {
     const std::string prefix = "Bearer ";
-    if (token.empty() || r.authorization.rfind(prefix, 0) != 0 ||
-        !same_secret(r.authorization.substr(prefix.size()), token)) {
-      return Response::error(401, "a valid bearer token is required");
+    const bool bearer = !token.empty() && r.authorization.rfind(prefix, 0) == 0 &&
+                        same_secret(r.authorization.substr(prefix.size()), token);
+    const bool session = !bearer && !r.cookie.empty() && session_check_ && session_check_(r.cookie);
+    if (!bearer && !session) {
+      return Response::error(401, "a valid bearer token (or a signed-in session) is required");
     }
   }
   const auto parts = split_path(r.path);
@@ -167,6 +169,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (q != std::string::npos) r.query = target.substr(q + 1);
     r.body = req.body();
     r.authorization = std::string(req[http::field::authorization]);
+    r.cookie = std::string(req[http::field::cookie]);
     write(server_.dispatch(r), req.keep_alive());
   }
 
@@ -177,6 +180,8 @@ class Session : public std::enable_shared_from_this<Session> {
     res->set(http::field::server, "esg");
     if (!resp.body.empty()) res->set(http::field::content_type, resp.content_type);
     res->set(http::field::cache_control, "no-store");
+    for (const auto& [name, value] : resp.headers)
+      res->insert(name, value);
     res->body() = resp.body;
     res->keep_alive(keep_alive);
     res->prepare_payload();

@@ -20,6 +20,7 @@ struct Request {
   std::string query;   // after '?', raw
   std::string body;
   std::string authorization;
+  std::string cookie;  // the Cookie header (the web page's session)
   std::string query_param(const std::string& name) const;
 };
 
@@ -27,6 +28,7 @@ struct Response {
   int status = 200;
   std::string body;  // JSON text ("" for 204)
   std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;  // more (Set-Cookie)
   static Response json(int status, const nlohmann::json& j);
   static Response error(int status, const std::string& message, const std::string& field = "");
 };
@@ -56,6 +58,11 @@ class HttpServer {
   Response dispatch(const Request& r) const;  // routing and auth, without the network
   // A new token and metrics setting (SIGHUP), for the next request.
   void set_auth(const std::string& token, bool public_metrics);
+  // Whether a Cookie header names a live web page session: it authorizes like the token. Set
+  // before start.
+  void set_session_check(std::function<bool(const std::string& cookie)> check) {
+    session_check_ = std::move(check);
+  }
 
  private:
   struct Impl;
@@ -67,6 +74,7 @@ class HttpServer {
   };
   std::vector<Route> routes_;
   mutable std::mutex auth_mu_;  // token and public_metrics change on reload
+  std::function<bool(const std::string& cookie)> session_check_;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -62,7 +62,7 @@ void add_provider_routes(HttpServer& server, accounts::AccountManager& accounts,
     if (!id) return id.error();
     auto r = accounts.remove(*id);
     if (!r) return Response::error(r.error().status, r.error().message, r.error().field);
-    return Response{204, "", ""};
+    return Response{204, "", "", {}};
   });
   server.route(
       "GET", "/api/monitor/v1/esg/active", [&accounts, instance](const Request& r, const auto&) {

@@ -194,10 +194,15 @@ Config parse_config(const std::string& text) {
     s.str("listen", c.http.listen);
     s.str("token", c.http.token);
     s.boolean("public_metrics", c.http.public_metrics);
+    s.str("ui_dir", c.http.ui_dir);
     if (const json* a = s.get("admin")) {
       Section admin(*a, "http.admin");
       admin.str("user", c.http.admin_user);
       admin.str("password_hash", c.http.admin_password_hash);
+      if (!c.http.admin_password_hash.empty() &&
+          c.http.admin_password_hash.rfind("pbkdf2-sha256$", 0) != 0)
+        throw ConfigError("http.admin.password_hash",
+                          "must be pbkdf2-sha256$... (make one with `esg hash-password`)");
       admin.finish();
     }
     s.finish();
@@ -401,6 +406,7 @@ json to_json(const Config& c) {
   j["http"] = {{"listen", c.http.listen},
                {"token", c.http.token.empty() ? "" : "(set)"},
                {"public_metrics", c.http.public_metrics},
+               {"ui_dir", c.http.ui_dir},
                {"admin",
                 {{"user", c.http.admin_user},
                  {"password_hash", c.http.admin_password_hash.empty() ? "" : "(set)"}}}};

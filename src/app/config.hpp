@@ -43,7 +43,8 @@ struct Config {
     std::string token;
     bool public_metrics = false;
     std::string admin_user = "admin";
-    std::string admin_password_hash;
+    std::string admin_password_hash;  // hash_password()'s form: `esg hash-password` makes one
+    std::string ui_dir = "web";       // the web page's files
   } http;
   struct Store {
     std::string sqlite = "var/esg.db";

@@ -10,8 +10,11 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include <fmt/core.h>
 
+#include "api/ui.hpp"
 #include "app/config.hpp"
 #include "app/parse_command.hpp"
 #include "app/server.hpp"
@@ -38,6 +41,7 @@ void usage(std::ostream& out) {
          "  telegram login CODE [--config FILE] [--http HOST:PORT]\n"
          "                           log a Telegram line in through the running esg, step by\n"
          "                           step (phone, code, two-step password)\n"
+         "  hash-password            read a password, print its hash for http.admin\n"
          "  version                  print the version\n";
 }
 
@@ -267,6 +271,17 @@ int dispatch(std::vector<std::string> args) {
   if (cmd == "resolve") return cmd_resolve(args);
   if (cmd == "normalize") return cmd_normalize(args);
   if (cmd == "telegram") return esg::app::run_telegram(args, std::cin, std::cout, std::cerr);
+  if (cmd == "hash-password") {
+    // The web page's admin password, as http.admin.password_hash takes it.
+    if (isatty(STDIN_FILENO)) std::cerr << "password: ";
+    const auto pw = esg::app::read_line(std::cin, true);
+    if (!pw || pw->empty()) {
+      std::cerr << "esg: no password given\n";
+      return 2;
+    }
+    std::cout << esg::api::hash_password(*pw) << "\n";
+    return 0;
+  }
   if (cmd == "version" || cmd == "--version") {
     std::cout << "esg " << kVersion << "\n";
     return 0;

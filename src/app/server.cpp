@@ -547,6 +547,9 @@ void Server::start() {
   ho.token = config_.http.token;
   ho.public_metrics = config_.http.public_metrics;
   http_ = std::make_unique<api::HttpServer>(ho);
+  ui_sessions_ = std::make_unique<api::UiSessions>(api::UiSessions::Options{
+      config_.http.admin_user, config_.http.admin_password_hash, std::chrono::hours(8), 1000});
+  api::add_ui_routes(*http_, *ui_sessions_, config_.http.ui_dir);
   api::InstanceInfo info;
   info.srvidx = config_.instance.srvidx;
   const size_t colon = config_.http.listen.rfind(':');

@@ -13,6 +13,7 @@
 #include "accounts/collection.hpp"
 #include "accounts/manager.hpp"
 #include "api/http_server.hpp"
+#include "api/ui.hpp"
 #include "app/config.hpp"
 #include "edge/b2bua/b2bua.hpp"
 #include "edge/border/border.hpp"
@@ -83,7 +84,9 @@ class Server {
   void on_workers(const std::function<void(size_t)>& f);  // f(w) on each worker, waited for
   std::unique_ptr<transport::Workers> workers_;
   std::unique_ptr<transport::TrnLog> trn_;
-  std::unique_ptr<transport::HepExporter> hep_;  // packets to a Homer collector (hep.address)
+  std::unique_ptr<transport::HepExporter> hep_;
+  std::unique_ptr<api::UiSessions>
+      ui_sessions_;  // the web page's sign-ins  // packets to a Homer collector (hep.address)
   transport::SharedPacketIndex packets_;
   std::unique_ptr<edge::SipAlg> sip_alg_;  // before the transport that calls it
   std::unique_ptr<transport::Transport> transport_;

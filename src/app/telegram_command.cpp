@@ -68,6 +68,13 @@ class RestClient {
   std::string host_, port_, token_;
 };
 
+int usage(std::ostream& err) {
+  err << "usage: esg telegram login CODE [--config FILE] [--http HOST:PORT]\n";
+  return 2;
+}
+
+}  // namespace
+
 // A line from `in`; with echo off when it is a terminal (the two-step password).
 std::optional<std::string> read_line(std::istream& in, bool secret) {
   termios old{};
@@ -88,13 +95,6 @@ std::optional<std::string> read_line(std::istream& in, bool secret) {
     line.pop_back();
   return line;
 }
-
-int usage(std::ostream& err) {
-  err << "usage: esg telegram login CODE [--config FILE] [--http HOST:PORT]\n";
-  return 2;
-}
-
-}  // namespace
 
 int run_telegram(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
                  std::ostream& err) {

@@ -45,7 +45,8 @@ class Package(unittest.TestCase):
         listing = subprocess.run(["dpkg-deb", "-c", self.deb], capture_output=True, text=True,
                                  check=True).stdout
         for path in ("./usr/bin/esg", "./lib/systemd/system/esg.service", "./etc/esg/esg.json",
-                     "./usr/share/doc/esg/README.md", "./usr/lib/esg/libtdjson.so"):
+                     "./usr/share/doc/esg/README.md", "./usr/lib/esg/libtdjson.so",
+                     "./usr/share/esg/ui/index.html", "./usr/share/esg/ui/app.js"):
             self.assertIn(path, listing)
         root = os.path.join(self.dir, "root")
         subprocess.run(["dpkg-deb", "-x", self.deb, root], check=True)
