@@ -17,7 +17,7 @@ ESG_TEST_PKGS=(googletest libgtest-dev libgmock-dev libbenchmark-dev clang libcl
   clang-format clang-tidy python3 libboost-dev sip-tester openssl dnsmasq-base kamailio
   kamailio-tls-modules sipvicious coturn iproute2 iptables baresip-core)
 
-log() { printf '[esg] %s\n' "$*" >&2; }
+log() { printf '[esg %4ds] %s\n' "$SECONDS" "$*" >&2; }
 
 missing_pkgs() {
   local p
