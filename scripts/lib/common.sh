@@ -15,7 +15,7 @@ ESG_BUILD_PKGS=(cmake ninja-build g++ pkg-config libssl-dev nlohmann-json3-dev l
 # the format check, and the peers the end-to-end tests start.
 ESG_TEST_PKGS=(googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   clang-format clang-tidy python3 libboost-dev sip-tester openssl dnsmasq-base kamailio
-  kamailio-tls-modules sipvicious coturn iproute2 iptables baresip-core)
+  kamailio-tls-modules sipvicious coturn iproute2 iptables baresip-core chromium)
 
 log() { printf '[esg %4ds] %s\n' "$SECONDS" "$*" >&2; }
 
@@ -70,4 +70,23 @@ ensure_tdlib() {
   command -v npm >/dev/null || ensure_pkgs nodejs npm
   log "installing TDLib from the npm registry into third_party/node_modules"
   (cd third_party && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}
+
+# The admin web page: TypeScript compiled by tsc (pinned in web/package.json and its lock) into
+# the git-ignored web/dist, which http.ui_dir names.
+ensure_web() {
+  command -v npm >/dev/null || ensure_pkgs nodejs npm
+  if [ ! -d web/node_modules ]; then
+    (cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+  log "building the web page into web/dist"
+  (cd web && npm run --silent build >/dev/null)
+}
+
+# The web page's browser test: playwright-core (pinned in tests/e2e/web/package.json and its
+# lock) drives Debian's chromium; it downloads no browser of its own.
+ensure_browser_test() {
+  command -v npm >/dev/null || ensure_pkgs nodejs npm
+  [ -d tests/e2e/web/node_modules ] && return 0
+  (cd tests/e2e/web && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 }

@@ -30,6 +30,21 @@ std::vector<std::string> split_path(const std::string& path) {
   return parts;
 }
 
+// A path segment as sent, %XX decoded (a Call-ID's '@' arrives as %40 from a browser).
+std::string percent_decoded(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += char(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
 constexpr size_t kTrimAfter = 1 << 20;
 
 // Compares in constant time: the token is a secret.
@@ -46,7 +61,11 @@ std::string Request::query_param(const std::string& name) const {
     if (end == std::string::npos) end = query.size();
     const std::string kv = query.substr(pos, end - pos);
     const size_t eq = kv.find('=');
-    if (kv.substr(0, eq) == name) return eq == std::string::npos ? "" : kv.substr(eq + 1);
+    if (kv.substr(0, eq) == name) {
+      if (eq == std::string::npos) return "";
+      // %XX a byte; '+' stays a plus (a number such as +7916...), as RFC 3986 has it.
+      return percent_decoded(kv.substr(eq + 1));
+    }
     pos = end + 1;
   }
   return {};
@@ -105,7 +124,9 @@ Response HttpServer::dispatch(const Request& r) const {
       return Response::error(401, "a valid bearer token (or a signed-in session) is required");
     }
   }
-  const auto parts = split_path(r.path);
+  auto parts = split_path(r.path);
+  for (auto& p : parts)
+    p = percent_decoded(p);
   bool path_known = false;
   for (const auto& route : routes_) {
     if (route.parts.size() != parts.size()) continue;

@@ -44,7 +44,7 @@ struct Config {
     bool public_metrics = false;
     std::string admin_user = "admin";
     std::string admin_password_hash;  // hash_password()'s form: `esg hash-password` makes one
-    std::string ui_dir = "web";       // the web page's files
+    std::string ui_dir = "web/dist";  // the web page's files (ensure_web builds them)
   } http;
   struct Store {
     std::string sqlite = "var/esg.db";

@@ -24,7 +24,7 @@ class Ui(KeepOnFailure):
         assert made.returncode == 0, made.stderr
         cls.hash = made.stdout.strip()
         cls.esg = EsgProcess({"http": {"listen": "127.0.0.1:0", "token": "tok",
-                                       "ui_dir": os.path.join(SOURCE, "web"),
+                                       "ui_dir": os.path.join(SOURCE, "web", "dist"),
                                        "admin": {"user": "admin", "password_hash": cls.hash}}})
 
     @classmethod
@@ -58,6 +58,7 @@ class Ui(KeepOnFailure):
             self.assertEqual(status, 200, path)
             self.assertTrue(ctype.startswith("text/html"), ctype)
             self.assertIn(b"Sign in", page)
+            self.assertNotIn(b"change-me", page)
         status, _, ctype, _ = self.request("GET", "/ui/app.js")
         self.assertEqual((status, ctype.split(";")[0]), (200, "text/javascript"))
         for path in ("/api/monitor/v1/calls", "/rest/v1/uc/providers", "/metrics",
