@@ -113,17 +113,37 @@ void add_edge_routes(HttpServer& server, EdgeApiDeps deps) {
         const std::string extra = r.query_param("b");
         if (!extra.empty()) ids.push_back(extra);
         json packets = json::array();
+        auto add = [&](const transport::PacketRecord& p, const std::string& id, const char* from) {
+          packets.push_back(
+              {{"time",
+                std::chrono::duration_cast<std::chrono::microseconds>(p.time.time_since_epoch())
+                    .count()},
+               {"direction", p.direction == transport::Direction::Recv ? "recv" : "send"},
+               {"proto", p.proto},
+               {"peer", p.peer},
+               {"call_id", id},
+               {"packet", p.packet},
+               {"source", from}});
+        };
         for (const auto& id : ids) {
-          for (const auto& p : deps.packets->packets(id)) {
-            packets.push_back(
-                {{"time",
-                  std::chrono::duration_cast<std::chrono::microseconds>(p.time.time_since_epoch())
-                      .count()},
-                 {"direction", p.direction == transport::Direction::Recv ? "recv" : "send"},
-                 {"proto", p.proto},
-                 {"peer", p.peer},
-                 {"call_id", id},
-                 {"packet", p.packet}});
+          for (const auto& p : deps.packets->packets(id))
+            add(p, id, "index");
+        }
+        if (packets.empty() && !deps.trn_dir.empty()) {
+          // An older call: from the trn logs of the day it started (`started`, ms), where each
+          // packet is one line (its line breaks written as spaces).
+          auto around = std::chrono::system_clock::now();
+          if (auto v = r.query_param("started"); !v.empty()) {
+            auto t = time_of(v);
+            if (!t) return Response::error(400, "must be ISO 8601 UTC or milliseconds", "started");
+            around = std::chrono::system_clock::time_point(std::chrono::milliseconds(*t));
+          }
+          for (const auto& p : transport::trn_packets(deps.trn_dir, ids, around)) {
+            std::string id = ids.front();
+            for (const auto& x : ids) {
+              if (p.packet.find("Call-ID: " + x) != std::string::npos) id = x;
+            }
+            add(p, id, "trn");
           }
         }
         std::stable_sort(packets.begin(), packets.end(), [](const json& a, const json& b) {

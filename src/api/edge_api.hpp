@@ -25,6 +25,7 @@ struct EdgeApiDeps {
   store::Store* store = nullptr;
   edge::CdrWriter* cdrs = nullptr;
   const transport::SharedPacketIndex* packets = nullptr;
+  std::string trn_dir;  // the trn logs, for calls the packet index no longer has ("": off)
   edge::Border* border = nullptr;
   // Instance-level status: external addresses (STUN), media relay counters.
   std::function<nlohmann::json()> instance;

@@ -583,6 +583,7 @@ void Server::start() {
   deps.store = store_.get();
   deps.cdrs = cdrs_.get();
   deps.packets = &packets_;
+  if (config_.log.log_trn) deps.trn_dir = config_.log.dir;
   deps.border = &edge_->border();
   deps.instance = [this] {
     nlohmann::json j = {

@@ -1,7 +1,9 @@
 #include "transport/trn_log.hpp"
 
+#include <algorithm>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 
 #include <fmt/core.h>
 
@@ -49,6 +51,105 @@ std::string format_trn_line(const PacketRecord& r) {
   while (!line.empty() && line.back() == ' ')
     line.pop_back();
   return line;
+}
+
+std::optional<PacketRecord> parse_trn_line(std::string_view line, std::string_view day) {
+  // "HH:MM:SS.mmm <W.C.N> Send to udp A:P (ok) packet" / "... Recv from udp A:P packet"
+  if (line.size() < 13 || line[2] != ':' || line[5] != ':' || line[8] != '.' || day.size() != 8)
+    return std::nullopt;
+  auto num = [](std::string_view s) {
+    int v = 0;
+    for (char c : s) {
+      if (c < '0' || c > '9') return -1;
+      v = v * 10 + (c - '0');
+    }
+    return v;
+  };
+  std::tm tm{};
+  tm.tm_year = num(day.substr(0, 4)) - 1900;
+  tm.tm_mon = num(day.substr(4, 2)) - 1;
+  tm.tm_mday = num(day.substr(6, 2));
+  tm.tm_hour = num(line.substr(0, 2));
+  tm.tm_min = num(line.substr(3, 2));
+  tm.tm_sec = num(line.substr(6, 2));
+  tm.tm_isdst = -1;
+  const int ms = num(line.substr(9, 3));
+  if (tm.tm_year < 0 || tm.tm_mon < 0 || tm.tm_hour < 0 || tm.tm_min < 0 || tm.tm_sec < 0 || ms < 0)
+    return std::nullopt;
+  PacketRecord r;
+  r.time = std::chrono::system_clock::from_time_t(std::mktime(&tm)) + std::chrono::milliseconds(ms);
+  std::string_view rest = line.substr(13);
+  const size_t ids_end = rest.find("> ");
+  if (rest.empty() || rest[0] != '<' || ids_end == std::string_view::npos) return std::nullopt;
+  rest.remove_prefix(ids_end + 2);
+  if (rest.substr(0, 8) == "Send to ") {
+    r.direction = Direction::Send;
+    rest.remove_prefix(8);
+  } else if (rest.substr(0, 10) == "Recv from ") {
+    r.direction = Direction::Recv;
+    rest.remove_prefix(10);
+  } else {
+    return std::nullopt;
+  }
+  const size_t sp1 = rest.find(' ');
+  if (sp1 == std::string_view::npos) return std::nullopt;
+  r.proto = std::string(rest.substr(0, sp1));
+  rest.remove_prefix(sp1 + 1);
+  const size_t sp2 = rest.find(' ');
+  if (sp2 == std::string_view::npos) return std::nullopt;
+  r.peer = std::string(rest.substr(0, sp2));
+  rest.remove_prefix(sp2 + 1);
+  if (rest == "BANNED" || rest.substr(0, 7) == "BANNED ") return std::nullopt;
+  if (r.direction == Direction::Send) {
+    if (rest.substr(0, 5) == "(ok) ") {
+      rest.remove_prefix(5);
+    } else if (rest.substr(0, 9) == "(failed) ") {
+      r.ok = false;
+      rest.remove_prefix(9);
+    }
+  }
+  r.packet = std::string(rest);
+  return r;
+}
+
+std::vector<PacketRecord> trn_packets(const std::string& dir,
+                                      const std::vector<std::string>& call_ids,
+                                      std::chrono::system_clock::time_point around,
+                                      uint64_t max_bytes) {
+  std::vector<PacketRecord> out;
+  std::vector<std::string> needles;
+  for (const auto& id : call_ids) {
+    if (id.empty()) continue;
+    needles.push_back("Call-ID: " + id + " ");
+    needles.push_back(" i: " + id + " ");
+  }
+  if (needles.empty()) return out;
+  uint64_t read = 0;
+  for (int d = 0; d < 2; ++d) {
+    const std::string day = day_of(around + std::chrono::hours(24 * d));
+    // trn_DAY.log, then trn_DAY.1.log... as the writer rotates them.
+    for (unsigned part = 0; part < 1000; ++part) {
+      const std::string name = part == 0 ? fmt::format("{}/trn_{}.log", dir, day)
+                                         : fmt::format("{}/trn_{}.{}.log", dir, day, part);
+      std::ifstream in(name);
+      if (!in) break;
+      std::string line;
+      while (std::getline(in, line)) {
+        read += line.size() + 1;
+        if (read > max_bytes) return out;
+        line += ' ';  // the Call-ID may end the line
+        bool ours = false;
+        for (const auto& n : needles)
+          ours = ours || line.find(n) != std::string::npos;
+        if (!ours) continue;
+        line.pop_back();
+        if (auto r = parse_trn_line(line, day)) out.push_back(std::move(*r));
+      }
+    }
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const PacketRecord& a, const PacketRecord& b) { return a.time < b.time; });
+  return out;
 }
 
 TrnLog::TrnLog(Options options) : options_(std::move(options)) {

@@ -12,6 +12,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -38,6 +39,17 @@ struct PacketRecord {
 // "HH:MM:SS.mmm <W.C.N> Send to udp A:P (ok) <packet>" in local time, each CRLF (or lone CR or
 // LF) of the packet written as one space so that a packet is one line.
 std::string format_trn_line(const PacketRecord& r);
+// A trn line back into its record, on local day `day` (the file's YYYYMMDD); nullopt for a
+// line that is not one (or a BANNED one, which has no packet). The packet's line breaks are
+// the spaces the log wrote for them.
+std::optional<PacketRecord> parse_trn_line(std::string_view line, std::string_view day);
+// The packets of `call_ids` in the trn files of `dir` for the local day of `around` and the day
+// after (a call over midnight), oldest first. Reads at most `max_bytes` of log: an operator's
+// look at an old call must not hold the HTTP thread for long.
+std::vector<PacketRecord> trn_packets(const std::string& dir,
+                                      const std::vector<std::string>& call_ids,
+                                      std::chrono::system_clock::time_point around,
+                                      uint64_t max_bytes = 256ull << 20);
 
 class TrnLog {
  public:

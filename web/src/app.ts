@@ -265,8 +265,17 @@ async function diagramPage() {
   }
   const a = c.a?.call_id ?? c.id;
   const b = c.b?.call_id ?? "";
-  const r = await api("GET", `/api/monitor/v1/calls/${encodeURIComponent(a)}/packets` + (b ? `?b=${encodeURIComponent(b)}` : ""));
+  const q = new URLSearchParams();
+  if (b) q.set("b", b);
+  if (c.started) q.set("started", String(c.started));
+  const r = await api("GET", `/api/monitor/v1/calls/${encodeURIComponent(a)}/packets?${q}`);
   const packets: Json[] = r.body.data?.packets ?? [];
+  // From the trn log each packet is one line, its line breaks written as spaces: put them back
+  // before each header name (close enough to read; the log has the exact text).
+  const fromTrn = packets.some((p) => p.source === "trn");
+  for (const p of packets) {
+    if (p.source === "trn") p.packet = p.packet.replace(/ (?=[A-Za-z][A-Za-z0-9-]*: )/g, "\r\n");
+  }
   const raw = el("pre", { id: "raw-packet" }, "Click an arrow to see its packet.");
   const title = el("h2", {}, `Call ${c.id}`);
   if (packets.length === 0) {
@@ -330,7 +339,8 @@ async function diagramPage() {
   marker.append(svg("path", { d: "M0,0 L10,4 L0,8 z", fill: "#333" }));
   defs.append(marker);
   s.prepend(defs);
-  page().replaceChildren(title, el("p", {}, `${c.direction ?? ""} call, ${packets.length} packets`), s, raw);
+  const source = fromTrn ? " (from the trn log: line breaks restored approximately)" : "";
+  page().replaceChildren(title, el("p", { id: "diagram-source" }, `${c.direction ?? ""} call, ${packets.length} packets${source}`), s, raw);
 }
 
 // --- the substitution test -------------------------------------------------------------

@@ -109,6 +109,47 @@ class Reload(KeepOnFailure):
         self.assertTrue(self.esg.alive())
 
 
+class OlderCalls(KeepOnFailure):
+    def test_a_calls_packets_after_a_restart_come_from_the_trn_log(self):
+        pbx = PbxUas("127.0.0.5")
+        self.addCleanup(pbx.close)
+        folder = tempfile.mkdtemp(prefix="esg-e2e-")
+        config = {"media": {"ports": [25700, 25799]}}
+        esg = EsgProcess(config, folder=folder)
+        try:
+            api = Api(esg.ports["http"])
+            api.ok("POST", "/rest/v1/uc/providers",
+                   {"code": "prov-a", "domain": "127.0.0.2", "reg": False, "username": ""})
+            api.ok("POST", "/rest/v1/uc/pbx", {"code": "pbx1", "mode": "ip",
+                                               "address": "127.0.0.5", "port": pbx.port})
+            api.ok("POST", "/rest/v1/routing/rules",
+                   {"priority": 100, "direction": "in", "action": "pbx", "target": "pbx1"})
+            call = UdpCall(esg.ports["udp"], "127.0.0.2", "74951234567", 40000)
+            self.assertEqual(call.status, 200, call.responses)
+            self.assertEqual(call.bye(), 200)
+            call.close()
+            cdr = api.ok("GET", "/rest/v1/cdrs?limit=1")["items"][0]
+            self.assertEqual(esg.stop(), 0)
+            # The packet index went with the process: the trn log has the call.
+            esg = EsgProcess(config, folder=folder)
+            api = Api(esg.ports["http"])
+            path = "/api/monitor/v1/calls/%s/packets?b=%s&started=%d" % (
+                cdr["a"]["call_id"], cdr["b"]["call_id"], cdr["started"])
+            packets = api.ok("GET", path.replace("@", "%40"))["data"]["packets"]
+            self.assertTrue(all(p["source"] == "trn" for p in packets))
+            kinds = {True: set(), False: set()}  # A leg, B leg: methods and statuses
+            for p in packets:
+                words = p["packet"].split(" ")
+                kind = words[0] if words[0] != "SIP/2.0" else "SIP/2.0 " + words[1]
+                kinds[p["call_id"] == cdr["a"]["call_id"]].add(kind)
+            for leg in kinds.values():
+                self.assertTrue({"INVITE", "SIP/2.0 200", "ACK", "BYE"} <= leg, kinds)
+            status, answer = api.call("GET", path.replace("started=", "started=x"))
+            self.assertEqual((status, answer["field"]), (400, "started"))
+        finally:
+            code = esg.stop()
+            esg.cleanup(keep=self.failed or code != 0)
+
 class LogToFile(KeepOnFailure):
     def test_the_log_goes_to_its_file_in_the_log_folder(self):
         folder = tempfile.mkdtemp(prefix="esg-e2e-")

@@ -2,7 +2,8 @@
 sign-in page; the admin signs in, sees a provider registered to Kamailio, finds a call placed
 with SIPp in the history and opens its diagram (the INVITE, the 200 and the BYE on both legs,
 the matched account among esg's decisions, the raw packet on click), runs a substitution test
-and signs out. Screenshots of the providers page and the diagram are kept in
+edits the configuration (a PBX connection created, refused with the field named, deleted) and
+signs out. Screenshots of the providers page and the diagram are kept in
 build/web-artefacts/ (README's pictures come from there)."""
 
 import json
@@ -93,6 +94,11 @@ class Browser(KeepOnFailure):
         self.assertIn("INVITE sip:", found["raw_packet"])
         self.assertEqual(found["substitution"]["account"], "prov-a")
         self.assertIn("result", found["substitution"])
+        self.assertIn("mode", found["config_error"])
+        self.assertEqual(found["config_saved"], "saved")
+        self.assertTrue(found["config_deleted"])
+        self.assertEqual([p["code"] for p in self.api.ok("GET", "/rest/v1/uc/pbx")["items"]],
+                         ["pbx1"], "created and deleted through the page")
         self.assertEqual(found["after_signout_api"], 401)
         for shot in ("providers.png", "diagram.png"):
             self.assertGreater(os.path.getsize(os.path.join(ARTEFACTS, shot)), 10000)

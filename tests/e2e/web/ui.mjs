@@ -69,6 +69,24 @@ try {
   await page.waitForSelector("#substitution-json");
   found.substitution = JSON.parse(await page.textContent("#substitution-json"));
 
+  // Configuration: a PBX connection created, refused with the field named, and deleted.
+  page.on("dialog", (d) => d.accept());
+  await page.click('a[href="#config"]');
+  await page.selectOption("#collection", "/rest/v1/uc/pbx");
+  await page.waitForSelector("#collection-items table");
+  await page.click("#create");
+  await page.fill("#editor", JSON.stringify({ code: "pbx-bad", mode: "sideways" }));
+  await page.click("#save");
+  await page.waitForSelector("#config-message.error");
+  found.config_error = await page.textContent("#config-message");
+  await page.fill("#editor", JSON.stringify({ code: "pbx-web", mode: "ip", address: "127.0.0.9", port: 5060 }));
+  await page.click("#save");
+  await page.waitForSelector('#collection-items tr:has-text("pbx-web")');
+  found.config_saved = await page.textContent("#config-message");
+  await page.click('#collection-items tr:has-text("pbx-web") button:has-text("Delete")');
+  await page.waitForSelector('#collection-items tr:has-text("pbx-web")', { state: "detached" });
+  found.config_deleted = true;
+
   // Sign out: the form again, and the APIs closed.
   await page.click("#signout");
   await page.waitForSelector("#signin:not([hidden])");

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -45,6 +47,35 @@ TEST(TrnLine, BannedPacketsAreLoggedWithoutTheirBytes) {
   r.banned = true;
   r.peer = "[::1]:5070";
   EXPECT_EQ(format_trn_line(r).substr(12), " <0.685.0> Recv from udp [::1]:5070 BANNED");
+}
+
+TEST(TrnLine, ReadBackIntoARecordOnTheFilesDay) {
+  auto send = record(Direction::Send, "INVITE sip:x SIP/2.0\r\nCall-ID: abc@h\r\n\r\n");
+  send.time = std::chrono::system_clock::now();
+  const std::string line = format_trn_line(send);
+  std::time_t t = std::chrono::system_clock::to_time_t(send.time);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char day[16];
+  std::strftime(day, sizeof day, "%Y%m%d", &tm);
+  auto r = esg::transport::parse_trn_line(line, day);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->direction, Direction::Send);
+  EXPECT_EQ(r->proto, "udp");
+  EXPECT_EQ(r->peer, "127.0.0.1:5060");
+  EXPECT_TRUE(r->ok);
+  EXPECT_EQ(r->packet, "INVITE sip:x SIP/2.0 Call-ID: abc@h");
+  const auto off = std::chrono::duration_cast<std::chrono::milliseconds>(r->time - send.time);
+  EXPECT_LE(std::abs(off.count()), 1) << "to the millisecond";
+  auto recv = esg::transport::parse_trn_line(
+      "10:00:00.250 <1.0.7> Recv from tcp [::1]:5070 SIP/2.0 200 OK Via: x", "20261202");
+  ASSERT_TRUE(recv);
+  EXPECT_EQ(recv->direction, Direction::Recv);
+  EXPECT_EQ(recv->peer, "[::1]:5070");
+  EXPECT_EQ(recv->packet, "SIP/2.0 200 OK Via: x");
+  for (const char* bad : {"", "garbage", "10:00:00.250 <1.0.7> Recv from udp 1.2.3.4:5 BANNED",
+                          "1x:00:00.250 <1.0.7> Recv from udp 1.2.3.4:5 X"})
+    EXPECT_FALSE(esg::transport::parse_trn_line(bad, "20261202")) << bad;
 }
 
 TEST(TrnLine, APacketIsAlwaysOneLine) {
