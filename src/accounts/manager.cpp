@@ -358,6 +358,12 @@ Result<void, ApiError> AccountManager::remove(int64_t id) {
     std::lock_guard lock(mu_);
     if (!slots_.count(id)) snapshots_.erase(id);
   });
+  {
+    // Gone from monitoring at once, not when its client has un-registered (that may take a
+    // transaction's time; the halting client reports to nobody: its slot is gone).
+    std::lock_guard state_lock(mu_);
+    if (!slots_.count(id)) snapshots_.erase(id);
+  }
   lock.unlock();
   if (options_.on_change) options_.on_change();
   return {};

@@ -143,6 +143,10 @@ CallBridge::~CallBridge() {
 }
 
 bool CallBridge::open(std::string* error) {
+  if (!options_.sip_port) {
+    *error = "esg has no UDP listener: the line's calls enter esg through one";
+    return false;
+  }
   boost::system::error_code ec;
   const auto esg_addr = asio::ip::make_address(
       options_.sip_host == "0.0.0.0" || options_.sip_host.empty() ? "127.0.0.1" : options_.sip_host,

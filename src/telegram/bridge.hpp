@@ -34,7 +34,7 @@ namespace esg::telegram {
 
 struct BridgeOptions {
   std::string sip_host = "127.0.0.1";  // esg's UDP SIP listener, where the INVITEs go
-  uint16_t sip_port = 5060;
+  uint16_t sip_port = 0;               // 0: esg has none, the line cannot take calls
   std::string dir;  // the line's session folder: the daily non-contact count lives there
   // A chat message of digits before a call names the number the user's next call (within this
   // long) goes to on the PBX.
