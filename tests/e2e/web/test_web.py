@@ -2,8 +2,8 @@
 sign-in page; the admin signs in, sees a provider registered to Kamailio, finds a call placed
 with SIPp in the history and opens its diagram (the INVITE, the 200 and the BYE on both legs,
 the matched account among esg's decisions, the raw packet on click), runs a substitution test
-edits the configuration (a PBX connection created, refused with the field named, deleted) and
-signs out. Screenshots of the providers page and the diagram are kept in
+edits the configuration (a PBX connection created, refused with the field named, deleted),
+logs a Telegram line in (the simulator's: tests/tgsim) step by step, and signs out. Screenshots of the providers page and the diagram are kept in
 build/web-artefacts/ (README's pictures come from there)."""
 
 import json
@@ -22,6 +22,7 @@ from esg_fixture import ESG, TOKEN, EsgProcess, KeepOnFailure, stop_all  # noqa:
 from kamailio_fixture import free_port  # noqa: E402
 from rest_api import Api  # noqa: E402
 from sipp_fixture import SippPeer  # noqa: E402
+from tgsim_fixture import LIB, TgSim  # noqa: E402
 
 SOURCE = os.environ.get("ESG_SOURCE_DIR", os.path.join(HERE, "..", "..", ".."))
 CALLS = os.path.join(HERE, "..", "calls")
@@ -34,6 +35,7 @@ class Browser(KeepOnFailure):
     def setUpClass(cls):
         cls.folder = tempfile.mkdtemp(prefix="esg-web-")
         cls.kam = registrar(cls.folder, free_port()).start()
+        cls.sim = TgSim()
         hashed = subprocess.run([ESG, "hash-password"], input="web-secret\n", text=True,
                                 capture_output=True, timeout=30).stdout.strip()
         cls.peers = []
@@ -41,7 +43,9 @@ class Browser(KeepOnFailure):
             "http": {"listen": "127.0.0.1:0", "token": TOKEN,
                      "ui_dir": os.path.join(SOURCE, "web", "dist"),
                      "admin": {"user": "admin", "password_hash": hashed}},
-            "media": {"ports": [25600, 25699]}})
+            "media": {"ports": [25600, 25699]},
+            "telegram": {"tdjson": LIB, "sessions": os.path.join(cls.folder, "telegram")}},
+            env=cls.sim.env())
         cls.api = Api(cls.esg.ports["http"])
         cls.api.ok("POST", "/rest/v1/uc/providers", account("prov-kam", cls.kam_port()))
         cls.api.ok("POST", "/rest/v1/uc/providers",
@@ -53,7 +57,7 @@ class Browser(KeepOnFailure):
 
     @classmethod
     def tearDownClass(cls):
-        stop_all(cls.failed, cls.esg, cls.kam, *cls.peers)
+        stop_all(cls.failed, cls.esg, cls.kam, cls.sim, *cls.peers)
 
     def test_an_operator_walks_the_page(self):
         pbx = SippPeer(os.path.join(CALLS, "uas_answer.xml"), "127.0.0.5")
@@ -62,6 +66,16 @@ class Browser(KeepOnFailure):
                                                 "address": "127.0.0.5", "port": pbx.port})
         self.api.ok("POST", "/rest/v1/routing/rules",
                     {"priority": 100, "direction": "in", "action": "pbx", "target": "pbx1"})
+        # A Telegram line waiting for its login (done through the page below).
+        self.sim.user(phone="+79990007000", code="24680", first_name="Web line")
+        line = self.api.ok("POST", "/rest/v1/telegram/lines",
+                           {"code": "tg-web", "api_id": 12345, "phone": "+79990007000",
+                            "api_hash": "0123456789abcdef0123456789abcdef", "pbx": "pbx1"})
+        deadline = time.time() + 10
+        while time.time() < deadline and [
+                l["state"] for l in self.api.ok("GET", "/api/monitor/v1/telegram/lines")["data"]
+                ["lines"] if l["id"] == line["id"]] != ["wait_phone"]:
+            time.sleep(0.05)
         caller = SippPeer(os.path.join(CALLS, "uac_call.xml"), "127.0.0.2",
                           remote="127.0.0.1:%d" % self.esg.ports["udp"], duration_ms=300,
                           keys={"ruri_user": "74951234567", "to_user": "74951234567",
@@ -99,6 +113,9 @@ class Browser(KeepOnFailure):
         self.assertTrue(found["config_deleted"])
         self.assertEqual([p["code"] for p in self.api.ok("GET", "/rest/v1/uc/pbx")["items"]],
                          ["pbx1"], "created and deleted through the page")
+        self.assertEqual(found["telegram_login"], ["The code Telegram sent", "line tg-web: ready"])
+        lines = self.api.ok("GET", "/api/monitor/v1/telegram/lines")["data"]["lines"]
+        self.assertEqual([l["state"] for l in lines if l["id"] == line["id"]], ["ready"])
         self.assertEqual(found["after_signout_api"], 401)
         for shot in ("providers.png", "diagram.png"):
             self.assertGreater(os.path.getsize(os.path.join(ARTEFACTS, shot)), 10000)

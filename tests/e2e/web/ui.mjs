@@ -70,7 +70,12 @@ try {
   found.substitution = JSON.parse(await page.textContent("#substitution-json"));
 
   // Configuration: a PBX connection created, refused with the field named, and deleted.
-  page.on("dialog", (d) => d.accept());
+  // Dialogs: a confirm is accepted, the login's prompt gets the code, an alert is noted.
+  const dialogs = [];
+  page.on("dialog", (d) => {
+    dialogs.push(d.message());
+    d.accept(d.type() === "prompt" ? o.code ?? "24680" : undefined);
+  });
   await page.click('a[href="#config"]');
   await page.selectOption("#collection", "/rest/v1/uc/pbx");
   await page.waitForSelector("#collection-items table");
@@ -86,6 +91,15 @@ try {
   await page.click('#collection-items tr:has-text("pbx-web") button:has-text("Delete")');
   await page.waitForSelector('#collection-items tr:has-text("pbx-web")', { state: "detached" });
   found.config_deleted = true;
+
+  // A Telegram line's login through the page: the code asked for, then "ready".
+  await page.selectOption("#collection", "/rest/v1/telegram/lines");
+  await page.waitForSelector('#collection-items tr:has-text("tg-web")');
+  dialogs.length = 0;
+  await page.click('#collection-items tr:has-text("tg-web") button:has-text("Log in")');
+  for (let i = 0; i < 100 && !dialogs.some((m) => m.startsWith("line ")); ++i)
+    await page.waitForTimeout(100);
+  found.telegram_login = dialogs.filter((m) => !m.startsWith("Delete"));
 
   // Sign out: the form again, and the APIs closed.
   await page.click("#signout");
