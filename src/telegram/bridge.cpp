@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "base/random.hpp"
+#include "base/time.hpp"
 #include "dialog/dialog.hpp"
 #include "dialog/retransmitter.hpp"
 #include "edge/b2bua/text.hpp"
@@ -18,9 +19,12 @@
 
 namespace esg::telegram {
 
+using timeutil::iso_time;
+using timeutil::steady_ms;
+using timeutil::unix_ms;
+
 namespace asio = boost::asio;
 using asio::ip::udp;
-using edge::b2bua_text::content_type_of;
 using edge::b2bua_text::escaped_user;
 using edge::b2bua_text::has_sdp;
 using edge::b2bua_text::new_branch;
@@ -33,27 +37,6 @@ namespace {
 constexpr int64_t kDayMs = 24 * 3600 * 1000;
 constexpr uint8_t kOpusPt = 111, kEventPt = 101;
 constexpr int kKeyMs = 160;  // a chat digit as a key press this long
-
-int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string iso_time(int64_t ms) {
-  const std::time_t t = std::time_t(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // A header value on one line (names come from Telegram users).
 std::string one_line(std::string_view s) {

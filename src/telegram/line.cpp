@@ -1,5 +1,6 @@
 #include "telegram/line.hpp"
 
+#include "base/time.hpp"
 #include "log/log.hpp"
 
 #include <boost/asio/post.hpp>
@@ -10,24 +11,12 @@
 
 namespace esg::telegram {
 
+using timeutil::iso_time;
+using timeutil::unix_ms;
+
 using nlohmann::json;
 
 namespace {
-
-int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string iso_time(int64_t ms) {
-  const std::time_t t = std::time_t(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // TDLib's authorization state types, as the API names them.
 std::string state_name(const std::string& type) {

@@ -146,7 +146,21 @@ async function providersPage() {
   every(3, load);
 }
 
-function callRow(c: Json) {
+// What the calls in progress and the history show alike: when, which way, the two legs, and
+// the numbers before and after normalization.
+const callHeaders = ["Started", "Direction", "From", "To", "Caller", "Called"];
+function callCells(c: Json): string[] {
+  return [
+    ms(c.started),
+    c.direction,
+    c.a?.code ?? "",
+    c.b?.code ?? "",
+    `${c.caller?.received ?? ""} → ${c.caller?.sent ?? ""}`,
+    `${c.called?.received ?? ""} → ${c.called?.sent ?? ""}`,
+  ];
+}
+
+function mediaFlags(c: Json) {
   const flags: string[] = [];
   const media = c.media ?? {};
   if (media.one_way) flags.push("one-way audio");
@@ -164,17 +178,12 @@ async function callsPage() {
       calls.length === 0
         ? el("p", {}, "No call in progress.")
         : table(
-            ["Started", "Direction", "From", "To", "Caller", "Called", "State", "Duration", "Media", ""],
+            [...callHeaders, "State", "Duration", "Media", ""],
             calls.map((c) => [
-              ms(c.started),
-              c.direction,
-              c.a?.code ?? "",
-              c.b?.code ?? "",
-              `${c.caller?.received ?? ""} → ${c.caller?.sent ?? ""}`,
-              `${c.called?.received ?? ""} → ${c.called?.sent ?? ""}`,
+              ...callCells(c),
               c.state,
               c.answered ? `${Math.round((Date.now() - c.answered) / 1000)} s` : "",
-              callRow(c).map((f) => el("span", { class: "flag" }, f)).reduce(
+              mediaFlags(c).map((f) => el("span", { class: "flag" }, f)).reduce(
                 (p: HTMLElement, f) => (p.append(f, " "), p),
                 el("span"),
               ),
@@ -223,14 +232,9 @@ async function historyPage() {
     const items: Json[] = r.body.items ?? [];
     holder.replaceChildren(
       table(
-        ["Started", "Direction", "From", "To", "Caller", "Called", "Status", "Duration", "Ended by", ""],
+        [...callHeaders, "Status", "Duration", "Ended by", ""],
         items.map((c) => [
-          ms(c.started),
-          c.direction,
-          c.a?.code ?? "",
-          c.b?.code ?? "",
-          `${c.caller?.received ?? ""} → ${c.caller?.sent ?? ""}`,
-          `${c.called?.received ?? ""} → ${c.called?.sent ?? ""}`,
+          ...callCells(c),
           String(c.status ?? ""),
           c.duration ? `${c.duration} s` : "",
           `${c.hangup_by ?? ""} ${c.reason ?? ""}`,

@@ -1434,49 +1434,11 @@ class B2bua::Impl {
     }
   }
 
-  // `decisions`: the full trace (the final CDR, the board); intermediate CDR records leave it
-  // out (building it is a tenth of a call's CPU, and the writer keeps only the last record).
-  json describe(const Call& c, bool decisions = true) const {
-    static const char* kStates[] = {"routing",  "calling",   "early",
-                                    "answered", "confirmed", "ended"};
-    return {{"id", c.id},
-            {"direction", c.out ? "out" : "in"},
-            {"state", kStates[size_t(c.state)]},
-            {"a", {{"call_id", c.a.call_id}, {"code", c.a.code}}},
-            {"b", {{"call_id", c.b.call_id}, {"code", c.b.code}}},
-            {"provider", c.out ? c.target_code : c.a.code},
-            {"pbx", c.out ? c.a.code : c.target_code},
-            {"caller", {{"received", c.received.from_user}, {"sent", c.normalized.from_user}}},
-            {"called", {{"received", c.received.ruri_user}, {"sent", c.normalized.ruri_user}}},
-            {"to_domain", c.received.to_domain},
-            {"started", c.started},
-            {"answered", c.answered},
-            {"decisions", decisions ? json(c.decisions) : json::array()},
-            {"media", c.media ? c.media->stats() : json()},
-            {"worker", worker_}};
-  }
-
-  void publish(const Call& c) { context_.board().put(c.id, describe(c)); }
+  void publish(const Call& c) { context_.board().put(c.id, describe(c, worker_, true)); }
 
   void write_cdr(const Call& c, bool last) {
-    CdrWriter* w = context_.cdrs();
-    if (!w) return;
-    static const char* kStates[] = {"active", "active", "active", "answered", "answered", "ended"};
-    json j = describe(c, last);
-    j["ended"] = c.ended;
-    j["duration"] = c.answered && c.ended ? double(c.ended - c.answered) / 1000.0 : 0.0;
-    j["status"] = c.final_status;
-    j["hangup_by"] = c.hangup_by;
-    j["reason"] = c.end_reason;
-    store::Cdr cdr;
-    cdr.call_id = c.id;
-    cdr.started_ms = c.started;
-    cdr.state = kStates[size_t(c.state)];
-    cdr.caller = c.received.from_user + " " + c.normalized.from_user;
-    cdr.called = c.received.ruri_user + " " + c.normalized.ruri_user;
-    j["state"] = cdr.state;
-    cdr.data = j.dump();
-    w->write(c.id + "#" + std::to_string(c.started), std::move(cdr), last);
+    if (CdrWriter* w = context_.cdrs())
+      w->write(c.id + "#" + std::to_string(c.started), cdr_of(c, worker_, last), last);
   }
 
   std::string new_tag() { return options_.tag_prefix + random::hex(10); }

@@ -74,6 +74,11 @@ class B2bua {
   struct Call;
   struct Leg;
   class Impl;
+  // The call as the monitoring API shows it, and its CDR (record.cpp). `decisions`: the full
+  // trace (the final CDR, the board); intermediate CDR records leave it out (building it is a
+  // tenth of a call's CPU, and the writer keeps only the last record).
+  static nlohmann::json describe(const Call& c, size_t worker, bool decisions);
+  static store::Cdr cdr_of(const Call& c, size_t worker, bool last);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,0 +1,46 @@
+// The record of a call: what the monitoring API shows of it and its CDR.
+#include "edge/b2bua/call.hpp"
+
+namespace esg::edge {
+
+using nlohmann::json;
+
+json B2bua::describe(const Call& c, size_t worker, bool decisions) {
+  static const char* kStates[] = {"routing", "calling", "early", "answered", "confirmed", "ended"};
+  return {{"id", c.id},
+          {"direction", c.out ? "out" : "in"},
+          {"state", kStates[size_t(c.state)]},
+          {"a", {{"call_id", c.a.call_id}, {"code", c.a.code}}},
+          {"b", {{"call_id", c.b.call_id}, {"code", c.b.code}}},
+          {"provider", c.out ? c.target_code : c.a.code},
+          {"pbx", c.out ? c.a.code : c.target_code},
+          {"caller", {{"received", c.received.from_user}, {"sent", c.normalized.from_user}}},
+          {"called", {{"received", c.received.ruri_user}, {"sent", c.normalized.ruri_user}}},
+          {"to_domain", c.received.to_domain},
+          {"started", c.started},
+          {"answered", c.answered},
+          {"decisions", decisions ? json(c.decisions) : json::array()},
+          {"media", c.media ? c.media->stats() : json()},
+          {"worker", worker}};
+}
+
+store::Cdr B2bua::cdr_of(const Call& c, size_t worker, bool last) {
+  static const char* kStates[] = {"active", "active", "active", "answered", "answered", "ended"};
+  json j = describe(c, worker, last);
+  j["ended"] = c.ended;
+  j["duration"] = c.answered && c.ended ? double(c.ended - c.answered) / 1000.0 : 0.0;
+  j["status"] = c.final_status;
+  j["hangup_by"] = c.hangup_by;
+  j["reason"] = c.end_reason;
+  store::Cdr cdr;
+  cdr.call_id = c.id;
+  cdr.started_ms = c.started;
+  cdr.state = kStates[size_t(c.state)];
+  cdr.caller = c.received.from_user + " " + c.normalized.from_user;
+  cdr.called = c.received.ruri_user + " " + c.normalized.ruri_user;
+  j["state"] = cdr.state;
+  cdr.data = j.dump();
+  return cdr;
+}
+
+}  // namespace esg::edge
