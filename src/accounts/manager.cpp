@@ -104,12 +104,24 @@ void AccountManager::start(const json& config_providers) {
 
 void AccountManager::run(const Account& a, txn::Millis delay) {
   std::lock_guard lock(mu_);
+  known_[a.id] = a;
+  if (options_.leased) {
+    auto it = served_.find(a.id);
+    if (it == served_.end()) return;  // another instance's, or nobody's yet
+    launch(a, delay, it->second);
+    return;
+  }
+  launch(a, delay, false);
+}
+
+void AccountManager::launch(const Account& a, txn::Millis delay, bool clear_first) {
   auto slot = std::make_shared<Slot>();
   // Register-out PBX connections run under negative ids.
   slot->worker =
       size_t((a.id < 0 ? -a.id : a.id) % int64_t(std::max<size_t>(1, runtime_.workers())));
   RegistrationOptions o = options_.registration;
   o.start_delay = delay;
+  o.clear_bindings_first = clear_first;
   o.call_id = call_id_for(slot->worker, "reg-");
   o.ping_call_id = call_id_for(slot->worker, "ping-");
   const int64_t id = a.id;
@@ -354,6 +366,17 @@ Result<void, ApiError> AccountManager::remove(int64_t id) {
   std::unique_lock lock(api_mu_);
   auto r = store_.remove(store::Table::Providers, id);
   if (!r) return unexpected(from_store(r.error()));
+  forget(id);
+  lock.unlock();
+  if (options_.on_change) options_.on_change();
+  return {};
+}
+
+void AccountManager::forget(int64_t id) {
+  {
+    std::lock_guard state_lock(mu_);
+    known_.erase(id);
+  }
   halt(id, [this, id] {
     std::lock_guard lock(mu_);
     if (!slots_.count(id)) snapshots_.erase(id);
@@ -364,9 +387,6 @@ Result<void, ApiError> AccountManager::remove(int64_t id) {
     std::lock_guard state_lock(mu_);
     if (!slots_.count(id)) snapshots_.erase(id);
   }
-  lock.unlock();
-  if (options_.on_change) options_.on_change();
-  return {};
 }
 
 void AccountManager::sync_register_out(const std::vector<Account>& wanted) {
@@ -381,14 +401,78 @@ void AccountManager::sync_register_out(const std::vector<Account>& wanted) {
     halt(a.id, [this, copy] { run(copy, txn::Millis(0)); });
   }
   for (const auto& [id, text] : register_out_) {
-    if (next.count(id)) continue;
-    const int64_t gone = id;
-    halt(gone, [this, gone] {
-      std::lock_guard lock(mu_);
-      if (!slots_.count(gone)) snapshots_.erase(gone);
-    });
+    if (!next.count(id)) forget(id);
   }
   register_out_ = std::move(next);
+}
+
+void AccountManager::serve(int64_t id, bool clear_first) {
+  std::lock_guard lock(mu_);
+  if (served_.count(id)) return;
+  served_[id] = clear_first;
+  auto it = known_.find(id);
+  if (it != known_.end() && !slots_.count(id)) launch(it->second, txn::Millis(0), clear_first);
+}
+
+void AccountManager::unserve(int64_t id, std::function<void()> done) {
+  {
+    std::lock_guard lock(mu_);
+    served_.erase(id);
+  }
+  halt(id, [this, id, done = std::move(done)] {
+    {
+      std::lock_guard lock(mu_);
+      if (!slots_.count(id)) snapshots_.erase(id);
+    }
+    if (done) done();
+  });
+  // Gone from this instance's monitoring at once: it is no longer the one that serves it.
+  std::lock_guard lock(mu_);
+  if (!slots_.count(id)) snapshots_.erase(id);
+}
+
+std::vector<Leasable> AccountManager::leasable() const {
+  std::lock_guard lock(mu_);
+  std::vector<Leasable> out;
+  out.reserve(known_.size());
+  for (const auto& [id, a] : known_)
+    out.push_back({id, a.code, a.serveridxs});
+  return out;
+}
+
+void AccountManager::resync() {
+  std::unique_lock lock(api_mu_);
+  auto rows = store_.list(store::Table::Providers);
+  if (!rows) return;  // the store is away: the next change of version tries again
+  std::unordered_map<int64_t, Account> stored;
+  for (const auto& row : *rows) {
+    auto j = json::parse(row.data, nullptr, false);
+    if (j.is_discarded()) continue;
+    auto a = account_from_json(j);
+    if (!a) continue;
+    a->id = row.id;
+    stored.emplace(row.id, std::move(*a));
+  }
+  std::vector<int64_t> gone;
+  std::vector<Account> changed;
+  {
+    std::lock_guard state(mu_);
+    for (const auto& [id, a] : known_) {
+      if (id > 0 && !stored.count(id)) gone.push_back(id);
+    }
+    for (const auto& [id, a] : stored) {
+      auto it = known_.find(id);
+      if (it == known_.end() || to_stored_json(it->second) != to_stored_json(a)) {
+        changed.push_back(a);
+      }
+    }
+  }
+  for (int64_t id : gone)
+    forget(id);
+  for (const auto& a : changed)
+    halt(a.id, [this, a] { run(a, txn::Millis(0)); });
+  lock.unlock();
+  if ((!gone.empty() || !changed.empty()) && options_.on_change) options_.on_change();
 }
 
 json AccountManager::regs() const {

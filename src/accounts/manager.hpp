@@ -40,6 +40,16 @@ struct ManagerOptions {
   std::function<void()> on_change;
   // Calls in progress through an account (by code), for `onlinetrunkcount`.
   std::function<int(const std::string& code)> calls_in_progress;
+  // Several instances (cluster/): an account runs only while this instance holds its lease;
+  // serve() and unserve() say when.
+  bool leased = false;
+};
+
+// An account as the cluster sees it: what to lease, and where it may run.
+struct Leasable {
+  int64_t id = 0;  // negative: a register-out PBX connection
+  std::string code;
+  std::vector<int> serveridxs;  // empty: any instance
 };
 
 // An answer for the REST API: an HTTP status and a message naming the field.
@@ -73,6 +83,15 @@ class AccountManager {
   // "pbx:<code>": this starts, restarts or stops them to match `wanted`.
   void sync_register_out(const std::vector<Account>& wanted);
 
+  // Leased mode: start serving an account (when it exists; later when it appears), first
+  // removing a dead instance's bindings when `clear_first`; stop serving it (un-register,
+  // then `done` on a worker).
+  void serve(int64_t id, bool clear_first);
+  void unserve(int64_t id, std::function<void()> done);
+  std::vector<Leasable> leasable() const;
+  // Another instance changed the providers in the store: apply what differs.
+  void resync();
+
   // The `regs` entries of /api/monitor/v1/esg/active, one per account.
   nlohmann::json regs() const;
   // For tests and the monitoring page: the state of one account by code.
@@ -91,7 +110,9 @@ class AccountManager {
   };
 
   void run(const Account& a, txn::Millis delay);
+  void launch(const Account& a, txn::Millis delay, bool clear_first);  // mu_ held
   void halt(int64_t id, std::function<void()> done = {});
+  void forget(int64_t id);  // no longer wanted here: un-register, gone from monitoring
   void on_status(int64_t id, const Slot* from, const RegistrationStatus& s);
   std::string call_id_for(size_t worker, const std::string& prefix) const;
   Result<nlohmann::json, ApiError> save(int64_t id, const nlohmann::json& body, bool is_new);
@@ -107,6 +128,10 @@ class AccountManager {
   std::ofstream reg_log_;
   std::mutex api_mu_;  // one REST change at a time: store and clients stay in step
   std::unordered_map<int64_t, std::string> register_out_;  // id -> stored JSON of what runs
+  // Every account that would run here (leased or not), and in leased mode those this instance
+  // serves (value: remove old bindings first). Guarded by mu_.
+  std::unordered_map<int64_t, Account> known_;
+  std::unordered_map<int64_t, bool> served_;
 };
 
 }  // namespace esg::accounts

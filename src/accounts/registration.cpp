@@ -88,7 +88,8 @@ RegistrationClient::RegistrationClient(std::shared_ptr<const Account> account, t
                                                   : options_.ping_call_id),
       from_tag_(random::hex(10)),
       expires_(uint32_t(account_->expires)),
-      retry_(options_.retry_min) {
+      retry_(options_.retry_min),
+      clearing_(options_.clear_bindings_first) {
   status_.regstate = !account_->enabled ? RegState::Disabled
                      : account_->reg    ? RegState::Unregistered
                                         : RegState::None;
@@ -141,7 +142,7 @@ void RegistrationClient::begin_register() {
     target_ = 0;
     challenges_ = 0;
     authorization_.clear();
-    send_register(expires_);
+    send_register(clearing_ ? 0 : expires_);
   });
 }
 
@@ -174,8 +175,13 @@ void RegistrationClient::send_register(uint32_t expires) {
   m += "To: " + aor + "\r\n";
   m += "Call-ID: " + call_id_ + "\r\n";
   m += "CSeq: " + std::to_string(++cseq_) + " REGISTER\r\n";
-  m += "Contact: <" + contact_uri + ">\r\n";
-  m += "Expires: " + std::to_string(expires) + "\r\n";
+  if (clearing_) {
+    m += "Contact: *\r\nExpires: 0\r\n";
+    expires = 0;
+  } else {
+    m += "Contact: <" + contact_uri + ">\r\n";
+    m += "Expires: " + std::to_string(expires) + "\r\n";
+  }
   m += "Allow: " + options_.allow + "\r\n";
   m += "Supported: path\r\n";
   m += "User-Agent: " + options_.user_agent + "\r\n";
@@ -214,6 +220,15 @@ void RegistrationClient::on_response(const sip::Message& r) {
       if (auto done = std::move(on_stopped_)) done();
       return;
     }
+  }
+  if (clearing_ && code != 401 && code != 407) {
+    // The old bindings are gone (or the registrar refused the wildcard: register anyway, the
+    // dead instance's binding then runs out by itself). Now our own binding.
+    clearing_ = false;
+    challenges_ = 0;
+    authorization_.clear();
+    send_register(expires_);
+    return;
   }
   if (code >= 200 && code < 300) {
     registered(r);

@@ -71,6 +71,10 @@ struct RegistrationOptions {
   std::string call_id;
   std::string ping_call_id;
   std::string allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY";
+  // Taking over from an instance that died (cluster/): first remove every binding of the
+  // account (`Contact: *`, `Expires: 0`, RFC 3261 §10.2.2), then register, so that the
+  // registrar never holds the dead instance's contact next to ours.
+  bool clear_bindings_first = false;
 };
 
 struct RegistrationStatus {
@@ -137,6 +141,7 @@ class RegistrationClient {
   txn::Timers::Id timer_ = 0;
   txn::Timers::Id ping_timer_ = 0;
   bool stopping_ = false;
+  bool clearing_ = false;  // the `Contact: *` REGISTER is on its way
   uint32_t sent_expires_ = 0;
   std::function<void()> on_stopped_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards late callbacks

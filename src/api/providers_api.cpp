@@ -70,13 +70,26 @@ void add_provider_routes(HttpServer& server, accounts::AccountManager& accounts,
         if (!regs.empty() && regs != "true" && regs != "false") {
           return Response::error(400, "regs must be true or false", "regs");
         }
-        json server = {{"srvidx", instance.srvidx},
-                       {"node", instance.node},
-                       {"addr", instance.addr},
-                       {"online", true}};
-        if (regs == "true") server["regs"] = accounts.regs();
-        json data = {
-            {"sites", json::array({{{"site", "main_site"}, {"servers", json::array({server})}}})}};
+        json servers = json::array();
+        if (instance.servers) {
+          // Other instances' `regs` are what they last published into the store.
+          servers = instance.servers(regs == "true" ? accounts.regs() : json::array());
+          for (auto& s : servers) {
+            if (s.value("srvidx", 0) == instance.srvidx) {
+              s["node"] = instance.node;
+              s["addr"] = instance.addr;
+            }
+            if (regs != "true") s.erase("regs");
+          }
+        } else {
+          json server = {{"srvidx", instance.srvidx},
+                         {"node", instance.node},
+                         {"addr", instance.addr},
+                         {"online", true}};
+          if (regs == "true") server["regs"] = accounts.regs();
+          servers.push_back(std::move(server));
+        }
+        json data = {{"sites", json::array({{{"site", "main_site"}, {"servers", servers}}})}};
         return Response::json(200, {{"resultcode", 0}, {"resultmsg", "OK"}, {"data", data}});
       });
 }

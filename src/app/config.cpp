@@ -181,6 +181,13 @@ Config parse_config(const std::string& text) {
     s.integer("workers", c.instance.workers, 0, 256);
     s.str("call_id_header", c.instance.call_id_header);
     s.integer("stop_timeout", c.instance.stop_timeout, 0, 3600);
+    s.number("heartbeat", c.instance.heartbeat, 0.1, 10);
+    s.number("dead_after", c.instance.dead_after, 0.3, 60);
+    if (c.instance.dead_after < 2 * c.instance.heartbeat) {
+      throw ConfigError("instance.dead_after",
+                        "must be at least twice instance.heartbeat (one lost heartbeat must not "
+                        "make an instance dead)");
+    }
     for (char ch : c.instance.call_id_header) {
       if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_' && ch != '.')
         throw ConfigError("instance.call_id_header",
@@ -389,7 +396,9 @@ json to_json(const Config& c) {
                    {"extaddrs", c.instance.extaddrs},
                    {"workers", c.instance.workers},
                    {"call_id_header", c.instance.call_id_header},
-                   {"stop_timeout", c.instance.stop_timeout}};
+                   {"stop_timeout", c.instance.stop_timeout},
+                   {"heartbeat", c.instance.heartbeat},
+                   {"dead_after", c.instance.dead_after}};
   j["instance"]["sip_alg"] = json::array();
   for (const auto& r : c.instance.sip_alg) {
     j["instance"]["sip_alg"].push_back({{"gray", r.gray}, {"white", r.white}});

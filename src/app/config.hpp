@@ -36,6 +36,10 @@ struct Config {
     std::string call_id_header = "X-Call-ID";
     // SIGTERM: how long calls in progress may go on before esg ends them (seconds).
     int stop_timeout = 30;
+    // Several instances (store.postgres): how often each writes its heartbeat, and the silence
+    // after which the others count it dead and take its accounts over (seconds).
+    double heartbeat = 1;
+    double dead_after = 3;
   } instance;
   std::vector<Listener> listen;
   struct Http {

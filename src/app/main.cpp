@@ -241,7 +241,8 @@ int cmd_normalize(const std::vector<std::string>& args) {
   }
   std::unique_ptr<esg::store::Store> store;
   try {
-    store = esg::store::open_sqlite(config.store.sqlite);
+    store = config.store.postgres.empty() ? esg::store::open_sqlite(config.store.sqlite)
+                                          : esg::store::open_postgres(config.store.postgres);
   } catch (const esg::store::StoreError& e) {
     std::cerr << "esg: " << e.what() << "\n";
     return 2;

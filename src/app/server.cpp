@@ -396,17 +396,19 @@ void Server::start() {
   link_ = std::make_unique<Link>(*this);
   runtime_ = std::make_unique<Runtime>(*this);
   try {
-    auto timed = std::make_unique<store::TimedStore>(store::open_sqlite(config_.store.sqlite));
+    auto timed = std::make_unique<store::TimedStore>(
+        config_.store.postgres.empty() ? store::open_sqlite(config_.store.sqlite)
+                                       : store::open_postgres(config_.store.postgres));
     store_timings_ = &timed->timings();
     store_ = std::move(timed);
   } catch (const store::StoreError& e) {
     throw std::runtime_error(e.what());
   }
   // A crash leaves calls open in the store: they did not end normally.
-  if (auto n = store_->cdr_interrupt_active(); n && *n > 0) {
+  if (auto n = store_->cdr_interrupt_active(config_.instance.srvidx); n && *n > 0) {
     log::get("app").warn("{} call(s) left open by the previous run closed as interrupted", *n);
   }
-  cdrs_ = std::make_unique<edge::CdrWriter>(*store_);
+  cdrs_ = std::make_unique<edge::CdrWriter>(*store_, config_.instance.srvidx);
   auto strip = [](std::vector<std::string> secrets) {
     return [secrets](const nlohmann::json& j) {
       nlohmann::json out = j;
@@ -528,8 +530,8 @@ void Server::start() {
     edge_->telegram().put({l.code, l.pbx, l.trunks, state, "127.0.0.1", port});
   };
   lines_ = std::make_unique<telegram::Lines>(std::move(lo));
-  telegram_lines_->set_on_change([this] { lines_->sync(telegram_lines_->stored()); });
-  lines_->sync(telegram_lines_->stored());
+  telegram_lines_->set_on_change([this] { sync_lines(); });
+  sync_lines();
   accounts::ManagerOptions mo;
   mo.register_rate = config_.accounts.register_rate;
   mo.registration.retry_min = txn::Millis(int64_t(config_.accounts.retry_min * 1000));
@@ -537,6 +539,8 @@ void Server::start() {
   mo.registration.user_agent = "esg/" ESG_VERSION;
   mo.log_dir = config_.log.dir;
   mo.on_change = [this] { rebuild_edge_config(); };
+  // Several instances: an account runs here only while this instance holds its lease.
+  mo.leased = clustered();
   mo.calls_in_progress = [this](const std::string& code) {
     // Register-out PBX connections run as "pbx:<code>", their trunk key too.
     return edge_->trunks().in_use(code.rfind("pbx:", 0) == 0 ? code : "acc:" + code);
@@ -556,6 +560,11 @@ void Server::start() {
   info.addr = config_.instance.extaddrs.empty() ? config_.http.listen.substr(0, colon)
                                                 : config_.instance.extaddrs.front();
   info.node = config_.instance.node + "@" + info.addr;
+  if (clustered()) {
+    info.servers = [this](const nlohmann::json& own) {
+      return cluster_ ? cluster_->servers(own) : nlohmann::json::array();
+    };
+  }
   api::add_provider_routes(*http_, *accounts_, info);
   api::add_collection_routes(*http_, "/rest/v1/uc/pbx", *pbx_);
   api::add_collection_routes(*http_, "/rest/v1/routing/normalization", *normalization_);
@@ -633,6 +642,7 @@ void Server::start() {
   api::add_edge_routes(*http_, deps);
   accounts_->start(config_.providers);
   rebuild_edge_config();
+  if (clustered()) start_cluster(info);
   http_->start();
   if (!config_.stun_server.empty()) {
     transport::StunClient::Options so;
@@ -642,6 +652,47 @@ void Server::start() {
         workers_->context(0), so, [this](const std::string& a) { found_external(a); });
     stun_->start();
   }
+}
+
+bool Server::clustered() const {
+  return !config_.store.postgres.empty();
+}
+
+void Server::sync_lines() {
+  if (!lines_ || !telegram_lines_) return;
+  if (!clustered()) {
+    lines_->sync(telegram_lines_->stored());
+    return;
+  }
+  const std::set<int64_t> served = members_ ? members_->served_lines() : std::set<int64_t>();
+  lines_->sync(telegram_lines_->stored(), &served);
+}
+
+void Server::start_cluster(const api::InstanceInfo& info) {
+  ClusterMembers::Hooks hooks;
+  hooks.accounts = accounts_.get();
+  hooks.lines = telegram_lines_.get();
+  hooks.run_lines = [this] { sync_lines(); };
+  hooks.rebuild = [this] {
+    rebuild_edge_config();
+    rebuild_border();
+  };
+  members_ = std::make_unique<ClusterMembers>(std::move(hooks));
+  cluster::Options co;
+  co.srvidx = config_.instance.srvidx;
+  co.roleid = config_.instance.roleid;
+  co.node = info.node;
+  co.addr = info.addr;
+  co.heartbeat = std::chrono::milliseconds(int64_t(config_.instance.heartbeat * 1000));
+  co.dead_after = std::chrono::milliseconds(int64_t(config_.instance.dead_after * 1000));
+  try {
+    // A connection of its own: heartbeats never queue behind CDR writes.
+    cluster_ = std::make_unique<cluster::Cluster>(store::open_postgres(config_.store.postgres),
+                                                  *members_, co);
+  } catch (const store::StoreError& e) {
+    throw std::runtime_error(e.what());
+  }
+  cluster_->start();
 }
 
 std::vector<std::string> Server::extaddrs() const {
@@ -700,6 +751,8 @@ void Server::stop() {
       if (per_worker_[w].b2bua) per_worker_[w].b2bua->drain();
     });
   }
+  // Hands the accounts over (un-registered, leases released) so the others take them now.
+  if (cluster_) cluster_->stop();
   if (accounts_) accounts_->stop();
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(config_.instance.stop_timeout);
@@ -733,6 +786,8 @@ void Server::stop() {
   workers_->stop();
   // With every thread stopped, tear down in dependency order: what holds timers and sockets on
   // the io_contexts goes before the io_contexts themselves.
+  cluster_.reset();
+  members_.reset();
   accounts_.reset();
   http_.reset();
   lines_.reset();  // its receive loop posts to the workers' io_contexts

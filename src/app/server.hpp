@@ -13,8 +13,11 @@
 #include "accounts/collection.hpp"
 #include "accounts/manager.hpp"
 #include "api/http_server.hpp"
+#include "api/providers_api.hpp"
 #include "api/ui.hpp"
+#include "app/cluster_members.hpp"
 #include "app/config.hpp"
+#include "cluster/cluster.hpp"
 #include "edge/b2bua/b2bua.hpp"
 #include "edge/border/border.hpp"
 #include "edge/context.hpp"
@@ -68,6 +71,9 @@ class Server {
                   const txn::Channel& from);
   // Re-reads accounts, PBX connections and rules into a new snapshot for the calls path.
   void rebuild_edge_config();
+  bool clustered() const;  // store.postgres: several instances share the accounts
+  void sync_lines();       // the Telegram lines this instance runs follow the store
+  void start_cluster(const api::InstanceInfo& info);
   // The instance's external addresses: configured, then what STUN found.
   std::vector<std::string> extaddrs() const;
   void found_external(const std::string& address);
@@ -97,6 +103,8 @@ class Server {
   std::unique_ptr<store::Store> store_;
   const store::StoreTimings* store_timings_ = nullptr;  // store_'s, for /metrics
   std::unique_ptr<accounts::AccountManager> accounts_;
+  std::unique_ptr<ClusterMembers> members_;    // several instances only
+  std::unique_ptr<cluster::Cluster> cluster_;  // after what it drives: goes first
   std::unique_ptr<accounts::Collection> pbx_, normalization_, routes_, border_rules_;
   std::unique_ptr<accounts::Collection> telegram_lines_;
   std::unique_ptr<telegram::Lines> lines_;

@@ -242,7 +242,8 @@ struct CdrWriter::Impl {
   }
 };
 
-CdrWriter::CdrWriter(store::Store& store) : impl_(std::make_unique<Impl>(store)) {}
+CdrWriter::CdrWriter(store::Store& store, int64_t srvidx)
+    : impl_(std::make_unique<Impl>(store)), srvidx_(srvidx) {}
 
 CdrWriter::~CdrWriter() {
   {
@@ -254,6 +255,7 @@ CdrWriter::~CdrWriter() {
 }
 
 void CdrWriter::write(const std::string& key, store::Cdr cdr, bool last) {
+  cdr.srvidx = srvidx_;
   bool wake;
   {
     std::lock_guard lock(impl_->mu);

@@ -84,7 +84,8 @@ class CallBoard {
 // Writes CDRs on a thread of its own: a worker never waits for the disk.
 class CdrWriter {
  public:
-  explicit CdrWriter(store::Store& store);
+  // `srvidx` marks the records as this instance's: another one closes them if it dies.
+  CdrWriter(store::Store& store, int64_t srvidx);
   ~CdrWriter();
   CdrWriter(const CdrWriter&) = delete;
   CdrWriter& operator=(const CdrWriter&) = delete;
@@ -96,6 +97,7 @@ class CdrWriter {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  int64_t srvidx_;
 };
 
 // The Telegram lines' SIP sides (issue 9): each running line is a SIP peer of esg on loopback

@@ -73,7 +73,7 @@ int index_of(std::string_view module) {
 const std::vector<std::string>& modules() {
   static const std::vector<std::string> kModules = {"app",      "transport", "txn",   "dialog",
                                                     "accounts", "edge",      "b2bua", "media",
-                                                    "telegram", "api",       "store"};
+                                                    "telegram", "api",       "store", "cluster"};
   return kModules;
 }
 

@@ -7,54 +7,6 @@
 
 namespace esg::store {
 
-std::string_view table_name(Table t) {
-  switch (t) {
-    case Table::Providers:
-      return "providers";
-    case Table::Pbx:
-      return "pbx";
-    case Table::Normalization:
-      return "normalization";
-    case Table::Routes:
-      return "routes";
-    case Table::BorderRules:
-      return "borderrules";
-    case Table::TelegramLines:
-      return "telegramlines";
-  }
-  return "";
-}
-
-const std::vector<std::string>& migrations() {
-  // Portable SQL only: these run on PostgreSQL too once the cluster issue lands.
-  static const std::vector<std::string> kMigrations = {
-      // 1: provider accounts.
-      "CREATE TABLE providers (id {id}, code TEXT NOT NULL UNIQUE, data TEXT NOT NULL, "
-      "updated_at TEXT NOT NULL)",
-      // 2: PBX connections.
-      "CREATE TABLE pbx (id {id}, code TEXT NOT NULL UNIQUE, data TEXT NOT NULL, "
-      "updated_at TEXT NOT NULL)",
-      // 3: normalization rules (no code: NULLs never collide).
-      "CREATE TABLE normalization (id {id}, code TEXT UNIQUE, data TEXT NOT NULL, "
-      "updated_at TEXT NOT NULL)",
-      // 4: routing rules.
-      "CREATE TABLE routes (id {id}, code TEXT UNIQUE, data TEXT NOT NULL, "
-      "updated_at TEXT NOT NULL)",
-      // 5: call detail records.
-      "CREATE TABLE cdrs (id {id}, call_id TEXT NOT NULL, started_ms BIGINT NOT NULL, "
-      "state TEXT NOT NULL, caller TEXT NOT NULL, called TEXT NOT NULL, data TEXT NOT NULL)",
-      "CREATE INDEX cdrs_started ON cdrs (started_ms)",
-      "CREATE INDEX cdrs_state ON cdrs (state)",
-      // 8: border rules.
-      "CREATE TABLE borderrules (id {id}, code TEXT UNIQUE, data TEXT NOT NULL, "
-      "updated_at TEXT NOT NULL)",
-      // 9: Telegram lines.
-      "CREATE TABLE telegramlines (id {id}, code TEXT NOT NULL UNIQUE, data TEXT NOT NULL, "
-      "updated_at TEXT NOT NULL)",
-  };
-  return kMigrations;
-}
-
 namespace {
 
 class Statement {
@@ -190,8 +142,8 @@ class SqliteStore final : public Store {
   Result<int64_t, Error> cdr_insert(const Cdr& c) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
     Statement s(db_,
-                "INSERT INTO cdrs (call_id, started_ms, state, caller, called, data) "
-                "VALUES (?, ?, ?, ?, ?, ?)");
+                "INSERT INTO cdrs (call_id, started_ms, state, caller, called, data, srvidx) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)");
     if (!s) return io_error();
     s.bind(1, c.call_id);
     s.bind(2, c.started_ms);
@@ -199,6 +151,7 @@ class SqliteStore final : public Store {
     s.bind(4, c.caller);
     s.bind(5, c.called);
     s.bind(6, c.data);
+    s.bind(7, c.srvidx);
     if (s.step() != SQLITE_DONE) return io_error();
     return int64_t(sqlite3_last_insert_rowid(db_));
   }
@@ -242,12 +195,13 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<int64_t, Error> cdr_interrupt_active() override {
+  Result<int64_t, Error> cdr_interrupt_active(int64_t srvidx) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
     Statement s(db_,
-                "UPDATE cdrs SET state = 'interrupted' WHERE state = 'active' OR "
-                "state = 'answered'");
+                "UPDATE cdrs SET state = 'interrupted' WHERE (state = 'active' OR "
+                "state = 'answered') AND (srvidx = ? OR srvidx = 0)");
     if (!s) return io_error();
+    s.bind(1, srvidx);
     if (s.step() != SQLITE_DONE) return io_error();
     return int64_t(sqlite3_changes(db_));
   }

@@ -1,8 +1,8 @@
 #pragma once
 // The store: what esg keeps between runs (DESIGN.md "Storage and scale"). Each collection is a
 // table of rows with an integer id, a unique code and the object as JSON text, so the schema is
-// the same on SQLite (embedded, the default) and PostgreSQL (a cluster, a later issue): the
-// dialect-specific bits (id columns, upserts, pragmas) stay behind this interface.
+// the same on SQLite (embedded, the default) and PostgreSQL (several instances): the
+// dialect-specific bits (id columns, upserts, pragmas, the clock) stay behind this interface.
 
 #include <cstdint>
 #include <functional>
@@ -44,6 +44,7 @@ struct Cdr {
   std::string state;           // active | answered | ended | interrupted
   std::string caller, called;  // as received (the filters also look at data)
   std::string data;            // the whole record as JSON text
+  int64_t srvidx = 0;          // the instance that carries the call (0: written before clusters)
 };
 
 struct CdrQuery {
@@ -51,6 +52,32 @@ struct CdrQuery {
   int64_t to_ms = INT64_MAX;
   std::string number;  // caller or called contains it (empty: any)
   size_t limit = 100;
+};
+
+// Several instances (cluster/): each heartbeats into `instances` and holds leases on the
+// accounts it serves. Times are the store's clock (PostgreSQL's), never an instance's, so that
+// instances with skewed clocks agree on who is alive and whose lease ran out.
+struct InstanceRow {
+  int64_t srvidx = 0;
+  int64_t roleid = 0;
+  std::string node;
+  std::string addr;
+  int64_t started_ms = 0;
+  int64_t heartbeat_ms = 0;  // the store's clock at the last heartbeat
+  std::string regs;          // JSON: the accounts it serves, as the monitoring API shows them
+};
+
+struct Lease {
+  std::string account;  // "provider:<id>", "pbx:<id>", "tg:<id>"
+  int64_t srvidx = 0;
+  int64_t expires_ms = 0;  // the store's clock
+};
+
+struct ClusterView {
+  int64_t now_ms = 0;                  // the store's clock when it was read
+  int64_t config_version = 0;          // bumped by every change of a collection (instances re-read)
+  std::vector<InstanceRow> instances;  // without `regs` (instances() has them)
+  std::vector<Lease> leases;
 };
 
 class Store {
@@ -74,8 +101,24 @@ class Store {
   virtual Result<std::vector<Cdr>, Error> cdr_query(const CdrQuery& q) = 0;
   // Runs `f` (which calls this store) as one transaction: one commit for many writes.
   virtual Result<void, Error> in_transaction(const std::function<void()>& f) = 0;
-  // At start: what a crash left `active` becomes `interrupted`. Returns how many.
-  virtual Result<int64_t, Error> cdr_interrupt_active() = 0;
+  // What instance `srvidx` left `active` or `answered` (a crash, its own or noticed by
+  // another instance) becomes `interrupted`; rows from before clusters (srvidx 0) too.
+  // Returns how many.
+  virtual Result<int64_t, Error> cdr_interrupt_active(int64_t srvidx) = 0;
+
+  // Several instances: only PostgreSQL implements these (SQLite is one instance's store).
+  // Writes this instance's row (heartbeat = now, or 0 when `self.heartbeat_ms` < 0: the
+  // instance stopped; `regs` only when `with_regs`), and reads the view.
+  virtual Result<ClusterView, Error> heartbeat(const InstanceRow& self, bool with_regs);
+  // Every instance with its `regs`.
+  virtual Result<std::vector<InstanceRow>, Error> instances();
+  // Extends every lease `srvidx` holds to now + ttl; returns the accounts it still holds.
+  virtual Result<std::vector<std::string>, Error> renew_leases(int64_t srvidx, int64_t ttl_ms);
+  // Takes the lease when nobody holds it, it ran out, or `srvidx` holds it already; true when
+  // `srvidx` holds it now. Atomic: two instances never both get true for one unexpired lease.
+  virtual Result<bool, Error> acquire_lease(const std::string& account, int64_t srvidx,
+                                            int64_t ttl_ms);
+  virtual Result<void, Error> release_lease(const std::string& account, int64_t srvidx);
 };
 
 // The migrations, in order; migration i brings the schema to version i + 1. `{id}` stands for
@@ -84,5 +127,8 @@ const std::vector<std::string>& migrations();
 
 // SQLite in WAL mode, the file created (with its folder) when missing. Throws StoreError.
 std::unique_ptr<Store> open_sqlite(const std::string& path);
+// PostgreSQL (libpq connection string or URI). Throws StoreError when the first connection or
+// the migrations fail; later, a lost connection is an Io error and re-established by itself.
+std::unique_ptr<Store> open_postgres(const std::string& conninfo);
 
 }  // namespace esg::store

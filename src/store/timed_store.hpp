@@ -62,8 +62,24 @@ class TimedStore final : public Store {
     // The calls inside are timed one by one (they come back through this store).
     return inner_->in_transaction(f);
   }
-  Result<int64_t, Error> cdr_interrupt_active() override {
-    return timed(timings_.write, [&] { return inner_->cdr_interrupt_active(); });
+  Result<int64_t, Error> cdr_interrupt_active(int64_t srvidx) override {
+    return timed(timings_.write, [&] { return inner_->cdr_interrupt_active(srvidx); });
+  }
+  Result<ClusterView, Error> heartbeat(const InstanceRow& self, bool with_regs) override {
+    return timed(timings_.write, [&] { return inner_->heartbeat(self, with_regs); });
+  }
+  Result<std::vector<InstanceRow>, Error> instances() override {
+    return timed(timings_.read, [&] { return inner_->instances(); });
+  }
+  Result<std::vector<std::string>, Error> renew_leases(int64_t srvidx, int64_t ttl_ms) override {
+    return timed(timings_.write, [&] { return inner_->renew_leases(srvidx, ttl_ms); });
+  }
+  Result<bool, Error> acquire_lease(const std::string& account, int64_t srvidx,
+                                    int64_t ttl_ms) override {
+    return timed(timings_.write, [&] { return inner_->acquire_lease(account, srvidx, ttl_ms); });
+  }
+  Result<void, Error> release_lease(const std::string& account, int64_t srvidx) override {
+    return timed(timings_.write, [&] { return inner_->release_lease(account, srvidx); });
   }
 
  private:

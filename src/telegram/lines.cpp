@@ -38,7 +38,9 @@ std::shared_ptr<td::Hub> Lines::hub() {
   return hub_;
 }
 
-void Lines::sync(const std::vector<json>& stored) {
+void Lines::sync(const std::vector<json>& stored, const std::set<int64_t>* run_only) {
+  // Lines another instance serves stay idle here, their sessions kept (cluster/).
+  auto runs = [run_only](int64_t id) { return !run_only || run_only->count(id) > 0; };
   std::map<int64_t, std::shared_ptr<Line>> to_close;
   std::lock_guard lock(mu_);
   std::map<int64_t, LineConfig> wanted;
@@ -48,7 +50,8 @@ void Lines::sync(const std::vector<json>& stored) {
   }
   for (auto it = lines_.begin(); it != lines_.end();) {
     auto w = wanted.find(it->first);
-    if (w == wanted.end() || !w->second.enabled || !same_account(w->second, it->second->config())) {
+    if (w == wanted.end() || !w->second.enabled || !runs(it->first) ||
+        !same_account(w->second, it->second->config())) {
       to_close[it->first] = it->second;
       it = lines_.erase(it);
     } else {
@@ -59,7 +62,7 @@ void Lines::sync(const std::vector<json>& stored) {
   idle_.clear();
   for (const auto& [id, cfg] : wanted) {
     if (lines_.count(id)) continue;
-    if (!cfg.enabled) {
+    if (!cfg.enabled || !runs(id)) {
       idle_[id] = cfg;
       continue;
     }

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,8 +36,9 @@ class Lines {
   explicit Lines(LinesOptions options);
   ~Lines();
 
-  // The lines as stored now (Collection::stored()).
-  void sync(const std::vector<nlohmann::json>& stored);
+  // The lines as stored now (Collection::stored()); with `run_only`, only those ids run (the
+  // others another instance serves: they stay idle here, their sessions kept).
+  void sync(const std::vector<nlohmann::json>& stored, const std::set<int64_t>* run_only = nullptr);
   // Closes every line (TDLib saves its state), waiting up to `timeout_ms` in all.
   void stop(int timeout_ms = 3000);
   std::shared_ptr<Line> find(int64_t id) const;

@@ -111,7 +111,7 @@ TEST_F(StoreTest, CdrsAreQueriedByTimeAndNumberAndInterruptedAfterACrash) {
   CdrQuery range;
   range.from_ms = 1500;
   EXPECT_EQ(s->cdr_query(range)->size(), 1u);
-  auto n = s->cdr_interrupt_active();
+  auto n = s->cdr_interrupt_active(1);
   ASSERT_TRUE(n);
   EXPECT_EQ(*n, 1);
   EXPECT_EQ(s->cdr_query(by_number)->front().state, "interrupted");

@@ -1,0 +1,408 @@
+#include "cluster/cluster.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "base/time.hpp"
+#include "log/log.hpp"
+
+namespace esg::cluster {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// FNV-1a, 64 bits: the same on every instance and every build (std::hash is neither promised).
+uint64_t fnv1a(const std::string& key, int64_t srvidx) {
+  uint64_t h = 14695981039346656037ull;
+  auto mix = [&h](unsigned char c) {
+    h ^= c;
+    h *= 1099511628211ull;
+  };
+  for (unsigned char c : key)
+    mix(c);
+  for (int i = 0; i < 8; ++i)
+    mix(static_cast<unsigned char>(uint64_t(srvidx) >> (8 * i)));
+  // A final avalanche: FNV's low bits alone spread consecutive srvidx values poorly.
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h;
+}
+
+spdlog::logger& lg() {
+  return log::get("cluster");
+}
+
+}  // namespace
+
+int64_t rightful_owner(const std::string& key, const std::vector<int>& serveridxs,
+                       const std::vector<Instance>& live) {
+  const Instance* best = nullptr;
+  uint64_t best_hash = 0;
+  for (const auto& i : live) {
+    if (!serveridxs.empty() &&
+        std::find(serveridxs.begin(), serveridxs.end(), int(i.srvidx)) == serveridxs.end()) {
+      continue;
+    }
+    const uint64_t h = fnv1a(key, i.srvidx);
+    if (!best || i.roleid < best->roleid || (i.roleid == best->roleid && h > best_hash)) {
+      best = &i;
+      best_hash = h;
+    }
+  }
+  return best ? best->srvidx : 0;
+}
+
+Cluster::Cluster(std::unique_ptr<store::Store> store, Owned& owned, Options options)
+    : store_(std::move(store)),
+      owned_(owned),
+      options_(std::move(options)),
+      started_ms_(timeutil::unix_ms()),
+      // A lease lives as long as an instance's silence may last before it counts as dead: both
+      // run out together, so the next owner is known the moment the lease is free.
+      ttl_(options_.dead_after) {}
+
+Cluster::~Cluster() {
+  stop();
+}
+
+void Cluster::start() {
+  lg().info("instance {} (roleid {}, node {}): heartbeat every {} ms, dead after {} ms",
+            options_.srvidx, options_.roleid, options_.node, options_.heartbeat.count(),
+            options_.dead_after.count());
+  thread_ = std::thread([this] { loop(); });
+  watchdog_thread_ = std::thread([this] { watchdog(); });
+}
+
+void Cluster::loop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    lock.unlock();
+    const milliseconds wait = tick();
+    lock.lock();
+    if (stopping_) break;
+    // Work that finished meanwhile (an un-REGISTER answered) wakes the loop early.
+    cv_.wait_for(lock, wait, [this] { return stopping_ || !to_release_.empty(); });
+  }
+}
+
+// Leases may run out `ttl_` after the renewal was sent; a store that hangs or is gone must not
+// let this instance serve past that: this thread does not wait for the store.
+void Cluster::watchdog() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, milliseconds(50), [this] { return stopping_; });
+    if (stopping_ || serving_.empty() || Clock::now() < deadline_) continue;
+    lock.unlock();
+    drop_all_serving("the leases could not be renewed in time");
+    lock.lock();
+  }
+}
+
+void Cluster::drop_all_serving(const char* why) {
+  std::set<std::string> keys;
+  {
+    std::lock_guard lock(mu_);
+    keys.swap(serving_);
+  }
+  if (keys.empty()) return;
+  lg().warn("stops serving {} account(s): {}", keys.size(), why);
+  // No release: the store is out of reach; the leases run out or come back to us.
+  for (const auto& k : keys)
+    owned_.unserve(k, {});
+}
+
+void Cluster::lost_store(const std::string& why) {
+  bool was_ok;
+  {
+    std::lock_guard lock(mu_);
+    was_ok = store_ok_;
+    store_ok_ = false;
+  }
+  if (was_ok) lg().error("store unreachable: {}", why);
+}
+
+milliseconds Cluster::tick() {
+  // Releases first: an account un-registered since the last tick is free for its next owner.
+  std::vector<std::string> release;
+  {
+    std::lock_guard lock(mu_);
+    release.swap(to_release_);
+  }
+  for (const auto& k : release) {
+    if (auto r = store_->release_lease(k, options_.srvidx); !r) {
+      lost_store(r.error().message);
+      std::lock_guard lock(mu_);
+      to_release_.push_back(k);  // the lease runs out by itself if we never get through
+    } else {
+      lg().info("{}: released", k);
+    }
+  }
+
+  store::InstanceRow self{options_.srvidx, options_.roleid, options_.node,
+                          options_.addr,   started_ms_,     0,
+                          owned_.regs()};
+  const bool regs_changed = self.regs != published_regs_;
+  auto view = store_->heartbeat(self, regs_changed);
+  if (!view) {
+    lost_store(view.error().message);
+    return options_.heartbeat;
+  }
+  if (regs_changed) published_regs_ = self.regs;
+  const auto sent = Clock::now();
+  auto held_list = store_->renew_leases(options_.srvidx, ttl_.count());
+  if (!held_list) {
+    lost_store(held_list.error().message);
+    return options_.heartbeat;
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (!store_ok_) lg().info("store reachable");
+    store_ok_ = true;
+    // Stop serving a little before the leases can run out: un-registering takes a moment.
+    deadline_ = sent + ttl_ - std::min(options_.heartbeat / 2, ttl_ / 4);
+    last_instances_ = view->instances;
+  }
+
+  // Who is alive, by the store's clock.
+  std::vector<Instance> live;
+  for (const auto& i : view->instances) {
+    const bool alive =
+        i.srvidx == options_.srvidx || view->now_ms - i.heartbeat_ms < options_.dead_after.count();
+    if (alive) live.push_back({i.srvidx, i.roleid});
+    bool was_alive;
+    {
+      std::lock_guard lock(mu_);
+      auto it = alive_.find(i.srvidx);
+      was_alive = it == alive_.end() ? alive : it->second;
+      alive_[i.srvidx] = alive;
+    }
+    if (alive) {
+      closed_.erase(i.srvidx);
+    } else if (!closed_.count(i.srvidx)) {
+      // Its calls died with it: close their records, once per death.
+      if (auto n = store_->cdr_interrupt_active(i.srvidx); n) {
+        closed_.insert(i.srvidx);
+        if (was_alive || *n > 0) {
+          lg().warn("instance {} ({}) is dead; {} of its call(s) closed as interrupted", i.srvidx,
+                    i.node, *n);
+        }
+      }
+    } else if (was_alive) {
+      lg().warn("instance {} ({}) is dead", i.srvidx, i.node);
+    }
+  }
+
+  if (view->config_version != config_version_) {
+    if (config_version_ >= 0) owned_.config_changed();
+    config_version_ = view->config_version;
+  }
+
+  std::unordered_map<std::string, const store::Lease*> leases;
+  for (const auto& l : view->leases)
+    leases[l.account] = &l;
+  const std::set<std::string> held(held_list->begin(), held_list->end());
+  std::unordered_map<std::string, std::vector<int>> members;
+  for (auto& m : owned_.members())
+    members[m.key] = std::move(m.serveridxs);
+
+  std::set<std::string> serving, releasing;
+  {
+    std::lock_guard lock(mu_);
+    serving = serving_;
+    releasing = releasing_;
+  }
+  milliseconds wait = options_.heartbeat;
+
+  // Served without a lease: another instance has it now (we were away too long).
+  for (const auto& k : serving) {
+    if (held.count(k) || releasing.count(k)) continue;
+    lg().warn("{}: lease lost, stops serving", k);
+    {
+      std::lock_guard lock(mu_);
+      serving_.erase(k);
+    }
+    owned_.unserve(k, {});
+  }
+  // Held but gone from the configuration: un-register, then release.
+  for (const auto& k : held) {
+    if (!members.count(k) && !releasing.count(k)) hand_over(k);
+  }
+
+  for (const auto& [key, serveridxs] : members) {
+    const int64_t owner = rightful_owner(key, serveridxs, live);
+    if (releasing.count(key)) continue;  // on its way out: released on a later tick
+    const bool is_held = held.count(key) > 0;
+    const bool is_serving = serving.count(key) > 0;
+    if (owner == options_.srvidx) {
+      if (is_held) {
+        if (!is_serving) {
+          {
+            std::lock_guard lock(mu_);
+            serving_.insert(key);
+          }
+          lg().info("{}: serving again (lease kept)", key);
+          owned_.serve(key, false);
+        }
+        continue;
+      }
+      auto it = leases.find(key);
+      const store::Lease* l = it == leases.end() ? nullptr : it->second;
+      if (l && l->srvidx != options_.srvidx && l->expires_ms >= view->now_ms) {
+        // Its holder un-registers and releases it (failback), or dies (failover): look again
+        // soon, and right after it runs out.
+        wait = std::min(wait, milliseconds(200));
+        wait =
+            std::min(wait, milliseconds(std::max<int64_t>(20, l->expires_ms - view->now_ms + 20)));
+        continue;
+      }
+      auto got = store_->acquire_lease(key, options_.srvidx, ttl_.count());
+      if (!got) {
+        lost_store(got.error().message);
+        break;
+      }
+      if (!*got) {
+        wait = std::min(wait, milliseconds(200));
+        continue;
+      }
+      // Taken over from an instance that did not release it: its binding may still be there.
+      const bool clear = l && l->srvidx != options_.srvidx;
+      lg().info("{}: lease taken{}", key,
+                clear ? " from dead instance " + std::to_string(l->srvidx) : std::string());
+      {
+        std::lock_guard lock(mu_);
+        serving_.insert(key);
+      }
+      owned_.serve(key, clear);
+    } else if (is_serving || is_held) {
+      // Someone with a better claim is alive: hand over in order (un-register, then release).
+      lg().info("{}: handing over to instance {}", key, owner);
+      hand_over(key);
+    }
+  }
+  return wait;
+}
+
+void Cluster::hand_over(const std::string& key) {
+  bool was_serving;
+  {
+    std::lock_guard lock(mu_);
+    was_serving = serving_.erase(key) > 0;
+    if (was_serving) {
+      releasing_.insert(key);
+    } else {
+      to_release_.push_back(key);
+    }
+  }
+  if (!was_serving) return;
+  // Not under mu_: `done` may run at once, on this thread.
+  owned_.unserve(key, [this, key] {
+    std::lock_guard lock(mu_);
+    releasing_.erase(key);
+    to_release_.push_back(key);
+    cv_.notify_all();
+  });
+}
+
+void Cluster::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  if (watchdog_thread_.joinable()) watchdog_thread_.join();
+  // Un-register everything, wait (bounded), release, and say so in the instances table.
+  std::set<std::string> keys;
+  {
+    std::lock_guard lock(mu_);
+    keys = serving_;
+    for (const auto& k : releasing_)
+      keys.insert(k);
+    serving_.clear();
+  }
+  struct Wait {
+    std::mutex m;
+    std::condition_variable cv;
+    size_t left = 0;
+  };
+  auto w = std::make_shared<Wait>();
+  w->left = keys.size();
+  for (const auto& k : keys) {
+    owned_.unserve(k, [w] {
+      std::lock_guard l(w->m);
+      --w->left;
+      w->cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock l(w->m);
+    w->cv.wait_for(l, std::chrono::seconds(5), [&] { return w->left == 0; });
+  }
+  auto held = store_->renew_leases(options_.srvidx, 0);
+  if (held) {
+    for (const auto& k : *held)
+      (void)store_->release_lease(k, options_.srvidx);
+  }
+  // A heartbeat of 0: the others see this instance dead now, not after `dead_after`.
+  store::InstanceRow self{
+      options_.srvidx, options_.roleid, options_.node, options_.addr, started_ms_, -1, "[]"};
+  (void)store_->heartbeat(self, true);
+  lg().info("instance {} stopped: {} account(s) handed over", options_.srvidx, keys.size());
+}
+
+nlohmann::json Cluster::servers(const nlohmann::json& own_regs) {
+  std::vector<store::InstanceRow> rows;
+  auto fresh = store_->instances();
+  std::map<int64_t, bool> alive;
+  {
+    std::lock_guard lock(mu_);
+    rows = fresh ? *fresh : last_instances_;
+    alive = alive_;
+  }
+  nlohmann::json out = nlohmann::json::array();
+  bool self_listed = false;
+  for (const auto& r : rows) {
+    const bool self = r.srvidx == options_.srvidx;
+    self_listed |= self;
+    auto it = alive.find(r.srvidx);
+    const bool online = self || (it != alive.end() && it->second);
+    nlohmann::json regs = nlohmann::json::array();
+    if (self) {
+      regs = own_regs;
+    } else if (online && !r.regs.empty()) {
+      regs = nlohmann::json::parse(r.regs, nullptr, false);
+      if (!regs.is_array()) regs = nlohmann::json::array();
+    }
+    out.push_back({{"srvidx", r.srvidx},
+                   {"roleid", r.roleid},
+                   {"node", r.node},
+                   {"addr", r.addr},
+                   {"online", online},
+                   {"regs", regs}});
+  }
+  if (!self_listed) {
+    out.push_back({{"srvidx", options_.srvidx},
+                   {"roleid", options_.roleid},
+                   {"node", options_.node},
+                   {"addr", options_.addr},
+                   {"online", true},
+                   {"regs", own_regs}});
+  }
+  return out;
+}
+
+std::set<std::string> Cluster::serving() const {
+  std::lock_guard lock(mu_);
+  return serving_;
+}
+
+bool Cluster::store_ok() const {
+  std::lock_guard lock(mu_);
+  return store_ok_;
+}
+
+}  // namespace esg::cluster

@@ -1,0 +1,204 @@
+"""Several instances (issue 11): three esg instances with roleids 1, 2, 3 on one PostgreSQL
+store, Kamailio as the provider's registrar. An account is served by one instance at a time
+(the live one with the lowest roleid its serveridxs allow); kill -9 moves it to the next one,
+a restart moves it back, in order (un-register first, or `Contact: *` after a death), so that
+Kamailio never holds two contacts for it. A stopped store stops all serving; a started one
+brings it back."""
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+sys.path.insert(0, os.path.join(HERE, ".."))
+from esg_fixture import EsgProcess, KeepOnFailure  # noqa: E402
+from rest_api import Api  # noqa: E402
+from kamailio_fixture import free_port  # noqa: E402
+from postgres_fixture import Postgres  # noqa: E402
+from accounts.test_registration import registrar, DOMAIN  # noqa: E402
+
+
+def contacts(kam, user):
+    """The contacts Kamailio holds for `user` now (their addresses)."""
+    r = subprocess.run(["kamcmd", "-s", "unix:" + kam.ctl, "ul.dump"], capture_output=True,
+                       text=True, timeout=10)
+    return re.findall(r"Address: (sip:%s@[^\s]+)" % user, r.stdout)
+
+
+class ContactWatch(threading.Thread):
+    """Polls Kamailio's location table for the whole test: the most contacts ever held at once,
+    per user, and when each contact first appeared."""
+
+    def __init__(self, kam, users):
+        super().__init__(daemon=True)
+        self.kam, self.users = kam, users
+        self.most = {u: 0 for u in users}
+        self.seen = {}  # (user, address) -> first time seen
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            for u in self.users:
+                try:
+                    now = contacts(self.kam, u)
+                except subprocess.SubprocessError:
+                    continue
+                self.most[u] = max(self.most[u], len(now))
+                for a in now:
+                    self.seen.setdefault((u, a), time.time())
+            time.sleep(0.05)
+
+
+class Cluster(KeepOnFailure):
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = Postgres().start()
+        cls.folder_kam = os.path.join(cls.pg.dir, "kamailio")
+        os.makedirs(cls.folder_kam)
+        cls.kam_port = free_port()
+        cls.kam = registrar(cls.folder_kam, cls.kam_port, min_expires=10)
+        with open(os.path.join(cls.folder_kam, "db", "subscriber"), "a") as f:
+            f.write("2:bob:%s:bob-secret:x:x\n" % DOMAIN)
+        cls.kam.start()
+        cls.esg = {}
+        for srvidx in (1, 2, 3):
+            cls.esg[srvidx] = cls.start_instance(srvidx)
+        cls.watch = ContactWatch(cls.kam, ("alice", "bob"))
+        cls.watch.start()
+
+    @classmethod
+    def start_instance(cls, srvidx, folder=None):
+        return EsgProcess({
+            "instance": {"srvidx": srvidx, "roleid": srvidx, "node": "esg%d" % srvidx,
+                         "workers": 2},
+            "listen": [{"proto": "udp", "addr": "127.0.0.1", "port": 0}],
+            "store": {"postgres": cls.pg.url},
+            "transport": {"t1": 50},
+            "accounts": {"retry_min": 0.3, "retry_max": 2},
+        }, folder=folder)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.watch.halt.set()
+        cls.watch.join()
+        codes = []
+        for e in cls.esg.values():
+            codes.append(e.stop())
+        cls.kam.stop()
+        keep = cls.failed or any(codes)
+        for e in cls.esg.values():
+            e.cleanup(keep=keep)
+        cls.kam.cleanup(keep=keep)
+        cls.pg.stop()
+        cls.pg.cleanup(keep=keep)
+        if any(codes):
+            raise AssertionError("an esg instance exited with %s" % codes)
+
+    def api(self, srvidx):
+        return Api(self.esg[srvidx].ports["http"])
+
+    def contact_of(self, srvidx, user):
+        return "sip:%s@127.0.0.1:%d" % (user, self.esg[srvidx].ports["udp"])
+
+    def wait_contacts(self, user, wanted, seconds=15):
+        deadline = time.time() + seconds
+        now = None
+        while time.time() < deadline:
+            now = contacts(self.kam, user)
+            if now == wanted:
+                return now
+            time.sleep(0.05)
+        self.fail("Kamailio holds %s for %s, not %s" % (now, user, wanted))
+
+    def servers(self, srvidx):
+        status, body = self.api(srvidx).call("GET", "/api/monitor/v1/esg/active?regs=true")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["resultcode"], 0)
+        return {s["srvidx"]: s for s in body["data"]["sites"][0]["servers"]}
+
+    def served_by(self, srvidx):
+        """What instance `srvidx` says it serves."""
+        return {r["code"] for r in self.servers(srvidx)[srvidx]["regs"]}
+
+    def test_accounts_follow_the_live_instance_with_the_lowest_roleid(self):
+        # Created on the lowest-priority instance: the others learn it from the store.
+        for code, user, extra in (("main", "alice", {}), ("pinned", "bob", {"serveridxs": [3]})):
+            status, body = self.api(3).call("POST", "/rest/v1/uc/providers", {
+                "code": code, "username": user, "pwd": user + "-secret", "domain": DOMAIN,
+                "proxyaddr": "127.0.0.1", "proxyport": self.kam_port, "expires": 60, **extra})
+            self.assertEqual(status, 201, body)
+        self.wait_contacts("alice", [self.contact_of(1, "alice")])
+        self.wait_contacts("bob", [self.contact_of(3, "bob")])
+        self.assertEqual(self.served_by(1), {"main"})
+        self.assertEqual(self.served_by(2), set())
+        # Any instance shows every instance with what it serves.
+        for i in (1, 2, 3):
+            deadline = time.time() + 5
+            while time.time() < deadline:
+                servers = self.servers(i)
+                if [r["code"] for r in servers[1]["regs"]] == ["main"] and \
+                        [r["code"] for r in servers[3]["regs"]] == ["pinned"]:
+                    break
+                time.sleep(0.2)
+            self.assertEqual(sorted(servers), [1, 2, 3])
+            self.assertTrue(all(s["online"] for s in servers.values()))
+            self.assertEqual([(r["code"], r["regstate"]) for r in servers[1]["regs"]],
+                             [("main", "registered")])
+            self.assertEqual([r["code"] for r in servers[3]["regs"]], ["pinned"])
+            self.assertTrue(servers[2]["node"].startswith("esg2"), servers[2])
+
+        # kill -9 of the owner: the next one registers, after removing the dead binding.
+        killed = self.esg[1]
+        killed.proc.kill()
+        killed.proc.wait()
+        t_kill = time.time()
+        self.wait_contacts("alice", [self.contact_of(2, "alice")], seconds=15)
+        failover = self.watch.seen.get(("alice", self.contact_of(2, "alice")), time.time()) - t_kill
+        print("failover: kill -9 to the next instance's binding %.2f s" % failover)
+        lines = self.esg[2].trn_lines()
+        star = [i for i, l in enumerate(lines) if " REGISTER sip:" in l and "Contact: *" in l
+                and " Send to " in l]
+        self.assertTrue(star, "no Contact: * REGISTER from instance 2")
+        # The pinned account stays where it is pinned.
+        self.assertEqual(contacts(self.kam, "bob"), [self.contact_of(3, "bob")])
+        deadline = time.time() + 5
+        while time.time() < deadline and self.servers(2)[1]["online"]:
+            time.sleep(0.2)
+        self.assertFalse(self.servers(2)[1]["online"])
+        self.assertEqual(self.served_by(2), {"main"})
+
+        # The killed instance comes back: the account moves back, un-registered first.
+        self.esg[1] = self.start_instance(1, folder=killed.dir)
+        t_start = time.time()
+        self.wait_contacts("alice", [self.contact_of(1, "alice")], seconds=15)
+        failback = self.watch.seen.get(("alice", self.contact_of(1, "alice")),
+                                       time.time()) - t_start
+        print("failback: restart (ready) to its binding %.2f s" % failback)
+        unreg = [l for l in self.esg[2].trn_lines() if " Send to " in l and
+                 " REGISTER sip:" in l and "Expires: 0" in l and "Contact: *" not in l]
+        self.assertTrue(unreg, "instance 2 did not un-register")
+        self.assertEqual(contacts(self.kam, "bob"), [self.contact_of(3, "bob")])
+
+        # The store goes away: nobody holds a lease, so nobody serves; it comes back: all recover.
+        self.pg.stop()
+        try:
+            self.wait_contacts("alice", [], seconds=10)
+            self.wait_contacts("bob", [], seconds=10)
+            for i in (1, 2, 3):
+                self.assertEqual(self.served_by(i), set(), "instance %d" % i)
+        finally:
+            self.pg.start()
+        self.wait_contacts("alice", [self.contact_of(1, "alice")], seconds=20)
+        self.wait_contacts("bob", [self.contact_of(3, "bob")], seconds=20)
+
+        # During the whole run Kamailio never held two contacts for one account.
+        self.assertEqual(self.watch.most, {"alice": 1, "bob": 1})
+
+
+if __name__ == "__main__":
+    unittest.main()
