@@ -215,6 +215,14 @@ milliseconds Cluster::tick() {
     releasing = releasing_;
   }
   milliseconds wait = options_.heartbeat;
+  // An instance that has gone silent dies at its last heartbeat + dead_after: look then, not up
+  // to a heartbeat later (a live one heartbeats again well before, and this never fires).
+  for (const auto& i : view->instances) {
+    const int64_t dies_in = i.heartbeat_ms + options_.dead_after.count() - view->now_ms;
+    if (i.srvidx != options_.srvidx && dies_in >= 0) {
+      wait = std::min(wait, milliseconds(dies_in + 20));
+    }
+  }
 
   // Served without a lease: another instance has it now (we were away too long).
   for (const auto& k : serving) {

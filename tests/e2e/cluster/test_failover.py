@@ -21,6 +21,8 @@ from rest_api import Api  # noqa: E402
 from kamailio_fixture import free_port  # noqa: E402
 from postgres_fixture import Postgres  # noqa: E402
 from accounts.test_registration import registrar, DOMAIN  # noqa: E402
+from calls.test_calls import DID, scenario  # noqa: E402
+from sipp_fixture import SippPeer  # noqa: E402
 
 
 def contacts(kam, user):
@@ -196,8 +198,74 @@ class Cluster(KeepOnFailure):
         self.wait_contacts("alice", [self.contact_of(1, "alice")], seconds=20)
         self.wait_contacts("bob", [self.contact_of(3, "bob")], seconds=20)
 
+        # A graceful stop hands over at once: un-registered and released, no lease to wait for.
+        t_stop = time.time()
+        self.assertEqual(self.esg[1].stop(), 0)
+        self.wait_contacts("alice", [self.contact_of(2, "alice")], seconds=5)
+        print("handover on SIGTERM: %.2f s" % (time.time() - t_stop))
+        self.assertFalse(self.servers(2)[1]["online"])
+
         # During the whole run Kamailio never held two contacts for one account.
         self.assertEqual(self.watch.most, {"alice": 1, "bob": 1})
+
+
+class DeadInstanceCalls(KeepOnFailure):
+    """A call in progress on an instance that dies is lost with it; another instance notices
+    the death and closes the call's record as interrupted."""
+
+    def test_the_instance_that_notices_closes_the_calls(self):
+        pg = Postgres().start()
+        self.addCleanup(pg.cleanup, False)
+        self.addCleanup(pg.stop)
+        config = {"store": {"postgres": pg.url}}
+        first = EsgProcess(dict(config, instance={"srvidx": 1, "roleid": 1}))
+        second = EsgProcess(dict(config, instance={"srvidx": 2, "roleid": 2}))
+        peers = []
+        try:
+            api = Api(first.ports["http"])
+            api.ok("POST", "/rest/v1/uc/providers",
+                   {"code": "prov-a", "domain": "127.0.0.2", "reg": False, "username": ""})
+            callee = SippPeer(scenario("uas_answer.xml"), "127.0.0.5")
+            peers.append(callee)
+            api.ok("POST", "/rest/v1/uc/pbx", {"code": "pbx1", "mode": "ip",
+                                               "address": "127.0.0.5", "port": callee.port})
+            api.ok("POST", "/rest/v1/routing/rules",
+                   {"direction": "in", "action": "pbx", "target": "pbx1"})
+            caller = SippPeer(scenario("uac_call.xml"), "127.0.0.2",
+                              remote="127.0.0.1:%d" % first.ports["udp"], duration_ms=20000,
+                              keys={"ruri_user": DID, "to_user": DID, "to_host": "127.0.0.1",
+                                    "from_user": "100", "contact_user": "prov"})
+            peers.append(caller)
+            deadline = time.time() + 5
+            call = None
+            while time.time() < deadline and not call:
+                calls = api.ok("GET", "/api/monitor/v1/calls")["data"]["calls"]
+                call = next((c for c in calls if c["answered"]), None)
+                time.sleep(0.05)
+            self.assertIsNotNone(call)
+            time.sleep(0.6)  # the CDR writer gathers for up to 200 ms
+            first.proc.kill()
+            first.proc.wait()
+            # The second instance sees the first dead (3 s of silence) and closes its calls.
+            other = Api(second.ports["http"])
+            deadline = time.time() + 10
+            mine = []
+            while time.time() < deadline:
+                mine = [c for c in other.ok("GET", "/rest/v1/cdrs")["items"]
+                        if c["id"] == call["id"]]
+                if mine and mine[0]["state"] == "interrupted":
+                    break
+                time.sleep(0.2)
+            self.assertEqual([c["state"] for c in mine], ["interrupted"])
+            self.assertIn("closed as interrupted", open(os.path.join(second.dir, "esg.out")).read())
+        finally:
+            for p in peers:
+                p.stop()
+                p.cleanup(keep=False)
+            code = second.stop()
+            second.cleanup(keep=self.failed or code != 0)
+            first.cleanup(keep=self.failed)
+        self.assertEqual(code, 0)
 
 
 if __name__ == "__main__":

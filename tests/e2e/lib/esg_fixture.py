@@ -45,6 +45,9 @@ class EsgProcess:
             # (border/).
             "security": {"ban": {"failures": 1000000}, "pike": {"requests": 0}},
         }
+        pg = os.environ.get("ESG_TEST_POSTGRES")
+        if pg and "store" not in (extra or {}):
+            config["store"] = {"postgres": self._postgres_database(pg)}
         for key, value in (extra or {}).items():
             config[key] = value
         # SIGTERM ends calls still up after this long: tests stop esg with calls up at times.
@@ -71,6 +74,21 @@ class EsgProcess:
                 return
         self.stop()
         raise RuntimeError("esg did not start; see " + self.dir)
+
+    def _postgres_database(self, server):
+        """ESG_TEST_POSTGRES names a server (cluster/test_store_pg.py starts one): each esg
+        gets a database of its own there, the same one again when restarted on its folder."""
+        path = os.path.join(self.dir, "postgres-url")
+        if os.path.exists(path):
+            with open(path) as f:
+                return f.read()
+        name = "esg_" + os.path.basename(self.dir).replace("-", "_").lower()
+        subprocess.run(["psql", server, "-q", "-c", "CREATE DATABASE %s" % name], check=True,
+                       capture_output=True)
+        url = server.rsplit("/", 1)[0] + "/" + name
+        with open(path, "w") as f:
+            f.write(url)
+        return url
 
     def alive(self):
         return self.proc.poll() is None

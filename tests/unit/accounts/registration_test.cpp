@@ -41,6 +41,8 @@ struct RegistrationTest : ::testing::Test {
   std::vector<RegistrationStatus> changes;
   std::unique_ptr<RegistrationClient> client;
 
+  bool clear_first = false;
+
   void make(nlohmann::json extra = nlohmann::json::object()) {
     nlohmann::json j = {{"code", "p1"},
                         {"username", "alice"},
@@ -54,6 +56,7 @@ struct RegistrationTest : ::testing::Test {
     ASSERT_TRUE(a) << a.error().field << ": " << a.error().message;
     RegistrationOptions o;
     o.user_agent = "esg/test";
+    o.clear_bindings_first = clear_first;
     client = std::make_unique<RegistrationClient>(
         std::make_shared<const Account>(*a), layer, timers, link, o,
         [this](const RegistrationStatus& s) { changes.push_back(s); });
@@ -109,6 +112,50 @@ TEST_F(RegistrationTest, RegistersThroughTheProxyAnsweringTheDigestChallenge) {
   timers.advance(14s);
   ASSERT_EQ(link.sent.size(), 3u);
   EXPECT_FALSE(last().header(sip::HeaderId::Authorization));
+}
+
+TEST_F(RegistrationTest, TakingOverRemovesEveryOldBindingFirst_10_2_2) {
+  clear_first = true;
+  make();
+  client->start();
+  timers.advance(0ms);
+  ASSERT_EQ(link.sent.size(), 1u);
+  auto star = last();
+  EXPECT_EQ(star.header(sip::HeaderId::Contact)->value, "*");
+  EXPECT_EQ(star.header(sip::HeaderId::Expires)->value, "0");
+  // The wildcard needs credentials too.
+  answer(401, "WWW-Authenticate: Digest realm=\"r\", nonce=\"n1\", qop=\"auth\"\r\n");
+  ASSERT_EQ(link.sent.size(), 2u);
+  EXPECT_EQ(last().header(sip::HeaderId::Contact)->value, "*");
+  EXPECT_TRUE(last().header(sip::HeaderId::Authorization));
+  EXPECT_EQ(state(), RegState::Registering);
+  answer(200);
+  // Then our own binding, as any registration.
+  ASSERT_EQ(link.sent.size(), 3u);
+  auto own = last();
+  EXPECT_EQ(own.header(sip::HeaderId::Contact)->value, "<sip:alice@127.0.0.1:5080>");
+  EXPECT_EQ(own.header(sip::HeaderId::Expires)->value, "600");
+  EXPECT_EQ(own.call_id(), star.call_id());
+  EXPECT_GT(own.cseq().number, star.cseq().number);
+  answer(401, "WWW-Authenticate: Digest realm=\"r\", nonce=\"n2\", qop=\"auth\"\r\n");
+  answer(200, "Contact: <sip:alice@127.0.0.1:5080>;expires=600\r\n");
+  EXPECT_EQ(state(), RegState::Registered);
+  // A refresh is an ordinary REGISTER.
+  timers.advance(550s);
+  ASSERT_EQ(link.sent.size(), 6u);
+  EXPECT_EQ(last().header(sip::HeaderId::Contact)->value, "<sip:alice@127.0.0.1:5080>");
+}
+
+TEST_F(RegistrationTest, ARegistrarThatRefusesTheWildcardStillGetsOurBinding) {
+  clear_first = true;
+  make();
+  client->start();
+  timers.advance(0ms);
+  answer(400);
+  ASSERT_EQ(link.sent.size(), 2u);
+  EXPECT_EQ(last().header(sip::HeaderId::Contact)->value, "<sip:alice@127.0.0.1:5080>");
+  answer(200, "Contact: <sip:alice@127.0.0.1:5080>;expires=600\r\n");
+  EXPECT_EQ(state(), RegState::Registered);
 }
 
 TEST_F(RegistrationTest, RejectedCredentialsAreAuthFailedAndRetriedWithAGrowingPause) {

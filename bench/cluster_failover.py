@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Failover and failback times of several instances (issue 11), and what the leases cost.
+
+PostgreSQL (a fresh cluster on loopback), Kamailio as the registrar, three esg instances with
+roleids 1, 2, 3 (the defaults: heartbeat 1 s, dead after 3 s) and ACCOUNTS provider accounts.
+Each cycle kills the owner (instance 1) with SIGKILL and measures the time until instance 2 sends
+its first REGISTER (the `Contact: *` that removes the dead binding) and until Kamailio holds
+instance 2's binding for every account; then starts instance 1 again and measures from the
+spawn of the process to its first REGISTER and to its bindings. Also: store transactions per
+second while idle (heartbeats and lease renewals of three instances).
+
+    bench/cluster_failover.py [CYCLES] [ACCOUNTS]     (defaults 5 and 50)
+"""
+
+import datetime
+import os
+import re
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e", "lib"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+os.environ.setdefault("ESG_BIN", os.path.join(ROOT, "build", "esg"))
+from esg_fixture import EsgProcess  # noqa: E402
+from kamailio_fixture import free_port  # noqa: E402
+from postgres_fixture import Postgres  # noqa: E402
+from rest_api import Api  # noqa: E402
+from accounts.test_registration import registrar, DOMAIN  # noqa: E402
+from cluster.test_failover import contacts  # noqa: E402
+
+CYCLES = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+ACCOUNTS = int(sys.argv[2]) if len(sys.argv) > 2 else 50
+
+
+def first_register_after(esg, t0):
+    """Unix time of the first REGISTER esg sent after t0 (its trn log, local wall clock)."""
+    day = datetime.date.today()
+    for line in esg.trn_lines():
+        if " Send to " not in line or " REGISTER sip:" not in line:
+            continue
+        m = re.match(r"(\d\d):(\d\d):(\d\d\.\d+)", line)
+        if not m:
+            continue
+        t = datetime.datetime.combine(day, datetime.time()) + datetime.timedelta(
+            hours=int(m.group(1)), minutes=int(m.group(2)), seconds=float(m.group(3)))
+        ts = t.timestamp()
+        if ts >= t0:
+            return ts
+    return None
+
+
+def wait_bindings(kam, port, seconds=30):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        held = contacts(kam, r"user\d+")
+        if len(held) == ACCOUNTS and all(c.endswith(":%d" % port) for c in held):
+            return time.time()
+        time.sleep(0.02)
+    raise RuntimeError("the bindings did not move to port %d" % port)
+
+
+def main():
+    pg = Postgres().start()
+    folder = os.path.join(pg.dir, "kamailio")
+    os.makedirs(folder)
+    kam_port = free_port()
+    kam = registrar(folder, kam_port, min_expires=10)
+    with open(os.path.join(folder, "db", "subscriber"), "a") as f:
+        for i in range(ACCOUNTS):
+            f.write("%d:user%d:%s:secret:x:x\n" % (10 + i, i, DOMAIN))
+    kam.start()
+
+    def instance(srvidx, folder=None):
+        return EsgProcess({"instance": {"srvidx": srvidx, "roleid": srvidx, "workers": 2},
+                           "listen": [{"proto": "udp", "addr": "127.0.0.1", "port": 0}],
+                           "store": {"postgres": pg.url}}, folder=folder)
+
+    esg = {i: instance(i) for i in (1, 2, 3)}
+    api = Api(esg[3].ports["http"])
+    for i in range(ACCOUNTS):
+        api.ok("POST", "/rest/v1/uc/providers", {
+            "code": "acc%d" % i, "username": "user%d" % i, "pwd": "secret", "domain": DOMAIN,
+            "proxyaddr": "127.0.0.1", "proxyport": kam_port, "expires": 60})
+    wait_bindings(kam, esg[1].ports["udp"])
+    idle = 10
+    before = int(pg.query("SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'"))
+    time.sleep(idle)
+    after = int(pg.query("SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'"))
+    print("store: %.1f transactions/s for 3 instances and %d accounts while idle"
+          % ((after - before) / idle, ACCOUNTS))
+
+    failover, failover_all, failback, failback_ready, failback_all = [], [], [], [], []
+    for cycle in range(CYCLES):
+        time.sleep(1.5)  # somewhere in the heartbeat period
+        t_kill = time.time()
+        esg[1].proc.kill()
+        esg[1].proc.wait()
+        t_all = wait_bindings(kam, esg[2].ports["udp"])
+        t_reg = first_register_after(esg[2], t_kill)
+        failover.append(t_reg - t_kill)
+        failover_all.append(t_all - t_kill)
+        t_spawn = time.time()
+        esg[1] = instance(1, esg[1].dir)
+        t_ready = time.time()
+        t_all = wait_bindings(kam, esg[1].ports["udp"])
+        t_reg = first_register_after(esg[1], t_spawn)
+        failback.append(t_reg - t_spawn)
+        failback_ready.append(t_reg - t_ready)
+        failback_all.append(t_all - t_spawn)
+        print("cycle %d: failover %.2f s (all %d bindings %.2f s), failback %.2f s from spawn "
+              "(%.2f s from ready; all %.2f s)" % (cycle + 1, failover[-1], ACCOUNTS,
+                                                   failover_all[-1], failback[-1],
+                                                   failback_ready[-1], failback_all[-1]))
+
+    def summary(name, xs):
+        print("%-34s median %.2f s, max %.2f s" % (name, statistics.median(xs), max(xs)))
+
+    summary("failover (kill -9 -> REGISTER)", failover)
+    summary("failover (all bindings moved)", failover_all)
+    summary("failback (spawn -> REGISTER)", failback)
+    summary("failback (ready -> REGISTER)", failback_ready)
+    summary("failback (all bindings moved)", failback_all)
+    for e in esg.values():
+        e.stop()
+        e.cleanup(keep=False)
+    kam.stop()
+    kam.cleanup(keep=False)
+    pg.stop()
+    pg.cleanup(keep=False)
+
+
+if __name__ == "__main__":
+    main()
