@@ -195,7 +195,8 @@ class Server::EdgeContext final : public edge::Context {
   bool account_ready(const accounts::Account& a, std::string* why) const override {
     const auto st = s_.accounts_ ? s_.accounts_->status(a.id) : std::nullopt;
     if (!st) {
-      *why = "not running";
+      // Several instances: the account's calls go out through the instance that serves it.
+      *why = s_.clustered() ? "served by another instance" : "not running";
       return false;
     }
     if (a.reg && st->regstate != accounts::RegState::Registered) {
