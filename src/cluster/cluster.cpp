@@ -31,6 +31,19 @@ uint64_t fnv1a(const std::string& key, int64_t srvidx) {
   return h;
 }
 
+// What a monitoring page must see at once: which accounts, in which states.
+std::string regs_summary(const std::string& regs) {
+  const auto j = nlohmann::json::parse(regs, nullptr, false);
+  std::string out;
+  if (!j.is_array()) return regs;
+  for (const auto& r : j) {
+    if (!r.is_object()) continue;
+    out += r.value("code", "") + ":" + r.value("regstate", "") + ":" + r.value("pingstate", "") +
+           ":" + std::to_string(r.value("onlinetrunkcount", 0)) + ";";
+  }
+  return out;
+}
+
 spdlog::logger& lg() {
   return log::get("cluster");
 }
@@ -144,13 +157,23 @@ milliseconds Cluster::tick() {
   store::InstanceRow self{options_.srvidx, options_.roleid, options_.node,
                           options_.addr,   started_ms_,     0,
                           owned_.regs()};
-  const bool regs_changed = self.regs != published_regs_;
+  // Every refresh changes an account's last response: with thousands of accounts the whole
+  // list would be rewritten each heartbeat. A change of state goes out at once, the rest at
+  // most every 5 s.
+  const std::string summary = regs_summary(self.regs);
+  const bool regs_changed =
+      self.regs != published_regs_ &&
+      (summary != published_summary_ || Clock::now() - published_at_ >= std::chrono::seconds(5));
   auto view = store_->heartbeat(self, regs_changed);
   if (!view) {
     lost_store(view.error().message);
     return options_.heartbeat;
   }
-  if (regs_changed) published_regs_ = self.regs;
+  if (regs_changed) {
+    published_regs_ = self.regs;
+    published_summary_ = summary;
+    published_at_ = Clock::now();
+  }
   const auto sent = Clock::now();
   auto held_list = store_->renew_leases(options_.srvidx, ttl_.count());
   if (!held_list) {

@@ -116,6 +116,8 @@ class Cluster {
   std::vector<store::InstanceRow> last_instances_;
   int64_t config_version_ = -1;
   std::string published_regs_;
+  std::string published_summary_;  // codes and states of what was published
+  std::chrono::steady_clock::time_point published_at_;
   std::thread thread_, watchdog_thread_;
 };
 
