@@ -1,9 +1,10 @@
 """Several instances (issue 11): three esg instances with roleids 1, 2, 3 on one PostgreSQL
-store, Kamailio as the provider's registrar. An account is served by one instance at a time
+store, Kamailio as the provider's registrar (and as the registrar of a register-out PBX
+connection, leased the same way). An account is served by one instance at a time
 (the live one with the lowest roleid its serveridxs allow); kill -9 moves it to the next one,
 a restart moves it back, in order (un-register first, or `Contact: *` after a death), so that
 Kamailio never holds two contacts for it. A stopped store stops all serving; a started one
-brings it back."""
+brings it back. A Telegram line moves with its session; a dead instance's calls are closed."""
 
 import os
 import re
@@ -23,6 +24,7 @@ from postgres_fixture import Postgres  # noqa: E402
 from accounts.test_registration import registrar, DOMAIN  # noqa: E402
 from calls.test_calls import DID, scenario  # noqa: E402
 from sipp_fixture import SippPeer  # noqa: E402
+from tgsim_fixture import LIB, TgSim  # noqa: E402
 
 
 def contacts(kam, user):
@@ -65,12 +67,12 @@ class Cluster(KeepOnFailure):
         cls.kam_port = free_port()
         cls.kam = registrar(cls.folder_kam, cls.kam_port, min_expires=10)
         with open(os.path.join(cls.folder_kam, "db", "subscriber"), "a") as f:
-            f.write("2:bob:%s:bob-secret:x:x\n" % DOMAIN)
+            f.write("2:bob:%s:bob-secret:x:x\n3:carol:%s:carol-secret:x:x\n" % (DOMAIN, DOMAIN))
         cls.kam.start()
         cls.esg = {}
         for srvidx in (1, 2, 3):
             cls.esg[srvidx] = cls.start_instance(srvidx)
-        cls.watch = ContactWatch(cls.kam, ("alice", "bob"))
+        cls.watch = ContactWatch(cls.kam, ("alice", "bob", "carol"))
         cls.watch.start()
 
     @classmethod
@@ -134,23 +136,29 @@ class Cluster(KeepOnFailure):
                 "code": code, "username": user, "pwd": user + "-secret", "domain": DOMAIN,
                 "proxyaddr": "127.0.0.1", "proxyport": self.kam_port, "expires": 60, **extra})
             self.assertEqual(status, 201, body)
+        # A PBX connection that registers to its PBX (here the same Kamailio) is leased too.
+        status, body = self.api(2).call("POST", "/rest/v1/uc/pbx", {
+            "code": "pbx1", "mode": "register-out", "address": "127.0.0.1",
+            "port": self.kam_port, "username": "carol", "pwd": "carol-secret", "domain": DOMAIN})
+        self.assertEqual(status, 201, body)
         self.wait_contacts("alice", [self.contact_of(1, "alice")])
+        self.wait_contacts("carol", [self.contact_of(1, "carol")])
         self.wait_contacts("bob", [self.contact_of(3, "bob")])
-        self.assertEqual(self.served_by(1), {"main"})
+        self.assertEqual(self.served_by(1), {"main", "pbx:pbx1"})
         self.assertEqual(self.served_by(2), set())
         # Any instance shows every instance with what it serves.
         for i in (1, 2, 3):
             deadline = time.time() + 5
             while time.time() < deadline:
                 servers = self.servers(i)
-                if [r["code"] for r in servers[1]["regs"]] == ["main"] and \
+                if len(servers[1]["regs"]) == 2 and \
                         [r["code"] for r in servers[3]["regs"]] == ["pinned"]:
                     break
                 time.sleep(0.2)
             self.assertEqual(sorted(servers), [1, 2, 3])
             self.assertTrue(all(s["online"] for s in servers.values()))
-            self.assertEqual([(r["code"], r["regstate"]) for r in servers[1]["regs"]],
-                             [("main", "registered")])
+            self.assertEqual(sorted((r["code"], r["regstate"]) for r in servers[1]["regs"]),
+                             [("main", "registered"), ("pbx:pbx1", "registered")])
             self.assertEqual([r["code"] for r in servers[3]["regs"]], ["pinned"])
             self.assertTrue(servers[2]["node"].startswith("esg2"), servers[2])
 
@@ -160,6 +168,7 @@ class Cluster(KeepOnFailure):
         killed.proc.wait()
         t_kill = time.time()
         self.wait_contacts("alice", [self.contact_of(2, "alice")], seconds=15)
+        self.wait_contacts("carol", [self.contact_of(2, "carol")], seconds=5)
         failover = self.watch.seen.get(("alice", self.contact_of(2, "alice")), time.time()) - t_kill
         print("failover: kill -9 to the next instance's binding %.2f s" % failover)
         lines = self.esg[2].trn_lines()
@@ -172,12 +181,13 @@ class Cluster(KeepOnFailure):
         while time.time() < deadline and self.servers(2)[1]["online"]:
             time.sleep(0.2)
         self.assertFalse(self.servers(2)[1]["online"])
-        self.assertEqual(self.served_by(2), {"main"})
+        self.assertEqual(self.served_by(2), {"main", "pbx:pbx1"})
 
         # The killed instance comes back: the account moves back, un-registered first.
         self.esg[1] = self.start_instance(1, folder=killed.dir)
         t_start = time.time()
         self.wait_contacts("alice", [self.contact_of(1, "alice")], seconds=15)
+        self.wait_contacts("carol", [self.contact_of(1, "carol")], seconds=5)
         failback = self.watch.seen.get(("alice", self.contact_of(1, "alice")),
                                        time.time()) - t_start
         print("failback: restart (ready) to its binding %.2f s" % failback)
@@ -191,12 +201,14 @@ class Cluster(KeepOnFailure):
         try:
             self.wait_contacts("alice", [], seconds=10)
             self.wait_contacts("bob", [], seconds=10)
+            self.wait_contacts("carol", [], seconds=10)
             for i in (1, 2, 3):
                 self.assertEqual(self.served_by(i), set(), "instance %d" % i)
         finally:
             self.pg.start()
         self.wait_contacts("alice", [self.contact_of(1, "alice")], seconds=20)
         self.wait_contacts("bob", [self.contact_of(3, "bob")], seconds=20)
+        self.wait_contacts("carol", [self.contact_of(1, "carol")], seconds=20)
 
         # A graceful stop hands over at once: un-registered and released, no lease to wait for.
         t_stop = time.time()
@@ -206,7 +218,7 @@ class Cluster(KeepOnFailure):
         self.assertFalse(self.servers(2)[1]["online"])
 
         # During the whole run Kamailio never held two contacts for one account.
-        self.assertEqual(self.watch.most, {"alice": 1, "bob": 1})
+        self.assertEqual(self.watch.most, {"alice": 1, "bob": 1, "carol": 1})
 
 
 class DeadInstanceCalls(KeepOnFailure):
@@ -266,6 +278,63 @@ class DeadInstanceCalls(KeepOnFailure):
             second.cleanup(keep=self.failed or code != 0)
             first.cleanup(keep=self.failed)
         self.assertEqual(code, 0)
+
+
+class TelegramLineMoves(KeepOnFailure):
+    """A Telegram line is leased like an account: one instance runs it; when that one dies the
+    next opens the same session (on storage both reach) and the line is ready again, without a
+    new login."""
+
+    def test_the_next_instance_takes_the_line_with_its_session(self):
+        pg = Postgres().start()
+        sim = TgSim()
+        sessions = os.path.join(pg.dir, "telegram")
+        esg = {}
+        try:
+            for i in (1, 2):
+                esg[i] = EsgProcess({"store": {"postgres": pg.url},
+                                     "instance": {"srvidx": i, "roleid": i},
+                                     "telegram": {"tdjson": LIB, "sessions": sessions}},
+                                    env=sim.env())
+            api = {i: Api(esg[i].ports["http"]) for i in esg}
+            sim.user(phone="+79990000044", code="24680")
+            api[2].ok("POST", "/rest/v1/uc/pbx",
+                      {"code": "pbx1", "mode": "ip", "address": "127.0.0.5", "port": 5060})
+            line = api[2].ok("POST", "/rest/v1/telegram/lines",
+                             {"code": "tg1", "api_id": 12345, "phone": "+79990000044",
+                              "api_hash": "0123456789abcdef0123456789abcdef", "pbx": "pbx1"},
+                             want=(201,))
+
+            def state(i):
+                lines = api[i].ok("GET", "/api/monitor/v1/telegram/lines")["data"]["lines"]
+                return next((l["state"] for l in lines if l["id"] == line["id"]), None)
+
+            def wait_state(i, wanted, seconds=10):
+                deadline = time.time() + seconds
+                while state(i) != wanted and time.time() < deadline:
+                    time.sleep(0.05)
+                self.assertEqual(state(i), wanted, "instance %d" % i)
+
+            # The better instance runs it (and asks for the login); the other keeps it idle.
+            wait_state(1, "wait_phone")
+            self.assertNotIn(state(2), ("wait_phone", "wait_code", "ready"))
+            api[1].ok("POST", "/rest/v1/telegram/lines/%d/login" % line["id"], {})
+            answer = api[1].ok("POST", "/rest/v1/telegram/lines/%d/login" % line["id"],
+                               {"code": "24680"})
+            self.assertEqual(answer["state"], "ready")
+            esg[1].proc.kill()
+            esg[1].proc.wait()
+            wait_state(2, "ready")
+            self.assertIn("tg:%d" % line["id"], open(os.path.join(esg[2].dir, "esg.out")).read())
+        finally:
+            codes = [esg[2].stop()] if 2 in esg else []
+            for e in esg.values():
+                e.cleanup(keep=self.failed or any(codes))
+            sim.stop()
+            sim.cleanup(keep=self.failed)
+            pg.stop()
+            pg.cleanup(keep=self.failed)
+        self.assertEqual(codes, [0])
 
 
 if __name__ == "__main__":
