@@ -279,7 +279,11 @@ class PgStore final : public Store {
     const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
     const char* values[] = {conninfo_.c_str(), "2", "esg", nullptr};
     conn_.reset(PQconnectdbParams(keys, values, 1));
-    return conn_ && PQstatus(conn_.get()) == CONNECTION_OK;
+    if (!conn_) return false;
+    // Server notices ("relation already exists, skipping") are not errors: not on stderr.
+    PQsetNoticeProcessor(
+        conn_.get(), [](void*, const char*) {}, nullptr);
+    return PQstatus(conn_.get()) == CONNECTION_OK;
   }
 
   Result<ResultPtr, Error> exec(const std::string& sql, const std::vector<Param>& params) {

@@ -60,9 +60,11 @@ void Lines::sync(const std::vector<json>& stored, const std::set<int64_t>* run_o
     }
   }
   idle_.clear();
+  standby_.clear();
   for (const auto& [id, cfg] : wanted) {
     if (lines_.count(id)) continue;
     if (!cfg.enabled || !runs(id)) {
+      if (cfg.enabled) standby_.insert(id);
       idle_[id] = cfg;
       continue;
     }
@@ -82,7 +84,9 @@ void Lines::sync(const std::vector<json>& stored, const std::set<int64_t>* run_o
     if (auto it = lines_.find(id); it != lines_.end()) fresh = it->second;
     // A deleted line's session (its authorization keys) goes with it.
     const std::string gone = wanted.count(id) ? std::string() : folder(id);
-    old->close([old, fresh, gone] {
+    // Not `old` itself in its own callback (a cycle that leaks when esg stops before the close
+    // completes): its pending close keeps it alive.
+    old->close([fresh, gone] {
       if (auto f = fresh.lock()) f->start();
       if (!gone.empty()) {
         std::error_code ec;
@@ -114,9 +118,10 @@ void Lines::stop(int timeout_ms) {
       std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms + 500);
   for (auto& f : closed)
     f.wait_until(deadline);
-  // Whatever TDLib still says goes nowhere: the workers stop next.
+  // Whatever TDLib still says goes nowhere: the workers stop next. Lines still closing (a
+  // line handed to another instance just before) hold the hub: its loop ends here anyway.
   std::lock_guard lock(mu_);
-  if (hub_) hub_->forget_all();
+  if (hub_) hub_->shutdown();
 }
 
 std::shared_ptr<Line> Lines::find(int64_t id) const {
@@ -132,8 +137,12 @@ json Lines::status() const {
     items.push_back(l->status());
   for (const auto& [id, cfg] : idle_) {
     json j = {{"id", id}, {"code", cfg.code}, {"enabled", cfg.enabled}};
-    j["state"] = cfg.enabled ? "error" : "disabled";
-    j["last_error"] = cfg.enabled ? json(load_error_) : json();
+    if (standby_.count(id)) {
+      j["state"] = "standby";  // another instance runs it (cluster/)
+    } else {
+      j["state"] = cfg.enabled ? "error" : "disabled";
+      j["last_error"] = cfg.enabled ? json(load_error_) : json();
+    }
     items.push_back(j);
   }
   std::sort(items.begin(), items.end(), [](const json& a, const json& b) {

@@ -58,6 +58,7 @@ class Lines {
   std::string version_;
   std::map<int64_t, std::shared_ptr<Line>> lines_;
   std::map<int64_t, LineConfig> idle_;  // disabled lines, or lines that could not start
+  std::set<int64_t> standby_;           // of those: enabled, run by another instance
 };
 
 }  // namespace esg::telegram

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <map>
 #include <memory>
+#include <thread>
 
 namespace esg::telegram::td {
 
@@ -67,6 +68,12 @@ Hub::Hub(const TdJson& td) : td_(td), thread_([this] { loop(); }) {}
 Hub::~Hub() {
   stop_ = true;
   if (thread_.joinable()) thread_.join();
+}
+
+void Hub::shutdown() {
+  forget_all();
+  stop_ = true;
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
 }
 
 int Hub::create_client(boost::asio::io_context& io, Update on_update) {

@@ -74,6 +74,9 @@ class Hub {
   void forget_client(int client);
   // No more for anyone: before the workers' io_contexts go away.
   void forget_all();
+  // forget_all(), and the receive loop ends now (joined), not when the last owner lets go: a
+  // line still closing when esg stops holds the hub, and the loop must not outlive main().
+  void shutdown();
   // `request` to `client`; its answer (or error) to `on_answer` on the client's io_context.
   // Without on_answer, the answer is dropped.
   void send(int client, nlohmann::json request, Answer on_answer = {});
