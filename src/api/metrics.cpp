@@ -146,6 +146,23 @@ std::string render_metrics(const MetricsSources& s) {
       m.sample("esg_provider_pings", {{"pingstate", k}}, v);
   }
 
+  if (s.cluster) {
+    const json c = s.cluster();
+    m.family("esg_cluster_store_up", "gauge", "1 while the heartbeats reach the store");
+    m.sample("esg_cluster_store_up", c.value("store_ok", false) ? 1.0 : 0.0);
+    m.family("esg_cluster_instances", "gauge", "instances in the store, by state");
+    m.sample("esg_cluster_instances", {{"state", "online"}}, number(c, "online"));
+    m.sample("esg_cluster_instances", {{"state", "offline"}}, number(c, "offline"));
+    m.family("esg_cluster_accounts_served", "gauge",
+             "accounts, PBX connections and Telegram lines this instance holds the lease of");
+    m.sample("esg_cluster_accounts_served", number(c, "serving"));
+    m.family("esg_cluster_leases_taken_total", "counter", "leases this instance took");
+    m.sample("esg_cluster_leases_taken_total", number(c, "leases_taken"));
+    m.family("esg_cluster_leases_released_total", "counter",
+             "leases this instance handed over (un-registered, then released)");
+    m.sample("esg_cluster_leases_released_total", number(c, "leases_released"));
+  }
+
   if (s.border) {
     const json b = s.border();
     const json& c = b.value("counters", json::object());

@@ -638,6 +638,9 @@ void Server::start() {
   ms.border = [this] { return edge_->border().status(); };
   ms.instance = deps.instance;
   ms.telegram = [this] { return lines_->status(); };
+  if (clustered()) {
+    ms.cluster = [this] { return cluster_ ? cluster_->status() : nlohmann::json::object(); };
+  }
   ms.version = ESG_VERSION;
   api::add_metrics_route(*http_, std::move(ms));
   api::add_edge_routes(*http_, deps);

@@ -151,6 +151,8 @@ milliseconds Cluster::tick() {
       to_release_.push_back(k);  // the lease runs out by itself if we never get through
     } else {
       lg().info("{}: released", k);
+      std::lock_guard lock(mu_);
+      ++leases_released_;
     }
   }
 
@@ -305,6 +307,7 @@ milliseconds Cluster::tick() {
       {
         std::lock_guard lock(mu_);
         serving_.insert(key);
+        ++leases_taken_;
       }
       owned_.serve(key, clear);
     } else if (is_serving || is_held) {
@@ -429,6 +432,19 @@ nlohmann::json Cluster::servers(const nlohmann::json& own_regs) {
 std::set<std::string> Cluster::serving() const {
   std::lock_guard lock(mu_);
   return serving_;
+}
+
+nlohmann::json Cluster::status() const {
+  std::lock_guard lock(mu_);
+  int online = 0, offline = 0;
+  for (const auto& [srvidx, alive] : alive_)
+    ++(alive ? online : offline);
+  return {{"store_ok", store_ok_},
+          {"serving", serving_.size()},
+          {"online", online},
+          {"offline", offline},
+          {"leases_taken", leases_taken_},
+          {"leases_released", leases_released_}};
 }
 
 bool Cluster::store_ok() const {

@@ -87,6 +87,9 @@ class Cluster {
   nlohmann::json servers(const nlohmann::json& own_regs);
   // Keys this instance serves now (tests, monitoring).
   std::set<std::string> serving() const;
+  // For /metrics, from the last heartbeat (no store access): {"store_ok", "serving",
+  // "online", "offline", "leases_taken", "leases_released"}.
+  nlohmann::json status() const;
   bool store_ok() const;
 
  private:
@@ -115,6 +118,7 @@ class Cluster {
   std::set<int64_t> closed_;                        // dead instances whose calls were closed
   std::vector<store::InstanceRow> last_instances_;
   int64_t config_version_ = -1;
+  uint64_t leases_taken_ = 0, leases_released_ = 0;  // guarded by mu_
   std::string published_regs_;
   std::string published_summary_;  // codes and states of what was published
   std::chrono::steady_clock::time_point published_at_;

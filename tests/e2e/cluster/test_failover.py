@@ -25,6 +25,7 @@ from accounts.test_registration import registrar, DOMAIN  # noqa: E402
 from calls.test_calls import DID, scenario  # noqa: E402
 from sipp_fixture import SippPeer  # noqa: E402
 from tgsim_fixture import LIB, TgSim  # noqa: E402
+from server.test_metrics import parse as parse_metrics  # noqa: E402
 
 
 def contacts(kam, user):
@@ -182,6 +183,14 @@ class Cluster(KeepOnFailure):
             time.sleep(0.2)
         self.assertFalse(self.servers(2)[1]["online"])
         self.assertEqual(self.served_by(2), {"main", "pbx:pbx1"})
+        status, _, text = self.api(2).text("/metrics")
+        self.assertEqual(status, 200)
+        m = parse_metrics(text)
+        self.assertEqual(m[("esg_cluster_store_up", ())], 1)
+        self.assertEqual(m[("esg_cluster_instances", (("state", "online"),))], 2)
+        self.assertEqual(m[("esg_cluster_instances", (("state", "offline"),))], 1)
+        self.assertEqual(m[("esg_cluster_accounts_served", ())], 2)
+        self.assertGreaterEqual(m[("esg_cluster_leases_taken_total", ())], 2)
 
         # The killed instance comes back: the account moves back, un-registered first.
         self.esg[1] = self.start_instance(1, folder=killed.dir)
