@@ -440,10 +440,10 @@ std::vector<Leasable> AccountManager::leasable() const {
   return out;
 }
 
-void AccountManager::resync() {
+bool AccountManager::resync() {
   std::unique_lock lock(api_mu_);
   auto rows = store_.list(store::Table::Providers);
-  if (!rows) return;  // the store is away: the next change of version tries again
+  if (!rows) return false;  // the store is away: the caller tries again
   std::unordered_map<int64_t, Account> stored;
   for (const auto& row : *rows) {
     auto j = json::parse(row.data, nullptr, false);
@@ -473,6 +473,7 @@ void AccountManager::resync() {
     halt(a.id, [this, a] { run(a, txn::Millis(0)); });
   lock.unlock();
   if ((!gone.empty() || !changed.empty()) && options_.on_change) options_.on_change();
+  return true;
 }
 
 json AccountManager::regs() const {

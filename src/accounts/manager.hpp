@@ -89,8 +89,9 @@ class AccountManager {
   void serve(int64_t id, bool clear_first);
   void unserve(int64_t id, std::function<void()> done);
   std::vector<Leasable> leasable() const;
-  // Another instance changed the providers in the store: apply what differs.
-  void resync();
+  // Another instance changed the providers in the store: apply what differs. False when the
+  // store could not be read (nothing changed).
+  bool resync();
 
   // The `regs` entries of /api/monitor/v1/esg/active, one per account.
   nlohmann::json regs() const;

@@ -67,10 +67,11 @@ void ClusterMembers::unserve(const std::string& key, std::function<void()> done)
   }
 }
 
-void ClusterMembers::config_changed() {
-  hooks_.accounts->resync();
+bool ClusterMembers::config_changed() {
+  if (!hooks_.accounts->resync()) return false;
   hooks_.rebuild();
   hooks_.run_lines();
+  return true;
 }
 
 std::string ClusterMembers::regs() {

@@ -35,7 +35,7 @@ class ClusterMembers final : public cluster::Owned {
   std::vector<cluster::Member> members() override;
   void serve(const std::string& key, bool clear_first) override;
   void unserve(const std::string& key, std::function<void()> done) override;
-  void config_changed() override;
+  bool config_changed() override;
   std::string regs() override;
 
  private:

@@ -221,8 +221,7 @@ milliseconds Cluster::tick() {
   }
 
   if (view->config_version != config_version_) {
-    if (config_version_ >= 0) owned_.config_changed();
-    config_version_ = view->config_version;
+    if (config_version_ < 0 || owned_.config_changed()) config_version_ = view->config_version;
   }
 
   std::unordered_map<std::string, const store::Lease*> leases;

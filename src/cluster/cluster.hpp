@@ -44,8 +44,9 @@ class Owned {
   virtual void serve(const std::string& key, bool clear_first) = 0;
   // Stop serving (un-register); `done` may run on any thread, once.
   virtual void unserve(const std::string& key, std::function<void()> done) = 0;
-  // Another instance changed the configuration in the store.
-  virtual void config_changed() = 0;
+  // Another instance changed the configuration in the store. False when it could not be read
+  // (asked again on the next heartbeat).
+  virtual bool config_changed() = 0;
   // This instance's `regs` for the monitoring API (JSON array text).
   virtual std::string regs() = 0;
 };
