@@ -21,8 +21,11 @@ class AsioTimers final : public Timers {
   Id start(Millis after, std::function<void()> fire) override {
     const Id id = ++next_;
     auto timer = std::make_unique<boost::asio::steady_timer>(io_, after);
-    timer->async_wait([this, id, f = std::move(fire)](boost::system::error_code ec) {
-      if (ec) return;  // stopped
+    timer->async_wait([this, alive = std::weak_ptr<char>(alive_), id,
+                       f = std::move(fire)](boost::system::error_code ec) {
+      // Stopped; or these timers are gone while the handler of one that had already expired
+      // was queued (cancel() cannot recall it): it must not touch the table.
+      if (ec || alive.expired()) return;
       // Stopped after it expired but before this handler ran: cancel() cannot recall a
       // handler already queued, so the table is what says whether it still counts.
       if (timers_.erase(id) == 0) return;
@@ -46,6 +49,7 @@ class AsioTimers final : public Timers {
   boost::asio::io_context& io_;
   Id next_ = 0;
   std::unordered_map<Id, std::unique_ptr<boost::asio::steady_timer>> timers_;
+  std::shared_ptr<char> alive_ = std::make_shared<char>();  // gone with this object
 };
 
 }  // namespace esg::txn

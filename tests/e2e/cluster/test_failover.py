@@ -278,7 +278,14 @@ class DeadInstanceCalls(KeepOnFailure):
                     break
                 time.sleep(0.2)
             self.assertEqual([c["state"] for c in mine], ["interrupted"])
-            self.assertIn("closed as interrupted", open(os.path.join(second.dir, "esg.out")).read())
+            # By the second instance (the log line follows the update by a moment).
+            out = os.path.join(second.dir, "esg.out")
+            deadline = time.time() + 5
+            while time.time() < deadline and "1 of its call(s) closed as interrupted" not in \
+                    open(out).read():
+                time.sleep(0.1)
+            self.assertIn("instance 1 (esg@127.0.0.1) is dead; 1 of its call(s) closed as "
+                          "interrupted", open(out).read())
         finally:
             for p in peers:
                 p.stop()
