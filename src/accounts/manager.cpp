@@ -272,18 +272,27 @@ void AccountManager::on_status(int64_t id, const Slot* from, const RegistrationS
   }
 }
 
-Result<json, ApiError> AccountManager::list() {
+Result<std::vector<Account>, store::Error> AccountManager::stored() {
   auto rows = store_.list(store::Table::Providers);
-  if (!rows) return unexpected(from_store(rows.error()));
-  json items = json::array();
+  if (!rows) return unexpected(rows.error());
+  std::vector<Account> out;
   for (const auto& row : *rows) {
     auto j = json::parse(row.data, nullptr, false);
     if (j.is_discarded()) continue;
     auto a = account_from_json(j);
-    if (!a) continue;
+    if (!a) continue;  // a newer esg wrote it
     a->id = row.id;
-    items.push_back(to_json(*a));
+    out.push_back(std::move(*a));
   }
+  return out;
+}
+
+Result<json, ApiError> AccountManager::list() {
+  auto accounts = stored();
+  if (!accounts) return unexpected(from_store(accounts.error()));
+  json items = json::array();
+  for (const auto& a : *accounts)
+    items.push_back(to_json(a));
   return json{{"items", items}};
 }
 
@@ -436,23 +445,17 @@ std::vector<Leasable> AccountManager::leasable() const {
   std::vector<Leasable> out;
   out.reserve(known_.size());
   for (const auto& [id, a] : known_)
-    out.push_back({id, a.code, a.serveridxs});
+    out.push_back({id, a.serveridxs});
   return out;
 }
 
 bool AccountManager::resync() {
   std::unique_lock lock(api_mu_);
-  auto rows = store_.list(store::Table::Providers);
-  if (!rows) return false;  // the store is away: the caller tries again
+  auto accounts = stored();
+  if (!accounts) return false;  // the store is away: the caller tries again
   std::unordered_map<int64_t, Account> stored;
-  for (const auto& row : *rows) {
-    auto j = json::parse(row.data, nullptr, false);
-    if (j.is_discarded()) continue;
-    auto a = account_from_json(j);
-    if (!a) continue;
-    a->id = row.id;
-    stored.emplace(row.id, std::move(*a));
-  }
+  for (auto& a : *accounts)
+    stored.emplace(a.id, std::move(a));
   std::vector<int64_t> gone;
   std::vector<Account> changed;
   {

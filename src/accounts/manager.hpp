@@ -47,8 +47,7 @@ struct ManagerOptions {
 
 // An account as the cluster sees it: what to lease, and where it may run.
 struct Leasable {
-  int64_t id = 0;  // negative: a register-out PBX connection
-  std::string code;
+  int64_t id = 0;               // negative: a register-out PBX connection
   std::vector<int> serveridxs;  // empty: any instance
 };
 
@@ -113,7 +112,10 @@ class AccountManager {
   void run(const Account& a, txn::Millis delay);
   void launch(const Account& a, txn::Millis delay, bool clear_first);  // mu_ held
   void halt(int64_t id, std::function<void()> done = {});
-  void forget(int64_t id);  // no longer wanted here: un-register, gone from monitoring
+  void forget(int64_t id);
+  // The providers in the store, parsed (unparsable rows skipped).
+  Result<std::vector<Account>, store::Error>
+  stored();  // no longer wanted here: un-register, gone from monitoring
   void on_status(int64_t id, const Slot* from, const RegistrationStatus& s);
   std::string call_id_for(size_t worker, const std::string& prefix) const;
   Result<nlohmann::json, ApiError> save(int64_t id, const nlohmann::json& body, bool is_new);

@@ -29,9 +29,17 @@ std::vector<cluster::Member> ClusterMembers::members() {
     out.push_back({a.id < 0 ? "pbx:" + std::to_string(-a.id) : "provider:" + std::to_string(a.id),
                    std::move(a.serveridxs)});
   }
-  for (const auto& l : hooks_.lines->stored())
-    out.push_back({"tg:" + std::to_string(l.value("id", int64_t(0))), {}});
+  std::lock_guard lock(mu_);
+  for (int64_t id : lines_)
+    out.push_back({"tg:" + std::to_string(id), {}});
   return out;
+}
+
+void ClusterMembers::lines_stored(const std::vector<nlohmann::json>& stored) {
+  std::lock_guard lock(mu_);
+  lines_.clear();
+  for (const auto& l : stored)
+    lines_.insert(l.value("id", int64_t(0)));
 }
 
 void ClusterMembers::serve(const std::string& key, bool clear_first) {
@@ -74,8 +82,8 @@ bool ClusterMembers::config_changed() {
   return true;
 }
 
-std::string ClusterMembers::regs() {
-  return hooks_.accounts->regs().dump();
+nlohmann::json ClusterMembers::regs() {
+  return hooks_.accounts->regs();
 }
 
 }  // namespace esg::app

@@ -11,7 +11,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "accounts/collection.hpp"
 #include "accounts/manager.hpp"
 #include "cluster/cluster.hpp"
 
@@ -21,7 +20,6 @@ class ClusterMembers final : public cluster::Owned {
  public:
   struct Hooks {
     accounts::AccountManager* accounts = nullptr;
-    accounts::Collection* lines = nullptr;
     // The set of lines to run changed (served_lines()).
     std::function<void()> run_lines;
     // Another instance changed the store: rebuild what is built from it.
@@ -31,17 +29,21 @@ class ClusterMembers final : public cluster::Owned {
 
   // The ids of the Telegram lines this instance serves.
   std::set<int64_t> served_lines();
+  // The lines in the store now (the server reads them whenever they change): the heartbeat
+  // does not read the store for them.
+  void lines_stored(const std::vector<nlohmann::json>& stored);
 
   std::vector<cluster::Member> members() override;
   void serve(const std::string& key, bool clear_first) override;
   void unserve(const std::string& key, std::function<void()> done) override;
   bool config_changed() override;
-  std::string regs() override;
+  nlohmann::json regs() override;
 
  private:
   Hooks hooks_;
   std::mutex mu_;
-  std::set<int64_t> lines_served_;
+  std::set<int64_t> lines_;         // every stored line
+  std::set<int64_t> lines_served_;  // of those, the ones this instance holds the lease of
 };
 
 }  // namespace esg::app

@@ -664,24 +664,26 @@ bool Server::clustered() const {
 
 void Server::sync_lines() {
   if (!lines_ || !telegram_lines_) return;
+  const auto stored = telegram_lines_->stored();
   if (!clustered()) {
-    lines_->sync(telegram_lines_->stored());
+    lines_->sync(stored);
     return;
   }
+  if (members_) members_->lines_stored(stored);
   const std::set<int64_t> served = members_ ? members_->served_lines() : std::set<int64_t>();
-  lines_->sync(telegram_lines_->stored(), &served);
+  lines_->sync(stored, &served);
 }
 
 void Server::start_cluster(const api::InstanceInfo& info) {
   ClusterMembers::Hooks hooks;
   hooks.accounts = accounts_.get();
-  hooks.lines = telegram_lines_.get();
   hooks.run_lines = [this] { sync_lines(); };
   hooks.rebuild = [this] {
     rebuild_edge_config();
     rebuild_border();
   };
   members_ = std::make_unique<ClusterMembers>(std::move(hooks));
+  sync_lines();  // the members learn the stored lines
   cluster::Options co;
   co.srvidx = config_.instance.srvidx;
   co.roleid = config_.instance.roleid;

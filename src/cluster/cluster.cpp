@@ -32,11 +32,9 @@ uint64_t fnv1a(const std::string& key, int64_t srvidx) {
 }
 
 // What a monitoring page must see at once: which accounts, in which states.
-std::string regs_summary(const std::string& regs) {
-  const auto j = nlohmann::json::parse(regs, nullptr, false);
+std::string regs_summary(const nlohmann::json& regs) {
   std::string out;
-  if (!j.is_array()) return regs;
-  for (const auto& r : j) {
+  for (const auto& r : regs) {
     if (!r.is_object()) continue;
     out += r.value("code", "") + ":" + r.value("regstate", "") + ":" + r.value("pingstate", "") +
            ":" + std::to_string(r.value("onlinetrunkcount", 0)) + ";";
@@ -156,23 +154,28 @@ milliseconds Cluster::tick() {
     }
   }
 
-  store::InstanceRow self{options_.srvidx, options_.roleid, options_.node,
-                          options_.addr,   started_ms_,     0,
-                          owned_.regs()};
   // Every refresh changes an account's last response: with thousands of accounts the whole
   // list would be rewritten each heartbeat. A change of state goes out at once, the rest at
-  // most every 5 s.
-  const std::string summary = regs_summary(self.regs);
-  const bool regs_changed =
-      self.regs != published_regs_ &&
-      (summary != published_summary_ || Clock::now() - published_at_ >= std::chrono::seconds(5));
+  // most every 5 s (and only serialized then).
+  const nlohmann::json regs = owned_.regs();
+  const std::string summary = regs_summary(regs);
+  const bool due =
+      summary != published_summary_ || Clock::now() - published_at_ >= std::chrono::seconds(5);
+  store::InstanceRow self{options_.srvidx,
+                          options_.roleid,
+                          options_.node,
+                          options_.addr,
+                          started_ms_,
+                          0,
+                          due ? regs.dump() : std::string()};
+  const bool regs_changed = due && self.regs != published_regs_;
   auto view = store_->heartbeat(self, regs_changed);
   if (!view) {
     lost_store(view.error().message);
     return options_.heartbeat;
   }
-  if (regs_changed) {
-    published_regs_ = self.regs;
+  if (due) {
+    if (regs_changed) published_regs_ = std::move(self.regs);
     published_summary_ = summary;
     published_at_ = Clock::now();
   }
@@ -396,11 +399,15 @@ nlohmann::json Cluster::servers(const nlohmann::json& own_regs) {
     rows = fresh ? *fresh : last_instances_;
     alive = alive_;
   }
+  // Before its first heartbeat (or with the store away) this instance is not in the table yet.
+  if (std::none_of(rows.begin(), rows.end(),
+                   [this](const store::InstanceRow& r) { return r.srvidx == options_.srvidx; })) {
+    rows.push_back(
+        {options_.srvidx, options_.roleid, options_.node, options_.addr, started_ms_, 0, ""});
+  }
   nlohmann::json out = nlohmann::json::array();
-  bool self_listed = false;
   for (const auto& r : rows) {
     const bool self = r.srvidx == options_.srvidx;
-    self_listed |= self;
     auto it = alive.find(r.srvidx);
     const bool online = self || (it != alive.end() && it->second);
     nlohmann::json regs = nlohmann::json::array();
@@ -417,20 +424,7 @@ nlohmann::json Cluster::servers(const nlohmann::json& own_regs) {
                    {"online", online},
                    {"regs", regs}});
   }
-  if (!self_listed) {
-    out.push_back({{"srvidx", options_.srvidx},
-                   {"roleid", options_.roleid},
-                   {"node", options_.node},
-                   {"addr", options_.addr},
-                   {"online", true},
-                   {"regs", own_regs}});
-  }
   return out;
-}
-
-std::set<std::string> Cluster::serving() const {
-  std::lock_guard lock(mu_);
-  return serving_;
 }
 
 nlohmann::json Cluster::status() const {
@@ -444,11 +438,6 @@ nlohmann::json Cluster::status() const {
           {"offline", offline},
           {"leases_taken", leases_taken_},
           {"leases_released", leases_released_}};
-}
-
-bool Cluster::store_ok() const {
-  std::lock_guard lock(mu_);
-  return store_ok_;
 }
 
 }  // namespace esg::cluster

@@ -47,8 +47,8 @@ class Owned {
   // Another instance changed the configuration in the store. False when it could not be read
   // (asked again on the next heartbeat).
   virtual bool config_changed() = 0;
-  // This instance's `regs` for the monitoring API (JSON array text).
-  virtual std::string regs() = 0;
+  // This instance's `regs` for the monitoring API (a JSON array).
+  virtual nlohmann::json regs() = 0;
 };
 
 struct Options {
@@ -86,12 +86,9 @@ class Cluster {
   // Every instance for the monitoring API: srvidx, node, addr, online, roleid, regs (this
   // instance's own `regs` given fresh by the caller).
   nlohmann::json servers(const nlohmann::json& own_regs);
-  // Keys this instance serves now (tests, monitoring).
-  std::set<std::string> serving() const;
   // For /metrics, from the last heartbeat (no store access): {"store_ok", "serving",
   // "online", "offline", "leases_taken", "leases_released"}.
   nlohmann::json status() const;
-  bool store_ok() const;
 
  private:
   void loop();

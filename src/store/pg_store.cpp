@@ -17,6 +17,12 @@ namespace {
 // The server's clock in Unix milliseconds: every instance reads time from the same clock.
 constexpr const char* kNowMs = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
+// Every Table is configuration (CDRs and the cluster's tables have calls of their own): a
+// data-modifying CTE bumps the configuration's version in the same statement as the change, so
+// that an instance that sees the new version also sees the change.
+const std::string kBump =
+    "WITH bump AS (UPDATE config_version SET version = version + 1 WHERE id = 1) ";
+
 using ResultPtr = std::unique_ptr<PGresult, decltype(&PQclear)>;
 
 class PgStore final : public Store {
@@ -59,7 +65,7 @@ class PgStore final : public Store {
     if (id) params.emplace_back(std::to_string(id));
     params.push_back(code.empty() ? Param() : Param(code));
     params.emplace_back(data);
-    auto r = exec(bump(t) + "INSERT INTO " + table +
+    auto r = exec(kBump + "INSERT INTO " + table +
                       (id ? " (id, code, data, updated_at) VALUES ($1, $2, $3, CURRENT_TIMESTAMP)"
                           : " (code, data, updated_at) VALUES ($1, $2, CURRENT_TIMESTAMP)") +
                       " RETURNING id",
@@ -79,7 +85,7 @@ class PgStore final : public Store {
   Result<void, Error> update(Table t, int64_t id, const std::string& code,
                              const std::string& data) override {
     std::lock_guard lock(mu_);
-    auto r = exec(bump(t) + "UPDATE " + std::string(table_name(t)) +
+    auto r = exec(kBump + "UPDATE " + std::string(table_name(t)) +
                       " SET code = $1, data = $2, updated_at = CURRENT_TIMESTAMP WHERE id = $3",
                   {code.empty() ? Param() : Param(code), data, std::to_string(id)});
     if (!r) return unexpected(r.error());
@@ -89,7 +95,7 @@ class PgStore final : public Store {
 
   Result<void, Error> remove(Table t, int64_t id) override {
     std::lock_guard lock(mu_);
-    auto r = exec(bump(t) + "DELETE FROM " + std::string(table_name(t)) + " WHERE id = $1",
+    auto r = exec(kBump + "DELETE FROM " + std::string(table_name(t)) + " WHERE id = $1",
                   {std::to_string(id)});
     if (!r) return unexpected(r.error());
     if (affected(*r) == 0) return unexpected(Error{Errc::NotFound, "no such id"});
@@ -338,13 +344,6 @@ class PgStore final : public Store {
     if (!r) return unexpected(r.error());
     if (PQntuples(r->get()) == 0) return unexpected(Error{Errc::NotFound, "no such id"});
     return row_at(r->get(), 0);
-  }
-
-  // Every Table is configuration (CDRs and the cluster's tables have calls of their own): a
-  // data-modifying CTE bumps the configuration's version in the same statement as the change,
-  // so that an instance that sees the new version also sees the change.
-  static std::string bump(Table) {
-    return "WITH bump AS (UPDATE config_version SET version = version + 1 WHERE id = 1) ";
   }
 
   void exec_or_throw(const std::string& sql) {

@@ -30,6 +30,33 @@ def scenario(name):
     return os.path.join(HERE, name)
 
 
+def answered_call(api, esg_udp_port, peers):
+    """A provider at 127.0.0.2 (SIPp) calls through esg to a PBX at 127.0.0.5 (SIPp) that
+    answers and holds the call for 20 s; returns the call as the monitoring API shows it once
+    answered and its CDR is written (None when it was not answered within 5 s). The SIPp peers
+    go into `peers`, for the caller to stop."""
+    api.ok("POST", "/rest/v1/uc/providers",
+           {"code": "prov-a", "domain": "127.0.0.2", "reg": False, "username": ""})
+    callee = SippPeer(scenario("uas_answer.xml"), "127.0.0.5")
+    peers.append(callee)
+    api.ok("POST", "/rest/v1/uc/pbx", {"code": "pbx1", "mode": "ip",
+                                       "address": "127.0.0.5", "port": callee.port})
+    api.ok("POST", "/rest/v1/routing/rules", {"direction": "in", "action": "pbx", "target": "pbx1"})
+    peers.append(SippPeer(scenario("uac_call.xml"), "127.0.0.2",
+                          remote="127.0.0.1:%d" % esg_udp_port, duration_ms=20000,
+                          keys={"ruri_user": DID, "to_user": DID, "to_host": "127.0.0.1",
+                                "from_user": "100", "contact_user": "prov"}))
+    deadline = time.time() + 5
+    call = None
+    while time.time() < deadline and not call:
+        calls = api.ok("GET", "/api/monitor/v1/calls")["data"]["calls"]
+        call = next((c for c in calls if c["answered"]), None)
+        time.sleep(0.05)
+    if call:
+        time.sleep(0.6)  # the CDR writer gathers for up to 200 ms
+    return call
+
+
 def user_of(header_value):
     m = re.search(r"<?sips?:([^@>;]*)@", header_value or "")
     return m.group(1) if m else ""
@@ -652,27 +679,8 @@ class CrashLeavesNoOpenCall(KeepOnFailure):
         peers = []
         try:
             api = Api(first.ports["http"])
-            api.ok("POST", "/rest/v1/uc/providers",
-                   {"code": "prov-a", "domain": "127.0.0.2", "reg": False, "username": ""})
-            callee = SippPeer(scenario("uas_answer.xml"), "127.0.0.5")
-            peers.append(callee)
-            api.ok("POST", "/rest/v1/uc/pbx", {"code": "pbx1", "mode": "ip",
-                                               "address": "127.0.0.5", "port": callee.port})
-            api.ok("POST", "/rest/v1/routing/rules",
-                   {"direction": "in", "action": "pbx", "target": "pbx1"})
-            caller = SippPeer(scenario("uac_call.xml"), "127.0.0.2",
-                              remote="127.0.0.1:%d" % first.ports["udp"], duration_ms=20000,
-                              keys={"ruri_user": DID, "to_user": DID, "to_host": "127.0.0.1",
-                                    "from_user": "100", "contact_user": "prov"})
-            peers.append(caller)
-            deadline = time.time() + 5
-            call = None
-            while time.time() < deadline and not call:
-                calls = api.ok("GET", "/api/monitor/v1/calls")["data"]["calls"]
-                call = next((c for c in calls if c["answered"]), None)
-                time.sleep(0.05)
+            call = answered_call(api, first.ports["udp"], peers)
             self.assertIsNotNone(call)
-            time.sleep(0.6)  # the CDR writer gathers for up to 200 ms
             first.proc.kill()
             first.proc.wait()
         finally:

@@ -22,8 +22,7 @@ from rest_api import Api  # noqa: E402
 from kamailio_fixture import free_port  # noqa: E402
 from postgres_fixture import Postgres  # noqa: E402
 from accounts.test_registration import registrar, DOMAIN  # noqa: E402
-from calls.test_calls import DID, scenario  # noqa: E402
-from sipp_fixture import SippPeer  # noqa: E402
+from calls.test_calls import answered_call  # noqa: E402
 from tgsim_fixture import LIB, TgSim  # noqa: E402
 from server.test_metrics import parse as parse_metrics  # noqa: E402
 
@@ -244,27 +243,8 @@ class DeadInstanceCalls(KeepOnFailure):
         peers = []
         try:
             api = Api(first.ports["http"])
-            api.ok("POST", "/rest/v1/uc/providers",
-                   {"code": "prov-a", "domain": "127.0.0.2", "reg": False, "username": ""})
-            callee = SippPeer(scenario("uas_answer.xml"), "127.0.0.5")
-            peers.append(callee)
-            api.ok("POST", "/rest/v1/uc/pbx", {"code": "pbx1", "mode": "ip",
-                                               "address": "127.0.0.5", "port": callee.port})
-            api.ok("POST", "/rest/v1/routing/rules",
-                   {"direction": "in", "action": "pbx", "target": "pbx1"})
-            caller = SippPeer(scenario("uac_call.xml"), "127.0.0.2",
-                              remote="127.0.0.1:%d" % first.ports["udp"], duration_ms=20000,
-                              keys={"ruri_user": DID, "to_user": DID, "to_host": "127.0.0.1",
-                                    "from_user": "100", "contact_user": "prov"})
-            peers.append(caller)
-            deadline = time.time() + 5
-            call = None
-            while time.time() < deadline and not call:
-                calls = api.ok("GET", "/api/monitor/v1/calls")["data"]["calls"]
-                call = next((c for c in calls if c["answered"]), None)
-                time.sleep(0.05)
+            call = answered_call(api, first.ports["udp"], peers)
             self.assertIsNotNone(call)
-            time.sleep(0.6)  # the CDR writer gathers for up to 200 ms
             first.proc.kill()
             first.proc.wait()
             # The second instance sees the first dead (3 s of silence) and closes its calls.
