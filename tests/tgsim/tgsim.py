@@ -691,6 +691,9 @@ def control(cmd):
         call = Call(clients[0], user, outgoing=False)
         WORLD.talked.add(frozenset((cmd["to"], user.id)))
         call.pending()
+        # Not accepted within the ring timeout: the caller's app gives up (TDLib reports an
+        # incoming call the caller ended before the answer as Missed).
+        call.later(WORLD.ring_timeout, lambda: call.discard("callDiscardReasonMissed"))
         return {"call_id": call.id}
     call = WORLD.calls.get(cmd.get("call_id"))
     if op.startswith("call.") and not call:

@@ -135,12 +135,14 @@ class KeepOnFailure(unittest.TestCase):
 def stop_all(failed, esg, *peers):
     """Stops esg first (it may still un-register from its peers), then the peers; keeps every
     folder when a test failed or esg did not exit cleanly. A clean stop is part of every test:
-    sanitizer reports and leaks end in a non-zero exit."""
-    code = esg.stop()
+    sanitizer reports and leaks end in a non-zero exit. `esg` may be None (a set-up that failed
+    before it started): the peers are still stopped and their folders kept."""
+    code = esg.stop() if esg else 0
     for p in peers:
         p.stop()
     keep = failed or code != 0
-    esg.cleanup(keep=keep)
+    if esg:
+        esg.cleanup(keep=keep)
     for p in peers:
         p.cleanup(keep=keep)
     if code != 0:

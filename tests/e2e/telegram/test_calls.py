@@ -202,6 +202,21 @@ class FromTelegram(CallsCase):
         finally:
             self.pbx.mode = "answer"
 
+    def test_the_pbx_not_answering_cancels_it_when_the_caller_gives_up(self):
+        uid = self.sim.user(first_name="Patient")
+        self.pbx.mode = "ring"
+        self.sim.ctl("timeouts", ring=1.5)  # TDLib's call_ring_timeout_ms, 90 s by default
+        try:
+            before = len(self.pbx.cancels)
+            call_id, _ = self.incoming(uid)
+            cancel = self.pbx.wait("cancels", before + 1)
+            self.assertIn("hung up", PbxUas.header(cancel, "Reason"))
+            self.assertEqual(self.sim.ctl("call.state", call_id=call_id)["reason"],
+                             "callDiscardReasonMissed")
+        finally:
+            self.sim.ctl("timeouts", ring=90)
+            self.pbx.mode = "answer"
+
     def test_chat_digits_reach_the_pbx_as_dtmf_and_digits_before_a_call_pick_the_number(self):
         uid = self.sim.user(first_name="Digits", tone=0)
         # Sent before calling: the next call goes to that number instead of the line's.
@@ -283,6 +298,30 @@ class FromTelegram(CallsCase):
                     for i in self.pbx.infos[infos:]]
             self.assertIn("Signal=9", keys[0])
             self.assertIn("Signal=*", keys[1])
+            self.pbx.bye()
+            self.call_state(call_id, "Discarded")
+        finally:
+            self.api.ok("PATCH", "/rest/v1/uc/pbx/%d" % pbx["id"], {"dtmf": "rfc2833"})
+
+
+    def test_chat_digits_as_tones_when_the_pbx_takes_them_in_band(self):
+        pbx = self.api.ok("GET", "/rest/v1/uc/pbx")["items"][0]
+        self.api.ok("PATCH", "/rest/v1/uc/pbx/%d" % pbx["id"], {"dtmf": "inband"})
+        try:
+            time.sleep(0.3)
+            uid = self.sim.user(first_name="Tones", tone=0)
+            call_id, _, relay = self.answered_call(uid)
+            self.pbx.rtp.send_tone(relay, 440, count=10)
+            start = len(self.pbx.rtp.packets)
+            self.sim.ctl("message", **{"from": uid, "to": self.account, "text": "5"})
+            time.sleep(1.0)
+            heard = [p for p in self.pbx.rtp.packets[start:] if p[4] == 8]
+            # The key as G.711 audio (770 + 1336 Hz), not as events.
+            best = max((min(tone_share(alaw_pcm(heard[i:i + 4]), 770),
+                            tone_share(alaw_pcm(heard[i:i + 4]), 1336))
+                        for i in range(0, max(1, len(heard) - 4))), default=0)
+            self.assertGreater(best, 0.2, len(heard))
+            self.assertNotIn("5", self.pbx.rtp.events())
             self.pbx.bye()
             self.call_state(call_id, "Discarded")
         finally:
