@@ -15,7 +15,8 @@ ESG_BUILD_PKGS=(cmake ninja-build g++ pkg-config libssl-dev nlohmann-json3-dev l
 # the format check, and the peers the end-to-end tests start.
 ESG_TEST_PKGS=(googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   clang-format clang-tidy python3 libboost-dev sip-tester openssl dnsmasq-base kamailio
-  kamailio-tls-modules sipvicious coturn iproute2 iptables baresip-core chromium postgresql)
+  kamailio-tls-modules sipvicious coturn iproute2 iptables baresip-core chromium postgresql
+  python3-prometheus-client)
 
 log() { printf '[esg %4ds] %s\n' "$SECONDS" "$*" >&2; }
 

@@ -17,8 +17,30 @@ SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:
                     r'(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")*)\})? (-?[0-9.e+]+|NaN)$')
 
 
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ImportError:  # Debian's python3-prometheus-client, under another interpreter
+    sys.path.append("/usr/lib/python3/dist-packages")
+    from prometheus_client.parser import text_string_to_metric_families
+
+
+def unescape(value):
+    return re.sub(r'\\(.)', lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
+
+
 def parse(text):
-    """{(name, ((label, value), ...)): value}, checking the format line by line."""
+    """{(name, ((label, value), ...)): value}, checking the format line by line, and checking
+    that Prometheus' own parser (the Python client's) reads the same samples."""
+    samples = strict_parse(text)
+    official = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}
+    ours = {(name, tuple(sorted((k, unescape(v)) for k, v in labels))): value
+            for (name, labels), value in samples.items()}
+    assert official == ours, set(official.items()) ^ set(ours.items())
+    return samples
+
+
+def strict_parse(text):
     samples, typed = {}, set()
     for line in text.splitlines():
         if line.startswith("# HELP "):
