@@ -303,9 +303,11 @@ async function diagramPage() {
   const decisions: string[] = c.decisions ?? [];
   const gap = 220, top = 50, step = 34;
   const notesHeight = decisions.length ? 16 * decisions.length + 16 : 0;
+  // Wide enough for the longest decision (about 6.4 px a character at the page's font size).
+  const boxWidth = Math.max(460, 20 + 6.4 * Math.max(0, ...decisions.map((d) => d.length)));
   const firstB = packets.findIndex((p) => p.call_id !== a);
   const yOf = (i: number) => top + 30 + i * step + (firstB >= 0 && i >= firstB ? notesHeight + 24 : 0);
-  const width = gap * lanes.length + 200;
+  const width = Math.max(gap * lanes.length + 200, 100 + lanes.indexOf("esg") * gap + boxWidth);
   const height = yOf(packets.length) + 40 + (firstB < 0 ? notesHeight : 0);
   const s = svg("svg", { width, height, id: "diagram" });
   const x = (k: string) => 100 + lanes.indexOf(k) * gap;
@@ -334,7 +336,7 @@ async function diagramPage() {
   if (decisions.length) {
     const y0 = firstB >= 0 ? yOf(firstB) - notesHeight - 28 : yOf(packets.length);
     const box = svg("g", { id: "decisions" });
-    box.append(svg("rect", { x: x("esg") - 10, y: y0, width: 460, height: notesHeight, fill: "#fff8e1", stroke: "#e0c068" }));
+    box.append(svg("rect", { x: x("esg") - 10, y: y0, width: boxWidth, height: notesHeight, fill: "#fff8e1", stroke: "#e0c068" }));
     decisions.forEach((d, i) => box.append(svg("text", { x: x("esg") - 2, y: y0 + 16 + i * 16, "data-decision": "" }, d)));
     s.append(box);
   }
@@ -344,7 +346,8 @@ async function diagramPage() {
   defs.append(marker);
   s.prepend(defs);
   const source = fromTrn ? " (from the trn log: line breaks restored approximately)" : "";
-  page().replaceChildren(title, el("p", { id: "diagram-source" }, `${c.direction ?? ""} call, ${packets.length} packets${source}`), s, raw);
+  const kind = c.direction === "in" ? "Incoming call" : c.direction === "out" ? "Outgoing call" : "Call";
+  page().replaceChildren(title, el("p", { id: "diagram-source" }, `${kind}, ${packets.length} packets${source}`), s, raw);
 }
 
 // --- the substitution test -------------------------------------------------------------

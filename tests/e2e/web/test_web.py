@@ -1,8 +1,8 @@
 """The admin web page in headless Chromium (issue 10): a visitor without a session gets the
 sign-in page; the admin signs in, sees a provider registered to Kamailio, finds a call placed
 with SIPp in the history and opens its diagram (the INVITE, the 200 and the BYE on both legs,
-the matched account among esg's decisions, the raw packet on click), runs a substitution test
-edits the configuration (a PBX connection created, refused with the field named, deleted),
+the matched account and the normalization rule among esg's decisions, the raw packet on
+click), runs a substitution test, edits the configuration (a PBX connection created, refused with the field named, deleted),
 logs a Telegram line in (the simulator's: tests/tgsim) step by step, and signs out. Screenshots of the providers page and the diagram are kept in
 build/web-artefacts/ (README's pictures come from there)."""
 
@@ -66,6 +66,10 @@ class Browser(KeepOnFailure):
                                                 "address": "127.0.0.5", "port": pbx.port})
         self.api.ok("POST", "/rest/v1/routing/rules",
                     {"priority": 100, "direction": "in", "action": "pbx", "target": "pbx1"})
+        # A normalization rule the call and the substitution test both go through.
+        self.api.ok("POST", "/rest/v1/routing/normalization", {
+            "direction": "in", "providercode": "prov-a", "field": "from_user",
+            "match": r"^8(\d{10})$", "replace": "+7$1"})
         # A Telegram line waiting for its login (done through the page below).
         self.sim.user(phone="+79990007000", code="24680", first_name="Web line")
         line = self.api.ok("POST", "/rest/v1/telegram/lines",
@@ -103,11 +107,14 @@ class Browser(KeepOnFailure):
             for label in ("INVITE", "200 OK (INVITE)", "ACK", "BYE", "200 OK (BYE)"):
                 self.assertIn("%s:%s" % (leg, label), found["arrows"], found["arrows"])
         self.assertTrue(any("prov-a" in d for d in found["decisions"]), found["decisions"])
+        self.assertTrue(any(d.startswith("normalization rule") and "+79161234567" in d
+                            for d in found["decisions"]), found["decisions"])
         self.assertTrue(any(l.startswith("prov-a") for l in found["lanes"]), found["lanes"])
         self.assertIn("esg", found["lanes"])
         self.assertIn("INVITE sip:", found["raw_packet"])
         self.assertEqual(found["substitution"]["account"], "prov-a")
-        self.assertIn("result", found["substitution"])
+        self.assertEqual(found["substitution"]["result"]["from_user"], "+79161234567",
+                         found["substitution"])
         self.assertIn("mode", found["config_error"])
         self.assertEqual(found["config_saved"], "saved")
         self.assertTrue(found["config_deleted"])
