@@ -36,7 +36,8 @@ namespace {
 
 constexpr int64_t kDayMs = 24 * 3600 * 1000;
 constexpr uint8_t kOpusPt = 111, kEventPt = 101;
-constexpr int kKeyMs = 160;  // a chat digit as a key press this long
+constexpr int kKeyMs = 160;               // a chat digit as a key press this long
+constexpr size_t kDialledSweepAt = 1024;  // digits of this many users: drop the stale ones
 
 // A header value on one line (names come from Telegram users).
 std::string one_line(std::string_view s) {
@@ -750,7 +751,15 @@ void CallBridge::on_message(const json& message) {
     if (idle) send_key(c);
     return;
   }
-  dialled_[from] = {text, steady_ms()};
+  // Kept for the window only: a chat full of users who send digits and never call must not
+  // grow the table without bound.
+  const int64_t now = steady_ms();
+  if (dialled_.size() >= kDialledSweepAt) {
+    std::erase_if(dialled_, [&](const auto& d) {
+      return now - d.second.second > int64_t(options_.digits_valid_s) * 1000;
+    });
+  }
+  dialled_[from] = {text, now};
 }
 
 void CallBridge::send_key(const std::shared_ptr<Call>& c) {

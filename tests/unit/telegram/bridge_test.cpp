@@ -7,7 +7,9 @@
 #include <boost/asio/ip/address.hpp>
 
 #include <chrono>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -33,12 +35,13 @@ struct Fixture {
   std::shared_ptr<CallBridge> bridge;
   int n = 0;
 
-  Fixture() {
+  explicit Fixture(int digits_valid_s = 300) {
     config.code = "tg1";
     config.phone = "+79990001000";
     BridgeOptions o;
     o.sip_host = "127.0.0.1";
     o.sip_port = esg.local_endpoint().port();
+    o.digits_valid_s = digits_valid_s;
     bridge = std::make_shared<CallBridge>(
         io, config,
         [this](json req, esg::telegram::td::Hub::Answer a) {
@@ -55,6 +58,51 @@ struct Fixture {
     bridge.reset();
     io.restart();
     io.run_for(std::chrono::milliseconds(50));  // the handlers still holding the bridge end
+  }
+
+  // The first line of the next request of a Call-ID not seen before ("" after 3 s):
+  // retransmissions and CANCELs of earlier calls are skipped.
+  std::set<std::string> seen;
+  std::string next_new_request() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    char buf[4096];
+    while (std::chrono::steady_clock::now() < deadline) {
+      io.run_for(std::chrono::milliseconds(10));
+      io.restart();
+      boost::system::error_code ec;
+      udp::endpoint from;
+      const size_t got = esg.receive_from(asio::buffer(buf), from, 0, ec);
+      if (ec) continue;
+      const std::string r(buf, got);
+      const size_t at = r.find("\r\nCall-ID: ");
+      if (r.rfind("SIP/2.0", 0) == 0 || at == std::string::npos) continue;
+      if (!seen.insert(r.substr(at, r.find("\r\n", at + 2) - at)).second) continue;
+      return r.substr(0, r.find("\r\n"));
+    }
+    return "";
+  }
+
+  // TDLib's updates as the line passes them on.
+  void chat(int64_t from, const std::string& text) {
+    bridge->on_update(
+        {{"@type", "updateNewMessage"},
+         {"message",
+          {{"@type", "message"},
+           {"is_outgoing", false},
+           {"sender_id", {{"@type", "messageSenderUser"}, {"user_id", from}}},
+           {"content",
+            {{"@type", "messageText"}, {"text", {{"@type", "formattedText"}, {"text", text}}}}}}}});
+  }
+  std::string ring(int64_t call_id, int64_t from) {
+    bridge->on_update(
+        {{"@type", "updateCall"},
+         {"call",
+          {{"id", call_id},
+           {"user_id", from},
+           {"is_outgoing", false},
+           {"state",
+            {{"@type", "callStatePending"}, {"is_created", true}, {"is_received", true}}}}}});
+    return next_new_request();
   }
 
   // An INVITE for `number` from "esg"; the bridge's final answer.
@@ -133,6 +181,23 @@ TEST(CallBridge, LooksTheUserUpAndMapsTelegramsRefusal) {
   EXPECT_NE(r.find("flood wait"), std::string::npos) << r;
   EXPECT_EQ(f.requests.size(), asked);
   EXPECT_FALSE(f.bridge->status()["calls_flood_until"].is_null());
+}
+
+TEST(CallBridge, ChatDigitsPickTheNextCallsNumberOnceAndOnlyWithinTheWindow) {
+  Fixture f(1);
+  f.config.number = "100";
+  f.bridge->set_account(42);
+  f.chat(7, "205");
+  EXPECT_EQ(f.ring(1, 7).rfind("INVITE sip:205@", 0), 0u);
+  // Used once: the next call rings the line's number again.
+  EXPECT_EQ(f.ring(2, 7).rfind("INVITE sip:100@", 0), 0u);
+  // Another user's digits are theirs only; text that is not digits is no number.
+  f.chat(8, "301");
+  f.chat(9, "call me at 5");
+  EXPECT_EQ(f.ring(3, 9).rfind("INVITE sip:100@", 0), 0u);
+  // Past the window (1 s here, 5 minutes in esg): the line's number.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  EXPECT_EQ(f.ring(4, 8).rfind("INVITE sip:100@", 0), 0u);
 }
 
 }  // namespace
