@@ -181,6 +181,13 @@ Config parse_config(const std::string& text) {
     s.integer("workers", c.instance.workers, 0, 256);
     s.str("call_id_header", c.instance.call_id_header);
     s.integer("stop_timeout", c.instance.stop_timeout, 0, 3600);
+    s.integer("session_expires", c.instance.session_expires, 0, 86400);
+    s.integer("min_se", c.instance.min_se, 90, 86400);
+    if (c.instance.session_expires != 0 && c.instance.session_expires < c.instance.min_se) {
+      throw ConfigError("instance.session_expires",
+                        "must be 0 (no session timers) or at least instance.min_se (" +
+                            std::to_string(c.instance.min_se) + ")");
+    }
     s.number("heartbeat", c.instance.heartbeat, 0.1, 10);
     s.number("dead_after", c.instance.dead_after, 0.3, 60);
     if (c.instance.dead_after < 2 * c.instance.heartbeat) {
@@ -397,6 +404,8 @@ json to_json(const Config& c) {
                    {"workers", c.instance.workers},
                    {"call_id_header", c.instance.call_id_header},
                    {"stop_timeout", c.instance.stop_timeout},
+                   {"session_expires", c.instance.session_expires},
+                   {"min_se", c.instance.min_se},
                    {"heartbeat", c.instance.heartbeat},
                    {"dead_after", c.instance.dead_after}};
   j["instance"]["sip_alg"] = json::array();

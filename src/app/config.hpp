@@ -36,6 +36,10 @@ struct Config {
     std::string call_id_header = "X-Call-ID";
     // SIGTERM: how long calls in progress may go on before esg ends them (seconds).
     int stop_timeout = 30;
+    // RFC 4028 session timers on each leg of a call (seconds; 0: none), and the shortest
+    // interval esg accepts (Min-SE; the RFC's floor is 90).
+    int session_expires = 1800;
+    int min_se = 90;
     // Several instances (store.postgres): how often each writes its heartbeat, and the silence
     // after which the others count it dead and take its accounts over (seconds).
     double heartbeat = 1;

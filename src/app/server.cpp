@@ -504,6 +504,8 @@ void Server::start() {
     bo.media.timeout = config_.media.timeout;
     bo.tag_prefix = tag_prefix_ + std::to_string(w) + "-";
     bo.call_id_header = config_.instance.call_id_header;
+    bo.session.session_expires = uint32_t(config_.instance.session_expires);
+    bo.session.min_se = uint32_t(config_.instance.min_se);
     per_worker_[w].b2bua = std::make_unique<edge::B2bua>(
         w, *per_worker_[w].layer, *per_worker_[w].timers, timer_config_, *link_, *edge_, bo,
         [this, w] { return call_id_for(w); });
@@ -972,7 +974,7 @@ void Server::on_request(size_t worker, txn::TxnId id, const sip::Message& reques
   const std::string tag = tag_prefix_ + std::to_string(++next_tag_);
   // RFC 3261 §8.2.2.3: an extension we do not support in Require is answered 420 with the
   // offending option tags in Unsupported (RFC 4475 §3.3.5). The B2BUA bridges 100rel (RFC 3262)
-  // end to end in calls; nothing else.
+  // end to end in calls and keeps session timers (RFC 4028) on each leg; nothing else.
   if (request.method() != sip::Method::Cancel) {
     auto required = request.tokens(sip::HeaderId::Require);
     if (!required) {
@@ -985,6 +987,7 @@ void Server::on_request(size_t worker, txn::TxnId id, const sip::Message& reques
     std::string unsupported;
     for (auto t : *required) {
       if (call && text::iequals(t, "100rel")) continue;
+      if (call && text::iequals(t, "timer") && config_.instance.session_expires != 0) continue;
       unsupported += (unsupported.empty() ? "" : ", ") + std::string(t);
     }
     if (!unsupported.empty()) {

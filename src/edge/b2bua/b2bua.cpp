@@ -1,1464 +1,816 @@
-#include "edge/b2bua/b2bua.hpp"
-
-#include <chrono>
-#include <optional>
-#include <vector>
-
-#include "base/random.hpp"
-#include "base/text.hpp"
-#include "dialog/dialog.hpp"
-#include "dialog/reliable.hpp"
-#include "dialog/retransmitter.hpp"
-#include "edge/b2bua/call.hpp"
-#include "edge/b2bua/target.hpp"
-#include "edge/b2bua/text.hpp"
-#include "log/log.hpp"
-#include "media/negotiate.hpp"
-#include "sip/auth/digest.hpp"
-#include "sip/response.hpp"
+#include "edge/b2bua/impl.hpp"
 
 namespace esg::edge {
 
-using accounts::Account;
-using accounts::Destination;
-using accounts::PbxConnection;
-using nlohmann::json;
-
-namespace {
-
-constexpr const char* kAllow = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY, REFER";
-// Headers that carry meaning end to end for the in-dialog requests we relay (not routing).
-const std::vector<std::string> kRelayedHeaders = {"Info-Package", "Event", "Subscription-State",
-                                                  "Content-Disposition", "Reason"};
-// What a failure answer tells the caller beyond its status.
-const std::vector<std::string> kFailureHeaders = {"Retry-After", "Reason", "Warning"};
-
-}  // namespace
-
-using b2bua_text::content_type_of;
-using b2bua_text::has_sdp;
-using b2bua_text::header_lines;
-using b2bua_text::host_port;
-using b2bua_text::is_failover_status;
-using b2bua_text::lower;
-using b2bua_text::name_addr;
-using b2bua_text::new_branch;
-using b2bua_text::now_ms;
-using b2bua_text::reason_line;
-using b2bua_text::with_body;
-using dialog::has_option;
-
-class B2bua::Impl {
- public:
-  Impl(size_t worker, txn::Layer& layer, txn::Timers& timers, const txn::TimerConfig& tc,
-       accounts::Link& link, Context& context, B2buaOptions options,
-       std::function<std::string()> new_call_id)
-      : worker_(worker),
-        layer_(layer),
-        timers_(timers),
-        tc_(tc),
-        link_(link),
-        context_(context),
-        options_(std::move(options)),
-        new_call_id_(std::move(new_call_id)) {}
-
-  ~Impl() {
-    for (auto& [id, t] : cleanup_)
-      timers_.stop(t);
+void B2bua::Impl::end_all(const std::string& why) {
+  std::vector<std::shared_ptr<Call>> all;
+  for (const auto& [id, leg] : legs_) {
+    if (leg.is_a && leg.call && leg.call->state != Call::State::Ended) all.push_back(leg.call);
   }
-
-  size_t calls() const { return live_; }
-  void drain() { draining_ = true; }
-
-  void end_all(const std::string& why) {
-    std::vector<std::shared_ptr<Call>> all;
-    for (const auto& [id, leg] : legs_) {
-      if (leg.is_a && leg.call && leg.call->state != Call::State::Ended) all.push_back(leg.call);
+  for (const auto& c : all) {
+    c->decisions.push_back("ended by esg: " + why);
+    if (c->state >= Call::State::Answered) {
+      hang_up(c, true, why);
+      continue;
     }
-    for (const auto& c : all) {
-      c->decisions.push_back("ended by esg: " + why);
-      if (c->state >= Call::State::Answered) {
-        hang_up(c, true, why);
-        continue;
-      }
-      // Not answered yet: the caller hears 503 and may try another instance; the callee's
-      // INVITE is cancelled (once it has answered provisionally, RFC 3261 §9.1).
-      if (c->b_invite) {
-        if (c->b_provisional) {
-          send_cancel(*c);
-        } else {
-          c->cancel_pending = true;
-        }
-      }
-      finish_a(c, 503, {}, "Retry-After: 5\r\n" + reason_line(503, "EB2B. " + why), "esg", why);
-    }
-  }
-
-  bool on_request(txn::TxnId server, const sip::Message& req, const txn::Channel& from) {
-    if (req.to_tag().empty()) {
-      if (req.method() != sip::Method::Invite) return false;
-      start(server, req, from);
-      return true;
-    }
-    auto it = legs_.find(std::string(req.call_id()));
-    if (it == legs_.end()) return false;
-    std::shared_ptr<Call> c = it->second.call;
-    const bool from_a = it->second.is_a;
-    Leg& x = from_a ? c->a : c->b;
-    Leg& y = from_a ? c->b : c->a;
-    if (req.to_tag() != x.local_tag || !x.dialog) return false;
-    if (req.method() == sip::Method::Ack) {
-      on_ack(c, from_a, req);
-      return true;
-    }
-    if (auto r = x.dialog->on_request(req); !r) {
-      if (r.error() == dialog::DialogErrc::CSeqTooLow)
-        respond(server, req, 500, "CSeq Out Of Order", {}, x.local_tag);
-      else
-        return false;
-      return true;
-    }
-    switch (req.method()) {
-      case sip::Method::Bye:
-        on_bye(c, from_a, server, req);
-        return true;
-      case sip::Method::Refer:
-        on_refer(c, from_a, server, req);
-        return true;
-      case sip::Method::Cancel:
-        return false;
-      case sip::Method::Info:
-        if (!info_to_media(*c, from_a, server, req, x, y)) relay(c, from_a, server, req, x, y);
-        return true;
-      default:
-        relay(c, from_a, server, req, x, y);
-        return true;
-    }
-  }
-
-  bool on_cancel(txn::TxnId invite, const sip::Message& cancel) {
-    auto it = by_invite_.find(invite);
-    if (it == by_invite_.end()) return false;
-    std::shared_ptr<Call> c = it->second;
-    if (c->state >= Call::State::Answered) return true;
-    reply_a(*c, 487, {}, {});
-    c->cancelled = true;
-    c->decisions.push_back("CANCEL from the caller");
-    if (const auto* h = cancel.header(sip::HeaderId::Reason)) {
-      c->cancel_reason = std::string(h->value);
-      c->decisions.push_back("CANCEL reason: " + c->cancel_reason);
-    }
+    // Not answered yet: the caller hears 503 and may try another instance; the callee's
+    // INVITE is cancelled (once it has answered provisionally, RFC 3261 §9.1).
     if (c->b_invite) {
       if (c->b_provisional) {
         send_cancel(*c);
       } else {
-        c->cancel_pending = true;  // RFC 3261 §9.1: not before a provisional response
+        c->cancel_pending = true;
       }
     }
-    end(c, "caller", "CANCEL", 487);
+    finish_a(c, 503, {}, "Retry-After: 5\r\n" + reason_line(503, "EB2B. " + why), "esg", why);
+  }
+}
+
+bool B2bua::Impl::on_request(txn::TxnId server, const sip::Message& req, const txn::Channel& from) {
+  if (req.to_tag().empty()) {
+    if (req.method() != sip::Method::Invite) return false;
+    start(server, req, from);
     return true;
   }
-
-  bool on_stray_response(const sip::Message& r) {
-    auto it = legs_.find(std::string(r.call_id()));
-    if (it == legs_.end() || it->second.is_a) return false;
-    auto& c = it->second.call;
-    if (r.cseq().method == "INVITE" && r.status() >= 200 && r.status() < 300 && !c->b_ack.empty()) {
-      c->b.channel.send(c->b_ack);
+  auto it = legs_.find(std::string(req.call_id()));
+  if (it == legs_.end()) return false;
+  std::shared_ptr<Call> c = it->second.call;
+  const bool from_a = it->second.is_a;
+  Leg& x = from_a ? c->a : c->b;
+  Leg& y = from_a ? c->b : c->a;
+  if (req.to_tag() != x.local_tag || !x.dialog) return false;
+  if (req.method() == sip::Method::Ack) {
+    on_ack(c, from_a, req);
+    return true;
+  }
+  if (auto r = x.dialog->on_request(req); !r) {
+    if (r.error() == dialog::DialogErrc::CSeqTooLow)
+      respond(server, req, 500, "CSeq Out Of Order", {}, x.local_tag);
+    else
+      return false;
+    return true;
+  }
+  switch (req.method()) {
+    case sip::Method::Bye:
+      on_bye(c, from_a, server, req);
       return true;
-    }
-    return false;
+    case sip::Method::Refer:
+      on_refer(c, from_a, server, req);
+      return true;
+    case sip::Method::Cancel:
+      return false;
+    case sip::Method::Info:
+      if (!info_to_media(*c, from_a, server, req, x, y)) relay(c, from_a, server, req, x, y);
+      return true;
+    default:
+      relay(c, from_a, server, req, x, y);
+      return true;
   }
+}
 
- private:
-  struct LegRef {
-    std::shared_ptr<Call> call;
-    bool is_a;
-  };
-
-  // --- the initial INVITE ---------------------------------------------------------------
-
-  void start(txn::TxnId server, const sip::Message& req, const txn::Channel& from) {
-    if (draining_) {
-      respond(server, req, 503, {},
-              "Retry-After: 5\r\n" + reason_line(503, "EB2B. This instance is shutting down"));
-      return;
-    }
-    if (live_ >= options_.max_calls) {
-      respond(server, req, 503, "Too Many Calls",
-              "Retry-After: 5\r\n" + reason_line(503, "EB2B. Call limit of this worker reached"));
-      return;
-    }
-    if (req.max_forwards() && *req.max_forwards() == 0) {
-      respond(server, req, 483, {});
-      return;
-    }
-    auto c = std::make_shared<Call>();
-    c->id = std::string(req.call_id());
-    c->config = context_.config();
-    c->a_invite = server;
-    c->a_cseq = req.cseq().number;
-    Leg& a = c->a;
-    a.call_id = c->id;
-    a.local_tag = new_tag();
-    a.channel = from;
-    a.transport = lower(req.top_via().transport);
-    if (a.transport != "tcp" && a.transport != "tls") a.transport = "udp";
-    const auto local = link_.local({a.transport, req.source().addr, req.source().port});
-    a.via_host = host_port(local.host, local.port);
-    a.media_host = local.host;
-    a.contact =
-        "<sip:esg@" + a.via_host + (a.transport == "udp" ? "" : ";transport=" + a.transport) + ">";
-    auto d = dialog::Dialog::as_uas(req, a.local_tag, a.contact);
-    if (!d) {
-      // RFC 3261 §8.1.1.8: an INVITE must carry a Contact (the dialog's remote target).
-      respond(server, req, 400,
-              d.error() == dialog::DialogErrc::NoContact ? "Missing Contact" : "Bad Dialog");
-      return;
-    }
-    a.dialog = std::move(*d);
-    if (has_sdp(req)) {
-      a.sdp = std::string(req.body());
-      a.sdp_type = content_type_of(req);
-    }
-    c->received.from_user = req.from().uri.user_unescaped();
-    c->received.from_display = req.from().display_name_unquoted();
-    c->received.from_domain = std::string(req.from().uri.host);
-    c->received.to_user = req.to().uri.user_unescaped();
-    c->received.to_domain = std::string(req.to().uri.host);
-    c->received.ruri_user = req.request_uri().user_unescaped();
-
-    const std::string& src = req.source().addr;
-    const EdgeConfig& cfg = *c->config;
-    if (auto line = context_.telegram().at(src, req.source().port)) {
-      start_from_telegram(c, server, req, *line);
-      return;
-    }
-    auto pbx = cfg.pbx_from(src);
-    if (!pbx && context_.registrar()) {
-      if (auto code = context_.registrar()->pbx_at(src)) pbx = cfg.pbx(*code);
-    }
-    if (!pbx && context_.registrar()) {
-      bool failed = false;
-      if (auto code = context_.registrar()->authenticate(req, &failed)) {
-        pbx = cfg.pbx(*code);
-        if (pbx) c->decisions.push_back("PBX connection " + *code + " authenticated");
-      } else if (failed) {
-        context_.count_failure(src, "wrong credentials in INVITE");
-      }
-    }
-    if (pbx) {
-      // Who is calling (CONTRACTS.md): a PBX connection's address is the inside.
-      c->out = true;
-      c->source_pbx = pbx;
-      a.code = pbx->code;
-      a.policy = LegPolicy::of(*pbx);
-      c->decisions.push_back("from PBX connection " + pbx->code + " (address " + src + ")");
-      if (!context_.trunks().acquire("pbx:" + pbx->code, pbx->trunks)) {
-        refuse(c, server, req, 503,
-               "EB2B. Trunk limit of PBX connection " + pbx->code + " reached (" +
-                   std::to_string(pbx->trunks) + " calls)");
-        return;
-      }
-      c->trunks.push_back("pbx:" + pbx->code);
-      c->normalized = c->received;
+bool B2bua::Impl::on_cancel(txn::TxnId invite, const sip::Message& cancel) {
+  auto it = by_invite_.find(invite);
+  if (it == by_invite_.end()) return false;
+  std::shared_ptr<Call> c = it->second;
+  if (c->state >= Call::State::Answered) return true;
+  reply_a(*c, 487, {}, {});
+  c->cancelled = true;
+  c->decisions.push_back("CANCEL from the caller");
+  if (const auto* h = cancel.header(sip::HeaderId::Reason)) {
+    c->cancel_reason = std::string(h->value);
+    c->decisions.push_back("CANCEL reason: " + c->cancel_reason);
+  }
+  if (c->b_invite) {
+    if (c->b_provisional) {
+      send_cancel(*c);
     } else {
-      MatchInput in;
-      in.to_user = req.to().uri.user;
-      in.to_host = req.to().uri.host;
-      in.from_host = req.from().uri.host;
-      std::optional<sip::ContactList> contacts;
-      if (auto cl = req.contacts(); cl && !cl->items.empty()) {
-        contacts = std::move(*cl);
-        in.has_contact = true;
-        in.contact_user = contacts->items.front().uri.user;
-        in.contact_host = contacts->items.front().uri.host;
-      }
-      auto m = cfg.accounts ? cfg.accounts->match(in) : MatchResult{};
-      c->decisions.push_back(m.decision);
-      if (!m.account) {
-        context_.count_failure(src, "unknown account");
-        refuse(c, server, req, 404, "EB2B. Unknown account in contact");
-        return;
-      }
-      if (!cfg.accounts->source_allowed(*m.account, src, context_.resolved(*m.account))) {
-        // Answered like an unknown account, so that scanners cannot tell which accounts exist;
-        // the call's decisions keep the real reason for the operator.
-        c->decisions.push_back("source address " + src + " is not an address of account " +
-                               m.account->code);
-        context_.count_failure(src, "account " + m.account->code + " from a foreign address");
-        refuse(c, server, req, 404, "EB2B. Unknown account in contact");
-        return;
-      }
-      c->source_account = m.account;
-      a.code = m.account->code;
-      a.policy = LegPolicy::of(*m.account);
-      if (!context_.trunks().acquire("acc:" + m.account->code, m.account->trunks)) {
-        refuse(c, server, req, 503,
-               "EB2B. Trunk limit of account " + m.account->code + " reached (" +
-                   std::to_string(m.account->trunks) + " calls)");
-        return;
-      }
-      c->trunks.push_back("acc:" + m.account->code);
-      auto n = cfg.normalizer.apply(false, *m.account, c->received, cfg.system_domain);
-      for (const auto& s : n.steps) {
-        c->decisions.push_back("normalization rule " + std::to_string(s.rule) + ": " + s.field +
-                               " '" + s.before + "' -> '" + s.after + "'");
-      }
-      c->normalized = std::move(n.fields);
+      c->cancel_pending = true;  // RFC 3261 §9.1: not before a provisional response
     }
-    c->routed = c->normalized;
-    const std::string called = c->normalized.ruri_user;
-    const std::string caller = c->normalized.from_user;
-    c->candidates = cfg.router.candidates(c->out, a.code, called, caller);
-    c->decisions.push_back("routing " + std::string(c->out ? "out" : "in") + " from " + a.code +
-                           ", called '" + called + "', caller '" + caller +
-                           "': " + std::to_string(c->candidates.size()) + " rule(s)");
-    begin(c, server);
   }
+  end(c, "caller", "CANCEL", 487);
+  return true;
+}
 
-  // A call from a Telegram line's SIP side (issue 9): it goes to the line's PBX connection, to
-  // the number the line put in the Request-URI; the X-TG-* headers cross with it.
-  void start_from_telegram(const std::shared_ptr<Call>& c, txn::TxnId server,
-                           const sip::Message& req, const TelegramLineInfo& line) {
-    Leg& a = c->a;
-    c->from_telegram = true;
-    a.code = line.code;
-    a.policy = telegram_leg_policy();
-    c->decisions.push_back("from Telegram line " + line.code);
-    if (!context_.trunks().acquire("tg:" + line.code, line.trunks)) {
+bool B2bua::Impl::on_stray_response(const sip::Message& r) {
+  auto it = legs_.find(std::string(r.call_id()));
+  if (it == legs_.end() || it->second.is_a) return false;
+  auto& c = it->second.call;
+  if (r.cseq().method == "INVITE" && r.status() >= 200 && r.status() < 300 && !c->b_ack.empty()) {
+    c->b.channel.send(c->b_ack);
+    return true;
+  }
+  return false;
+}
+
+void B2bua::Impl::start(txn::TxnId server, const sip::Message& req, const txn::Channel& from) {
+  if (draining_) {
+    respond(server, req, 503, {},
+            "Retry-After: 5\r\n" + reason_line(503, "EB2B. This instance is shutting down"));
+    return;
+  }
+  if (live_ >= options_.max_calls) {
+    respond(server, req, 503, "Too Many Calls",
+            "Retry-After: 5\r\n" + reason_line(503, "EB2B. Call limit of this worker reached"));
+    return;
+  }
+  if (req.max_forwards() && *req.max_forwards() == 0) {
+    respond(server, req, 483, {});
+    return;
+  }
+  std::string too_small;
+  if (const uint16_t s = sessions_.refuse(req, &too_small)) {
+    respond(server, req, s, {}, too_small);  // RFC 4028 §9: 422 with our Min-SE
+    return;
+  }
+  auto c = std::make_shared<Call>();
+  c->id = std::string(req.call_id());
+  c->config = context_.config();
+  c->a_invite = server;
+  c->a_cseq = req.cseq().number;
+  Leg& a = c->a;
+  a.call_id = c->id;
+  a.local_tag = new_tag();
+  a.channel = from;
+  a.transport = lower(req.top_via().transport);
+  if (a.transport != "tcp" && a.transport != "tls") a.transport = "udp";
+  const auto local = link_.local({a.transport, req.source().addr, req.source().port});
+  a.via_host = host_port(local.host, local.port);
+  a.media_host = local.host;
+  a.contact =
+      "<sip:esg@" + a.via_host + (a.transport == "udp" ? "" : ";transport=" + a.transport) + ">";
+  auto d = dialog::Dialog::as_uas(req, a.local_tag, a.contact);
+  if (!d) {
+    // RFC 3261 §8.1.1.8: an INVITE must carry a Contact (the dialog's remote target).
+    respond(server, req, 400,
+            d.error() == dialog::DialogErrc::NoContact ? "Missing Contact" : "Bad Dialog");
+    return;
+  }
+  a.dialog = std::move(*d);
+  if (has_sdp(req)) {
+    a.sdp = std::string(req.body());
+    a.sdp_type = content_type_of(req);
+  }
+  c->received.from_user = req.from().uri.user_unescaped();
+  c->received.from_display = req.from().display_name_unquoted();
+  c->received.from_domain = std::string(req.from().uri.host);
+  c->received.to_user = req.to().uri.user_unescaped();
+  c->received.to_domain = std::string(req.to().uri.host);
+  c->received.ruri_user = req.request_uri().user_unescaped();
+
+  const std::string& src = req.source().addr;
+  const EdgeConfig& cfg = *c->config;
+  if (auto line = context_.telegram().at(src, req.source().port)) {
+    start_from_telegram(c, server, req, *line);
+    return;
+  }
+  auto pbx = cfg.pbx_from(src);
+  if (!pbx && context_.registrar()) {
+    if (auto code = context_.registrar()->pbx_at(src)) pbx = cfg.pbx(*code);
+  }
+  if (!pbx && context_.registrar()) {
+    bool failed = false;
+    if (auto code = context_.registrar()->authenticate(req, &failed)) {
+      pbx = cfg.pbx(*code);
+      if (pbx) c->decisions.push_back("PBX connection " + *code + " authenticated");
+    } else if (failed) {
+      context_.count_failure(src, "wrong credentials in INVITE");
+    }
+  }
+  if (pbx) {
+    // Who is calling (CONTRACTS.md): a PBX connection's address is the inside.
+    c->out = true;
+    c->source_pbx = pbx;
+    a.code = pbx->code;
+    a.policy = LegPolicy::of(*pbx);
+    c->decisions.push_back("from PBX connection " + pbx->code + " (address " + src + ")");
+    if (!context_.trunks().acquire("pbx:" + pbx->code, pbx->trunks)) {
       refuse(c, server, req, 503,
-             "EB2B. Trunk limit of Telegram line " + line.code + " reached (" +
-                 std::to_string(line.trunks) + " calls)");
+             "EB2B. Trunk limit of PBX connection " + pbx->code + " reached (" +
+                 std::to_string(pbx->trunks) + " calls)");
       return;
     }
-    c->trunks.push_back("tg:" + line.code);
+    c->trunks.push_back("pbx:" + pbx->code);
     c->normalized = c->received;
-    c->normalized.from_domain.clear();  // the PBX's own domain, not the line's loopback address
-    c->normalized.to_domain.clear();
-    c->routed = c->normalized;
-    c->own_rule = std::make_unique<RouteRule>();
-    c->own_rule->action = "pbx";
-    c->own_rule->target = line.pbx;
-    c->own_rule->number = c->normalized.ruri_user;
-    c->own_rule->comment = "Telegram line " + line.code;
-    c->candidates = {c->own_rule.get()};
-    c->decisions.push_back("to the line's PBX connection " + line.pbx + ", number '" +
-                           c->normalized.ruri_user + "'");
-    begin(c, server);
-  }
-
-  // The call is accepted for routing: known by its A leg from now on.
-  void begin(const std::shared_ptr<Call>& c, txn::TxnId server) {
-    log::call("b2bua", spdlog::level::debug, c->id, "{} call from {}: '{}' to '{}'",
-              c->out ? "outgoing" : "incoming", c->a.code, c->normalized.from_user,
-              c->normalized.ruri_user);
-    legs_[c->id] = {c, true};
-    by_invite_[server] = c;
-    ++live_;
-    context_.board().count_attempt(c->out ? "out" : "in");
-    publish(*c);
-    write_cdr(*c, false);
-    try_next(c);
-  }
-
-  // A refusal before the call exists: answered, counted in the decision log only.
-  void refuse(const std::shared_ptr<Call>& c, txn::TxnId server, const sip::Message& req,
-              uint16_t status, const std::string& why) {
-    for (const auto& t : c->trunks)
-      context_.trunks().release(t);
-    c->trunks.clear();
-    c->decisions.push_back("refused " + std::to_string(status) + ": " + why);
-    log::call("b2bua", spdlog::level::debug, c->id, "INVITE from {} refused {}: {}",
-              req.source().addr, status, why);
-    respond(server, req, status, {}, reason_line(status, why), c->a.local_tag);
-  }
-
-  void try_next(const std::shared_ptr<Call>& c) {
-    const EdgeConfig& cfg = *c->config;
-    while (c->next < c->candidates.size()) {
-      const RouteRule& r = *c->candidates[c->next++];
-      const std::string rule = "route " + std::to_string(r.id);
-      if (r.action == "reject") {
-        c->decisions.push_back(rule + ": reject " + std::to_string(r.status));
-        finish_a(c, uint16_t(r.status), {}, reason_line(r.status, "EB2B. Rejected by route"),
-                 "route", "rejected by route");
-        return;
-      }
-      RouteTarget t = route_target(context_, cfg, r, c->routed);
-      if (!t.why.empty()) {
-        c->skipped.push_back(t.why);
-        c->decisions.push_back(rule + ": skipped, " + t.why);
-        continue;
-      }
-      for (const auto& d : t.decisions)
-        c->decisions.push_back(rule + ": " + d);
-      c->attempt_trunk = t.trunk;
-      log::call("b2bua", spdlog::level::debug, c->id, "route {}: to {} {} as '{}'", r.id, t.kind,
-                t.code, t.sent.ruri_user);
-      c->target_kind = t.kind;
-      c->target_code = t.code;
-      c->target_account = t.account;
-      c->normalized = t.sent;
-      Leg& b = c->b;
-      b.code = t.code;
-      b.policy = c->from_telegram && t.kind == "pbx" ? pbx_leg_for_telegram(t.policy) : t.policy;
-      dial(c, t.dest, t.resolve, t.tls_verify, t.ruri, t.from, t.to, t.extra);
+  } else {
+    MatchInput in;
+    in.to_user = req.to().uri.user;
+    in.to_host = req.to().uri.host;
+    in.from_host = req.from().uri.host;
+    std::optional<sip::ContactList> contacts;
+    if (auto cl = req.contacts(); cl && !cl->items.empty()) {
+      contacts = std::move(*cl);
+      in.has_contact = true;
+      in.contact_user = contacts->items.front().uri.user;
+      in.contact_host = contacts->items.front().uri.host;
+    }
+    auto m = cfg.accounts ? cfg.accounts->match(in) : MatchResult{};
+    c->decisions.push_back(m.decision);
+    if (!m.account) {
+      context_.count_failure(src, "unknown account");
+      refuse(c, server, req, 404, "EB2B. Unknown account in contact");
       return;
     }
-    // Nothing (more) to try.
-    if (c->last_failure) {
-      finish_a(
-          c, c->last_failure, {},
-          c->last_headers.empty() ? reason_line(c->last_failure, c->last_reason) : c->last_headers,
-          "callee", c->last_reason);
-    } else if (!c->skipped.empty()) {
-      std::string why = "EB2B. No available route:";
-      for (const auto& s : c->skipped)
-        why += " " + s + ";";
-      why.pop_back();
-      finish_a(c, 503, {}, reason_line(503, why), "esg", why);
-    } else {
-      finish_a(c, 404, {}, reason_line(404, "EB2B. No route"), "esg", "no route");
-    }
-  }
-
-  // A new attempt: looks `dest` up first when it is a name (RFC 3263), then sends the INVITE.
-  void dial(const std::shared_ptr<Call>& c, const Destination& dest, bool resolve, bool tls_verify,
-            std::string ruri, std::string from, std::string to, std::string extra) {
-    const int attempt = ++c->attempt;
-    if (!resolve) {
-      send_invite(c, dest, tls_verify, std::move(ruri), std::move(from), std::move(to), extra);
+    if (!cfg.accounts->source_allowed(*m.account, src, context_.resolved(*m.account))) {
+      // Answered like an unknown account, so that scanners cannot tell which accounts exist;
+      // the call's decisions keep the real reason for the operator.
+      c->decisions.push_back("source address " + src + " is not an address of account " +
+                             m.account->code);
+      context_.count_failure(src, "account " + m.account->code + " from a foreign address");
+      refuse(c, server, req, 404, "EB2B. Unknown account in contact");
       return;
     }
+    c->source_account = m.account;
+    a.code = m.account->code;
+    a.policy = LegPolicy::of(*m.account);
+    if (!context_.trunks().acquire("acc:" + m.account->code, m.account->trunks)) {
+      refuse(c, server, req, 503,
+             "EB2B. Trunk limit of account " + m.account->code + " reached (" +
+                 std::to_string(m.account->trunks) + " calls)");
+      return;
+    }
+    c->trunks.push_back("acc:" + m.account->code);
+    auto n = cfg.normalizer.apply(false, *m.account, c->received, cfg.system_domain);
+    for (const auto& s : n.steps) {
+      c->decisions.push_back("normalization rule " + std::to_string(s.rule) + ": " + s.field +
+                             " '" + s.before + "' -> '" + s.after + "'");
+    }
+    c->normalized = std::move(n.fields);
+  }
+  c->routed = c->normalized;
+  const std::string called = c->normalized.ruri_user;
+  const std::string caller = c->normalized.from_user;
+  c->candidates = cfg.router.candidates(c->out, a.code, called, caller);
+  c->decisions.push_back("routing " + std::string(c->out ? "out" : "in") + " from " + a.code +
+                         ", called '" + called + "', caller '" + caller +
+                         "': " + std::to_string(c->candidates.size()) + " rule(s)");
+  begin(c, server);
+}
+
+void B2bua::Impl::start_from_telegram(const std::shared_ptr<Call>& c, txn::TxnId server,
+                                      const sip::Message& req, const TelegramLineInfo& line) {
+  Leg& a = c->a;
+  c->from_telegram = true;
+  a.code = line.code;
+  a.policy = telegram_leg_policy();
+  c->decisions.push_back("from Telegram line " + line.code);
+  if (!context_.trunks().acquire("tg:" + line.code, line.trunks)) {
+    refuse(c, server, req, 503,
+           "EB2B. Trunk limit of Telegram line " + line.code + " reached (" +
+               std::to_string(line.trunks) + " calls)");
+    return;
+  }
+  c->trunks.push_back("tg:" + line.code);
+  c->normalized = c->received;
+  c->normalized.from_domain.clear();  // the PBX's own domain, not the line's loopback address
+  c->normalized.to_domain.clear();
+  c->routed = c->normalized;
+  c->own_rule = std::make_unique<RouteRule>();
+  c->own_rule->action = "pbx";
+  c->own_rule->target = line.pbx;
+  c->own_rule->number = c->normalized.ruri_user;
+  c->own_rule->comment = "Telegram line " + line.code;
+  c->candidates = {c->own_rule.get()};
+  c->decisions.push_back("to the line's PBX connection " + line.pbx + ", number '" +
+                         c->normalized.ruri_user + "'");
+  begin(c, server);
+}
+
+void B2bua::Impl::begin(const std::shared_ptr<Call>& c, txn::TxnId server) {
+  log::call("b2bua", spdlog::level::debug, c->id, "{} call from {}: '{}' to '{}'",
+            c->out ? "outgoing" : "incoming", c->a.code, c->normalized.from_user,
+            c->normalized.ruri_user);
+  legs_[c->id] = {c, true};
+  by_invite_[server] = c;
+  ++live_;
+  context_.board().count_attempt(c->out ? "out" : "in");
+  publish(*c);
+  write_cdr(*c, false);
+  try_next(c);
+}
+
+void B2bua::Impl::refuse(const std::shared_ptr<Call>& c, txn::TxnId server, const sip::Message& req,
+                         uint16_t status, const std::string& why) {
+  for (const auto& t : c->trunks)
+    context_.trunks().release(t);
+  c->trunks.clear();
+  c->decisions.push_back("refused " + std::to_string(status) + ": " + why);
+  log::call("b2bua", spdlog::level::debug, c->id, "INVITE from {} refused {}: {}",
+            req.source().addr, status, why);
+  respond(server, req, status, {}, reason_line(status, why), c->a.local_tag);
+}
+
+void B2bua::Impl::try_next(const std::shared_ptr<Call>& c) {
+  const EdgeConfig& cfg = *c->config;
+  while (c->next < c->candidates.size()) {
+    const RouteRule& r = *c->candidates[c->next++];
+    const std::string rule = "route " + std::to_string(r.id);
+    if (r.action == "reject") {
+      c->decisions.push_back(rule + ": reject " + std::to_string(r.status));
+      finish_a(c, uint16_t(r.status), {}, reason_line(r.status, "EB2B. Rejected by route"), "route",
+               "rejected by route");
+      return;
+    }
+    RouteTarget t = route_target(context_, cfg, r, c->routed);
+    if (!t.why.empty()) {
+      c->skipped.push_back(t.why);
+      c->decisions.push_back(rule + ": skipped, " + t.why);
+      continue;
+    }
+    for (const auto& d : t.decisions)
+      c->decisions.push_back(rule + ": " + d);
+    c->attempt_trunk = t.trunk;
+    log::call("b2bua", spdlog::level::debug, c->id, "route {}: to {} {} as '{}'", r.id, t.kind,
+              t.code, t.sent.ruri_user);
+    c->target_kind = t.kind;
+    c->target_code = t.code;
+    c->target_account = t.account;
+    c->normalized = t.sent;
+    Leg& b = c->b;
+    b.code = t.code;
+    b.policy = c->from_telegram && t.kind == "pbx" ? pbx_leg_for_telegram(t.policy) : t.policy;
+    dial(c, t.dest, t.resolve, t.tls_verify, t.ruri, t.from, t.to, t.extra);
+    return;
+  }
+  // Nothing (more) to try.
+  if (c->last_failure) {
+    finish_a(
+        c, c->last_failure, {},
+        c->last_headers.empty() ? reason_line(c->last_failure, c->last_reason) : c->last_headers,
+        "callee", c->last_reason);
+  } else if (!c->skipped.empty()) {
+    std::string why = "EB2B. No available route:";
+    for (const auto& s : c->skipped)
+      why += " " + s + ";";
+    why.pop_back();
+    finish_a(c, 503, {}, reason_line(503, why), "esg", why);
+  } else {
+    finish_a(c, 404, {}, reason_line(404, "EB2B. No route"), "esg", "no route");
+  }
+}
+
+void B2bua::Impl::dial(const std::shared_ptr<Call>& c, const Destination& dest, bool resolve,
+                       bool tls_verify, std::string ruri, std::string from, std::string to,
+                       std::string extra) {
+  const int attempt = ++c->attempt;
+  if (!resolve) {
+    send_invite(c, dest, tls_verify, std::move(ruri), std::move(from), std::move(to), extra);
+    return;
+  }
+  std::weak_ptr<Call> weak = c;
+  link_.resolve(dest, [this, weak, attempt, dest, tls_verify, ruri, from, to,
+                       extra](std::vector<Destination> found) {
+    auto c = weak.lock();
+    if (!c || c->attempt != attempt || c->state == Call::State::Ended) return;
+    if (found.empty()) {
+      c->decisions.push_back(c->target_code + ": cannot resolve " + dest.host);
+      failed_attempt(c, 503, "cannot resolve " + dest.host);
+      return;
+    }
+    send_invite(c, found.front(), tls_verify, ruri, from, to, extra);
+  });
+}
+
+void B2bua::Impl::send_invite(const std::shared_ptr<Call>& c, const Destination& dest,
+                              bool tls_verify, std::string ruri, std::string from, std::string to,
+                              const std::string& extra, const std::string& auth) {
+  const sip::Message* areq = layer_.request(c->a_invite);
+  if (!areq) {
+    end(c, "caller", "the caller's transaction ended", 0);
+    return;
+  }
+  Leg& b = c->b;
+  if (auth.empty()) {
+    // A new target: a new Call-ID and tag (the old ones may still see stray answers).
+    if (!b.call_id.empty()) {
+      legs_.erase(b.call_id);
+      // An earlier target may still answer 2xx (a race with our CANCEL): keep what taking
+      // it down needs. Bounded by the number of routes tried.
+      c->earlier.push_back({c->b_invite_bytes, b.channel, b.contact, b.via_host, b.transport});
+    }
+    b.call_id = new_call_id_();
+    b.local_tag = new_tag();
+    b.dialog.reset();
+    c->b_cseq = 1;
+    c->challenges = 0;
+    c->b_provisional = false;
+    legs_[b.call_id] = {c, false};
+  } else {
+    ++c->b_cseq;
+  }
+  b.transport = dest.transport;
+  const auto local = link_.local(dest);
+  b.via_host = host_port(local.host, local.port);
+  b.media_host = local.host;
+  b.contact =
+      "<sip:esg@" + b.via_host + (b.transport == "udp" ? "" : ";transport=" + b.transport) + ">";
+  // The caller's offer, pointed at our relay when it carries this call's media: always
+  // (media.relay), for legs pinned to it (media=true), or when the legs share no codec or
+  // only one of them takes SRTP.
+  const bool transcode =
+      (has_sdp(*areq) && media::needs_transcoding(areq->body(), b.policy.codecs)) ||
+      (c->a.policy.srtp == "off") != (b.policy.srtp == "off");
+  if (!c->media && media_.poller &&
+      (media_.relay_all || c->a.policy.media || b.policy.media || transcode)) {
+    c->media = std::make_unique<media::Session>(*media_.poller, *media_.ports, *media_.options,
+                                                *media_.counters);
+    c->decisions.push_back(media_.relay_all || c->a.policy.media || b.policy.media
+                               ? "media relayed by esg"
+                               : "media relayed by esg: no codec or SRTP in common with " + b.code);
+  }
+  if (c->media) {
+    c->media->set_codecs(0, c->a.policy.codecs);
+    c->media->set_codecs(1, b.policy.codecs);
+    c->media->set_dtmf(0, c->a.policy.dtmf);
+    c->media->set_dtmf(1, b.policy.dtmf);
+    c->media->set_srtp(0, c->a.policy.srtp);
+    c->media->set_srtp(1, b.policy.srtp);
     std::weak_ptr<Call> weak = c;
-    link_.resolve(dest, [this, weak, attempt, dest, tls_verify, ruri, from, to,
-                         extra](std::vector<Destination> found) {
-      auto c = weak.lock();
-      if (!c || c->attempt != attempt || c->state == Call::State::Ended) return;
-      if (found.empty()) {
-        c->decisions.push_back(c->target_code + ": cannot resolve " + dest.host);
-        failed_attempt(c, 503, "cannot resolve " + dest.host);
-        return;
-      }
-      send_invite(c, found.front(), tls_verify, ruri, from, to, extra);
-    });
+    c->media->on_dtmf = [this, weak](int side, char digit, int ms) {
+      if (auto c = weak.lock()) send_dtmf_info(*c, side == 0 ? c->a : c->b, digit, ms);
+    };
   }
+  std::string body(areq->body());
+  if (has_sdp(*areq)) {
+    std::string why;
+    body = cross(*c, 0, body, b.media_host, &why);
+    if (!why.empty()) {
+      const uint16_t status = why == media::kNoPorts ? 503 : 488;
+      finish_a(c, status, {}, reason_line(status, "EB2B. Media: " + why), "esg", why);
+      return;
+    }
+  }
+  const uint8_t mf = areq->max_forwards() ? uint8_t(*areq->max_forwards() - 1) : 69;
+  std::string m = "INVITE " + ruri + " SIP/2.0\r\n";
+  m += "Via: " + b.via() + "\r\n";
+  m += "Max-Forwards: " + std::to_string(mf) + "\r\n";
+  m += "From: " + from + ";tag=" + b.local_tag + "\r\n";
+  m += "To: " + to + "\r\n";
+  m += "Call-ID: " + b.call_id + "\r\n";
+  m += "CSeq: " + std::to_string(c->b_cseq) + " INVITE\r\n";
+  m += "Contact: " + b.contact + "\r\n";
+  m += "Allow: " + std::string(kAllow) + "\r\n";
+  m += "User-Agent: " + options_.user_agent + "\r\n";
+  if (!options_.call_id_header.empty()) m += options_.call_id_header + ": " + c->id + "\r\n";
+  m += auth;
+  // RFC 3262 end to end: reliable provisionals only when the caller can PRACK them.
+  if (has_option(*areq, sip::HeaderId::Require, "100rel")) {
+    m += "Require: 100rel\r\n";
+  } else if (has_option(*areq, sip::HeaderId::Supported, "100rel")) {
+    m += "Supported: 100rel\r\n";
+  }
+  m += sessions_.ask();
+  m += header_lines(*areq, c->a.policy.passheaders, b.policy.passheaders);
+  m += extra;
+  if (!body.empty()) m += "Content-Type: " + content_type_of(*areq) + "\r\n";
+  m += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  m.append(body);
+  auto parsed = sip::parse_message(m);
+  if (!parsed) {
+    c->decisions.push_back("cannot build the INVITE: " + std::string(parsed.error().reason));
+    failed_attempt(c, 500, "cannot build the INVITE");
+    return;
+  }
+  c->b_invite_bytes = m;
+  c->b_dest = dest;
+  b.channel = link_.channel(dest, tls_verify);
+  c->state = Call::State::Calling;
+  const int attempt = c->attempt;
+  std::weak_ptr<Call> weak = c;
+  txn::ClientUser user;
+  user.on_response = [this, weak, attempt](const sip::Message& r) {
+    if (auto c = weak.lock()) on_b_response(c, attempt, r);
+  };
+  user.on_failure = [this, weak, attempt](uint16_t status) {
+    auto c = weak.lock();
+    if (!c || c->attempt != attempt) return;
+    if (c->state == Call::State::Ended) return;
+    failed_attempt(
+        c, status,
+        status == 408 ? "no answer from " + c->target_code : "cannot reach " + c->target_code);
+  };
+  c->b_invite = layer_.send_request(std::move(*parsed), b.channel, std::move(user));
+  publish(*c);
+}
 
-  void send_invite(const std::shared_ptr<Call>& c, const Destination& dest, bool tls_verify,
-                   std::string ruri, std::string from, std::string to, const std::string& extra,
-                   const std::string& auth = {}) {
+void B2bua::Impl::on_b_response(const std::shared_ptr<Call>& c, int attempt,
+                                const sip::Message& r) {
+  const uint16_t s = r.status();
+  Leg& b = c->b;
+  if (attempt != c->attempt) {
+    // An earlier target answering late: it must not win; take its 2xx down.
+    if (s >= 200 && s < 300) ack_and_bye(c, r);
+    return;
+  }
+  if (s < 200) {
+    if (s == 100) return;
+    c->b_provisional = true;
+    if (c->cancel_pending) {
+      c->cancel_pending = false;
+      send_cancel(*c);
+      return;
+    }
+    if (c->state == Call::State::Ended) return;
+    if (!r.to_tag().empty() && !b.dialog) {
+      if (auto inv = sip::parse_message(c->b_invite_bytes)) {
+        if (auto d = dialog::Dialog::as_uac(*inv, r, b.contact)) b.dialog = std::move(*d);
+      }
+    }
+    if (has_sdp(r)) {
+      b.sdp = std::string(r.body());
+      b.sdp_type = content_type_of(r);
+    }
+    std::string extra = "Contact: " + c->a.contact + "\r\n" +
+                        header_lines(r, c->a.policy.passheaders, b.policy.passheaders);
+    if (const auto* rseq = r.header("RSeq")) {
+      // A reliable provisional: the caller PRACKs it through us (RAck mapped in relay()).
+      extra += "Require: 100rel\r\nRSeq: " + std::string(rseq->value) + "\r\n";
+    }
+    // A description the relay refuses is not passed on as it is (it may be SRTP-less).
+    std::string why;
+    std::string early = has_sdp(r) ? cross(*c, 1, r.body(), {}, &why) : std::string();
+    if (!why.empty()) early.clear();
+    reply_a(*c, s, r.reason(), extra, early, content_type_of(r));
+    if (!c->ring_timer) start_ring_timer(c);
+    c->state = Call::State::Early;
+    return;
+  }
+  if (s < 300) {
+    if (c->state == Call::State::Answered || c->state == Call::State::Confirmed) {
+      if (!c->b_ack.empty()) b.channel.send(c->b_ack);  // our ACK was lost
+      return;
+    }
+    if (c->cancelled || c->state == Call::State::Ended) {
+      ack_and_bye(c, r);
+      return;
+    }
+    auto inv = sip::parse_message(c->b_invite_bytes);
+    if (inv) {
+      if (auto d = dialog::Dialog::as_uac(*inv, r, b.contact)) {
+        b.dialog = std::move(*d);
+      } else if (b.dialog) {
+        b.dialog->on_refresh_response(r);
+      }
+    }
+    if (!b.dialog) {
+      ack_and_bye(c, r);
+      failed_attempt(c, 502, "unusable 2xx from " + c->target_code);
+      return;
+    }
+    // An answer the relay refuses (no SRTP key from a leg that requires it, a broken
+    // description): the callee is hung up and the attempt fails like a 488.
+    std::string why;
+    const std::string answer = has_sdp(r) ? cross(*c, 1, r.body(), {}, &why) : std::string();
+    if (!why.empty()) {
+      ack_and_bye(c, r, 488, "media: " + why);
+      failed_attempt(c, 488, "media: " + why);
+      return;
+    }
+    b.dialog->confirm();
+    stop_ring_timer(*c);
+    if (has_sdp(r)) {
+      b.sdp = std::string(r.body());
+      b.sdp_type = content_type_of(r);
+    }
+    std::string extra = "Contact: " + c->a.contact + "\r\nAllow: " + kAllow + "\r\n" +
+                        header_lines(r, c->a.policy.passheaders, b.policy.passheaders);
     const sip::Message* areq = layer_.request(c->a_invite);
     if (!areq) {
+      ack_and_bye(c, r);
       end(c, "caller", "the caller's transaction ended", 0);
       return;
     }
-    Leg& b = c->b;
-    if (auth.empty()) {
-      // A new target: a new Call-ID and tag (the old ones may still see stray answers).
-      if (!b.call_id.empty()) {
-        legs_.erase(b.call_id);
-        // An earlier target may still answer 2xx (a race with our CANCEL): keep what taking
-        // it down needs. Bounded by the number of routes tried.
-        c->earlier.push_back({c->b_invite_bytes, b.channel, b.contact, b.via_host, b.transport});
-      }
-      b.call_id = new_call_id_();
-      b.local_tag = new_tag();
-      b.dialog.reset();
-      c->b_cseq = 1;
-      c->challenges = 0;
-      c->b_provisional = false;
-      legs_[b.call_id] = {c, false};
-    } else {
-      ++c->b_cseq;
-    }
-    b.transport = dest.transport;
-    const auto local = link_.local(dest);
-    b.via_host = host_port(local.host, local.port);
-    b.media_host = local.host;
-    b.contact =
-        "<sip:esg@" + b.via_host + (b.transport == "udp" ? "" : ";transport=" + b.transport) + ">";
-    // The caller's offer, pointed at our relay when it carries this call's media: always
-    // (media.relay), for legs pinned to it (media=true), or when the legs share no codec or
-    // only one of them takes SRTP.
-    const bool transcode =
-        (has_sdp(*areq) && media::needs_transcoding(areq->body(), b.policy.codecs)) ||
-        (c->a.policy.srtp == "off") != (b.policy.srtp == "off");
-    if (!c->media && media_.poller &&
-        (media_.relay_all || c->a.policy.media || b.policy.media || transcode)) {
-      c->media = std::make_unique<media::Session>(*media_.poller, *media_.ports, *media_.options,
-                                                  *media_.counters);
-      c->decisions.push_back(media_.relay_all || c->a.policy.media || b.policy.media
-                                 ? "media relayed by esg"
-                                 : "media relayed by esg: no codec or SRTP in common with " +
-                                       b.code);
-    }
-    if (c->media) {
-      c->media->set_codecs(0, c->a.policy.codecs);
-      c->media->set_codecs(1, b.policy.codecs);
-      c->media->set_dtmf(0, c->a.policy.dtmf);
-      c->media->set_dtmf(1, b.policy.dtmf);
-      c->media->set_srtp(0, c->a.policy.srtp);
-      c->media->set_srtp(1, b.policy.srtp);
-      std::weak_ptr<Call> weak = c;
-      c->media->on_dtmf = [this, weak](int side, char digit, int ms) {
-        if (auto c = weak.lock()) send_dtmf_info(*c, side == 0 ? c->a : c->b, digit, ms);
-      };
-    }
-    std::string body(areq->body());
-    if (has_sdp(*areq)) {
-      std::string why;
-      body = cross(*c, 0, body, b.media_host, &why);
-      if (!why.empty()) {
-        const uint16_t status = why == media::kNoPorts ? 503 : 488;
-        finish_a(c, status, {}, reason_line(status, "EB2B. Media: " + why), "esg", why);
-        return;
-      }
-    }
-    const uint8_t mf = areq->max_forwards() ? uint8_t(*areq->max_forwards() - 1) : 69;
-    std::string m = "INVITE " + ruri + " SIP/2.0\r\n";
-    m += "Via: " + b.via() + "\r\n";
-    m += "Max-Forwards: " + std::to_string(mf) + "\r\n";
-    m += "From: " + from + ";tag=" + b.local_tag + "\r\n";
-    m += "To: " + to + "\r\n";
-    m += "Call-ID: " + b.call_id + "\r\n";
-    m += "CSeq: " + std::to_string(c->b_cseq) + " INVITE\r\n";
-    m += "Contact: " + b.contact + "\r\n";
-    m += "Allow: " + std::string(kAllow) + "\r\n";
-    m += "User-Agent: " + options_.user_agent + "\r\n";
-    if (!options_.call_id_header.empty()) m += options_.call_id_header + ": " + c->id + "\r\n";
-    m += auth;
-    // RFC 3262 end to end: reliable provisionals only when the caller can PRACK them.
-    if (has_option(*areq, sip::HeaderId::Require, "100rel")) {
-      m += "Require: 100rel\r\n";
-    } else if (has_option(*areq, sip::HeaderId::Supported, "100rel")) {
-      m += "Supported: 100rel\r\n";
-    }
-    m += header_lines(*areq, c->a.policy.passheaders, b.policy.passheaders);
-    m += extra;
-    if (!body.empty()) m += "Content-Type: " + content_type_of(*areq) + "\r\n";
-    m += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
-    m.append(body);
-    auto parsed = sip::parse_message(m);
-    if (!parsed) {
-      c->decisions.push_back("cannot build the INVITE: " + std::string(parsed.error().reason));
-      failed_attempt(c, 500, "cannot build the INVITE");
-      return;
-    }
-    c->b_invite_bytes = m;
-    c->b_dest = dest;
-    b.channel = link_.channel(dest, tls_verify);
-    c->state = Call::State::Calling;
-    const int attempt = c->attempt;
-    std::weak_ptr<Call> weak = c;
-    txn::ClientUser user;
-    user.on_response = [this, weak, attempt](const sip::Message& r) {
-      if (auto c = weak.lock()) on_b_response(c, attempt, r);
-    };
-    user.on_failure = [this, weak, attempt](uint16_t status) {
-      auto c = weak.lock();
-      if (!c || c->attempt != attempt) return;
-      if (c->state == Call::State::Ended) return;
-      failed_attempt(
-          c, status,
-          status == 408 ? "no answer from " + c->target_code : "cannot reach " + c->target_code);
-    };
-    c->b_invite = layer_.send_request(std::move(*parsed), b.channel, std::move(user));
-    publish(*c);
-  }
-
-  void on_b_response(const std::shared_ptr<Call>& c, int attempt, const sip::Message& r) {
-    const uint16_t s = r.status();
-    Leg& b = c->b;
-    if (attempt != c->attempt) {
-      // An earlier target answering late: it must not win; take its 2xx down.
-      if (s >= 200 && s < 300) ack_and_bye(c, r);
-      return;
-    }
-    if (s < 200) {
-      if (s == 100) return;
-      c->b_provisional = true;
-      if (c->cancel_pending) {
-        c->cancel_pending = false;
-        send_cancel(*c);
-        return;
-      }
-      if (c->state == Call::State::Ended) return;
-      if (!r.to_tag().empty() && !b.dialog) {
-        if (auto inv = sip::parse_message(c->b_invite_bytes)) {
-          if (auto d = dialog::Dialog::as_uac(*inv, r, b.contact)) b.dialog = std::move(*d);
-        }
-      }
-      if (has_sdp(r)) {
-        b.sdp = std::string(r.body());
-        b.sdp_type = content_type_of(r);
-      }
-      std::string extra = "Contact: " + c->a.contact + "\r\n" +
-                          header_lines(r, c->a.policy.passheaders, b.policy.passheaders);
-      if (const auto* rseq = r.header("RSeq")) {
-        // A reliable provisional: the caller PRACKs it through us (RAck mapped in relay()).
-        extra += "Require: 100rel\r\nRSeq: " + std::string(rseq->value) + "\r\n";
-      }
-      // A description the relay refuses is not passed on as it is (it may be SRTP-less).
-      std::string why;
-      std::string early = has_sdp(r) ? cross(*c, 1, r.body(), {}, &why) : std::string();
-      if (!why.empty()) early.clear();
-      reply_a(*c, s, r.reason(), extra, early, content_type_of(r));
-      if (!c->ring_timer) start_ring_timer(c);
-      c->state = Call::State::Early;
-      return;
-    }
-    if (s < 300) {
-      if (c->state == Call::State::Answered || c->state == Call::State::Confirmed) {
-        if (!c->b_ack.empty()) b.channel.send(c->b_ack);  // our ACK was lost
-        return;
-      }
-      if (c->cancelled || c->state == Call::State::Ended) {
-        ack_and_bye(c, r);
-        return;
-      }
-      auto inv = sip::parse_message(c->b_invite_bytes);
-      if (inv) {
-        if (auto d = dialog::Dialog::as_uac(*inv, r, b.contact)) {
-          b.dialog = std::move(*d);
-        } else if (b.dialog) {
-          b.dialog->on_refresh_response(r);
-        }
-      }
-      if (!b.dialog) {
-        ack_and_bye(c, r);
-        failed_attempt(c, 502, "unusable 2xx from " + c->target_code);
-        return;
-      }
-      // An answer the relay refuses (no SRTP key from a leg that requires it, a broken
-      // description): the callee is hung up and the attempt fails like a 488.
-      std::string why;
-      const std::string answer = has_sdp(r) ? cross(*c, 1, r.body(), {}, &why) : std::string();
-      if (!why.empty()) {
-        ack_and_bye(c, r, 488, "media: " + why);
-        failed_attempt(c, 488, "media: " + why);
-        return;
-      }
-      b.dialog->confirm();
-      stop_ring_timer(*c);
-      if (has_sdp(r)) {
-        b.sdp = std::string(r.body());
-        b.sdp_type = content_type_of(r);
-      }
-      std::string extra = "Contact: " + c->a.contact + "\r\nAllow: " + kAllow + "\r\n" +
-                          header_lines(r, c->a.policy.passheaders, b.policy.passheaders);
-      const sip::Message* areq = layer_.request(c->a_invite);
-      if (!areq) {
-        ack_and_bye(c, r);
-        end(c, "caller", "the caller's transaction ended", 0);
-        return;
-      }
-      std::string ok = with_body(sip::build_response(*areq, s, r.reason(), c->a.local_tag, extra),
-                                 content_type_of(r), answer);
-      layer_.respond(c->a_invite, s, ok);
-      c->a.dialog->confirm();
-      by_invite_.erase(c->a_invite);
-      std::weak_ptr<Call> weak = c;
-      c->ok_to_a = std::make_unique<dialog::Retransmitter>(
-          timers_, tc_, c->a.channel.reliable, c->a.channel.send, [this, weak] {
-            // RFC 3261 §13.3.1.4: no ACK within 64*T1 ends the session.
-            if (auto c = weak.lock()) hang_up(c, true, "no ACK from the caller");
-          });
-      c->ok_to_a->start(ok, false);
-      c->state = Call::State::Answered;
-      c->answered = now_ms();
-      log::call("b2bua", spdlog::level::debug, c->id, "answered {} by {}", s, c->target_code);
-      c->final_status = s;
-      start_media_timer(c);
-      publish(*c);
-      write_cdr(*c, false);
-      return;
-    }
-    // A final failure: the INVITE is over (its transaction ACKs it).
-    if (c->state == Call::State::Ended) return;
-    c->b_invite = 0;
-    if ((s == 401 || s == 407) && c->target_account && c->challenges == 0) {
-      const auto* h =
-          r.header(s == 401 ? sip::HeaderId::WwwAuthenticate : sip::HeaderId::ProxyAuthenticate);
-      auto ch = h ? sip::auth::parse_challenge(h->value)
-                  : Result<sip::auth::Challenge, sip::ValueError>(
-                        unexpected(sip::ValueError{"no challenge"}));
-      auto inv = sip::parse_message(c->b_invite_bytes);
-      if (ch && inv) {
-        const auto& acc = *c->target_account;
-        const std::string uri(inv->request_uri().text);
-        auto answer = c->digest.answer(*ch, {acc.username, acc.pwd, "INVITE", uri, inv->body()});
-        if (answer) {
-          ++c->challenges;
-          c->decisions.push_back("account " + acc.code + " challenged the INVITE (" +
-                                 std::to_string(s) + "): answered");
-          const std::string auth =
-              std::string(s == 401 ? "Authorization: " : "Proxy-Authorization: ") + *answer +
-              "\r\n";
-          send_invite(c, c->b_dest, acc.tls_verify, uri,
-                      std::string(inv->from().text).substr(0, inv->from().text.find(";tag=")),
-                      std::string(inv->to().text), {}, auth);
-          return;
-        }
-      }
-    }
-    c->decisions.push_back(c->target_code + " answered " + std::to_string(s) + " " +
-                           std::string(r.reason()));
-    if (is_failover_status(s) && !c->cancelled) {
-      // Its Retry-After and Reason reach the caller if no other target answers.
-      failed_attempt(c, s, std::string(r.reason()), header_lines(r, kFailureHeaders));
-      return;
-    }
-    const std::string extra = header_lines(r, kFailureHeaders) +
-                              header_lines(r, c->a.policy.passheaders, b.policy.passheaders);
-    finish_a(c, s, r.reason(), extra, "callee", std::to_string(s) + " " + std::string(r.reason()));
-  }
-
-  // --- media ---------------------------------------------------------------------------
-
-  // The description `body` that side `from` (0: A, 1: B) sent, as the other side must see it:
-  // through the relay when it carries the call's media (pointing at our `advertise` address,
-  // by default the other leg's), else unchanged. A relay error leaves it unchanged, in `why`.
-  std::string cross(Call& c, int from, std::string_view body, const std::string& advertise = {},
-                    std::string* why = nullptr) {
-    if (!c.media || body.empty()) return std::string(body);
-    const std::string& host = !advertise.empty() ? advertise : (from == 0 ? c.b : c.a).media_host;
-    auto r = c.media->relay_description(from, body, host);
-    if (!r) {
-      c.decisions.push_back("media: " + r.error());
-      if (why) *why = r.error();
-      return std::string(body);
-    }
-    return std::move(*r);
-  }
-  std::string crossed(Call& c, bool from_a, const sip::Message& m) {
-    return has_sdp(m) ? cross(c, from_a ? 0 : 1, m.body()) : std::string(m.body());
-  }
-
-  // A key press for a leg that takes DTMF as SIP INFO (application/dtmf-relay, the de facto
-  // format of Cisco and Asterisk).
-  void send_dtmf_info(Call& c, Leg& leg, char digit, int ms) {
-    if (!leg.dialog || c.state == Call::State::Ended) return;
-    const std::string body = std::string("Signal=") + digit +
-                             "\r\nDuration=" + std::to_string(ms > 0 ? ms : 160) + "\r\n";
-    auto m = sip::parse_message(
-        leg.dialog->build_request("INFO", leg.via(), 0, {}, body, "application/dtmf-relay"));
-    if (m) layer_.send_request(std::move(*m), leg.channel, {});
-    c.decisions.push_back(std::string("DTMF ") + digit + " sent as INFO to " + leg.code);
-  }
-
-  // A key press as SIP INFO towards a leg that takes events or tones: written into the media
-  // towards it and answered here. False: the INFO goes to the other leg as it is.
-  bool info_to_media(Call& c, bool from_a, txn::TxnId server, const sip::Message& req, Leg& x,
-                     Leg& y) {
-    if (!c.media || y.policy.dtmf == "info" || c.state == Call::State::Ended) return false;
-    const auto key = b2bua_text::dtmf_of_info(req);
-    if (!key || !c.media->send_digit(from_a ? 1 : 0, key->key, key->ms)) return false;
-    respond(server, req, 200, {}, {}, x.local_tag);
-    c.decisions.push_back(std::string("DTMF ") + key->key + " from INFO sent to " + y.code +
-                          (y.policy.dtmf == "inband" ? " as tones" : " as events"));
-    return true;
-  }
-
-  // Once a second on an answered call with a relay: its media statistics go to the board (the
-  // calls API reads them there), and no RTP from either side for `timeout` seconds (holds
-  // excepted) ends the call.
-  void start_media_timer(const std::shared_ptr<Call>& c) {
-    if (!c->media) return;
-    if (!c->media_since) c->media_since = media::steady_ms();
-    std::weak_ptr<Call> weak = c;
-    c->media_timer = timers_.start(std::chrono::milliseconds(1000), [this, weak] {
-      auto c = weak.lock();
-      if (!c) return;
-      c->media_timer = 0;
-      if (c->state == Call::State::Ended || !c->media) return;
-      publish(*c);
-      const int64_t now = media::steady_ms();
-      if (c->media->on_hold()) c->media_since = now;
-      const int64_t last = std::max(c->media->last_packet_ms(), c->media_since);
-      if (media_.timeout > 0 && now - last >= int64_t(media_.timeout) * 1000) {
-        ++media_.counters->timeouts;
-        c->decisions.push_back("media timeout");
-        hang_up(c, true, "Media timeout: no RTP for " + std::to_string(media_.timeout) + " s");
-        return;
-      }
-      start_media_timer(c);
-    });
-  }
-
-  void start_ring_timer(const std::shared_ptr<Call>& c) {
-    std::weak_ptr<Call> weak = c;
-    const int attempt = c->attempt;
-    c->ring_timer = timers_.start(options_.ring_timeout, [this, weak, attempt] {
-      auto c = weak.lock();
-      if (!c) return;
-      c->ring_timer = 0;
-      if (c->attempt != attempt || c->state == Call::State::Ended ||
-          c->state >= Call::State::Answered)
-        return;
-      send_cancel(*c);
-      ++c->attempt;  // its 487 (or a late 2xx, taken down) belongs to the past
-      failed_attempt(c, 408, c->target_code + " rang without answer");
-    });
-  }
-
-  void stop_ring_timer(Call& c) {
-    if (c.ring_timer) timers_.stop(c.ring_timer);
-    c.ring_timer = 0;
-  }
-
-  // The current target failed before answering: try the next route.
-  void failed_attempt(const std::shared_ptr<Call>& c, uint16_t status, const std::string& why,
-                      const std::string& headers = {}) {
-    stop_ring_timer(*c);
-    if (!c->attempt_trunk.empty()) {
-      context_.trunks().release(c->attempt_trunk);
-      c->attempt_trunk.clear();
-    }
-    c->b_invite = 0;
-    c->last_failure = status;
-    c->last_reason = why;
-    c->last_headers = headers;
-    c->decisions.push_back("attempt failed: " + std::to_string(status) + " " + why);
-    if (c->cancelled) return;
-    try_next(c);
-  }
-
-  // Answers A's INVITE with a final failure and ends the call.
-  void finish_a(const std::shared_ptr<Call>& c, uint16_t status, std::string_view reason,
-                const std::string& extra, const std::string& by, const std::string& why) {
-    reply_a(*c, status, reason, extra);
-    end(c, by, why, status);
-  }
-
-  void reply_a(Call& c, uint16_t status, std::string_view reason, const std::string& extra,
-               std::string_view body = {}, const std::string& content_type = {}) {
-    const sip::Message* areq = layer_.request(c.a_invite);
-    if (!areq) return;
-    layer_.respond(c.a_invite, status,
-                   with_body(sip::build_response(*areq, status, reason, c.a.local_tag, extra),
-                             content_type, body));
-  }
-
-  void respond(txn::TxnId server, const sip::Message& req, uint16_t status, std::string_view reason,
-               const std::string& extra = {}, const std::string& tag = {}) {
-    if (!server) return;
-    layer_.respond(server, status,
-                   sip::build_response(req, status, reason, tag.empty() ? new_tag() : tag, extra));
-  }
-
-  void send_cancel(Call& c) {
-    auto inv = sip::parse_message(c.b_invite_bytes);
-    if (!inv) return;
-    std::string m = "CANCEL " + std::string(inv->request_uri().text) + " SIP/2.0\r\n";
-    m += "Via: " + std::string(inv->top_via().text) + "\r\n";
-    m += "Max-Forwards: 70\r\n";
-    m += "From: " + std::string(inv->from().text) + "\r\n";
-    m += "To: " + std::string(inv->to().text) + "\r\n";
-    m += "Call-ID: " + std::string(inv->call_id()) + "\r\n";
-    m += "CSeq: " + std::to_string(inv->cseq().number) + " CANCEL\r\n";
-    m += c.cancel_reason.empty() ? reason_line(487, "Cancelled by the caller")
-                                 : "Reason: " + c.cancel_reason + "\r\n";
-    m += "Content-Length: 0\r\n\r\n";
-    if (auto p = sip::parse_message(m)) layer_.send_request(std::move(*p), c.b.channel, {});
-  }
-
-  // A 2xx nobody wants (cancelled, or a late target): confirm it and take it down at once.
-  void ack_and_bye(const std::shared_ptr<Call>& c, const sip::Message& r, uint16_t cause = 487,
-                   const std::string& text = "Cancelled by the caller") {
-    // The current attempt's INVITE, or an earlier one's (same Call-ID as the answer).
-    Leg leg;
-    std::string bytes;
-    if (auto inv = sip::parse_message(c->b_invite_bytes); inv && inv->call_id() == r.call_id()) {
-      bytes = c->b_invite_bytes;
-      leg.channel = c->b.channel;
-      leg.contact = c->b.contact;
-      leg.via_host = c->b.via_host;
-      leg.transport = c->b.transport;
-    } else {
-      for (const auto& e : c->earlier) {
-        auto old = sip::parse_message(e.invite);
-        if (!old || old->call_id() != r.call_id()) continue;
-        bytes = e.invite;
-        leg.channel = e.channel;
-        leg.contact = e.contact;
-        leg.via_host = e.via_host;
-        leg.transport = e.transport;
-      }
-    }
-    auto inv = sip::parse_message(bytes);
-    if (!inv) return;
-    auto d = dialog::Dialog::as_uac(*inv, r, leg.contact);
-    if (!d) return;
-    d->confirm();
-    leg.channel.send(d->build_request("ACK", leg.via(), inv->cseq().number));
-    auto bye = sip::parse_message(d->build_request("BYE", leg.via(), 0, reason_line(cause, text)));
-    if (bye) layer_.send_request(std::move(*bye), leg.channel, {});
-  }
-
-  // --- inside the dialogs ----------------------------------------------------------------
-
-  void on_ack(const std::shared_ptr<Call>& c, bool from_a, const sip::Message& ack) {
-    Leg& x = from_a ? c->a : c->b;
-    Leg& y = from_a ? c->b : c->a;
-    if (from_a && c->state == Call::State::Answered && ack.cseq().number == c->a_cseq) {
-      if (c->ok_to_a) c->ok_to_a->stop();
-      if (has_sdp(ack)) {
-        x.sdp = std::string(ack.body());
-        x.sdp_type = content_type_of(ack);
-      }
-      c->b_ack = y.dialog->build_request("ACK", y.via(), c->b_cseq, {}, crossed(*c, from_a, ack),
-                                         content_type_of(ack));
-      y.channel.send(c->b_ack);
-      c->state = Call::State::Confirmed;
-      return;
-    }
-    if (c->reinvite && c->reinvite->from_a == from_a &&
-        ack.cseq().number == c->reinvite->from_cseq && c->reinvite->answered) {
-      if (c->reinvite->ok) c->reinvite->ok->stop();
-      if (has_sdp(ack)) {
-        x.sdp = std::string(ack.body());
-        x.sdp_type = content_type_of(ack);
-      }
-      if (c->reinvite->to_cseq && y.dialog) {
-        y.channel.send(y.dialog->build_request("ACK", y.via(), c->reinvite->to_cseq, {},
-                                               crossed(*c, from_a, ack), content_type_of(ack)));
-      }
-      c->reinvite.reset();
-    }
-  }
-
-  void on_bye(const std::shared_ptr<Call>& c, bool from_a, txn::TxnId server,
-              const sip::Message& req) {
-    respond(server, req, 200, {}, {}, (from_a ? c->a : c->b).local_tag);
-    if (c->state == Call::State::Ended) return;
-    Leg& y = from_a ? c->b : c->a;
-    std::string extra;
-    if (const auto* reason = req.header("Reason"))
-      extra = "Reason: " + std::string(reason->value) + "\r\n";
-    if (!from_a && c->state < Call::State::Answered) {
-      // The callee left an early dialog: the caller's INVITE still needs its answer.
-      finish_a(c, 480, {}, extra, "callee", "BYE before answer");
-      return;
-    }
-    if (y.dialog) send_in_dialog(y, "BYE", extra);
-    end(c, from_a ? "caller" : "callee", "BYE", c->final_status);
-  }
-
-  void hang_up(const std::shared_ptr<Call>& c, bool by_esg, const std::string& why) {
-    if (c->state == Call::State::Ended) return;
-    const std::string extra = reason_line(by_esg ? 500 : 200, "EB2B. " + why);
-    if (c->a.dialog && c->state >= Call::State::Answered) send_in_dialog(c->a, "BYE", extra);
-    if (c->b.dialog && c->state >= Call::State::Answered) send_in_dialog(c->b, "BYE", extra);
-    end(c, "esg", why, c->final_status);
-  }
-
-  void send_in_dialog(Leg& leg, std::string_view method, const std::string& extra) {
-    auto m = sip::parse_message(leg.dialog->build_request(method, leg.via(), 0, extra));
-    if (m) layer_.send_request(std::move(*m), leg.channel, {});
-  }
-
-  // Any other request inside the dialog goes to the other leg, and its answer comes back.
-  void relay(const std::shared_ptr<Call>& c, bool from_a, txn::TxnId server,
-             const sip::Message& req, Leg& x, Leg& y) {
-    if (c->state == Call::State::Ended) {
-      respond(server, req, 481, {}, {}, x.local_tag);
-      return;
-    }
-    const bool invite = req.method() == sip::Method::Invite;
-    if (invite && c->reinvite) {
-      respond(server, req, 491, {}, {}, x.local_tag);  // RFC 3261 §14.2
-      return;
-    }
-    if (invite && !x.policy.reinvite) {
-      // reinvite=false: answered on its own leg with what the other side last offered.
-      if (y.sdp.empty()) {
-        respond(server, req, 488, {}, {}, x.local_tag);
-        return;
-      }
-      if (has_sdp(req)) {
-        x.sdp = std::string(req.body());
-        x.sdp_type = content_type_of(req);
-        crossed(*c, from_a, req);  // the relay follows X's new description
-      }
-      // With the relay, X gets Y's description as the relay presents it to X.
-      const std::string answer = c->media ? cross(*c, from_a ? 1 : 0, y.sdp) : y.sdp;
-      std::string ok = with_body(
-          sip::build_response(req, 200, {}, x.local_tag, "Contact: " + x.contact + "\r\n"),
-          y.sdp_type, answer);
-      layer_.respond(server, 200, ok);
-      c->decisions.push_back(std::string("re-INVITE from ") + (from_a ? "A" : "B") +
-                             " answered locally (reinvite=false)");
-      start_reinvite_ok(c, from_a, req.cseq().number, 0, ok);
-      return;
-    }
-    if (!y.dialog || (invite && y.dialog->state() != dialog::DialogState::Confirmed)) {
-      respond(server, req, invite ? 491 : 481, {}, {}, x.local_tag);
-      return;
-    }
-    std::string extra = header_lines(req, x.policy.passheaders, y.policy.passheaders);
-    if (req.method() == sip::Method::Prack) {
-      // RAck names the INVITE's CSeq on the caller's leg; ours on the other leg is b_cseq.
-      const auto* h = req.header("RAck");
-      auto rack = h ? dialog::parse_rack(h->value)
-                    : Result<dialog::RAck, sip::ValueError>(unexpected(sip::ValueError{"none"}));
-      if (!rack || !from_a) {
-        respond(server, req, rack ? 481 : 400, rack ? std::string_view{} : "Bad RAck", {},
-                x.local_tag);
-        return;
-      }
-      extra +=
-          "RAck: " + std::to_string(rack->rseq) + " " + std::to_string(c->b_cseq) + " INVITE\r\n";
-    }
-    extra += header_lines(req, kRelayedHeaders);
-    if (invite || req.method() == sip::Method::Update) {
-      if (has_sdp(req)) {
-        x.sdp = std::string(req.body());
-        x.sdp_type = content_type_of(req);
-      }
-    }
-    const std::string bytes =
-        y.dialog->build_request(req.method_text(), y.via(), 0, extra, crossed(*c, from_a, req),
-                                req.body().empty() ? std::string() : content_type_of(req));
-    auto m = sip::parse_message(bytes);
-    if (!m) {
-      respond(server, req, 500, {}, {}, x.local_tag);
-      return;
-    }
-    const uint32_t to_cseq = m->cseq().number;
-    const uint32_t from_cseq = req.cseq().number;
-    if (invite) {
-      c->reinvite.emplace();
-      c->reinvite->from_a = from_a;
-      c->reinvite->from_cseq = from_cseq;
-      c->reinvite->to_cseq = to_cseq;
-    }
-    std::weak_ptr<Call> weak = c;
-    txn::ClientUser user;
-    user.on_response = [this, weak, from_a, server, invite, from_cseq,
-                        to_cseq](const sip::Message& r) {
-      auto c = weak.lock();
-      if (!c) return;
-      const uint16_t s = r.status();
-      if (s < 200) return;  // provisional answers stay on their leg
-      Leg& x = from_a ? c->a : c->b;
-      Leg& y = from_a ? c->b : c->a;
-      const sip::Message* req = layer_.request(server);
-      if (invite && s >= 200 && s < 300) {
-        if (c->reinvite && c->reinvite->to_cseq == to_cseq && c->reinvite->answered) {
-          // A retransmitted 2xx: our ACK went missing; the other leg ACKs again through us.
-          return;
-        }
-        if (y.dialog) y.dialog->on_refresh_response(r);
-        if (has_sdp(r)) {
-          y.sdp = std::string(r.body());
-          y.sdp_type = content_type_of(r);
-        }
-      }
-      if (!req) return;
-      std::string extra = header_lines(r, x.policy.passheaders, y.policy.passheaders);
-      if (invite && s < 300) extra = "Contact: " + x.contact + "\r\n" + extra;
-      std::string out = with_body(sip::build_response(*req, s, r.reason(), x.local_tag, extra),
-                                  content_type_of(r), crossed(*c, !from_a, r));
-      layer_.respond(server, s, out);
-      if (invite) {
-        if (s < 300) {
-          start_reinvite_ok(c, from_a, from_cseq, to_cseq, out);
-        } else if (c->reinvite && c->reinvite->to_cseq == to_cseq) {
-          c->reinvite.reset();
-        }
-      }
-    };
-    user.on_failure = [this, weak, server, from_a, invite, to_cseq](uint16_t status) {
-      auto c = weak.lock();
-      if (!c) return;
-      if (const sip::Message* req = layer_.request(server)) {
-        layer_.respond(server, status,
-                       sip::build_response(*req, status, {}, (from_a ? c->a : c->b).local_tag));
-      }
-      if (invite && c->reinvite && c->reinvite->to_cseq == to_cseq) c->reinvite.reset();
-    };
-    layer_.send_request(std::move(*m), y.channel, std::move(user));
-  }
-
-  void start_reinvite_ok(const std::shared_ptr<Call>& c, bool from_a, uint32_t from_cseq,
-                         uint32_t to_cseq, const std::string& ok) {
-    if (!c->reinvite) c->reinvite.emplace();
-    c->reinvite->from_a = from_a;
-    c->reinvite->from_cseq = from_cseq;
-    c->reinvite->to_cseq = to_cseq;
-    c->reinvite->answered = true;
-    Leg& x = from_a ? c->a : c->b;
-    std::weak_ptr<Call> weak = c;
-    c->reinvite->ok = std::make_unique<dialog::Retransmitter>(
-        timers_, tc_, x.channel.reliable, x.channel.send, [this, weak] {
-          if (auto c = weak.lock()) hang_up(c, true, "no ACK for the re-INVITE");
-        });
-    c->reinvite->ok->start(ok, false);
-  }
-
-  // --- REFER, carried out locally ----------------------------------------------------------
-
-  // RFC 3515: accepted (202), progress as NOTIFY with message/sipfrag on the referring leg, a
-  // new call from the referring side's number plan to the Refer-To target, the remaining leg
-  // re-INVITEd towards it, and the referring leg ended.
-  void on_refer(const std::shared_ptr<Call>& c, bool from_a, txn::TxnId server,
-                const sip::Message& req) {
-    Leg& x = from_a ? c->a : c->b;
-    if (c->state != Call::State::Confirmed || c->transfer || c->reinvite) {
-      respond(server, req, 491, {}, {}, x.local_tag);
-      return;
-    }
-    const auto* refer_to = req.header("Refer-To");
-    if (!refer_to) refer_to = req.header("r");
-    auto target =
-        refer_to
-            ? sip::parse_name_addr(refer_to->value)
-            : Result<sip::NameAddr, sip::ValueError>(unexpected(sip::ValueError{"no Refer-To"}));
-    if (!target || target->uri.user.empty()) {
-      respond(server, req, 400, "Bad Refer-To", {}, x.local_tag);
-      return;
-    }
-    const std::string called = target->uri.user_unescaped();
-    respond(server, req, 202, {}, "Contact: " + x.contact + "\r\n", x.local_tag);
-    notify(x, "SIP/2.0 100 Trying", false);
-    const EdgeConfig& cfg = *c->config;
-    auto tr = std::make_unique<Call::Transfer>();
-    tr->from_a = from_a;
-    // The remaining party calls the target, in the number plan of the referring side.
-    const bool y_is_a = !from_a;
-    const bool x_is_pbx = from_a == c->out;
-    NormFields f;
-    f.from_user = y_is_a ? c->routed.from_user : c->normalized.ruri_user;
-    f.to_user = called;
-    f.ruri_user = called;
-    f.from_domain = f.to_domain = cfg.system_domain;
-    if (!x_is_pbx) {
-      auto account = c->out ? c->target_account : c->source_account;
-      if (account) f = cfg.normalizer.apply(false, *account, f, cfg.system_domain).fields;
-      f.to_user = f.ruri_user;
-    }
-    tr->routed = f;
-    tr->candidates = cfg.router.candidates(x_is_pbx, x.code, f.ruri_user, f.from_user);
-    c->decisions.push_back(std::string("REFER from ") + (from_a ? "A" : "B") + " to '" + called +
-                           "': " + std::to_string(tr->candidates.size()) + " rule(s)");
-    c->transfer = std::move(tr);
-    transfer_next(c);
-  }
-
-  void notify(Leg& x, const std::string& sipfrag, bool final) {
-    if (!x.dialog) return;
-    const std::string extra = std::string("Event: refer\r\nSubscription-State: ") +
-                              (final ? "terminated;reason=noresource" : "active;expires=60") +
-                              "\r\n";
-    auto m = sip::parse_message(x.dialog->build_request(
-        "NOTIFY", x.via(), 0, extra, sipfrag + "\r\n", "message/sipfrag;version=2.0"));
-    if (m) layer_.send_request(std::move(*m), x.channel, {});
-  }
-
-  void transfer_next(const std::shared_ptr<Call>& c) {
-    auto& tr = *c->transfer;
-    const EdgeConfig& cfg = *c->config;
-    while (tr.next < tr.candidates.size()) {
-      const RouteRule& r = *tr.candidates[tr.next++];
-      if (r.action == "reject") {
-        transfer_failed(c, uint16_t(r.status));
-        return;
-      }
-      RouteTarget t = route_target(context_, cfg, r, tr.routed);
-      if (!t.why.empty()) {
-        c->decisions.push_back("REFER: route " + std::to_string(r.id) + " skipped, " + t.why);
-        continue;
-      }
-      tr.trunk = t.trunk;
-      tr.code = t.code;
-      Leg& n = tr.leg;
-      n.code = t.code;
-      n.policy = t.policy;
-      n.call_id = new_call_id_();
-      n.local_tag = new_tag();
-      const int attempt = ++tr.attempt;
-      std::weak_ptr<Call> weak = c;
-      auto send = [this, weak, attempt, t](const Destination& to) {
-        auto c = weak.lock();
-        if (!c || !c->transfer || c->transfer->attempt != attempt) return;
-        transfer_invite(c, to, t);
-      };
-      if (!t.resolve) {
-        send(t.dest);
-      } else {
-        link_.resolve(t.dest, [this, weak, attempt, send](std::vector<Destination> found) {
-          auto c = weak.lock();
-          if (!c || !c->transfer || c->transfer->attempt != attempt) return;
-          if (found.empty()) {
-            transfer_attempt_failed(c, 503);
-            return;
-          }
-          send(found.front());
-        });
-      }
-      return;
-    }
-    transfer_failed(c, c->transfer->last_failure ? c->transfer->last_failure : 404);
-  }
-
-  void transfer_invite(const std::shared_ptr<Call>& c, const Destination& dest,
-                       const RouteTarget& t) {
-    auto& tr = *c->transfer;
-    Leg& n = tr.leg;
-    Leg& y = tr.from_a ? c->b : c->a;
-    n.transport = dest.transport;
-    const auto local = link_.local(dest);
-    n.via_host = host_port(local.host, local.port);
-    n.media_host = local.host;
-    n.contact =
-        "<sip:esg@" + n.via_host + (n.transport == "udp" ? "" : ";transport=" + n.transport) + ">";
-    std::string m = "INVITE " + t.ruri + " SIP/2.0\r\n";
-    m += "Via: " + n.via() + "\r\n";
-    m += "Max-Forwards: 70\r\n";
-    m += "From: " + t.from + ";tag=" + n.local_tag + "\r\n";
-    m += "To: " + t.to + "\r\n";
-    m += "Call-ID: " + n.call_id + "\r\n";
-    m += "CSeq: 1 INVITE\r\n";
-    m += "Contact: " + n.contact + "\r\n";
-    m += "Allow: " + std::string(kAllow) + "\r\n";
-    m += "User-Agent: " + options_.user_agent + "\r\n";
-    if (!options_.call_id_header.empty()) m += options_.call_id_header + ": " + c->id + "\r\n";
-    m += t.extra;
-    // The remaining party's session description is the offer: the target answers it (through
-    // the relay, on the side the referring leg had).
-    const std::string offer =
-        c->media && !y.sdp.empty() ? cross(*c, tr.from_a ? 1 : 0, y.sdp, n.media_host) : y.sdp;
-    if (!offer.empty()) m += "Content-Type: " + y.sdp_type + "\r\n";
-    m += "Content-Length: " + std::to_string(offer.size()) + "\r\n\r\n" + offer;
-    auto parsed = sip::parse_message(m);
-    if (!parsed) {
-      transfer_attempt_failed(c, 500);
-      return;
-    }
-    tr.invite_bytes = m;
-    n.channel = link_.channel(dest, t.tls_verify);
-    legs_[n.call_id] = {c, tr.from_a};  // the slot it will take (until then: 481)
-    const int attempt = tr.attempt;
-    std::weak_ptr<Call> weak = c;
-    txn::ClientUser user;
-    user.on_response = [this, weak, attempt](const sip::Message& r) {
-      if (auto c = weak.lock()) on_transfer_response(c, attempt, r);
-    };
-    user.on_failure = [this, weak, attempt](uint16_t status) {
-      auto c = weak.lock();
-      if (c && c->transfer && c->transfer->attempt == attempt) transfer_attempt_failed(c, status);
-    };
-    layer_.send_request(std::move(*parsed), n.channel, std::move(user));
-  }
-
-  void on_transfer_response(const std::shared_ptr<Call>& c, int attempt, const sip::Message& r) {
-    const uint16_t s = r.status();
-    if (!c->transfer || c->transfer->attempt != attempt || c->state == Call::State::Ended) return;
-    auto& tr = *c->transfer;
-    if (s < 200) return;  // NOTIFY reports 100 Trying and the final answer only
-    if (s >= 300) {
-      if (tr.leg.call_id.size()) legs_.erase(tr.leg.call_id);
-      if (is_failover_status(s)) {
-        transfer_attempt_failed(c, s);
-      } else {
-        transfer_failed(c, s);
-      }
-      return;
-    }
-    auto inv = sip::parse_message(tr.invite_bytes);
-    if (!inv) return;
-    auto d = dialog::Dialog::as_uac(*inv, r, tr.leg.contact);
-    if (!d) return;
-    Leg n = std::move(tr.leg);
-    n.dialog = std::move(*d);
-    n.dialog->confirm();
-    n.channel.send(n.dialog->build_request("ACK", n.via(), inv->cseq().number));
-    if (has_sdp(r)) {
-      n.sdp = std::string(r.body());
-      n.sdp_type = content_type_of(r);
-    }
-    const bool from_a = tr.from_a;
-    Leg& x = from_a ? c->a : c->b;
-    notify(x, "SIP/2.0 200 OK", true);
-    send_in_dialog(x, "BYE", reason_line(200, "EB2B. Call transferred"));
-    // The referring leg's trunk goes, the new leg's comes.
-    if (from_a) {
-      for (const auto& k : c->trunks)
-        context_.trunks().release(k);
-      c->trunks.clear();
-      c->trunks.push_back(tr.trunk);
-    } else {
-      if (!c->attempt_trunk.empty()) context_.trunks().release(c->attempt_trunk);
-      c->attempt_trunk = tr.trunk;
-      c->target_code = tr.code;
-    }
-    c->decisions.push_back("REFER: " + tr.code + " answered; " + (from_a ? "A" : "B") +
-                           " leg replaced");
-    const std::string old_id = x.call_id;
-    x = std::move(n);
-    if (c->media) {
-      c->media->reset_side(from_a ? 0 : 1);  // a new peer on that side
-      c->media->set_codecs(from_a ? 0 : 1, x.policy.codecs);
-      c->media->set_dtmf(from_a ? 0 : 1, x.policy.dtmf);
-      c->media->set_srtp(from_a ? 0 : 1, x.policy.srtp);
-    }
-    legs_[x.call_id] = {c, from_a};
-    // The old leg's BYE is answered by its transaction; late requests on it get 481.
-    if (old_id != x.call_id) legs_.erase(old_id);
-    c->transfer.reset();
-    // The remaining party now talks to the new leg: offer it the new session description.
-    Leg& y = from_a ? c->b : c->a;
-    if (y.dialog && !x.sdp.empty()) {
-      const std::string offer = cross(*c, from_a ? 0 : 1, x.sdp);
-      auto m =
-          sip::parse_message(y.dialog->build_request("INVITE", y.via(), 0, {}, offer, x.sdp_type));
-      if (m) {
-        std::weak_ptr<Call> weak = c;
-        const bool y_is_a = !from_a;
-        txn::ClientUser user;
-        user.on_response = [this, weak, y_is_a](const sip::Message& r) {
-          auto c = weak.lock();
-          if (!c || r.status() < 200) return;
-          Leg& y = y_is_a ? c->a : c->b;
-          if (r.status() >= 300 || !y.dialog) return;
-          y.dialog->on_refresh_response(r);
-          if (has_sdp(r)) {
-            y.sdp = std::string(r.body());
-            y.sdp_type = content_type_of(r);
-            crossed(*c, y_is_a, r);  // the relay follows the answer
-          }
-          y.channel.send(y.dialog->build_request("ACK", y.via(), r.cseq().number));
-        };
-        layer_.send_request(std::move(*m), y.channel, std::move(user));
-      }
-    }
-    publish(*c);
-  }
-
-  void transfer_attempt_failed(const std::shared_ptr<Call>& c, uint16_t status) {
-    auto& tr = *c->transfer;
-    if (!tr.trunk.empty()) context_.trunks().release(tr.trunk);
-    tr.trunk.clear();
-    tr.last_failure = status;
-    c->decisions.push_back("REFER: " + tr.code + " failed with " + std::to_string(status));
-    transfer_next(c);
-  }
-
-  void transfer_failed(const std::shared_ptr<Call>& c, uint16_t status) {
-    auto& tr = *c->transfer;
-    if (!tr.trunk.empty()) context_.trunks().release(tr.trunk);
-    if (!tr.leg.call_id.empty()) legs_.erase(tr.leg.call_id);
-    const std::string reason(sip::reason_phrase(status));
-    notify(tr.from_a ? c->a : c->b, "SIP/2.0 " + std::to_string(status) + " " + reason, true);
-    c->decisions.push_back("REFER failed: " + std::to_string(status));
-    c->transfer.reset();
-  }
-
-  // --- the end -----------------------------------------------------------------------------
-
-  void end(const std::shared_ptr<Call>& c, const std::string& by, const std::string& why,
-           uint16_t status) {
-    if (c->state == Call::State::Ended) return;
-    const bool answered = c->state == Call::State::Answered || c->state == Call::State::Confirmed;
-    c->state = Call::State::Ended;
-    c->ended = now_ms();
-    c->hangup_by = by;
-    c->end_reason = why;
-    if (!answered) c->final_status = status;
-    std::string result = "failed";  // for /metrics: how the call ended
-    if (answered) {
-      result = "answered";
-    } else if (c->cancelled) {
-      result = "cancelled";
-    } else if (status >= 400 && status < 700) {
-      result = std::to_string(status / 100) + "xx";
-    }
-    context_.board().count_end(c->out ? "out" : "in", result);
-    for (const auto& t : c->trunks)
-      context_.trunks().release(t);
-    c->trunks.clear();
-    if (!c->attempt_trunk.empty()) context_.trunks().release(c->attempt_trunk);
-    c->attempt_trunk.clear();
-    if (c->ok_to_a) c->ok_to_a->stop();
-    if (c->reinvite && c->reinvite->ok) c->reinvite->ok->stop();
-    stop_ring_timer(*c);
-    if (c->media_timer) timers_.stop(c->media_timer);
-    c->media_timer = 0;
-    if (c->transfer && !c->transfer->trunk.empty()) context_.trunks().release(c->transfer->trunk);
-    if (c->transfer && !c->transfer->leg.call_id.empty()) {
-      legs_.erase(c->transfer->leg.call_id);  // a late answer finds no call (ACK and BYE: none)
-    }
-    c->transfer.reset();
+    sessions_.answered(c, false, r, options_.session.session_expires);
+    extra += sessions_.answer(c, true, *areq);
+    std::string ok = with_body(sip::build_response(*areq, s, r.reason(), c->a.local_tag, extra),
+                               content_type_of(r), answer);
+    layer_.respond(c->a_invite, s, ok);
+    c->a.dialog->confirm();
     by_invite_.erase(c->a_invite);
-    context_.board().erase(c->id);
-    write_cdr(*c, true);
-    log::call(
-        "b2bua", spdlog::level::info, c->id, "ended {} ({}) by {}: {}{}",
-        answered ? "after " + std::to_string((c->ended - c->answered) / 1000) + " s" : "unanswered",
-        status ? std::to_string(status) : std::string("-"), by, why,
-        c->b.code.empty() ? "" : ", B leg " + c->b.call_id + " at " + c->b.code);
-    if (log::get("b2bua").should_log(spdlog::level::debug)) {
-      for (const auto& d : c->decisions)
-        log::call("b2bua", spdlog::level::debug, c->id, "decision: {}", d);
+    std::weak_ptr<Call> weak = c;
+    c->ok_to_a = std::make_unique<dialog::Retransmitter>(
+        timers_, tc_, c->a.channel.reliable, c->a.channel.send, [this, weak] {
+          // RFC 3261 §13.3.1.4: no ACK within 64*T1 ends the session.
+          if (auto c = weak.lock()) hang_up(c, true, "no ACK from the caller");
+        });
+    c->ok_to_a->start(ok, false);
+    c->state = Call::State::Answered;
+    c->answered = now_ms();
+    log::call("b2bua", spdlog::level::debug, c->id, "answered {} by {}", s, c->target_code);
+    c->final_status = s;
+    start_media_timer(c);
+    publish(*c);
+    write_cdr(*c, false);
+    return;
+  }
+  // A final failure: the INVITE is over (its transaction ACKs it).
+  if (c->state == Call::State::Ended) return;
+  c->b_invite = 0;
+  if ((s == 401 || s == 407) && c->target_account && c->challenges == 0) {
+    const auto* h =
+        r.header(s == 401 ? sip::HeaderId::WwwAuthenticate : sip::HeaderId::ProxyAuthenticate);
+    auto ch = h ? sip::auth::parse_challenge(h->value)
+                : Result<sip::auth::Challenge, sip::ValueError>(
+                      unexpected(sip::ValueError{"no challenge"}));
+    auto inv = sip::parse_message(c->b_invite_bytes);
+    if (ch && inv) {
+      const auto& acc = *c->target_account;
+      const std::string uri(inv->request_uri().text);
+      auto answer = c->digest.answer(*ch, {acc.username, acc.pwd, "INVITE", uri, inv->body()});
+      if (answer) {
+        ++c->challenges;
+        c->decisions.push_back("account " + acc.code + " challenged the INVITE (" +
+                               std::to_string(s) + "): answered");
+        const std::string auth =
+            std::string(s == 401 ? "Authorization: " : "Proxy-Authorization: ") + *answer + "\r\n";
+        send_invite(c, c->b_dest, acc.tls_verify, uri,
+                    std::string(inv->from().text).substr(0, inv->from().text.find(";tag=")),
+                    std::string(inv->to().text), {}, auth);
+        return;
+      }
     }
-    c->media.reset();  // sockets closed, ports back in the range
-    --live_;
-    // What only a live call needs goes now (the call may linger below).
-    c->decisions = {};
-    c->candidates = {};
-    c->skipped = {};
-    c->a.sdp = {};
-    c->b.sdp = {};
-    c->config.reset();
-    // Retransmissions and late in-dialog requests are the transaction layer's (or get 481).
-    // Only an INVITE still out towards the B side can bring a 2xx that must be taken down
-    // (ACK and BYE): for that the call stays known until the INVITE's Timer B has passed.
-    const bool invite_out = c->b_invite && !answered;
-    if (!invite_out) {
-      forget(c);
+  }
+  c->decisions.push_back(c->target_code + " answered " + std::to_string(s) + " " +
+                         std::string(r.reason()));
+  if (is_failover_status(s) && !c->cancelled) {
+    // Its Retry-After and Reason reach the caller if no other target answers.
+    failed_attempt(c, s, std::string(r.reason()), header_lines(r, kFailureHeaders));
+    return;
+  }
+  const std::string extra = header_lines(r, kFailureHeaders) +
+                            header_lines(r, c->a.policy.passheaders, b.policy.passheaders);
+  finish_a(c, s, r.reason(), extra, "callee", std::to_string(s) + " " + std::string(r.reason()));
+}
+
+std::string B2bua::Impl::cross(Call& c, int from, std::string_view body,
+                               const std::string& advertise, std::string* why) {
+  if (!c.media || body.empty()) return std::string(body);
+  const std::string& host = !advertise.empty() ? advertise : (from == 0 ? c.b : c.a).media_host;
+  auto r = c.media->relay_description(from, body, host);
+  if (!r) {
+    c.decisions.push_back("media: " + r.error());
+    if (why) *why = r.error();
+    return std::string(body);
+  }
+  return std::move(*r);
+}
+
+std::string B2bua::Impl::crossed(Call& c, bool from_a, const sip::Message& m) {
+  return has_sdp(m) ? cross(c, from_a ? 0 : 1, m.body()) : std::string(m.body());
+}
+
+void B2bua::Impl::send_dtmf_info(Call& c, Leg& leg, char digit, int ms) {
+  if (!leg.dialog || c.state == Call::State::Ended) return;
+  const std::string body =
+      std::string("Signal=") + digit + "\r\nDuration=" + std::to_string(ms > 0 ? ms : 160) + "\r\n";
+  auto m = sip::parse_message(
+      leg.dialog->build_request("INFO", leg.via(), 0, {}, body, "application/dtmf-relay"));
+  if (m) layer_.send_request(std::move(*m), leg.channel, {});
+  c.decisions.push_back(std::string("DTMF ") + digit + " sent as INFO to " + leg.code);
+}
+
+bool B2bua::Impl::info_to_media(Call& c, bool from_a, txn::TxnId server, const sip::Message& req,
+                                Leg& x, Leg& y) {
+  if (!c.media || y.policy.dtmf == "info" || c.state == Call::State::Ended) return false;
+  const auto key = b2bua_text::dtmf_of_info(req);
+  if (!key || !c.media->send_digit(from_a ? 1 : 0, key->key, key->ms)) return false;
+  respond(server, req, 200, {}, {}, x.local_tag);
+  c.decisions.push_back(std::string("DTMF ") + key->key + " from INFO sent to " + y.code +
+                        (y.policy.dtmf == "inband" ? " as tones" : " as events"));
+  return true;
+}
+
+void B2bua::Impl::start_media_timer(const std::shared_ptr<Call>& c) {
+  if (!c->media) return;
+  if (!c->media_since) c->media_since = media::steady_ms();
+  std::weak_ptr<Call> weak = c;
+  c->media_timer = timers_.start(std::chrono::milliseconds(1000), [this, weak] {
+    auto c = weak.lock();
+    if (!c) return;
+    c->media_timer = 0;
+    if (c->state == Call::State::Ended || !c->media) return;
+    publish(*c);
+    const int64_t now = media::steady_ms();
+    if (c->media->on_hold()) c->media_since = now;
+    const int64_t last = std::max(c->media->last_packet_ms(), c->media_since);
+    if (media_.timeout > 0 && now - last >= int64_t(media_.timeout) * 1000) {
+      ++media_.counters->timeouts;
+      c->decisions.push_back("media timeout");
+      hang_up(c, true, "Media timeout: no RTP for " + std::to_string(media_.timeout) + " s");
       return;
     }
-    std::weak_ptr<Call> weak = c;
-    const uint64_t key = ++cleanup_seq_;
-    cleanup_[key] = timers_.start(64 * tc_.t1, [this, weak, key] {
-      cleanup_.erase(key);
-      if (auto c = weak.lock()) forget(c);
-    });
-  }
+    start_media_timer(c);
+  });
+}
 
-  void forget(const std::shared_ptr<Call>& c) {
-    for (const std::string* id : {&c->a.call_id, &c->b.call_id}) {
-      auto it = legs_.find(*id);
-      if (it != legs_.end() && it->second.call == c) legs_.erase(it);
+void B2bua::Impl::start_ring_timer(const std::shared_ptr<Call>& c) {
+  std::weak_ptr<Call> weak = c;
+  const int attempt = c->attempt;
+  c->ring_timer = timers_.start(options_.ring_timeout, [this, weak, attempt] {
+    auto c = weak.lock();
+    if (!c) return;
+    c->ring_timer = 0;
+    if (c->attempt != attempt || c->state == Call::State::Ended ||
+        c->state >= Call::State::Answered)
+      return;
+    send_cancel(*c);
+    ++c->attempt;  // its 487 (or a late 2xx, taken down) belongs to the past
+    failed_attempt(c, 408, c->target_code + " rang without answer");
+  });
+}
+
+void B2bua::Impl::stop_ring_timer(Call& c) {
+  if (c.ring_timer) timers_.stop(c.ring_timer);
+  c.ring_timer = 0;
+}
+
+void B2bua::Impl::failed_attempt(const std::shared_ptr<Call>& c, uint16_t status,
+                                 const std::string& why, const std::string& headers) {
+  stop_ring_timer(*c);
+  if (!c->attempt_trunk.empty()) {
+    context_.trunks().release(c->attempt_trunk);
+    c->attempt_trunk.clear();
+  }
+  c->b_invite = 0;
+  c->last_failure = status;
+  c->last_reason = why;
+  c->last_headers = headers;
+  c->decisions.push_back("attempt failed: " + std::to_string(status) + " " + why);
+  if (c->cancelled) return;
+  try_next(c);
+}
+
+void B2bua::Impl::finish_a(const std::shared_ptr<Call>& c, uint16_t status, std::string_view reason,
+                           const std::string& extra, const std::string& by,
+                           const std::string& why) {
+  reply_a(*c, status, reason, extra);
+  end(c, by, why, status);
+}
+
+void B2bua::Impl::reply_a(Call& c, uint16_t status, std::string_view reason,
+                          const std::string& extra, std::string_view body,
+                          const std::string& content_type) {
+  const sip::Message* areq = layer_.request(c.a_invite);
+  if (!areq) return;
+  layer_.respond(c.a_invite, status,
+                 with_body(sip::build_response(*areq, status, reason, c.a.local_tag, extra),
+                           content_type, body));
+}
+
+void B2bua::Impl::respond(txn::TxnId server, const sip::Message& req, uint16_t status,
+                          std::string_view reason, const std::string& extra,
+                          const std::string& tag) {
+  if (!server) return;
+  layer_.respond(server, status,
+                 sip::build_response(req, status, reason, tag.empty() ? new_tag() : tag, extra));
+}
+
+void B2bua::Impl::send_cancel(Call& c) {
+  auto inv = sip::parse_message(c.b_invite_bytes);
+  if (!inv) return;
+  std::string m = "CANCEL " + std::string(inv->request_uri().text) + " SIP/2.0\r\n";
+  m += "Via: " + std::string(inv->top_via().text) + "\r\n";
+  m += "Max-Forwards: 70\r\n";
+  m += "From: " + std::string(inv->from().text) + "\r\n";
+  m += "To: " + std::string(inv->to().text) + "\r\n";
+  m += "Call-ID: " + std::string(inv->call_id()) + "\r\n";
+  m += "CSeq: " + std::to_string(inv->cseq().number) + " CANCEL\r\n";
+  m += c.cancel_reason.empty() ? reason_line(487, "Cancelled by the caller")
+                               : "Reason: " + c.cancel_reason + "\r\n";
+  m += "Content-Length: 0\r\n\r\n";
+  if (auto p = sip::parse_message(m)) layer_.send_request(std::move(*p), c.b.channel, {});
+}
+
+void B2bua::Impl::ack_and_bye(const std::shared_ptr<Call>& c, const sip::Message& r, uint16_t cause,
+                              const std::string& text) {
+  // The current attempt's INVITE, or an earlier one's (same Call-ID as the answer).
+  Leg leg;
+  std::string bytes;
+  if (auto inv = sip::parse_message(c->b_invite_bytes); inv && inv->call_id() == r.call_id()) {
+    bytes = c->b_invite_bytes;
+    leg.channel = c->b.channel;
+    leg.contact = c->b.contact;
+    leg.via_host = c->b.via_host;
+    leg.transport = c->b.transport;
+  } else {
+    for (const auto& e : c->earlier) {
+      auto old = sip::parse_message(e.invite);
+      if (!old || old->call_id() != r.call_id()) continue;
+      bytes = e.invite;
+      leg.channel = e.channel;
+      leg.contact = e.contact;
+      leg.via_host = e.via_host;
+      leg.transport = e.transport;
     }
   }
-
-  void publish(const Call& c) { context_.board().put(c.id, describe(c, worker_, true)); }
-
-  void write_cdr(const Call& c, bool last) {
-    if (CdrWriter* w = context_.cdrs())
-      w->write(c.id + "#" + std::to_string(c.started), cdr_of(c, worker_, last), last);
-  }
-
-  std::string new_tag() { return options_.tag_prefix + random::hex(10); }
-
-  size_t worker_;
-  txn::Layer& layer_;
-  txn::Timers& timers_;
-  const txn::TimerConfig& tc_;
-  accounts::Link& link_;
-  Context& context_;
-  B2buaOptions options_;
-  const B2buaMedia& media_ = options_.media;
-  std::function<std::string()> new_call_id_;
-  std::unordered_map<std::string, LegRef> legs_;  // Call-ID of either leg -> call
-  std::unordered_map<txn::TxnId, std::shared_ptr<Call>> by_invite_;  // A's pending INVITE
-  std::unordered_map<uint64_t, txn::Timers::Id> cleanup_;
-  uint64_t cleanup_seq_ = 0;
-  size_t live_ = 0;
-  bool draining_ = false;
-};
+  auto inv = sip::parse_message(bytes);
+  if (!inv) return;
+  auto d = dialog::Dialog::as_uac(*inv, r, leg.contact);
+  if (!d) return;
+  d->confirm();
+  leg.channel.send(d->build_request("ACK", leg.via(), inv->cseq().number));
+  auto bye = sip::parse_message(d->build_request("BYE", leg.via(), 0, reason_line(cause, text)));
+  if (bye) layer_.send_request(std::move(*bye), leg.channel, {});
+}
 
 B2bua::B2bua(size_t worker, txn::Layer& layer, txn::Timers& timers,
              const txn::TimerConfig& timer_config, accounts::Link& link, Context& context,

@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "accounts/registration.hpp"
+#include "dialog/session_timer.hpp"
 #include "edge/context.hpp"
 #include "media/session.hpp"
 #include "sip/message.hpp"
@@ -40,6 +41,8 @@ struct B2buaOptions {
   // A target that rings but never answers is cancelled after this long (RFC 3261 §16.6's
   // Timer C, for a B2BUA) and the next route tried.
   std::chrono::milliseconds ring_timeout{180000};
+  // RFC 4028 session timers on each leg (session_expires 0: none).
+  dialog::SessionTimerPolicy session;
   B2buaMedia media;
 };
 
@@ -74,6 +77,7 @@ class B2bua {
   struct Call;
   struct Leg;
   class Impl;
+  class Sessions;  // RFC 4028 on each leg (sessions.*)
   // The call as the monitoring API shows it, and its CDR (record.cpp). `decisions`: the full
   // trace (the final CDR, the board); intermediate CDR records leave it out (building it is a
   // tenth of a call's CPU, and the writer keeps only the last record).

@@ -11,6 +11,7 @@
 
 #include "dialog/dialog.hpp"
 #include "dialog/retransmitter.hpp"
+#include "dialog/session_timer.hpp"
 #include "edge/b2bua/b2bua.hpp"
 #include "edge/b2bua/target.hpp"
 #include "edge/b2bua/text.hpp"
@@ -34,6 +35,12 @@ struct B2bua::Leg {
   std::string code;           // the account or connection on this leg
   LegPolicy policy;           // from its account or connection
   std::string media_host;     // our address as this leg's peer sees it (for the relay's SDP)
+  // RFC 4028 on this leg (sessions.*): its timer, interval, whether esg is the refresher, and
+  // whether the peer takes UPDATE (esg refreshes with UPDATE).
+  std::unique_ptr<dialog::SessionTimer> session;
+  uint32_t session_seconds = 0;
+  bool esg_refreshes = false;
+  bool peer_takes_update = true;
 
   std::string via() const {
     std::string t = transport;

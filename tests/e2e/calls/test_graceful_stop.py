@@ -24,15 +24,10 @@ class GracefulStop(KeepOnFailure):
         self.addCleanup(lambda: esg.cleanup(keep=self.failed))
         self.addCleanup(esg.stop)
         api = Api(esg.ports["http"])
-        api.ok("POST", "/rest/v1/uc/providers",
-               {"code": "prov-a", "domain": "127.0.0.2", "reg": False, "username": ""})
         pbx = SippPeer(os.path.join(CALLS, "uas_answer.xml"), "127.0.0.5")
         self.addCleanup(lambda: pbx.cleanup(keep=self.failed))
         self.addCleanup(pbx.stop)
-        api.ok("POST", "/rest/v1/uc/pbx",
-               {"code": "pbx1", "mode": "ip", "address": "127.0.0.5", "port": pbx.port})
-        api.ok("POST", "/rest/v1/routing/rules",
-               {"priority": 100, "direction": "in", "action": "pbx", "target": "pbx1"})
+        api.inbound_route(pbx.port)
         rtp = RtpPort("127.0.0.2")
         self.addCleanup(rtp.close)
         call = UdpCall(esg.ports["udp"], "127.0.0.2", DID, rtp.port)

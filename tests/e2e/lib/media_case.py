@@ -27,12 +27,7 @@ class MediaCase(KeepOnFailure):
                               "media": cls.media}, listen=cls.listen)
         cls.api = Api(cls.esg.ports["http"])
         cls.peers = []
-        cls.api.ok("POST", "/rest/v1/uc/providers",
-                   {"code": "prov-a", "domain": "127.0.0.2", "reg": False, "username": ""})
-        cls.pbx = cls.api.ok("POST", "/rest/v1/uc/pbx",
-                             {"code": "pbx1", "mode": "ip", "address": "127.0.0.5", "port": 5060})
-        cls.api.ok("POST", "/rest/v1/routing/rules",
-                   {"priority": 100, "direction": "in", "action": "pbx", "target": "pbx1"})
+        cls.pbx = cls.api.inbound_route(5060)
 
     @classmethod
     def tearDownClass(cls):

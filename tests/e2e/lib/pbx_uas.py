@@ -29,7 +29,9 @@ class PbxUas:
         self.port = self.sock.getsockname()[1]
         self.rtp = RtpPort(ip)
         self.invites, self.acks, self.byes, self.cancels, self.infos = [], [], [], [], []
-        self.notifies, self.responses, self.registers = [], [], []
+        self.notifies, self.responses, self.registers, self.updates = [], [], [], []
+        self.reinvites = []
+        self.answer_extra = ""  # more header lines in the 200 to an INVITE
         self.calls = {}  # Call-ID -> {"invite", "src", "tag", "answered"}
         self._stop = False
         self._lock = threading.Lock()
@@ -181,7 +183,7 @@ class PbxUas:
             c["answered"] = True
         contact = "Contact: <sip:pbx@%s:%d>\r\n" % (self.ip, self.port)
         if self.mode == "answer":
-            self._reply(req, src, 200, "OK", c["tag"], self._sdp(), contact)
+            self._reply(req, src, 200, "OK", c["tag"], self._sdp(), contact + self.answer_extra)
         elif self.mode == "reject":
             self._reply(req, src, self.status, "Rejected", c["tag"])
 
@@ -222,6 +224,7 @@ class PbxUas:
                     threading.Thread(target=self._answer_later, args=(text, src, cid),
                                      daemon=True).start()
             elif method == "INVITE":  # a re-INVITE: the same description back
+                self.reinvites.append(text)
                 self._reply(text, src, 200, "OK", None, self._sdp(),
                             "Contact: <sip:pbx@%s:%d>\r\n" % (self.ip, self.port))
             elif method == "ACK":
@@ -248,6 +251,9 @@ class PbxUas:
                 self._reply(text, src, 200, "OK")
             elif method == "INFO":
                 self.infos.append(text)
+                self._reply(text, src, 200, "OK")
+            elif method == "UPDATE":
+                self.updates.append(text)
                 self._reply(text, src, 200, "OK")
             else:
                 self._reply(text, src, 200, "OK")

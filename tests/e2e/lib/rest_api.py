@@ -27,6 +27,17 @@ class Api:
             text = e.read().decode()
             return e.code, json.loads(text) if text else None
 
+    def inbound_route(self, pbx_port, pbx_ip="127.0.0.5"):
+        """The smallest incoming set-up: provider `prov-a` (point to point at 127.0.0.2), PBX
+        connection `pbx1` (ip) and a rule sending every incoming call to it. Returns pbx1."""
+        self.ok("POST", "/rest/v1/uc/providers",
+                {"code": "prov-a", "domain": "127.0.0.2", "reg": False, "username": ""})
+        pbx = self.ok("POST", "/rest/v1/uc/pbx",
+                      {"code": "pbx1", "mode": "ip", "address": pbx_ip, "port": pbx_port})
+        self.ok("POST", "/rest/v1/routing/rules",
+                {"priority": 100, "direction": "in", "action": "pbx", "target": "pbx1"})
+        return pbx
+
     def text(self, path, token=TOKEN):
         """(status, content type, body text) of a GET that answers text (/metrics)."""
         req = urllib.request.Request(self.base + path)

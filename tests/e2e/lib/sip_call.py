@@ -140,7 +140,7 @@ class UdpCall:
     wait_bye() waits for esg's BYE and answers it."""
 
     def __init__(self, esg_port, ip, ruri_user, media_port, to_host="127.0.0.1", timeout=10,
-                 esg_host="127.0.0.1", until_ringing=False):
+                 esg_host="127.0.0.1", until_ringing=False, headers=""):
         self.esg = (esg_host, esg_port)
         self.ip = ip
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -153,6 +153,7 @@ class UdpCall:
         body = ("v=0\r\no=caller 1 1 IN IP4 {ip}\r\ns=caller\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
                 "m=audio {port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n"
                 "a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n").format(ip=ip, port=media_port)
+        self.body = body
         self.branch = self._branch()
         self.invite = (f"INVITE sip:{ruri_user}@{esg_host}:{esg_port} SIP/2.0\r\n"
                        f"Via: SIP/2.0/UDP {ip}:{self.port};rport;branch={self.branch}\r\n"
@@ -160,7 +161,7 @@ class UdpCall:
                        f"To: <sip:{ruri_user}@{to_host}>\r\n"
                        f"Call-ID: {self.call_id}\r\nCSeq: 1 INVITE\r\n"
                        f"Contact: <sip:caller@{ip}:{self.port}>\r\nMax-Forwards: 70\r\n"
-                       f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n{body}")
+                       f"{headers}Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n{body}")
         self.sock.sendto(self.invite.encode(), self.esg)
         self.responses = []
         self.status = None
@@ -215,7 +216,7 @@ class UdpCall:
         data, _ = self.sock.recvfrom(65535)
         return data.decode(errors="replace")
 
-    def _request(self, method, cseq=None):
+    def _request(self, method, cseq=None, extra="", body=""):
         if cseq is None:
             self.cseq += 1
             cseq = self.cseq
@@ -223,8 +224,48 @@ class UdpCall:
                f"Via: SIP/2.0/UDP {self.ip}:{self.port};rport;branch={self._branch()}\r\n"
                f"From: <sip:caller@{self.ip}>;tag={self.tag}\r\nTo: {self.to}\r\n"
                f"Call-ID: {self.call_id}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n"
-               "Content-Length: 0\r\n\r\n")
+               f"Contact: <sip:caller@{self.ip}:{self.port}>\r\n{extra}"
+               + ("Content-Type: application/sdp\r\n" if body else "") +
+               f"Content-Length: {len(body)}\r\n\r\n{body}")
         self.sock.sendto(msg.encode(), self.esg)
+
+    def in_dialog(self, method, extra="", body=""):
+        """Sends a request inside the call (an UPDATE, a re-INVITE: ACKed) and returns its final
+        answer."""
+        self._request(method, extra=extra, body=body)
+        cseq = self.cseq
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            text = self._recv()
+            m = re.match(r"SIP/2\.0 (\d{3})", text)
+            if m and (header(text, "CSeq") or "").startswith("%d " % cseq) and int(m.group(1)) >= 200:
+                if method == "INVITE" and int(m.group(1)) < 300:
+                    self._request("ACK", cseq=cseq)
+                return text
+        return None
+
+    def serve(self, seconds, ok_extra=""):
+        """Answers what esg sends inside the call for `seconds` (UPDATE, re-INVITE, BYE: 200
+        with `ok_extra`; a BYE ends it) and returns the requests, in order."""
+        got = []
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            self.sock.settimeout(max(0.05, deadline - time.time()))
+            try:
+                text = self._recv()
+            except socket.timeout:
+                break
+            if text.startswith("SIP/2.0"):
+                continue
+            got.append(text)
+            lines = [l for l in text.split("\r\n\r\n")[0].split("\r\n")
+                     if l.split(":")[0].lower() in ("via", "from", "to", "call-id", "cseq")]
+            ok = ("SIP/2.0 200 OK\r\n" + "\r\n".join(lines) + "\r\n" + ok_extra +
+                  "Content-Length: 0\r\n\r\n")
+            self.sock.sendto(ok.encode(), self.esg)
+            if text.startswith("BYE "):
+                break
+        return got
 
     def media_dest(self):
         return sdp_media(self.answer)

@@ -29,12 +29,7 @@ class Reload(KeepOnFailure):
                                       "level": "info", "modules": {"b2bua": "debug"}},
                               "media": {"ports": [25500, 25599]}}, folder=folder)
         cls.api = Api(cls.esg.ports["http"])
-        cls.api.ok("POST", "/rest/v1/uc/providers",
-                   {"code": "prov-a", "domain": "127.0.0.2", "reg": False, "username": ""})
-        cls.api.ok("POST", "/rest/v1/uc/pbx", {"code": "pbx1", "mode": "ip",
-                                               "address": "127.0.0.5", "port": cls.pbx.port})
-        cls.api.ok("POST", "/rest/v1/routing/rules",
-                   {"priority": 100, "direction": "in", "action": "pbx", "target": "pbx1"})
+        cls.api.inbound_route(cls.pbx.port)
 
     @classmethod
     def tearDownClass(cls):
