@@ -150,6 +150,9 @@ std::string render_metrics(const MetricsSources& s) {
     const json c = s.cluster();
     m.family("esg_cluster_store_up", "gauge", "1 while the heartbeats reach the store");
     m.sample("esg_cluster_store_up", c.value("store_ok", false) ? 1.0 : 0.0);
+    m.family("esg_cluster_srvidx_conflict", "gauge",
+             "1 while another live instance uses this one's srvidx (this one serves nothing)");
+    m.sample("esg_cluster_srvidx_conflict", c.value("srvidx_conflict", false) ? 1.0 : 0.0);
     m.family("esg_cluster_instances", "gauge", "instances in the store, by state");
     m.sample("esg_cluster_instances", {{"state", "online"}}, number(c, "online"));
     m.sample("esg_cluster_instances", {{"state", "offline"}}, number(c, "offline"));

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "base/random.hpp"
 #include "base/time.hpp"
 #include "log/log.hpp"
 
@@ -71,6 +72,7 @@ Cluster::Cluster(std::unique_ptr<store::Store> store, Owned& owned, Options opti
       owned_(owned),
       options_(std::move(options)),
       started_ms_(timeutil::unix_ms()),
+      boot_(random::hex(16)),
       // A lease lives as long as an instance's silence may last before it counts as dead: both
       // run out together, so the next owner is known the moment the lease is free.
       ttl_(options_.dead_after) {}
@@ -125,6 +127,11 @@ void Cluster::drop_all_serving(const char* why) {
     owned_.unserve(k, {});
 }
 
+store::InstanceRow Cluster::row(int64_t heartbeat_ms, std::string regs) const {
+  return {options_.srvidx, options_.roleid, options_.node,   options_.addr,
+          started_ms_,     heartbeat_ms,    std::move(regs), boot_};
+}
+
 void Cluster::lost_store(const std::string& why) {
   bool was_ok;
   {
@@ -161,18 +168,26 @@ milliseconds Cluster::tick() {
   const std::string summary = regs_summary(regs);
   const bool due =
       summary != published_summary_ || Clock::now() - published_at_ >= std::chrono::seconds(5);
-  store::InstanceRow self{options_.srvidx,
-                          options_.roleid,
-                          options_.node,
-                          options_.addr,
-                          started_ms_,
-                          0,
-                          due ? regs.dump() : std::string()};
+  store::InstanceRow self = row(0, due ? regs.dump() : std::string());
   const bool regs_changed = due && self.regs != published_regs_;
-  auto view = store_->heartbeat(self, regs_changed);
+  auto view = store_->heartbeat(self, regs_changed, options_.dead_after.count());
+  if (!view && view.error().code == store::Errc::Conflict) {
+    // Another live instance has our srvidx: serving anything would register the same accounts
+    // twice. Nothing is renewed (the watchdog stops what we serve) nor taken until its row
+    // falls silent (a restart right after a crash waits out the old start's dead_after).
+    std::lock_guard lock(mu_);
+    if (conflict_ != view.error().message) lg().error("{}", view.error().message);
+    conflict_ = view.error().message;
+    return options_.heartbeat;
+  }
   if (!view) {
     lost_store(view.error().message);
     return options_.heartbeat;
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (!conflict_.empty()) lg().info("srvidx {} is ours again", options_.srvidx);
+    conflict_.clear();
   }
   if (due) {
     if (regs_changed) published_regs_ = std::move(self.regs);
@@ -384,9 +399,7 @@ void Cluster::stop() {
       (void)store_->release_lease(k, options_.srvidx);
   }
   // A heartbeat of 0: the others see this instance dead now, not after `dead_after`.
-  store::InstanceRow self{
-      options_.srvidx, options_.roleid, options_.node, options_.addr, started_ms_, -1, "[]"};
-  (void)store_->heartbeat(self, true);
+  (void)store_->heartbeat(row(-1, "[]"), true, options_.dead_after.count());
   lg().info("instance {} stopped: {} account(s) handed over", options_.srvidx, keys.size());
 }
 
@@ -402,8 +415,7 @@ nlohmann::json Cluster::servers(const nlohmann::json& own_regs) {
   // Before its first heartbeat (or with the store away) this instance is not in the table yet.
   if (std::none_of(rows.begin(), rows.end(),
                    [this](const store::InstanceRow& r) { return r.srvidx == options_.srvidx; })) {
-    rows.push_back(
-        {options_.srvidx, options_.roleid, options_.node, options_.addr, started_ms_, 0, ""});
+    rows.push_back(row(0, ""));
   }
   nlohmann::json out = nlohmann::json::array();
   for (const auto& r : rows) {
@@ -437,7 +449,8 @@ nlohmann::json Cluster::status() const {
           {"online", online},
           {"offline", offline},
           {"leases_taken", leases_taken_},
-          {"leases_released", leases_released_}};
+          {"leases_released", leases_released_},
+          {"srvidx_conflict", !conflict_.empty()}};
 }
 
 }  // namespace esg::cluster

@@ -87,7 +87,7 @@ class Cluster {
   // instance's own `regs` given fresh by the caller).
   nlohmann::json servers(const nlohmann::json& own_regs);
   // For /metrics, from the last heartbeat (no store access): {"store_ok", "serving",
-  // "online", "offline", "leases_taken", "leases_released"}.
+  // "online", "offline", "leases_taken", "leases_released", "srvidx_conflict"}.
   nlohmann::json status() const;
 
  private:
@@ -95,6 +95,8 @@ class Cluster {
   void watchdog();
   std::chrono::milliseconds tick();  // returns how long to wait before the next one
   void lost_store(const std::string& why);
+  // This instance's row: heartbeat_ms < 0 for "stopped", `regs` empty when not sent.
+  store::InstanceRow row(int64_t heartbeat_ms, std::string regs) const;
   void drop_all_serving(const char* why);
   void hand_over(const std::string& key);  // un-register, then release the lease
 
@@ -102,12 +104,14 @@ class Cluster {
   Owned& owned_;
   Options options_;
   const int64_t started_ms_;
+  const std::string boot_;  // this start's id in the instances table
   const std::chrono::milliseconds ttl_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
   bool store_ok_ = false;
+  std::string conflict_;  // another live instance uses our srvidx: why we serve nothing
   std::set<std::string> serving_;
   std::set<std::string> releasing_;                 // un-registering before the lease is released
   std::vector<std::string> to_release_;             // un-registered: release on the next tick

@@ -176,20 +176,41 @@ class PgStore final : public Store {
     return affected(*r);
   }
 
-  Result<ClusterView, Error> heartbeat(const InstanceRow& self, bool with_regs) override {
+  Result<ClusterView, Error> heartbeat(const InstanceRow& self, bool with_regs,
+                                       int64_t dead_after_ms) override {
     std::lock_guard lock(mu_);
-    auto w = exec(std::string("INSERT INTO instances (srvidx, roleid, node, addr, started_ms, "
-                              "heartbeat_ms, regs) VALUES ($1, $2, $3, $4, $5, CASE WHEN "
-                              "$8::boolean THEN 0 ELSE ") +
-                      kNowMs +
-                      " END, $6) ON CONFLICT (srvidx) DO UPDATE SET roleid = EXCLUDED.roleid, "
-                      "node = EXCLUDED.node, addr = EXCLUDED.addr, started_ms = "
-                      "EXCLUDED.started_ms, heartbeat_ms = EXCLUDED.heartbeat_ms, regs = CASE "
-                      "WHEN $7::boolean THEN EXCLUDED.regs ELSE instances.regs END",
-                  {std::to_string(self.srvidx), std::to_string(self.roleid), self.node, self.addr,
-                   std::to_string(self.started_ms), self.regs, with_regs ? "true" : "false",
-                   self.heartbeat_ms < 0 ? "true" : "false"});
+    // The row is ours when it carries our boot id, or when whoever wrote it stopped or fell
+    // silent for dead_after: never while another start of this srvidx is alive.
+    auto w =
+        exec(std::string("INSERT INTO instances (srvidx, roleid, node, addr, started_ms, "
+                         "heartbeat_ms, regs, boot) VALUES ($1, $2, $3, $4, $5, CASE WHEN "
+                         "$8::boolean THEN 0 ELSE ") +
+                 kNowMs +
+                 " END, $6, $9) ON CONFLICT (srvidx) DO UPDATE SET roleid = "
+                 "EXCLUDED.roleid, node = EXCLUDED.node, addr = EXCLUDED.addr, started_ms = "
+                 "EXCLUDED.started_ms, heartbeat_ms = EXCLUDED.heartbeat_ms, regs = CASE "
+                 "WHEN $7::boolean THEN EXCLUDED.regs ELSE instances.regs END, boot = "
+                 "EXCLUDED.boot WHERE instances.boot = EXCLUDED.boot OR instances.boot = '' "
+                 "OR instances.heartbeat_ms = 0 OR instances.heartbeat_ms < " +
+                 kNowMs + " - $10 RETURNING srvidx",
+             {std::to_string(self.srvidx), std::to_string(self.roleid), self.node, self.addr,
+              std::to_string(self.started_ms), self.regs, with_regs ? "true" : "false",
+              self.heartbeat_ms < 0 ? "true" : "false", self.boot, std::to_string(dead_after_ms)});
     if (!w) return unexpected(w.error());
+    if (PQntuples(w->get()) == 0) {
+      auto who = exec(std::string("SELECT node, addr, ") + kNowMs +
+                          " - heartbeat_ms FROM instances WHERE srvidx = $1",
+                      {std::to_string(self.srvidx)});
+      std::string other = "another instance";
+      if (who && PQntuples(who->get()) == 1) {
+        other = std::string("node '") + PQgetvalue(who->get(), 0, 0) + "' at " +
+                PQgetvalue(who->get(), 0, 1) + ", its last heartbeat " +
+                PQgetvalue(who->get(), 0, 2) + " ms ago";
+      }
+      return unexpected(Error{Errc::Conflict, "srvidx " + std::to_string(self.srvidx) +
+                                                  " is in use by " + other +
+                                                  ": every instance needs a srvidx of its own"});
+    }
     ClusterView v;
     auto now = exec(
         std::string("SELECT ") + kNowMs + ", (SELECT version FROM config_version WHERE id = 1)",

@@ -58,6 +58,8 @@ const std::vector<std::string>& migrations() {
       // 13, 14: a counter every collection change bumps, so that other instances re-read.
       "CREATE TABLE config_version (id INTEGER PRIMARY KEY, version BIGINT NOT NULL)",
       "INSERT INTO config_version (id, version) VALUES (1, 0)",
+      // 15: each start of an instance draws a boot id (two instances with one srvidx are told).
+      "ALTER TABLE instances ADD COLUMN boot TEXT NOT NULL DEFAULT ''",
   };
   return kMigrations;
 }
@@ -70,7 +72,7 @@ Unexpected<Error> single_instance() {
 
 }  // namespace
 
-Result<ClusterView, Error> Store::heartbeat(const InstanceRow&, bool) {
+Result<ClusterView, Error> Store::heartbeat(const InstanceRow&, bool, int64_t) {
   return single_instance();
 }
 Result<std::vector<InstanceRow>, Error> Store::instances() {

@@ -65,6 +65,8 @@ struct InstanceRow {
   int64_t started_ms = 0;
   int64_t heartbeat_ms = 0;  // the store's clock at the last heartbeat
   std::string regs;          // JSON: the accounts it serves, as the monitoring API shows them
+  // Drawn at each start: a second instance configured with the same srvidx has another one.
+  std::string boot;
 };
 
 struct Lease {
@@ -108,8 +110,11 @@ class Store {
 
   // Several instances: only PostgreSQL implements these (SQLite is one instance's store).
   // Writes this instance's row (heartbeat = now, or 0 when `self.heartbeat_ms` < 0: the
-  // instance stopped; `regs` only when `with_regs`), and reads the view.
-  virtual Result<ClusterView, Error> heartbeat(const InstanceRow& self, bool with_regs);
+  // instance stopped; `regs` only when `with_regs`), and reads the view. Conflict when the row
+  // belongs to another start (`boot`) that heartbeated within `dead_after_ms`: two live
+  // instances with one srvidx (or a restart before the old one counts as dead).
+  virtual Result<ClusterView, Error> heartbeat(const InstanceRow& self, bool with_regs,
+                                               int64_t dead_after_ms);
   // Every instance with its `regs`.
   virtual Result<std::vector<InstanceRow>, Error> instances();
   // Extends every lease `srvidx` holds to now + ttl; returns the accounts it still holds.

@@ -65,8 +65,9 @@ class TimedStore final : public Store {
   Result<int64_t, Error> cdr_interrupt_active(int64_t srvidx) override {
     return timed(timings_.write, [&] { return inner_->cdr_interrupt_active(srvidx); });
   }
-  Result<ClusterView, Error> heartbeat(const InstanceRow& self, bool with_regs) override {
-    return timed(timings_.write, [&] { return inner_->heartbeat(self, with_regs); });
+  Result<ClusterView, Error> heartbeat(const InstanceRow& self, bool with_regs,
+                                       int64_t dead_after_ms) override {
+    return timed(timings_.write, [&] { return inner_->heartbeat(self, with_regs, dead_after_ms); });
   }
   Result<std::vector<InstanceRow>, Error> instances() override {
     return timed(timings_.read, [&] { return inner_->instances(); });

@@ -228,6 +228,42 @@ class Cluster(KeepOnFailure):
         # During the whole run Kamailio never held two contacts for one account.
         self.assertEqual(self.watch.most, {"alice": 1, "bob": 1, "carol": 1})
 
+    def test_z_a_second_instance_with_a_srvidx_in_use_serves_nothing(self):
+        # After the test above instance 2 serves main and pbx1. A second start of srvidx 2
+        # (roleid 0: it would take everything) must not register anything.
+        serving = self.served_by(2)
+        self.assertTrue(serving)
+        dup = EsgProcess({
+            "instance": {"srvidx": 2, "roleid": 0, "node": "esg2-again", "workers": 2},
+            "listen": [{"proto": "udp", "addr": "127.0.0.1", "port": 0}],
+            "store": {"postgres": self.pg.url}})
+        try:
+            out = os.path.join(dup.dir, "esg.out")
+            deadline = time.time() + 10
+            with open(out) as f:
+                while time.time() < deadline and "srvidx 2 is in use" not in f.read():
+                    f.seek(0)
+                    time.sleep(0.1)
+            with open(out) as f:
+                said = f.read()
+            self.assertIn("srvidx 2 is in use by node 'esg2", said)
+            self.assertIn("every instance needs a srvidx of its own", said)
+            status, _, text = Api(dup.ports["http"]).text("/metrics")
+            self.assertEqual(status, 200)
+            m = parse_metrics(text)
+            self.assertEqual(m[("esg_cluster_srvidx_conflict", ())], 1)
+            self.assertEqual(m[("esg_cluster_accounts_served", ())], 0)
+            time.sleep(3)  # a few heartbeats: still nothing taken, the first start unharmed
+            self.assertEqual(self.served_by(2), serving)
+            self.assertEqual(contacts(self.kam, "alice"), [self.contact_of(2, "alice")])
+        finally:
+            self.assertEqual(dup.stop(), 0)
+            dup.cleanup(keep=self.failed)
+        # Its stop did not mark the first start stopped either.
+        time.sleep(1.5)
+        self.assertTrue(self.servers(3)[2]["online"])
+        self.assertEqual(self.watch.most, {"alice": 1, "bob": 1, "carol": 1})
+
 
 class DeadInstanceCalls(KeepOnFailure):
     """A call in progress on an instance that dies is lost with it; another instance notices
