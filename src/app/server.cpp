@@ -214,38 +214,24 @@ class Server::EdgeContext final : public edge::Context {
   edge::CdrWriter* cdrs() override { return s_.cdrs_.get(); }
   accounts::Registrar* registrar() override { return &registrar_; }
   std::vector<std::string> resolved(const accounts::Account& a) override {
-    std::lock_guard lock(resolved_mu_);
-    auto it = resolved_.find(a.code);
-    return it == resolved_.end() ? std::vector<std::string>{} : it->second;
+    return resolved_of(a.code);
   }
-  // Looks up the names among the accounts' domains and proxies (NAPTR/SRV and A/AAAA, on the
-  // resolver's thread) and keeps what they resolve to for the source check of incoming calls.
+  std::vector<std::string> resolved(const accounts::PbxConnection& p) override {
+    return resolved_of("pbx:" + p.code);
+  }
+  // Looks up the names among the accounts' domains and proxies and the PBX connections'
+  // addresses (NAPTR/SRV and A/AAAA, on the resolver's thread) and keeps what they resolve to
+  // for the source check of incoming calls ("pbx:<code>" for connections: account codes hold
+  // no ':').
   void resolve_names(const edge::EdgeConfig& cfg) {
     for (const auto& a : cfg.accounts->accounts()) {
-      for (const std::string* name : {&a->domain, &a->proxyaddr}) {
-        boost::system::error_code ec;
-        if (name->empty()) continue;
-        boost::asio::ip::make_address(*name, ec);
-        if (!ec) continue;  // an address: compared as it is
-        const std::string code = a->code;
-        for (const std::string& uri : {"sip:" + *name, "sip:" + *name + ":5060"}) {
-          s_.resolver_->resolve(uri, [this, code](std::vector<transport::Target> found) {
-            bool fresh = false;
-            {
-              std::lock_guard lock(resolved_mu_);
-              auto& list = resolved_[code];
-              for (const auto& t : found) {
-                if (std::find(list.begin(), list.end(), t.addr) != list.end()) continue;
-                list.push_back(t.addr);
-                fresh = true;
-              }
-              if (list.size() > 64) list.erase(list.begin(), list.end() - 64);
-            }
-            // What the names resolve to is protected from drop rules too.
-            if (fresh) s_.rebuild_border();
-          });
-        }
-      }
+      look_up(a->domain, a->code);
+      look_up(a->proxyaddr, a->code);
+    }
+    for (const auto& p : cfg.pbxs) {
+      if (p->mode != "ip" && p->mode != "register-out") continue;
+      look_up(p->address, "pbx:" + p->code);
+      if (p->mode == "register-out") look_up(p->domain, "pbx:" + p->code);
     }
   }
   void count_failure(const std::string& addr, const std::string& what) override {
@@ -264,15 +250,14 @@ class Server::EdgeContext final : public edge::Context {
     for (const auto& a : cfg.accounts->accounts()) {
       add(a->domain, "provider account " + a->code);
       add(a->proxyaddr, "provider account " + a->code);
-      std::lock_guard lock(resolved_mu_);
-      if (auto it = resolved_.find(a->code); it != resolved_.end()) {
-        for (const auto& ip : it->second)
-          add(ip, "provider account " + a->code);
-      }
+      for (const auto& ip : resolved_of(a->code))
+        add(ip, "provider account " + a->code);
     }
     for (const auto& p : cfg.pbxs) {
       add(p->address, "PBX connection " + p->code);
       add(p->domain, "PBX connection " + p->code);
+      for (const auto& ip : resolved_of("pbx:" + p->code))
+        add(ip, "PBX connection " + p->code);
     }
     // The Telegram lines' calls come from their SIP sides on loopback.
     if (!s_.config_.telegram.tdjson.empty()) add("127.0.0.1", "Telegram lines");
@@ -282,13 +267,43 @@ class Server::EdgeContext final : public edge::Context {
   std::mutex rebuild_mu;
 
  private:
+  std::vector<std::string> resolved_of(const std::string& key) {
+    std::lock_guard lock(resolved_mu_);
+    auto it = resolved_.find(key);
+    return it == resolved_.end() ? std::vector<std::string>{} : it->second;
+  }
+  void look_up(const std::string& name, const std::string& key) {
+    boost::system::error_code ec;
+    if (name.empty()) return;
+    boost::asio::ip::make_address(name, ec);
+    if (!ec) return;  // an address: compared as it is
+    for (const std::string& uri : {"sip:" + name, "sip:" + name + ":5060"}) {
+      s_.resolver_->resolve(uri, [this, key](std::vector<transport::Target> found) {
+        bool fresh = false;
+        {
+          std::lock_guard lock(resolved_mu_);
+          auto& list = resolved_[key];
+          for (const auto& t : found) {
+            if (std::find(list.begin(), list.end(), t.addr) != list.end()) continue;
+            list.push_back(t.addr);
+            fresh = true;
+          }
+          if (list.size() > 64) list.erase(list.begin(), list.end() - 64);
+        }
+        // What the names resolve to is protected from drop rules too.
+        if (fresh) s_.rebuild_border();
+      });
+    }
+  }
+
   Server& s_;
   std::shared_ptr<const edge::EdgeConfig> config_ = std::make_shared<edge::EdgeConfig>();
   edge::Trunks trunks_;
   edge::CallBoard board_;
   accounts::Registrar registrar_{registrar_options(s_.config_.instance.domain)};
   std::mutex resolved_mu_;
-  std::unordered_map<std::string, std::vector<std::string>> resolved_;  // account code -> IPs
+  // account code, or "pbx:<code>" -> IPs
+  std::unordered_map<std::string, std::vector<std::string>> resolved_;
   edge::Border border_{border_options(s_.config_)};
   edge::TelegramDirectory telegram_;
 };

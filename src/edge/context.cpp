@@ -15,13 +15,22 @@ std::shared_ptr<const accounts::PbxConnection> EdgeConfig::pbx(std::string_view 
   return nullptr;
 }
 
-std::shared_ptr<const accounts::PbxConnection> EdgeConfig::pbx_from(std::string_view ip) const {
+std::shared_ptr<const accounts::PbxConnection> EdgeConfig::pbx_from(
+    std::string_view ip, const Resolved& resolved) const {
   for (const auto& p : pbxs) {
     if (!p->enabled) continue;
     if (p->mode == "ip" && text::iequals(p->address, ip)) return p;
     if (p->mode == "register-out" &&
         (text::iequals(p->domain, ip) || text::iequals(p->address, ip)))
       return p;
+  }
+  // Connections known by name: only when the literal addresses named none.
+  if (!resolved) return nullptr;
+  for (const auto& p : pbxs) {
+    if (!p->enabled || (p->mode != "ip" && p->mode != "register-out")) continue;
+    for (const auto& addr : resolved(*p)) {
+      if (addr == ip) return p;
+    }
   }
   return nullptr;
 }

@@ -6,6 +6,7 @@
 // progress for the monitoring API; and where CDRs go.
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -33,8 +34,11 @@ struct EdgeConfig {
 
   std::shared_ptr<const accounts::PbxConnection> pbx(std::string_view code) const;
   // The `ip` connection whose address is `ip`, or the register-out connection whose registrar
-  // is at `ip` (who is calling, CONTRACTS.md step 4).
-  std::shared_ptr<const accounts::PbxConnection> pbx_from(std::string_view ip) const;
+  // is at `ip` (who is calling, CONTRACTS.md step 4). A connection given by name is at what
+  // `resolved` says the name resolved to.
+  using Resolved = std::function<std::vector<std::string>(const accounts::PbxConnection&)>;
+  std::shared_ptr<const accounts::PbxConnection> pbx_from(std::string_view ip,
+                                                          const Resolved& resolved = {}) const;
 };
 
 // Reads accounts, PBX connections and the rules from the store into a snapshot.
@@ -139,6 +143,8 @@ class Context {
   // What the account's domain and proxy names resolved to (for the source check): empty for
   // addresses, and until the lookup has answered.
   virtual std::vector<std::string> resolved(const accounts::Account& a) = 0;
+  // The same for a PBX connection's address (and a register-out registrar's domain).
+  virtual std::vector<std::string> resolved(const accounts::PbxConnection& p) = 0;
   // A request that failed in a way attackers cause (unknown account, wrong credentials):
   // counted per source address, for the bans.
   virtual void count_failure(const std::string& addr, const std::string& what) = 0;

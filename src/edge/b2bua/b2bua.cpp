@@ -163,7 +163,8 @@ void B2bua::Impl::start(txn::TxnId server, const sip::Message& req, const txn::C
     start_from_telegram(c, server, req, *line);
     return;
   }
-  auto pbx = cfg.pbx_from(src);
+  auto pbx =
+      cfg.pbx_from(src, [this](const accounts::PbxConnection& p) { return context_.resolved(p); });
   if (!pbx && context_.registrar()) {
     if (auto code = context_.registrar()->pbx_at(src)) pbx = cfg.pbx(*code);
   }

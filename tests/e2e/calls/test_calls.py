@@ -702,11 +702,13 @@ class CrashLeavesNoOpenCall(KeepOnFailure):
 
 class CallsFromNamedProviders(KeepOnFailure):
     """An account known by name: its INVITEs must come from what the name resolves to (the
-    test's dnsmasq: prov.dns.test -> 127.0.0.31)."""
+    test's dnsmasq: prov.dns.test -> 127.0.0.31); a PBX connection known by name is recognised
+    at what its name resolves to (pbx.dns.test -> 127.0.0.35)."""
 
     @classmethod
     def setUpClass(cls):
-        cls.dns = Dnsmasq("dns.test", ["--host-record=prov.dns.test,127.0.0.31"],
+        cls.dns = Dnsmasq("dns.test", ["--host-record=prov.dns.test,127.0.0.31",
+                                       "--host-record=pbx.dns.test,127.0.0.35"],
                           probe="prov.dns.test")
         try:
             cls.esg = EsgProcess({"dns": {"servers": [cls.dns.server]}})
@@ -718,6 +720,10 @@ class CallsFromNamedProviders(KeepOnFailure):
             "code": "named", "domain": "prov.dns.test", "reg": False, "username": "trunk"})
         cls.api.ok("POST", "/rest/v1/routing/rules", {
             "direction": "in", "action": "reject", "status": 486})
+        cls.api.ok("POST", "/rest/v1/uc/pbx", {
+            "code": "named-pbx", "mode": "ip", "address": "pbx.dns.test", "port": 5060})
+        cls.api.ok("POST", "/rest/v1/routing/rules", {
+            "direction": "out", "source": "named-pbx", "action": "reject", "status": 488})
 
     @classmethod
     def tearDownClass(cls):
@@ -737,6 +743,19 @@ class CallsFromNamedProviders(KeepOnFailure):
         self.assertEqual(a.status, 486, a.responses)
         b = self.invite_from("127.0.0.32")
         self.assertEqual(b.status, 404, b.responses)
+
+    def test_a_pbx_known_by_name_calls_out_from_what_it_resolves_to(self):
+        def call_from(ip):
+            return sip_uac.invite(self.esg.ports["udp"], ip, "84951112233", "127.0.0.1",
+                                  from_host=ip, contact_host=ip)
+        deadline = time.time() + 5
+        a = call_from("127.0.0.35")
+        while a.status == 404 and time.time() < deadline:  # until the lookup has answered
+            time.sleep(0.1)
+            a = call_from("127.0.0.35")
+        self.assertEqual(a.status, 488, a.responses)  # its outgoing route
+        # Any other address is no PBX: an unknown provider's call.
+        self.assertEqual(call_from("127.0.0.36").status, 404)
 
 
 if __name__ == "__main__":
