@@ -93,6 +93,17 @@ bool B2bua::Impl::on_cancel(txn::TxnId invite, const sip::Message& cancel) {
 
 bool B2bua::Impl::on_stray_response(const sip::Message& r) {
   auto it = legs_.find(std::string(r.call_id()));
+  const bool answer = r.cseq().method == "INVITE" && r.status() >= 200 && r.status() < 300;
+  if (it == legs_.end() && answer) {
+    // An INVITE we gave up on (its transaction timed out, the call moved on or ended) was
+    // answered after all: confirm and end that session at once, or the callee stays off-hook.
+    auto gone = abandoned_.find(std::string(r.call_id()));
+    if (gone == abandoned_.end()) return false;
+    const Call::Earlier e = gone->second;
+    abandoned_.erase(gone);
+    ack_and_bye(e, r, 408, "answered after the INVITE timed out");
+    return true;
+  }
   if (it == legs_.end() || it->second.is_a) return false;
   auto& c = it->second.call;
   if (r.cseq().method == "INVITE" && r.status() >= 200 && r.status() < 300 && !c->b_ack.empty()) {
@@ -387,6 +398,7 @@ void B2bua::Impl::send_invite(const std::shared_ptr<Call>& c, const Destination&
       // An earlier target may still answer 2xx (a race with our CANCEL): keep what taking
       // it down needs. Bounded by the number of routes tried.
       c->earlier.push_back({c->b_invite_bytes, b.channel, b.contact, b.via_host, b.transport});
+      abandon(b.call_id, c->earlier.back());
     }
     b.call_id = new_call_id_();
     b.local_tag = new_tag();
@@ -489,6 +501,7 @@ void B2bua::Impl::send_invite(const std::shared_ptr<Call>& c, const Destination&
         c, status,
         status == 408 ? "no answer from " + c->target_code : "cannot reach " + c->target_code);
   };
+  c->b_final = false;
   c->b_invite = layer_.send_request(std::move(*parsed), b.channel, std::move(user));
   publish(*c);
 }
@@ -502,6 +515,7 @@ void B2bua::Impl::on_b_response(const std::shared_ptr<Call>& c, int attempt,
     if (s >= 200 && s < 300) ack_and_bye(c, r);
     return;
   }
+  if (s >= 200) c->b_final = true;
   if (s < 200) {
     if (s == 100) return;
     c->b_provisional = true;
@@ -784,26 +798,25 @@ void B2bua::Impl::send_cancel(Call& c) {
 void B2bua::Impl::ack_and_bye(const std::shared_ptr<Call>& c, const sip::Message& r, uint16_t cause,
                               const std::string& text) {
   // The current attempt's INVITE, or an earlier one's (same Call-ID as the answer).
-  Leg leg;
-  std::string bytes;
   if (auto inv = sip::parse_message(c->b_invite_bytes); inv && inv->call_id() == r.call_id()) {
-    bytes = c->b_invite_bytes;
-    leg.channel = c->b.channel;
-    leg.contact = c->b.contact;
-    leg.via_host = c->b.via_host;
-    leg.transport = c->b.transport;
-  } else {
-    for (const auto& e : c->earlier) {
-      auto old = sip::parse_message(e.invite);
-      if (!old || old->call_id() != r.call_id()) continue;
-      bytes = e.invite;
-      leg.channel = e.channel;
-      leg.contact = e.contact;
-      leg.via_host = e.via_host;
-      leg.transport = e.transport;
-    }
+    ack_and_bye({c->b_invite_bytes, c->b.channel, c->b.contact, c->b.via_host, c->b.transport}, r,
+                cause, text);
+    return;
   }
-  auto inv = sip::parse_message(bytes);
+  for (const auto& e : c->earlier) {
+    auto old = sip::parse_message(e.invite);
+    if (old && old->call_id() == r.call_id()) ack_and_bye(e, r, cause, text);
+  }
+}
+
+void B2bua::Impl::ack_and_bye(const Call::Earlier& e, const sip::Message& r, uint16_t cause,
+                              const std::string& text) {
+  Leg leg;
+  leg.channel = e.channel;
+  leg.contact = e.contact;
+  leg.via_host = e.via_host;
+  leg.transport = e.transport;
+  auto inv = sip::parse_message(e.invite);
   if (!inv) return;
   auto d = dialog::Dialog::as_uac(*inv, r, leg.contact);
   if (!d) return;

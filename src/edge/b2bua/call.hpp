@@ -87,6 +87,7 @@ struct B2bua::Call {
   std::shared_ptr<const Account> target_account;
   Destination b_dest;
   bool b_provisional = false;
+  bool b_final = false;  // the current attempt's INVITE got its final answer
   txn::Timers::Id ring_timer = 0;
   bool cancel_pending = false;
   bool cancelled = false;

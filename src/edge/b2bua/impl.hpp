@@ -6,6 +6,7 @@
 #include "edge/b2bua/b2bua.hpp"
 
 #include <chrono>
+#include <deque>
 #include <optional>
 #include <vector>
 
@@ -166,6 +167,11 @@ class B2bua::Impl {
   // A 2xx nobody wants (cancelled, or a late target): confirm it and take it down at once.
   void ack_and_bye(const std::shared_ptr<Call>& c, const sip::Message& r, uint16_t cause = 487,
                    const std::string& text = "Cancelled by the caller");
+  void ack_and_bye(const Call::Earlier& invite, const sip::Message& r, uint16_t cause,
+                   const std::string& text);
+  // An INVITE given up on (the call moved to another target or ended unanswered): its late
+  // 2xx is taken down by on_stray_response.
+  void abandon(const std::string& call_id, const Call::Earlier& invite);
 
   // --- inside the dialogs ----------------------------------------------------------------
 
@@ -232,6 +238,9 @@ class B2bua::Impl {
   std::unordered_map<std::string, LegRef> legs_;  // Call-ID of either leg -> call
   std::unordered_map<txn::TxnId, std::shared_ptr<Call>> by_invite_;  // A's pending INVITE
   std::unordered_map<uint64_t, txn::Timers::Id> cleanup_;
+  static constexpr size_t kAbandonedMax = 4096;
+  std::unordered_map<std::string, Call::Earlier> abandoned_;     // Call-ID of the B leg
+  std::deque<std::pair<int64_t, std::string>> abandoned_order_;  // (when, Call-ID), oldest first
   uint64_t cleanup_seq_ = 0;
   size_t live_ = 0;
   bool draining_ = false;

@@ -294,6 +294,25 @@ void B2bua::Impl::forget(const std::shared_ptr<Call>& c) {
     auto it = legs_.find(*id);
     if (it != legs_.end() && it->second.call == c) legs_.erase(it);
   }
+  // The last target never answered: its 2xx may still come after its transaction ended.
+  if (!c->b_invite_bytes.empty() && !c->b_final) {
+    abandon(c->b.call_id,
+            {c->b_invite_bytes, c->b.channel, c->b.contact, c->b.via_host, c->b.transport});
+  }
+}
+
+void B2bua::Impl::abandon(const std::string& call_id, const Call::Earlier& e) {
+  // Kept as long as a callee may still answer an INVITE it never answered before (Timer B,
+  // 64*T1, and a margin), and a bounded number of them.
+  const int64_t now = now_ms();
+  const int64_t keep_ms = 2 * 64 * int64_t(tc_.t1.count()) + 5000;
+  while (!abandoned_order_.empty() && (abandoned_order_.size() >= kAbandonedMax ||
+                                       now - abandoned_order_.front().first > keep_ms)) {
+    abandoned_.erase(abandoned_order_.front().second);
+    abandoned_order_.pop_front();
+  }
+  abandoned_[call_id] = e;
+  abandoned_order_.emplace_back(now, call_id);
 }
 
 void B2bua::Impl::write_cdr(const Call& c, bool last) {

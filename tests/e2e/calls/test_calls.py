@@ -22,6 +22,7 @@ from dnsmasq_fixture import Dnsmasq  # noqa: E402
 from rest_api import Api  # noqa: E402
 from sipp_fixture import SippPeer, free_port  # noqa: E402
 import sip_uac  # noqa: E402
+from sip_call import UdpCall  # noqa: E402
 
 DID = "74951234567"
 
@@ -665,6 +666,25 @@ class Calls(KeepOnFailure):
         self.assertEqual(cdr["provider"], "prov-c")
         self.assertTrue(any("503" in d for d in cdr["decisions"]), cdr)
 
+
+
+class LateAnswer(KeepOnFailure):
+    """A callee that answers after esg gave up on its INVITE (Timer B): the session it opened
+    is confirmed and ended at once (ACK, then BYE with a Reason), not left off-hook."""
+
+    def test_an_answer_after_the_invite_timed_out_is_taken_down(self):
+        esg = EsgProcess({"transport": {"t1": 50}})
+        callee = SippPeer(scenario("uas_late_200.xml"), "127.0.0.5")
+        try:
+            Api(esg.ports["http"]).inbound_route(callee.port)
+            call = UdpCall(esg.ports["udp"], "127.0.0.2", DID, 40000)
+            self.addCleanup(call.close)
+            self.assertEqual(call.status, 408, call.final)
+            self.assertEqual(callee.wait(), 0, callee.output())  # it got the ACK and the BYE
+            bye = callee.received("BYE")[0]
+            self.assertIn("answered after the INVITE timed out", sip_uac.header(bye, "Reason"))
+        finally:
+            stop_all(self.failed, esg, callee)
 
 
 class CrashLeavesNoOpenCall(KeepOnFailure):
