@@ -7,11 +7,20 @@ using nlohmann::json;
 
 json B2bua::describe(const Call& c, size_t worker, bool decisions) {
   static const char* kStates[] = {"routing", "calling", "early", "answered", "confirmed", "ended"};
+  // A leg, with its RFC 4028 session timer when one runs.
+  auto leg = [](const Leg& l) {
+    json j = {{"call_id", l.call_id}, {"code", l.code}, {"session_timer", nullptr}};
+    if (l.session && l.session->running()) {
+      j["session_timer"] = {{"seconds", l.session_seconds},
+                            {"refresher", l.esg_refreshes ? "esg" : "peer"}};
+    }
+    return j;
+  };
   return {{"id", c.id},
           {"direction", c.out ? "out" : "in"},
           {"state", kStates[size_t(c.state)]},
-          {"a", {{"call_id", c.a.call_id}, {"code", c.a.code}}},
-          {"b", {{"call_id", c.b.call_id}, {"code", c.b.code}}},
+          {"a", leg(c.a)},
+          {"b", leg(c.b)},
           {"provider", c.out ? c.target_code : c.a.code},
           {"pbx", c.out ? c.a.code : c.target_code},
           {"caller", {{"received", c.received.from_user}, {"sent", c.normalized.from_user}}},

@@ -49,6 +49,11 @@ class SessionTimers(KeepOnFailure):
         self.assertEqual(PbxUas.header(invite, "Session-Expires"), "90;refresher=uas")
         self.assertEqual(PbxUas.header(invite, "Min-SE"), "90")
         self.assertIn("timer", invite.split("\r\n\r\n")[0].split("Supported:", 1)[1])
+        # The calls API shows both: the caller refreshes A, esg refreshes B (the PBX said
+        # nothing of timers in its 200).
+        call = self.api.ok("GET", "/api/monitor/v1/calls/" + c.call_id)["data"]
+        self.assertEqual(call["a"]["session_timer"], {"seconds": 90, "refresher": "peer"})
+        self.assertEqual(call["b"]["session_timer"], {"seconds": 90, "refresher": "esg"})
         # A refresh by UPDATE is answered by esg; the PBX never sees it.
         ok = c.in_dialog("UPDATE", "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n")
         self.assertTrue(ok.startswith("SIP/2.0 200"), ok)

@@ -1,4 +1,5 @@
 #include "accounts/pbx.hpp"
+#include "edge/context.hpp"
 
 #include <gtest/gtest.h>
 
@@ -37,4 +38,34 @@ TEST(Pbx, ValidationNamesTheField) {
   check({{"code", "p"}, {"address", "1.2.3.4"}, {"dtmf", "tones"}}, "dtmf");
   check({{"code", "p"}, {"address", "1.2.3.4"}, {"port", 0}}, "port");
   check({{"code", "p"}, {"address", "1.2.3.4"}, {"adress", "x"}}, "adress");
+}
+
+TEST(Pbx, ConnectionsAreFoundByAddressThenByWhatTheirNamesResolveTo) {
+  esg::edge::EdgeConfig cfg;
+  auto add = [&cfg](json j) {
+    auto p = pbx_from_json(j);
+    ASSERT_TRUE(p) << p.error().message;
+    cfg.pbxs.push_back(std::make_shared<const esg::accounts::PbxConnection>(std::move(*p)));
+  };
+  add({{"code", "by-ip"}, {"mode", "ip"}, {"address", "10.0.0.5"}});
+  add({{"code", "by-name"}, {"mode", "ip"}, {"address", "pbx.example.net"}});
+  add({{"code", "off"}, {"mode", "ip"}, {"address", "pbx2.example.net"}, {"enabled", false}});
+  add({{"code", "reg-out"},
+       {"mode", "register-out"},
+       {"domain", "reg.example.net"},
+       {"username", "7001"},
+       {"pwd", "x"}});
+  std::vector<std::string> asked;
+  auto resolved = [&asked](const esg::accounts::PbxConnection& p) {
+    asked.push_back(p.code);
+    if (p.code == "by-name" || p.code == "off") return std::vector<std::string>{"10.0.0.9"};
+    if (p.code == "reg-out") return std::vector<std::string>{"10.0.0.7"};
+    return std::vector<std::string>{};
+  };
+  EXPECT_EQ(cfg.pbx_from("10.0.0.5", resolved)->code, "by-ip");
+  EXPECT_TRUE(asked.empty()) << "a literal address needs no lookup";
+  EXPECT_EQ(cfg.pbx_from("10.0.0.9", resolved)->code, "by-name");  // not the disabled one
+  EXPECT_EQ(cfg.pbx_from("10.0.0.7", resolved)->code, "reg-out");
+  EXPECT_EQ(cfg.pbx_from("10.0.0.8", resolved), nullptr);
+  EXPECT_EQ(cfg.pbx_from("10.0.0.9"), nullptr) << "without lookups, names match nothing";
 }
