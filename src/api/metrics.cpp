@@ -107,6 +107,15 @@ std::string render_metrics(const MetricsSources& s) {
     m.family("esg_sip_transaction_timeouts_total", "counter",
              "client transactions that got no final answer (Timer B or F)");
     m.sample("esg_sip_transaction_timeouts_total", number(x, "transaction_timeouts"));
+    m.family("esg_overload_refused_total", "counter",
+             "new calls refused with 503 while their worker ran late");
+    m.sample("esg_overload_refused_total", number(x, "overload_refused"));
+    m.family("esg_workers_overloaded", "gauge", "workers refusing new calls now");
+    m.sample("esg_workers_overloaded", number(x, "workers_overloaded"));
+    m.family("esg_worker_lag_ms", "gauge", "how late each worker ran its last load probe");
+    const json& lag = x.contains("worker_lag_ms") ? x["worker_lag_ms"] : json::array();
+    for (size_t w = 0; w < lag.size(); ++w)
+      m.sample("esg_worker_lag_ms", {{"worker", std::to_string(w)}}, lag[w].get<double>());
   }
 
   if (s.store) {

@@ -35,7 +35,9 @@ std::string escape_label(std::string_view v);
 struct MetricsSources {
   std::function<nlohmann::json()> calls;          // the call board's list
   std::function<nlohmann::json()> call_counters;  // CallBoard::counters()
-  std::function<nlohmann::json()> sip;            // {"malformed", "transaction_timeouts"}
+  // {"malformed", "transaction_timeouts", "overload_refused", "workers_overloaded",
+  // "worker_lag_ms": [per worker]}
+  std::function<nlohmann::json()> sip;
   std::function<nlohmann::json()> store;          // {"read"|"write": {"buckets": [7], "sum_us"}}
   std::function<nlohmann::json()> regs;           // AccountManager::regs()
   std::function<nlohmann::json()> border;         // Border::status()

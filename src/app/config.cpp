@@ -183,6 +183,7 @@ Config parse_config(const std::string& text) {
     s.integer("stop_timeout", c.instance.stop_timeout, 0, 3600);
     s.integer("session_expires", c.instance.session_expires, 0, 86400);
     s.integer("min_se", c.instance.min_se, 90, 86400);
+    s.integer("overload_lag", c.instance.overload_lag, 0, 60000);
     if (c.instance.session_expires != 0 && c.instance.session_expires < c.instance.min_se) {
       throw ConfigError("instance.session_expires",
                         "must be 0 (no session timers) or at least instance.min_se (" +
@@ -406,6 +407,7 @@ json to_json(const Config& c) {
                    {"stop_timeout", c.instance.stop_timeout},
                    {"session_expires", c.instance.session_expires},
                    {"min_se", c.instance.min_se},
+                   {"overload_lag", c.instance.overload_lag},
                    {"heartbeat", c.instance.heartbeat},
                    {"dead_after", c.instance.dead_after}};
   j["instance"]["sip_alg"] = json::array();

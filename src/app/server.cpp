@@ -349,6 +349,8 @@ Server::Server(const Config& config) : config_(config) {
   for (size_t w = 0; w < workers_->size(); ++w) {
     PerWorker pw;
     pw.timers = std::make_unique<txn::AsioTimers>(workers_->context(w));
+    pw.load =
+        std::make_unique<transport::LoadProbe>(workers_->context(w), config.instance.overload_lag);
     txn::Layer::User user;
     user.on_request = [this, w](txn::TxnId id, const sip::Message& m, const txn::Channel& from) {
       on_request(w, id, m, from);
@@ -648,8 +650,17 @@ void Server::start() {
                           {"write", histogram(store_timings_->write)}};
   };
   ms.sip = [this] {
+    nlohmann::json lag = nlohmann::json::array();
+    int overloaded = 0;
+    for (const auto& pw : per_worker_) {
+      lag.push_back(pw.load->lag_ms());
+      overloaded += pw.load->overloaded() ? 1 : 0;
+    }
     return nlohmann::json{{"malformed", malformed_.load()},
-                          {"transaction_timeouts", txn::client_timeouts().load()}};
+                          {"transaction_timeouts", txn::client_timeouts().load()},
+                          {"overload_refused", overload_refused_.load()},
+                          {"workers_overloaded", overloaded},
+                          {"worker_lag_ms", lag}};
   };
   ms.regs = [this] { return accounts_->regs(); };
   ms.border = [this] { return edge_->border().status(); };
@@ -975,6 +986,19 @@ bool Server::border_admits(const sip::Message& m, const transport::Peer& from) {
 
 void Server::on_message(size_t worker, sip::Message&& message, const transport::Peer& from) {
   if (edge_ && !border_admits(message, from)) return;
+  // An overloaded worker refuses new calls before any state is made for them (stateless 503:
+  // the caller tries another instance or later), and goes on with the calls it has.
+  if (message.is_request() && message.method() == sip::Method::Invite && message.to_tag().empty() &&
+      per_worker_[worker].load->overloaded()) {
+    overload_refused_.fetch_add(1, std::memory_order_relaxed);
+    transport_->send(
+        from, sip::build_response(
+                  message, 503, {}, tag_prefix_ + "o",
+                  "Retry-After: 5\r\nReason: SIP;cause=503;text=\"EB2B. Overloaded: worker " +
+                      std::to_string(worker) + " runs " +
+                      std::to_string(per_worker_[worker].load->lag_ms()) + " ms late\"\r\n"));
+    return;
+  }
   per_worker_[worker].layer->receive(std::move(message), channel_to(from));
 }
 

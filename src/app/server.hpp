@@ -27,6 +27,7 @@
 #include "telegram/lines.hpp"
 #include "transport/dns.hpp"
 #include "transport/hep.hpp"
+#include "transport/load_probe.hpp"
 #include "transport/stun.hpp"
 #include "transport/transport.hpp"
 #include "txn/asio_timers.hpp"
@@ -62,6 +63,7 @@ class Server {
     std::unique_ptr<txn::AsioTimers> timers;
     std::unique_ptr<txn::Layer> layer;
     std::unique_ptr<edge::B2bua> b2bua;  // after the layer: goes first
+    std::unique_ptr<transport::LoadProbe> load;
   };
   class Runtime;
   class Link;
@@ -108,6 +110,7 @@ class Server {
   std::unique_ptr<accounts::Collection> pbx_, normalization_, routes_, border_rules_;
   std::unique_ptr<accounts::Collection> telegram_lines_;
   std::unique_ptr<telegram::Lines> lines_;
+  std::atomic<uint64_t> overload_refused_{0};  // new calls refused while a worker lagged
   std::atomic<uint64_t> malformed_{0};  // packets that did not parse or frame (for /metrics)  //
                                         // their TDLib clients live on the workers
   std::mutex border_mu_;

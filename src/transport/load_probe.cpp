@@ -1,0 +1,49 @@
+#include "transport/load_probe.hpp"
+
+#include "log/log.hpp"
+
+namespace esg::transport {
+
+bool LagState::observe(int64_t late_ms) {
+  if (late_ms >= threshold_ms_) {
+    calm_run_ = 0;
+    if (++late_run_ >= kEnter) overloaded_ = true;
+  } else {
+    late_run_ = 0;
+    if (late_ms * 2 < threshold_ms_ && ++calm_run_ >= kLeave) overloaded_ = false;
+  }
+  return overloaded_;
+}
+
+LoadProbe::LoadProbe(boost::asio::io_context& io, int threshold_ms, std::chrono::milliseconds every)
+    : timer_(io), state_(threshold_ms), every_(every) {
+  if (threshold_ms > 0) arm();
+}
+
+void LoadProbe::arm() {
+  due_ = std::chrono::steady_clock::now() + every_;
+  timer_.expires_at(due_);
+  // The probe lives as long as the worker's io_context runs (the server tears it down after
+  // the worker threads stopped), so `this` outlives every handler that is invoked.
+  timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    const auto late = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now() - due_)
+                          .count();
+    lag_ms_.store(late, std::memory_order_relaxed);
+    const bool was = state_.overloaded();
+    const bool now = state_.observe(late);
+    overloaded_.store(now, std::memory_order_relaxed);
+    if (now != was) {
+      if (now) {
+        log::get("transport")
+            .warn("worker overloaded: its loop runs {} ms late; new calls get 503", late);
+      } else {
+        log::get("transport").info("worker keeps up again ({} ms late); new calls accepted", late);
+      }
+    }
+    arm();
+  });
+}
+
+}  // namespace esg::transport

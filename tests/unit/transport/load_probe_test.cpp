@@ -1,0 +1,63 @@
+#include "transport/load_probe.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <chrono>
+#include <functional>
+#include <thread>
+
+using esg::transport::LagState;
+using esg::transport::LoadProbe;
+
+TEST(LagState, OneLateProbeIsAHiccupARunOfThemIsOverload) {
+  LagState s(500);
+  EXPECT_FALSE(s.observe(2000));  // a single stall
+  EXPECT_FALSE(s.observe(3));
+  for (int i = 0; i < LagState::kEnter - 1; ++i)
+    EXPECT_FALSE(s.observe(600));
+  EXPECT_TRUE(s.observe(500));  // the threshold itself counts as late
+}
+
+TEST(LagState, ItTakesARunOfCalmProbesUnderHalfTheThresholdToRecover) {
+  LagState s(500);
+  for (int i = 0; i < LagState::kEnter; ++i)
+    s.observe(900);
+  ASSERT_TRUE(s.overloaded());
+  // Between half the threshold and the threshold: still catching up.
+  for (int i = 0; i < 3 * LagState::kLeave; ++i)
+    EXPECT_TRUE(s.observe(300));
+  for (int i = 0; i < LagState::kLeave - 1; ++i)
+    EXPECT_TRUE(s.observe(10));
+  EXPECT_TRUE(s.observe(700)) << "a late probe breaks the calm run";
+  for (int i = 0; i < LagState::kLeave - 1; ++i)
+    EXPECT_TRUE(s.observe(10));
+  EXPECT_FALSE(s.observe(10));
+}
+
+TEST(LoadProbe, AWorkerKeptBusyIsOverloadedAndRecoversWhenFreed) {
+  boost::asio::io_context io;
+  // Margins wide enough for a loaded (sanitized, parallel) test machine.
+  LoadProbe probe(io, 150, std::chrono::milliseconds(10));
+  // Every job keeps the loop 200 ms from its timers: each probe runs late.
+  const auto busy_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(2000);
+  std::function<void()> hog = [&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (std::chrono::steady_clock::now() < busy_until) boost::asio::post(io, hog);
+  };
+  boost::asio::post(io, hog);
+  io.run_for(std::chrono::milliseconds(2000));
+  EXPECT_TRUE(probe.overloaded());
+  EXPECT_GE(probe.lag_ms(), 150);
+  io.restart();
+  io.run_for(std::chrono::milliseconds(500));  // idle: the probes run on time
+  EXPECT_FALSE(probe.overloaded());
+}
+
+TEST(LoadProbe, OffWhenTheThresholdIsZero) {
+  boost::asio::io_context io;
+  LoadProbe probe(io, 0);
+  EXPECT_EQ(io.run_for(std::chrono::milliseconds(50)), 0u) << "no timer runs";
+  EXPECT_FALSE(probe.overloaded());
+}
