@@ -38,12 +38,12 @@ struct MetricsSources {
   // {"malformed", "transaction_timeouts", "overload_refused", "workers_overloaded",
   // "worker_lag_ms": [per worker]}
   std::function<nlohmann::json()> sip;
-  std::function<nlohmann::json()> store;          // {"read"|"write": {"buckets": [7], "sum_us"}}
-  std::function<nlohmann::json()> regs;           // AccountManager::regs()
-  std::function<nlohmann::json()> border;         // Border::status()
-  std::function<nlohmann::json()> instance;       // instance status with the relay's counters
-  std::function<nlohmann::json()> telegram;       // Lines::status()
-  std::function<nlohmann::json()> cluster;        // Cluster::status() (several instances only)
+  std::function<nlohmann::json()> store;     // {"read"|"write": {"buckets": [7], "sum_us"}}
+  std::function<nlohmann::json()> regs;      // AccountManager::regs()
+  std::function<nlohmann::json()> border;    // Border::status()
+  std::function<nlohmann::json()> instance;  // instance status with the relay's counters
+  std::function<nlohmann::json()> telegram;  // Lines::status()
+  std::function<nlohmann::json()> cluster;   // Cluster::status() (several instances only)
   std::string version;
 };
 
