@@ -114,11 +114,14 @@ def ramp(name, target, folder):
     return best
 
 
-def start_esg(folder, uas_port):
-    config = {"instance": {"workers": 2, "domain": "bench.esg"},
+def start_esg(folder, uas_port, instance=None):
+    config = {"instance": dict({"workers": 2, "domain": "bench.esg"}, **(instance or {})),
               "listen": [{"proto": "udp", "addr": "127.0.0.1", "port": 0}],
               "http": {"listen": "127.0.0.1:0", "token": TOKEN},
               "store": {"sqlite": os.path.join(folder, "esg.db")},
+              # Signaling only, like the proxy it is compared with: the relay would hand out a
+              # port pair per call (bench/media_relay.py measures it).
+              "media": {"relay": False},
               "log": {"dir": os.path.join(folder, "log"), "log_trn": False}}
     path = os.path.join(folder, "esg.json")
     with open(path, "w") as f:
