@@ -1,5 +1,7 @@
 #include "edge/context.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <condition_variable>
 #include <deque>
 #include <thread>
@@ -26,8 +28,14 @@ std::shared_ptr<const accounts::PbxConnection> EdgeConfig::pbx_from(
   }
   // Connections known by name: only when the literal addresses named none.
   if (!resolved) return nullptr;
+  // A name has a letter and no ':' (IPv4 literals have no letter, IPv6 ones have ':').
+  auto is_name = [](const std::string& s) {
+    return s.find(':') == std::string::npos &&
+           std::any_of(s.begin(), s.end(), [](char ch) { return std::isalpha(uint8_t(ch)); });
+  };
   for (const auto& p : pbxs) {
     if (!p->enabled || (p->mode != "ip" && p->mode != "register-out")) continue;
+    if (!is_name(p->address) && !(p->mode == "register-out" && is_name(p->domain))) continue;
     for (const auto& addr : resolved(*p)) {
       if (addr == ip) return p;
     }

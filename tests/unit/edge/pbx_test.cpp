@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 using esg::accounts::pbx_from_json;
 using nlohmann::json;
 
@@ -68,4 +70,6 @@ TEST(Pbx, ConnectionsAreFoundByAddressThenByWhatTheirNamesResolveTo) {
   EXPECT_EQ(cfg.pbx_from("10.0.0.7", resolved)->code, "reg-out");
   EXPECT_EQ(cfg.pbx_from("10.0.0.8", resolved), nullptr);
   EXPECT_EQ(cfg.pbx_from("10.0.0.9"), nullptr) << "without lookups, names match nothing";
+  EXPECT_EQ(std::count(asked.begin(), asked.end(), "by-ip"), 0)
+      << "a connection given by address is never looked up";
 }
