@@ -176,7 +176,11 @@ milliseconds Cluster::tick() {
     // twice. Nothing is renewed (the watchdog stops what we serve) nor taken until its row
     // falls silent (a restart right after a crash waits out the old start's dead_after).
     std::lock_guard lock(mu_);
-    if (conflict_ != view.error().message) lg().error("{}", view.error().message);
+    // Said when it starts, then every 30 s (the message changes each time: the other's age).
+    if (conflict_.empty() || Clock::now() - conflict_said_ >= std::chrono::seconds(30)) {
+      lg().error("{}", view.error().message);
+      conflict_said_ = Clock::now();
+    }
     conflict_ = view.error().message;
     return options_.heartbeat;
   }

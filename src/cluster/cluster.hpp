@@ -112,6 +112,7 @@ class Cluster {
   bool stopping_ = false;
   bool store_ok_ = false;
   std::string conflict_;  // another live instance uses our srvidx: why we serve nothing
+  std::chrono::steady_clock::time_point conflict_said_;
   std::set<std::string> serving_;
   std::set<std::string> releasing_;                 // un-registering before the lease is released
   std::vector<std::string> to_release_;             // un-registered: release on the next tick
