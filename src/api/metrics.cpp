@@ -107,6 +107,9 @@ std::string render_metrics(const MetricsSources& s) {
     m.family("esg_sip_transaction_timeouts_total", "counter",
              "client transactions that got no final answer (Timer B or F)");
     m.sample("esg_sip_transaction_timeouts_total", number(x, "transaction_timeouts"));
+    m.family("esg_session_timer_ended_total", "counter",
+             "calls ended because a leg's session timer ran out or its refresh failed");
+    m.sample("esg_session_timer_ended_total", number(x, "sessions_expired"));
     m.family("esg_overload_refused_total", "counter",
              "new calls refused with 503 while their worker ran late");
     m.sample("esg_overload_refused_total", number(x, "overload_refused"));

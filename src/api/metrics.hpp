@@ -35,8 +35,8 @@ std::string escape_label(std::string_view v);
 struct MetricsSources {
   std::function<nlohmann::json()> calls;          // the call board's list
   std::function<nlohmann::json()> call_counters;  // CallBoard::counters()
-  // {"malformed", "transaction_timeouts", "overload_refused", "workers_overloaded",
-  // "worker_lag_ms": [per worker]}
+  // {"malformed", "transaction_timeouts", "sessions_expired", "overload_refused",
+  // "workers_overloaded", "worker_lag_ms": [per worker]}
   std::function<nlohmann::json()> sip;
   std::function<nlohmann::json()> store;     // {"read"|"write": {"buckets": [7], "sum_us"}}
   std::function<nlohmann::json()> regs;      // AccountManager::regs()

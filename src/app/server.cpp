@@ -658,6 +658,7 @@ void Server::start() {
     }
     return nlohmann::json{{"malformed", malformed_.load()},
                           {"transaction_timeouts", txn::client_timeouts().load()},
+                          {"sessions_expired", edge::B2bua::sessions_expired().load()},
                           {"overload_refused", overload_refused_.load()},
                           {"workers_overloaded", overloaded},
                           {"worker_lag_ms", lag}};

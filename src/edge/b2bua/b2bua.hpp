@@ -6,6 +6,7 @@
 // routed; outgoing calls from a PBX are routed, then normalized for the account chosen.
 // Everything here runs on the worker that owns the call's Call-IDs: no locks per message.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -72,6 +73,9 @@ class B2bua {
   // Ends every call: answered ones with BYE on both legs, ringing ones with 503 to the caller
   // and CANCEL to the callee; `why` goes into their Reason headers.
   void end_all(const std::string& why);
+  // Calls ended because a leg's session timer ran out or its refresh failed (RFC 4028), across
+  // all workers: dead calls cleaned up (for /metrics).
+  static std::atomic<uint64_t>& sessions_expired();
 
  private:
   struct Call;

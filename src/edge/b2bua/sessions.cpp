@@ -19,6 +19,11 @@ const char* side(bool a_leg) {
 
 }  // namespace
 
+std::atomic<uint64_t>& B2bua::sessions_expired() {
+  static std::atomic<uint64_t> n{0};
+  return n;
+}
+
 B2bua::Sessions::Sessions(txn::Layer& layer, txn::Timers& timers, dialog::SessionTimerPolicy policy,
                           HangUp hang_up)
     : layer_(layer), timers_(timers), policy_(policy), hang_up_(std::move(hang_up)) {}
@@ -109,6 +114,7 @@ void B2bua::Sessions::start(const std::shared_ptr<Call>& c, bool a_leg, uint32_t
           auto c = weak.lock();
           if (!c || c->state == Call::State::Ended) return;
           const Leg& leg = a_leg ? c->a : c->b;
+          sessions_expired().fetch_add(1, std::memory_order_relaxed);
           hang_up_(c, std::string("Session timer expired: no refresh on the ") + side(a_leg) +
                           " leg within " + std::to_string(leg.session_seconds) + " s");
         });
@@ -155,6 +161,7 @@ void B2bua::Sessions::on_refresh_answer(const std::shared_ptr<Call>& c, bool a_l
   }
   if (status == 481 || status == 408) {
     // The peer no longer knows the dialog, or does not answer at all: the call is gone.
+    sessions_expired().fetch_add(1, std::memory_order_relaxed);
     hang_up_(c, "Session refresh on the " + std::string(side(a_leg)) + " leg: " +
                     (status == 481 ? "481 Call/Transaction Does Not Exist" : "no answer"));
     return;

@@ -111,6 +111,10 @@ class SessionTimers(KeepOnFailure):
                      if PbxUas.header(u, "Call-ID") == PbxUas.header(passive_invite, "Call-ID")]
         self.assertGreaterEqual(len(b_updates), 1)
         self.assertEqual(passive.bye(), 200)
+        # Counted for the operators: one call ended by its session timer.
+        status, _, text = self.api.text("/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn("\nesg_session_timer_ended_total 1\n", text)
 
 
 if __name__ == "__main__":
