@@ -60,7 +60,7 @@ class Browser(KeepOnFailure):
         stop_all(cls.failed, cls.esg, cls.kam, cls.sim, *cls.peers)
 
     def test_an_operator_walks_the_page(self):
-        pbx = SippPeer(os.path.join(CALLS, "uas_answer.xml"), "127.0.0.5")
+        pbx = SippPeer(os.path.join(CALLS, "uas_answer.xml"), "127.0.0.5", calls=2)
         self.peers.append(pbx)
         self.api.ok("POST", "/rest/v1/uc/pbx", {"code": "pbx1", "mode": "ip",
                                                 "address": "127.0.0.5", "port": pbx.port})
@@ -80,11 +80,21 @@ class Browser(KeepOnFailure):
                 l["state"] for l in self.api.ok("GET", "/api/monitor/v1/telegram/lines")["data"]
                 ["lines"] if l["id"] == line["id"]] != ["wait_phone"]:
             time.sleep(0.05)
-        caller = SippPeer(os.path.join(CALLS, "uac_call.xml"), "127.0.0.2",
-                          remote="127.0.0.1:%d" % self.esg.ports["udp"], duration_ms=300,
-                          keys={"ruri_user": "74951234567", "to_user": "74951234567",
-                                "to_host": "127.0.0.1", "from_user": "89161234567",
-                                "contact_user": "prov"})
+        def call(duration_ms, from_user):
+            return SippPeer(os.path.join(CALLS, "uac_call.xml"), "127.0.0.2",
+                            remote="127.0.0.1:%d" % self.esg.ports["udp"],
+                            duration_ms=duration_ms,
+                            keys={"ruri_user": "74951234567", "to_user": "74951234567",
+                                  "to_host": "127.0.0.1", "from_user": from_user,
+                                  "contact_user": "prov"})
+        # A call still up while the page is looked at, then one over (the history's newest).
+        held = call(30000, "89160000001")
+        self.peers.append(held)
+        deadline = time.time() + 5
+        while time.time() < deadline and not self.api.ok(
+                "GET", "/api/monitor/v1/calls")["data"]["calls"]:
+            time.sleep(0.05)
+        caller = call(300, "89161234567")
         self.peers.append(caller)
         self.assertEqual(caller.wait(), 0, caller.output())
         os.makedirs(ARTEFACTS, exist_ok=True)
@@ -103,6 +113,11 @@ class Browser(KeepOnFailure):
         self.assertEqual(found["wrong_password"], "wrong user or password")
         self.assertTrue(found["provider_registered"])
         self.assertIn("SIP/2.0 200", found["last_response"])
+        # Calls in progress: both legs, the numbers before and after normalization, the state.
+        row = found["call_row"]
+        self.assertEqual(row[1:4], ["in", "prov-a", "pbx1"], row)
+        self.assertEqual(row[4], "89160000001 → +79160000001", row)
+        self.assertEqual(row[6], "confirmed", row)
         for leg in ("a", "b"):
             for label in ("INVITE", "200 OK (INVITE)", "ACK", "BYE", "200 OK (BYE)"):
                 self.assertIn("%s:%s" % (leg, label), found["arrows"], found["arrows"])

@@ -46,6 +46,12 @@ try {
   found.last_response = await page.textContent("#last-response");
   await page.screenshot({ path: join(o.artefacts, "providers.png"), fullPage: true });
 
+  // Calls in progress: the call still up, one row, cell by cell.
+  await page.click('a[href="#calls"]');
+  await page.waitForSelector("#calls tbody tr");
+  found.call_row = await page.$$eval("#calls tbody tr:first-child td", (tds) =>
+    tds.map((td) => td.textContent.trim()));
+
   // History: the call, and its diagram.
   await page.click('a[href="#history"]');
   await page.waitForSelector("#history tbody tr button[data-call]");
