@@ -148,10 +148,9 @@ class FromTelegram(CallsCase):
 
     def test_each_caller_id_mode_and_the_caller_name(self):
         uid = self.sim.user(first_name="Anna", last_name="Smirnova", username="annas",
-                            phone="+79991112233", phone_visible=True)
-        hidden = self.sim.user(first_name="Oleg", username="", phone="+79994445566")
-        quoted = self.sim.user(first_name='Ivan "Vanya"', last_name="Back\\slash")
-        self.pbx.mode = "ring"
+                            phone="+79991112233", phone_visible=True, tone=1000)
+        hidden = self.sim.user(first_name="Oleg", username="", phone="+79994445566", tone=1000)
+        quoted = self.sim.user(first_name='Ivan "Vanya"', last_name="Back\\slash", tone=1000)
         cases = [({"callerid": "username", "callername": ["name", "username", "phone"]}, uid,
                   "annas", "Anna Smirnova (@annas, +79991112233)"),
                  ({"callerid": "phone", "callername": ["username"]}, uid, "+79991112233",
@@ -170,14 +169,31 @@ class FromTelegram(CallsCase):
                 call_id, invite = self.incoming(who)
                 user, name = sip_user(PbxUas.header(invite, "From"))
                 self.assertEqual((user, name), (want_user, want_name), fields)
-                # The caller hangs up before the answer: the PBX's INVITE is cancelled.
-                before = len(self.pbx.cancels)
-                self.sim.ctl("call.hangup", call_id=call_id)
-                self.pbx.wait("cancels", before + 1)
+                # The PBX answers and a tone passes each way (Opus at Telegram, A-law here).
+                self.call_state(call_id, "Ready")
+                self.pbx.rtp.send_tone(sdp_media(invite.split("\r\n\r\n", 1)[1]), 440,
+                                       count=60)
+                heard = [p for p in self.pbx.rtp.packets if p[4] == 8]
+                self.assertGreater(tone_share(alaw_pcm(heard[-40:]), 1000), 0.5, fields)
+                self.assertGreater(tone_share(self.recorded(call_id)[-48000:], 440, rate=48000),
+                                   0.5, fields)
+                self.pbx.bye(call_id=PbxUas.header(invite, "Call-ID"))
+                self.call_state(call_id, "Discarded")
         finally:
-            self.pbx.mode = "answer"
             self.set_line(callerid="userid", callerid_prefix="*", callerid_suffix="",
                           callername=["name"])
+
+    def test_the_caller_hanging_up_before_the_answer_cancels_the_pbx(self):
+        uid = self.sim.user(first_name="Impatient")
+        self.pbx.mode = "ring"
+        try:
+            before = len(self.pbx.cancels)
+            call_id, _ = self.incoming(uid)
+            self.sim.ctl("call.hangup", call_id=call_id)
+            cancel = self.pbx.wait("cancels", before + 1)
+            self.assertIn("hung up", PbxUas.header(cancel, "Reason"))
+        finally:
+            self.pbx.mode = "answer"
 
     def test_answered_on_another_device_cancels_the_pbx_with_call_completed_elsewhere(self):
         uid = self.sim.user(first_name="Elsewhere")
