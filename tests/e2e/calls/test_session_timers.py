@@ -51,7 +51,13 @@ class SessionTimers(KeepOnFailure):
         self.assertIn("timer", invite.split("\r\n\r\n")[0].split("Supported:", 1)[1])
         # The calls API shows both: the caller refreshes A, esg refreshes B (the PBX said
         # nothing of timers in its 200).
-        call = self.api.ok("GET", "/api/monitor/v1/calls/" + c.call_id)["data"]
+        # (The record is published right after the 200 is sent: wait for it.)
+        deadline = time.time() + 3
+        while True:
+            call = self.api.ok("GET", "/api/monitor/v1/calls/" + c.call_id)["data"]
+            if call["state"] in ("answered", "confirmed") or time.time() > deadline:
+                break
+            time.sleep(0.05)
         self.assertEqual(call["a"]["session_timer"], {"seconds": 90, "refresher": "peer"})
         self.assertEqual(call["b"]["session_timer"], {"seconds": 90, "refresher": "esg"})
         # A refresh by UPDATE is answered by esg; the PBX never sees it.
