@@ -101,20 +101,20 @@ std::string render_metrics(const MetricsSources& s) {
 
   if (s.sip) {
     const json x = s.sip();
-    m.family("esg_sip_malformed_total", "counter",
-             "packets that did not parse as SIP or broke a stream's framing");
-    m.sample("esg_sip_malformed_total", number(x, "malformed"));
-    m.family("esg_sip_transaction_timeouts_total", "counter",
-             "client transactions that got no final answer (Timer B or F)");
-    m.sample("esg_sip_transaction_timeouts_total", number(x, "transaction_timeouts"));
-    m.family("esg_session_timer_ended_total", "counter",
-             "calls ended because a leg's session timer ran out or its refresh failed");
-    m.sample("esg_session_timer_ended_total", number(x, "sessions_expired"));
-    m.family("esg_overload_refused_total", "counter",
-             "new calls refused with 503 while their worker ran late");
-    m.sample("esg_overload_refused_total", number(x, "overload_refused"));
-    m.family("esg_workers_overloaded", "gauge", "workers refusing new calls now");
-    m.sample("esg_workers_overloaded", number(x, "workers_overloaded"));
+    m.single("esg_sip_malformed_total", "counter",
+             "packets that did not parse as SIP or broke a stream's framing",
+             number(x, "malformed"));
+    m.single("esg_sip_transaction_timeouts_total", "counter",
+             "client transactions that got no final answer (Timer B or F)",
+             number(x, "transaction_timeouts"));
+    m.single("esg_session_timer_ended_total", "counter",
+             "calls ended because a leg's session timer ran out or its refresh failed",
+             number(x, "sessions_expired"));
+    m.single("esg_overload_refused_total", "counter",
+             "new calls refused with 503 while their worker ran late",
+             number(x, "overload_refused"));
+    m.single("esg_workers_overloaded", "gauge", "workers refusing new calls now",
+             number(x, "workers_overloaded"));
     m.family("esg_worker_lag_ms", "gauge", "how late each worker ran its last load probe");
     const json& lag = x.contains("worker_lag_ms") ? x["worker_lag_ms"] : json::array();
     for (size_t w = 0; w < lag.size(); ++w)
@@ -160,22 +160,22 @@ std::string render_metrics(const MetricsSources& s) {
 
   if (s.cluster) {
     const json c = s.cluster();
-    m.family("esg_cluster_store_up", "gauge", "1 while the heartbeats reach the store");
-    m.sample("esg_cluster_store_up", c.value("store_ok", false) ? 1.0 : 0.0);
-    m.family("esg_cluster_srvidx_conflict", "gauge",
-             "1 while another live instance uses this one's srvidx (this one serves nothing)");
-    m.sample("esg_cluster_srvidx_conflict", c.value("srvidx_conflict", false) ? 1.0 : 0.0);
+    m.single("esg_cluster_store_up", "gauge", "1 while the heartbeats reach the store",
+             c.value("store_ok", false) ? 1.0 : 0.0);
+    m.single("esg_cluster_srvidx_conflict", "gauge",
+             "1 while another live instance uses this one's srvidx (this one serves nothing)",
+             c.value("srvidx_conflict", false) ? 1.0 : 0.0);
     m.family("esg_cluster_instances", "gauge", "instances in the store, by state");
     m.sample("esg_cluster_instances", {{"state", "online"}}, number(c, "online"));
     m.sample("esg_cluster_instances", {{"state", "offline"}}, number(c, "offline"));
-    m.family("esg_cluster_accounts_served", "gauge",
-             "accounts, PBX connections and Telegram lines this instance holds the lease of");
-    m.sample("esg_cluster_accounts_served", number(c, "serving"));
-    m.family("esg_cluster_leases_taken_total", "counter", "leases this instance took");
-    m.sample("esg_cluster_leases_taken_total", number(c, "leases_taken"));
-    m.family("esg_cluster_leases_released_total", "counter",
-             "leases this instance handed over (un-registered, then released)");
-    m.sample("esg_cluster_leases_released_total", number(c, "leases_released"));
+    m.single("esg_cluster_accounts_served", "gauge",
+             "accounts, PBX connections and Telegram lines this instance holds the lease of",
+             number(c, "serving"));
+    m.single("esg_cluster_leases_taken_total", "counter", "leases this instance took",
+             number(c, "leases_taken"));
+    m.single("esg_cluster_leases_released_total", "counter",
+             "leases this instance handed over (un-registered, then released)",
+             number(c, "leases_released"));
   }
 
   if (s.border) {
@@ -184,14 +184,14 @@ std::string render_metrics(const MetricsSources& s) {
     m.family("esg_border_dropped_total", "counter", "packets dropped at the border, by reason");
     m.sample("esg_border_dropped_total", {{"reason", "rule"}}, number(c, "dropped_by_rule"));
     m.sample("esg_border_dropped_total", {{"reason", "banned"}}, number(c, "dropped_banned"));
-    m.family("esg_border_denied_total", "counter", "requests answered 403 by a deny rule");
-    m.sample("esg_border_denied_total", number(c, "denied"));
+    m.single("esg_border_denied_total", "counter", "requests answered 403 by a deny rule",
+             number(c, "denied"));
     m.family("esg_border_bans_total", "counter", "addresses banned, by cause");
     m.sample("esg_border_bans_total", {{"cause", "all"}}, number(c, "bans"));
     m.sample("esg_border_bans_total", {{"cause", "flood"}}, number(c, "flood_bans"));
-    m.family("esg_border_failures_total", "counter",
-             "failures counted towards bans (authentication, unknown accounts, malformed)");
-    m.sample("esg_border_failures_total", number(c, "failures"));
+    m.single("esg_border_failures_total", "counter",
+             "failures counted towards bans (authentication, unknown accounts, malformed)",
+             number(c, "failures"));
     m.family("esg_border_bans_active", "gauge", "addresses banned now");
     m.sample("esg_border_bans_active",
              b.contains("bans") && b["bans"].is_array() ? double(b["bans"].size()) : 0.0);
@@ -199,19 +199,19 @@ std::string render_metrics(const MetricsSources& s) {
 
   if (s.instance) {
     const json r = s.instance().value("media", json::object());
-    m.family("esg_media_sessions_total", "counter", "calls whose media went through the relay");
-    m.sample("esg_media_sessions_total", number(r, "sessions"));
-    m.family("esg_media_timeouts_total", "counter", "calls ended by the media timeout");
-    m.sample("esg_media_timeouts_total", number(r, "timeouts"));
-    m.family("esg_media_no_ports_total", "counter", "calls refused for want of relay ports");
-    m.sample("esg_media_no_ports_total", number(r, "no_ports"));
-    m.family("esg_rtp_packets_total", "counter", "RTP packets relayed by ended calls");
-    m.sample("esg_rtp_packets_total", number(r, "packets"));
-    m.family("esg_rtp_bytes_total", "counter", "RTP bytes relayed by ended calls");
-    m.sample("esg_rtp_bytes_total", number(r, "bytes"));
-    m.family("esg_rtp_lost_packets_total", "counter",
-             "RTP packets lost on the way to esg (sequence numbers), by ended calls");
-    m.sample("esg_rtp_lost_packets_total", number(r, "lost"));
+    m.single("esg_media_sessions_total", "counter", "calls whose media went through the relay",
+             number(r, "sessions"));
+    m.single("esg_media_timeouts_total", "counter", "calls ended by the media timeout",
+             number(r, "timeouts"));
+    m.single("esg_media_no_ports_total", "counter", "calls refused for want of relay ports",
+             number(r, "no_ports"));
+    m.single("esg_rtp_packets_total", "counter", "RTP packets relayed by ended calls",
+             number(r, "packets"));
+    m.single("esg_rtp_bytes_total", "counter", "RTP bytes relayed by ended calls",
+             number(r, "bytes"));
+    m.single("esg_rtp_lost_packets_total", "counter",
+             "RTP packets lost on the way to esg (sequence numbers), by ended calls",
+             number(r, "lost"));
     const json jitter = r.value("jitter", json::object());
     const json buckets = jitter.value("buckets", json::array());
     if (buckets.size() == 6) {
@@ -227,8 +227,8 @@ std::string render_metrics(const MetricsSources& s) {
       m.sample("esg_rtp_jitter_ms_sum", number(jitter, "sum_us") / 1000.0);
       m.sample("esg_rtp_jitter_ms_count", total);
     }
-    m.family("esg_media_port_pairs_free", "gauge", "free RTP/RTCP port pairs of the relay");
-    m.sample("esg_media_port_pairs_free", number(r, "port_pairs_free"));
+    m.single("esg_media_port_pairs_free", "gauge", "free RTP/RTCP port pairs of the relay",
+             number(r, "port_pairs_free"));
   }
 
   if (s.telegram) {

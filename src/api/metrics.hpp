@@ -23,6 +23,11 @@ class MetricsText {
   void family(std::string_view name, std::string_view type, std::string_view help);
   void sample(std::string_view name, const Labels& labels, double value);
   void sample(std::string_view name, double value) { sample(name, {}, value); }
+  // A family of one sample without labels.
+  void single(std::string_view name, std::string_view type, std::string_view help, double value) {
+    family(name, type, help);
+    sample(name, value);
+  }
   const std::string& text() const { return out_; }
 
  private:

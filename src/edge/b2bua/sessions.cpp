@@ -80,13 +80,13 @@ void B2bua::Sessions::answered(const std::shared_ptr<Call>& c, bool a_leg,
 }
 
 std::string B2bua::Sessions::keep(const Leg& leg) const {
-  if (!enabled() || !leg.session || !leg.session->running()) return {};
+  if (!kept_seconds(leg)) return {};
   return "Supported: timer\r\nSession-Expires: " + std::to_string(leg.session_seconds) +
          (leg.esg_refreshes ? ";refresher=uac" : ";refresher=uas") + "\r\n";
 }
 
 uint32_t B2bua::Sessions::kept_seconds(const Leg& leg) const {
-  return keep(leg).empty() ? 0 : leg.session_seconds;
+  return enabled() && leg.session && leg.session->running() ? leg.session_seconds : 0;
 }
 
 bool B2bua::Sessions::only_refreshes(const sip::Message& request, const Leg& from) const {

@@ -183,30 +183,26 @@ class FromTelegram(CallsCase):
             self.set_line(callerid="userid", callerid_prefix="*", callerid_suffix="",
                           callername=["name"])
 
-    def test_the_caller_hanging_up_before_the_answer_cancels_the_pbx(self):
-        uid = self.sim.user(first_name="Impatient")
+    def cancel_reason(self, name, telegram_does):
+        """The Reason of the CANCEL the ringing PBX gets when Telegram ends the call with
+        `telegram_does` (a simulator control) before the PBX answers."""
+        uid = self.sim.user(first_name=name)
         self.pbx.mode = "ring"
         try:
             before = len(self.pbx.cancels)
             call_id, _ = self.incoming(uid)
-            self.sim.ctl("call.hangup", call_id=call_id)
-            cancel = self.pbx.wait("cancels", before + 1)
-            self.assertIn("hung up", PbxUas.header(cancel, "Reason"))
+            self.sim.ctl(telegram_does, call_id=call_id)
+            return PbxUas.header(self.pbx.wait("cancels", before + 1), "Reason")
         finally:
             self.pbx.mode = "answer"
 
+    def test_the_caller_hanging_up_before_the_answer_cancels_the_pbx(self):
+        self.assertIn("hung up", self.cancel_reason("Impatient", "call.hangup"))
+
     def test_answered_on_another_device_cancels_the_pbx_with_call_completed_elsewhere(self):
-        uid = self.sim.user(first_name="Elsewhere")
-        self.pbx.mode = "ring"
-        try:
-            before = len(self.pbx.cancels)
-            call_id, invite = self.incoming(uid)
-            self.sim.ctl("call.answer_elsewhere", call_id=call_id)
-            cancel = self.pbx.wait("cancels", before + 1)
-            self.assertIn('cause=200', PbxUas.header(cancel, "Reason"))
-            self.assertIn('Call completed elsewhere', PbxUas.header(cancel, "Reason"))
-        finally:
-            self.pbx.mode = "answer"
+        reason = self.cancel_reason("Elsewhere", "call.answer_elsewhere")
+        self.assertIn('cause=200', reason)
+        self.assertIn('Call completed elsewhere', reason)
 
     def test_the_pbx_rejecting_discards_the_telegram_call(self):
         uid = self.sim.user(first_name="Rejected")

@@ -7,6 +7,7 @@
 #include <boost/asio/ip/address.hpp>
 
 #include <chrono>
+#include <functional>
 #include <set>
 #include <string>
 #include <thread>
@@ -64,6 +65,17 @@ struct Fixture {
   // retransmissions and CANCELs of earlier calls are skipped.
   std::set<std::string> seen;
   std::string next_new_request() {
+    const std::string r = receive([this](const std::string& r) {
+      const size_t at = r.find("\r\nCall-ID: ");
+      return r.rfind("SIP/2.0", 0) != 0 && at != std::string::npos &&
+             seen.insert(r.substr(at, r.find("\r\n", at + 2) - at)).second;
+    });
+    return r.substr(0, r.find("\r\n"));
+  }
+
+  // The first message "esg" receives that `wanted` takes, running the bridge meanwhile; ""
+  // after 3 s.
+  std::string receive(const std::function<bool(const std::string&)>& wanted) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
     char buf[4096];
     while (std::chrono::steady_clock::now() < deadline) {
@@ -73,11 +85,8 @@ struct Fixture {
       udp::endpoint from;
       const size_t got = esg.receive_from(asio::buffer(buf), from, 0, ec);
       if (ec) continue;
-      const std::string r(buf, got);
-      const size_t at = r.find("\r\nCall-ID: ");
-      if (r.rfind("SIP/2.0", 0) == 0 || at == std::string::npos) continue;
-      if (!seen.insert(r.substr(at, r.find("\r\n", at + 2) - at)).second) continue;
-      return r.substr(0, r.find("\r\n"));
+      std::string r(buf, got);
+      if (wanted(r)) return r;
     }
     return "";
   }
@@ -121,20 +130,10 @@ struct Fixture {
         "\r\n\r\n" + body;
     esg.send_to(asio::buffer(m),
                 udp::endpoint(asio::ip::make_address("127.0.0.1"), bridge->port()));
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-    char buf[4096];
-    while (std::chrono::steady_clock::now() < deadline) {
-      io.run_for(std::chrono::milliseconds(10));
-      io.restart();
-      boost::system::error_code ec;
-      udp::endpoint from;
-      const size_t got = esg.receive_from(asio::buffer(buf), from, 0, ec);
-      if (ec) continue;
-      std::string r(buf, got);
-      if (r.rfind("SIP/2.0 1", 0) == 0) continue;  // provisional
-      return r;
-    }
-    return "no answer";
+    // Provisional answers are skipped.
+    const std::string r =
+        receive([](const std::string& r) { return r.rfind("SIP/2.0 1", 0) != 0; });
+    return r.empty() ? "no answer" : r;
   }
 };
 
