@@ -118,6 +118,7 @@ void add_edge_routes(HttpServer& server, EdgeApiDeps deps) {
               {{"time",
                 std::chrono::duration_cast<std::chrono::microseconds>(p.time.time_since_epoch())
                     .count()},
+               {"seq", p.counter},
                {"direction", p.direction == transport::Direction::Recv ? "recv" : "send"},
                {"proto", p.proto},
                {"peer", p.peer},
@@ -146,8 +147,12 @@ void add_edge_routes(HttpServer& server, EdgeApiDeps deps) {
             add(p, id, "trn");
           }
         }
+        // Both legs in one order: time, then the packet's place in the order every worker
+        // shares (stamped when esg decided to send, so no answer comes before its cause).
         std::stable_sort(packets.begin(), packets.end(), [](const json& a, const json& b) {
-          return a["time"].get<int64_t>() < b["time"].get<int64_t>();
+          const auto ta = a["time"].get<int64_t>(), tb = b["time"].get<int64_t>();
+          if (ta != tb) return ta < tb;
+          return a["seq"].get<uint64_t>() < b["seq"].get<uint64_t>();
         });
         if (packets.empty()) return Response::error(404, "no packets for this call", "id");
         return Response::json(200, monitor({{"packets", packets}}));

@@ -81,6 +81,14 @@ std::optional<PacketRecord> parse_trn_line(std::string_view line, std::string_vi
   std::string_view rest = line.substr(13);
   const size_t ids_end = rest.find("> ");
   if (rest.empty() || rest[0] != '<' || ids_end == std::string_view::npos) return std::nullopt;
+  // <W.C.N>: N is the packet's place in the order of all packets.
+  const std::string_view ids = rest.substr(1, ids_end - 1);
+  if (const size_t dot = ids.rfind('.'); dot != std::string_view::npos) {
+    for (char c : ids.substr(dot + 1)) {
+      if (c < '0' || c > '9') return std::nullopt;
+      r.counter = r.counter * 10 + uint64_t(c - '0');
+    }
+  }
   rest.remove_prefix(ids_end + 2);
   if (rest.substr(0, 8) == "Send to ") {
     r.direction = Direction::Send;
@@ -147,6 +155,8 @@ std::vector<PacketRecord> trn_packets(const std::string& dir,
       }
     }
   }
+  // Lines are in the order of their counters; a call's lines over a restart (counters begin
+  // again) are put in time order.
   std::stable_sort(out.begin(), out.end(),
                    [](const PacketRecord& a, const PacketRecord& b) { return a.time < b.time; });
   return out;
@@ -173,14 +183,46 @@ void TrnLog::write(PacketRecord record) {
       ++dropped_;
       return;
     }
-    queue_.push_back(std::move(record));
+    queue_.push_back({std::move(record), true});
   }
   cv_.notify_one();
 }
 
+TrnLog::Ticket TrnLog::open(PacketRecord& record) {
+  std::lock_guard lock(mu_);
+  // The time is taken under the lock too, so that lines in counter order are in time order.
+  record.time = std::chrono::system_clock::now();
+  record.counter = next_counter_++;
+  if (queue_.size() >= options_.max_queue) {
+    ++dropped_;
+    return 0;
+  }
+  queue_.push_back({record, false});
+  return front_ticket_ + queue_.size() - 1;
+}
+
+void TrnLog::fill(Ticket ticket, PacketRecord record) {
+  if (ticket == 0) return;
+  bool front = false;
+  {
+    std::lock_guard lock(mu_);
+    // Slots leave the queue only once filled, so an open ticket is always still in it.
+    Slot& slot = queue_[size_t(ticket - front_ticket_)];
+    slot.record = std::move(record);
+    slot.filled = true;
+    front = ticket == front_ticket_;
+  }
+  if (front) cv_.notify_one();
+}
+
+void TrnLog::stamp_and_write(PacketRecord record) {
+  const Ticket t = open(record);
+  fill(t, std::move(record));
+}
+
 void TrnLog::flush() {
   std::unique_lock lock(mu_);
-  idle_.wait(lock, [this] { return queue_.empty() && !busy_; });
+  idle_.wait(lock, [this] { return (queue_.empty() || !queue_.front().filled) && !busy_; });
 }
 
 uint64_t TrnLog::written() const {
@@ -205,9 +247,15 @@ void TrnLog::run() {
       std::unique_lock lock(mu_);
       busy_ = false;
       idle_.notify_all();
-      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-      if (queue_.empty() && stop_) break;
-      batch.swap(queue_);
+      // The filled lines at the front; one still open (its send's system call is running)
+      // holds back the lines after it.
+      cv_.wait(lock, [this] { return stop_ || (!queue_.empty() && queue_.front().filled); });
+      if (stop_ && (queue_.empty() || !queue_.front().filled)) break;
+      while (!queue_.empty() && queue_.front().filled) {
+        batch.push_back(std::move(queue_.front().record));
+        queue_.pop_front();
+        ++front_ticket_;
+      }
       busy_ = true;
     }
     for (const auto& r : batch)
@@ -271,7 +319,11 @@ void PacketIndex::add(std::string_view call_id, const PacketRecord& r) {
     bytes_ -= e.packets.front().packet.size();
     e.packets.pop_front();
   }
-  e.packets.push_back(r);
+  // Nearly always the end; a packet filed late goes back past the few filed meanwhile.
+  auto at = e.packets.end();
+  while (at != e.packets.begin() && std::prev(at)->counter > r.counter)
+    --at;
+  e.packets.insert(at, r);
   e.bytes += r.packet.size();
   bytes_ += r.packet.size();
   // The byte bound: older calls go first; the newest keeps at least this packet.

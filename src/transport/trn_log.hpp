@@ -65,6 +65,19 @@ class TrnLog {
 
   // Never blocks on the disk: queues the record, or counts it as dropped when the queue is full.
   void write(PacketRecord record);
+
+  // A packet in two steps, for sends: open() stamps the record (time and counter, from one
+  // sequence that every worker shares) and keeps its line's place when esg decides to send,
+  // before the system call; fill() gives the outcome once the call returns. A reply that another
+  // worker receives meanwhile is stamped after it and written after it, so no line shows an
+  // answer before its cause. Every open() must be followed by its fill(): the writer waits for
+  // it (a send is a system call away). Ticket 0 means the queue was full: the record is counted
+  // as dropped and fill() ignores it.
+  using Ticket = uint64_t;
+  Ticket open(PacketRecord& record);
+  void fill(Ticket ticket, PacketRecord record);
+  // open() and fill() at once: a received packet, stamped on arrival.
+  void stamp_and_write(PacketRecord record);
   // Waits until everything queued so far is on disk (tests, shutdown).
   void flush();
 
@@ -80,7 +93,14 @@ class TrnLog {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable idle_;
-  std::vector<PacketRecord> queue_;
+  // In line order; the writer takes the filled ones from the front, up to the first still open.
+  struct Slot {
+    PacketRecord record;
+    bool filled = false;
+  };
+  std::deque<Slot> queue_;
+  Ticket front_ticket_ = 1;  // the ticket of queue_.front(); tickets are consecutive
+  uint64_t next_counter_ = 0;
   bool stop_ = false;
   bool busy_ = false;
   uint64_t written_ = 0;
@@ -101,6 +121,8 @@ class PacketIndex {
   PacketIndex(size_t max_calls = 10000, size_t max_packets_per_call = 200,
               size_t max_bytes = 64u << 20)
       : max_calls_(max_calls), max_packets_(max_packets_per_call), max_bytes_(max_bytes) {}
+  // Files the packet in counter order: a send stamped before a reply but filed after it (the
+  // reply was handled on another worker while the send's system call ran) still comes first.
   void add(std::string_view call_id, const PacketRecord& r);
   // Oldest first; empty when the call is unknown or was evicted.
   std::vector<PacketRecord> packets(std::string_view call_id) const;

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 namespace esg::transport {
 namespace {
@@ -147,6 +149,120 @@ TEST_F(TrnLogFiles, AFullQueueDropsAndCountsInsteadOfBlocking) {
   log.flush();
   EXPECT_EQ(log.dropped(), 5u);
   EXPECT_EQ(log.written(), 0u);
+}
+
+// Worker 1 decides to send a 200 and stamps it; before its send_to returns, the caller's ACK
+// arrives on worker 2 and is stamped and filed; then worker 1 files the 200. The order of the
+// stamps, not of the filing, is what the log and the index show.
+TEST_F(TrnLogFiles, AReplyFiledWhileTheSendIsInProgressComesAfterIt) {
+  TrnLog log({dir_.string(), 1 << 20, 1000});
+  PacketIndex index;
+  const std::string ok200 = "SIP/2.0 200 OK\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n\r\n";
+  const std::string ack = "ACK sip:b@x SIP/2.0\r\nCall-ID: c1\r\nCSeq: 1 ACK\r\n\r\n";
+
+  PacketRecord send = record(Direction::Send, "");
+  send.worker = 1;
+  send.time = {};
+  const TrnLog::Ticket ticket = log.open(send);  // stamped before the system call
+  ASSERT_NE(ticket, 0u);
+  const auto stamped_at = send.time;
+  EXPECT_GT(stamped_at.time_since_epoch().count(), 0) << "open() takes the time";
+
+  PacketRecord reply = record(Direction::Recv, ack);
+  reply.worker = 2;
+  const TrnLog::Ticket reply_ticket = log.open(reply);
+  EXPECT_GT(reply.counter, send.counter);
+  EXPECT_GE(reply.time, stamped_at);
+  index.add("c1", reply);
+  log.fill(reply_ticket, reply);
+  log.flush();
+  EXPECT_EQ(log.written(), 0u) << "the ACK's line waits for the 200's";
+
+  send.packet = ok200;  // send_to returned
+  index.add("c1", send);
+  log.fill(ticket, send);
+  log.flush();
+  EXPECT_EQ(log.written(), 2u);
+
+  const auto packets = index.packets("c1");
+  ASSERT_EQ(packets.size(), 2u);
+  EXPECT_EQ(packets[0].packet, ok200);
+  EXPECT_EQ(packets[1].packet, ack);
+
+  const auto names = files();
+  ASSERT_EQ(names.size(), 1u);
+  std::ifstream in(dir_ / names[0]);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);)
+    lines.push_back(line);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find("Send to udp 127.0.0.1:5060 (ok) SIP/2.0 200 OK"), std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[1].find("Recv from udp 127.0.0.1:5060 ACK sip:b@x"), std::string::npos)
+      << lines[1];
+  // The counters read back from the lines keep that order.
+  const std::string day = names[0].substr(4, 8);
+  const auto first = parse_trn_line(lines[0], day), second = parse_trn_line(lines[1], day);
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->counter, send.counter);
+  EXPECT_EQ(second->counter, reply.counter);
+}
+
+TEST_F(TrnLogFiles, StampsAreOneOrderAcrossThreads) {
+  TrnLog log({dir_.string(), 1 << 20, 100000});
+  constexpr int kThreads = 4, kEach = 2000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&log, t] {
+      for (int i = 0; i < kEach; ++i) {
+        PacketRecord r = record(Direction::Send, "");
+        r.worker = uint16_t(t);
+        const auto ticket = log.open(r);
+        r.packet = std::to_string(r.counter);
+        log.fill(ticket, r);
+      }
+    });
+  }
+  for (auto& th : threads)
+    th.join();
+  log.flush();
+  ASSERT_EQ(log.written(), uint64_t(kThreads * kEach));
+  const auto names = files();
+  ASSERT_EQ(names.size(), 1u);
+  std::ifstream in(dir_ / names[0]);
+  const std::string day = names[0].substr(4, 8);
+  uint64_t expected = 0;
+  std::chrono::system_clock::time_point last{};
+  for (std::string line; std::getline(in, line); ++expected) {
+    const auto r = parse_trn_line(line, day);
+    ASSERT_TRUE(r) << line;
+    ASSERT_EQ(r->counter, expected) << "lines in the order of their stamps";
+    ASSERT_EQ(r->packet, std::to_string(expected));
+    ASSERT_GE(r->time, last) << "and of their times";
+    last = r->time;
+  }
+  EXPECT_EQ(expected, uint64_t(kThreads * kEach));
+}
+
+TEST(PacketIndex, FilesPacketsInTheOrderOfTheirStamps) {
+  PacketIndex index(10, 4);
+  auto at = [](uint64_t counter, const char* packet) {
+    PacketRecord r = record(Direction::Recv, packet);
+    r.counter = counter;
+    return r;
+  };
+  index.add("c", at(1, "a"));
+  index.add("c", at(3, "c"));
+  index.add("c", at(4, "d"));
+  index.add("c", at(2, "b"));  // stamped before c and d, filed after them
+  auto p = index.packets("c");
+  ASSERT_EQ(p.size(), 4u);
+  EXPECT_EQ(p[0].packet + p[1].packet + p[2].packet + p[3].packet, "abcd");
+  index.add("c", at(5, "e"));  // the bound still drops the oldest
+  p = index.packets("c");
+  ASSERT_EQ(p.size(), 4u);
+  EXPECT_EQ(p.front().packet, "b");
+  EXPECT_EQ(p.back().packet, "e");
 }
 
 TEST(PacketIndex, KeepsTheNewestCallsAndTheLastPacketsOfEach) {
