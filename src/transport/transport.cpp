@@ -444,17 +444,28 @@ void Transport::drain_udp(UdpListener& l, size_t worker) {
   });
 }
 
-void Transport::log(Direction d, const Peer& peer, std::string_view bytes, bool ok, size_t worker,
-                    uint32_t connection) {
-  if (!log_ && !index_ && !tap_) return;
-  PacketRecord r;
-  r.time = std::chrono::system_clock::now();
+Transport::Stamped Transport::stamp(Direction d, const Peer& peer, size_t worker,
+                                    uint32_t connection) {
+  Stamped s;
+  if (!log_ && !index_ && !tap_) return s;
+  PacketRecord& r = s.record;
   r.worker = uint16_t(worker);
   r.connection = connection;
-  r.counter = packet_counter_++;
   r.direction = d;
   r.proto = std::string(proto_name(peer.proto));
   r.peer = peer.to_string();
+  if (log_) {
+    s.ticket = log_->open(r);
+  } else {
+    r.counter = packet_counter_++;
+    r.time = std::chrono::system_clock::now();
+  }
+  return s;
+}
+
+void Transport::file(Stamped s, const Peer& peer, std::string_view bytes, bool ok) {
+  if (!log_ && !index_ && !tap_) return;
+  PacketRecord& r = s.record;
   r.ok = ok;
   r.packet = std::string(bytes);
   if (index_) {
@@ -462,7 +473,12 @@ void Transport::log(Direction d, const Peer& peer, std::string_view bytes, bool 
     index_->add(ids.call_id, ids.cseq_method, r);
   }
   if (tap_) tap_(r, peer);
-  if (log_) log_->write(std::move(r));
+  if (log_) log_->fill(s.ticket, std::move(r));
+}
+
+void Transport::log(Direction d, const Peer& peer, std::string_view bytes, bool ok, size_t worker,
+                    uint32_t connection) {
+  file(stamp(d, peer, worker, connection), peer, bytes, ok);
 }
 
 void Transport::inbound(std::string_view bytes, const Peer& from, bool stream, size_t worker,
@@ -477,15 +493,13 @@ void Transport::inbound(std::string_view bytes, const Peer& from, bool stream, s
       if (banned_log_second_.exchange(second) != second) banned_logged_ = 0;
       if (banned_logged_++ < 20) {
         PacketRecord r;
-        r.time = std::chrono::system_clock::now();
         r.worker = uint16_t(worker);
         r.connection = connection;
-        r.counter = packet_counter_++;
         r.direction = Direction::Recv;
         r.proto = std::string(proto_name(from.proto));
         r.peer = from.to_string();
         r.banned = true;
-        log_->write(std::move(r));
+        log_->stamp_and_write(std::move(r));
       }
     }
     return;
@@ -566,11 +580,14 @@ bool Transport::send_udp(const Peer& to, std::string bytes) {
   if (!l) l = udp_.front().get();
   const int cur = Workers::current();
   const size_t w = cur >= 0 && size_t(cur) < l->sockets.size() ? size_t(cur) : 0;
+  // Stamped before the system call: the answer to this packet may be received and filed by
+  // another worker before send_to returns, and must not be shown before it.
+  Stamped stamped = stamp(Direction::Send, to, w, 0);
   boost::system::error_code ec;
   l->sockets[w]->send_to(asio::buffer(bytes), udp::endpoint(to.addr, to.port), 0, ec);
   const bool ok = !ec;
   ++(ok ? counters_.sent : counters_.send_failures);
-  log(Direction::Send, to, bytes, ok, w, 0);
+  file(std::move(stamped), to, bytes, ok);
   return ok;
 }
 

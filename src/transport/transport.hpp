@@ -135,6 +135,16 @@ class Transport {
   void drain_udp(UdpListener& l, size_t worker);
   void inbound(std::string_view bytes, const Peer& from, bool stream, size_t worker,
                uint32_t connection);
+  // A packet's time and place in the one order of all workers' packets (the trn log's sequence
+  // when it is on), taken when esg decides to send it or has received it; file() gives it to
+  // the trn log, the packet index and the tap once the outcome is known.
+  struct Stamped {
+    PacketRecord record;
+    TrnLog::Ticket ticket = 0;
+  };
+  Stamped stamp(Direction d, const Peer& peer, size_t worker, uint32_t connection);
+  void file(Stamped stamped, const Peer& peer, std::string_view bytes, bool ok);
+  // stamp() and file() at once: a received packet, or a send whose outcome is already known.
   void log(Direction d, const Peer& peer, std::string_view bytes, bool ok, size_t worker,
            uint32_t connection);
   bool send_udp(const Peer& to, std::string bytes);
