@@ -16,6 +16,7 @@
 
 #include "api/ui.hpp"
 #include "app/config.hpp"
+#include "app/first_start.hpp"
 #include "app/parse_command.hpp"
 #include "app/server.hpp"
 #include "app/telegram_command.hpp"
@@ -75,6 +76,12 @@ int cmd_check(const std::vector<std::string>& args) {
   try {
     auto config = esg::app::load_config(path);
     std::cout << esg::app::to_json(config).dump(2) << "\n";
+    // On stderr: stdout stays the effective config, for tools that read it.
+    if (const auto url = esg::app::web_page_url(config); !url.empty())
+      std::cerr << "esg: web page at " << url << " (sign in as \"" << config.http.admin_user
+                << "\")\n";
+    for (const auto& w : esg::app::sample_credential_warnings(config))
+      std::cerr << "esg: warning: " << w << "\n";
     return 0;
   } catch (const esg::app::ConfigError& e) {
     std::cerr << "esg: config error: " << e.what() << "\n";
@@ -138,6 +145,13 @@ int cmd_run(const std::vector<std::string>& args) {
   {
     const std::string host = config.http.listen.substr(0, config.http.listen.rfind(':'));
     fmt::print("listening on http {}:{}\n", host, server.http_port());
+  }
+  if (const auto url = esg::app::web_page_url(config, server.http_port()); !url.empty()) {
+    fmt::print("web page at {} (sign in as \"{}\")\n", url, config.http.admin_user);
+  }
+  for (const auto& w : esg::app::sample_credential_warnings(config)) {
+    fmt::print("warning: {}\n", w);
+    esg::log::get("app").warn("{}", w);
   }
   fmt::print("store {}\n", config.store.postgres.empty() ? "sqlite " + config.store.sqlite
                                                          : std::string("postgres"));

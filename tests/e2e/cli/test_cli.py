@@ -2,12 +2,14 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import tarfile
 import tempfile
 import time
 import unittest
+import urllib.request
 
 ESG = os.environ["ESG_BIN"]
 SRC = os.environ["ESG_SOURCE_DIR"]
@@ -45,6 +47,22 @@ class Check(unittest.TestCase):
         self.assertEqual(effective["listen"][0], {"proto": "udp", "addr": "0.0.0.0", "port": 5080})
         self.assertEqual(effective["http"]["token"], "(set)")  # secrets never printed
         self.assertNotIn("change-me", r.stdout)
+        # A newcomer hears where the page is and that the sample's credentials are still on.
+        self.assertIn("esg: web page at http://127.0.0.1:8080/ui/ (sign in as \"admin\")", r.stderr)
+        self.assertIn("esg: warning: http.token is the sample config's \"change-me\"", r.stderr)
+        self.assertIn("esg: warning: the web page's admin password is the sample config's "
+                      "\"change-me\"", r.stderr)
+
+    def test_own_credentials_are_not_warned_of(self):
+        with open(os.path.join(SRC, "config/esg.json")) as f:
+            cfg = json.load(f)
+        cfg["http"]["token"] = "our-own-secret"
+        cfg["http"]["admin"]["password_hash"] = esg(
+            "hash-password", input="not the sample\n").stdout.strip()
+        r = esg("check", "--config", self.write(json.dumps(cfg)))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("esg: web page at http://127.0.0.1:8080/ui/", r.stderr)
+        self.assertNotIn("warning", r.stderr)
 
     def test_field_errors_name_the_path(self):
         path = self.write('{"listen": [{"proto": "udp"}, {"proto": "tcp", "port": 70000}]}')
@@ -86,6 +104,51 @@ class Run(unittest.TestCase):
                         break
                 self.assertTrue(any(l.startswith("ready") for l in lines), lines)
                 self.assertTrue(any("listening on udp 127.0.0.1:15080" in l for l in lines), lines)
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(p.wait(timeout=10), 0)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+
+    def test_the_sample_config_says_where_the_page_is_and_warns_of_its_credentials(self):
+        with open(os.path.join(SRC, "config/esg.json")) as f:
+            cfg = json.load(f)
+        with tempfile.TemporaryDirectory() as tmp:
+            # The sample as it is, but on loopback ports of its own and a store in tmp.
+            cfg["listen"] = [{"proto": "udp", "addr": "127.0.0.1", "port": 0}]
+            cfg["http"]["listen"] = "127.0.0.1:0"
+            cfg["http"]["ui_dir"] = os.path.join(SRC, "web/dist")
+            cfg["store"] = {"sqlite": os.path.join(tmp, "esg.db")}
+            cfg["log"]["dir"] = os.path.join(tmp, "log")
+            cfg["telegram"]["sessions"] = os.path.join(tmp, "telegram")
+            path = os.path.join(tmp, "esg.json")
+            with open(path, "w") as f:
+                json.dump(cfg, f)
+            p = subprocess.Popen([ESG, "run", "--config", path], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            try:
+                lines = []
+                deadline = time.time() + 20
+                while time.time() < deadline:
+                    line = p.stdout.readline()
+                    if not line:
+                        break
+                    lines.append(line)
+                    if line.startswith("ready"):
+                        break
+                out = "".join(lines)
+                m = re.search(r"^web page at (http://127\.0\.0\.1:(\d+)/ui/) \(sign in as \"admin\"\)$",
+                              out, re.M)
+                self.assertTrue(m, out)
+                self.assertNotEqual(m.group(2), "0", "the port actually bound")
+                self.assertIn("warning: http.token is the sample config's \"change-me\"", out)
+                self.assertIn("warning: the web page's admin password is the sample config's "
+                              "\"change-me\" (user \"admin\"): set http.admin.password_hash", out)
+                self.assertLess(out.index("warning:"), out.index("ready"))
+                with urllib.request.urlopen(m.group(1), timeout=5) as r:
+                    self.assertEqual(r.status, 200)
+                    self.assertIn("text/html", r.headers.get("Content-Type", ""))
                 p.send_signal(signal.SIGTERM)
                 self.assertEqual(p.wait(timeout=10), 0)
             finally:
