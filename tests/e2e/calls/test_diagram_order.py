@@ -105,23 +105,22 @@ class DiagramOrderUnderLoad(KeepOnFailure):
         violations = []
         legs = {}
         for cdr in cdrs:
-            b = cdr["data"]["b"]["call_id"]
+            a, b = cdr["id"], cdr["b"]["call_id"]
             self.assertTrue(b, cdr)
-            legs[cdr["call_id"]] = b
+            legs[a] = b
             packets = self.api.ok("GET", "/api/monitor/v1/calls/%s/packets?b=%s" %
-                                  (cdr["call_id"], b))["data"]["packets"]
+                                  (a, b))["data"]["packets"]
             self.assertTrue(all(p["source"] == "index" for p in packets))
             shown = [(p["direction"], p["call_id"], p["packet"]) for p in packets]
             # Both legs' INVITE, 200, ACK, BYE and 200, and the 180 relayed.
             self.assertGreaterEqual(len(shown), 10, shown)
             for v in causal_violations(shown):
-                violations.append("diagram %s: %s" % (cdr["call_id"], v))
+                violations.append("diagram %s: %s" % (a, v))
             # Across the legs: the caller's INVITE before the PBX's, the PBX's 200 before the
             # caller's, the caller's BYE before the PBX's.
             order = [(d, c, kind(t)[1]) for d, c, t in shown]
             def first(d, c, name):
                 return next((i for i, x in enumerate(order) if x == (d, c, name)), None)
-            a = cdr["call_id"]
             pairs = [(("recv", a, "INVITE"), ("send", b, "INVITE")),
                      (("recv", b, "200"), ("send", a, "200")),
                      (("recv", a, "BYE"), ("send", b, "BYE"))]
