@@ -201,8 +201,8 @@ void RegistrationClient::send_register(uint32_t expires) {
   user.on_response = [this, alive](const sip::Message& r) {
     if (*alive) on_response(r);
   };
-  user.on_failure = [this, alive](uint16_t status) {
-    if (*alive) on_failure(status);
+  user.on_failure = [this, alive](uint16_t status, std::string_view why) {
+    if (*alive) on_failure(status, why);
   };
   layer_.send_request(std::move(*parsed), link_.channel(to, account_->tls_verify), std::move(user));
 }
@@ -282,8 +282,11 @@ void RegistrationClient::on_response(const sip::Message& r) {
   fail(RegState::Failed, why, code == 503);
 }
 
-void RegistrationClient::on_failure(uint16_t status) {
-  const std::string why = status == 408 ? "no answer (timeout)" : "transport error";
+void RegistrationClient::on_failure(uint16_t status, std::string_view error) {
+  // A transport error names itself: "transport error: TCP connect to ... refused".
+  const std::string why = status == 408   ? "no answer (timeout)"
+                          : error.empty() ? "transport error"
+                                          : "transport error: " + std::string(error);
   if (stopping_) {
     set_state(RegState::Unregistered, "un-register got " + why);
     if (auto done = std::move(on_stopped_)) done();

@@ -109,7 +109,7 @@ class RegistrationClient {
   void begin_register();
   void send_register(uint32_t expires);
   void on_response(const sip::Message& r);
-  void on_failure(uint16_t status);
+  void on_failure(uint16_t status, std::string_view why);
   void registered(const sip::Message& r);
   void fail(RegState state, std::string reason, bool next_target);
   void schedule(txn::Millis after, std::function<void()> f);

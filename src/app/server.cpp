@@ -843,9 +843,17 @@ void Server::stop() {
 }
 
 txn::Channel Server::channel_to(const transport::Peer& peer) {
-  return txn::Channel{peer.proto != transport::Proto::Udp, [this, peer](std::string_view bytes) {
-                        return transport_->send(peer, std::string(bytes));
-                      }};
+  txn::Channel channel{peer.proto != transport::Proto::Udp, [this, peer](std::string_view bytes) {
+                         return transport_->send(peer, std::string(bytes));
+                       }};
+  if (channel.reliable) {
+    // A connection that is refused, times out or fails TLS verification fails the transaction
+    // at once (RFC 3261 §17.1.4), not at Timer B/F.
+    channel.send_watched = [this, peer](std::string_view bytes, txn::SendFailed failed) {
+      return transport_->send(peer, std::string(bytes), std::move(failed));
+    };
+  }
+  return channel;
 }
 
 size_t Server::calls() const {

@@ -1,6 +1,8 @@
 #include "transport/transport.hpp"
 
 #include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -106,6 +108,8 @@ class Transport::Connection : public std::enable_shared_from_this<Connection> {
     read_more();
   }
 
+  // Outgoing: the messages written before it is open wait in the queue; if it never opens,
+  // each is reported to its sender with what went wrong.
   void connect(tcp::endpoint to) {
     connecting_ = true;
     peer_.proto = tls_ ? Proto::Tls : Proto::Tcp;
@@ -113,9 +117,18 @@ class Transport::Connection : public std::enable_shared_from_this<Connection> {
     peer_.port = to.port();
     peer_.connection = id_;
     auto self = shared_from_this();
+    // One bound for the connect and the handshake; start_read() re-arms the timer for idling.
+    timer_.expires_after(t_.options_.connect_timeout);
+    timer_.async_wait([self](boost::system::error_code ec) {
+      if (ec || !self->connecting_) return;
+      self->close(self->handshaking_
+                      ? "TLS handshake with " + self->peer_.to_string() + " timed out"
+                      : "TCP connect to " + self->peer_.to_string() + " timed out");
+    });
     sock().async_connect(to, [self](boost::system::error_code ec) {
+      if (self->closed_) return;
       if (ec) {
-        self->close();
+        self->close(connect_error(self->peer_, ec));
         return;
       }
       self->set_peer();
@@ -125,13 +138,16 @@ class Transport::Connection : public std::enable_shared_from_this<Connection> {
         self->flush();
         return;
       }
+      self->handshaking_ = true;
       self->tls_->async_handshake(asio::ssl::stream_base::client,
                                   [self](boost::system::error_code e) {
+                                    if (self->closed_) return;
                                     if (e) {
                                       ++self->t_.counters_.tls_failures;
-                                      self->close();
+                                      self->close(self->handshake_error(e));
                                       return;
                                     }
+                                    self->handshaking_ = false;
                                     self->connecting_ = false;
                                     self->start_read();
                                     self->flush();
@@ -148,12 +164,14 @@ class Transport::Connection : public std::enable_shared_from_this<Connection> {
     peer_.connection = id_;
   }
 
-  void write(std::string bytes) {
-    queue_.push_back(std::move(bytes));
+  // `failed` hears of it when the bytes are not written (the connection never opened or died).
+  void write(std::string bytes, SendFailed failed = {}) {
+    queue_.push_back({std::move(bytes), std::move(failed)});
     if (!connecting_ && queue_.size() == 1) flush();
   }
 
-  void close() {
+  // `why` names what went wrong for the senders of what is still queued.
+  void close(std::string_view why = {}) {
     if (closed_) return;
     closed_ = true;
     boost::system::error_code ec;
@@ -161,6 +179,7 @@ class Transport::Connection : public std::enable_shared_from_this<Connection> {
     sock().shutdown(tcp::socket::shutdown_both, ec);
     sock().close(ec);
     t_.forget(id_, worker_, address_key(), peer_key_);
+    report_unwritten(why);
   }
 
   std::string address_key() const { return peer_.addr.to_string(); }
@@ -169,12 +188,51 @@ class Transport::Connection : public std::enable_shared_from_this<Connection> {
   void set_peer_key(std::string k) { peer_key_ = std::move(k); }
 
  private:
+  struct Outgoing {
+    std::string bytes;
+    SendFailed failed;
+  };
+
+  static std::string connect_error(const Peer& to, boost::system::error_code ec) {
+    const std::string what = "TCP connect to " + to.to_string();
+    if (ec == asio::error::connection_refused) return what + " refused";
+    if (ec == asio::error::timed_out) return what + " timed out";
+    return what + " failed: " + ec.message();
+  }
+
+  std::string handshake_error(boost::system::error_code ec) {
+    // A certificate that does not verify is what an operator must see, not "handshake failure"
+    // (with verification off the result is recorded too, but did not fail the handshake).
+    SSL* ssl = tls_->native_handle();
+    const long verify = SSL_get_verify_result(ssl);
+    if ((SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) && verify != X509_V_OK) {
+      return std::string("TLS certificate verification failed: ") +
+             X509_verify_cert_error_string(verify) + " (" + peer_.to_string() + ")";
+    }
+    return "TLS handshake with " + peer_.to_string() + " failed: " + ec.message();
+  }
+
+  // Every queued message is one its sender still waits for: each hears why, once. Not when the
+  // transport is closing (its users are going too).
+  void report_unwritten(std::string_view why) {
+    if (t_.closed_) return;
+    const std::string text =
+        why.empty() ? "connection to " + peer_.to_string() + " closed" : std::string(why);
+    for (auto& o : queue_) {
+      if (!o.failed) continue;
+      ++t_.counters_.send_failures;
+      auto failed = std::move(o.failed);
+      o.failed = nullptr;
+      failed(text);
+    }
+  }
+
   void flush() {
     if (queue_.empty() || closed_ || connecting_) return;
     auto self = shared_from_this();
     auto done = [self](boost::system::error_code ec, size_t) {
       if (ec) {
-        self->close();
+        self->close("connection to " + self->peer_.to_string() + " lost: " + ec.message());
         return;
       }
       self->queue_.pop_front();
@@ -185,9 +243,9 @@ class Transport::Connection : public std::enable_shared_from_this<Connection> {
       self->flush();
     };
     if (tls_) {
-      asio::async_write(*tls_, asio::buffer(queue_.front()), std::move(done));
+      asio::async_write(*tls_, asio::buffer(queue_.front().bytes), std::move(done));
     } else {
-      asio::async_write(*socket_, asio::buffer(queue_.front()), std::move(done));
+      asio::async_write(*socket_, asio::buffer(queue_.front().bytes), std::move(done));
     }
   }
 
@@ -284,11 +342,12 @@ class Transport::Connection : public std::enable_shared_from_this<Connection> {
   size_t worker_;
   sip::StreamFramer framer_;
   std::array<char, 16384> buf_{};
-  std::deque<std::string> queue_;
+  std::deque<Outgoing> queue_;
   std::optional<std::chrono::steady_clock::time_point> partial_since_;
   Peer peer_;
   std::string peer_key_;
   bool connecting_ = false;
+  bool handshaking_ = false;
   bool closed_ = false;
   bool draining_ = false;
   bool linger_when_flushed_ = false;
@@ -564,10 +623,12 @@ std::string fit_request_to_transport(const sip::Message& request, Peer& to, uint
   return out;
 }
 
-bool Transport::send(const Peer& to, std::string bytes) {
+bool Transport::send(const Peer& to, std::string bytes, SendFailed failed) {
   if (closed_) return false;
   if (rewrite_out_) rewrite_out_(bytes);
-  return to.proto == Proto::Udp ? send_udp(to, std::move(bytes)) : send_tcp(to, std::move(bytes));
+  // UDP knows at once: send_to's result is the answer.
+  return to.proto == Proto::Udp ? send_udp(to, std::move(bytes))
+                                : send_tcp(to, std::move(bytes), std::move(failed));
 }
 
 bool Transport::send_udp(const Peer& to, std::string bytes) {
@@ -617,19 +678,34 @@ uint32_t Transport::next_id(size_t worker) {
   return n * uint32_t(workers_.size()) + uint32_t(worker);
 }
 
-bool Transport::send_tcp(const Peer& to, std::string bytes) {
+bool Transport::send_tcp(const Peer& to, std::string bytes, SendFailed failed) {
   const int cur = Workers::current();
   const size_t owner =
       to.connection ? size_t(to.connection % workers_.size()) : (cur >= 0 ? size_t(cur) : 0);
-  if (cur >= 0 && size_t(cur) == owner) return deliver_tcp(owner, to, std::move(bytes));
-  workers_.post(owner, [this, owner, to, b = std::move(bytes)]() mutable {
-    deliver_tcp(owner, to, std::move(b));
+  if (failed) {
+    // The report goes back to the sender's worker (its transactions live there), posted: the
+    // sender hears of it on a fresh stack, never inside a connection's handler.
+    const size_t home = cur >= 0 ? size_t(cur) : owner;
+    failed = [this, home, f = std::move(failed)](std::string_view why) {
+      workers_.post(home, [f, why = std::string(why)] { f(why); });
+    };
+  }
+  if (cur >= 0 && size_t(cur) == owner) {
+    return deliver_tcp(owner, to, std::move(bytes), std::move(failed));
+  }
+  workers_.post(owner, [this, owner, to, b = std::move(bytes), f = std::move(failed)]() mutable {
+    // send() has returned true already: a refusal here is reported like a failed connection.
+    SendFailed report = f;
+    if (!deliver_tcp(owner, to, std::move(b), std::move(f)) && report && !closed_) {
+      report(to.connection ? "connection to " + to.to_string() + " is gone"
+                           : "no connection to " + to.to_string() + ": connection limit reached");
+    }
   });
   return true;
 }
 
 // On the owning worker: the named connection, else one to addr:port, else a new one.
-bool Transport::deliver_tcp(size_t worker, const Peer& to, std::string bytes) {
+bool Transport::deliver_tcp(size_t worker, const Peer& to, std::string bytes, SendFailed failed) {
   auto& table = conns_[worker];
   std::shared_ptr<Connection> c;
   if (to.connection) {
@@ -662,7 +738,7 @@ bool Transport::deliver_tcp(size_t worker, const Peer& to, std::string bytes) {
   }
   ++counters_.sent;
   log(Direction::Send, to, bytes, true, worker, c->id());
-  c->write(std::move(bytes));
+  c->write(std::move(bytes), std::move(failed));
   return true;
 }
 

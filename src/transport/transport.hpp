@@ -46,6 +46,9 @@ struct TransportOptions {
   std::chrono::milliseconds message_timeout{std::chrono::seconds(30)};
   size_t max_connections = 10000;
   size_t max_connections_per_address = 64;
+  // Opening a connection (TCP connect and, for TLS, the handshake) gives up after this: every
+  // wait has a timer, and the kernel's own SYN retries last minutes.
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
   // Outgoing TLS: the CA file that signs our peers (empty: the system's), and whether to verify.
   std::string tls_ca;
   bool tls_verify = true;
@@ -117,9 +120,17 @@ class Transport {
   using Tap = std::function<void(const PacketRecord& record, const Peer& peer)>;
   void set_tap(Tap tap) { tap_ = std::move(tap); }
 
+  // Told that bytes send() accepted for TCP/TLS never reached the peer, and why: the
+  // connection could not be opened ("TCP connect to 127.0.0.1:5999 refused", timed out, "TLS
+  // certificate verification failed: ..."), or was lost before they were written. Each message
+  // queued on the connection is reported. Runs at most once per send, from a fresh stack on the
+  // worker that called send() (the connection's worker when send() came from elsewhere); never
+  // after close().
+  using SendFailed = std::function<void(std::string_view why)>;
   // Sends `bytes` to `to`: UDP from the listener's socket, TCP over the connection (or one to
-  // addr:port, reused or opened). Thread-safe. False when it could not be handed to the network.
-  bool send(const Peer& to, std::string bytes);
+  // addr:port, reused or opened). Thread-safe. False when it could not be handed to the network
+  // (then `failed` is not called).
+  bool send(const Peer& to, std::string bytes, SendFailed failed = {});
 
   void close();  // stops accepting and closes every socket (call with the workers running)
   const Counters& counters() const { return counters_; }
@@ -148,8 +159,8 @@ class Transport {
   void log(Direction d, const Peer& peer, std::string_view bytes, bool ok, size_t worker,
            uint32_t connection);
   bool send_udp(const Peer& to, std::string bytes);
-  bool send_tcp(const Peer& to, std::string bytes);
-  bool deliver_tcp(size_t worker, const Peer& to, std::string bytes);
+  bool send_tcp(const Peer& to, std::string bytes, SendFailed failed);
+  bool deliver_tcp(size_t worker, const Peer& to, std::string bytes, SendFailed failed);
   uint32_t next_id(size_t worker);
   std::shared_ptr<boost::asio::ssl::context> client_tls(bool verify);
   void accept(TcpListener& l);

@@ -51,6 +51,16 @@ void Transaction::stop_timer(Timer t) {
   id = 0;
 }
 
+bool Transaction::transmit(std::string_view bytes) {
+  if (!channel_.send_watched) return channel_.send && channel_.send(bytes);
+  if (!alive_) alive_ = std::make_shared<Transaction*>(this);
+  // The report comes later, from a fresh stack on this worker: the transaction may be gone.
+  return channel_.send_watched(bytes,
+                               [weak = std::weak_ptr<Transaction*>(alive_)](std::string_view why) {
+                                 if (auto self = weak.lock()) (*self)->on_transport_failure(why);
+                               });
+}
+
 void Transaction::terminate() {
   if (state_ == State::Terminated) return;
   state_ = State::Terminated;
@@ -65,11 +75,16 @@ void Transaction::terminate_and(const std::function<void()>& notify) {
   if (copy) copy();
 }
 
-void ClientTransaction::fail(uint16_t status) {
+void ClientTransaction::fail(uint16_t status, std::string_view why) {
   if (terminated()) return;
-  terminate_and([user = user_.on_failure, status] {
-    if (user) user(status);
+  terminate_and([user = user_.on_failure, status, why = std::string(why)] {
+    if (user) user(status, why);
   });
+}
+
+void ClientTransaction::on_transport_failure(std::string_view why) {
+  const State s = state();
+  if (s == State::Calling || s == State::Trying || s == State::Proceeding) fail(503, why);
 }
 
 }  // namespace esg::txn

@@ -5,20 +5,32 @@
 
 #include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "sip/message.hpp"
 #include "txn/timers.hpp"
 
 namespace esg::txn {
 
+// Told, after a send was accepted, that its bytes never reached the peer, and why ("TCP
+// connect to 127.0.0.1:5999 refused"). Runs on the worker that sent, at most once per send.
+using SendFailed = std::function<void(std::string_view why)>;
+
 // How a transaction reaches its peer: the socket or connection of its request.
 struct Channel {
   bool reliable = false;                       // TCP/TLS: the transport retransmits, we do not
   std::function<bool(std::string_view)> send;  // false: transport error (§17.1.4, §17.2.4)
+  // A connection fails after `send` accepted the bytes: refused, timed out, a TLS certificate
+  // that does not verify, lost before they were written. Channels that can tell set this (send,
+  // plus the later report); transactions then send through it and fail at once (§17.1.4)
+  // instead of at Timer B/F, 32 s later.
+  std::function<bool(std::string_view, SendFailed failed)> send_watched = nullptr;
 };
 
 enum class State : uint8_t {
@@ -53,13 +65,16 @@ class Transaction {
   void start_timer(Timer t, Millis after);
   void stop_timer(Timer t);
   bool timer_running(Timer t) const { return ids_[size_t(t)] != 0; }
-  bool transmit(std::string_view bytes) { return channel_.send && channel_.send(bytes); }
+  // Sends on the channel; a failure the channel reports later comes to on_transport_failure.
+  bool transmit(std::string_view bytes);
   bool reliable() const { return channel_.reliable; }
   void set_state(State s) { state_ = s; }
   void terminate();
   // Terminates and then tells the user, who may be waiting on this transaction's callbacks.
   void terminate_and(const std::function<void()>& notify);
   virtual void on_timer(Timer t) = 0;
+  // The channel reported that something this transaction sent never reached the peer.
+  virtual void on_transport_failure(std::string_view why) = 0;
 
   const TimerConfig& config_;
 
@@ -69,13 +84,37 @@ class Transaction {
   State state_;
   std::array<Timers::Id, size_t(Timer::kCount)> ids_{};
   std::function<void()> on_terminated_;
+  // Expires with the transaction: a failure reported after it is gone finds nobody.
+  std::shared_ptr<Transaction*> alive_;
+};
+
+// No final response: 408 on Timer B/F, 503 on a transport error (RFC 3261 §8.1.3.1) with what
+// went wrong (`why`, empty for a timeout). The TU's handler takes (status, why), or (status)
+// when the status is all it needs.
+class FailureHandler {
+ public:
+  FailureHandler() = default;
+  FailureHandler(std::nullptr_t) {}  // NOLINT(google-explicit-constructor)
+  // Implicit: TUs assign their lambdas, of either shape.
+  template <typename F>
+  FailureHandler(F f) {  // NOLINT(google-explicit-constructor)
+    if constexpr (std::is_invocable_v<F&, uint16_t, std::string_view>) {
+      f_ = std::move(f);
+    } else {
+      f_ = [g = std::move(f)](uint16_t status, std::string_view) mutable { g(status); };
+    }
+  }
+  explicit operator bool() const { return bool(f_); }
+  void operator()(uint16_t status, std::string_view why) const { f_(status, why); }
+
+ private:
+  std::function<void(uint16_t, std::string_view)> f_;
 };
 
 // What a client transaction tells its user (the TU).
 struct ClientUser {
   std::function<void(const sip::Message&)> on_response;
-  // No final response: 408 on Timer B/F, 503 on a transport error (RFC 3261 §8.1.3.1).
-  std::function<void(uint16_t status)> on_failure;
+  FailureHandler on_failure;
 };
 
 // What the two client machines share: the request, the user, the retransmit interval, and
@@ -93,7 +132,11 @@ class ClientTransaction : public Transaction {
         request_(std::move(request)),
         user_(std::move(user)),
         interval_(config.t1) {}
-  void fail(uint16_t status);  // Terminated, then on_failure(status)
+  void fail(uint16_t status, std::string_view why = {});  // Terminated, then on_failure
+  // §17.1.4: "the client transaction SHOULD inform the TU that a transport failure has
+  // occurred, and the client transaction SHOULD transition directly to the Terminated state";
+  // §8.1.3.1: the TU treats it as a 503. Only before a final response: the request was lost.
+  void on_transport_failure(std::string_view why) override;
 
   sip::Message request_;
   ClientUser user_;
@@ -151,6 +194,9 @@ class ServerNonInvite final : public Transaction {
 
  private:
   void on_timer(Timer t) override;
+  void on_transport_failure(std::string_view) override {
+    if (!terminated()) transport_failed();
+  }
   void transport_failed() { terminate_and(user_.on_transport_error); }
 
   sip::Message request_;
@@ -173,6 +219,9 @@ class ServerInvite final : public Transaction {
 
  private:
   void on_timer(Timer t) override;
+  void on_transport_failure(std::string_view) override {
+    if (!terminated()) transport_failed();
+  }
   void transport_failed() { terminate_and(user_.on_transport_error); }
 
   sip::Message request_;

@@ -493,13 +493,15 @@ void B2bua::Impl::send_invite(const std::shared_ptr<Call>& c, const Destination&
   user.on_response = [this, weak, attempt](const sip::Message& r) {
     if (auto c = weak.lock()) on_b_response(c, attempt, r);
   };
-  user.on_failure = [this, weak, attempt](uint16_t status) {
+  user.on_failure = [this, weak, attempt](uint16_t status, std::string_view why) {
     auto c = weak.lock();
     if (!c || c->attempt != attempt) return;
     if (c->state == Call::State::Ended) return;
-    failed_attempt(
-        c, status,
-        status == 408 ? "no answer from " + c->target_code : "cannot reach " + c->target_code);
+    // A transport error names itself ("TCP connect to ... refused"): the caller's 503 says so.
+    failed_attempt(c, status,
+                   !why.empty()    ? std::string(why)
+                   : status == 408 ? "no answer from " + c->target_code
+                                   : "cannot reach " + c->target_code);
   };
   c->b_final = false;
   c->b_invite = layer_.send_request(std::move(*parsed), b.channel, std::move(user));

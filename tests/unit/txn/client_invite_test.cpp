@@ -89,5 +89,42 @@ TEST_F(ClientInviteTest, TransportErrorOnRetransmissionBecomes503) {
   EXPECT_TRUE(t.terminated());
 }
 
+// A connection that is refused (or fails TLS verification) after the INVITE was queued on it: the
+// TU hears 503 with the reason at once, not 408 from Timer B 32 s later.
+TEST_F(ClientInviteTest, ConnectionFailureReportedLaterIs503AtOnce_17_1_4) {
+  ClientInvite t(timers, config, wire.watched_channel(), request("INVITE"), user());
+  t.start();
+  ASSERT_EQ(wire.reports.size(), 1u);
+  timers.advance(10ms);
+  EXPECT_TRUE(failures.empty());
+  wire.reports[0]("TCP connect to 127.0.0.1:5999 refused");
+  EXPECT_EQ(failures, std::vector<int>{503});
+  EXPECT_EQ(failure_reasons, std::vector<std::string>{"TCP connect to 127.0.0.1:5999 refused"});
+  EXPECT_TRUE(t.terminated());
+  EXPECT_EQ(timers.pending(), 0u);  // Timer B is gone: no 408 later
+  timers.advance(64s);
+  EXPECT_EQ(failures, std::vector<int>{503});
+}
+
+TEST_F(ClientInviteTest, AFailureReportedAfterTheFinalResponseChangesNothing) {
+  ClientInvite t(timers, config, wire.watched_channel(), request("INVITE"), user());
+  t.start();
+  t.on_response(response(200, "INVITE"));
+  wire.reports[0]("connection to 127.0.0.1:5061 lost: Broken pipe");
+  EXPECT_EQ(t.state(), State::Accepted);
+  EXPECT_TRUE(failures.empty());
+  EXPECT_EQ(responses, std::vector<int>{200});
+}
+
+TEST_F(ClientInviteTest, AFailureReportedAfterTheTransactionIsGoneFindsNobody) {
+  {
+    ClientInvite t(timers, config, wire.watched_channel(), request("INVITE"), user());
+    t.start();
+  }
+  ASSERT_EQ(wire.reports.size(), 1u);
+  wire.reports[0]("TCP connect to 127.0.0.1:5999 timed out");
+  EXPECT_TRUE(failures.empty());
+}
+
 }  // namespace
 }  // namespace esg::txn

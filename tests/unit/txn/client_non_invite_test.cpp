@@ -89,5 +89,29 @@ TEST_F(ClientNonInviteTest, ConfigurableTimers) {
   EXPECT_EQ(failures, std::vector<int>{408});
 }
 
+TEST_F(ClientNonInviteTest, ConnectionFailureReportedLaterIs503AtOnce_17_1_4) {
+  ClientNonInvite t(timers, config, wire.watched_channel(), request("REGISTER"), user());
+  t.start();
+  ASSERT_EQ(wire.reports.size(), 1u);
+  wire.reports[0]("TLS certificate verification failed: self-signed certificate (127.0.0.1:5061)");
+  EXPECT_EQ(failures, std::vector<int>{503});
+  ASSERT_EQ(failure_reasons.size(), 1u);
+  EXPECT_EQ(failure_reasons[0].rfind("TLS certificate verification failed: ", 0), 0u);
+  EXPECT_TRUE(t.terminated());
+  timers.advance(64s);
+  EXPECT_EQ(failures, std::vector<int>{503});  // no 408 from Timer F
+}
+
+TEST_F(ClientNonInviteTest, AReliableChannelThatCannotTellFailsOnlyAtTimerF) {
+  // The contrast: without send_watched the transaction learns nothing until Timer F.
+  ClientNonInvite t(timers, config, wire.channel(true), request("OPTIONS"), user());
+  t.start();
+  timers.advance(31999ms);
+  EXPECT_TRUE(failures.empty());
+  timers.advance(1ms);
+  EXPECT_EQ(failures, std::vector<int>{408});
+  EXPECT_EQ(failure_reasons, std::vector<std::string>{""});
+}
+
 }  // namespace
 }  // namespace esg::txn

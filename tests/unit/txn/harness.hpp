@@ -26,6 +26,19 @@ struct Wire {
                      return true;
                    }};
   }
+  // A connection-oriented channel that reports failures later, as TCP/TLS does: `reports`
+  // holds, per send, how the transport would tell that those bytes never reached the peer.
+  std::vector<SendFailed> reports;
+  Channel watched_channel() {
+    Channel c = channel(true);
+    c.send_watched = [this](std::string_view bytes, SendFailed failed) {
+      if (broken) return false;
+      sent.emplace_back(bytes);
+      reports.push_back(std::move(failed));
+      return true;
+    };
+    return c;
+  }
   // The start line of the n-th message sent.
   std::string line(size_t n) const { return sent.at(n).substr(0, sent.at(n).find("\r\n")); }
 };
@@ -85,9 +98,13 @@ struct ClientFixture : ::testing::Test {
   Wire wire;
   std::vector<int> responses;
   std::vector<int> failures;
+  std::vector<std::string> failure_reasons;
   ClientUser user() {
     return {[this](const sip::Message& r) { responses.push_back(r.status()); },
-            [this](uint16_t s) { failures.push_back(s); }};
+            [this](uint16_t s, std::string_view why) {
+              failures.push_back(s);
+              failure_reasons.emplace_back(why);
+            }};
   }
 };
 

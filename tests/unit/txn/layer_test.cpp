@@ -151,5 +151,25 @@ TEST_F(LayerTest, TimedOutClientTransactionReports408AndIsDeleted) {
   EXPECT_EQ(timers.pending(), 0u);
 }
 
+// Two requests queued on one connection that is then refused: each transaction hears 503 with
+// the reason at once, and both are deleted.
+TEST_F(LayerTest, EveryTransactionOnAFailedConnectionGets503AtOnceAndIsDeleted_17_1_4) {
+  std::vector<std::pair<int, std::string>> failures;
+  ClientUser cu{nullptr, [&](uint16_t s, std::string_view why) {
+                  failures.emplace_back(s, std::string(why));
+                }};
+  const Channel channel = wire.watched_channel();
+  layer.send_request(request("INVITE", "z9hG4bKi1"), channel, cu);
+  layer.send_request(request("OPTIONS", "z9hG4bKo1"), channel, cu);
+  ASSERT_EQ(wire.reports.size(), 2u);
+  for (auto& report : wire.reports)
+    report("TCP connect to 127.0.0.1:5999 refused");
+  const std::pair<int, std::string> refused{503, "TCP connect to 127.0.0.1:5999 refused"};
+  EXPECT_EQ(failures, (std::vector<std::pair<int, std::string>>{refused, refused}));
+  timers.advance(0ms);
+  EXPECT_EQ(layer.size(), 0u);
+  EXPECT_EQ(timers.pending(), 0u);
+}
+
 }  // namespace
 }  // namespace esg::txn

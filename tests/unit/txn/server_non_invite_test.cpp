@@ -64,5 +64,16 @@ TEST_F(ServerNonInviteTest, TransportErrorIsReported_17_2_4) {
   EXPECT_TRUE(t.terminated());
 }
 
+TEST_F(ServerNonInviteTest, AProvisionalLostWithItsConnectionIsATransportError_17_2_4) {
+  ServerNonInvite t(timers, config, wire.watched_channel(), request("OPTIONS"), user());
+  t.respond(100, sip::build_response(t.request(), 100));
+  ASSERT_EQ(wire.reports.size(), 1u);
+  wire.reports[0]("connection to 127.0.0.2:5060 closed");
+  EXPECT_EQ(transport_errors, 1);
+  EXPECT_TRUE(t.terminated());
+  wire.reports[0]("connection to 127.0.0.2:5060 closed");  // terminated: told once
+  EXPECT_EQ(transport_errors, 1);
+}
+
 }  // namespace
 }  // namespace esg::txn
