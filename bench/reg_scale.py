@@ -4,6 +4,7 @@ REGISTERs are spread over time, how long until all are registered, and the memor
 registered account costs (RSS with the accounts minus RSS of the same esg without them).
 
     bench/reg_scale.py [ACCOUNTS] [RATE]     (defaults 10000 and 500 REGISTERs/s)
+    ESG_BIN=build/other/esg bench/reg_scale.py ...   (another build than build/esg)
 """
 
 import json
@@ -18,7 +19,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ESG = os.path.join(ROOT, "build", "esg")
+# ESG_BIN runs another build (a helper's own build directory); the lead's build by default.
+ESG = os.environ.get("ESG_BIN") or os.path.join(ROOT, "build", "esg")
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
 RATE = float(sys.argv[2]) if len(sys.argv) > 2 else 500
 

@@ -135,6 +135,7 @@ class RegistrationClient {
   size_t target_ = 0;
   Link::Local local_;
   sip::auth::DigestClient digest_;
+  std::string nonce_;          // the nonce digest_ counts for
   std::string authorization_;  // header line answering the last challenge
   int challenges_ = 0;         // answered challenges since the last success
   txn::Millis retry_;
