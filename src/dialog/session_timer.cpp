@@ -124,6 +124,19 @@ std::optional<uint32_t> retry_interval(const sip::Message& response_422, uint32_
   return std::max(*min_se, requested);
 }
 
+bool takes_update(const sip::Message& m, bool unknown) {
+  if (!m.header(sip::HeaderId::Allow)) return unknown;
+  return has_option(m, sip::HeaderId::Allow, "UPDATE");
+}
+
+std::string build_refresh(Dialog& d, std::string_view via, uint32_t seconds, bool update,
+                          std::string_view sdp, std::string_view content_type) {
+  const std::string extra =
+      "Session-Expires: " + std::to_string(seconds) + ";refresher=uac\r\nSupported: timer\r\n";
+  if (update) return d.build_request("UPDATE", via, 0, extra);
+  return d.build_request("INVITE", via, 0, extra, sdp, content_type);
+}
+
 SessionTimer::SessionTimer(txn::Timers& timers, std::function<void()> on_refresh,
                            std::function<void()> on_expired)
     : timers_(timers), on_refresh_(std::move(on_refresh)), on_expired_(std::move(on_expired)) {}

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "base/result.hpp"
+#include "dialog/dialog.hpp"
 #include "sip/error.hpp"
 #include "sip/message.hpp"
 #include "txn/timers.hpp"
@@ -49,6 +50,18 @@ std::optional<SessionExpires> uac_session(const sip::Message& response,
                                           std::optional<uint32_t> requested);
 // §7.3: after a 422, the next request asks for the larger of its Min-SE and our interval.
 std::optional<uint32_t> retry_interval(const sip::Message& response_422, uint32_t requested);
+
+// RFC 3311 §5.1: whether the peer that sent `m` (its INVITE, or its 2xx to ours) takes UPDATE,
+// which it says by listing UPDATE in Allow. Without an Allow header nothing is known: `unknown`.
+bool takes_update(const sip::Message& m, bool unknown);
+
+// The session refresh esg sends as the refresher of dialog `d` (§7.4), with `via` (a new branch)
+// and refresher=uac (esg is this request's UAC and stays the refresher). A peer that takes
+// UPDATE gets an UPDATE without a body. One that does not gets a re-INVITE repeating `sdp`, the
+// description it was last sent, byte for byte: the same o= version means no change (RFC 3264
+// §8), so the refresh touches neither the media nor the other leg.
+std::string build_refresh(Dialog& d, std::string_view via, uint32_t seconds, bool update,
+                          std::string_view sdp = {}, std::string_view content_type = {});
 
 // Drives one dialog's session timer. As the refresher it asks for a refresh at half the interval
 // (§10); otherwise it ends the session at the interval minus min(32 s, interval/3) without a

@@ -4,8 +4,11 @@
 #include <openssl/rand.h>
 #include <srtp2/srtp.h>
 
+#include <algorithm>
 #include <mutex>
 #include <vector>
+
+#include "sdp/session.hpp"
 
 namespace esg::media {
 
@@ -49,6 +52,19 @@ std::optional<std::string> inline_key(std::string_view key_params) {
   std::string_view key = key_params.substr(7);
   key = key.substr(0, key.find('|'));
   return std::string(key);
+}
+
+bool srtp_keyed(std::string_view sdp) {
+  auto parsed = sdp::parse(sdp);
+  if (!parsed) return false;
+  for (const auto& m : parsed->media) {
+    if (m.port == 0 || m.proto.find("RTP/") == std::string::npos) continue;
+    const auto keys = m.crypto();
+    if (std::none_of(keys.begin(), keys.end(),
+                     [](const sdp::Crypto& c) { return inline_key(c.key_params).has_value(); }))
+      return false;
+  }
+  return true;
 }
 
 struct Srtp::Ctx {

@@ -18,6 +18,12 @@ inline constexpr const char* kSrtpSuite = "AES_CM_128_HMAC_SHA1_80";
 std::string new_srtp_key();
 // The key of an `inline:<key>[|lifetime][|MKI]` parameter.
 std::optional<std::string> inline_key(std::string_view key_params);
+// Whether every RTP stream of the description `sdp` that is not refused (port 0) carries an
+// SDES key (a=crypto with an `inline:` key): what a leg whose `srtp` is required must send and
+// be sent. For descriptions that cross without the relay: the keys then go end to end between
+// the peers, so any suite counts (the relay checks its own suites). A description that does not
+// parse has no keys.
+bool srtp_keyed(std::string_view sdp);
 
 class Srtp {
  public:

@@ -1,5 +1,7 @@
 #include "edge/b2bua/impl.hpp"
 
+#include "media/srtp.hpp"
+
 namespace esg::edge {
 
 void B2bua::Impl::end_all(const std::string& why) {
@@ -104,9 +106,16 @@ bool B2bua::Impl::on_stray_response(const sip::Message& r) {
     ack_and_bye(e, r, 408, "answered after the INVITE timed out");
     return true;
   }
-  if (it == legs_.end() || it->second.is_a) return false;
+  if (it == legs_.end()) return false;
   auto& c = it->second.call;
-  if (r.cseq().method == "INVITE" && r.status() >= 200 && r.status() < 300 && !c->b_ack.empty()) {
+  Leg& leg = it->second.is_a ? c->a : c->b;
+  if (answer && leg.call_id == r.call_id() && leg.refresh_acked &&
+      r.cseq().number == leg.refresh_acked) {
+    leg.channel.send(leg.refresh_ack);  // esg's refresh re-INVITE (sessions.cpp): ACK again
+    return true;
+  }
+  if (it->second.is_a) return false;
+  if (answer && !c->b_ack.empty()) {
     c->b.channel.send(c->b_ack);
     return true;
   }
@@ -419,9 +428,12 @@ void B2bua::Impl::send_invite(const std::shared_ptr<Call>& c, const Destination&
   // The caller's offer, pointed at our relay when it carries this call's media: always
   // (media.relay), for legs pinned to it (media=true), or when the legs share no codec or
   // only one of them takes SRTP.
+  // A callee that requires SRTP offered no keys (a caller with srtp optional may offer plain
+  // RTP) also needs the relay: esg then keys that leg itself.
   const bool transcode =
       (has_sdp(*areq) && media::needs_transcoding(areq->body(), b.policy.codecs)) ||
-      (c->a.policy.srtp == "off") != (b.policy.srtp == "off");
+      (c->a.policy.srtp == "off") != (b.policy.srtp == "off") ||
+      (b.policy.srtp == "required" && has_sdp(*areq) && !media::srtp_keyed(areq->body()));
   if (!c->media && media_.poller &&
       (media_.relay_all || c->a.policy.media || b.policy.media || transcode)) {
     c->media = std::make_unique<media::Session>(*media_.poller, *media_.ports, *media_.options,
@@ -485,6 +497,8 @@ void B2bua::Impl::send_invite(const std::shared_ptr<Call>& c, const Destination&
   }
   c->b_invite_bytes = m;
   c->b_dest = dest;
+  b.sent_sdp = body;
+  b.sent_sdp_type = body.empty() ? std::string() : content_type_of(*areq);
   b.channel = link_.channel(dest, tls_verify);
   c->state = Call::State::Calling;
   const int attempt = c->attempt;
@@ -499,7 +513,7 @@ void B2bua::Impl::send_invite(const std::shared_ptr<Call>& c, const Destination&
     if (c->state == Call::State::Ended) return;
     // A transport error names itself ("TCP connect to ... refused"): the caller's 503 says so.
     failed_attempt(c, status,
-                   !why.empty()    ? std::string(why)
+                   !why.empty()    ? "cannot reach " + c->target_code + ": " + std::string(why)
                    : status == 408 ? "no answer from " + c->target_code
                                    : "cannot reach " + c->target_code);
   };
@@ -545,7 +559,21 @@ void B2bua::Impl::on_b_response(const std::shared_ptr<Call>& c, int attempt,
     // A description the relay refuses is not passed on as it is (it may be SRTP-less).
     std::string why;
     std::string early = has_sdp(r) ? cross(*c, 1, r.body(), {}, &why) : std::string();
+    if (why == media::kSrtpMissing) {
+      // An early answer without keys where SRTP is required: the final answer will have none
+      // either, and early media would cross in clear. The callee is cancelled and the attempt
+      // fails like a 488; the next target is tried (issue 20).
+      const std::string text = refused_media(*c, why);
+      send_cancel(*c, reason_line(488, text));
+      ++c->attempt;  // its 487 (or a 2xx after all, taken down) belongs to the past
+      failed_attempt(c, 488, text);
+      return;
+    }
     if (!why.empty()) early.clear();
+    if (!early.empty()) {
+      c->a.sent_sdp = early;
+      c->a.sent_sdp_type = content_type_of(r);
+    }
     reply_a(*c, s, r.reason(), extra, early, content_type_of(r));
     if (!c->ring_timer) start_ring_timer(c);
     c->state = Call::State::Early;
@@ -578,8 +606,9 @@ void B2bua::Impl::on_b_response(const std::shared_ptr<Call>& c, int attempt,
     std::string why;
     const std::string answer = has_sdp(r) ? cross(*c, 1, r.body(), {}, &why) : std::string();
     if (!why.empty()) {
-      ack_and_bye(c, r, 488, "media: " + why);
-      failed_attempt(c, 488, "media: " + why);
+      const std::string text = refused_media(*c, why);
+      ack_and_bye(c, r, 488, text);
+      failed_attempt(c, 488, text);
       return;
     }
     b.dialog->confirm();
@@ -601,6 +630,10 @@ void B2bua::Impl::on_b_response(const std::shared_ptr<Call>& c, int attempt,
     std::string ok = with_body(sip::build_response(*areq, s, r.reason(), c->a.local_tag, extra),
                                content_type_of(r), answer);
     layer_.respond(c->a_invite, s, ok);
+    if (!answer.empty()) {
+      c->a.sent_sdp = answer;
+      c->a.sent_sdp_type = content_type_of(r);
+    }
     c->a.dialog->confirm();
     by_invite_.erase(c->a_invite);
     std::weak_ptr<Call> weak = c;
@@ -660,7 +693,17 @@ void B2bua::Impl::on_b_response(const std::shared_ptr<Call>& c, int attempt,
 
 std::string B2bua::Impl::cross(Call& c, int from, std::string_view body,
                                const std::string& advertise, std::string* why) {
-  if (!c.media || body.empty()) return std::string(body);
+  if (body.empty()) return std::string(body);
+  if (!c.media) {
+    // Without the relay a description reaches the other peer as it is, keys and all (they go
+    // end to end): where either leg requires SRTP, it must carry them.
+    if (why && (c.a.policy.srtp == "required" || c.b.policy.srtp == "required") &&
+        !media::srtp_keyed(body)) {
+      c.decisions.push_back(std::string("media: ") + media::kSrtpMissing);
+      *why = media::kSrtpMissing;
+    }
+    return std::string(body);
+  }
   const std::string& host = !advertise.empty() ? advertise : (from == 0 ? c.b : c.a).media_host;
   auto r = c.media->relay_description(from, body, host);
   if (!r) {
@@ -781,7 +824,11 @@ void B2bua::Impl::respond(txn::TxnId server, const sip::Message& req, uint16_t s
                  sip::build_response(req, status, reason, tag.empty() ? new_tag() : tag, extra));
 }
 
-void B2bua::Impl::send_cancel(Call& c) {
+std::string B2bua::Impl::refused_media(const Call& c, const std::string& why) {
+  return "media: " + why + (why == media::kSrtpMissing ? " from " + c.target_code : "");
+}
+
+void B2bua::Impl::send_cancel(Call& c, const std::string& reason) {
   auto inv = sip::parse_message(c.b_invite_bytes);
   if (!inv) return;
   std::string m = "CANCEL " + std::string(inv->request_uri().text) + " SIP/2.0\r\n";
@@ -791,8 +838,12 @@ void B2bua::Impl::send_cancel(Call& c) {
   m += "To: " + std::string(inv->to().text) + "\r\n";
   m += "Call-ID: " + std::string(inv->call_id()) + "\r\n";
   m += "CSeq: " + std::to_string(inv->cseq().number) + " CANCEL\r\n";
-  m += c.cancel_reason.empty() ? reason_line(487, "Cancelled by the caller")
-                               : "Reason: " + c.cancel_reason + "\r\n";
+  if (!reason.empty()) {
+    m += reason;
+  } else {
+    m += c.cancel_reason.empty() ? reason_line(487, "Cancelled by the caller")
+                                 : "Reason: " + c.cancel_reason + "\r\n";
+  }
   m += "Content-Length: 0\r\n\r\n";
   if (auto p = sip::parse_message(m)) layer_.send_request(std::move(*p), c.b.channel, {});
 }

@@ -32,15 +32,23 @@ struct B2bua::Leg {
   std::string via_host;       // host:port of our Via
   std::string contact;        // our Contact, a name-addr
   std::string sdp, sdp_type;  // the last session description this leg's peer sent
-  std::string code;           // the account or connection on this leg
-  LegPolicy policy;           // from its account or connection
-  std::string media_host;     // our address as this leg's peer sees it (for the relay's SDP)
+  // The last session description esg sent this leg's peer: a session refresh by re-INVITE
+  // repeats it, o= version and all (RFC 4028 §7.4, RFC 3264 §8: nothing changed).
+  std::string sent_sdp, sent_sdp_type;
+  std::string code;        // the account or connection on this leg
+  LegPolicy policy;        // from its account or connection
+  std::string media_host;  // our address as this leg's peer sees it (for the relay's SDP)
   // RFC 4028 on this leg (sessions.*): its timer, interval, whether esg is the refresher, and
-  // whether the peer takes UPDATE (esg refreshes with UPDATE).
+  // whether the peer takes UPDATE (esg refreshes with UPDATE, else with a re-INVITE).
   std::unique_ptr<dialog::SessionTimer> session;
   uint32_t session_seconds = 0;
   bool esg_refreshes = false;
   bool peer_takes_update = true;
+  // esg's refresh re-INVITE on this leg: its CSeq while in progress (no other INVITE may start
+  // on the dialog, RFC 3261 §14.1), and the ACK of its 2xx, sent again on retransmissions.
+  uint32_t refresh_cseq = 0;
+  uint32_t refresh_acked = 0;
+  std::string refresh_ack;
 
   std::string via() const {
     std::string t = transport;

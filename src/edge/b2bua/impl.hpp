@@ -162,7 +162,12 @@ class B2bua::Impl {
   void respond(txn::TxnId server, const sip::Message& req, uint16_t status, std::string_view reason,
                const std::string& extra = {}, const std::string& tag = {});
 
-  void send_cancel(Call& c);
+  // `reason`: the CANCEL's Reason line (default: the caller's CANCEL's, or "Cancelled by the
+  // caller").
+  void send_cancel(Call& c, const std::string& reason = {});
+
+  // Why the callee's description is refused, for its BYE or CANCEL and the caller's answer.
+  static std::string refused_media(const Call& c, const std::string& why);
 
   // A 2xx nobody wants (cancelled, or a late target): confirm it and take it down at once.
   void ack_and_bye(const std::shared_ptr<Call>& c, const sip::Message& r, uint16_t cause = 487,
@@ -183,6 +188,13 @@ class B2bua::Impl {
   void hang_up(const std::shared_ptr<Call>& c, bool by_esg, const std::string& why);
 
   void send_in_dialog(Leg& leg, std::string_view method, const std::string& extra);
+
+  // esg sent `leg`'s peer the description `body` (nothing when empty): kept for refreshes.
+  static void sent(Leg& leg, std::string_view body, std::string_view content_type) {
+    if (body.empty()) return;
+    leg.sent_sdp = std::string(body);
+    leg.sent_sdp_type = std::string(content_type);
+  }
 
   // Any other request inside the dialog goes to the other leg, and its answer comes back.
   void relay(const std::shared_ptr<Call>& c, bool from_a, txn::TxnId server,

@@ -11,8 +11,9 @@ void B2bua::Impl::on_ack(const std::shared_ptr<Call>& c, bool from_a, const sip:
       x.sdp = std::string(ack.body());
       x.sdp_type = content_type_of(ack);
     }
-    c->b_ack = y.dialog->build_request("ACK", y.via(), c->b_cseq, {}, crossed(*c, from_a, ack),
-                                       content_type_of(ack));
+    const std::string body = crossed(*c, from_a, ack);
+    if (has_sdp(ack)) sent(y, body, content_type_of(ack));
+    c->b_ack = y.dialog->build_request("ACK", y.via(), c->b_cseq, {}, body, content_type_of(ack));
     y.channel.send(c->b_ack);
     c->state = Call::State::Confirmed;
     return;
@@ -25,8 +26,10 @@ void B2bua::Impl::on_ack(const std::shared_ptr<Call>& c, bool from_a, const sip:
       x.sdp_type = content_type_of(ack);
     }
     if (c->reinvite->to_cseq && y.dialog) {
-      y.channel.send(y.dialog->build_request("ACK", y.via(), c->reinvite->to_cseq, {},
-                                             crossed(*c, from_a, ack), content_type_of(ack)));
+      const std::string body = crossed(*c, from_a, ack);
+      if (has_sdp(ack)) sent(y, body, content_type_of(ack));
+      y.channel.send(y.dialog->build_request("ACK", y.via(), c->reinvite->to_cseq, {}, body,
+                                             content_type_of(ack)));
     }
     c->reinvite.reset();
   }
@@ -70,8 +73,9 @@ void B2bua::Impl::relay(const std::shared_ptr<Call>& c, bool from_a, txn::TxnId 
   }
   const bool invite = req.method() == sip::Method::Invite;
   const bool update = req.method() == sip::Method::Update;
-  if (invite && c->reinvite) {
-    respond(server, req, 491, {}, {}, x.local_tag);  // RFC 3261 §14.2
+  if (invite && (c->reinvite || c->a.refresh_cseq || c->b.refresh_cseq)) {
+    // RFC 3261 §14.2 (an INVITE of ours is in progress: a relayed one, or esg's refresh).
+    respond(server, req, 491, {}, {}, x.local_tag);
     return;
   }
   // A session refresh (RFC 4028) concerns its own leg only: answered here.
@@ -99,6 +103,7 @@ void B2bua::Impl::relay(const std::shared_ptr<Call>& c, bool from_a, txn::TxnId 
                             "Contact: " + x.contact + "\r\n" + sessions_.answer(c, from_a, req)),
         y.sdp_type, answer);
     layer_.respond(server, 200, ok);
+    sent(x, answer, y.sdp_type);
     c->decisions.push_back(std::string("re-INVITE from ") + (from_a ? "A" : "B") +
                            (refresh_only ? " only refreshed the session: answered locally"
                                          : " answered locally (reinvite=false)"));
@@ -133,8 +138,10 @@ void B2bua::Impl::relay(const std::shared_ptr<Call>& c, bool from_a, txn::TxnId 
       x.sdp_type = content_type_of(req);
     }
   }
+  const std::string body = crossed(*c, from_a, req);
+  if (has_sdp(req)) sent(y, body, content_type_of(req));
   const std::string bytes =
-      y.dialog->build_request(req.method_text(), y.via(), 0, extra, crossed(*c, from_a, req),
+      y.dialog->build_request(req.method_text(), y.via(), 0, extra, body,
                               req.body().empty() ? std::string() : content_type_of(req));
   auto m = sip::parse_message(bytes);
   if (!m) {
@@ -178,8 +185,10 @@ void B2bua::Impl::relay(const std::shared_ptr<Call>& c, bool from_a, txn::TxnId 
       sessions_.answered(c, !from_a, r, asked);
       extra += sessions_.answer(c, from_a, *req);
     }
+    const std::string body = crossed(*c, !from_a, r);
+    if (has_sdp(r) && s < 300) sent(x, body, content_type_of(r));
     std::string out = with_body(sip::build_response(*req, s, r.reason(), x.local_tag, extra),
-                                content_type_of(r), crossed(*c, !from_a, r));
+                                content_type_of(r), body);
     layer_.respond(server, s, out);
     if (invite) {
       if (s < 300) {
@@ -270,8 +279,8 @@ void B2bua::Impl::end(const std::shared_ptr<Call>& c, const std::string& by, con
   c->decisions = {};
   c->candidates = {};
   c->skipped = {};
-  c->a.sdp = {};
-  c->b.sdp = {};
+  c->a.sdp = c->a.sent_sdp = {};
+  c->b.sdp = c->b.sent_sdp = {};
   c->config.reset();
   // Retransmissions and late in-dialog requests are the transaction layer's (or get 481).
   // Only an INVITE still out towards the B side can bring a 2xx that must be taken down

@@ -128,6 +128,7 @@ void B2bua::Impl::transfer_invite(const std::shared_ptr<Call>& c, const Destinat
   // the relay, on the side the referring leg had).
   const std::string offer =
       c->media && !y.sdp.empty() ? cross(*c, tr.from_a ? 1 : 0, y.sdp, n.media_host) : y.sdp;
+  sent(n, offer, y.sdp_type);
   if (!offer.empty()) m += "Content-Type: " + y.sdp_type + "\r\n";
   m += "Content-Length: " + std::to_string(offer.size()) + "\r\n\r\n" + offer;
   auto parsed = sip::parse_message(m);
@@ -212,6 +213,7 @@ void B2bua::Impl::on_transfer_response(const std::shared_ptr<Call>& c, int attem
   Leg& y = from_a ? c->b : c->a;
   if (y.dialog && !x.sdp.empty()) {
     const std::string offer = cross(*c, from_a ? 0 : 1, x.sdp);
+    sent(y, offer, x.sdp_type);
     // The re-INVITE refreshes the remaining leg's session timer too (RFC 4028 §7.4).
     const uint32_t asked = sessions_.kept_seconds(y);
     auto m = sip::parse_message(

@@ -6,12 +6,9 @@ namespace esg::edge {
 
 namespace {
 
-bool takes_update(const sip::Message& m, bool before) {
-  // RFC 3311 §5.1: a peer lists UPDATE in Allow when it takes it; without an Allow header we
-  // cannot tell, and try (a 405 then turns the leg's timer off).
-  if (!m.header(sip::HeaderId::Allow)) return before;
-  return dialog::has_option(m, sip::HeaderId::Allow, "UPDATE");
-}
+// While another INVITE is in progress on the call esg's refresh re-INVITE waits this long and
+// tries again (RFC 3261 §14.1: one INVITE transaction at a time on a dialog).
+constexpr std::chrono::milliseconds kBusyRetry{2000};
 
 const char* side(bool a_leg) {
   return a_leg ? "A" : "B";
@@ -46,19 +43,14 @@ std::string B2bua::Sessions::answer(const std::shared_ptr<Call>& c, bool a_leg,
                                     const sip::Message& request) {
   if (!enabled()) return {};
   Leg& leg = a_leg ? c->a : c->b;
-  leg.peer_takes_update = takes_update(request, leg.peer_takes_update);
+  // Without an Allow header a peer's UPDATE support is unknown: esg tries UPDATE, and a 405 or
+  // 501 moves the leg to re-INVITEs.
+  leg.peer_takes_update = dialog::takes_update(request, leg.peer_takes_update);
   const dialog::UasSessionDecision d = dialog::uas_session(request, policy_);
   if (d.reject || !d.session) return {};
-  const bool esg_refreshes = d.session->refresher == dialog::Refresher::Uas;
-  const bool peer_has_timers = dialog::has_option(request, sip::HeaderId::Supported, "timer");
-  if (esg_refreshes && !leg.peer_takes_update && !peer_has_timers) {
-    // A peer without timers that takes no UPDATE: esg could only refresh it with a re-INVITE
-    // that changes nothing; the leg goes without (the other leg's timer and the media timeout
-    // still end a dead call).
-    if (leg.session) leg.session->stop();
-    return {};
-  }
-  start(c, a_leg, d.session->seconds, esg_refreshes);
+  // esg refreshes a peer without timers too: with UPDATE, or, when the peer takes none, with
+  // a re-INVITE that changes nothing (refresh()).
+  start(c, a_leg, d.session->seconds, d.session->refresher == dialog::Refresher::Uas);
   return d.headers();
 }
 
@@ -66,14 +58,11 @@ void B2bua::Sessions::answered(const std::shared_ptr<Call>& c, bool a_leg,
                                const sip::Message& response, uint32_t asked) {
   if (!enabled()) return;
   Leg& leg = a_leg ? c->a : c->b;
-  leg.peer_takes_update = takes_update(response, leg.peer_takes_update);
+  leg.peer_takes_update = dialog::takes_update(response, leg.peer_takes_update);
   const auto se =
       dialog::uac_session(response, asked ? std::optional<uint32_t>(asked) : std::nullopt);
-  const bool peer_has_timers = response.header(sip::HeaderId::SessionExpires) != nullptr;
-  if (!se ||
-      (se->refresher == dialog::Refresher::Uac && !leg.peer_takes_update && !peer_has_timers)) {
-    // No timer on this leg (or only esg's, which it could not refresh): nothing runs.
-    if (leg.session) leg.session->stop();
+  if (!se) {
+    if (leg.session) leg.session->stop();  // no timer on this leg
     return;
   }
   start(c, a_leg, se->seconds, se->refresher == dialog::Refresher::Uac);
@@ -125,25 +114,59 @@ void B2bua::Sessions::start(const std::shared_ptr<Call>& c, bool a_leg, uint32_t
 void B2bua::Sessions::refresh(const std::shared_ptr<Call>& c, bool a_leg, uint32_t seconds) {
   Leg& leg = a_leg ? c->a : c->b;
   if (!leg.dialog) return;
-  // esg is the UAC of its refresh: refresher=uac keeps esg the refresher (§7.4).
-  const std::string extra =
-      "Session-Expires: " + std::to_string(seconds) + ";refresher=uac\r\nSupported: timer\r\n";
-  auto m = sip::parse_message(leg.dialog->build_request("UPDATE", leg.via(), 0, extra));
-  if (!m) return;
+  // A peer that takes no UPDATE gets a re-INVITE with the description it was last sent (none
+  // sent yet: UPDATE is all there is).
+  const bool update = leg.peer_takes_update || leg.sent_sdp.empty();
   std::weak_ptr<Call> weak = c;
+  if (!update && (c->reinvite || leg.refresh_cseq)) {
+    // Another INVITE is in progress on the call (a relayed re-INVITE): not now. The expiry
+    // timer keeps running meanwhile.
+    timers_.start(kBusyRetry, [this, weak, a_leg, seconds] {
+      auto c = weak.lock();
+      if (c && c->state != Call::State::Ended) refresh(c, a_leg, seconds);
+    });
+    return;
+  }
+  auto m = sip::parse_message(dialog::build_refresh(*leg.dialog, leg.via(), seconds, update,
+                                                    leg.sent_sdp, leg.sent_sdp_type));
+  if (!m) return;
+  const std::string call_id = leg.call_id;
+  if (!update) leg.refresh_cseq = m->cseq().number;
   txn::ClientUser user;
-  user.on_response = [this, weak, a_leg, seconds](const sip::Message& r) {
+  user.on_response = [this, weak, a_leg, seconds, update, call_id](const sip::Message& r) {
     if (r.status() < 200) return;
-    if (auto c = weak.lock()) on_refresh_answer(c, a_leg, seconds, r.status(), &r);
+    auto c = weak.lock();
+    if (!c) return;
+    Leg& leg = a_leg ? c->a : c->b;
+    if (leg.call_id != call_id || !leg.dialog) return;  // the leg was replaced (a transfer)
+    if (!update && r.status() < 300) {
+      // RFC 3261 §13.2.2.4: esg ACKs its re-INVITE's 2xx, and again each retransmission. The
+      // answer's description is not passed on: it answers an offer that changed nothing.
+      if (leg.refresh_acked == r.cseq().number) {
+        leg.channel.send(leg.refresh_ack);
+        return;
+      }
+      leg.dialog->on_refresh_response(r);
+      leg.refresh_ack = leg.dialog->build_request("ACK", leg.via(), r.cseq().number);
+      leg.refresh_acked = r.cseq().number;
+      leg.channel.send(leg.refresh_ack);
+    }
+    if (!update) leg.refresh_cseq = 0;
+    on_refresh_answer(c, a_leg, seconds, update, r.status(), &r);
   };
-  user.on_failure = [this, weak, a_leg, seconds](uint16_t status) {
-    if (auto c = weak.lock()) on_refresh_answer(c, a_leg, seconds, status, nullptr);
+  user.on_failure = [this, weak, a_leg, seconds, update, call_id](uint16_t status) {
+    auto c = weak.lock();
+    if (!c) return;
+    Leg& leg = a_leg ? c->a : c->b;
+    if (leg.call_id != call_id) return;
+    if (!update) leg.refresh_cseq = 0;
+    on_refresh_answer(c, a_leg, seconds, update, status, nullptr);
   };
   layer_.send_request(std::move(*m), leg.channel, std::move(user));
 }
 
 void B2bua::Sessions::on_refresh_answer(const std::shared_ptr<Call>& c, bool a_leg,
-                                        uint32_t seconds, uint16_t status,
+                                        uint32_t seconds, bool update, uint16_t status,
                                         const sip::Message* response) {
   if (c->state == Call::State::Ended) return;
   Leg& leg = a_leg ? c->a : c->b;
@@ -166,11 +189,20 @@ void B2bua::Sessions::on_refresh_answer(const std::shared_ptr<Call>& c, bool a_l
                     (status == 481 ? "481 Call/Transaction Does Not Exist" : "no answer"));
     return;
   }
+  if (update && (status == 405 || status == 501) && !leg.sent_sdp.empty()) {
+    // The peer takes no UPDATE after all (it had not said): re-INVITEs from now on.
+    leg.peer_takes_update = false;
+    c->decisions.push_back(std::string("session refresh on the ") + side(a_leg) + " leg: " +
+                           std::to_string(status) + " to esg's UPDATE, by re-INVITE from now on");
+    refresh(c, a_leg, seconds);
+    return;
+  }
   if (status == 405 || status == 501 || status == 420) {
-    // The peer takes no UPDATE or no timers: nothing to refresh this leg with.
+    // The peer takes no such request or no timers: nothing to refresh this leg with.
     leg.session->stop();
     c->decisions.push_back(std::string("session timer on the ") + side(a_leg) +
-                           " leg off: " + std::to_string(status) + " to esg's UPDATE");
+                           " leg off: " + std::to_string(status) + " to esg's " +
+                           (update ? "UPDATE" : "re-INVITE"));
     return;
   }
   // It answered (491 glare, a 5xx): alive. The next refresh is due in half an interval.

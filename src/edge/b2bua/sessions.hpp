@@ -4,9 +4,10 @@
 // a BYE — a PBX that crashed, a provider that lost the call, a NAT binding gone — ends on both
 // legs and frees its trunk, with or without the media relay. esg asks a callee to refresh
 // (refresher=uas on the B leg), lets a caller that supports timers refresh (§9's default), and
-// refreshes with UPDATE itself where the peer does not support timers (§7.4, §10). Refreshes a
-// peer sends are answered on its own leg; re-INVITEs and UPDATEs that change the media still
-// cross, and each leg's answer then carries that leg's own Session-Expires. Private to the
+// refreshes itself where the peer does not support timers (§7.4, §10): with UPDATE, or with a
+// re-INVITE that changes nothing when the peer takes no UPDATE (it does not list it in Allow).
+// Refreshes a peer sends are answered on its own leg; re-INVITEs and UPDATEs that change the media
+// still cross, and each leg's answer then carries that leg's own Session-Expires. Private to the
 // B2BUA; runs on the call's worker.
 
 #include <cstdint>
@@ -54,7 +55,8 @@ class B2bua::Sessions {
  private:
   void start(const std::shared_ptr<Call>& c, bool a_leg, uint32_t seconds, bool esg_refreshes);
   void refresh(const std::shared_ptr<Call>& c, bool a_leg, uint32_t seconds);
-  void on_refresh_answer(const std::shared_ptr<Call>& c, bool a_leg, uint32_t seconds,
+  // `update`: the refresh was an UPDATE (else a re-INVITE).
+  void on_refresh_answer(const std::shared_ptr<Call>& c, bool a_leg, uint32_t seconds, bool update,
                          uint16_t status, const sip::Message* response);
 
   txn::Layer& layer_;

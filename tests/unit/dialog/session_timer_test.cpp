@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "dialog/reliable.hpp"
 #include "test_support/parse.hpp"
 
 namespace esg::dialog {
@@ -91,6 +92,40 @@ TEST(UacSession, RetriesA422WithTheLargerInterval_4028_7_3) {
   EXPECT_EQ(retry_interval(r, 90), 1000u);
   EXPECT_EQ(retry_interval(r, 1800), 1800u);
   EXPECT_FALSE(retry_interval(parse(ok("")), 90));
+}
+
+TEST(SessionRefresh, APeerTakesUpdateWhenItListsItInAllow_3311_5_1) {
+  EXPECT_TRUE(takes_update(parse(ok("Allow: INVITE, ACK, BYE, UPDATE\r\n")), false));
+  EXPECT_FALSE(takes_update(parse(ok("Allow: INVITE, ACK, CANCEL, BYE\r\n")), true));
+  EXPECT_FALSE(takes_update(parse(invite("Allow: INVITE,ACK,BYE,OPTIONS\r\n")), true));
+  // No Allow header: nothing known, what was believed before stays.
+  EXPECT_TRUE(takes_update(parse(ok("")), true));
+  EXPECT_FALSE(takes_update(parse(ok("")), false));
+}
+
+TEST(SessionRefresh, APeerWithoutUpdateGetsAReInviteRepeatingItsLastDescription_4028_7_4) {
+  auto d = Dialog::as_uac(parse(invite("")), parse(ok("Contact: <sip:b@127.0.0.2:5070>\r\n")),
+                          "<sip:esg@127.0.0.1:5080>");
+  ASSERT_TRUE(d);
+  d->confirm();
+  const std::string sdp =
+      "v=0\r\no=esg 77 3 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+      "m=audio 21000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+  const auto via = "SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKr1";
+  auto reinvite = parse(build_refresh(*d, via, 90, false, sdp, "application/sdp"));
+  EXPECT_EQ(reinvite.method(), sip::Method::Invite);
+  EXPECT_EQ(reinvite.request_uri().text, "sip:b@127.0.0.2:5070");
+  EXPECT_EQ(reinvite.cseq().number, 2u);  // the dialog's next request
+  EXPECT_EQ(reinvite.header(sip::HeaderId::SessionExpires)->value, "90;refresher=uac");
+  EXPECT_TRUE(has_option(reinvite, sip::HeaderId::Supported, "timer"));
+  EXPECT_EQ(reinvite.body(), sdp);  // the same o= version: nothing changed (RFC 3264 §8)
+  EXPECT_EQ(reinvite.header(sip::HeaderId::ContentType)->value, "application/sdp");
+  // A peer that takes UPDATE: an UPDATE without a body.
+  auto update = parse(build_refresh(*d, via, 90, true, sdp, "application/sdp"));
+  EXPECT_EQ(update.method(), sip::Method::Update);
+  EXPECT_EQ(update.cseq().number, 3u);
+  EXPECT_TRUE(update.body().empty());
+  EXPECT_EQ(update.header(sip::HeaderId::SessionExpires)->value, "90;refresher=uac");
 }
 
 TEST(SessionTimer, TheRefresherRefreshesAtHalfTheInterval_4028_10) {

@@ -65,4 +65,29 @@ TEST(Srtp, KeysAndSuites) {
   EXPECT_FALSE(esg::media::inline_key("uri:http://keys"));
 }
 
+TEST(Srtp, ADescriptionIsKeyedWhenEveryLiveRtpStreamHasAnInlineKey) {
+  const std::string head =
+      "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n";
+  const std::string key =
+      "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + esg::media::new_srtp_key() + "\r\n";
+  using esg::media::srtp_keyed;
+  EXPECT_TRUE(srtp_keyed(head + "m=audio 4000 RTP/SAVP 8\r\n" + key));
+  // Any suite counts: end to end, the peers' suites are theirs to agree on.
+  EXPECT_TRUE(srtp_keyed(head +
+                         "m=audio 4000 RTP/SAVP 8\r\n"
+                         "a=crypto:1 AEAD_AES_256_GCM inline:" +
+                         std::string(60, 'A') + "\r\n"));
+  EXPECT_FALSE(srtp_keyed(head + "m=audio 4000 RTP/AVP 8\r\n"));   // plain RTP
+  EXPECT_FALSE(srtp_keyed(head + "m=audio 4000 RTP/SAVP 8\r\n"));  // SAVP, yet no key
+  EXPECT_FALSE(srtp_keyed(head + "m=audio 4000 RTP/SAVP 8\r\n"
+                                 "a=crypto:1 AES_CM_128_HMAC_SHA1_80 uri:http://x\r\n"));
+  // Every stream: a keyed audio and a plain video are not keyed.
+  EXPECT_FALSE(
+      srtp_keyed(head + "m=audio 4000 RTP/SAVP 8\r\n" + key + "m=video 4002 RTP/AVP 96\r\n"));
+  // Refused streams and non-RTP ones (T.38) need none.
+  EXPECT_TRUE(srtp_keyed(head + "m=audio 4000 RTP/SAVP 8\r\n" + key +
+                         "m=video 0 RTP/AVP 96\r\nm=image 4004 udptl t38\r\n"));
+  EXPECT_FALSE(srtp_keyed("not sdp"));
+}
+
 }  // namespace
