@@ -268,6 +268,7 @@ Config parse_config(const std::string& text) {
     s.integer("max_message", c.transport.max_message, 1024, 1 << 20);
     s.number("idle_timeout", c.transport.idle_timeout, 0.1, 86400);
     s.number("message_timeout", c.transport.message_timeout, 0.1, 3600);
+    s.number("connect_timeout", c.transport.connect_timeout, 0.1, 300);
     s.integer("max_connections", c.transport.max_connections, 1, 1000000);
     s.integer("max_connections_per_address", c.transport.max_connections_per_address, 1, 100000);
     s.integer("t1", c.transport.t1, 10, 10000);
@@ -443,6 +444,7 @@ json to_json(const Config& c) {
   j["transport"] = {{"max_message", c.transport.max_message},
                     {"idle_timeout", c.transport.idle_timeout},
                     {"message_timeout", c.transport.message_timeout},
+                    {"connect_timeout", c.transport.connect_timeout},
                     {"max_connections", c.transport.max_connections},
                     {"max_connections_per_address", c.transport.max_connections_per_address},
                     {"t1", c.transport.t1},

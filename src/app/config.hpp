@@ -75,6 +75,7 @@ struct Config {
     int max_message = 65535;
     double idle_timeout = 300;    // seconds a TCP connection may stay silent
     double message_timeout = 30;  // seconds to finish a started message on TCP
+    double connect_timeout = 10;  // seconds to open a TCP connection (and its TLS handshake)
     int max_connections = 10000;
     int max_connections_per_address = 64;
     // RFC 3261 timers in milliseconds (T1 also sets B, F, H and J: 64*T1).

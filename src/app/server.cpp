@@ -318,6 +318,8 @@ Server::Server(const Config& config) : config_(config) {
   options.idle_timeout = std::chrono::milliseconds(int64_t(config.transport.idle_timeout * 1000));
   options.message_timeout =
       std::chrono::milliseconds(int64_t(config.transport.message_timeout * 1000));
+  options.connect_timeout =
+      std::chrono::milliseconds(int64_t(config.transport.connect_timeout * 1000));
   options.max_connections = size_t(config.transport.max_connections);
   options.max_connections_per_address = size_t(config.transport.max_connections_per_address);
   transport_ = std::make_unique<transport::Transport>(

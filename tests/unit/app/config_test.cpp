@@ -93,8 +93,13 @@ TEST(Config, TransportLimits) {
   EXPECT_DOUBLE_EQ(c.transport.message_timeout, 0.5);
   EXPECT_EQ(c.transport.max_connections_per_address, 3);
   EXPECT_EQ(c.transport.max_message, 65535);
+  EXPECT_DOUBLE_EQ(c.transport.connect_timeout, 10);
+  EXPECT_DOUBLE_EQ(
+      parse_config(R"({"transport": {"connect_timeout": 2.5}})").transport.connect_timeout, 2.5);
   EXPECT_EQ(error_of(R"({"transport": {"idle_timeout": "long"}})"),
             "transport.idle_timeout: must be a number");
+  EXPECT_NE(error_of(R"({"transport": {"connect_timeout": 0}})").find("transport.connect_timeout"),
+            std::string::npos);
 }
 
 TEST(Config, UnknownFieldsAreRejected) {
