@@ -56,7 +56,9 @@ std::string serialize(const Session& s) {
   attributes(out, s.attributes);
   for (const auto& m : s.media) {
     std::string ml = m.media + " " + std::to_string(m.port);
-    if (m.port_count) ml += "/" + std::to_string(m.port_count);
+    // Appended, not `"/" + std::to_string(...)`: GCC 12 at -O3 takes that insert at the front
+    // for an overlapping memcpy (-Werror=restrict in a Release build).
+    if (m.port_count) ml.append("/").append(std::to_string(m.port_count));
     ml += " " + m.proto;
     for (const auto& f : m.formats)
       ml += " " + f;
