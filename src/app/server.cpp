@@ -2,6 +2,8 @@
 
 #include <boost/asio/ip/udp.hpp>
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <future>
 #include <iostream>
@@ -309,6 +311,13 @@ class Server::EdgeContext final : public edge::Context {
 };
 
 Server::Server(const Config& config) : config_(config) {
+  // glibc raises its mmap and trim thresholds each time a large block is freed (up to 32 MiB,
+  // and twice that for trimming): after one big monitoring answer (the regs of 10,000
+  // accounts) every thread's arena may then keep tens of MiB of freed memory resident. Fixed
+  // thresholds keep big blocks in mmap (given back on free) and trim a heap's free top above
+  // 1 MiB; nothing on the per-message path allocates blocks that large.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
   workers_ = std::make_unique<transport::Workers>(size_t(config.instance.workers));
   if (config.log.log_trn) {
     trn_ = std::make_unique<transport::TrnLog>(transport::TrnLog::Options{config.log.dir});
