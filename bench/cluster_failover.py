@@ -6,10 +6,15 @@ roleids 1, 2, 3 (the defaults: heartbeat 1 s, dead after 3 s) and ACCOUNTS provi
 Each cycle kills the owner (instance 1) with SIGKILL and measures the time until instance 2 sends
 its first REGISTER (the `Contact: *` that removes the dead binding) and until instance 2 has
 every account registered; then starts instance 1 again and measures from the
-spawn of the process to its first REGISTER and to every account registered from it. Also: store transactions per
-second while idle (heartbeats and lease renewals of three instances).
+spawn of the process to its first REGISTER and to every account registered from it, and how
+the takeover's REGISTERs are spread (the busiest second at the registrar). Also: store
+transactions per second while idle (heartbeats of three instances) and the lease rows read and
+written meanwhile.
 
-    bench/cluster_failover.py [CYCLES] [ACCOUNTS]     (defaults 5 and 50)
+    bench/cluster_failover.py [CYCLES] [ACCOUNTS] [RATE]   (defaults 5, 50 and 500: the
+                                                            accounts.register_rate)
+
+ESG_BIN overrides the binary (default build/esg).
 """
 
 import datetime
@@ -31,11 +36,15 @@ from accounts.test_registration import registrar, DOMAIN  # noqa: E402
 
 CYCLES = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 ACCOUNTS = int(sys.argv[2]) if len(sys.argv) > 2 else 50
+RATE = float(sys.argv[3]) if len(sys.argv) > 3 else 500.0
+# A takeover is paced at RATE: allow for it.
+TAKEOVER = 30 + ACCOUNTS / RATE
 
 
-def first_register_after(esg, t0):
-    """Unix time of the first REGISTER esg sent after t0 (its trn log, local wall clock)."""
+def registers_after(esg, t0):
+    """Unix times of the REGISTERs esg sent after t0 (its trn log, local wall clock)."""
     day = datetime.date.today()
+    out = []
     for line in esg.trn_lines():
         if " Send to " not in line or " REGISTER sip:" not in line:
             continue
@@ -46,8 +55,18 @@ def first_register_after(esg, t0):
             hours=int(m.group(1)), minutes=int(m.group(2)), seconds=float(m.group(3)))
         ts = t.timestamp()
         if ts >= t0:
-            return ts
-    return None
+            out.append(ts)
+    return out
+
+
+def busiest_second(times):
+    """The most REGISTERs within any one second (a sliding window)."""
+    times, most, j = sorted(times), 0, 0
+    for i, t in enumerate(times):
+        while times[j] < t - 1.0:
+            j += 1
+        most = max(most, i - j + 1)
+    return most
 
 
 def wait_registered(esg, seconds=30):
@@ -64,7 +83,8 @@ def wait_registered(esg, seconds=30):
             n = sum(1 for r in (mine[0]["regs"] if mine else []) if r["regstate"] == "registered")
             if n == ACCOUNTS:
                 return time.time()
-        time.sleep(0.02)
+        # Each answer lists every account: asked too often it would load the instance.
+        time.sleep(0.02 if ACCOUNTS <= 1000 else 0.5)
     raise RuntimeError("instance %d has %d of %d accounts registered" % (esg.srvidx, n, ACCOUNTS))
 
 
@@ -81,6 +101,7 @@ def main():
 
     def instance(srvidx, folder=None):
         e = EsgProcess({"instance": {"srvidx": srvidx, "roleid": srvidx, "workers": 2},
+                        "accounts": {"register_rate": RATE},
                            "listen": [{"proto": "udp", "addr": "127.0.0.1", "port": 0}],
                            "store": {"postgres": pg.url}}, folder=folder)
         e.srvidx = srvidx
@@ -88,44 +109,60 @@ def main():
 
     esg = {i: instance(i) for i in (1, 2, 3)}
     api = Api(esg[3].ports["http"])
-    for i in range(ACCOUNTS):
-        api.ok("POST", "/rest/v1/uc/providers", {
-            "code": "acc%d" % i, "username": "user%d" % i, "pwd": "secret", "domain": DOMAIN,
-            "proxyaddr": "127.0.0.1", "proxyport": kam_port, "expires": 60})
+    api.ok("POST", "/rest/v1/uc/providers", {
+        "code": "acc0", "username": "user0", "pwd": "secret", "domain": DOMAIN,
+        "proxyaddr": "127.0.0.1", "proxyport": kam_port, "expires": 60})
+    # The others in bulk, copies of the first in the store (one REST call each would take
+    # minutes for thousands: every change makes every instance re-read the providers), and
+    # one bump of the configuration's version, as a REST change makes.
+    pg.query("INSERT INTO providers (code, data, updated_at) SELECT 'acc' || i, "
+             "replace(replace(p.data, '\"acc0\"', '\"acc' || i || '\"'), '\"user0\"', "
+             "'\"user' || i || '\"'), CURRENT_TIMESTAMP FROM providers p, "
+             "generate_series(1, %d) AS i WHERE p.code = 'acc0'; "
+             "UPDATE config_version SET version = version + 1 WHERE id = 1" % (ACCOUNTS - 1))
     t0 = time.time()
-    wait_registered(esg[1], seconds=300)
+    wait_registered(esg[1], seconds=max(300, TAKEOVER))
     print("%d accounts registered from instance 1 in %.1f s after they were created"
           % (ACCOUNTS, time.time() - t0))
     idle = 10
     time.sleep(3)  # PostgreSQL's statistics of the start-up burst arrive up to a second late
-    before = int(pg.query("SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'"))
+    stats = ("SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'), "
+             "seq_tup_read + COALESCE(idx_tup_fetch, 0), n_tup_ins + n_tup_upd + n_tup_del "
+             "FROM pg_stat_user_tables WHERE relname = 'leases'")
+    before = [int(x) for x in pg.query(stats).strip().split("|")]
     time.sleep(idle)
-    after = int(pg.query("SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'"))
-    print("store: %.1f transactions/s for 3 instances and %d accounts while idle"
-          % ((after - before) / idle, ACCOUNTS))
+    after = [int(x) for x in pg.query(stats).strip().split("|")]
+    print("store: %.1f transactions/s for 3 instances and %d accounts while idle; lease rows "
+          "read %.0f/s, written %.0f/s" % ((after[0] - before[0]) / idle, ACCOUNTS,
+                                           (after[1] - before[1]) / idle,
+                                           (after[2] - before[2]) / idle))
 
     failover, failover_all, failback, failback_ready, failback_all = [], [], [], [], []
+    burst_over, burst_back = [], []
     for cycle in range(CYCLES):
         time.sleep(1.5)  # somewhere in the heartbeat period
         t_kill = time.time()
         esg[1].proc.kill()
         esg[1].proc.wait()
-        t_all = wait_registered(esg[2])
-        t_reg = first_register_after(esg[2], t_kill)
-        failover.append(t_reg - t_kill)
+        t_all = wait_registered(esg[2], TAKEOVER)
+        times = registers_after(esg[2], t_kill)
+        failover.append(times[0] - t_kill)
         failover_all.append(t_all - t_kill)
+        burst_over.append(busiest_second(times))
         t_spawn = time.time()
         esg[1] = instance(1, esg[1].dir)
         t_ready = time.time()
-        t_all = wait_registered(esg[1])
-        t_reg = first_register_after(esg[1], t_spawn)
+        t_all = wait_registered(esg[1], TAKEOVER)
+        times = registers_after(esg[1], t_spawn)
+        t_reg = times[0]
+        burst_back.append(busiest_second(times))
         failback.append(t_reg - t_spawn)
         failback_ready.append(t_reg - t_ready)
         failback_all.append(t_all - t_spawn)
-        print("cycle %d: failover %.2f s (all %d registered %.2f s), failback %.2f s from spawn "
-              "(%.2f s from ready; all %.2f s)" % (cycle + 1, failover[-1], ACCOUNTS,
-                                                   failover_all[-1], failback[-1],
-                                                   failback_ready[-1], failback_all[-1]))
+        print("cycle %d: failover %.2f s (all %d registered %.2f s, busiest second %d "
+              "REGISTERs), failback %.2f s from spawn (%.2f s from ready; all %.2f s, busiest "
+              "second %d)" % (cycle + 1, failover[-1], ACCOUNTS, failover_all[-1], burst_over[-1],
+                              failback[-1], failback_ready[-1], failback_all[-1], burst_back[-1]))
 
     def summary(name, xs):
         print("%-34s median %.2f s, max %.2f s" % (name, statistics.median(xs), max(xs)))
@@ -135,6 +172,9 @@ def main():
     summary("failback (spawn -> REGISTER)", failback)
     summary("failback (ready -> REGISTER)", failback_ready)
     summary("failback (all registered)", failback_all)
+    print("busiest second of REGISTERs: failover max %d, failback max %d (register_rate %g; an "
+          "account sends up to 4 with Contact: * and digest challenges)"
+          % (max(burst_over), max(burst_back), RATE))
     for e in esg.values():
         e.stop()
         e.cleanup(keep=False)

@@ -84,7 +84,6 @@ void AccountManager::start(const json& config_providers) {
   }
   auto rows = store_.list(store::Table::Providers);
   if (!rows) throw std::runtime_error("store: " + rows.error().message);
-  size_t n = 0;
   for (const auto& row : *rows) {
     auto j = json::parse(row.data, nullptr, false);
     auto a = j.is_discarded() ? Result<Account, FieldError>(unexpected(FieldError{"", "bad JSON"}))
@@ -94,10 +93,13 @@ void AccountManager::start(const json& config_providers) {
                                a.error().message);
     }
     a->id = row.id;
-    // Start-up REGISTERs are paced at register_rate per second.
-    const auto delay = txn::Millis(
-        a->reg && a->enabled ? int64_t(double(n++) * 1000.0 / std::max(1.0, options_.register_rate))
-                             : 0);
+    // Start-up REGISTERs are paced at register_rate per second. In leased mode nothing starts
+    // here: serve() paces what this instance takes.
+    txn::Millis delay{0};
+    if (!options_.leased) {
+      std::lock_guard lock(mu_);
+      delay = next_register_delay(*a);
+    }
     run(*a, delay);
   }
 }
@@ -137,6 +139,17 @@ void AccountManager::launch(const Account& a, txn::Millis delay, bool clear_firs
         [this, id, from = slot.get()](const RegistrationStatus& s) { on_status(id, from, s); });
     slot->client->start();
   });
+}
+
+txn::Millis AccountManager::next_register_delay(const Account& a) {
+  if (!a.reg || !a.enabled) return txn::Millis(0);
+  const auto now = std::chrono::steady_clock::now();
+  // Slots not used while idle are not saved up: a burst after a quiet time is still paced.
+  if (next_register_ < now) next_register_ = now;
+  const auto delay = std::chrono::ceil<txn::Millis>(next_register_ - now);
+  next_register_ += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(1.0 / std::max(0.1, options_.register_rate)));
+  return delay;
 }
 
 void AccountManager::halt(int64_t id, std::function<void()> done) {
@@ -420,7 +433,10 @@ void AccountManager::serve(int64_t id, bool clear_first) {
   if (served_.count(id)) return;
   served_[id] = clear_first;
   auto it = known_.find(id);
-  if (it != known_.end() && !slots_.count(id)) launch(it->second, txn::Millis(0), clear_first);
+  // A takeover of many accounts (the death of another instance) is paced like a start-up.
+  if (it != known_.end() && !slots_.count(id)) {
+    launch(it->second, next_register_delay(it->second), clear_first);
+  }
 }
 
 void AccountManager::unserve(int64_t id, std::function<void()> done) {

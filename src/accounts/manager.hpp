@@ -5,6 +5,7 @@
 // account on the worker its Call-ID belongs to, and keeps a snapshot of their state for the
 // monitoring API. Registration state changes go to the registration log.
 
+#include <chrono>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -34,8 +35,10 @@ class Runtime {
 
 struct ManagerOptions {
   RegistrationOptions registration;
-  double register_rate = 50;  // REGISTERs per second at start-up, so a registrar sees no burst
-  std::string log_dir;        // the registration log goes here (empty: none)
+  // Accounts that start registering per second, at start-up and when this instance takes
+  // accounts over from another (leased mode), so that a registrar sees no burst.
+  double register_rate = 50;
+  std::string log_dir;  // the registration log goes here (empty: none)
   // After every change of the accounts in the store (import, REST), outside the manager's locks.
   std::function<void()> on_change;
   // Calls in progress through an account (by code), for `onlinetrunkcount`.
@@ -111,6 +114,9 @@ class AccountManager {
 
   void run(const Account& a, txn::Millis delay);
   void launch(const Account& a, txn::Millis delay, bool clear_first);  // mu_ held
+  // When an account that starts now may send its first REGISTER: the next free slot of
+  // register_rate (0 for one that does not register). mu_ held.
+  txn::Millis next_register_delay(const Account& a);
   void halt(int64_t id, std::function<void()> done = {});
   void forget(int64_t id);
   // The providers in the store, parsed (unparsable rows skipped).
@@ -135,6 +141,7 @@ class AccountManager {
   // serves (value: remove old bindings first). Guarded by mu_.
   std::unordered_map<int64_t, Account> known_;
   std::unordered_map<int64_t, bool> served_;
+  std::chrono::steady_clock::time_point next_register_{};  // guarded by mu_
 };
 
 }  // namespace esg::accounts

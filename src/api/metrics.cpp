@@ -176,6 +176,9 @@ std::string render_metrics(const MetricsSources& s) {
     m.single("esg_cluster_leases_released_total", "counter",
              "leases this instance handed over (un-registered, then released)",
              number(c, "leases_released"));
+    m.single("esg_cluster_lease_rows_read_total", "counter",
+             "lease rows the heartbeats read (only those changed since the last one)",
+             number(c, "lease_rows_read"));
   }
 
   if (s.border) {

@@ -142,6 +142,19 @@ void Cluster::lost_store(const std::string& why) {
   if (was_ok) lg().error("store unreachable: {}", why);
 }
 
+void Cluster::apply_leases(const store::ClusterView& view) {
+  for (const auto& l : view.leases) {
+    if (l.srvidx == 0) {
+      leases_.erase(l.account);  // released: as free as a lease never taken
+    } else {
+      leases_[l.account] = l;
+    }
+  }
+  lease_version_ = view.lease_version;
+  std::lock_guard lock(mu_);
+  lease_rows_read_ += view.leases.size();
+}
+
 milliseconds Cluster::tick() {
   // Releases first: an account un-registered since the last tick is free for its next owner.
   std::vector<std::string> release;
@@ -149,28 +162,40 @@ milliseconds Cluster::tick() {
     std::lock_guard lock(mu_);
     release.swap(to_release_);
   }
-  for (const auto& k : release) {
-    if (auto r = store_->release_lease(k, options_.srvidx); !r) {
+  if (!release.empty()) {
+    if (auto r = store_->release_leases(release, options_.srvidx); !r) {
       lost_store(r.error().message);
       std::lock_guard lock(mu_);
-      to_release_.push_back(k);  // the lease runs out by itself if we never get through
+      // The leases run out by themselves if we never get through.
+      to_release_.insert(to_release_.end(), release.begin(), release.end());
     } else {
-      lg().info("{}: released", k);
+      for (const auto& k : release) {
+        lg().info("{}: released", k);
+        auto it = leases_.find(k);
+        if (it != leases_.end() && it->second.srvidx == options_.srvidx) leases_.erase(it);
+      }
       std::lock_guard lock(mu_);
-      ++leases_released_;
+      leases_released_ += release.size();
     }
   }
 
   // Every refresh changes an account's last response: with thousands of accounts the whole
   // list would be rewritten each heartbeat. A change of state goes out at once, the rest at
-  // most every 5 s (and only serialized then).
-  const nlohmann::json regs = owned_.regs();
-  const std::string summary = regs_summary(regs);
-  const bool due =
-      summary != published_summary_ || Clock::now() - published_at_ >= std::chrono::seconds(5);
+  // most every 5 s (and only serialized then). With more than kManyRegs accounts even building
+  // the list takes a good part of a heartbeat (it could make the heartbeat late): every 5 s.
+  constexpr size_t kManyRegs = 1000;
+  const bool look =
+      published_count_ <= kManyRegs || Clock::now() - published_at_ >= std::chrono::seconds(5);
+  const nlohmann::json regs = look ? owned_.regs() : nlohmann::json::array();
+  const std::string summary = look ? regs_summary(regs) : published_summary_;
+  const bool due = look && (summary != published_summary_ ||
+                            Clock::now() - published_at_ >= std::chrono::seconds(5));
+  if (look) published_count_ = regs.size();
   store::InstanceRow self = row(0, due ? regs.dump() : std::string());
   const bool regs_changed = due && self.regs != published_regs_;
-  auto view = store_->heartbeat(self, regs_changed, options_.dead_after.count());
+  // The heartbeat renews our leases: they may run out ttl_ after it was sent.
+  const auto sent = Clock::now();
+  auto view = store_->heartbeat(self, regs_changed, options_.dead_after.count(), lease_version_);
   if (!view && view.error().code == store::Errc::Conflict) {
     // Another live instance has our srvidx: serving anything would register the same accounts
     // twice. Nothing is renewed (the watchdog stops what we serve) nor taken until its row
@@ -183,6 +208,14 @@ milliseconds Cluster::tick() {
     }
     conflict_ = view.error().message;
     return options_.heartbeat;
+  }
+  if (view && view->lease_version < lease_version_) {
+    // The counter went back (a store restored from a backup): our copy means nothing now.
+    lg().warn("the store's lease version went back ({} < {}): reading every lease",
+              view->lease_version, lease_version_);
+    leases_.clear();
+    lease_version_ = -1;
+    view = store_->heartbeat(self, regs_changed, options_.dead_after.count(), lease_version_);
   }
   if (!view) {
     lost_store(view.error().message);
@@ -198,12 +231,7 @@ milliseconds Cluster::tick() {
     published_summary_ = summary;
     published_at_ = Clock::now();
   }
-  const auto sent = Clock::now();
-  auto held_list = store_->renew_leases(options_.srvidx, ttl_.count());
-  if (!held_list) {
-    lost_store(held_list.error().message);
-    return options_.heartbeat;
-  }
+  apply_leases(*view);
   {
     std::lock_guard lock(mu_);
     if (!store_ok_) lg().info("store reachable");
@@ -215,10 +243,14 @@ milliseconds Cluster::tick() {
 
   // Who is alive, by the store's clock.
   std::vector<Instance> live;
+  std::set<int64_t> live_ids;
   for (const auto& i : view->instances) {
     const bool alive =
         i.srvidx == options_.srvidx || view->now_ms - i.heartbeat_ms < options_.dead_after.count();
-    if (alive) live.push_back({i.srvidx, i.roleid});
+    if (alive) {
+      live.push_back({i.srvidx, i.roleid});
+      live_ids.insert(i.srvidx);
+    }
     bool was_alive;
     {
       std::lock_guard lock(mu_);
@@ -244,12 +276,15 @@ milliseconds Cluster::tick() {
 
   if (view->config_version != config_version_) {
     if (config_version_ < 0 || owned_.config_changed()) config_version_ = view->config_version;
+    // Re-reading thousands of accounts takes a while: decide on a fresh view and heartbeat,
+    // not on one that may be close to running out.
+    if (Clock::now() - sent > options_.heartbeat / 2) return milliseconds(0);
   }
 
-  std::unordered_map<std::string, const store::Lease*> leases;
-  for (const auto& l : view->leases)
-    leases[l.account] = &l;
-  const std::set<std::string> held(held_list->begin(), held_list->end());
+  std::set<std::string> held;
+  for (const auto& [k, l] : leases_) {
+    if (l.srvidx == options_.srvidx) held.insert(k);
+  }
   std::unordered_map<std::string, std::vector<int>> members;
   for (auto& m : owned_.members())
     members[m.key] = std::move(m.serveridxs);
@@ -285,6 +320,9 @@ milliseconds Cluster::tick() {
     if (!members.count(k) && !releasing.count(k)) hand_over(k);
   }
 
+  // Leases to take: all in a few statements, whatever their number (a takeover of thousands).
+  std::vector<std::string> take;
+  std::set<std::string> clear;  // taken over from a dead instance: its binding may be there
   for (const auto& [key, serveridxs] : members) {
     const int64_t owner = rightful_owner(key, serveridxs, live);
     if (releasing.count(key)) continue;  // on its way out: released on a later tick
@@ -297,14 +335,20 @@ milliseconds Cluster::tick() {
             std::lock_guard lock(mu_);
             serving_.insert(key);
           }
-          lg().info("{}: serving again (lease kept)", key);
-          owned_.serve(key, false);
+          // A lease from this srvidx's previous start (a restart after a crash): that start's
+          // binding may still be at the registrar.
+          const bool earlier = !taken_.count(key);
+          lg().info("{}: serving again (lease kept{})", key,
+                    earlier ? " from an earlier start" : "");
+          taken_.insert(key);
+          owned_.serve(key, earlier);
         }
         continue;
       }
-      auto it = leases.find(key);
-      const store::Lease* l = it == leases.end() ? nullptr : it->second;
-      if (l && l->srvidx != options_.srvidx && l->expires_ms >= view->now_ms) {
+      auto it = leases_.find(key);
+      const store::Lease* l = it == leases_.end() ? nullptr : &it->second;
+      // A lease is held until it was taken ttl_ ago and its holder is silent.
+      if (l && (l->expires_ms >= view->now_ms || live_ids.count(l->srvidx))) {
         // Its holder un-registers and releases it (failback), or dies (failover): look again
         // soon, and right after it runs out.
         wait = std::min(wait, milliseconds(200));
@@ -312,29 +356,44 @@ milliseconds Cluster::tick() {
             std::min(wait, milliseconds(std::max<int64_t>(20, l->expires_ms - view->now_ms + 20)));
         continue;
       }
-      auto got = store_->acquire_lease(key, options_.srvidx, ttl_.count());
-      if (!got) {
-        lost_store(got.error().message);
-        break;
-      }
-      if (!*got) {
-        wait = std::min(wait, milliseconds(200));
-        continue;
-      }
-      // Taken over from an instance that did not release it: its binding may still be there.
-      const bool clear = l && l->srvidx != options_.srvidx;
-      lg().info("{}: lease taken{}", key,
-                clear ? " from dead instance " + std::to_string(l->srvidx) : std::string());
+      take.push_back(key);
+      if (l) clear.insert(key);
+    } else if (is_serving || is_held) {
+      // Someone with a better claim is alive: hand over in order (un-register, then release).
+      lg().info("{}: handing over to instance {}", key, owner);
+      hand_over(key);
+    }
+  }
+  std::sort(take.begin(), take.end());
+  constexpr size_t kBatch = 1000;  // bounds one statement's size
+  for (size_t from = 0; from < take.size(); from += kBatch) {
+    // Serving thousands takes a while: the rest after the next heartbeat, not so late that
+    // the watchdog stops what was just taken.
+    if (from > 0 && Clock::now() - sent > options_.heartbeat / 2) {
+      wait = milliseconds(0);
+      break;
+    }
+    const std::vector<std::string> batch(take.begin() + from,
+                                         take.begin() + std::min(take.size(), from + kBatch));
+    auto got = store_->acquire_leases(batch, options_.srvidx, ttl_.count());
+    if (!got) {
+      lost_store(got.error().message);
+      break;
+    }
+    if (got->size() < batch.size()) wait = std::min(wait, milliseconds(200));
+    for (const auto& key : *got) {
+      const bool from_dead = clear.count(key) > 0;
+      lg().info(
+          "{}: lease taken{}", key,
+          from_dead ? " from dead instance " + std::to_string(leases_[key].srvidx) : std::string());
+      leases_[key] = {key, options_.srvidx, view->now_ms + ttl_.count(), lease_version_};
+      taken_.insert(key);
       {
         std::lock_guard lock(mu_);
         serving_.insert(key);
         ++leases_taken_;
       }
-      owned_.serve(key, clear);
-    } else if (is_serving || is_held) {
-      // Someone with a better claim is alive: hand over in order (un-register, then release).
-      lg().info("{}: handing over to instance {}", key, owner);
-      hand_over(key);
+      owned_.serve(key, from_dead);
     }
   }
   return wait;
@@ -397,23 +456,43 @@ void Cluster::stop() {
     std::unique_lock l(w->m);
     w->cv.wait_for(l, std::chrono::seconds(5), [&] { return w->left == 0; });
   }
-  auto held = store_->renew_leases(options_.srvidx, 0);
-  if (held) {
-    for (const auto& k : *held)
-      (void)store_->release_lease(k, options_.srvidx);
+  // The loop has ended: its copy of the leases is ours to read.
+  std::vector<std::string> held;
+  for (const auto& [k, l] : leases_) {
+    if (l.srvidx == options_.srvidx) held.push_back(k);
   }
+  for (const auto& k : keys) {
+    if (!leases_.count(k)) held.push_back(k);
+  }
+  (void)store_->release_leases(held, options_.srvidx);
   // A heartbeat of 0: the others see this instance dead now, not after `dead_after`.
-  (void)store_->heartbeat(row(-1, "[]"), true, options_.dead_after.count());
+  (void)store_->heartbeat(row(-1, "[]"), true, options_.dead_after.count(), lease_version_);
   lg().info("instance {} stopped: {} account(s) handed over", options_.srvidx, keys.size());
 }
 
 nlohmann::json Cluster::servers(const nlohmann::json& own_regs) {
   std::vector<store::InstanceRow> rows;
-  auto fresh = store_->instances();
   std::map<int64_t, bool> alive;
+  bool cached;
   {
     std::lock_guard lock(mu_);
+    // At most one read of the instances' regs per heartbeat, however often the monitoring API
+    // is asked: they are big with thousands of accounts, and this is the heartbeat's store
+    // connection (a page polling it must not hold the heartbeat back).
+    cached = !servers_rows_.empty() && Clock::now() - servers_read_ < options_.heartbeat;
+    if (cached) rows = servers_rows_;
+  }
+  if (!cached) {
+    auto fresh = store_->instances();
+    std::lock_guard lock(mu_);
+    if (fresh) {
+      servers_rows_ = *fresh;
+      servers_read_ = Clock::now();
+    }
     rows = fresh ? *fresh : last_instances_;
+  }
+  {
+    std::lock_guard lock(mu_);
     alive = alive_;
   }
   // Before its first heartbeat (or with the store away) this instance is not in the table yet.
@@ -454,6 +533,7 @@ nlohmann::json Cluster::status() const {
           {"offline", offline},
           {"leases_taken", leases_taken_},
           {"leases_released", leases_released_},
+          {"lease_rows_read", lease_rows_read_},
           {"srvidx_conflict", !conflict_.empty()}};
 }
 

@@ -10,6 +10,11 @@
 // `Contact: *` before registering). An instance that cannot renew its leases stops serving
 // before they can run out (no split brain), and takes them up again when the store is back.
 //
+// Store traffic does not grow with the accounts: a heartbeat is two statements (write the
+// instance's row, which also renews every lease it holds; read the instances and the leases
+// changed since the last read, by a version counter), and each instance keeps a copy of the
+// leases. Takeovers and releases are one statement per batch.
+//
 // The cluster runs on a thread of its own with a store connection of its own: store latency
 // never reaches a worker, and a slow CDR write never delays a heartbeat.
 
@@ -23,6 +28,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -87,7 +93,8 @@ class Cluster {
   // instance's own `regs` given fresh by the caller).
   nlohmann::json servers(const nlohmann::json& own_regs);
   // For /metrics, from the last heartbeat (no store access): {"store_ok", "serving",
-  // "online", "offline", "leases_taken", "leases_released", "srvidx_conflict"}.
+  // "online", "offline", "leases_taken", "leases_released", "srvidx_conflict",
+  // "lease_rows_read" (lease rows the heartbeats read: they grow only when leases change)}.
   nlohmann::json status() const;
 
  private:
@@ -99,6 +106,8 @@ class Cluster {
   store::InstanceRow row(int64_t heartbeat_ms, std::string regs) const;
   void drop_all_serving(const char* why);
   void hand_over(const std::string& key);  // un-register, then release the lease
+  // Folds the leases changed since the last view into leases_.
+  void apply_leases(const store::ClusterView& view);
 
   std::unique_ptr<store::Store> store_;
   Owned& owned_;
@@ -120,10 +129,18 @@ class Cluster {
   std::map<int64_t, bool> alive_;                   // srvidx -> alive at the last view
   std::set<int64_t> closed_;                        // dead instances whose calls were closed
   std::vector<store::InstanceRow> last_instances_;
+  std::vector<store::InstanceRow> servers_rows_;  // the last instances() for servers()
+  std::chrono::steady_clock::time_point servers_read_;
   int64_t config_version_ = -1;
+  // The loop thread's copy of the leases table (free ones left out), up to lease_version_.
+  std::unordered_map<std::string, store::Lease> leases_;
+  int64_t lease_version_ = -1;
+  std::set<std::string> taken_;   // leases this start took (not inherited from an earlier one)
+  uint64_t lease_rows_read_ = 0;  // guarded by mu_
   uint64_t leases_taken_ = 0, leases_released_ = 0;  // guarded by mu_
   std::string published_regs_;
   std::string published_summary_;  // codes and states of what was published
+  size_t published_count_ = 0;     // how many accounts it listed
   std::chrono::steady_clock::time_point published_at_;
   std::thread thread_, watchdog_thread_;
 };

@@ -5,6 +5,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 
@@ -177,7 +178,7 @@ class PgStore final : public Store {
   }
 
   Result<ClusterView, Error> heartbeat(const InstanceRow& self, bool with_regs,
-                                       int64_t dead_after_ms) override {
+                                       int64_t dead_after_ms, int64_t leases_after) override {
     std::lock_guard lock(mu_);
     // The row is ours when it carries our boot id, or when whoever wrote it stopped or fell
     // silent for dead_after: never while another start of this srvidx is alive.
@@ -211,27 +212,44 @@ class PgStore final : public Store {
                                                   " is in use by " + other +
                                                   ": every instance needs a srvidx of its own"});
     }
+    // A statement of its own, after the write: an instance that took one of our leases while
+    // it saw us silent held our row (FOR SHARE) until it committed, so this read, begun after
+    // our write got the row, sees that take.
+    auto r = exec(std::string("SELECT 0, '', ") + kNowMs +
+                      ", (SELECT version FROM config_version WHERE id = 1), (SELECT version FROM "
+                      "lease_version WHERE id = 1), 0::bigint, '', '' UNION ALL SELECT 1, '', "
+                      "srvidx, roleid, started_ms, heartbeat_ms, node, addr FROM instances "
+                      "UNION ALL SELECT 2, account, srvidx, expires_ms, version, 0, '', '' FROM "
+                      "leases WHERE version > $1",
+                  {std::to_string(leases_after)});
+    if (!r) return unexpected(r.error());
     ClusterView v;
-    auto now = exec(
-        std::string("SELECT ") + kNowMs + ", (SELECT version FROM config_version WHERE id = 1)",
-        {});
-    if (!now) return unexpected(now.error());
-    v.now_ms = std::stoll(PQgetvalue(now->get(), 0, 0));
-    v.config_version = std::stoll(PQgetvalue(now->get(), 0, 1));
-    auto inst = exec(
-        "SELECT srvidx, roleid, node, addr, started_ms, heartbeat_ms FROM instances "
-        "ORDER BY srvidx",
-        {});
-    if (!inst) return unexpected(inst.error());
-    for (int i = 0; i < PQntuples(inst->get()); ++i)
-      v.instances.push_back(instance_at(inst->get(), i, false));
-    auto leases = exec("SELECT account, srvidx, expires_ms FROM leases", {});
-    if (!leases) return unexpected(leases.error());
-    PGresult* p = leases->get();
+    PGresult* p = r->get();
+    auto num = [p](int i, int col) { return std::stoll(PQgetvalue(p, i, col)); };
     for (int i = 0; i < PQntuples(p); ++i) {
-      v.leases.push_back(
-          {PQgetvalue(p, i, 0), std::stoll(PQgetvalue(p, i, 1)), std::stoll(PQgetvalue(p, i, 2))});
+      switch (num(i, 0)) {
+        case 0:
+          v.now_ms = num(i, 2);
+          v.config_version = num(i, 3);
+          v.lease_version = num(i, 4);
+          break;
+        case 1: {
+          InstanceRow x;
+          x.srvidx = num(i, 2);
+          x.roleid = num(i, 3);
+          x.started_ms = num(i, 4);
+          x.heartbeat_ms = num(i, 5);
+          x.node = PQgetvalue(p, i, 6);
+          x.addr = PQgetvalue(p, i, 7);
+          v.instances.push_back(std::move(x));
+          break;
+        }
+        default:
+          v.leases.push_back({PQgetvalue(p, i, 1), num(i, 2), num(i, 3), num(i, 4)});
+      }
     }
+    std::sort(v.instances.begin(), v.instances.end(),
+              [](const InstanceRow& x, const InstanceRow& y) { return x.srvidx < y.srvidx; });
     return v;
   }
 
@@ -248,11 +266,32 @@ class PgStore final : public Store {
     return out;
   }
 
-  Result<std::vector<std::string>, Error> renew_leases(int64_t srvidx, int64_t ttl_ms) override {
+  Result<std::vector<std::string>, Error> acquire_leases(const std::vector<std::string>& accounts,
+                                                         int64_t srvidx, int64_t ttl_ms) override {
     std::lock_guard lock(mu_);
-    auto r = exec(std::string("UPDATE leases SET expires_ms = ") + kNowMs +
-                      " + $2 WHERE srvidx = $1 RETURNING account",
-                  {std::to_string(srvidx), std::to_string(ttl_ms)});
+    if (accounts.empty()) return std::vector<std::string>{};
+    // Every lease writer bumps the counter first: its row lock orders the writers (versions
+    // commit in order) and keeps them from deadlocking on the lease rows. ON CONFLICT locks the
+    // lease row: of two instances racing for it, the second sees the first one's fresh expiry
+    // and gets no row back. The holders' instance rows are read FOR SHARE, which gives their
+    // latest heartbeat and holds it back until this commits: a holder that heartbeats again is
+    // either seen alive here, or sees this take in its next read.
+    auto r = exec(
+        std::string("WITH v AS (UPDATE lease_version SET version = version + 1 WHERE id = 1 "
+                    "RETURNING version), holders AS (SELECT srvidx, heartbeat_ms FROM instances "
+                    "WHERE srvidx IN (SELECT srvidx FROM leases WHERE account = ANY($1::text[])) "
+                    "FOR SHARE) INSERT INTO leases (account, srvidx, expires_ms, version) SELECT "
+                    "a, $2, ") +
+            kNowMs +
+            " + $3, v.version FROM unnest($1::text[]) AS a, v ORDER BY a ON CONFLICT (account) "
+            "DO UPDATE SET srvidx = EXCLUDED.srvidx, expires_ms = EXCLUDED.expires_ms, version "
+            "= EXCLUDED.version WHERE leases.srvidx = EXCLUDED.srvidx OR leases.srvidx = 0 OR "
+            "(leases.expires_ms < " +
+            kNowMs +
+            " AND NOT EXISTS (SELECT 1 FROM holders h WHERE h.srvidx = leases.srvidx AND "
+            "h.heartbeat_ms > " +
+            kNowMs + " - $3)) RETURNING account",
+        {text_array(accounts), std::to_string(srvidx), std::to_string(ttl_ms)});
     if (!r) return unexpected(r.error());
     std::vector<std::string> held;
     for (int i = 0; i < PQntuples(r->get()); ++i)
@@ -260,26 +299,15 @@ class PgStore final : public Store {
     return held;
   }
 
-  Result<bool, Error> acquire_lease(const std::string& account, int64_t srvidx,
-                                    int64_t ttl_ms) override {
+  Result<void, Error> release_leases(const std::vector<std::string>& accounts,
+                                     int64_t srvidx) override {
     std::lock_guard lock(mu_);
-    // ON CONFLICT locks the row: of two instances racing for an expired lease, the second sees
-    // the first one's fresh expiry in the WHERE and gets no row back.
-    auto r = exec(std::string("INSERT INTO leases (account, srvidx, expires_ms) VALUES ($1, $2, ") +
-                      kNowMs +
-                      " + $3) ON CONFLICT (account) DO UPDATE SET srvidx = EXCLUDED.srvidx, "
-                      "expires_ms = EXCLUDED.expires_ms WHERE leases.srvidx = EXCLUDED.srvidx "
-                      "OR leases.expires_ms < " +
-                      kNowMs + " RETURNING srvidx",
-                  {account, std::to_string(srvidx), std::to_string(ttl_ms)});
-    if (!r) return unexpected(r.error());
-    return PQntuples(r->get()) == 1;
-  }
-
-  Result<void, Error> release_lease(const std::string& account, int64_t srvidx) override {
-    std::lock_guard lock(mu_);
-    auto r = exec("DELETE FROM leases WHERE account = $1 AND srvidx = $2",
-                  {account, std::to_string(srvidx)});
+    if (accounts.empty()) return {};
+    auto r = exec(
+        "WITH v AS (UPDATE lease_version SET version = version + 1 WHERE id = 1 RETURNING "
+        "version) UPDATE leases SET srvidx = 0, version = (SELECT version FROM v) WHERE account "
+        "= ANY($1::text[]) AND srvidx = $2",
+        {text_array(accounts), std::to_string(srvidx)});
     if (!r) return unexpected(r.error());
     return {};
   }
@@ -293,6 +321,21 @@ class PgStore final : public Store {
     std::string value;
     bool null = true;
   };
+
+  // A PostgreSQL array literal of text values, each quoted.
+  static std::string text_array(const std::vector<std::string>& values) {
+    std::string out = "{";
+    for (const auto& v : values) {
+      if (out.size() > 1) out += ',';
+      out += '"';
+      for (char c : v) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+      }
+      out += '"';
+    }
+    return out + "}";
+  }
 
   static std::string trim(std::string s) {
     while (!s.empty() && (s.back() == '\n' || s.back() == ' '))

@@ -60,6 +60,14 @@ const std::vector<std::string>& migrations() {
       "INSERT INTO config_version (id, version) VALUES (1, 0)",
       // 15: each start of an instance draws a boot id (two instances with one srvidx are told).
       "ALTER TABLE instances ADD COLUMN boot TEXT NOT NULL DEFAULT ''",
+      // 16-19: a counter every lease change bumps in the same statement, and each lease's
+      // value of it, so that a heartbeat reads only the leases changed since the last one.
+      // A counter row (not a sequence): its row lock makes the versions commit in order, so a
+      // reader that saw version v has seen every change up to v.
+      "ALTER TABLE leases ADD COLUMN version BIGINT NOT NULL DEFAULT 0",
+      "CREATE INDEX leases_version ON leases (version)",
+      "CREATE TABLE lease_version (id INTEGER PRIMARY KEY, version BIGINT NOT NULL)",
+      "INSERT INTO lease_version (id, version) VALUES (1, 0)",
   };
   return kMigrations;
 }
@@ -72,19 +80,17 @@ Unexpected<Error> single_instance() {
 
 }  // namespace
 
-Result<ClusterView, Error> Store::heartbeat(const InstanceRow&, bool, int64_t) {
+Result<ClusterView, Error> Store::heartbeat(const InstanceRow&, bool, int64_t, int64_t) {
   return single_instance();
 }
 Result<std::vector<InstanceRow>, Error> Store::instances() {
   return single_instance();
 }
-Result<std::vector<std::string>, Error> Store::renew_leases(int64_t, int64_t) {
+Result<std::vector<std::string>, Error> Store::acquire_leases(const std::vector<std::string>&,
+                                                              int64_t, int64_t) {
   return single_instance();
 }
-Result<bool, Error> Store::acquire_lease(const std::string&, int64_t, int64_t) {
-  return single_instance();
-}
-Result<void, Error> Store::release_lease(const std::string&, int64_t) {
+Result<void, Error> Store::release_leases(const std::vector<std::string>&, int64_t) {
   return single_instance();
 }
 

@@ -71,15 +71,19 @@ struct InstanceRow {
 
 struct Lease {
   std::string account;  // "provider:<id>", "pbx:<id>", "tg:<id>"
-  int64_t srvidx = 0;
-  int64_t expires_ms = 0;  // the store's clock
+  int64_t srvidx = 0;   // 0: released, nobody holds it
+  // The store's clock: the lease is held at least until then (taken + ttl), and after that for
+  // as long as its holder heartbeats: the heartbeat renews every lease at once.
+  int64_t expires_ms = 0;
+  int64_t version = 0;  // the lease counter when it last changed
 };
 
 struct ClusterView {
   int64_t now_ms = 0;                  // the store's clock when it was read
   int64_t config_version = 0;          // bumped by every change of a collection (instances re-read)
+  int64_t lease_version = 0;           // bumped by every change of a lease
   std::vector<InstanceRow> instances;  // without `regs` (instances() has them)
-  std::vector<Lease> leases;
+  std::vector<Lease> leases;           // those changed after the version asked for
 };
 
 class Store {
@@ -110,20 +114,26 @@ class Store {
 
   // Several instances: only PostgreSQL implements these (SQLite is one instance's store).
   // Writes this instance's row (heartbeat = now, or 0 when `self.heartbeat_ms` < 0: the
-  // instance stopped; `regs` only when `with_regs`), and reads the view. Conflict when the row
-  // belongs to another start (`boot`) that heartbeated within `dead_after_ms`: two live
-  // instances with one srvidx (or a restart before the old one counts as dead).
+  // instance stopped; `regs` only when `with_regs`), then reads the view: the instances and the
+  // leases changed after `leases_after` (all of them for -1). The heartbeat is also the renewal
+  // of every lease `self` holds, so an idle heartbeat reads no lease row and writes only its
+  // own: its cost does not grow with the accounts. Conflict when the row belongs to another
+  // start (`boot`) that heartbeated within `dead_after_ms`: two live instances with one srvidx
+  // (or a restart before the old one counts as dead).
   virtual Result<ClusterView, Error> heartbeat(const InstanceRow& self, bool with_regs,
-                                               int64_t dead_after_ms);
+                                               int64_t dead_after_ms, int64_t leases_after);
   // Every instance with its `regs`.
   virtual Result<std::vector<InstanceRow>, Error> instances();
-  // Extends every lease `srvidx` holds to now + ttl; returns the accounts it still holds.
-  virtual Result<std::vector<std::string>, Error> renew_leases(int64_t srvidx, int64_t ttl_ms);
-  // Takes the lease when nobody holds it, it ran out, or `srvidx` holds it already; true when
-  // `srvidx` holds it now. Atomic: two instances never both get true for one unexpired lease.
-  virtual Result<bool, Error> acquire_lease(const std::string& account, int64_t srvidx,
-                                            int64_t ttl_ms);
-  virtual Result<void, Error> release_lease(const std::string& account, int64_t srvidx);
+  // Takes each lease that nobody holds, that `srvidx` holds already, or whose holder has been
+  // silent for `ttl_ms` (and that was taken more than `ttl_ms` ago); returns the accounts
+  // `srvidx` holds now. Atomic per lease: two instances never both get one unexpired lease,
+  // and a holder that heartbeats again is never robbed by a taker that saw it silent.
+  virtual Result<std::vector<std::string>, Error> acquire_leases(
+      const std::vector<std::string>& accounts, int64_t srvidx, int64_t ttl_ms);
+  // Releases those of `accounts` that `srvidx` holds (the row stays, with srvidx 0, so that
+  // the other instances see the change among the leases changed since their last look).
+  virtual Result<void, Error> release_leases(const std::vector<std::string>& accounts,
+                                             int64_t srvidx);
 };
 
 // The migrations, in order; migration i brings the schema to version i + 1. `{id}` stands for

@@ -66,21 +66,20 @@ class TimedStore final : public Store {
     return timed(timings_.write, [&] { return inner_->cdr_interrupt_active(srvidx); });
   }
   Result<ClusterView, Error> heartbeat(const InstanceRow& self, bool with_regs,
-                                       int64_t dead_after_ms) override {
-    return timed(timings_.write, [&] { return inner_->heartbeat(self, with_regs, dead_after_ms); });
+                                       int64_t dead_after_ms, int64_t leases_after) override {
+    return timed(timings_.write,
+                 [&] { return inner_->heartbeat(self, with_regs, dead_after_ms, leases_after); });
   }
   Result<std::vector<InstanceRow>, Error> instances() override {
     return timed(timings_.read, [&] { return inner_->instances(); });
   }
-  Result<std::vector<std::string>, Error> renew_leases(int64_t srvidx, int64_t ttl_ms) override {
-    return timed(timings_.write, [&] { return inner_->renew_leases(srvidx, ttl_ms); });
+  Result<std::vector<std::string>, Error> acquire_leases(const std::vector<std::string>& accounts,
+                                                         int64_t srvidx, int64_t ttl_ms) override {
+    return timed(timings_.write, [&] { return inner_->acquire_leases(accounts, srvidx, ttl_ms); });
   }
-  Result<bool, Error> acquire_lease(const std::string& account, int64_t srvidx,
-                                    int64_t ttl_ms) override {
-    return timed(timings_.write, [&] { return inner_->acquire_lease(account, srvidx, ttl_ms); });
-  }
-  Result<void, Error> release_lease(const std::string& account, int64_t srvidx) override {
-    return timed(timings_.write, [&] { return inner_->release_lease(account, srvidx); });
+  Result<void, Error> release_leases(const std::vector<std::string>& accounts,
+                                     int64_t srvidx) override {
+    return timed(timings_.write, [&] { return inner_->release_leases(accounts, srvidx); });
   }
 
  private:
