@@ -106,14 +106,15 @@ void AccountManager::start(const json& config_providers) {
 
 void AccountManager::run(const Account& a, txn::Millis delay) {
   std::lock_guard lock(mu_);
-  known_[a.id] = a;
+  // One copy per account: the client and the monitoring snapshot share this one.
+  const auto& account = known_[a.id] = std::make_shared<const Account>(a);
   if (options_.leased) {
     auto it = served_.find(a.id);
     if (it == served_.end()) return;  // another instance's, or nobody's yet
-    launch(a, delay, it->second);
+    launch(*account, delay, it->second);
     return;
   }
-  launch(a, delay, false);
+  launch(*account, delay, false);
 }
 
 void AccountManager::launch(const Account& a, txn::Millis delay, bool clear_first) {
@@ -127,7 +128,10 @@ void AccountManager::launch(const Account& a, txn::Millis delay, bool clear_firs
   o.call_id = call_id_for(slot->worker, "reg-");
   o.ping_call_id = call_id_for(slot->worker, "ping-");
   const int64_t id = a.id;
-  auto account = std::make_shared<const Account>(a);
+  // The account known_ keeps, when that is the one given (a single copy per account).
+  const auto k = known_.find(id);
+  auto account =
+      k != known_.end() && k->second.get() == &a ? k->second : std::make_shared<const Account>(a);
   snapshots_[id] = Snapshot{account, RegistrationStatus{}};
   snapshots_[id].status.regstate = !a.enabled ? RegState::Disabled
                                    : a.reg    ? RegState::Unregistered
@@ -435,7 +439,7 @@ void AccountManager::serve(int64_t id, bool clear_first) {
   auto it = known_.find(id);
   // A takeover of many accounts (the death of another instance) is paced like a start-up.
   if (it != known_.end() && !slots_.count(id)) {
-    launch(it->second, next_register_delay(it->second), clear_first);
+    launch(*it->second, next_register_delay(*it->second), clear_first);
   }
 }
 
@@ -461,7 +465,7 @@ std::vector<Leasable> AccountManager::leasable() const {
   std::vector<Leasable> out;
   out.reserve(known_.size());
   for (const auto& [id, a] : known_)
-    out.push_back({id, a.serveridxs});
+    out.push_back({id, a->serveridxs});
   return out;
 }
 
@@ -481,7 +485,7 @@ bool AccountManager::resync() {
     }
     for (const auto& [id, a] : stored) {
       auto it = known_.find(id);
-      if (it == known_.end() || to_stored_json(it->second) != to_stored_json(a)) {
+      if (it == known_.end() || to_stored_json(*it->second) != to_stored_json(a)) {
         changed.push_back(a);
       }
     }

@@ -139,7 +139,7 @@ class AccountManager {
   std::unordered_map<int64_t, std::string> register_out_;  // id -> stored JSON of what runs
   // Every account that would run here (leased or not), and in leased mode those this instance
   // serves (value: remove old bindings first). Guarded by mu_.
-  std::unordered_map<int64_t, Account> known_;
+  std::unordered_map<int64_t, std::shared_ptr<const Account>> known_;  // shared with the clients
   std::unordered_map<int64_t, bool> served_;
   std::chrono::steady_clock::time_point next_register_{};  // guarded by mu_
 };
