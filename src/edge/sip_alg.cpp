@@ -65,7 +65,11 @@ std::string with_content_length(std::string head, size_t length) {
       std::transform(name.begin(), name.end(), name.begin(),
                      [](unsigned char c) { return char(std::tolower(c)); });
       if (name == "content-length" || name == "l") {
-        head.replace(line + colon + 1, eol - line - colon - 1, " " + std::to_string(length));
+        // Built by appending: GCC 12 at -O3 takes `" " + std::string` for an overlapping
+        // memcpy (-Werror=restrict in a Release build).
+        std::string value(1, ' ');
+        value += std::to_string(length);
+        head.replace(line + colon + 1, eol - line - colon - 1, value);
         return head;
       }
     }
@@ -90,7 +94,8 @@ bool swap_addresses(std::string& message,
   std::string new_body = body_hits.empty() ? std::string(body) : replaced(body, body_hits, 0);
   if (new_body.size() != body.size())
     new_head = with_content_length(std::move(new_head), new_body.size());
-  message = std::move(new_head) + new_body;
+  new_head += new_body;
+  message = std::move(new_head);
   return true;
 }
 

@@ -47,9 +47,13 @@ RouteTarget route_target(Context& context, const EdgeConfig& cfg, const RouteRul
       } else {
         t.dest = {binding->transport, binding->addr, binding->port};
         auto contact = sip::parse_uri(binding->contact);
-        host = contact ? std::string(contact->host) +
-                             (contact->port ? ":" + std::to_string(contact->port) : "")
-                       : host_port(binding->addr, binding->port);
+        if (contact) {
+          host = std::string(contact->host);
+          // Appended: `":" + std::to_string(...)` trips GCC 12's -O3 -Werror=restrict.
+          if (contact->port) host.append(":").append(std::to_string(contact->port));
+        } else {
+          host = host_port(binding->addr, binding->port);
+        }
       }
     } else {
       const Account as = pbx->as_account();
