@@ -549,6 +549,15 @@ std::optional<RegistrationStatus> AccountManager::status(int64_t id) const {
   return it->second.status;
 }
 
+std::shared_ptr<const Account> AccountManager::shared(Account&& a) const {
+  {
+    std::lock_guard lock(mu_);
+    auto it = known_.find(a.id);
+    if (it != known_.end() && to_stored_json(*it->second) == to_stored_json(a)) return it->second;
+  }
+  return std::make_shared<const Account>(std::move(a));
+}
+
 std::optional<RegistrationStatus> AccountManager::status(const std::string& code) const {
   std::lock_guard lock(mu_);
   for (const auto& [id, s] : snapshots_) {

@@ -896,7 +896,9 @@ std::string Server::call_id_for(size_t worker) {
 void Server::rebuild_edge_config() {
   if (!edge_ || !store_) return;
   std::lock_guard lock(edge_->rebuild_mu);
-  auto cfg = edge::edge_config_from_store(*store_, config_.instance.domain, extaddrs());
+  edge::ShareAccount share;
+  if (accounts_) share = [this](accounts::Account&& a) { return accounts_->shared(std::move(a)); };
+  auto cfg = edge::edge_config_from_store(*store_, config_.instance.domain, extaddrs(), share);
   edge_->registrar()->set_connections(cfg->pbxs);
   std::vector<accounts::Account> register_out;
   for (const auto& p : cfg->pbxs) {

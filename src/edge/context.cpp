@@ -44,7 +44,8 @@ std::shared_ptr<const accounts::PbxConnection> EdgeConfig::pbx_from(
 }
 
 std::shared_ptr<EdgeConfig> edge_config_from_store(store::Store& store, std::string system_domain,
-                                                   std::vector<std::string> extaddrs) {
+                                                   std::vector<std::string> extaddrs,
+                                                   const ShareAccount& share) {
   auto cfg = std::make_shared<EdgeConfig>();
   cfg->system_domain = std::move(system_domain);
   auto rows_of = [&store](store::Table t) {
@@ -61,8 +62,10 @@ std::shared_ptr<EdgeConfig> edge_config_from_store(store::Store& store, std::str
   };
   std::vector<std::shared_ptr<const accounts::Account>> accounts;
   for (const auto& j : rows_of(store::Table::Providers)) {
-    if (auto a = accounts::account_from_json(j))
-      accounts.push_back(std::make_shared<const accounts::Account>(std::move(*a)));
+    if (auto a = accounts::account_from_json(j)) {
+      accounts.push_back(share ? share(std::move(*a))
+                               : std::make_shared<const accounts::Account>(std::move(*a)));
+    }
   }
   cfg->accounts = std::make_shared<AccountIndex>(std::move(accounts), std::move(extaddrs));
   for (const auto& j : rows_of(store::Table::Pbx)) {

@@ -41,9 +41,14 @@ struct EdgeConfig {
                                                           const Resolved& resolved = {}) const;
 };
 
-// Reads accounts, PBX connections and the rules from the store into a snapshot.
+// Reads accounts, PBX connections and the rules from the store into a snapshot. `share`, when
+// given, turns each parsed account into the one the account manager already keeps (the same
+// account once in memory, not once per table).
+using ShareAccount =
+    std::function<std::shared_ptr<const accounts::Account>(accounts::Account&& parsed)>;
 std::shared_ptr<EdgeConfig> edge_config_from_store(store::Store& store, std::string system_domain,
-                                                   std::vector<std::string> extaddrs);
+                                                   std::vector<std::string> extaddrs,
+                                                   const ShareAccount& share = {});
 
 // The substitution test (REST and `esg normalize`): `body` names an account (id or code), a
 // direction and the numbers; the answer lists each rule that applied and the result. Errors

@@ -113,5 +113,45 @@ TEST(AccountManagerMemory, ARegisteredAccountKeepsOneCopyOfItsAccount) {
   RecordProperty("bytes_per_account", std::to_string(per_account));
 }
 
+// The edge's tables (account matching) take the manager's accounts instead of a copy of each
+// (≈0.85 KiB an account at 10,000 accounts): the same one when the stored fields agree.
+TEST(AccountManagerMemory, TheEdgeSharesTheManagersAccountsWhenTheyAreTheSame) {
+  auto store = store::open_sqlite(":memory:");
+  const nlohmann::json stored = {
+      {"code", "b1"},           {"username", "u1"},         {"pwd", "x"},
+      {"domain", "bench.test"}, {"proxyaddr", "127.0.0.1"}, {"proxyport", 5070}};
+  auto id = store->insert(store::Table::Providers, "b1", stored.dump(), 0);
+  ASSERT_TRUE(id);
+  OneWorker rt;
+  AccountManager manager(*store, rt, ManagerOptions{});
+  manager.start(nlohmann::json::array());
+  rt.run();
+
+  auto parsed = [&](const nlohmann::json& j) {
+    nlohmann::json with_id = j;
+    with_id["id"] = *id;
+    auto a = account_from_json(with_id);
+    EXPECT_TRUE(a);
+    return std::move(*a);
+  };
+  const auto first = manager.shared(parsed(stored));
+  const auto second = manager.shared(parsed(stored));
+  EXPECT_EQ(first.get(), second.get()) << "one account in memory, whoever asks";
+  EXPECT_GE(first.use_count(), 3) << "the manager keeps it too";
+
+  nlohmann::json changed = stored;
+  changed["proxyport"] = 5071;  // not yet applied by the manager: a copy of its own
+  const auto other = manager.shared(parsed(changed));
+  EXPECT_NE(other.get(), first.get());
+  EXPECT_EQ(other->proxyport, 5071);
+  EXPECT_EQ(other.use_count(), 1);
+
+  nlohmann::json unknown = stored;
+  unknown["code"] = "b2";
+  Account a = parsed(unknown);
+  a.id = *id + 100;
+  EXPECT_EQ(manager.shared(std::move(a))->code, "b2");
+}
+
 }  // namespace
 }  // namespace esg::accounts
