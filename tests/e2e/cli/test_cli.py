@@ -20,6 +20,20 @@ def esg(*args, **kw):
     return subprocess.run([ESG, *args], capture_output=True, text=True, timeout=60, **kw)
 
 
+def lines_until_ready(p, seconds):
+    """What `esg run` printed on stdout up to its "ready" line (or its end, or `seconds`)."""
+    lines = []
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        line = p.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("ready"):
+            break
+    return lines
+
+
 class CommandLine(unittest.TestCase):
     def test_version(self):
         r = esg("version")
@@ -93,15 +107,7 @@ class Run(unittest.TestCase):
             p = subprocess.Popen([ESG, "run", "--config", cfg], stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
             try:
-                lines = []
-                deadline = time.time() + 10
-                while time.time() < deadline:
-                    line = p.stdout.readline()
-                    if not line:
-                        break
-                    lines.append(line)
-                    if line.startswith("ready"):
-                        break
+                lines = lines_until_ready(p, 10)
                 self.assertTrue(any(l.startswith("ready") for l in lines), lines)
                 self.assertTrue(any("listening on udp 127.0.0.1:15080" in l for l in lines), lines)
                 p.send_signal(signal.SIGTERM)
@@ -128,15 +134,7 @@ class Run(unittest.TestCase):
             p = subprocess.Popen([ESG, "run", "--config", path], stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
             try:
-                lines = []
-                deadline = time.time() + 20
-                while time.time() < deadline:
-                    line = p.stdout.readline()
-                    if not line:
-                        break
-                    lines.append(line)
-                    if line.startswith("ready"):
-                        break
+                lines = lines_until_ready(p, 20)
                 out = "".join(lines)
                 m = re.search(r"^web page at (http://127\.0\.0\.1:(\d+)/ui/) \(sign in as \"admin\"\)$",
                               out, re.M)
