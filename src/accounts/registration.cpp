@@ -184,7 +184,7 @@ void RegistrationClient::send_register(uint32_t expires) {
     m += "Contact: <" + contact_uri + ">\r\n";
     m += "Expires: " + std::to_string(expires) + "\r\n";
   }
-  m += "Allow: " + options_.allow + "\r\n";
+  m.append("Allow: ").append(options_.allow).append("\r\n");
   m += "Supported: path\r\n";
   m += "User-Agent: " + options_.user_agent + "\r\n";
   m += authorization_;

@@ -70,7 +70,9 @@ struct RegistrationOptions {
   // responses reach this client's worker; random when empty.
   std::string call_id;
   std::string ping_call_id;
-  std::string allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY";
+  // A view of a constant, not a string: each account's client keeps its options, and a copy
+  // of this line is ~100 bytes an account.
+  std::string_view allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY";
   // Taking over from an instance that died (cluster/): first remove every binding of the
   // account (`Contact: *`, `Expires: 0`, RFC 3261 §10.2.2), then register, so that the
   // registrar never holds the dead instance's contact next to ours.
