@@ -119,6 +119,7 @@ void AccountManager::run(const Account& a, txn::Millis delay) {
 
 void AccountManager::launch(const Account& a, txn::Millis delay, bool clear_first) {
   auto slot = std::make_shared<Slot>();
+  slot->id = a.id;
   // Register-out PBX connections run under negative ids.
   slot->worker =
       size_t((a.id < 0 ? -a.id : a.id) % int64_t(std::max<size_t>(1, runtime_.workers())));
@@ -140,7 +141,8 @@ void AccountManager::launch(const Account& a, txn::Millis delay, bool clear_firs
   runtime_.post(slot->worker, [this, slot, account, o, id] {
     slot->client = std::make_unique<RegistrationClient>(
         account, runtime_.layer(slot->worker), runtime_.timers(slot->worker), runtime_.link(), o,
-        [this, id, from = slot.get()](const RegistrationStatus& s) { on_status(id, from, s); });
+        // Two pointers: std::function keeps them in place, with no allocation per account.
+        [this, from = slot.get()](const RegistrationStatus& s) { on_status(from->id, from, s); });
     slot->client->start();
   });
 }

@@ -108,6 +108,7 @@ class AccountManager {
 
  private:
   struct Slot {
+    int64_t id = 0;
     size_t worker = 0;
     std::unique_ptr<RegistrationClient> client;  // touched on `worker` only
   };

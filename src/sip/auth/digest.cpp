@@ -264,8 +264,8 @@ std::string digest_response(Algorithm a, Qop qop, std::string_view username, std
   return hash_hex(a, kd);
 }
 
-DigestClient::DigestClient(std::function<std::string()> make_cnonce)
-    : make_cnonce_(make_cnonce ? std::move(make_cnonce) : [] { return random_hex(8); }) {}
+DigestClient::DigestClient(MakeCnonce make_cnonce)
+    : make_cnonce_(make_cnonce ? make_cnonce : [] { return random_hex(8); }) {}
 
 Result<std::string, ValueError> DigestClient::answer(const Challenge& ch,
                                                      const ClientRequest& req) {

@@ -75,14 +75,16 @@ struct ClientRequest {
 // Answers challenges; keeps the nonce count per nonce so each answer uses the next nc.
 class DigestClient {
  public:
-  // `cnonce` generator: random by default; tests pass a fixed one.
-  explicit DigestClient(std::function<std::string()> make_cnonce = {});
+  // `cnonce` generator: random by default; tests pass a fixed one. A plain function, not a
+  // std::function: every registered account and every call towards a provider keeps a client.
+  using MakeCnonce = std::string (*)();
+  explicit DigestClient(MakeCnonce make_cnonce = nullptr);
   // The Authorization (or Proxy-Authorization) header value. Prefers auth-int when the
   // challenge offers only it, else auth, else the RFC 2069 form.
   Result<std::string, ValueError> answer(const Challenge& challenge, const ClientRequest& req);
 
  private:
-  std::function<std::string()> make_cnonce_;
+  MakeCnonce make_cnonce_;
   std::unordered_map<std::string, uint32_t> nc_;  // nonce -> last nc used
 };
 
