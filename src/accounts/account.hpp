@@ -50,6 +50,8 @@ struct Account {
   // What to resolve: the proxy's explicit port, or 0 for the domain, whose transport and port
   // RFC 3263 finds in DNS (NAPTR, SRV).
   uint16_t lookup_port() const { return proxyaddr.empty() ? 0 : proxyport; }
+
+  bool operator==(const Account&) const = default;
 };
 
 // From JSON (config import, REST). Every field is optional but `code` and `domain` (and

@@ -555,7 +555,7 @@ std::shared_ptr<const Account> AccountManager::shared(Account&& a) const {
   {
     std::lock_guard lock(mu_);
     auto it = known_.find(a.id);
-    if (it != known_.end() && to_stored_json(*it->second) == to_stored_json(a)) return it->second;
+    if (it != known_.end() && *it->second == a) return it->second;
   }
   return std::make_shared<const Account>(std::move(a));
 }

@@ -101,8 +101,8 @@ class AccountManager {
   std::optional<RegistrationStatus> status(const std::string& code) const;
   // The state of one account by id: what routing asks before sending a call out.
   std::optional<RegistrationStatus> status(int64_t id) const;
-  // The account this manager keeps under `a.id` when it is the same account (the same stored
-  // fields), else `a` as a new one: the edge's tables share the manager's accounts instead of
+  // The account this manager keeps under `a.id` when it is the same account (every field
+  // equal), else `a` as a new one: the edge's tables share the manager's accounts instead of
   // holding a second copy of each (≈0.85 KiB an account).
   std::shared_ptr<const Account> shared(Account&& a) const;
 

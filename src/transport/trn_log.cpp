@@ -197,7 +197,7 @@ TrnLog::Ticket TrnLog::open(PacketRecord& record) {
     ++dropped_;
     return 0;
   }
-  queue_.push_back({record, false});
+  queue_.emplace_back();  // its place only: fill() brings the record
   return front_ticket_ + queue_.size() - 1;
 }
 

@@ -1,5 +1,6 @@
 """esg's command line, end to end: version, check, run (start and stop), parse over captures."""
 
+import contextlib
 import json
 import os
 import re
@@ -18,6 +19,21 @@ DATA = os.environ["ESG_TEST_DATA"]
 
 def esg(*args, **kw):
     return subprocess.run([ESG, *args], capture_output=True, text=True, timeout=60, **kw)
+
+
+@contextlib.contextmanager
+def running(config_path):
+    """`esg run` on a config; it must stop with 0 on SIGTERM (killed if the test fails first)."""
+    p = subprocess.Popen([ESG, "run", "--config", config_path], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        yield p
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=10) == 0, "esg did not stop cleanly"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def lines_until_ready(p, seconds):
@@ -104,18 +120,10 @@ class Run(unittest.TestCase):
                 json.dump({"listen": [{"proto": "udp", "addr": "127.0.0.1", "port": 15080}],
                            "store": {"sqlite": os.path.join(tmp, "esg.db")},
                            "log": {"dir": os.path.join(tmp, "log")}}, f)
-            p = subprocess.Popen([ESG, "run", "--config", cfg], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
-            try:
+            with running(cfg) as p:
                 lines = lines_until_ready(p, 10)
                 self.assertTrue(any(l.startswith("ready") for l in lines), lines)
                 self.assertTrue(any("listening on udp 127.0.0.1:15080" in l for l in lines), lines)
-                p.send_signal(signal.SIGTERM)
-                self.assertEqual(p.wait(timeout=10), 0)
-            finally:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
 
     def test_the_sample_config_says_where_the_page_is_and_warns_of_its_credentials(self):
         with open(os.path.join(SRC, "config/esg.json")) as f:
@@ -131,9 +139,7 @@ class Run(unittest.TestCase):
             path = os.path.join(tmp, "esg.json")
             with open(path, "w") as f:
                 json.dump(cfg, f)
-            p = subprocess.Popen([ESG, "run", "--config", path], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
-            try:
+            with running(path) as p:
                 lines = lines_until_ready(p, 20)
                 out = "".join(lines)
                 m = re.search(r"^web page at (http://127\.0\.0\.1:(\d+)/ui/) \(sign in as \"admin\"\)$",
@@ -147,12 +153,6 @@ class Run(unittest.TestCase):
                 with urllib.request.urlopen(m.group(1), timeout=5) as r:
                     self.assertEqual(r.status, 200)
                     self.assertIn("text/html", r.headers.get("Content-Type", ""))
-                p.send_signal(signal.SIGTERM)
-                self.assertEqual(p.wait(timeout=10), 0)
-            finally:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
 
     def test_bad_config_exits_2_with_the_reason(self):
         with tempfile.NamedTemporaryFile("w", suffix=".json") as f:

@@ -113,6 +113,14 @@ struct Received {
     std::unique_lock lock(mu);
     return cv.wait_for(lock, 5s, [&] { return got.size() >= n; });
   }
+  // A transport handler that keeps the Call-ID of each message received.
+  Transport::Handler handler() {
+    return [this](size_t, sip::Message&& m, const Peer&) {
+      std::lock_guard lock(mu);
+      got.emplace_back(m.call_id());
+      cv.notify_all();
+    };
+  }
 };
 
 struct ConnectionFailures : ::testing::Test {
@@ -162,11 +170,7 @@ TEST_F(ConnectionFailures, ACertificateThatDoesNotVerifyIsNamed) {
   SelfSigned certs;
   Workers peer_workers{1};
   Received received;
-  Transport server(peer_workers, {}, nullptr, [&](size_t, sip::Message&& m, const Peer&) {
-    std::lock_guard lock(received.mu);
-    received.got.emplace_back(m.call_id());
-    received.cv.notify_all();
-  });
+  Transport server(peer_workers, {}, nullptr, received.handler());
   server.listen(Proto::Tls, "127.0.0.1", 0, {certs.cert, certs.key, ""});
   peer_workers.start();
   start();  // tls_ca empty: the system's CAs, which never signed the test's certificate
@@ -220,11 +224,7 @@ TEST_F(ConnectionFailures, SentFromOutsideTheWorkersTheReportComesOnTheConnectio
 TEST_F(ConnectionFailures, NothingIsReportedForMessagesThatWereWritten) {
   Workers peer_workers{1};
   Received received;
-  Transport server(peer_workers, {}, nullptr, [&](size_t, sip::Message&& m, const Peer&) {
-    std::lock_guard lock(received.mu);
-    received.got.emplace_back(m.call_id());
-    received.cv.notify_all();
-  });
+  Transport server(peer_workers, {}, nullptr, received.handler());
   server.listen(Proto::Tcp, "127.0.0.1", 0);
   peer_workers.start();
   start();
