@@ -12,18 +12,32 @@ methods, errors, the control commands and the audio framing.
 import argparse
 import asyncio
 import base64
+import collections
 import ctypes
 import ctypes.util
 import json
 import math
 import os
 import random
+import signal
 import socket
 import struct
 import sys
 import time
 
 VERSION = "1.8.67-tgsim"
+HERE = os.path.dirname(os.path.abspath(__file__))
+# The reference call engine a simulated user's app runs (/work/shared/tools/tgpeer: the real
+# tgcalls): the repository's sibling folder shared/, unless $ESG_TGPEER names another binary.
+TGPEER = os.environ.get("ESG_TGPEER") or os.path.normpath(
+    os.path.join(HERE, "..", "..", "..", "shared", "tools", "tgpeer", "tgpeer"))
+# Versions tgpeer runs for a simulated user (the V2 signaling of today's apps, §1.1 of
+# TELEGRAM-CALLS.md). Another chosen version reaches the client, but no engine starts.
+PEER_VERSIONS = ("8.0.0", "9.0.0")
+# What today's esg offers (before its own engine): such a call keeps the simulator's own audio
+# (Opus over a fake reflector, README "Call audio") so that the older tests keep working.
+LEGACY_VERSIONS = ("esg", "tgsim-1")
+WORK_DIR = "."  # recordings and tgpeer logs: the folder of the library socket
 
 
 # --- Opus (libopus through ctypes), for call audio ------------------------------------------
@@ -68,6 +82,16 @@ class User:
         self.outdated = f.get("outdated", False)  # an app too old for calls with us
         self.answer = f.get("answer", {"action": "ignore"})  # answer|decline|ignore, "after" s
         self.tone = f.get("tone", 0)  # Hz the user sends once a call is up; 0: silence
+        # The call library versions of the user's app (callProtocol.library_versions), as
+        # current apps offer them; a test offers only one, or one esg does not speak.
+        self.library_versions = list(f.get("library_versions", ["9.0.0", "8.0.0"]))
+        self.gid = f.get("gid")  # tgpeer runs under this group id (setpriv), for cut tests
+        self.peer_log = f.get("peer_log", "warning")  # tgpeer's --log-level ("info": debugging)
+        self.servers = f.get("servers")  # this user's call servers; None: the world's
+        self.allow_p2p = f.get("allow_p2p")  # None: the world's
+        # A Telegram app discards the call when its engine reports "failed"; off by default
+        # so that a test sees what esg's engine decides on its own.
+        self.discard_on_failed = f.get("discard_on_failed", False)
         self.blocked = set()  # users this one blocked
         # Accounts esg may log in to: the login code and the two-step password.
         self.code = f.get("code")
@@ -120,6 +144,8 @@ class World:
         self.ring_timeout = 90.0  # TDLib's call_ring_timeout_ms
         self.receive_timeout = 20.0  # call_receive_timeout_ms
         self.clients = {}  # (connection id, client id) -> Client
+        self.call_servers = []  # callStateReady.servers for engine calls (control call.network)
+        self.allow_p2p = True
         self.requests = []  # every request, for the tests' assertions
 
     def add_user(self, **f):
@@ -373,6 +399,7 @@ class Client:
         if me.id in WORLD.restricted and (me.id, u.id) not in WORLD.contacts:
             return error(400, "PEER_FLOOD")
         call = Call(self, u, outgoing=True)
+        call.offer = req.get("protocol") or {}
         self.conn.after(0, call.start_outgoing)
         return {"@type": "callId", "id": call.id}
 
@@ -382,6 +409,7 @@ class Client:
             return error(400, "Call not found")
         if call.outgoing or call.state != "Pending":
             return error(400, "Call is not pending")
+        call.offer = req.get("protocol") or {}
         call.connect()
         return {"@type": "ok"}
 
@@ -401,6 +429,18 @@ class Client:
         return {"@type": "ok"}
 
     def m_sendCallSignalingData(self, req):
+        call = WORLD.calls.get(req.get("call_id"))
+        if not call or call.client is not self:
+            return error(400, "Call not found")
+        if call.state != "Ready":
+            return error(400, "Call is not active")  # TDLib's CallActor, before and after Ready
+        try:
+            data = base64.b64decode(req.get("data") or "", validate=True)
+        except ValueError:
+            return error(400, "Invalid data")
+        call.signaling_in += 1
+        if call.peer:
+            call.peer.signal(base64.b64encode(data).decode())
         return {"@type": "ok"}
 
     def m_sendMessage(self, req):
@@ -434,6 +474,11 @@ class Call:
         self.playing = []  # samples of a file being played (48 kHz), before the tone again
         self.started = time.time()
         self.discard_reason = None
+        self.offer = {}  # the client's callProtocol (createCall / acceptCall)
+        self.version = None  # the library version the server chose
+        self.peer = None  # the user's call engine (tgpeer), for 8.0.0/9.0.0
+        self.signaling_in = 0  # sendCallSignalingData blobs from the client
+        self.signaling_out = 0  # updateNewCallSignalingData blobs to the client
 
     def obj(self, state):
         return {"@type": "call", "id": self.id, "user_id": self.user.id,
@@ -490,17 +535,47 @@ class Call:
         self.cancel_timers()
         self.set_state("Error", error={"@type": "error", "code": code, "message": message})
 
+    def legacy(self):
+        """The client offers no call library of Telegram's (today's esg: "esg"): the simulator
+        carries the audio itself, as before tgpeer."""
+        versions = self.offer.get("library_versions") or []
+        return not versions or any(v in LEGACY_VERSIONS for v in versions)
+
     def connect(self):
         if self.state != "Pending":
             return
         self.cancel_timers()
         self.set_state("ExchangingKeys")
+        key = os.urandom(256)
+        emojis = ["\U0001F600", "\U0001F680", "\U0001F431", "\U0001F34E"]
+        WORLD.talked.add(frozenset((self.client.account, self.user.id)))
+        if self.legacy():
+            return self.connect_legacy(key, emojis)
+        self.version = choose_version(self.offer.get("library_versions") or [],
+                                      self.user.library_versions)
+        servers = self.user.servers if self.user.servers is not None else WORLD.call_servers
+        p2p = self.user.allow_p2p if self.user.allow_p2p is not None else WORLD.allow_p2p
+        self.later(0.05, lambda: self.ready(key, emojis, servers, bool(p2p)))
+
+    def ready(self, key, emojis, servers, p2p):
+        if self.state != "ExchangingKeys":
+            return
+        self.set_state(
+            "Ready", protocol={"@type": "callProtocol", "udp_p2p": True, "udp_reflector": True,
+                               "min_layer": 65, "max_layer": 92,
+                               "library_versions": [self.version]},
+            servers=servers, config="{}", encryption_key=base64.b64encode(key).decode(),
+            emojis=emojis, allow_p2p=p2p, is_group_call_supported=False, custom_parameters="")
+        if self.version in PEER_VERSIONS:
+            # The user's app runs its engine with the same key and the other role.
+            self.peer = Peer(self, self.version, key, servers, p2p)
+
+    def connect_legacy(self, key, emojis):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.setblocking(False)
         self.client.conn.loop.add_reader(self.sock.fileno(), self.on_media)
         port = self.sock.getsockname()[1]
-        emojis = ["\U0001F600", "\U0001F680", "\U0001F431", "\U0001F34E"]
         self.later(0.05, lambda: self.set_state(
             "Ready", protocol={"@type": "callProtocol", "udp_p2p": False, "udp_reflector": True,
                                "min_layer": 65, "max_layer": 92,
@@ -510,11 +585,23 @@ class Call:
                       "type": {"@type": "callServerTypeTelegramReflector",
                                "peer_tag": base64.b64encode(self.peer_tag).decode(),
                                "is_tcp": False}}],
-            config="{}", encryption_key=base64.b64encode(os.urandom(256)).decode(),
+            config="{}", encryption_key=base64.b64encode(key).decode(),
             emojis=emojis, allow_p2p=False, is_group_call_supported=False,
             custom_parameters=json.dumps({"tgsim_audio": "opus/48000/1, 20 ms frames"})))
         self.later(0.06, self.send_audio)
-        WORLD.talked.add(frozenset((self.client.account, self.user.id)))
+
+    def peer_signaling(self, data):
+        """A blob from the user's engine: to the client, as TDLib delivers the peer's (only
+        while the call is ready; TDLib drops it otherwise)."""
+        if self.state != "Ready":
+            return
+        self.signaling_out += 1
+        self.client.emit({"@type": "updateNewCallSignalingData", "call_id": self.id,
+                          "data": data})
+
+    def peer_state(self, state):
+        if state == "failed" and self.user.discard_on_failed and self.state == "Ready":
+            self.discard("callDiscardReasonDisconnected")
 
     def on_media(self):
         try:
@@ -564,6 +651,8 @@ class Call:
         self.discard_reason = reason
         self.set_state("Discarded", reason={"@type": reason}, need_rating=False,
                        need_debug_information=False, need_log=False)
+        if self.peer:
+            self.peer.stop()
         if self.sock:
             self.client.conn.loop.remove_reader(self.sock.fileno())
             self.sock.close()
@@ -578,7 +667,162 @@ class Call:
         return {"id": self.id, "user_id": self.user.id, "account": self.client.account,
                 "outgoing": self.outgoing, "state": self.state, "history": self.history,
                 "reason": self.discard_reason, "packets_in": self.packets_in,
-                "packets_out": self.packets_out, "remote": list(self.remote) if self.remote else None}
+                "packets_out": self.packets_out, "remote": list(self.remote) if self.remote else None,
+                "version": self.version, "engine": "tgpeer" if self.peer else
+                ("tgsim" if self.sock else None),
+                "peer_state": self.peer.state if self.peer else None,
+                "signaling_in": self.signaling_in, "signaling_out": self.signaling_out}
+
+    def recorded_pcm(self):
+        """What the user heard: 16-bit samples at 48 kHz."""
+        if self.peer:
+            return self.peer.recorded()
+        pcm = [x for frame in self.received for x in frame]
+        return struct.pack("<%dh" % len(pcm), *pcm)
+
+
+def version_key(v):
+    try:
+        return tuple(int(x) for x in str(v).split("."))
+    except ValueError:
+        return (-1,)
+
+
+def choose_version(client, user):
+    """Telegram's server merges both sides' library_versions and returns the best one both
+    support (TELEGRAM-CALLS.md §1.2); with none in common, the user's first, so the client
+    sees a version it does not speak."""
+    common = [v for v in user if v in client]
+    if common:
+        return max(common, key=version_key)
+    return user[0] if user else ""
+
+
+class Peer:
+    """tgpeer as the simulated user's call engine: started on callStateReady, signaling relayed
+    both ways in order (blobs from the client before it runs are queued), its state, level and
+    stats lines kept, its recording read back for call.recorded."""
+
+    KEEP = 2000  # lines kept (levels come once a second)
+
+    def __init__(self, call, version, key, servers, p2p):
+        self.call = call
+        self.state = None
+        self.lines = collections.deque(maxlen=self.KEEP)
+        self.queue = []  # client blobs before the process runs
+        self.proc = None
+        self.exit_code = None
+        self.stopping = False
+        self.started_at = None
+        self.wav = os.path.join(WORK_DIR, "tgpeer-call%d.wav" % call.id)
+        self.log = os.path.join(WORK_DIR, "tgpeer-call%d.log" % call.id)
+        user = call.user
+        self.argv = [TGPEER, "--version", version,
+                     "--incoming" if call.outgoing else "--outgoing",  # the other side's role
+                     "--key-hex", key.hex(), "--servers", json.dumps(servers),
+                     "--record", self.wav, "--log-level", user.peer_log or "warning"]
+        if p2p:
+            self.argv.append("--p2p")
+        tone = call.tone
+        if tone:
+            self.argv += ["--tone", "%g" % float(tone)]
+        if user.gid is not None:
+            self.argv = ["setpriv", "--regid", str(int(user.gid)), "--clear-groups"] + self.argv
+        PEERS.add(self)
+        self.task = asyncio.ensure_future(self.run())
+
+    async def run(self):
+        with open(self.log, "wb") as err:
+            try:
+                self.proc = await asyncio.create_subprocess_exec(
+                    *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                    stderr=err, limit=1 << 20)
+            except OSError as e:
+                self.lines.append({"error": "tgpeer did not start: %s" % e})
+                self.exit_code = -1
+                PEERS.discard(self)
+                return
+        self.started_at = time.time()
+        for blob in self.queue:
+            self.write({"signaling": blob})
+        self.queue = []
+        if self.stopping:
+            self.write({"stop": True})
+        while True:
+            line = await self.proc.stdout.readline()
+            if not line:
+                break
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if "signaling" in msg:
+                self.call.peer_signaling(msg["signaling"])
+                continue
+            msg["at"] = round(time.time() - self.started_at, 3)
+            self.lines.append(msg)
+            if "state" in msg:
+                changed = msg["state"] != self.state
+                self.state = msg["state"]
+                if changed:
+                    self.call.peer_state(self.state)
+        self.exit_code = await self.proc.wait()
+        PEERS.discard(self)
+        # The engine's end does not end the call: the client's engine decides that.
+
+    def write(self, obj):
+        if self.proc and self.proc.returncode is None and not self.proc.stdin.is_closing():
+            self.proc.stdin.write(json.dumps(obj).encode() + b"\n")
+
+    def signal(self, data):
+        if self.proc is None:
+            self.queue.append(data)
+        else:
+            self.write({"signaling": data})
+
+    def mute(self, on):
+        self.write({"mute": bool(on)})
+
+    def stop(self):
+        """{"stop":true}, then killed after 3 s."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.write({"stop": True})
+        asyncio.get_event_loop().call_later(3.0, self.kill)
+
+    def kill(self):
+        if self.proc and self.proc.returncode is None:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
+
+    def recorded(self):
+        """The recording's samples, to the end of the file: the WAV header is rewritten only
+        once a second while the call runs."""
+        try:
+            with open(self.wav, "rb") as f:
+                data = f.read()
+        except OSError:
+            return b""
+        at = 12
+        while at + 8 <= len(data):
+            tag, size = data[at:at + 4], struct.unpack("<I", data[at + 4:at + 8])[0]
+            if tag == b"data":
+                pcm = data[at + 8:]
+                return pcm[:len(pcm) // 2 * 2]
+            at += 8 + size + (size & 1)
+        return b""
+
+    def describe(self):
+        return {"running": self.proc is not None and self.exit_code is None,
+                "exit_code": self.exit_code, "state": self.state, "argv": self.argv,
+                "lines": list(self.lines), "log": self.log, "recording": self.wav,
+                "queued": len(self.queue)}
+
+
+PEERS = set()  # running engines, stopped when the simulator stops
 
 
 OPUS = None
@@ -651,6 +895,8 @@ class LibraryConnection(asyncio.Protocol):
             for call in WORLD.calls.values():
                 if call.client is WORLD.clients[key]:
                     call.cancel_timers()
+                    if call.peer:  # nobody left to relay its signaling
+                        call.peer.stop()
             del WORLD.clients[key]
 
 
@@ -679,6 +925,13 @@ def control(cmd):
     if op == "restrict":
         (WORLD.restricted.add if cmd.get("on", True) else WORLD.restricted.discard)(cmd["account"])
         return {}
+    if op == "call.network":
+        # callStateReady.servers and allow_p2p of the calls that run an engine (8.0.0/9.0.0).
+        if "servers" in cmd:
+            WORLD.call_servers = list(cmd["servers"])
+        if "allow_p2p" in cmd:
+            WORLD.allow_p2p = bool(cmd["allow_p2p"])
+        return {"servers": WORLD.call_servers, "allow_p2p": WORLD.allow_p2p}
     if op == "timeouts":
         WORLD.ring_timeout = float(cmd.get("ring", WORLD.ring_timeout))
         WORLD.receive_timeout = float(cmd.get("receive", WORLD.receive_timeout))
@@ -712,17 +965,29 @@ def control(cmd):
         call.discard("callDiscardReasonEmpty")
         return {}
     if op == "call.tone":
+        if call.peer:
+            return {"error": "tgpeer's tone is set when it starts (the user's tone)"}
         call.tone = float(cmd.get("freq", 0))
         return {}
+    if op == "call.mute":
+        if not call.peer:
+            return {"error": "the call runs no engine (tgpeer)"}
+        call.peer.mute(cmd.get("on", True))
+        return {}
+    if op == "call.peer":
+        if not call.peer:
+            return {"error": "the call runs no engine (tgpeer)"}
+        return call.peer.describe()
     if op == "call.play":
+        if call.peer:
+            return {"error": "tgpeer plays only the user's tone"}
         call.playing = read_wav_48k(cmd["file"])
         return {"samples": len(call.playing)}
     if op == "call.state":
         return call.describe()
     if op == "call.recorded":
-        pcm = [x for frame in call.received for x in frame]
         return dict(call.describe(), rate=Opus.RATE,
-                    pcm=base64.b64encode(struct.pack("<%dh" % len(pcm), *pcm)).decode())
+                    pcm=base64.b64encode(call.recorded_pcm()).decode())
     if op == "calls":
         return {"calls": [c.describe() for c in WORLD.calls.values()]}
     if op == "message":
@@ -764,15 +1029,27 @@ class ControlConnection(asyncio.Protocol):
             self.transport.write(json.dumps(answer).encode() + b"\n")
 
 
+async def stop_peers():
+    for peer in list(PEERS):
+        peer.write({"stop": True})
+    if PEERS:
+        await asyncio.sleep(0.5)
+    for peer in list(PEERS):
+        peer.kill()
+
+
 async def main():
-    global OPUS
+    global OPUS, WORK_DIR
     ap = argparse.ArgumentParser()
     ap.add_argument("--socket", required=True)
     ap.add_argument("--control-port", type=int, default=0)
     ap.add_argument("--ready-file")
     args = ap.parse_args()
     OPUS = Opus()
+    WORK_DIR = os.path.dirname(os.path.abspath(args.socket))
     loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stopped.set)
     if os.path.exists(args.socket):
         os.unlink(args.socket)
     await loop.create_unix_server(lambda: LibraryConnection(loop), args.socket)
@@ -783,7 +1060,8 @@ async def main():
         with open(args.ready_file + ".tmp", "w") as f:
             f.write(str(port))
         os.rename(args.ready_file + ".tmp", args.ready_file)
-    await asyncio.Event().wait()
+    await stopped.wait()
+    await stop_peers()
 
 
 if __name__ == "__main__":

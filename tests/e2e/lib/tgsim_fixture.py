@@ -16,6 +16,10 @@ TGSIM = os.path.join(HERE, "..", "..", "tgsim", "tgsim.py")
 LIB = os.environ.get("ESG_TGSIM_LIB", "build/tests/tgsim/libtdjson_sim.so")
 TDJSON = os.environ.get("ESG_TDJSON",
                         "third_party/node_modules/@prebuilt-tdlib/linux-x64-glibc/libtdjson.so")
+# The reference call engine (the real tgcalls) the simulated users' apps run; tgsim.py finds it
+# the same way.
+TGPEER = os.environ.get("ESG_TGPEER") or os.path.normpath(
+    os.path.join(HERE, "..", "..", "..", "..", "shared", "tools", "tgpeer", "tgpeer"))
 
 
 class TgSim:
