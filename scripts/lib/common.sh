@@ -16,7 +16,7 @@ ESG_BUILD_PKGS=(cmake ninja-build g++ pkg-config libssl-dev nlohmann-json3-dev l
 ESG_TEST_PKGS=(googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   clang-format clang-tidy python3 libboost-dev sip-tester openssl dnsmasq-base kamailio
   kamailio-tls-modules sipvicious coturn iproute2 iptables baresip-core chromium postgresql
-  python3-prometheus-client)
+  python3-prometheus-client libsrtp2-1 libavcodec59 libusrsctp-dev)
 
 log() { printf '[esg %4ds] %s\n' "$SECONDS" "$*" >&2; }
 
