@@ -185,6 +185,8 @@ class TgNet:
                 stdout=log, stderr=subprocess.STDOUT)
             log.close()
             self._wait_turn()
+            # A rule without a target only counts: what reached the TURN server (turn_packets).
+            self._add(["INPUT", "-p", "udp", "-d", ADDR_B, "--dport", str(TURN_PORT)])
         return {"@type": "callServer", "id": "1", "ip_address": ADDR_B, "ipv6_address": "",
                 "port": TURN_PORT,
                 "type": {"@type": "callServerTypeWebrtc", "username": user, "password": password,
@@ -200,6 +202,12 @@ class TgNet:
                 return
             time.sleep(0.05)
         raise RuntimeError("turnserver did not listen: " + self.turn_log())
+
+    def turn_packets(self):
+        """UDP packets that reached the TURN server's port so far."""
+        out = _run("iptables", "-L", "INPUT", "-v", "-n", "-x").stdout
+        return sum(int(line.split()[0]) for line in out.splitlines()[2:]
+                   if "dpt:%d" % TURN_PORT in line and ADDR_B in line)
 
     def turn_log(self):
         try:
