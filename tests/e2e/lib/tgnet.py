@@ -1,6 +1,6 @@
 """A private network namespace for Telegram media tests, entered by the test process itself:
 
-    namespace esgtg<pid>:  lo (127.0.0.0/8: the SIP side)   tgva 192.0.2.1/24 --veth-- tgvb 192.0.2.2/24
+    namespace esgtg<pid>:  lo 127.0.0.0/8 (SIP)   tgva 192.0.2.1/24 --veth-- tgvb 192.0.2.2/24
 
 WebRTC (tgpeer, the simulated user's call engine) skips loopback interfaces when it gathers host
 candidates, so the Telegram side needs real addresses: RFC 5737 TEST-NET-1 on a veth pair, both
