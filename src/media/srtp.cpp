@@ -1,5 +1,6 @@
 #include "media/srtp.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <srtp2/srtp.h>
@@ -90,6 +91,38 @@ std::unique_ptr<Srtp> Srtp::create(std::string_view suite, std::string_view key_
   std::unique_ptr<Srtp> s(new Srtp());
   s->ctx_ = std::make_unique<Ctx>();
   if (srtp_create(&s->ctx_->session, &policy) != srtp_err_status_ok) return nullptr;
+  return s;
+}
+
+std::unique_ptr<Srtp> Srtp::create_keyed(std::string_view profile, std::string_view key_salt,
+                                         bool outbound) {
+  init_once();
+  srtp_policy_t policy{};
+  size_t length = 0;
+  if (profile == "AES_CM_128_HMAC_SHA1_80") {
+    srtp_crypto_policy_set_rtp_default(&policy.rtp);
+    srtp_crypto_policy_set_rtcp_default(&policy.rtcp);
+    length = 30;
+  } else if (profile == "AEAD_AES_128_GCM") {
+    srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtp);
+    srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtcp);
+    length = 28;  // 128-bit key, 96-bit salt (RFC 7714 §12)
+  } else if (profile == "AEAD_AES_256_GCM") {
+    srtp_crypto_policy_set_aes_gcm_256_16_auth(&policy.rtp);
+    srtp_crypto_policy_set_aes_gcm_256_16_auth(&policy.rtcp);
+    length = 44;
+  }
+  if (length == 0 || key_salt.size() != length) return nullptr;
+  std::string key(key_salt);  // libsrtp takes a non-const pointer
+  policy.ssrc.type = outbound ? ssrc_any_outbound : ssrc_any_inbound;
+  policy.key = reinterpret_cast<unsigned char*>(key.data());
+  policy.window_size = 1024;  // as create(): the relay's replay window
+  policy.allow_repeat_tx = 1;
+  std::unique_ptr<Srtp> s(new Srtp());
+  s->ctx_ = std::make_unique<Ctx>();
+  const auto status = srtp_create(&s->ctx_->session, &policy);
+  OPENSSL_cleanse(key.data(), key.size());
+  if (status != srtp_err_status_ok) return nullptr;
   return s;
 }
 

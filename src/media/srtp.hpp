@@ -31,6 +31,12 @@ class Srtp {
   // an unknown suite or a key that is not 30 bytes of base64.
   static std::unique_ptr<Srtp> create(std::string_view suite, std::string_view key_base64,
                                       bool outbound);
+  // An SRTP context keyed by DTLS-SRTP (RFC 5764): `profile` is "AES_CM_128_HMAC_SHA1_80",
+  // "AEAD_AES_128_GCM" or "AEAD_AES_256_GCM" (RFC 7714) and `key_salt` the raw master key
+  // followed by the master salt (30, 28 or 44 bytes). RTCP uses the same key (rtcp-mux, one
+  // context for both). None for another profile or length.
+  static std::unique_ptr<Srtp> create_keyed(std::string_view profile, std::string_view key_salt,
+                                            bool outbound);
   ~Srtp();
   Srtp(const Srtp&) = delete;
   Srtp& operator=(const Srtp&) = delete;
