@@ -1,0 +1,374 @@
+#include "media/webrtc/ice/ice.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "fake_net.hpp"
+
+namespace esg::media::ice {
+namespace {
+
+using namespace test;
+
+Agent::Options opts(bool controlling) {
+  Agent::Options o;
+  o.controlling = controlling;
+  return o;
+}
+
+bool connected(const Peer& p) {
+  return p.agent.state() == State::Connected;
+}
+
+// Two agents, each with the sockets given, with signalling between them.
+struct Call {
+  FakeNet net;
+  Sim sim{net};
+  Peer a, b;
+  Call(Agent::Options ao, Agent::Options bo)
+      : a(net, &sim.now, std::move(ao)), b(net, &sim.now, std::move(bo)) {
+    sim.add(a.agent);
+    sim.add(b.agent);
+  }
+  Call(bool a_controlling = true, bool b_controlling = false)
+      : Call(opts(a_controlling), opts(b_controlling)) {}
+  bool connect(milliseconds limit = 3000ms) {
+    return sim.run_until_true([&] { return connected(a) && connected(b); }, limit);
+  }
+};
+
+TEST(IceAgent, RandomCredentialsHaveLibwebrtcLengthsAndAlphabet) {
+  const std::string u = Agent::random_ufrag(), p = Agent::random_pwd();
+  EXPECT_EQ(u.size(), 4u);
+  EXPECT_EQ(p.size(), 24u);
+  for (char c : u + p)
+    EXPECT_TRUE(std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/');
+  EXPECT_NE(Agent::random_pwd(), p);
+}
+
+TEST(IceAgent, HostCandidateSignalledAtOnceInTgcallsShape) {
+  Call call;
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  ASSERT_EQ(call.a.candidates.size(), 1u);
+  const Candidate& c = call.a.candidates[0];
+  EXPECT_EQ(c.type, "host");
+  EXPECT_EQ(c.address, "10.0.0.1");
+  EXPECT_EQ(c.port, 1000);
+  EXPECT_EQ(c.ufrag, call.a.agent.ufrag());
+  EXPECT_EQ(c.priority, candidate_priority(kTypePreferenceHost, 65535));
+  const std::string sdp = c.to_sdp();
+  EXPECT_NE(sdp.find(" 1 udp 2130706431 10.0.0.1 1000 typ host generation 0 ufrag "),
+            std::string::npos)
+      << sdp;
+}
+
+TEST(IceAgent, ControllingAndControlledConnectAndCarryData) {
+  Call call;
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  call.b.add_socket(1, ep("10.0.0.2", 2000));
+  signal(call.a, call.b);
+  EXPECT_EQ(call.a.agent.state(), State::Checking);
+  ASSERT_TRUE(call.connect());
+  auto pa = call.a.agent.selected(), pb = call.b.agent.selected();
+  ASSERT_TRUE(pa && pb);
+  EXPECT_EQ(pa->local.address, "10.0.0.1");
+  EXPECT_EQ(pa->remote.address, "10.0.0.2");
+  EXPECT_EQ(pb->local.address, "10.0.0.2");
+  EXPECT_EQ(pb->remote.address, "10.0.0.1");
+  ASSERT_TRUE(pa->rtt);
+  EXPECT_EQ(pa->rtt->count(), 20);  // the fake network's 10 ms each way
+  EXPECT_EQ(call.a.states, (std::vector<State>{State::Checking, State::Connected}));
+  // DTLS (first byte 22) both ways on the selected pair.
+  const std::string hello("\x16\xfe\xfd hello", 9), answer("\x16\xfe\xfd answer", 10);
+  EXPECT_TRUE(call.a.agent.send_data(hello));
+  EXPECT_TRUE(call.b.agent.send_data(answer));
+  call.sim.run_for(50ms);
+  EXPECT_EQ(call.b.received, std::vector<std::string>{hello});
+  EXPECT_EQ(call.a.received, std::vector<std::string>{answer});
+  EXPECT_GT(call.a.agent.counters().checks_sent, 0u);
+  EXPECT_GT(call.b.agent.counters().checks_received, 0u);
+}
+
+TEST(IceAgent, NoDataBeforeAPairIsSelected) {
+  Call call;
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  EXPECT_FALSE(call.a.agent.send_data("\x80 rtp"));
+}
+
+TEST(IceAgent, ControllingNominatesTheBestPair) {
+  Call call;
+  // A's second address is its preferred one (first socket: highest local preference).
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  call.a.add_socket(2, ep("10.0.1.1", 1001));
+  call.b.add_socket(1, ep("10.0.0.2", 2000));
+  call.b.add_socket(2, ep("10.0.1.2", 2001));
+  signal(call.a, call.b);
+  ASSERT_TRUE(call.connect());
+  auto pa = call.a.agent.selected(), pb = call.b.agent.selected();
+  ASSERT_TRUE(pa && pb);
+  EXPECT_EQ(pa->local.address, "10.0.0.1");
+  EXPECT_EQ(pa->remote.address, "10.0.0.2");
+  EXPECT_EQ(pb->local.address, "10.0.0.2");
+  EXPECT_EQ(pb->remote.address, "10.0.0.1");
+  EXPECT_EQ(call.a.agent.counters().selections, 1u);
+}
+
+TEST(IceAgent, BestPairUnreachableTheNextOneIsNominated) {
+  Call call;
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  call.a.add_socket(2, ep("10.0.1.1", 1001));
+  call.b.add_socket(1, ep("10.0.0.2", 2000));
+  // A's preferred address cannot reach anything.
+  call.net.drop = [](const Endpoint& from, const Endpoint& to) {
+    return from.address().to_string() == "10.0.0.1" || to.address().to_string() == "10.0.0.1";
+  };
+  signal(call.a, call.b);
+  ASSERT_TRUE(call.connect());
+  EXPECT_EQ(call.a.agent.selected()->local.address, "10.0.1.1");
+  EXPECT_EQ(call.b.agent.selected()->remote.address, "10.0.1.1");
+}
+
+TEST(IceAgent, PeerReflexiveRemoteLearntFromChecksBehindNat) {
+  Call call;
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  // B is behind a NAT: its host candidate is unreachable, its checks come from the outside
+  // address, which it never signalled.
+  call.b.add_socket(1, ep("192.168.5.5", 2000));
+  call.net.nat(ep("192.168.5.5", 2000), ep("203.0.113.9", 40000));
+  call.net.drop = [](const Endpoint&, const Endpoint& to) {
+    return to.address().to_string() == "192.168.5.5";
+  };
+  signal(call.a, call.b);
+  ASSERT_TRUE(call.connect());
+  auto pa = call.a.agent.selected();
+  ASSERT_TRUE(pa);
+  EXPECT_EQ(pa->remote.type, "prflx");
+  EXPECT_EQ(pa->remote.address, "203.0.113.9");
+  EXPECT_EQ(pa->remote.port, 40000);
+  EXPECT_EQ(call.b.agent.selected()->remote.address, "10.0.0.1");
+  call.b.agent.send_data("\x80 rtp");
+  call.sim.run_for(50ms);
+  EXPECT_EQ(call.a.received.size(), 1u);
+}
+
+TEST(IceAgent, ChecksBeforeRemoteCredentialsAreAnsweredAndCheckedBackLater) {
+  Call call;
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  call.b.add_socket(1, ep("10.0.0.2", 2000));
+  // B knows A; A does not know B yet (its signalling is late).
+  call.b.agent.set_remote_credentials(call.a.agent.ufrag(), call.a.agent.pwd(), call.sim.now);
+  for (const Candidate& c : call.a.candidates)
+    call.b.agent.add_remote_candidate(c, call.sim.now);
+  call.sim.run_for(300ms);
+  EXPECT_GT(call.a.agent.counters().checks_received, 0u);
+  EXPECT_EQ(call.a.agent.counters().checks_sent, 0u);
+  call.a.agent.set_remote_credentials(call.b.agent.ufrag(), call.b.agent.pwd(), call.sim.now);
+  ASSERT_TRUE(call.connect());
+}
+
+TEST(IceAgent, RoleConflictBothControllingResolvedByTieBreaker) {
+  Call call(true, true);
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  call.b.add_socket(1, ep("10.0.0.2", 2000));
+  signal(call.a, call.b);
+  ASSERT_TRUE(call.connect());
+  EXPECT_NE(call.a.agent.controlling(), call.b.agent.controlling());
+  EXPECT_GT(call.a.agent.counters().role_conflicts + call.b.agent.counters().role_conflicts, 0u);
+  EXPECT_EQ(call.a.agent.selected()->remote.address, "10.0.0.2");
+}
+
+TEST(IceAgent, RoleConflictBothControlledResolvedByTieBreaker) {
+  Call call(false, false);
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  call.b.add_socket(1, ep("10.0.0.2", 2000));
+  signal(call.a, call.b);
+  ASSERT_TRUE(call.connect());
+  EXPECT_NE(call.a.agent.controlling(), call.b.agent.controlling());
+  EXPECT_GT(call.a.agent.counters().role_conflicts + call.b.agent.counters().role_conflicts, 0u);
+}
+
+TEST(IceAgent, ConsentKeepsConnectedCutDisconnectsRestoreReconnects) {
+  Call call;
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  call.b.add_socket(1, ep("10.0.0.2", 2000));
+  signal(call.a, call.b);
+  ASSERT_TRUE(call.connect());
+  // 30 s of nothing but consent checks: no state change.
+  const uint64_t consent_before = call.a.agent.counters().consent_sent;
+  call.sim.run_for(30s);
+  EXPECT_TRUE(connected(call.a) && connected(call.b));
+  EXPECT_EQ(call.a.states.back(), State::Connected);
+  EXPECT_EQ(call.a.states.size(), 2u);
+  const uint64_t consent = call.a.agent.counters().consent_sent - consent_before;
+  EXPECT_GE(consent, 10u);  // every 2-3 s
+  EXPECT_LE(consent, 15u);
+  EXPECT_GT(call.b.agent.counters().consent_sent, 0u);
+  // The network is cut: Disconnected within ~5 s (plus one consent interval at most).
+  bool cut = true;
+  call.net.drop = [&cut](const Endpoint&, const Endpoint&) { return cut; };
+  const TimePoint cut_at = call.sim.now;
+  ASSERT_TRUE(call.sim.run_until_true(
+      [&] {
+        return call.a.agent.state() == State::Disconnected &&
+               call.b.agent.state() == State::Disconnected;
+      },
+      10s));
+  EXPECT_GE(call.sim.now - cut_at, 2s);
+  EXPECT_TRUE(call.a.agent.selected());  // still the path to come back to
+  // Restored: Connected again, on the same pair.
+  cut = false;
+  ASSERT_TRUE(call.connect(5s));
+  EXPECT_EQ(call.a.agent.selected()->remote.address, "10.0.0.2");
+  EXPECT_EQ(call.a.states, (std::vector<State>{State::Checking, State::Connected,
+                                               State::Disconnected, State::Connected}));
+}
+
+TEST(IceAgent, DisconnectedSelectedPairSwitchesToAnotherThatWorks) {
+  Call call;
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  call.a.add_socket(2, ep("10.0.1.1", 1001));
+  call.b.add_socket(1, ep("10.0.0.2", 2000));
+  signal(call.a, call.b);
+  ASSERT_TRUE(call.connect());
+  ASSERT_EQ(call.a.agent.selected()->local.address, "10.0.0.1");
+  // A's first address goes away.
+  call.net.drop = [](const Endpoint& from, const Endpoint& to) {
+    return from.address().to_string() == "10.0.0.1" || to.address().to_string() == "10.0.0.1";
+  };
+  ASSERT_TRUE(
+      call.sim.run_until_true([&] { return call.a.agent.state() == State::Disconnected; }, 10s));
+  ASSERT_TRUE(call.connect(10s));
+  EXPECT_EQ(call.a.agent.selected()->local.address, "10.0.1.1");
+  EXPECT_EQ(call.b.agent.selected()->remote.address, "10.0.1.1");
+  call.a.agent.send_data("\x80 after");
+  call.sim.run_for(50ms);
+  ASSERT_FALSE(call.b.received.empty());
+  EXPECT_EQ(call.b.received.back(), "\x80 after");
+}
+
+TEST(IceAgent, CheckWithBadIntegrityIsRefusedAndLearnsNothing) {
+  Call call;
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  call.a.agent.set_remote_credentials("rmte", "remote-password-123456789", call.sim.now);
+  Peer intruder(call.net, &call.sim.now, opts(false));
+  std::vector<std::string> answers;
+  call.net.attach(ep("10.6.6.6", 666), [&](const Endpoint&, const Endpoint&, std::string_view d,
+                                           TimePoint) { answers.emplace_back(d); });
+  const std::string check =
+      stun::Builder(stun::method::kBinding, stun::Class::Request, stun::new_transaction())
+          .add(stun::attr::kUsername, call.a.agent.ufrag() + ":rmte")
+          .add_u32(stun::attr::kPriority, 1000)
+          .add_u64(stun::attr::kIceControlled, 1)
+          .finish("not-the-password");
+  call.net.send(ep("10.6.6.6", 666), ep("10.0.0.1", 1000), check, call.sim.now);
+  call.sim.run_for(100ms);
+  EXPECT_EQ(call.a.agent.counters().bad_integrity, 1u);
+  EXPECT_EQ(call.a.agent.counters().checks_received, 0u);
+  ASSERT_EQ(answers.size(), 1u);
+  auto m = stun::Message::parse(answers[0]);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->cls(), stun::Class::Error);
+  EXPECT_EQ(m->error()->code, 401);
+  // No peer-reflexive candidate came of it: media from there is not accepted.
+  EXPECT_FALSE(call.a.agent.on_datagram(1, ep("10.6.6.6", 666), "\x17 dtls", call.sim.now));
+  EXPECT_EQ(call.a.agent.counters().checks_sent, 0u);
+}
+
+TEST(IceAgent, ForgedResponseIsIgnored) {
+  Call call;
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  // B's host exists but its answers are rewritten by an attacker with a wrong key.
+  call.b.add_socket(1, ep("10.0.0.2", 2000));
+  signal(call.a, call.b);
+  call.a.agent.set_remote_credentials(call.b.agent.ufrag(), "a-wrong-remote-password-x",
+                                      call.sim.now);
+  call.sim.run_for(1s);
+  EXPECT_GT(call.a.agent.counters().bad_integrity, 0u);
+  EXPECT_FALSE(call.a.agent.selected());
+}
+
+TEST(IceAgent, MediaFromUnknownAddressIsDropped) {
+  Call call;
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  EXPECT_FALSE(call.a.agent.on_datagram(1, ep("10.0.0.9", 9), "\x80\x00 rtp", call.sim.now));
+  EXPECT_FALSE(call.a.agent.on_datagram(1, ep("10.0.0.9", 9), "\x16 dtls", call.sim.now));
+}
+
+TEST(IceAgent, ReflectorHostnamesAndTcpCandidatesAreSkipped) {
+  Call call;
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  auto reflector = Candidate::parse(
+      "candidate:1057338416 1 udp 41819903 reflector-2-3805618839.reflector 596 typ relay "
+      "generation 0 ufrag Gk2/ network-id 1");
+  auto tcp = Candidate::parse("candidate:1 1 tcp 1 10.0.0.5 9 typ host tcptype passive");
+  ASSERT_TRUE(reflector && tcp);
+  call.a.agent.add_remote_candidate(*reflector, call.sim.now);
+  call.a.agent.add_remote_candidate(*tcp, call.sim.now);
+  EXPECT_EQ(call.a.agent.counters().remote_skipped, 2u);
+  call.a.agent.set_remote_credentials("Gk2/", "q8Yh3m0kV1xZp5Lr2Tn6Wc9A", call.sim.now);
+  call.sim.run_for(200ms);
+  EXPECT_EQ(call.net.sent, 0u);  // nothing to check
+}
+
+TEST(IceAgent, RelayOnlySignalsAndPairsNoHostCandidate) {
+  Agent::Options relay_only = opts(true);
+  relay_only.relay_only = true;
+  Call call(relay_only, opts(false));
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  call.b.add_socket(1, ep("10.0.0.2", 2000));
+  call.a.agent.add_server(Server{ep("10.0.0.50", 3478), false, "", ""}, call.sim.now);
+  EXPECT_TRUE(call.a.candidates.empty());
+  EXPECT_TRUE(call.a.agent.local_candidates().empty());
+  signal(call.a, call.b);
+  call.sim.run_for(1s);
+  EXPECT_EQ(call.a.agent.counters().checks_sent, 0u);
+  EXPECT_FALSE(call.a.agent.selected());
+}
+
+TEST(IceAgent, ServerReflexiveCandidateGatheredFromStunServer) {
+  Call call;
+  call.a.add_socket(1, ep("192.168.1.10", 1000));
+  call.net.nat(ep("192.168.1.10", 1000), ep("198.51.100.7", 61000));
+  // A STUN server answering Binding requests with the address it sees.
+  int requests = 0;
+  call.net.attach(ep("10.0.0.50", 3478), [&](const Endpoint& from, const Endpoint& to,
+                                             std::string_view d, TimePoint now) {
+    auto m = stun::Message::parse(d);
+    if (!m || m->cls() != stun::Class::Request) return;
+    if (++requests == 1) return;  // the first is lost: a retransmission is needed
+    call.net.send(to, from,
+                  stun::Builder(stun::method::kBinding, stun::Class::Success, m->transaction())
+                      .add_xor_address(stun::attr::kXorMappedAddress, from)
+                      .finish({}),
+                  now);
+  });
+  call.a.agent.add_server(Server{ep("10.0.0.50", 3478), false, "", ""}, call.sim.now);
+  call.sim.run_for(2s);
+  EXPECT_EQ(requests, 2);
+  ASSERT_EQ(call.a.candidates.size(), 2u);
+  const Candidate& srflx = call.a.candidates[1];
+  EXPECT_EQ(srflx.type, "srflx");
+  EXPECT_EQ(srflx.address, "198.51.100.7");
+  EXPECT_EQ(srflx.port, 61000);
+  EXPECT_EQ(srflx.related_address, "192.168.1.10");
+  EXPECT_EQ(srflx.related_port, 1000);
+  EXPECT_EQ(srflx.priority, candidate_priority(kTypePreferenceSrflx, 65535));
+}
+
+TEST(IceAgent, FailedOnlyWhenTheOwnerSaysSo) {
+  Call call;
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  call.b.add_socket(1, ep("10.0.0.2", 2000));
+  call.net.drop = [](const Endpoint&, const Endpoint&) { return true; };
+  signal(call.a, call.b);
+  call.sim.run_for(30s);
+  EXPECT_EQ(call.a.agent.state(), State::Checking);
+  call.a.agent.fail();
+  EXPECT_EQ(call.a.agent.state(), State::Failed);
+  EXPECT_EQ(call.a.agent.next_tick(), TimePoint::max());
+  EXPECT_FALSE(call.a.agent.send_data("\x80"));
+}
+
+}  // namespace
+}  // namespace esg::media::ice
