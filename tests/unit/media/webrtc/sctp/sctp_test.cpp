@@ -1,0 +1,427 @@
+#include "media/webrtc/sctp/sctp.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <chrono>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace esg::media {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+// From TELEGRAM-CALLS.md §3.1: what a Telegram peer sends when the channel opens.
+constexpr const char* kMediaState =
+    R"({"@type":"MediaState","lowBattery":false,"muted":false,"screencastState":"inactive",)"
+    R"("videoRotation":0,"videoState":"inactive"})";
+
+// Whether an SCTP packet holds a chunk of `type` (RFC 9260 §3: chunks follow the 12-byte
+// common header, each with its type, flags and length, padded to 4 bytes).
+constexpr int kChunkData = 0;
+constexpr int kChunkInit = 1;
+bool has_chunk(std::string_view packet, int type) {
+  for (size_t at = 12; at + 4 <= packet.size();) {
+    if (uint8_t(packet[at]) == type) return true;
+    const size_t length = (uint8_t(packet[at + 2]) << 8) | uint8_t(packet[at + 3]);
+    if (length < 4) return false;
+    at += (length + 3) & ~size_t(3);
+  }
+  return false;
+}
+
+// usrsctp's timers run on real time: the loop runs until `done` or `limit`.
+bool run_until(asio::io_context& io, const std::function<bool()>& done,
+               std::chrono::milliseconds limit = 5s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    io.run_for(5ms);
+  }
+  return true;
+}
+
+void run_for(asio::io_context& io, std::chrono::milliseconds d) {
+  run_until(
+      io, [] { return false; }, d);
+}
+
+// What one side's channel did, kept outside it so that the test still sees it when the channel
+// is gone; anything it does after the test destroyed it is counted in after_gone.
+struct Log {
+  bool gone = false;
+  int after_gone = 0;
+  int opened = 0;
+  int closed = 0;
+  int open_order = 0;
+  std::vector<std::string> texts;
+  void event() {
+    if (gone) ++after_gone;
+  }
+};
+
+struct Side {
+  std::unique_ptr<SctpDataChannel> channel;
+  std::shared_ptr<Log> log = std::make_shared<Log>();
+  int sent_packets = 0;
+  int lost_packets = 0;
+  std::function<bool(std::string_view packet)> lose;  // of the packets this side sends
+};
+
+// Two channels on one io_context joined in memory: a packet one side sends reaches the other's
+// on_packet as a posted datagram, unless the sender's `lose` drops it.
+class Link {
+ public:
+  explicit Link(asio::io_context& io, bool a_opens = true, bool b_opens = false) : io_(io) {
+    a.channel = std::make_unique<SctpDataChannel>(io, a_opens);
+    b.channel = std::make_unique<SctpDataChannel>(io, b_opens);
+    attach(a, b);
+    attach(b, a);
+  }
+
+  void start() {
+    a.channel->start();
+    b.channel->start();
+  }
+  bool both_open() const { return a.log->opened == 1 && b.log->opened == 1; }
+  void destroy(Side& side) {
+    side.log->gone = true;
+    side.channel.reset();
+  }
+
+  Side a, b;
+
+ private:
+  void attach(Side& from, Side& to) {
+    auto log = from.log;
+    SctpDataChannel& ch = *from.channel;
+    ch.on_open = [this, log] {
+      log->event();
+      ++log->opened;
+      log->open_order = ++opens_;
+    };
+    ch.on_text = [log](std::string_view text) {
+      log->event();
+      log->texts.emplace_back(text);
+    };
+    ch.on_close = [log] {
+      log->event();
+      ++log->closed;
+    };
+    ch.send = [this, log, &from, &to](std::string_view packet) {
+      log->event();
+      ++from.sent_packets;
+      if (from.lose && from.lose(packet)) {
+        ++from.lost_packets;
+        return;
+      }
+      asio::post(io_, [&to, p = std::string(packet)] {
+        if (to.channel) to.channel->on_packet(p);
+      });
+    };
+  }
+
+  asio::io_context& io_;
+  int opens_ = 0;
+};
+
+TEST(SctpDataChannel, OpenerOpensTheChannelOnBothSidesAckerFirst) {
+  asio::io_context io;
+  Link link(io);
+  EXPECT_FALSE(link.a.channel->send_text("too early"));
+  link.start();
+  ASSERT_TRUE(run_until(io, [&] { return link.both_open(); }));
+  EXPECT_TRUE(link.a.channel->open());
+  EXPECT_TRUE(link.b.channel->open());
+  // RFC 8832 §6: the acker is open on receiving DATA_CHANNEL_OPEN, the opener on the ACK.
+  EXPECT_LT(link.b.log->open_order, link.a.log->open_order);
+  EXPECT_TRUE(link.a.channel->opener());
+  EXPECT_FALSE(link.b.channel->opener());
+  EXPECT_EQ(link.a.channel->counters().send_failed, 1u);
+  EXPECT_GT(link.a.channel->counters().packets_sent, 0u);
+  EXPECT_GT(link.b.channel->counters().packets_received, 0u);
+}
+
+TEST(SctpDataChannel, TwoAckersMakeAnAssociationButNoChannel) {
+  asio::io_context io;
+  Link link(io, false, false);
+  link.start();
+  // The association comes up at once (a few packets each way); nobody sends OPEN.
+  ASSERT_TRUE(run_until(io, [&] { return link.b.channel->counters().packets_received >= 2; }));
+  run_for(io, 300ms);
+  EXPECT_EQ(link.a.log->opened, 0);
+  EXPECT_EQ(link.b.log->opened, 0);
+  EXPECT_FALSE(link.a.channel->send_text(kMediaState));
+}
+
+TEST(SctpDataChannel, TextBothWaysInOrderUpToTheMaximumSize) {
+  asio::io_context io;
+  Link link(io);
+  link.start();
+  ASSERT_TRUE(run_until(io, [&] { return link.both_open(); }));
+
+  std::string big(100 * 1024, '\0');
+  for (size_t i = 0; i < big.size(); ++i)
+    big[i] = char('a' + i % 26);
+  const std::string max(kSctpMaxMessage, 'm');
+  EXPECT_TRUE(link.a.channel->send_text(kMediaState));
+  EXPECT_TRUE(link.a.channel->send_text(""));
+  EXPECT_TRUE(link.a.channel->send_text(big));
+  EXPECT_TRUE(link.a.channel->send_text(max));
+  EXPECT_FALSE(link.a.channel->send_text(max + "x"));
+  EXPECT_TRUE(link.b.channel->send_text(kMediaState));
+  EXPECT_TRUE(link.b.channel->send_text(big));
+
+  ASSERT_TRUE(run_until(
+      io, [&] { return link.b.log->texts.size() == 4 && link.a.log->texts.size() == 2; }));
+  EXPECT_EQ(link.b.log->texts[0], kMediaState);
+  EXPECT_EQ(link.b.log->texts[1], "");
+  EXPECT_EQ(link.b.log->texts[2], big);
+  EXPECT_EQ(link.b.log->texts[3], max);
+  EXPECT_EQ(link.a.log->texts[0], kMediaState);
+  EXPECT_EQ(link.a.log->texts[1], big);
+  EXPECT_EQ(link.a.channel->counters().sent, 4u);
+  EXPECT_EQ(link.a.channel->counters().send_failed, 1u);
+  EXPECT_EQ(link.b.channel->counters().received, 4u);
+  EXPECT_EQ(link.b.channel->counters().dropped, 0u);
+  // A 100 KB message is many SCTP packets (the path MTU is 1200).
+  EXPECT_GT(link.b.channel->counters().packets_sent + link.a.channel->counters().packets_sent,
+            200u);
+}
+
+TEST(SctpDataChannel, BinaryMessagesAreIgnored) {
+  asio::io_context io;
+  Link link(io);
+  link.start();
+  ASSERT_TRUE(run_until(io, [&] { return link.both_open(); }));
+  EXPECT_TRUE(link.a.channel->send_binary("\x01\x02\x03"));
+  EXPECT_TRUE(link.a.channel->send_binary(""));
+  EXPECT_TRUE(link.a.channel->send_text("after"));
+  ASSERT_TRUE(run_until(io, [&] { return !link.b.log->texts.empty(); }));
+  run_for(io, 50ms);
+  ASSERT_EQ(link.b.log->texts.size(), 1u);
+  EXPECT_EQ(link.b.log->texts[0], "after");
+  EXPECT_EQ(link.b.channel->counters().dropped, 2u);
+  EXPECT_EQ(link.b.channel->counters().received, 1u);
+}
+
+TEST(SctpDataChannel, LostPacketsAreRetransmitted) {
+  asio::io_context io;
+  Link link(io);
+  // Lost: a's first INIT, the first packet with DATA each side sends (the DCEP OPEN and ACK).
+  link.a.lose = [inits = 0, data = 0](std::string_view p) mutable {
+    return (has_chunk(p, kChunkInit) && inits++ == 0) || (has_chunk(p, kChunkData) && data++ == 0);
+  };
+  link.b.lose = [data = 0](std::string_view p) mutable {
+    return has_chunk(p, kChunkData) && data++ == 0;
+  };
+  link.start();
+  ASSERT_TRUE(run_until(
+      io, [&] { return link.both_open(); }, 10s));
+  EXPECT_EQ(link.a.lost_packets, 2);
+  EXPECT_EQ(link.b.lost_packets, 1);
+
+  // The first DATA of a message each way is lost: SCTP's T3-rtx resends it.
+  link.a.lose = [data = 0](std::string_view p) mutable {
+    return has_chunk(p, kChunkData) && data++ == 0;
+  };
+  link.b.lose = link.a.lose;
+  EXPECT_TRUE(link.a.channel->send_text("one"));
+  EXPECT_TRUE(link.b.channel->send_text("two"));
+  ASSERT_TRUE(run_until(
+      io, [&] { return link.b.log->texts.size() == 1 && link.a.log->texts.size() == 1; }, 10s));
+  EXPECT_EQ(link.a.lost_packets, 3);
+  EXPECT_EQ(link.b.lost_packets, 2);
+  EXPECT_EQ(link.b.log->texts[0], "one");
+  EXPECT_EQ(link.a.log->texts[0], "two");
+}
+
+TEST(SctpDataChannel, PacketsBeforeStartAreKept) {
+  asio::io_context io;
+  Link link(io);
+  // b's own INIT is lost: only a's INIT, which arrives before b has started, can make the
+  // association before a retransmission (1 s).
+  link.b.lose = [](std::string_view p) { return has_chunk(p, kChunkInit); };
+  link.a.channel->start();
+  run_for(io, 50ms);
+  EXPECT_EQ(link.b.channel->counters().packets_received, 0u);
+  link.b.channel->start();
+  ASSERT_TRUE(run_until(
+      io, [&] { return link.both_open(); }, 700ms));
+  EXPECT_EQ(link.b.channel->counters().packets_dropped, 0u);
+}
+
+TEST(SctpDataChannel, CloseAbortsAndThePeerHearsIt) {
+  asio::io_context io;
+  Link link(io);
+  link.start();
+  ASSERT_TRUE(run_until(io, [&] { return link.both_open(); }));
+  link.a.channel->close();
+  EXPECT_FALSE(link.a.channel->open());
+  EXPECT_FALSE(link.a.channel->send_text("gone"));
+  ASSERT_TRUE(run_until(io, [&] { return link.b.log->closed == 1; }));
+  EXPECT_FALSE(link.b.channel->open());
+  EXPECT_FALSE(link.b.channel->send_text("gone"));
+  EXPECT_EQ(link.a.log->closed, 0);  // close() is no news to its caller
+  run_for(io, 100ms);
+  EXPECT_EQ(link.b.log->closed, 1);
+}
+
+TEST(SctpDataChannel, NoCallbackAfterDestructionMidAssociation) {
+  asio::io_context io;
+  Link link(io);
+  link.start();
+  ASSERT_TRUE(run_until(io, [&] { return link.both_open(); }));
+  // Packets both ways are in the queue when b goes: a's DATA for b, b's SACKs and DATA for a.
+  EXPECT_TRUE(link.a.channel->send_text(kMediaState));
+  EXPECT_TRUE(link.b.channel->send_text(kMediaState));
+  io.poll_one();
+  link.destroy(link.b);
+  // a retransmits into the void for a while (T3-rtx from 400 ms on): nothing reaches b's
+  // callbacks, nor its send.
+  run_for(io, 1500ms);
+  EXPECT_EQ(link.b.log->after_gone, 0);
+  EXPECT_FALSE(link.a.log->texts.size() > 1);
+}
+
+TEST(SctpDataChannel, NoCallbackAfterDestructionMidHandshake) {
+  asio::io_context io;
+  Link link(io);
+  link.start();
+  io.poll_one();  // the INITs are on their way
+  link.destroy(link.a);
+  // a's INIT timer would fire at 1 s; b's own INIT retransmissions go on.
+  run_for(io, 1500ms);
+  EXPECT_EQ(link.a.log->after_gone, 0);
+  EXPECT_EQ(link.b.log->opened, 0);
+}
+
+TEST(SctpDataChannel, ManyChannelsComeAndGo) {
+  // Channels made and destroyed one after another share usrsctp, its clock and the worker's
+  // tick: later ones still open at once.
+  asio::io_context io;
+  for (int round = 0; round < 5; ++round) {
+    Link link(io);
+    link.start();
+    ASSERT_TRUE(run_until(
+        io, [&] { return link.both_open(); }, 2s))
+        << round;
+    EXPECT_TRUE(link.b.channel->send_text(std::to_string(round)));
+    ASSERT_TRUE(run_until(
+        io, [&] { return !link.a.log->texts.empty(); }, 2s));
+    EXPECT_EQ(link.a.log->texts[0], std::to_string(round));
+  }
+}
+
+// Each channel on its own io_context and thread, as on two esg workers: packets cross threads
+// as posts; usrsctp's timers are driven from both workers at once.
+TEST(SctpDataChannel, TwoWorkerThreads) {
+  asio::io_context io_a, io_b;
+  auto guard_a = asio::make_work_guard(io_a);
+  auto guard_b = asio::make_work_guard(io_b);
+  std::thread thread_a([&] { io_a.run(); });
+  std::thread thread_b([&] { io_b.run(); });
+
+  std::unique_ptr<SctpDataChannel> a, b;  // a only on thread_a, b only on thread_b
+  std::mutex mutex;
+  std::vector<std::string> at_a, at_b;
+  std::atomic<int> opened{0};
+  std::atomic<bool> a_gone{false}, b_gone{false};
+  std::atomic<int> after_gone{0};
+  const int kBurst = 200;
+
+  auto on_thread = [](asio::io_context& io, std::function<void()> f) {
+    std::promise<void> done;
+    asio::post(io, [&] {
+      f();
+      done.set_value();
+    });
+    done.get_future().wait();
+  };
+  auto make = [&](asio::io_context& io, bool opener, std::unique_ptr<SctpDataChannel>& self,
+                  std::unique_ptr<SctpDataChannel>& peer, asio::io_context& peer_io,
+                  std::vector<std::string>& texts, std::atomic<bool>& gone) {
+    self = std::make_unique<SctpDataChannel>(io, opener);
+    self->on_open = [&] { opened += gone ? 0 : 1; };
+    self->on_text = [&](std::string_view t) {
+      if (gone) ++after_gone;
+      std::lock_guard lock(mutex);
+      texts.emplace_back(t);
+    };
+    self->send = [&](std::string_view p) {
+      if (gone) ++after_gone;
+      asio::post(peer_io, [&peer, packet = std::string(p)] {
+        if (peer) peer->on_packet(packet);
+      });
+    };
+  };
+  on_thread(io_a, [&] { make(io_a, true, a, b, io_b, at_a, a_gone); });
+  on_thread(io_b, [&] { make(io_b, false, b, a, io_a, at_b, b_gone); });
+  asio::post(io_a, [&] { a->start(); });
+  asio::post(io_b, [&] { b->start(); });
+
+  auto wait_for = [](const std::function<bool()>& done, std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(5ms);
+    return done();
+  };
+  EXPECT_TRUE(wait_for([&] { return opened == 2; }, 5s));
+
+  asio::post(io_a, [&] {
+    for (int i = 0; i < kBurst; ++i)
+      a->send_text("a" + std::to_string(i));
+  });
+  asio::post(io_b, [&] {
+    for (int i = 0; i < kBurst; ++i)
+      b->send_text("b" + std::to_string(i));
+  });
+  EXPECT_TRUE(wait_for(
+      [&] {
+        std::lock_guard lock(mutex);
+        return int(at_a.size()) == kBurst && int(at_b.size()) == kBurst;
+      },
+      10s));
+  {
+    std::lock_guard lock(mutex);
+    ASSERT_EQ(int(at_b.size()), kBurst);
+    for (int i = 0; i < kBurst; ++i)
+      EXPECT_EQ(at_b[i], "a" + std::to_string(i));
+    ASSERT_EQ(int(at_a.size()), kBurst);
+    for (int i = 0; i < kBurst; ++i)
+      EXPECT_EQ(at_a[i], "b" + std::to_string(i));
+  }
+
+  // b keeps sending while a is destroyed on its thread; then b goes on its own.
+  asio::post(io_b, [&] {
+    for (int i = 0; i < kBurst; ++i)
+      b->send_text("late");
+  });
+  on_thread(io_a, [&] {
+    a_gone = true;
+    a.reset();
+  });
+  std::this_thread::sleep_for(600ms);  // b's retransmission timer fires into the void
+  on_thread(io_b, [&] {
+    b_gone = true;
+    b.reset();
+  });
+  guard_a.reset();
+  guard_b.reset();
+  thread_a.join();  // returns once the tickers are gone with the channels
+  thread_b.join();
+  EXPECT_EQ(after_gone, 0);
+}
+
+}  // namespace
+}  // namespace esg::media
