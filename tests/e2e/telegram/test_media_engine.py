@@ -252,6 +252,9 @@ class EngineCase(KeepOnFailure):
         info = self.telegram_info()
         self.assertEqual(info["version"], version, info)
         self.assertEqual(info["path"], path, info)
+        # The four emojis of callStateReady, as the simulator sent them.
+        for emoji in ("\U0001F600", "\U0001F680", "\U0001F431", "\U0001F34E"):
+            self.assertIn(emoji, "".join(info.get("emojis") or []), info)
         self.hang_up_from_pbx(call_id, sip)
 
     def hang_up_from_pbx(self, call_id, sip):
@@ -309,6 +312,7 @@ class Loss(EngineCase):
         time.sleep(15)
         self.assertGreater(NET.dropped(), 20)  # the loss was real
         self.assert_tones(call_id, port, share=0.5, seconds=3.0, what="with 5 % loss")
+        self.assertGreater(float(self.telegram_info().get("loss") or 0), 0)  # esg saw it
         self.assertEqual(self.sim.ctl("call.state", call_id=call_id)["state"], "Ready")
         self.assertEqual(self.pbx_byes(invite), [])
         self.hang_up_from_pbx(call_id, invite)
