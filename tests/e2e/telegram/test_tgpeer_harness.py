@@ -237,31 +237,41 @@ class Harness(unittest.TestCase):
         cls.app.call({"@type": "checkAuthenticationCode", "code": "11223"})
         cls.app.auth_state("Ready")
 
-    def start_call(self, offer, **user_fields):
+    def start_call(self, offer, incoming=False, **user_fields):
+        """The app calls a simulated user who answers (or, `incoming`, the user calls and the
+        app accepts), offering `offer`; (call id, callStateReady)."""
         user = SIM.user(first_name="Peer", tone=440, answer={"action": "answer", "after": 0.2},
                         **user_fields)
         SIM.ctl("talked.add", a=self.account, b=user)
-        call_id = self.app.call({"@type": "createCall", "user_id": user, "is_video": False,
-                                 "protocol": {"@type": "callProtocol", "udp_p2p": True,
-                                              "udp_reflector": True, "min_layer": 65,
-                                              "max_layer": 92,
-                                              "library_versions": offer}})["id"]
+        protocol = {"@type": "callProtocol", "udp_p2p": True, "udp_reflector": True,
+                    "min_layer": 65, "max_layer": 92, "library_versions": offer}
+        if incoming:
+            call_id = SIM.ctl("call.incoming", **{"from": user, "to": self.account})["call_id"]
+            self.assertFalse(self.app.call_state(call_id, "Pending")["is_outgoing"])
+        else:
+            call_id = self.app.call({"@type": "createCall", "user_id": user, "is_video": False,
+                                     "protocol": protocol})["id"]
         # TDLib refuses signaling before the call is ready.
         early = self.app.call({"@type": "sendCallSignalingData", "call_id": call_id,
                                "data": base64.b64encode(b"early").decode()})
         self.assertEqual((early["@type"], early.get("code"), early.get("message")),
                          ("error", 400, "Call is not active"))
+        if incoming:
+            self.assertEqual(self.app.call({"@type": "acceptCall", "call_id": call_id,
+                                            "protocol": protocol})["@type"], "ok")
         ready = self.app.call_state(call_id, "Ready")["state"]
         return call_id, ready
 
-    def talk(self, offer, want, servers=(), p2p=True, during=None, share=0.7, **user_fields):
-        """A call the app makes, both engines up; `during(call_id, engine)` runs before both
-        recordings' last 3 s are checked for the other side's tone."""
-        call_id, ready = self.start_call(offer, **user_fields)
+    def talk(self, offer, want, servers=(), p2p=True, during=None, share=0.7, incoming=False,
+             **user_fields):
+        """A call, both engines up; `during(call_id, engine)` runs before both recordings'
+        last 3 s are checked for the other side's tone."""
+        call_id, ready = self.start_call(offer, incoming, **user_fields)
         self.assertEqual(ready["protocol"]["library_versions"], [want])
         self.assertEqual(ready["servers"], list(servers))  # no reflector of the simulator's
         self.assertEqual(ready["allow_p2p"], p2p)
-        engine = Engine(self.app, call_id, ready, outgoing=True, tone=1000, folder=self.folder)
+        engine = Engine(self.app, call_id, ready, outgoing=not incoming, tone=1000,
+                        folder=self.folder)
         self.app.engine = engine
         try:
             self.assertIsNotNone(engine.wait_line(lambda m: m.get("state") == "established", 15),
@@ -269,7 +279,8 @@ class Harness(unittest.TestCase):
             self.app.pump(4.0)
             peer = SIM.ctl("call.peer", call_id=call_id)
             self.assertEqual(peer["state"], "established", peer["lines"][-5:])
-            self.assertIn("--incoming", peer["argv"])  # the other role than the app's
+            # The other role than the app's.
+            self.assertIn("--outgoing" if incoming else "--incoming", peer["argv"])
             self.assertIn(want, peer["argv"])
             state = SIM.ctl("call.state", call_id=call_id)
             self.assertEqual((state["engine"], state["version"]), ("tgpeer", want))
@@ -312,6 +323,10 @@ class Harness(unittest.TestCase):
 
     def test_9_0_0_both_ways(self):
         self.talk(["9.0.0", "8.0.0"], "9.0.0")
+
+    def test_a_call_from_the_user_accepted_by_the_app(self):
+        # acceptCall's protocol is the app's offer: the best common version, 8.0.0 here.
+        self.talk(["8.0.0"], "8.0.0", incoming=True)
 
     def test_8_0_0_both_ways(self):
         # The server's best common version: the user's app has only 8.0.0.
