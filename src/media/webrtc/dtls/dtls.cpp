@@ -115,8 +115,9 @@ SSL_CTX* shared_context() {
       SSL_CTX_free(c);
       return static_cast<SSL_CTX*>(nullptr);
     }
-    // The MTU is ours (kMtu), not the kernel's: there is no socket under the BIO.
-    SSL_CTX_set_options(c, SSL_OP_NO_QUERY_MTU | SSL_OP_NO_TICKET);
+    // The MTU is ours (kMtu), not the kernel's: there is no socket under the BIO. One handshake
+    // per call: no tickets, no renegotiation.
+    SSL_CTX_set_options(c, SSL_OP_NO_QUERY_MTU | SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
     // Both sides present a self-signed certificate; it is trusted by its fingerprint only.
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
@@ -502,7 +503,7 @@ void DtlsSession::on_packet(std::string_view datagram, TimePoint now) {
 
 bool DtlsSession::write(std::string_view data) {
   Impl& s = *impl_;
-  if (s.state != Impl::State::Connected || data.empty() || data.size() > max_data()) return false;
+  if (s.state != Impl::State::Connected || data.empty() || data.size() > kMaxWrite) return false;
   ERR_clear_error();
   const int n = SSL_write(s.ssl.get(), data.data(), int(data.size()));
   s.flush_out();

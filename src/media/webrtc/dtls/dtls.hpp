@@ -68,6 +68,8 @@ class DtlsSession {
   static constexpr size_t kMtu = 1200;
   // The handshake gives up this long after start() (or the first packet for a server).
   static constexpr std::chrono::seconds kHandshakeTimeout{30};
+  // The largest write(): a TLS plaintext record (RFC 6347 §4.1 via RFC 5246 §6.2.1).
+  static constexpr size_t kMaxWrite = 16384;
 
   // `remote_hash` and `remote_fingerprint` come from signaling (a=fingerprint, InitialSetup);
   // the peer's certificate must have that fingerprint.
@@ -99,9 +101,12 @@ class DtlsSession {
   // A datagram from the peer whose first byte is 20..63; anything else is ignored.
   void on_packet(std::string_view datagram, TimePoint now);
   // Sends application data in one record; false before connected, after the end, or when
-  // `data` is longer than max_data().
+  // `data` is empty or longer than kMaxWrite.
   bool write(std::string_view data);
-  // The largest application data write() takes (what fits one record in kMtu).
+  // The most application data whose record still fits kMtu (1163 with the AES-GCM suites):
+  // a caller that keeps its packets this small (the SCTP path MTU) keeps every datagram within
+  // kMtu. Longer writes are sent, in a datagram of their own that is longer than kMtu, rather
+  // than lost. 0 before connected.
   size_t max_data() const;
   // Retransmits a flight whose timer ran out; fails the handshake after kHandshakeTimeout.
   // OpenSSL times its retransmissions by the wall clock, so tick() at next_tick() on a steady

@@ -231,14 +231,21 @@ TEST(DtlsSession, ApplicationDataBothWaysAfterConnected) {
   const std::string big(max, 'x');
   ASSERT_TRUE(l.server.session->write(big));
   ASSERT_TRUE(l.server.session->write(std::string("\0\1binary", 8)));
-  EXPECT_FALSE(l.server.session->write(std::string(max + 1, 'y')));
+  l.pump();
+  EXPECT_LE(l.largest_datagram(), DtlsSession::kMtu);
+  // More than max_data() still goes, in a longer datagram; more than a record does not.
+  const std::string bigger(DtlsSession::kMaxWrite, 'y');
+  ASSERT_TRUE(l.server.session->write(bigger));
+  EXPECT_GT(l.server.sent.back().size(), DtlsSession::kMtu);
+  EXPECT_FALSE(l.server.session->write(std::string(DtlsSession::kMaxWrite + 1, 'z')));
+  EXPECT_FALSE(l.server.session->write(""));
   l.pump();
   ASSERT_EQ(l.server.data.size(), 1u);
   EXPECT_EQ(l.server.data[0], "to the server");
-  ASSERT_EQ(l.client.data.size(), 2u);
+  ASSERT_EQ(l.client.data.size(), 3u);
   EXPECT_EQ(l.client.data[0], big);
   EXPECT_EQ(l.client.data[1], std::string("\0\1binary", 8));
-  EXPECT_LE(l.largest_datagram(), DtlsSession::kMtu);
+  EXPECT_EQ(l.client.data[2], bigger);
   // What is on the wire is not the plaintext.
   EXPECT_EQ(l.client.sent.back().find("to the server"), std::string::npos);
 }
