@@ -113,13 +113,13 @@ class TgNet:
     # --- network conditions (iptables inside the namespace) -------------------------------
 
     def _add(self, chain_rule):
-        _run("iptables", "-I", *chain_rule)
+        _run("iptables", "-w", "-I", *chain_rule)
         self._rules.append(chain_rule)
 
     def _delete(self, chain_rule):
         while chain_rule in self._rules:
             self._rules.remove(chain_rule)
-            subprocess.run(["iptables", "-D"] + list(chain_rule), capture_output=True)
+            subprocess.run(["iptables", "-w", "-D"] + list(chain_rule), capture_output=True)
 
     def _loss_rule(self, p):
         # Packets between the two veth addresses are delivered over lo and pass OUTPUT once
@@ -162,7 +162,7 @@ class TgNet:
 
     def dropped(self, gid=None):
         """Packets the loss rule (or the gid's cut) dropped so far, from iptables' counters."""
-        out = _run("iptables", "-L", "OUTPUT", "-v", "-n", "-x").stdout
+        out = _run("iptables", "-w", "-L", "OUTPUT", "-v", "-n", "-x").stdout
         want = ("owner GID match %d" % gid) if gid is not None else "statistic mode random"
         return sum(int(line.split()[0]) for line in out.splitlines()[2:] if want in line)
 
@@ -205,7 +205,7 @@ class TgNet:
 
     def turn_packets(self):
         """UDP packets that reached the TURN server's port so far."""
-        out = _run("iptables", "-L", "INPUT", "-v", "-n", "-x").stdout
+        out = _run("iptables", "-w", "-L", "INPUT", "-v", "-n", "-x").stdout
         return sum(int(line.split()[0]) for line in out.splitlines()[2:]
                    if "dpt:%d" % TURN_PORT in line and ADDR_B in line)
 
