@@ -102,7 +102,7 @@ Agent::~Agent() = default;
 
 std::optional<size_t> Agent::host_of(int socket) const {
   for (size_t i = 0; i < locals_.size(); ++i) {
-    if (locals_[i].socket == socket && locals_[i].c.type == "host") return i;
+    if (locals_[i].socket == socket && locals_[i].kind == Kind::Host) return i;
   }
   return std::nullopt;
 }
@@ -115,7 +115,7 @@ size_t Agent::add_local(Local l) {
 void Agent::add_socket(int socket, const Endpoint& local, TimePoint now) {
   if (host_of(socket)) return;
   const size_t hosts = size_t(std::count_if(locals_.begin(), locals_.end(),
-                                            [](const Local& l) { return l.c.type == "host"; }));
+                                            [](const Local& l) { return l.kind == Kind::Host; }));
   if (hosts >= kMaxSockets || locals_.size() >= kMaxLocalCandidates) {
     logger().warn("ice: socket {} ({}) not used: {} sockets already", socket,
                   local.address().to_string(), hosts);
@@ -130,6 +130,7 @@ void Agent::add_socket(int socket, const Endpoint& local, TimePoint now) {
   l.c.address = local.address().to_string();
   l.c.port = local.port();
   l.c.type = "host";
+  l.kind = Kind::Host;
   l.c.ufrag = o_.ufrag;
   l.pairable = l.signalled = !o_.relay_only;
   const size_t i = add_local(std::move(l));
@@ -141,7 +142,7 @@ void Agent::add_server(const Server& s, TimePoint now) {
   if (state_ == State::Failed) return;
   const size_t n = locals_.size();
   for (size_t i = 0; i < n; ++i) {
-    if (locals_[i].c.type != "host" || !same_family(locals_[i].address, s.address)) continue;
+    if (locals_[i].kind != Kind::Host || !same_family(locals_[i].address, s.address)) continue;
     const int socket = locals_[i].socket;
     if (s.turn) {
       if (turns_.size() >= kMaxSockets * 2) return;
@@ -194,6 +195,7 @@ void Agent::on_allocated(size_t t, const Endpoint& relayed, const Endpoint& mapp
   l.c.address = relayed.address().to_string();
   l.c.port = relayed.port();
   l.c.type = "relay";
+  l.kind = Kind::Relay;
   if (mapped.port() != 0) {
     l.c.related_address = mapped.address().to_string();
     l.c.related_port = mapped.port();
@@ -272,7 +274,7 @@ uint32_t Agent::prflx_priority(size_t local) const {
 std::optional<size_t> Agent::make_pair(size_t local, size_t remote, TimePoint now) {
   const Local& l = locals_[local];
   if (!l.pairable || !same_family(l.address, remotes_[remote].endpoint)) return std::nullopt;
-  if (o_.relay_only && l.c.type != "relay") return std::nullopt;
+  if (o_.relay_only && l.kind != Kind::Relay) return std::nullopt;
   for (size_t i = 0; i < pairs_.size(); ++i) {
     if (pairs_[i].local == local && pairs_[i].remote == remote) return i;
   }
@@ -370,6 +372,11 @@ std::optional<std::string_view> Agent::on_peer_datagram(size_t local, const Endp
   // RFC 7983: 20..63 DTLS, 128..191 RTP/RTCP; only from an address a pair knows, so a
   // stranger cannot inject media before (or after) ICE.
   if ((first >= 20 && first <= 63) || (first >= 128 && first <= 191)) {
+    // The selected pair first: that is where nearly all media comes from.
+    if (selected_) {
+      const Pair& p = pairs_[*selected_];
+      if (p.local == local && remotes_[p.remote].endpoint == from) return data;
+    }
     if (find_pair(local, from)) return data;
   }
   return std::nullopt;
@@ -520,7 +527,7 @@ void Agent::on_gather_response(const stun::Message& m, TimePoint now) {
   const auto host = host_of(it->socket);
   if (!mapped || !host || *mapped == locals_[*host].address) return;
   for (const Local& l : locals_) {
-    if (l.c.type == "srflx" && l.address == *mapped) return;
+    if (l.kind == Kind::Srflx && l.address == *mapped) return;
   }
   if (locals_.size() >= kMaxLocalCandidates) return;
   Local l;
@@ -533,6 +540,7 @@ void Agent::on_gather_response(const stun::Message& m, TimePoint now) {
   l.c.address = mapped->address().to_string();
   l.c.port = mapped->port();
   l.c.type = "srflx";
+  l.kind = Kind::Srflx;
   l.c.related_address = locals_[*host].c.address;
   l.c.related_port = locals_[*host].c.port;
   l.c.ufrag = o_.ufrag;

@@ -126,8 +126,10 @@ class Agent {
 
  private:
   enum class PairState { Frozen, Waiting, InProgress, Succeeded, Failed };
+  enum class Kind { Host, Srflx, Relay };
   struct Local {
     Candidate c;
+    Kind kind = Kind::Host;
     int socket = -1;
     Endpoint address;  // host: the socket's; srflx: mapped; relay: relayed
     int turn = -1;     // index into turns_ for relay candidates

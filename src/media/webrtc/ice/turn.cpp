@@ -129,19 +129,19 @@ bool TurnClient::can_send(const Endpoint& peer) const {
 }
 
 bool TurnClient::send_to(const Endpoint& peer, std::string_view data) {
-  if (!can_send(peer)) return false;
+  if (data.size() > 0xFFFF || !can_send(peer)) return false;
   ++counters_.data_out;
   const Peer* p = find_peer(peer);
   if (p && p->bound) {
     // RFC 8656 §12.4: channel number, length, data; over UDP no padding is needed.
-    std::string out;
-    out.reserve(4 + data.size());
-    out.push_back(char(p->channel >> 8));
-    out.push_back(char(p->channel));
-    out.push_back(char(data.size() >> 8));
-    out.push_back(char(data.size()));
-    out.append(data);
-    emit(out);
+    // One buffer kept for every packet: this is the media path of a relayed call.
+    out_.clear();
+    out_.push_back(char(p->channel >> 8));
+    out_.push_back(char(p->channel));
+    out_.push_back(char(data.size() >> 8));
+    out_.push_back(char(data.size()));
+    out_.append(data);
+    emit(out_);
     return true;
   }
   stun::Builder b(stun::method::kSend, stun::Class::Indication, stun::new_transaction());

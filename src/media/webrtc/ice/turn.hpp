@@ -118,6 +118,7 @@ class TurnClient {
   std::vector<Transaction> in_flight_;
   std::vector<Peer> peers_;
   uint16_t next_channel_ = 0x4000;
+  std::string out_;  // ChannelData being sent
   Counters counters_;
 };
 
