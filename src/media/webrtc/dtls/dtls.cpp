@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -212,11 +211,13 @@ struct DtlsSession::Impl {
   }
 
   void bio_write(const char* data, size_t len) {
-    if (!open.empty() && open.size() + len > kMtu) out.push_back(std::move(open)), open.clear();
+    if (!open.empty() && open.size() + len > kMtu) bio_flush();
     open.append(data, len);
   }
   void bio_flush() {
-    if (!open.empty()) out.push_back(std::move(open)), open.clear();
+    if (open.empty()) return;
+    out.push_back(std::move(open));
+    open.clear();
   }
   void flush_out() {
     bio_flush();
