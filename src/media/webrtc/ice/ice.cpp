@@ -751,6 +751,7 @@ void Agent::tick(TimePoint now) {
       next_consent_ = now + consent_interval();
     }
   }
+  if (state_ == State::Failed) return;  // the owner gave up from inside on_state
   nominate(now);
   schedule_checks(now);
 }

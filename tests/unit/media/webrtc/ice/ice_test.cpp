@@ -275,6 +275,52 @@ TEST(IceAgent, CheckWithBadIntegrityIsRefusedAndLearnsNothing) {
   EXPECT_EQ(call.a.agent.counters().checks_sent, 0u);
 }
 
+// What libwebrtc sends: its GOOG attributes (NETWORK_INFO 0xC057, and 0xC001 with renomination)
+// are comprehension-optional and must not stop the check; an unknown comprehension-required
+// attribute gets a 420.
+TEST(IceAgent, LibwebrtcStyleCheckWithGoogAttributesIsAnsweredAndLearnt) {
+  Call call(false, false);  // A is controlled, as esg is when a Telegram user calls
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  call.a.agent.set_remote_credentials("Gk2/", "q8Yh3m0kV1xZp5Lr2Tn6Wc9A", call.sim.now);
+  std::vector<std::string> answers;
+  call.net.attach(ep("10.0.0.7", 7000), [&](const Endpoint&, const Endpoint&, std::string_view d,
+                                            TimePoint) { answers.emplace_back(d); });
+  auto check = [&](uint16_t extra) {
+    return stun::Builder(stun::method::kBinding, stun::Class::Request, stun::new_transaction())
+        .add(stun::attr::kUsername, call.a.agent.ufrag() + ":Gk2/")
+        .add_u32(extra, 0x00010001)
+        .add_u32(stun::attr::kPriority, 1853824767)
+        .add_u64(stun::attr::kIceControlling, 42)
+        .finish(call.a.agent.pwd());
+  };
+  call.net.send(ep("10.0.0.7", 7000), ep("10.0.0.1", 1000), check(0xC057), call.sim.now);
+  call.sim.run_for(60ms);
+  // The answer, and a triggered check back to the sender, now a peer-reflexive candidate.
+  std::optional<stun::Message> response, triggered;
+  for (const std::string& d : answers) {
+    auto m = stun::Message::parse(d);
+    ASSERT_TRUE(m);
+    (m->cls() == stun::Class::Request ? triggered : response) = m;
+  }
+  ASSERT_TRUE(response && triggered);
+  EXPECT_EQ(response->cls(), stun::Class::Success);
+  EXPECT_TRUE(response->check_integrity(call.a.agent.pwd()));
+  EXPECT_TRUE(response->check_fingerprint());
+  EXPECT_EQ(response->get_xor_address(stun::attr::kXorMappedAddress), ep("10.0.0.7", 7000));
+  EXPECT_EQ(call.a.agent.counters().checks_received, 1u);
+  EXPECT_EQ(triggered->get(stun::attr::kUsername), "Gk2/:" + call.a.agent.ufrag());
+  EXPECT_TRUE(triggered->has(stun::attr::kIceControlled));
+  EXPECT_TRUE(triggered->check_integrity("q8Yh3m0kV1xZp5Lr2Tn6Wc9A"));
+  answers.clear();
+  call.net.send(ep("10.0.0.7", 7000), ep("10.0.0.1", 1000), check(0x7FFE), call.sim.now);
+  call.sim.run_for(25ms);
+  ASSERT_FALSE(answers.empty());
+  auto m = stun::Message::parse(answers[0]);
+  ASSERT_TRUE(m && m->error());
+  EXPECT_EQ(m->error()->code, 420);
+  EXPECT_EQ(m->get(stun::attr::kUnknownAttributes), std::string("\x7f\xfe", 2));
+}
+
 TEST(IceAgent, ForgedResponseIsIgnored) {
   Call call;
   call.a.add_socket(1, ep("10.0.0.1", 1000));
