@@ -4,6 +4,7 @@
 #include <usrsctp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cerrno>
@@ -122,9 +123,13 @@ class Runtime {
     std::lock_guard lock(mutex_);
     auto it = channels_.find(id);
     if (it == channels_.end()) return false;
+    if (!it->second.io->get_executor().running_in_this_thread())
+      handed_over_.fetch_add(1, std::memory_order_relaxed);
     asio::post(*it->second.io, std::forward<Handler>(handler));
     return true;
   }
+
+  uint64_t handed_over() const { return handed_over_.load(std::memory_order_relaxed); }
 
   std::shared_ptr<SctpTicker> ticker(asio::io_context& io) {
     std::lock_guard lock(mutex_);
@@ -155,6 +160,7 @@ class Runtime {
   };
   std::mutex mutex_;
   uintptr_t next_id_ = 1;
+  std::atomic<uint64_t> handed_over_{0};
   std::unordered_map<uintptr_t, Entry> channels_;
   std::unordered_map<asio::io_context*, std::weak_ptr<SctpTicker>> tickers_;
   std::mutex timers_mutex_;
@@ -292,6 +298,10 @@ SctpDataChannel::~SctpDataChannel() {
   Runtime::get().remove(id_);
   if (sock_ != nullptr) usrsctp_close(sock_);
   usrsctp_deregister_address(detail::conn_addr(id_));
+}
+
+uint64_t SctpDataChannel::handed_over() {
+  return Runtime::get().handed_over();
 }
 
 void SctpDataChannel::start() {

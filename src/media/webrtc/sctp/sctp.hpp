@@ -92,6 +92,10 @@ class SctpDataChannel {
 
   static constexpr size_t kEarlyPackets = 16;
 
+  // Process-wide: usrsctp callbacks that ran on another thread than their channel's (a timer
+  // driven by another worker's tick) and were posted over to the channel's io_context.
+  static uint64_t handed_over();
+
  private:
   friend struct detail::SctpCallbacks;
   enum class State { Idle, Connecting, Opening, Open, Closed };

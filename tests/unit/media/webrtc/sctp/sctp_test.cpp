@@ -298,7 +298,7 @@ TEST(SctpDataChannel, NoCallbackAfterDestructionMidHandshake) {
   asio::io_context io;
   Link link(io);
   link.start();
-  io.poll_one();  // the INITs are on their way
+  // a's INIT is still in the io_context's queue (usrsctp's output is posted), b's is on its way.
   link.destroy(link.a);
   // a's INIT timer would fire at 1 s; b's own INIT retransmissions go on.
   run_for(io, 1500ms);
@@ -323,104 +323,144 @@ TEST(SctpDataChannel, ManyChannelsComeAndGo) {
   }
 }
 
-// Each channel on its own io_context and thread, as on two esg workers: packets cross threads
-// as posts; usrsctp's timers are driven from both workers at once.
-TEST(SctpDataChannel, TwoWorkerThreads) {
-  asio::io_context io_a, io_b;
-  auto guard_a = asio::make_work_guard(io_a);
-  auto guard_b = asio::make_work_guard(io_b);
-  std::thread thread_a([&] { io_a.run(); });
-  std::thread thread_b([&] { io_b.run(); });
+// Two esg workers: an io_context each, run by its own thread; channel a lives on the first, b on
+// the second, and packets cross between them as posts.
+class TwoWorkers : public ::testing::Test {
+ protected:
+  struct Worker {
+    asio::io_context io;
+    asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
+    std::thread thread;
+    std::unique_ptr<SctpDataChannel> channel;  // touched only on `thread`
+    std::mutex mutex;
+    std::vector<std::string> texts;  // under `mutex`
+    std::atomic<int> opened{0};
+    std::atomic<bool> gone{false};
+    std::atomic<int> lose_data{0};  // packets with DATA still to lose
+  };
 
-  std::unique_ptr<SctpDataChannel> a, b;  // a only on thread_a, b only on thread_b
-  std::mutex mutex;
-  std::vector<std::string> at_a, at_b;
-  std::atomic<int> opened{0};
-  std::atomic<bool> a_gone{false}, b_gone{false};
-  std::atomic<int> after_gone{0};
-  const int kBurst = 200;
+  void SetUp() override {
+    a_.thread = std::thread([this] { a_.io.run(); });
+    b_.thread = std::thread([this] { b_.io.run(); });
+    make(a_, b_, true);
+    make(b_, a_, false);
+    on(a_, [this] { a_.channel->start(); });
+    on(b_, [this] { b_.channel->start(); });
+    ASSERT_TRUE(wait_for([this] { return a_.opened == 1 && b_.opened == 1; }, 5s));
+  }
 
-  auto on_thread = [](asio::io_context& io, std::function<void()> f) {
+  void TearDown() override {
+    destroy(a_);
+    destroy(b_);
+    a_.guard.reset();
+    b_.guard.reset();
+    a_.thread.join();  // returns once the workers' tickers went with their channels
+    b_.thread.join();
+    EXPECT_EQ(after_gone_, 0);
+  }
+
+  // Runs `f` on `w`'s thread and waits for it.
+  static void on(Worker& w, const std::function<void()>& f) {
     std::promise<void> done;
-    asio::post(io, [&] {
+    asio::post(w.io, [&] {
       f();
       done.set_value();
     });
     done.get_future().wait();
-  };
-  auto make = [&](asio::io_context& io, bool opener, std::unique_ptr<SctpDataChannel>& self,
-                  std::unique_ptr<SctpDataChannel>& peer, asio::io_context& peer_io,
-                  std::vector<std::string>& texts, std::atomic<bool>& gone) {
-    self = std::make_unique<SctpDataChannel>(io, opener);
-    self->on_open = [&] { opened += gone ? 0 : 1; };
-    self->on_text = [&](std::string_view t) {
-      if (gone) ++after_gone;
-      std::lock_guard lock(mutex);
-      texts.emplace_back(t);
-    };
-    self->send = [&](std::string_view p) {
-      if (gone) ++after_gone;
-      asio::post(peer_io, [&peer, packet = std::string(p)] {
-        if (peer) peer->on_packet(packet);
-      });
-    };
-  };
-  on_thread(io_a, [&] { make(io_a, true, a, b, io_b, at_a, a_gone); });
-  on_thread(io_b, [&] { make(io_b, false, b, a, io_a, at_b, b_gone); });
-  asio::post(io_a, [&] { a->start(); });
-  asio::post(io_b, [&] { b->start(); });
+  }
 
-  auto wait_for = [](const std::function<bool()>& done, std::chrono::milliseconds limit) {
+  static bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds limit) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
     while (!done() && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(5ms);
     return done();
-  };
-  EXPECT_TRUE(wait_for([&] { return opened == 2; }, 5s));
-
-  asio::post(io_a, [&] {
-    for (int i = 0; i < kBurst; ++i)
-      a->send_text("a" + std::to_string(i));
-  });
-  asio::post(io_b, [&] {
-    for (int i = 0; i < kBurst; ++i)
-      b->send_text("b" + std::to_string(i));
-  });
-  EXPECT_TRUE(wait_for(
-      [&] {
-        std::lock_guard lock(mutex);
-        return int(at_a.size()) == kBurst && int(at_b.size()) == kBurst;
-      },
-      10s));
-  {
-    std::lock_guard lock(mutex);
-    ASSERT_EQ(int(at_b.size()), kBurst);
-    for (int i = 0; i < kBurst; ++i)
-      EXPECT_EQ(at_b[i], "a" + std::to_string(i));
-    ASSERT_EQ(int(at_a.size()), kBurst);
-    for (int i = 0; i < kBurst; ++i)
-      EXPECT_EQ(at_a[i], "b" + std::to_string(i));
   }
 
-  // b keeps sending while a is destroyed on its thread; then b goes on its own.
-  asio::post(io_b, [&] {
+  static size_t count(Worker& w) {
+    std::lock_guard lock(w.mutex);
+    return w.texts.size();
+  }
+
+  void destroy(Worker& w) {
+    on(w, [&w] {
+      w.gone = true;
+      w.channel.reset();
+    });
+  }
+
+  Worker a_, b_;
+  std::atomic<int> after_gone_{0};
+
+ private:
+  void make(Worker& self, Worker& peer, bool opener) {
+    on(self, [this, &self, &peer, opener] {
+      self.channel = std::make_unique<SctpDataChannel>(self.io, opener);
+      self.channel->on_open = [this, &self] {
+        if (self.gone) ++after_gone_;
+        ++self.opened;
+      };
+      self.channel->on_text = [this, &self](std::string_view text) {
+        if (self.gone) ++after_gone_;
+        std::lock_guard lock(self.mutex);
+        self.texts.emplace_back(text);
+      };
+      self.channel->send = [this, &self, &peer](std::string_view packet) {
+        if (self.gone) ++after_gone_;
+        if (self.lose_data > 0 && has_chunk(packet, kChunkData)) {
+          --self.lose_data;
+          return;
+        }
+        asio::post(peer.io, [&peer, p = std::string(packet)] {
+          if (peer.channel) peer.channel->on_packet(p);
+        });
+      };
+    });
+  }
+};
+
+TEST_F(TwoWorkers, MessagesBothWaysThenOneGoesWhileThePeerSends) {
+  constexpr int kBurst = 200;
+  asio::post(a_.io, [this] {
     for (int i = 0; i < kBurst; ++i)
-      b->send_text("late");
+      a_.channel->send_text("a" + std::to_string(i));
   });
-  on_thread(io_a, [&] {
-    a_gone = true;
-    a.reset();
+  asio::post(b_.io, [this] {
+    for (int i = 0; i < kBurst; ++i)
+      b_.channel->send_text("b" + std::to_string(i));
   });
-  std::this_thread::sleep_for(600ms);  // b's retransmission timer fires into the void
-  on_thread(io_b, [&] {
-    b_gone = true;
-    b.reset();
+  ASSERT_TRUE(wait_for([this] { return count(a_) == kBurst && count(b_) == kBurst; }, 10s));
+  {
+    std::scoped_lock lock(a_.mutex, b_.mutex);
+    for (int i = 0; i < kBurst; ++i)
+      EXPECT_EQ(b_.texts[i], "a" + std::to_string(i));
+    for (int i = 0; i < kBurst; ++i)
+      EXPECT_EQ(a_.texts[i], "b" + std::to_string(i));
+  }
+  // b keeps sending while a is destroyed on its own thread; b's retransmissions then go into
+  // the void for a while before b goes too (TearDown).
+  asio::post(b_.io, [this] {
+    for (int i = 0; i < kBurst; ++i)
+      b_.channel->send_text("late");
   });
-  guard_a.reset();
-  guard_b.reset();
-  thread_a.join();  // returns once the tickers are gone with the channels
-  thread_b.join();
-  EXPECT_EQ(after_gone, 0);
+  destroy(a_);
+  std::this_thread::sleep_for(600ms);
+}
+
+TEST_F(TwoWorkers, AChannelsTimersRunOnTheOtherWorkerAndAreHandedOver) {
+  const uint64_t before = SctpDataChannel::handed_over();
+  // a's message is lost, and a's worker is then busy for longer than the retransmission
+  // timeout: only b's worker drives usrsctp's clock, so a's T3-rtx expires on b's thread and
+  // the retransmission is posted over to a's worker.
+  on(a_, [this] {
+    a_.lose_data = 1;
+    EXPECT_TRUE(a_.channel->send_text("x"));
+  });
+  asio::post(a_.io, [] { std::this_thread::sleep_for(1500ms); });
+  ASSERT_TRUE(wait_for([this] { return count(b_) == 1; }, 5s));
+  EXPECT_EQ(a_.lose_data, 0);
+  EXPECT_GT(SctpDataChannel::handed_over(), before);
+  std::lock_guard lock(b_.mutex);
+  EXPECT_EQ(b_.texts[0], "x");
 }
 
 }  // namespace
