@@ -4,7 +4,6 @@
 #include <openssl/evp.h>
 
 #include <array>
-#include <cassert>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -83,9 +82,7 @@ SignalingCipher::SignalingCipher(std::string_view key, bool is_outgoing)
       // other's.
       send_x_(128 + (is_outgoing ? 0 : 8)),
       receive_x_(128 + (is_outgoing ? 8 : 0)),
-      valid_(key.size() == kCallKeySize) {
-  assert(valid_ && "the call key is 256 bytes");
-}
+      valid_(key.size() == kCallKeySize) {}
 
 std::string SignalingCipher::encrypt(std::string_view plaintext) const {
   if (!valid_ || plaintext.size() > static_cast<size_t>(INT32_MAX)) return {};

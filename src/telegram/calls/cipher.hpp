@@ -21,8 +21,9 @@ inline constexpr size_t kCallKeySize = 256;
 class SignalingCipher {
  public:
   // `key`: the 256-byte callStateReady.encryption_key (raw bytes, already base64-decoded);
-  // `is_outgoing`: TDLib's call.is_outgoing. Precondition key.size() == 256; another size makes
-  // a cipher that encrypts to "" and decrypts nothing (valid() is false).
+  // `is_outgoing`: TDLib's call.is_outgoing. Precondition key.size() == 256; another size (the
+  // key comes from the network, so no assert) makes a cipher that encrypts to "" and decrypts
+  // nothing (valid() is false).
   SignalingCipher(std::string_view key, bool is_outgoing);
 
   bool valid() const { return valid_; }

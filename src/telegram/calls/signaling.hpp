@@ -83,6 +83,8 @@ class SignalingChannel {
   size_t unacknowledged() const { return unacked_.size(); }
 
  private:
+  friend class SignalingChannelTest;  // sets the counter near its end
+
   struct Outgoing {
     uint32_t counter = 0;
     std::string record;                  // seq, 0x7F, len, JSON

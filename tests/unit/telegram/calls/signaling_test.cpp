@@ -9,6 +9,12 @@
 #include "capture.hpp"
 
 namespace esg::telegram::calls {
+
+class SignalingChannelTest {
+ public:
+  static void set_counter(SignalingChannel& c, uint32_t counter) { c.counter_ = counter; }
+};
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -295,6 +301,36 @@ TEST(SignalingChannel, RefusesMoreThan65536Unacknowledged) {
   s.channel.tick(t0 + 5000ms);
   EXPECT_LE(last.size(), SignalingChannel::kMaxPacketSize);
   EXPECT_GT(last.size(), SignalingChannel::kMaxPacketSize - 10);  // full: 10-byte records
+}
+
+TEST(SignalingChannel, StopsSendingWhenTheCounterIsUsedUp) {
+  // Counters never pass 2^30-1 (the 30 bits of seq).
+  constexpr uint32_t kMax = SignalingChannel::kMaxCounter;
+  Side s(test_key(), true);
+  SignalingChannelTest::set_counter(s.channel, kMax - 1);
+  ASSERT_TRUE(s.channel.send_message("last", t0));
+  EXPECT_EQ(s.plain(0), msg(kMax, "last"));
+  // Another message would need its own counter and a service packet's.
+  EXPECT_FALSE(s.channel.send_message("more", t0));
+  // No counter is left for a resend either: the channel is spent and asks for no more ticks.
+  EXPECT_EQ(s.channel.next_tick(), std::nullopt);
+  s.channel.tick(t0 + 5000ms);
+  s.receive(msg(1, "in"), t0 + 5001ms);  // still delivered, though it cannot be acked
+  EXPECT_EQ(s.delivered, std::vector<std::string>{"in"});
+  EXPECT_EQ(s.sent.size(), 1u);
+  EXPECT_EQ(s.channel.next_tick(), std::nullopt);
+}
+
+TEST(SignalingChannel, WithAKeyOfAnotherSizeSendsAndDeliversNothing) {
+  SignalingChannel c(std::string(255, 'k'), true);
+  int sent = 0;
+  c.send = [&](std::string) { ++sent; };
+  EXPECT_FALSE(c.send_message("m", t0));
+  c.on_blob(std::string(64, 'x'), t0);
+  EXPECT_EQ(sent, 0);
+  EXPECT_EQ(c.counters().undecryptable, 1u);
+  EXPECT_FALSE(SignalingCipher(std::string(255, 'k'), true).valid());
+  EXPECT_EQ(SignalingCipher(std::string(255, 'k'), true).encrypt("abcde"), "");
 }
 
 // ---- §2.2 acks
