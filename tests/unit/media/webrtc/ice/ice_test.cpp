@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <random>
 
 #include "fake_net.hpp"
 
@@ -414,6 +415,82 @@ TEST(IceAgent, FailedOnlyWhenTheOwnerSaysSo) {
   EXPECT_EQ(call.a.agent.state(), State::Failed);
   EXPECT_EQ(call.a.agent.next_tick(), TimePoint::max());
   EXPECT_FALSE(call.a.agent.send_data("\x80"));
+}
+
+TEST(IceAgent, RemoteCandidatesAndPairsAreBounded) {
+  Call call;
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  call.a.add_socket(2, ep("10.0.1.1", 1000));
+  call.a.add_socket(3, ep("10.0.2.1", 1000));
+  call.a.add_socket(4, ep("10.0.3.1", 1000));
+  call.a.add_socket(5, ep("10.0.4.1", 1000));
+  for (int i = 0; i < 100; ++i) {
+    Candidate c;
+    c.foundation = std::to_string(i);
+    c.priority = 1000 + uint32_t(i);
+    c.address = "10.1.0." + std::to_string(i + 1);
+    c.port = 5000;
+    c.type = "host";
+    call.a.agent.add_remote_candidate(c, call.sim.now);
+  }
+  // 64 remote candidates kept; 5 x 64 = 320 pairs wanted, 256 made.
+  EXPECT_EQ(call.a.agent.counters().remote_skipped, 100u - Agent::kMaxRemoteCandidates);
+  EXPECT_EQ(call.a.agent.counters().pairs_refused,
+            5 * Agent::kMaxRemoteCandidates - Agent::kMaxPairs);
+  // Checks go out paced at Ta, nothing unbounded: 1 s holds at most 1000/25 new checks.
+  call.a.agent.set_remote_credentials("rmte", "remote-password-123456789", call.sim.now);
+  call.sim.run_for(1s);
+  EXPECT_LE(call.a.agent.counters().checks_sent, 41u);
+  EXPECT_GE(call.a.agent.counters().checks_sent, 39u);
+}
+
+// Whatever arrives on a socket (truncated, bit-flipped, random) is refused without a crash or
+// an answer to an unauthenticated sender's garbage beyond a STUN error.
+TEST(IceAgent, HostileDatagramsAreSurvived) {
+  Call call;
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  call.b.add_socket(1, ep("10.0.0.2", 2000));
+  signal(call.a, call.b);
+  ASSERT_TRUE(call.connect());
+  std::vector<std::string> seeds;
+  seeds.push_back(
+      stun::Builder(stun::method::kBinding, stun::Class::Request, stun::new_transaction())
+          .add(stun::attr::kUsername, call.a.agent.ufrag() + ":" + call.b.agent.ufrag())
+          .add_u32(stun::attr::kPriority, 1)
+          .add_u64(stun::attr::kIceControlled, 1)
+          .finish(call.a.agent.pwd()));
+  seeds.push_back(
+      stun::Builder(stun::method::kBinding, stun::Class::Success, stun::new_transaction())
+          .add_xor_address(stun::attr::kXorMappedAddress, ep("10.0.0.1", 1000))
+          .finish(call.b.agent.pwd()));
+  seeds.push_back(
+      std::string("\x40\x00\x00\x04"
+                  "abcd",
+                  8));
+  seeds.push_back(std::string("\x16\xfe\xfd", 3));
+  std::mt19937 rng(7);
+  for (int i = 0; i < 20000; ++i) {
+    std::string d = seeds[size_t(i) % seeds.size()];
+    switch (i % 3) {
+      case 0:
+        d.resize(rng() % (d.size() + 1));
+        break;
+      case 1:
+        for (int k = 0; k < 1 + i % 4; ++k)
+          d[rng() % d.size()] ^= char(1 << (rng() % 8));
+        break;
+      default:
+        d.resize(rng() % 64);
+        for (char& c : d)
+          c = char(rng());
+        if (!d.empty()) d[0] = char(rng() % 4);
+    }
+    const Endpoint from = (i % 2) ? ep("10.0.0.2", 2000) : ep("10.0.0.99", 9);
+    call.a.agent.on_datagram(1, from, d, call.sim.now);
+  }
+  EXPECT_TRUE(connected(call.a));
+  call.sim.run_for(10s);
+  EXPECT_TRUE(connected(call.a) && connected(call.b));
 }
 
 }  // namespace

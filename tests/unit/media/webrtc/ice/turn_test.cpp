@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <random>
 #include <set>
 
 #include "fake_net.hpp"
@@ -345,6 +346,37 @@ TEST_F(TurnFixture, CloseDeallocates) {
   client->close(sim.now);
   sim.run_for(100ms);
   EXPECT_FALSE(server.allocated);
+}
+
+TEST_F(TurnFixture, HostileDatagramsFromTheServerAddressAreSurvived) {
+  client->start(sim.now);
+  sim.run_for(100ms);
+  client->add_peer(kPeer, sim.now);
+  sim.run_for(100ms);
+  std::vector<std::string> seeds;
+  seeds.push_back(
+      std::string("\x40\x00\x00\x05"
+                  "hello",
+                  9));
+  stun::Builder data(stun::method::kData, stun::Class::Indication, stun::new_transaction());
+  data.add_xor_address(stun::attr::kXorPeerAddress, kPeer).add(stun::attr::kData, "payload");
+  seeds.push_back(data.finish({}, false));
+  seeds.push_back(last_request);
+  std::mt19937 rng(11);
+  for (int i = 0; i < 20000; ++i) {
+    std::string d = seeds[size_t(i) % seeds.size()];
+    if (i % 2) {
+      d.resize(rng() % (d.size() + 1));
+    } else {
+      for (int k = 0; k < 1 + i % 3; ++k)
+        d[rng() % d.size()] ^= char(1 << (rng() % 8));
+    }
+    if (auto in = client->on_datagram(d, sim.now)) {
+      EXPECT_LE(in->data.size(), d.size());
+    }
+  }
+  EXPECT_EQ(client->state(), TurnClient::State::Allocated);
+  EXPECT_TRUE(client->send_to(kPeer, "\x80 ok"));
 }
 
 // The ICE agent through TURN: A may only use relays (allow_p2p false), B is a plain host.
