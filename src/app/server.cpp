@@ -544,6 +544,8 @@ void Server::start() {
   telegram::LinesOptions lo;
   lo.tdjson = config_.telegram.tdjson;
   lo.sessions = config_.telegram.sessions;
+  lo.bridge.board = &edge_->board();
+  lo.bridge.ports = media_ports_.get();
   lo.worker = [this](int64_t id) -> boost::asio::io_context& {
     return workers_->context(size_t(id) % workers_->size());
   };

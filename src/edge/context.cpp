@@ -166,7 +166,36 @@ nlohmann::json CallBoard::list() const {
   std::lock_guard lock(mu_);
   nlohmann::json out = nlohmann::json::array();
   for (const auto& [id, c] : calls_)
-    out.push_back(c);
+    out.push_back(with_notes(c));
+  return out;
+}
+
+void CallBoard::annotate(const std::string& leg_call_id, const std::string& key,
+                         nlohmann::json value) {
+  std::lock_guard lock(mu_);
+  // Bounded by the calls on the board: notes of legs no call has any more go first.
+  if (notes_.size() > 2 * calls_.size() + 64) {
+    std::unordered_map<std::string, bool> legs;
+    for (const auto& [id, c] : calls_) {
+      legs[id] = true;
+      if (c.contains("b") && c["b"].is_object())
+        legs[c["b"].value("call_id", std::string())] = true;
+    }
+    std::erase_if(notes_, [&](const auto& n) { return !legs.count(n.first); });
+  }
+  notes_[leg_call_id] = {key, std::move(value)};
+}
+
+nlohmann::json CallBoard::with_notes(const nlohmann::json& call) const {
+  if (notes_.empty()) return call;
+  nlohmann::json out = call;
+  auto note = [&](const std::string& leg) {
+    auto it = notes_.find(leg);
+    if (it != notes_.end()) out[it->second.first] = it->second.second;
+  };
+  note(call.value("id", std::string()));
+  if (call.contains("a") && call["a"].is_object()) note(call["a"].value("call_id", std::string()));
+  if (call.contains("b") && call["b"].is_object()) note(call["b"].value("call_id", std::string()));
   return out;
 }
 
@@ -191,7 +220,7 @@ std::optional<nlohmann::json> CallBoard::get(const std::string& id) const {
   std::lock_guard lock(mu_);
   auto it = calls_.find(id);
   if (it == calls_.end()) return std::nullopt;
-  return it->second;
+  return with_notes(it->second);
 }
 
 size_t CallBoard::size() const {

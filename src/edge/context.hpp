@@ -82,10 +82,16 @@ class CallBoard {
   void count_attempt(const std::string& direction);
   void count_end(const std::string& direction, const std::string& result);
   nlohmann::json counters() const;  // {"attempts": {dir: n}, "completed": {dir: {result: n}}}
+  // What another part of esg knows of a call's leg (the Telegram side of a Telegram line's
+  // call): shown as `key` on the call whose A or B leg has Call-ID `leg_call_id`. Kept until
+  // the call leaves the board (an annotation of no call left is dropped with the next one).
+  void annotate(const std::string& leg_call_id, const std::string& key, nlohmann::json value);
 
  private:
+  nlohmann::json with_notes(const nlohmann::json& call) const;
   mutable std::mutex mu_;
   std::unordered_map<std::string, nlohmann::json> calls_;
+  std::unordered_map<std::string, std::pair<std::string, nlohmann::json>> notes_;
   nlohmann::json counters_ = {{"attempts", nlohmann::json::object()},
                               {"completed", nlohmann::json::object()}};
 };

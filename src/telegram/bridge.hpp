@@ -26,9 +26,17 @@
 #include "telegram/answers.hpp"
 #include "telegram/callerid.hpp"
 #include "telegram/line_config.hpp"
+#include "telegram/media.hpp"
 #include "telegram/td/tdjson.hpp"
 #include "txn/asio_timers.hpp"
 #include "txn/layer.hpp"
+
+namespace esg::edge {
+class CallBoard;
+}
+namespace esg::media {
+class PortPool;
+}
 
 namespace esg::telegram {
 
@@ -40,6 +48,10 @@ struct BridgeOptions {
   // long) goes to on the PBX.
   int digits_valid_s = 300;
   int flood_retry_up_to = 5;  // flood waits up to this long are waited out and retried
+  // The calls API's board: each Telegram call's media (version, path, quality) is shown on
+  // its call there. Null: not shown.
+  edge::CallBoard* board = nullptr;
+  media::PortPool* ports = nullptr;  // media.ports for the Telegram side's sockets; null: any
 };
 
 class CallBridge : public std::enable_shared_from_this<CallBridge> {
@@ -96,6 +108,9 @@ class CallBridge : public std::enable_shared_from_this<CallBridge> {
   std::string sdp(const Call& c, const std::string& direction) const;
   bool read_peer_sdp(Call& c, std::string_view body, std::string* direction);
   void start_media(const std::shared_ptr<Call>& c);
+  std::unique_ptr<TelegramMedia> make_media(const std::shared_ptr<Call>& c);
+  void on_signaling(const nlohmann::json& u);
+  void show_media();  // every second: each call's Telegram media on the calls board
 
   // The daily calls to non-contacts.
   int noncontact_wait_s();  // 0: a slot is free; else seconds until one is
@@ -126,6 +141,8 @@ class CallBridge : public std::enable_shared_from_this<CallBridge> {
   std::deque<int64_t> noncontact_;  // unix ms of calls to non-contacts in the last 24 h
   int64_t flood_until_ms_ = 0;      // unix ms: no calls to Telegram before
   int64_t restricted_ms_ = 0;       // unix ms the spam restriction was last reported
+  uint64_t version_refused_ = 0;    // calls whose protocol version esg does not speak
+  bool showing_media_ = false;      // the board's 1 s timer runs
 
   mutable std::mutex status_mu_;
   nlohmann::json status_ = nlohmann::json::object();

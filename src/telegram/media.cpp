@@ -40,7 +40,7 @@ class ReflectorMedia final : public TelegramMedia {
   explicit ReflectorMedia(asio::io_context& io) : sock_(io) {}
   ~ReflectorMedia() override { stop(); }
 
-  bool start(const json& ready) override {
+  bool start(const json& ready, bool, std::string*) override {
     for (const auto& s : ready.value("servers", json::array())) {
       const json& type = s.value("type", json::object());
       if (type.value("@type", "") != "callServerTypeTelegramReflector" ||

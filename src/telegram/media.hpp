@@ -24,13 +24,22 @@ namespace esg::telegram {
 class TelegramMedia {
  public:
   virtual ~TelegramMedia() = default;
-  // callStateReady (its servers, key and parameters): connects. False: no server it can use.
-  virtual bool start(const nlohmann::json& ready) = 0;
-  // One Opus frame (20 ms, 48 kHz) towards the Telegram user.
+  // callStateReady (its servers, key, version and parameters) of a call esg placed
+  // (`outgoing`, TDLib's is_outgoing) or took: connects. False with `error`: nothing it can use.
+  virtual bool start(const nlohmann::json& ready, bool outgoing, std::string* error) = 0;
+  // One updateNewCallSignalingData blob (raw bytes, base64 undone).
+  virtual void signaling(std::string_view) {}
+  // One Opus frame (48 kHz) towards the Telegram user.
   virtual void send(std::string_view opus) = 0;
   virtual void stop() = 0;
+  // For the calls API: version, path, candidates, round-trip time, loss...
+  virtual nlohmann::json status() const { return nlohmann::json::object(); }
   // Each Opus frame from the Telegram user.
   std::function<void(std::string_view opus)> on_frame;
+  // A blob for sendCallSignalingData (raw bytes).
+  std::function<void(std::string blob)> on_signaling;
+  // The call's media cannot go on (no path for 20 s...): the call ends on both sides.
+  std::function<void(const std::string& why)> on_failed;
 };
 
 // The simulator's transport: UDP to the callServerTypeTelegramReflector, each datagram

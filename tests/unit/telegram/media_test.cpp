@@ -66,7 +66,7 @@ std::string rtp(uint8_t pt, uint16_t seq, const std::string& payload) {
 
 TEST(RtpBridge, CarriesOpusFramesBetweenTheRelayAndTheReflector) {
   Fixture f;
-  ASSERT_TRUE(f.media->start(f.ready()));
+  ASSERT_TRUE(f.media->start(f.ready(), false, nullptr));
   esg::telegram::RtpBridge bridge(f.io, *f.media, 111, 101);
   const udp::endpoint bridge_at(asio::ip::make_address("127.0.0.1"), bridge.port());
   // Relay -> Telegram: the RTP payload becomes one tagged, numbered datagram.
@@ -95,7 +95,7 @@ TEST(RtpBridge, CarriesOpusFramesBetweenTheRelayAndTheReflector) {
 
 TEST(RtpBridge, ChatDigitsGoOutAsTelephoneEvents) {
   Fixture f;
-  ASSERT_TRUE(f.media->start(f.ready()));
+  ASSERT_TRUE(f.media->start(f.ready(), false, nullptr));
   esg::telegram::RtpBridge bridge(f.io, *f.media, 111, 101);
   bridge.set_peer(f.relay.local_endpoint());
   bridge.send_key('7');
@@ -113,10 +113,10 @@ TEST(RtpBridge, ChatDigitsGoOutAsTelephoneEvents) {
 
 TEST(ReflectorMedia, NeedsAReflectorItCanUse) {
   Fixture f;
-  EXPECT_FALSE(f.media->start({{"servers", nlohmann::json::array()}}));
+  EXPECT_FALSE(f.media->start({{"servers", nlohmann::json::array()}}, false, nullptr));
   nlohmann::json webrtc = f.ready();
   webrtc["servers"][0]["type"] = {{"@type", "callServerTypeWebrtc"}};
-  EXPECT_FALSE(f.media->start(webrtc));
+  EXPECT_FALSE(f.media->start(webrtc, false, nullptr));
 }
 
 TEST(Answers, TelegramSaysBecomeSipStatuses) {

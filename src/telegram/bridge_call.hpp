@@ -1,0 +1,113 @@
+#pragma once
+// What the parts of CallBridge share (bridge.cpp, bridge_in.cpp, bridge_out.cpp,
+// bridge_states.cpp): a call's state and a few text helpers. Private to those files.
+
+#include <boost/asio/ip/udp.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/base64.hpp"
+#include "dialog/dialog.hpp"
+#include "dialog/retransmitter.hpp"
+#include "telegram/bridge.hpp"
+#include "telegram/media.hpp"
+
+namespace esg::telegram {
+
+namespace bridge_detail {
+
+using nlohmann::json;
+
+constexpr size_t kMaxEarlySignaling = 64;  // blobs kept before the engine starts
+inline std::string to_base64(std::string_view b) {
+  return base64::encode(b);
+}
+inline std::string from_base64(std::string_view t) {
+  return base64::decode(t);
+}
+
+constexpr int64_t kDayMs = 24 * 3600 * 1000;
+constexpr uint8_t kOpusPt = 111, kEventPt = 101;
+constexpr int kKeyMs = 160;               // a chat digit as a key press this long
+constexpr size_t kDialledSweepAt = 1024;  // digits of this many users: drop the stale ones
+
+// A header value on one line (names come from Telegram users).
+inline std::string one_line(std::string_view s) {
+  std::string out;
+  for (char c : s)
+    out += (c == '\r' || c == '\n') ? ' ' : c;
+  return out;
+}
+
+inline TgUser user_of(const json& u) {
+  TgUser t;
+  t.id = u.value("id", int64_t(0));
+  t.first_name = u.value("first_name", "");
+  t.last_name = u.value("last_name", "");
+  t.phone = u.value("phone_number", "");
+  if (u.contains("usernames") && u["usernames"].is_object()) {
+    const json& names = u["usernames"];
+    if (names.contains("active_usernames") && !names["active_usernames"].empty())
+      t.username = names["active_usernames"][0].get<std::string>();
+  }
+  return t;
+}
+
+inline bool is_digits_message(const std::string& s) {
+  return !s.empty() && s.size() <= 32 && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= '0' && c <= '9') || c == '*' || c == '#' || (c >= 'A' && c <= 'D');
+  });
+}
+
+inline std::string trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+    s.pop_back();
+  size_t i = 0;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i])))
+    ++i;
+  return s.substr(i);
+}
+
+}  // namespace bridge_detail
+
+struct CallBridge::Call {
+  bool to_telegram = false;  // the PBX calls a Telegram user
+  int64_t tg_id = 0, user_id = 0;
+  bool contact = false;
+  std::string call_id, local_tag;
+  std::optional<dialog::Dialog> dialog;
+  txn::TxnId server = 0;  // the PBX's INVITE (to_telegram), until answered
+  txn::TxnId client = 0;  // our INVITE (from Telegram), until its final response
+  std::string invite;     // our INVITE as sent
+  std::string ack;        // our ACK to its 2xx (re-sent on retransmissions)
+  bool answered = false;  // the SIP side is up (2xx sent or received)
+  bool ringing = false;
+  bool accepted = false;  // acceptCall sent (from Telegram)
+  bool tg_up = false;     // Telegram's callStateReady
+  bool ended = false;
+  std::unique_ptr<TelegramMedia> media;  // before rtp: rtp refers to it
+  std::unique_ptr<RtpBridge> rtp;
+  bool media_started = false;
+  // Signaling blobs that came before the media engine started (the peer's side may be ready
+  // first: the fact sheet §9 item 10).
+  std::vector<std::string> early_signaling;
+  bool disconnected = false;  // ends for a network reason: discardCall says is_disconnected
+  std::optional<nlohmann::json> ready;  // callStateReady, kept until the media starts
+  std::optional<boost::asio::ip::udp::endpoint> peer;
+  uint8_t opus_pt = bridge_detail::kOpusPt, event_pt = bridge_detail::kEventPt;
+  std::unique_ptr<dialog::Retransmitter> ok;  // our 2xx until its ACK
+  txn::Timers::Id ring_timer = 0;
+  std::string dialled;  // what the PBX dialled
+  std::string keys;     // chat digits still to send to the PBX
+};
+
+}  // namespace esg::telegram

@@ -1,0 +1,151 @@
+// CallBridge: a Telegram user calls the line, an INVITE goes to the PBX.
+#include "telegram/bridge.hpp"
+
+#include <boost/asio/ip/address.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <optional>
+
+#include "base/random.hpp"
+#include "base/time.hpp"
+#include "dialog/dialog.hpp"
+#include "dialog/retransmitter.hpp"
+#include "edge/b2bua/text.hpp"
+#include "log/log.hpp"
+#include "sdp/session.hpp"
+#include "sip/response.hpp"
+#include "telegram/bridge_call.hpp"
+#include "telegram/calls/engine.hpp"
+#include "telegram/media.hpp"
+
+namespace esg::telegram {
+
+using timeutil::iso_time;
+using timeutil::steady_ms;
+using timeutil::unix_ms;
+
+namespace asio = boost::asio;
+using asio::ip::udp;
+using edge::b2bua_text::escaped_user;
+using edge::b2bua_text::has_sdp;
+using edge::b2bua_text::new_branch;
+using edge::b2bua_text::reason_line;
+using edge::b2bua_text::with_body;
+using nlohmann::json;
+using namespace bridge_detail;
+
+// --- from Telegram to the PBX ----------------------------------------------------------
+
+void CallBridge::incoming_call(const json& call) {
+  auto c = std::make_shared<Call>();
+  c->tg_id = call.value("id", int64_t(0));
+  c->user_id = call.value("user_id", int64_t(0));
+  c->call_id = random::hex(16) + "@tg-" + config_.code;
+  c->local_tag = "tg" + random::hex(8);
+  by_tg_[c->tg_id] = c;
+  by_call_id_[c->call_id] = c;
+  publish_status();
+  // Who is calling: the name and username for the caller ID and the CRM headers.
+  td_({{"@type", "getUser"}, {"user_id", c->user_id}},
+      [self = shared_from_this(), c](Result<json, td::TdError> r) {
+        if (c->ended) return;
+        TgUser u;
+        u.id = c->user_id;
+        if (r) u = user_of(*r);
+        self->send_invite(c, u);
+      });
+}
+
+void CallBridge::send_invite(const std::shared_ptr<Call>& c, const TgUser& u) {
+  c->media = make_media(c);
+  c->rtp = std::make_unique<RtpBridge>(io_, *c->media, kOpusPt, kEventPt);
+  // The number on the PBX: digits the user sent just before calling, else the line's number,
+  // else the line's own phone number (as a DID).
+  std::string called = config_.number;
+  if (auto d = dialled_.find(c->user_id); d != dialled_.end()) {
+    if (steady_ms() - d->second.second <= int64_t(options_.digits_valid_s) * 1000)
+      called = d->second.first;
+    dialled_.erase(d);
+  }
+  if (called.empty()) called = config_.phone[0] == '+' ? config_.phone.substr(1) : config_.phone;
+  const std::string esg_host = esg_.address().to_string() + ":" + std::to_string(esg_.port());
+  const std::string name = caller_name(config_, u);
+  std::string m = "INVITE sip:" + escaped_user(called) + "@" + esg_host + " SIP/2.0\r\n";
+  m += "Via: " + via() + "\r\n";
+  m += "Max-Forwards: 70\r\n";
+  m += "From: " + (name.empty() ? std::string() : edge::b2bua_text::quoted(one_line(name)) + " ") +
+       "<sip:" + escaped_user(caller_id(config_, u)) + "@127.0.0.1>;tag=" + c->local_tag + "\r\n";
+  m += "To: <sip:" + escaped_user(called) + "@" + esg_host + ">\r\n";
+  m += "Call-ID: " + c->call_id + "\r\n";
+  m += "CSeq: 1 INVITE\r\n";
+  m += "Contact: <sip:tg@127.0.0.1:" + std::to_string(port_) + ">\r\n";
+  m += "Allow: INVITE, ACK, CANCEL, BYE, INFO, OPTIONS\r\n";
+  m += "X-TG-ID: " + std::to_string(u.id) + "\r\n";
+  if (!u.username.empty()) m += "X-TG-Username: " + one_line(u.username) + "\r\n";
+  if (!u.phone.empty())
+    m += "X-TG-Phone: " + std::string(u.phone[0] == '+' ? "" : "+") + one_line(u.phone) + "\r\n";
+  std::string full = u.first_name + (u.last_name.empty() ? "" : " " + u.last_name);
+  if (!full.empty()) m += "X-TG-Name: " + one_line(full) + "\r\n";
+  const std::string body = sdp(*c, "sendrecv");
+  m += "Content-Type: application/sdp\r\nContent-Length: " + std::to_string(body.size()) +
+       "\r\n\r\n" + body;
+  auto parsed = sip::parse_message(m);
+  if (!parsed) {
+    end(c, 500, "cannot build the INVITE", true);
+    return;
+  }
+  c->invite = m;
+  log::call("telegram", spdlog::level::info, c->call_id,
+            "line {}: Telegram call {} from user {} ({}) to '{}' on the PBX", config_.code,
+            c->tg_id, u.id, name, called);
+  txn::ClientUser cu;
+  std::weak_ptr<Call> weak = c;
+  cu.on_response = [this, weak](const sip::Message& r) {
+    if (auto c = weak.lock()) on_invite_response(c, r);
+  };
+  cu.on_failure = [this, weak](uint16_t) {
+    auto c = weak.lock();
+    if (!c || c->ended) return;
+    c->client = 0;
+    end(c, 0, "no answer from esg", true);
+  };
+  c->client = layer_->send_request(std::move(*parsed), channel_, std::move(cu));
+}
+
+void CallBridge::on_invite_response(const std::shared_ptr<Call>& c, const sip::Message& r) {
+  const uint16_t s = r.status();
+  if (s < 200) return;
+  c->client = 0;
+  if (s >= 300) {
+    // Rejected, busy, no answer: the Telegram call is discarded (the user sees it declined).
+    end(c, 0, "the PBX answered " + std::to_string(s), true);
+    return;
+  }
+  auto inv = sip::parse_message(c->invite);
+  if (!inv) return;
+  auto d = dialog::Dialog::as_uac(*inv, r, "<sip:tg@127.0.0.1:" + std::to_string(port_) + ">");
+  if (!d) return;
+  d->confirm();
+  c->ack = d->build_request("ACK", via(), inv->cseq().number);
+  send(c->ack);
+  c->dialog = std::move(*d);
+  if (c->ended) {
+    // Telegram's side went away while the PBX was answering: take the answer down.
+    auto bye = sip::parse_message(c->dialog->build_request(
+        "BYE", via(), 0, reason_line(487, "Telegram: the caller hung up"), {}, {}));
+    if (bye) layer_->send_request(std::move(*bye), channel_, {});
+    return;
+  }
+  c->answered = true;
+  if (has_sdp(r)) read_peer_sdp(*c, r.body(), nullptr);
+  c->accepted = true;
+  td_({{"@type", "acceptCall"}, {"call_id", c->tg_id}, {"protocol", calls::call_protocol()}},
+      [self = shared_from_this(), c](Result<json, td::TdError> res) {
+        if (!res && !c->ended)
+          self->end(c, 480, "Telegram: acceptCall failed: " + res.error().message, false);
+      });
+}
+
+}  // namespace esg::telegram
