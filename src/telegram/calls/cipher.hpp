@@ -15,7 +15,7 @@ namespace esg::telegram::calls {
 // the smallest packet is msg_key plus one record header).
 inline constexpr size_t kMsgKeySize = 16;
 inline constexpr size_t kMinIncomingPacketSize = 21;
-inline constexpr size_t kMaxIncomingPacketSize = 128 * 1024;
+inline constexpr size_t kMaxIncomingPacketSize = size_t{128} * 1024;
 inline constexpr size_t kCallKeySize = 256;
 
 class SignalingCipher {
