@@ -297,10 +297,11 @@ void SignalingChannel::send_service_packet(TimePoint now) {
 }
 
 void SignalingChannel::emit(const std::string& plaintext) {
-  std::string blob = cipher_.encrypt(plaintext);
-  if (blob.empty()) return;
+  if (!cipher_.valid()) return;
   ++counters_.sent;
-  if (send) send(std::move(blob));
+  if (!send) return;  // nobody to give it to: no need to encrypt
+  std::string blob = cipher_.encrypt(plaintext);
+  if (!blob.empty()) send(std::move(blob));
 }
 
 }  // namespace esg::telegram::calls
