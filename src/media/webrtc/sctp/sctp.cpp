@@ -542,6 +542,13 @@ void SctpDataChannel::close() {
   sock_ = nullptr;
 }
 
+void SctpDataChannel::close_channel() {
+  if (state_ != State::Open) return;
+  state_ = State::Closed;
+  partial_.clear();
+  reset_outgoing_stream();
+}
+
 void SctpDataChannel::end(bool notify) {
   if (state_ == State::Closed) return;
   state_ = State::Closed;

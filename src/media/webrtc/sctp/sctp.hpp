@@ -74,6 +74,10 @@ class SctpDataChannel {
   // channel must live until the io_context has run it). No on_close for it; send_text() fails
   // from here on.
   void close();
+  // Closes the channel as RFC 8831 §6.7 does: resets outgoing stream 0; the peer resets its own
+  // and reports the channel closed (its on_close). The association stays (until destruction or
+  // close()); no on_close here either.
+  void close_channel();
 
   bool open() const { return state_ == State::Open; }
   bool opener() const { return opener_; }

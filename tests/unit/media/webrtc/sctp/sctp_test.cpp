@@ -284,6 +284,31 @@ TEST(SctpDataChannel, CloseAbortsAndThePeerHearsIt) {
   EXPECT_EQ(link.b.log->closed, 1);
 }
 
+TEST(SctpDataChannel, ClosingTheChannelResetsItsStreamAndThePeerHearsIt) {
+  asio::io_context io;
+  Link link(io);
+  link.start();
+  ASSERT_TRUE(run_until(io, [&] { return link.both_open(); }));
+  link.a.channel->close_channel();
+  EXPECT_FALSE(link.a.channel->open());
+  EXPECT_FALSE(link.a.channel->send_text("gone"));
+  ASSERT_TRUE(run_until(io, [&] { return link.b.log->closed == 1; }));
+  EXPECT_FALSE(link.b.channel->open());
+  EXPECT_FALSE(link.b.channel->send_text("gone"));
+  run_for(io, 100ms);
+  EXPECT_EQ(link.a.log->closed, 0);
+  EXPECT_EQ(link.b.log->closed, 1);
+}
+
+TEST(SctpDataChannel, PacketsBeforeStartAreBounded) {
+  asio::io_context io;
+  SctpDataChannel channel(io, false);
+  for (size_t i = 0; i < SctpDataChannel::kEarlyPackets + 4; ++i)
+    channel.on_packet("early");
+  EXPECT_EQ(channel.counters().packets_dropped, 4u);
+  EXPECT_EQ(channel.counters().packets_received, 0u);
+}
+
 TEST(SctpDataChannel, NoCallbackAfterDestructionMidAssociation) {
   asio::io_context io;
   Link link(io);
