@@ -513,6 +513,10 @@ void Agent::on_response(size_t ci, const Endpoint& from, const stun::Message& m,
   } else if (!controlling_ && p.nominate_on_success) {
     p.nominate_on_success = false;
     if (selected_ != c.pair) select(c.pair, now);
+  } else if (controlling_) {
+    // At once, not at the next tick: with nothing else pending the next tick would be the end of
+    // the nomination wait.
+    nominate(now);
   }
 }
 
