@@ -357,7 +357,7 @@ TEST(SctpDataChannel, ManyChannelsComeAndGo) {
 
 // Two esg workers: an io_context each, run by its own thread; channel a lives on the first, b on
 // the second, and packets cross between them as posts.
-class TwoWorkers : public ::testing::Test {
+class SctpTwoWorkers : public ::testing::Test {
  protected:
   struct Worker {
     asio::io_context io;
@@ -450,7 +450,7 @@ class TwoWorkers : public ::testing::Test {
   }
 };
 
-TEST_F(TwoWorkers, MessagesBothWaysThenOneGoesWhileThePeerSends) {
+TEST_F(SctpTwoWorkers, MessagesBothWaysThenOneGoesWhileThePeerSends) {
   constexpr int kBurst = 200;
   asio::post(a_.io, [this] {
     for (int i = 0; i < kBurst; ++i)
@@ -478,7 +478,7 @@ TEST_F(TwoWorkers, MessagesBothWaysThenOneGoesWhileThePeerSends) {
   std::this_thread::sleep_for(600ms);
 }
 
-TEST_F(TwoWorkers, AChannelsTimersRunOnTheOtherWorkerAndAreHandedOver) {
+TEST_F(SctpTwoWorkers, AChannelsTimersRunOnTheOtherWorkerAndAreHandedOver) {
   const uint64_t before = SctpDataChannel::handed_over();
   // a's message is lost, and a's worker is then busy for longer than the retransmission
   // timeout: only b's worker drives usrsctp's clock, so a's T3-rtx expires on b's thread and
