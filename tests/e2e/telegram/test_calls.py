@@ -2,7 +2,11 @@
 and a PBX on loopback (tests/e2e/lib/pbx_uas.py): the caller ID and name the PBX sees in each
 line mode, audio both ways (Opus on the Telegram side, G.711 at the PBX, checked by
 frequency), calling back the caller ID shown, Telegram's answers as SIP statuses with their
-Reason, flood waits, the daily limit, chat digits as DTMF, and hang-up from either side."""
+Reason, flood waits, the daily limit, chat digits as DTMF, and hang-up from either side.
+
+The simulated users' apps run tgpeer (Telegram's own call library) against esg's engine, so
+everything runs in a network namespace of the test's own (TgNet): WebRTC gathers no candidates
+on loopback, and outside the namespace the peers would meet on the machine's own addresses."""
 
 import base64
 import os
@@ -17,11 +21,26 @@ from esg_fixture import EsgProcess, KeepOnFailure, stop_all  # noqa: E402
 from pbx_uas import PbxUas  # noqa: E402
 from rest_api import Api  # noqa: E402
 from sip_call import RtpPort, UdpCall, alaw_pcm, sdp_media, tone_share  # noqa: E402
+from tgnet import TgNet  # noqa: E402
 from tgsim_fixture import LIB, TgSim  # noqa: E402
 
 API_HASH = "0123456789abcdef0123456789abcdef"
 LINES = "/rest/v1/telegram/lines"
 PBX_IP = "127.0.0.5"
+NET = None
+
+
+def setUpModule():
+    global NET
+    why = TgNet.unavailable()
+    if why:
+        raise unittest.SkipTest(why)
+    NET = TgNet().__enter__()
+
+
+def tearDownModule():
+    if NET:
+        NET.close()
 
 
 def sip_user(header_value):
