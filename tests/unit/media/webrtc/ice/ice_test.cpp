@@ -95,6 +95,31 @@ TEST(IceAgent, ControllingAndControlledConnectAndCarryData) {
   EXPECT_GT(call.b.agent.counters().checks_received, 0u);
 }
 
+TEST(IceAgent, PairsOnlyWithinAnAddressFamilyAndConnectsOverIpv6) {
+  Call call;
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  call.a.add_socket(2, ep("fd00::1", 1001));
+  call.b.add_socket(1, ep("fd00::2", 2000));
+  // B's IPv4 is unreachable: only the IPv6 pair can work.
+  call.b.add_socket(2, ep("10.0.0.2", 2001));
+  call.net.drop = [](const Endpoint&, const Endpoint& to) { return to.address().is_v4(); };
+  // Every datagram A sends leaves a socket of the destination's family.
+  int cross_family = 0, sent_v4 = 0;
+  call.a.agent.send = [&](int socket, const Endpoint& to, std::string_view bytes) {
+    const Endpoint& from = call.a.sockets.at(socket);
+    if (from.address().is_v4() != to.address().is_v4()) ++cross_family;
+    if (to.address().is_v4()) ++sent_v4;
+    call.net.send(from, to, bytes, call.sim.now);
+  };
+  signal(call.a, call.b);
+  ASSERT_TRUE(call.connect());
+  EXPECT_EQ(call.a.agent.selected()->local.address, "fd00::1");
+  EXPECT_EQ(call.a.agent.selected()->remote.address, "fd00::2");
+  EXPECT_EQ(call.b.agent.selected()->remote.address, "fd00::1");
+  EXPECT_EQ(cross_family, 0);
+  EXPECT_GT(sent_v4, 0);  // the v4 pair was tried
+}
+
 TEST(IceAgent, NoDataBeforeAPairIsSelected) {
   Call call;
   call.a.add_socket(1, ep("10.0.0.1", 1000));
