@@ -61,6 +61,40 @@ bool valid_address_filter(const std::string& pattern, std::string* why) {
   return true;
 }
 
+Result<Codecs, FieldError> Codecs::parse(const std::vector<std::string>& names,
+                                         const std::string& field) {
+  Codecs c;
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto bad = [&](const char* why) {
+      return unexpected(FieldError{field + "[" + std::to_string(i) + "]", why});
+    };
+    size_t id = 0;
+    while (id < kNames.size() && kNames[id] != names[i])
+      ++id;
+    if (id == kNames.size()) return bad("must be one of PCMA, PCMU, G722, opus");
+    for (size_t k = 0; k < c.size_; ++k) {
+      if (c.ids_[k] == id) return bad("is listed twice");
+    }
+    c.ids_[c.size_++] = uint8_t(id);  // at most four: a fifth would repeat one
+  }
+  return c;
+}
+
+const std::string& Codecs::operator[](size_t i) const {
+  static const std::array<std::string, kNames.size()> kStrings{
+      std::string(kNames[0]), std::string(kNames[1]), std::string(kNames[2]),
+      std::string(kNames[3])};
+  return kStrings[ids_[i]];
+}
+
+std::vector<std::string> Codecs::names() const {
+  std::vector<std::string> out;
+  out.reserve(size_);
+  for (size_t i = 0; i < size_; ++i)
+    out.push_back((*this)[i]);
+  return out;
+}
+
 Result<Account, FieldError> account_from_json(const json& j) {
   if (!j.is_object()) return unexpected(FieldError{"", "an account must be a JSON object"});
   Account a;
@@ -74,8 +108,8 @@ Result<Account, FieldError> account_from_json(const json& j) {
   r.integer("trunks", a.trunks, 0, 100000);
   r.str("proxyaddr", a.proxyaddr);
   r.integer("proxyport", a.proxyport, 1, 65535);
-  r.one_of("transport", a.transport, {"udp", "tcp", "tls"});
-  r.one_of("pingmode", a.pingmode, {"off", "options"});
+  r.choice("transport", a.transport);
+  r.choice("pingmode", a.pingmode);
   r.str("pingsrv", a.pingsrv);
   r.integer("pingtimeout", a.pingtimeout, 1, 3600);
   r.integer("expires", a.expires, 10, 604800);
@@ -108,9 +142,10 @@ Result<Account, FieldError> account_from_json(const json& j) {
   }
   r.boolean("media", a.media);
   r.boolean("reinvite", a.reinvite);
-  r.strings("codecs", a.codecs);
-  r.one_of("dtmf", a.dtmf, {"rfc2833", "info", "inband"});
-  r.one_of("srtp", a.srtp, {"off", "optional", "required"});
+  std::optional<std::vector<std::string>> codecs;
+  if (const json* v = r.get("codecs")) r.strings(v, "codecs", codecs.emplace());
+  r.choice("dtmf", a.dtmf);
+  r.choice("srtp", a.srtp);
   r.boolean("tls_verify", a.tls_verify);
   r.strings("passheaders", a.passheaders);
   r.boolean("enabled", a.enabled);
@@ -144,13 +179,10 @@ Result<Account, FieldError> account_from_json(const json& j) {
     if (!valid_address_filter(a.extaddrs[i], &why))
       return bad("extaddrs[" + std::to_string(i) + "]", why);
   }
-  static const std::set<std::string> kCodecs{"PCMA", "PCMU", "G722", "opus"};
-  std::set<std::string> seen_codecs;
-  for (size_t i = 0; i < a.codecs.size(); ++i) {
-    if (!kCodecs.count(a.codecs[i]))
-      return bad("codecs[" + std::to_string(i) + "]", "must be one of PCMA, PCMU, G722, opus");
-    if (!seen_codecs.insert(a.codecs[i]).second)
-      return bad("codecs[" + std::to_string(i) + "]", "is listed twice");
+  if (codecs) {
+    auto c = Codecs::parse(*codecs, "codecs");
+    if (!c) return unexpected(c.error());
+    a.codecs = *c;
   }
   for (size_t i = 0; i < a.passheaders.size(); ++i) {
     const auto& h = a.passheaders[i];
@@ -181,8 +213,8 @@ json to_json(const Account& a) {
   j["trunks"] = a.trunks;
   j["proxyaddr"] = a.proxyaddr;
   j["proxyport"] = a.proxyport;
-  j["transport"] = a.transport;
-  j["pingmode"] = a.pingmode;
+  j["transport"] = a.transport.str();
+  j["pingmode"] = a.pingmode.str();
   j["pingsrv"] = a.pingsrv;
   j["pingtimeout"] = a.pingtimeout;
   j["expires"] = a.expires;
@@ -191,9 +223,9 @@ json to_json(const Account& a) {
   j["serveridxs"] = a.serveridxs;
   j["media"] = a.media;
   j["reinvite"] = a.reinvite;
-  j["codecs"] = a.codecs;
-  j["dtmf"] = a.dtmf;
-  j["srtp"] = a.srtp;
+  j["codecs"] = a.codecs.names();
+  j["dtmf"] = a.dtmf.str();
+  j["srtp"] = a.srtp.str();
   j["tls_verify"] = a.tls_verify;
   j["passheaders"] = a.passheaders;
   j["enabled"] = a.enabled;

@@ -76,6 +76,21 @@ struct Reader {
       list += (list.empty() ? "" : ", ") + std::string(a);
     fail(key, "must be one of " + list);
   }
+  // A field of few values (Choice): the error lists them.
+  template <class C>
+  void choice(const std::string& key, C& out) {
+    std::string text;
+    str(key, text);
+    if (!get(key) || error) return;
+    if (auto c = C::parse(text)) {
+      out = *c;
+      return;
+    }
+    std::string list;
+    for (std::string_view a : C::values())
+      list += (list.empty() ? "" : ", ") + std::string(a);
+    fail(key, "must be one of " + list);
+  }
   void strings(const json* v, const std::string& key, std::vector<std::string>& out) {
     if (!v) return;
     if (!v->is_array()) {

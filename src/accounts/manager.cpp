@@ -530,7 +530,7 @@ json AccountManager::regs() const {
         {"user", a.username},
         {"domain", a.domain},
         {"port", a.next_hop_port()},
-        {"proto", a.transport},
+        {"proto", a.transport.str()},
         {"addrs", addrs},
         {"regstate", reg_state_name(s->status.regstate)},
         {"pingstate", ping_state_name(s->status.pingstate)},

@@ -135,7 +135,7 @@ Account PbxConnection::as_account() const {
   a.proxyaddr = address;
   a.proxyport = port;
   a.reg = true;
-  a.transport = transport;
+  if (auto t = Transport::parse(transport)) a.transport = *t;  // pbx_from_json checked it
   a.expires = expires;
   a.enabled = enabled;
   return a;

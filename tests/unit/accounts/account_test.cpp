@@ -79,6 +79,61 @@ TEST(Account, ErrorsNameTheField) {
   EXPECT_EQ(error_of(no_code).field, "code");
 }
 
+TEST(Account, FieldsOfFewValuesReadAndRoundTripAsTheirNames) {
+  json j = minimal();
+  j["transport"] = "tls";
+  j["pingmode"] = "options";
+  j["dtmf"] = "inband";
+  j["srtp"] = "required";
+  auto a = account_from_json(j);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->transport, "tls");
+  EXPECT_NE(a->transport, "udp");
+  const std::string& as_text = a->transport;  // reads where a string is wanted
+  EXPECT_EQ(as_text, "tls");
+  EXPECT_EQ(";transport=" + a->transport, ";transport=tls");
+  EXPECT_EQ(a->pingmode, "options");
+  EXPECT_EQ(a->dtmf, "inband");
+  EXPECT_EQ(a->srtp, "required");
+  const json back = to_json(*a);
+  EXPECT_EQ(back["transport"], "tls");
+  EXPECT_EQ(back["pingmode"], "options");
+  EXPECT_EQ(back["dtmf"], "inband");
+  EXPECT_EQ(back["srtp"], "required");
+  j["srtp"] = "maybe";
+  EXPECT_EQ(error_of(j).message, "must be one of off, optional, required");
+  EXPECT_FALSE(Transport::parse("UDP")) << "names are exact, as the validation always had them";
+  a->transport = "udp";
+  EXPECT_EQ(to_json(*a)["transport"], "udp");
+}
+
+TEST(Account, CodecsKeepTheirOrderAndRefuseRepeatsAndUnknownNames) {
+  auto a = account_from_json(minimal());
+  ASSERT_TRUE(a);
+  EXPECT_EQ(to_json(*a)["codecs"], json::array({"PCMA", "PCMU"})) << "the default";
+  json j = minimal();
+  j["codecs"] = json::array({"opus", "G722", "PCMU", "PCMA"});
+  a = account_from_json(j);
+  ASSERT_TRUE(a);
+  ASSERT_EQ(a->codecs.size(), 4u);
+  EXPECT_EQ(a->codecs[0], "opus");
+  EXPECT_EQ(a->codecs[3], "PCMA");
+  const std::vector<std::string> names = a->codecs;  // what a call leg's policy takes
+  EXPECT_EQ(names, (std::vector<std::string>{"opus", "G722", "PCMU", "PCMA"}));
+  EXPECT_EQ(to_json(*a)["codecs"], j["codecs"]);
+  j["codecs"] = json::array();
+  a = account_from_json(j);
+  ASSERT_TRUE(a);
+  EXPECT_TRUE(a->codecs.empty());
+  j["codecs"] = json::array({"PCMU", "opus", "PCMU"});
+  EXPECT_EQ(error_of(j).field, "codecs[2]");
+  EXPECT_EQ(error_of(j).message, "is listed twice");
+  j["codecs"] = json::array({"PCMU", "GSM"});
+  EXPECT_EQ(error_of(j).message, "must be one of PCMA, PCMU, G722, opus");
+  j["codecs"] = "PCMA";
+  EXPECT_EQ(error_of(j).field, "codecs");
+}
+
 TEST(Account, AddressFiltersOfEveryKind) {
   for (const char* ok : {"192.168.0.112", "44.55.6?.*", "10.0.0.0/8", "2001:db8::/32",
                          "/reg/^44\\.55\\.66\\.[0-9]+$", "sip.example.net"}) {
