@@ -332,6 +332,15 @@ std::optional<std::string_view> Agent::on_datagram(int socket, const Endpoint& f
   if (state_ == State::Failed) return std::nullopt;
   for (Turn& t : turns_) {
     if (t.socket != socket || t.client->server() != from) continue;
+    // One server is often both (Telegram's supports_stun and supports_turn): the answer to a
+    // gathering Binding request is ours, not the TURN client's.
+    if (!gathers_.empty() && stun::looks_like_stun(data)) {
+      if (auto m = stun::Message::parse(data);
+          m && m->method() == stun::method::kBinding && m->cls() != stun::Class::Request) {
+        on_gather_response(*m, now);
+        return std::nullopt;
+      }
+    }
     auto in = t.client->on_datagram(data, now);
     if (!in || t.local < 0) return std::nullopt;
     return on_peer_datagram(size_t(t.local), in->peer, in->data, now);

@@ -71,6 +71,12 @@ class FakeTurnServer {
       return;
     }
     if (m->cls() != stun::Class::Request) return;
+    if (m->method() == stun::method::kBinding) {  // a TURN server is a STUN server too
+      return reply(
+          *m, stun::Class::Success,
+          [&](stun::Builder& b) { b.add_xor_address(stun::attr::kXorMappedAddress, from); }, false,
+          now);
+    }
     if (!m->has_integrity()) {
       ++challenges;
       return reply(
@@ -377,6 +383,32 @@ TEST_F(TurnFixture, HostileDatagramsFromTheServerAddressAreSurvived) {
   }
   EXPECT_EQ(client->state(), TurnClient::State::Allocated);
   EXPECT_TRUE(client->send_to(kPeer, "\x80 ok"));
+}
+
+// Telegram lists one server with supports_stun and supports_turn: Binding for srflx and Allocate
+// for relay go to the same address, and each answer must reach its own transaction.
+TEST(IceOverTurn, OneServerForStunAndTurnGivesBothCandidates) {
+  FakeNet net;
+  Sim sim(net);
+  FakeTurnServer server(net, kServer, kRelayed);
+  Peer a(net, &sim.now, Agent::Options{});
+  sim.add(a.agent);
+  a.add_socket(1, ep("192.168.1.10", 1000));
+  net.nat(ep("192.168.1.10", 1000), ep("198.51.100.7", 61000));
+  a.agent.add_server(Server{kServer, false, "", ""}, sim.now);
+  a.agent.add_server(Server{kServer, true, "alice", "s3cret"}, sim.now);
+  sim.run_for(500ms);
+  ASSERT_EQ(a.candidates.size(), 3u);
+  EXPECT_EQ(a.candidates[0].type, "host");
+  std::set<std::string> types{a.candidates[1].type, a.candidates[2].type};
+  EXPECT_EQ(types, (std::set<std::string>{"srflx", "relay"}));
+  for (const Candidate& c : a.candidates) {
+    if (c.type == "srflx") {
+      EXPECT_EQ(c.address, "198.51.100.7");
+    } else if (c.type == "relay") {
+      EXPECT_EQ(c.related_address, "198.51.100.7");
+    }
+  }
 }
 
 // The ICE agent through TURN: A may only use relays (allow_p2p false), B is a plain host.
