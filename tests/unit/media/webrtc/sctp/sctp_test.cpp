@@ -27,18 +27,36 @@ constexpr const char* kMediaState =
     R"({"@type":"MediaState","lowBattery":false,"muted":false,"screencastState":"inactive",)"
     R"("videoRotation":0,"videoState":"inactive"})";
 
-// Whether an SCTP packet holds a chunk of `type` (RFC 9260 §3: chunks follow the 12-byte
-// common header, each with its type, flags and length, padded to 4 bytes).
+// The chunks of an SCTP packet (RFC 9260 §3: they follow the 12-byte common header, each with
+// its type, flags and length, padded to 4 bytes).
 constexpr int kChunkData = 0;
 constexpr int kChunkInit = 1;
-bool has_chunk(std::string_view packet, int type) {
+struct Chunk {
+  int type;
+  int flags;
+  std::string_view value;  // after the chunk header
+};
+std::vector<Chunk> chunks(std::string_view packet) {
+  std::vector<Chunk> out;
   for (size_t at = 12; at + 4 <= packet.size();) {
-    if (uint8_t(packet[at]) == type) return true;
     const size_t length = (uint8_t(packet[at + 2]) << 8) | uint8_t(packet[at + 3]);
-    if (length < 4) return false;
+    if (length < 4 || at + length > packet.size()) break;
+    out.push_back(
+        {uint8_t(packet[at]), uint8_t(packet[at + 1]), packet.substr(at + 4, length - 4)});
     at += (length + 3) & ~size_t(3);
   }
+  return out;
+}
+bool has_chunk(std::string_view packet, int type) {
+  for (const Chunk& c : chunks(packet))
+    if (c.type == type) return true;
   return false;
+}
+uint32_t be(std::string_view b, size_t at, size_t n) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < n; ++i)
+    v = (v << 8) | uint8_t(b[at + i]);
+  return v;
 }
 
 // usrsctp's timers run on real time: the loop runs until `done` or `limit`.
@@ -75,6 +93,7 @@ struct Side {
   std::unique_ptr<SctpDataChannel> channel;
   std::shared_ptr<Log> log = std::make_shared<Log>();
   int sent_packets = 0;
+  std::vector<std::string> packets;  // every packet sent, lost ones too
   size_t largest_packet = 0;
   int lost_packets = 0;
   std::function<bool(std::string_view packet)> lose;  // of the packets this side sends
@@ -123,6 +142,7 @@ class Link {
     ch.send = [this, log, &from, &to](std::string_view packet) {
       log->event();
       ++from.sent_packets;
+      from.packets.emplace_back(packet);
       from.largest_packet = std::max(from.largest_packet, packet.size());
       if (from.lose && from.lose(packet)) {
         ++from.lost_packets;
@@ -153,6 +173,61 @@ TEST(SctpDataChannel, OpenerOpensTheChannelOnBothSidesAckerFirst) {
   EXPECT_EQ(link.a.channel->counters().send_failed, 1u);
   EXPECT_GT(link.a.channel->counters().packets_sent, 0u);
   EXPECT_GT(link.b.channel->counters().packets_received, 0u);
+}
+
+// What goes on the wire, read from the packets themselves (both sides run this code, so only
+// the bytes can show that it is what dcSCTP and other stacks expect).
+TEST(SctpDataChannel, WireFormatIsRfc8831) {
+  asio::io_context io;
+  Link link(io);
+  link.start();
+  ASSERT_TRUE(run_until(io, [&] { return link.both_open(); }));
+  EXPECT_TRUE(link.a.channel->send_text(kMediaState));
+  EXPECT_TRUE(link.a.channel->send_text(""));
+  EXPECT_TRUE(link.a.channel->send_binary("\x01"));
+  ASSERT_TRUE(run_until(io, [&] { return link.b.log->texts.size() == 2; }));
+
+  struct Data {
+    int flags;
+    uint16_t stream;
+    uint32_t ppid;
+    std::string payload;
+  };
+  auto data_of = [](const Side& side) {
+    std::vector<Data> out;
+    for (const std::string& packet : side.packets) {
+      // Common header: source and destination port 5000 (TELEGRAM-CALLS.md §4.6).
+      EXPECT_EQ(be(packet, 0, 2), 5000u);
+      EXPECT_EQ(be(packet, 2, 2), 5000u);
+      for (const Chunk& c : chunks(packet)) {
+        // DATA (RFC 9260 §3.3.1): TSN, stream identifier, sequence number, PPID, user data.
+        if (c.type != kChunkData || c.value.size() < 12) continue;
+        out.push_back({c.flags, uint16_t(be(c.value, 4, 2)), be(c.value, 8, 4),
+                       std::string(c.value.substr(12))});
+      }
+    }
+    return out;
+  };
+  const std::vector<Data> from_a = data_of(link.a), from_b = data_of(link.b);
+  ASSERT_EQ(from_a.size(), 4u);
+  ASSERT_EQ(from_b.size(), 1u);
+  for (const Data& d : from_a) {
+    EXPECT_EQ(d.stream, 0);
+    EXPECT_EQ(d.flags & 0x04, 0);     // U bit clear: ordered
+    EXPECT_EQ(d.flags & 0x03, 0x03);  // B and E: each message in one chunk
+  }
+  EXPECT_EQ(from_a[0].ppid, 50u);  // DCEP
+  EXPECT_EQ(from_a[0].payload, std::string("\x03\x00\x01\x00\x00\x00\x00\x00\x00\x04\x00\x00"
+                                           "data",
+                                           16));
+  EXPECT_EQ(from_b[0].ppid, 50u);
+  EXPECT_EQ(from_b[0].stream, 0);
+  EXPECT_EQ(from_b[0].payload, "\x02");
+  EXPECT_EQ(from_a[1].ppid, 51u);
+  EXPECT_EQ(from_a[1].payload, kMediaState);
+  EXPECT_EQ(from_a[2].ppid, 56u);
+  EXPECT_EQ(from_a[2].payload, std::string(1, '\0'));
+  EXPECT_EQ(from_a[3].ppid, 53u);
 }
 
 TEST(SctpDataChannel, TwoAckersMakeAnAssociationButNoChannel) {
