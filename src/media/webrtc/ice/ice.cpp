@@ -576,8 +576,10 @@ bool Agent::sendable(const Pair& p) const {
   return turns_[size_t(l.turn)].client->can_send(remotes_[p.remote].endpoint);
 }
 
-void Agent::send_check(size_t pi, bool consent, TimePoint now) {
-  if (checks_.size() >= kMaxChecksInFlight || remote_pwd_.empty()) return;
+bool Agent::send_check(size_t pi, bool consent, TimePoint now) {
+  // Consent checks (a few in flight at most) pass a table full of connectivity checks: losing
+  // one would end a working call's consent.
+  if ((checks_.size() >= kMaxChecksInFlight && !consent) || remote_pwd_.empty()) return false;
   Pair& p = pairs_[pi];
   Check c;
   c.id = stun::new_transaction();
@@ -607,6 +609,7 @@ void Agent::send_check(size_t pi, bool consent, TimePoint now) {
   if (consent) ++counters_.consent_sent;
   send_from(p.local, remotes_[p.remote].endpoint, c.bytes);
   checks_.push_back(std::move(c));
+  return true;
 }
 
 void Agent::schedule_checks(TimePoint now) {
@@ -652,11 +655,10 @@ void Agent::nominate(TimePoint now) {
       if (pending && p.priority > pairs_[*best].priority) return;  // a better one may work
     }
   }
-  nominating_ = best;
   pairs_[*best].use_candidate = true;
   logger().debug("ice: nominating {} -> {}:{}", locals_[pairs_[*best].local].c.type,
                  remotes_[pairs_[*best].remote].c.address, remotes_[pairs_[*best].remote].c.port);
-  send_check(*best, false, now);
+  if (send_check(*best, false, now)) nominating_ = best;  // else at a later tick
 }
 
 void Agent::select(size_t pair, TimePoint now) {

@@ -182,7 +182,7 @@ class Agent {
 
   bool send_from(size_t local, const Endpoint& to, std::string_view bytes);
   bool sendable(const Pair& p) const;
-  void send_check(size_t pair, bool consent, TimePoint now);
+  bool send_check(size_t pair, bool consent, TimePoint now);
   void schedule_checks(TimePoint now);
   void nominate(TimePoint now);
   void select(size_t pair, TimePoint now);
