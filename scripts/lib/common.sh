@@ -10,13 +10,13 @@ cd "$ESG_ROOT"
 # Packages every build needs.
 ESG_BUILD_PKGS=(cmake ninja-build g++ pkg-config libssl-dev nlohmann-json3-dev libfmt-dev
   libspdlog-dev libboost-dev libc-ares-dev libsqlite3-dev libre2-dev libspandsp-dev libopus-dev
-  libspeexdsp-dev libsrtp2-dev libpq-dev)
+  libspeexdsp-dev libsrtp2-dev libpq-dev libusrsctp-dev)
 # Packages the test suite adds: unit tests, benchmarks, the sanitizer and fuzzer toolchain,
 # the format check, and the peers the end-to-end tests start.
 ESG_TEST_PKGS=(googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   clang-format clang-tidy python3 libboost-dev sip-tester openssl dnsmasq-base kamailio
   kamailio-tls-modules sipvicious coturn iproute2 iptables baresip-core chromium postgresql
-  python3-prometheus-client libsrtp2-1 libavcodec59 libusrsctp-dev)
+  python3-prometheus-client libsrtp2-1 libavcodec59)
 
 log() { printf '[esg %4ds] %s\n' "$SECONDS" "$*" >&2; }
 
