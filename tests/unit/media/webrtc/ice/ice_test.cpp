@@ -473,6 +473,33 @@ TEST(IceAgent, RemoteCandidatesAndPairsAreBounded) {
   EXPECT_GE(call.a.agent.counters().checks_sent, 39u);
 }
 
+// 128 pairs of which one works: the other checks fill the table of checks in flight for
+// seconds, and the selected pair's consent must still get through.
+TEST(IceAgent, ConsentSurvivesAFullTableOfChecks) {
+  Call call;
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  call.a.add_socket(2, ep("10.0.9.1", 1000));
+  call.b.add_socket(1, ep("10.0.0.2", 2000));
+  call.net.drop = [](const Endpoint& from, const Endpoint& to) {
+    return to.address().to_string().rfind("10.1.", 0) == 0 ||
+           from.address().to_string() == "10.0.9.1";
+  };
+  signal(call.a, call.b);
+  ASSERT_TRUE(call.connect());
+  for (int i = 0; i < 63; ++i) {
+    Candidate c;
+    c.foundation = std::to_string(i);
+    c.priority = 2000000000u + uint32_t(i);  // better than B's real one: checked first
+    c.address = "10.1.0." + std::to_string(i + 1);
+    c.port = 5000;
+    c.type = "host";
+    call.a.agent.add_remote_candidate(c, call.sim.now);
+  }
+  call.sim.run_for(20s);
+  EXPECT_EQ(call.a.states, (std::vector<State>{State::Checking, State::Connected}));
+  EXPECT_GE(call.a.agent.counters().consent_sent, 6u);
+}
+
 // Whatever arrives on a socket (truncated, bit-flipped, random) is refused without a crash or
 // an answer to an unauthenticated sender's garbage beyond a STUN error.
 TEST(IceAgent, HostileDatagramsAreSurvived) {
