@@ -2,8 +2,9 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include <opus/opus.h>
+
 #include <cstring>
-#include <random>
 
 #include "base/random.hpp"
 
@@ -11,92 +12,6 @@ namespace esg::telegram {
 
 namespace asio = boost::asio;
 using asio::ip::udp;
-using nlohmann::json;
-
-namespace {
-
-// Base64 as TDLib writes `bytes` fields (standard alphabet, padded).
-std::string from_base64(std::string_view in) {
-  static const std::string kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    const size_t v = kAlphabet.find(c);
-    if (v == std::string::npos) continue;  // padding, line breaks
-    acc = (acc << 6) | uint32_t(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += char((acc >> bits) & 0xFF);
-    }
-  }
-  return out;
-}
-
-class ReflectorMedia final : public TelegramMedia {
- public:
-  explicit ReflectorMedia(asio::io_context& io) : sock_(io) {}
-  ~ReflectorMedia() override { stop(); }
-
-  bool start(const json& ready, bool, std::string*) override {
-    for (const auto& s : ready.value("servers", json::array())) {
-      const json& type = s.value("type", json::object());
-      if (type.value("@type", "") != "callServerTypeTelegramReflector" ||
-          type.value("is_tcp", false))
-        continue;
-      boost::system::error_code ec;
-      const auto addr = asio::ip::make_address(s.value("ip_address", ""), ec);
-      if (ec) continue;
-      tag_ = from_base64(type.value("peer_tag", ""));
-      if (tag_.size() != 16) continue;
-      server_ = udp::endpoint(addr, uint16_t(s.value("port", 0)));
-      sock_.open(server_.protocol(), ec);
-      if (ec) return false;
-      receive();
-      return true;
-    }
-    return false;
-  }
-
-  void send(std::string_view opus) override {
-    if (!sock_.is_open()) return;
-    std::string d = tag_;
-    const uint32_t n = seq_++;
-    const char seq[4] = {char(n >> 24), char(n >> 16), char(n >> 8), char(n)};
-    d.append(seq, 4).append(opus);
-    boost::system::error_code ec;
-    sock_.send_to(asio::buffer(d), server_, 0, ec);
-  }
-
-  void stop() override {
-    boost::system::error_code ec;
-    sock_.close(ec);
-  }
-
- private:
-  void receive() {
-    sock_.async_receive_from(asio::buffer(buf_), from_, [this](auto ec, size_t n) {
-      if (ec) return;  // closed
-      if (n > 20 && from_ == server_ && std::memcmp(buf_.data(), tag_.data(), 16) == 0 && on_frame)
-        on_frame(std::string_view(buf_.data() + 20, n - 20));
-      receive();
-    });
-  }
-
-  udp::socket sock_;
-  udp::endpoint server_, from_;
-  std::string tag_;
-  uint32_t seq_ = 0;
-  std::array<char, 2048> buf_{};
-};
-
-}  // namespace
-
-std::unique_ptr<TelegramMedia> make_reflector_media(asio::io_context& io) {
-  return std::make_unique<ReflectorMedia>(io);
-}
 
 RtpBridge::RtpBridge(asio::io_context& io, TelegramMedia& media, uint8_t opus_pt, uint8_t event_pt)
     : io_(io),
@@ -155,7 +70,11 @@ void RtpBridge::send_rtp(uint8_t pt, bool marker, uint32_t ts, std::string_view 
 
 void RtpBridge::on_frame(std::string_view opus) {
   ++frames_in_;
-  ts_ += 960;
+  // The clock steps by the frame before: tgcalls sends 60 ms frames, esg's relay 20 ms ones.
+  ts_ += last_samples_;
+  const int n = opus_packet_get_nb_samples(reinterpret_cast<const unsigned char*>(opus.data()),
+                                           opus_int32(opus.size()), 48000);
+  last_samples_ = n > 0 ? uint32_t(n) : 960;
   if (event_packets_ >= 0) return;  // a key is being sent: its events stand for the audio
   send_rtp(opus_pt_, frames_in_ == 1, ts_, opus);
 }

@@ -1,9 +1,9 @@
 #pragma once
-// The Telegram side of a call's audio (issue 9): Opus at 48 kHz in 20 ms frames. The engine
-// that carries it sits behind TelegramMedia: the simulator's reflector transport now
-// (tests/tgsim/README.md "Call audio"), a tgcalls-compatible engine later; nothing else in esg
-// depends on which. RtpBridge makes the Telegram side an ordinary RTP peer on loopback, so the
-// media relay (src/media/) anchors and transcodes it like any other leg.
+// The Telegram side of a call's audio: Opus at 48 kHz. The engine that carries it sits behind
+// TelegramMedia: esg's own implementation of Telegram's call protocol (src/telegram/calls/,
+// issue 21); nothing else in esg depends on it. RtpBridge makes the Telegram side an ordinary
+// RTP peer on loopback, so the media relay (src/media/) anchors and transcodes it like any
+// other leg.
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
@@ -42,14 +42,10 @@ class TelegramMedia {
   std::function<void(const std::string& why)> on_failed;
 };
 
-// The simulator's transport: UDP to the callServerTypeTelegramReflector, each datagram
-// peer_tag (16 bytes) | sequence number (4, big-endian) | one Opus frame.
-std::unique_ptr<TelegramMedia> make_reflector_media(boost::asio::io_context& io);
-
 // An RTP endpoint on 127.0.0.1 between a TelegramMedia and esg's relay: RTP from the relay
 // (Opus under payload type `opus_pt`) goes to Telegram frame by frame; frames from Telegram go
-// back as RTP (48 kHz clock, 960 per frame) to where the relay sends from. Key presses (chat
-// digits) go out as RFC 4733 events under `event_pt`.
+// back as RTP (48 kHz clock, stepped by each frame's length) to where the relay sends from.
+// Key presses (chat digits) go out as RFC 4733 events under `event_pt`.
 class RtpBridge {
  public:
   RtpBridge(boost::asio::io_context& io, TelegramMedia& media, uint8_t opus_pt, uint8_t event_pt);
@@ -83,6 +79,7 @@ class RtpBridge {
   uint16_t port_ = 0;
   uint16_t seq_;
   uint32_t ts_, ssrc_;
+  uint32_t last_samples_ = 960;  // of the last frame from Telegram
   uint64_t frames_in_ = 0, frames_out_ = 0;
   // The key being sent: its event code, start timestamp and the packets sent so far.
   std::string keys_;

@@ -4,7 +4,7 @@ contacts and calls that answers TDLib's JSON API the way TDLib does where esg ca
 difference. esg loads libtdjson_sim.so (built from tdjson_sim.cpp) instead of TDLib; that
 library forwards every request here over a Unix socket. Tests drive the world through a
 control port (JSON lines on loopback). See README.md beside this file for the objects,
-methods, errors, the control commands and the audio framing.
+methods, errors and the control commands; a user's call audio is tgpeer's (the real tgcalls).
 
     tgsim.py --socket /tmp/x/tgsim.sock --control-port 0 --ready-file /tmp/x/ready
 """
@@ -13,14 +13,10 @@ import argparse
 import asyncio
 import base64
 import collections
-import ctypes
-import ctypes.util
 import json
-import math
 import os
 import random
 import signal
-import socket
 import struct
 import sys
 import time
@@ -34,39 +30,8 @@ TGPEER = os.environ.get("ESG_TGPEER") or os.path.normpath(
 # Versions tgpeer runs for a simulated user (the V2 signaling of today's apps, §1.1 of
 # TELEGRAM-CALLS.md). Another chosen version reaches the client, but no engine starts.
 PEER_VERSIONS = ("8.0.0", "9.0.0")
-# What today's esg offers (before its own engine): such a call keeps the simulator's own audio
-# (Opus over a fake reflector, README "Call audio") so that the older tests keep working.
-LEGACY_VERSIONS = ("esg", "tgsim-1")
 WORK_DIR = "."  # recordings and tgpeer logs: the folder of the library socket
 
-
-# --- Opus (libopus through ctypes), for call audio ------------------------------------------
-
-class Opus:
-    RATE = 48000
-    FRAME = 960  # 20 ms
-
-    def __init__(self):
-        self.lib = ctypes.CDLL(ctypes.util.find_library("opus") or "libopus.so.0")
-        err = ctypes.c_int()
-        self.lib.opus_encoder_create.restype = ctypes.c_void_p
-        self.lib.opus_decoder_create.restype = ctypes.c_void_p
-        self.enc = self.lib.opus_encoder_create(self.RATE, 1, 2048, ctypes.byref(err))  # VOIP
-        self.dec = self.lib.opus_decoder_create(self.RATE, 1, ctypes.byref(err))
-
-    def encode(self, samples):
-        pcm = (ctypes.c_int16 * self.FRAME)(*samples)
-        out = ctypes.create_string_buffer(1500)
-        n = self.lib.opus_encode(ctypes.c_void_p(self.enc), pcm, self.FRAME, out, 1500)
-        return out.raw[:n] if n > 0 else b""
-
-    def decode(self, data):
-        pcm = (ctypes.c_int16 * (self.FRAME * 6))()
-        n = self.lib.opus_decode(ctypes.c_void_p(self.dec), data, len(data), pcm, self.FRAME * 6, 0)
-        return list(pcm[:n]) if n > 0 else []
-
-
-# --- the world -------------------------------------------------------------------------------
 
 class User:
     def __init__(self, uid, **f):
@@ -462,16 +427,9 @@ class Call:
         self.state = "Pending"
         self.is_created = not outgoing
         self.is_received = not outgoing
-        self.peer_tag = os.urandom(16)
-        self.sock = None
-        self.remote = None
-        self.received = []  # decoded PCM frames
-        self.packets_in = 0
-        self.packets_out = 0
         self.history = []
         self.timers = []
         self.tone = user.tone
-        self.playing = []  # samples of a file being played (48 kHz), before the tone again
         self.started = time.time()
         self.discard_reason = None
         self.offer = {}  # the client's callProtocol (createCall / acceptCall)
@@ -535,12 +493,6 @@ class Call:
         self.cancel_timers()
         self.set_state("Error", error={"@type": "error", "code": code, "message": message})
 
-    def legacy(self):
-        """The client offers no call library of Telegram's (today's esg: "esg"): the simulator
-        carries the audio itself, as before tgpeer."""
-        versions = self.offer.get("library_versions") or []
-        return not versions or any(v in LEGACY_VERSIONS for v in versions)
-
     def connect(self):
         if self.state != "Pending":
             return
@@ -549,8 +501,6 @@ class Call:
         key = os.urandom(256)
         emojis = ["\U0001F600", "\U0001F680", "\U0001F431", "\U0001F34E"]
         WORLD.talked.add(frozenset((self.client.account, self.user.id)))
-        if self.legacy():
-            return self.connect_legacy(key, emojis)
         self.version = choose_version(self.offer.get("library_versions") or [],
                                       self.user.library_versions)
         servers = self.user.servers if self.user.servers is not None else WORLD.call_servers
@@ -570,26 +520,6 @@ class Call:
             # The user's app runs its engine with the same key and the other role.
             self.peer = Peer(self, self.version, key, servers, p2p)
 
-    def connect_legacy(self, key, emojis):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.setblocking(False)
-        self.client.conn.loop.add_reader(self.sock.fileno(), self.on_media)
-        port = self.sock.getsockname()[1]
-        self.later(0.05, lambda: self.set_state(
-            "Ready", protocol={"@type": "callProtocol", "udp_p2p": False, "udp_reflector": True,
-                               "min_layer": 65, "max_layer": 92,
-                               "library_versions": ["tgsim-1"]},
-            servers=[{"@type": "callServer", "id": 1, "ip_address": "127.0.0.1",
-                      "ipv6_address": "", "port": port,
-                      "type": {"@type": "callServerTypeTelegramReflector",
-                               "peer_tag": base64.b64encode(self.peer_tag).decode(),
-                               "is_tcp": False}}],
-            config="{}", encryption_key=base64.b64encode(key).decode(),
-            emojis=emojis, allow_p2p=False, is_group_call_supported=False,
-            custom_parameters=json.dumps({"tgsim_audio": "opus/48000/1, 20 ms frames"})))
-        self.later(0.06, self.send_audio)
-
     def peer_signaling(self, data):
         """A blob from the user's engine: to the client, as TDLib delivers the peer's (only
         while the call is ready; TDLib drops it otherwise)."""
@@ -602,37 +532,6 @@ class Call:
     def peer_state(self, state):
         if state == "failed" and self.user.discard_on_failed and self.state == "Ready":
             self.discard("callDiscardReasonDisconnected")
-
-    def on_media(self):
-        try:
-            data, src = self.sock.recvfrom(4096)
-        except OSError:
-            return
-        if len(data) < 20 or data[:16] != self.peer_tag:
-            return  # not this call's
-        self.remote = src
-        self.packets_in += 1
-        if len(self.received) < 50 * 60:
-            self.received.append(OPUS.decode(data[20:]))
-
-    def send_audio(self):
-        if self.state != "Ready":
-            return
-        if self.remote:
-            n = self.packets_out
-            if self.playing:
-                frame = (self.playing[:Opus.FRAME] + [0] * Opus.FRAME)[:Opus.FRAME]
-                del self.playing[:Opus.FRAME]
-            else:
-                frame = [int(8000 * math.sin(2 * math.pi * self.tone * (n * Opus.FRAME + i) / 48000))
-                         if self.tone else 0 for i in range(Opus.FRAME)]
-            payload = self.peer_tag + struct.pack("!I", n) + OPUS.encode(frame)
-            try:
-                self.sock.sendto(payload, self.remote)
-                self.packets_out += 1
-            except OSError:
-                pass
-        self.client.conn.after(0.02, self.send_audio)
 
     def hang_up(self):
         """The simulated user hangs up (or cancels before answer)."""
@@ -653,10 +552,6 @@ class Call:
                        need_debug_information=False, need_log=False)
         if self.peer:
             self.peer.stop()
-        if self.sock:
-            self.client.conn.loop.remove_reader(self.sock.fileno())
-            self.sock.close()
-            self.sock = None
 
     def cancel_timers(self):
         for t in self.timers:
@@ -666,19 +561,14 @@ class Call:
     def describe(self):
         return {"id": self.id, "user_id": self.user.id, "account": self.client.account,
                 "outgoing": self.outgoing, "state": self.state, "history": self.history,
-                "reason": self.discard_reason, "packets_in": self.packets_in,
-                "packets_out": self.packets_out, "remote": list(self.remote) if self.remote else None,
-                "version": self.version, "engine": "tgpeer" if self.peer else
-                ("tgsim" if self.sock else None),
+                "reason": self.discard_reason,
+                "version": self.version, "engine": "tgpeer" if self.peer else None,
                 "peer_state": self.peer.state if self.peer else None,
                 "signaling_in": self.signaling_in, "signaling_out": self.signaling_out}
 
     def recorded_pcm(self):
         """What the user heard: 16-bit samples at 48 kHz."""
-        if self.peer:
-            return self.peer.recorded()
-        pcm = [x for frame in self.received for x in frame]
-        return struct.pack("<%dh" % len(pcm), *pcm)
+        return self.peer.recorded() if self.peer else b""
 
 
 def version_key(v):
@@ -825,30 +715,6 @@ class Peer:
 PEERS = set()  # running engines, stopped when the simulator stops
 
 
-OPUS = None
-
-
-def read_wav_48k(path):
-    """A mono 16-bit WAV file's samples at 48 kHz (other rates resampled linearly)."""
-    import wave
-    with wave.open(path) as w:
-        if w.getsampwidth() != 2:
-            raise ValueError("%s: only 16-bit WAV files" % path)
-        raw = w.readframes(w.getnframes())
-        rate, channels = w.getframerate(), w.getnchannels()
-    samples = struct.unpack("<%dh" % (len(raw) // 2), raw)[::channels]
-    if rate == 48000 or not samples:
-        return list(samples)
-    out = []
-    step = rate / 48000.0
-    for i in range(int(len(samples) / step)):
-        x = i * step
-        a = samples[int(x)]
-        b = samples[min(int(x) + 1, len(samples) - 1)]
-        out.append(int(a + (b - a) * (x - int(x))))
-    return out
-
-
 # --- the library's connections ---------------------------------------------------------------
 
 class LibraryConnection(asyncio.Protocol):
@@ -965,7 +831,7 @@ def control(cmd):
         call.discard("callDiscardReasonEmpty")
         return {}
     if op == "call.tone":
-        if call.peer:
+        if call.state == "Ready":
             return {"error": "tgpeer's tone is set when it starts (the user's tone)"}
         call.tone = float(cmd.get("freq", 0))
         return {}
@@ -978,15 +844,10 @@ def control(cmd):
         if not call.peer:
             return {"error": "the call runs no engine (tgpeer)"}
         return call.peer.describe()
-    if op == "call.play":
-        if call.peer:
-            return {"error": "tgpeer plays only the user's tone"}
-        call.playing = read_wav_48k(cmd["file"])
-        return {"samples": len(call.playing)}
     if op == "call.state":
         return call.describe()
     if op == "call.recorded":
-        return dict(call.describe(), rate=Opus.RATE,
+        return dict(call.describe(), rate=48000,
                     pcm=base64.b64encode(call.recorded_pcm()).decode())
     if op == "calls":
         return {"calls": [c.describe() for c in WORLD.calls.values()]}
@@ -1039,13 +900,12 @@ async def stop_peers():
 
 
 async def main():
-    global OPUS, WORK_DIR
+    global WORK_DIR
     ap = argparse.ArgumentParser()
     ap.add_argument("--socket", required=True)
     ap.add_argument("--control-port", type=int, default=0)
     ap.add_argument("--ready-file")
     args = ap.parse_args()
-    OPUS = Opus()
     WORK_DIR = os.path.dirname(os.path.abspath(args.socket))
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()

@@ -1,5 +1,5 @@
-// The Telegram side of call audio without Telegram: a UDP socket in the test plays the
-// simulator's reflector, and another the relay's RTP endpoint.
+// The Telegram side of call audio without Telegram: a fake engine in the test, and a UDP socket
+// that plays the relay's RTP endpoint.
 #include "telegram/media.hpp"
 
 #include <gtest/gtest.h>
@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "telegram/answers.hpp"
 
@@ -16,25 +17,21 @@ namespace {
 namespace asio = boost::asio;
 using asio::ip::udp;
 
-const std::string kTag = "0123456789abcdef";
+// What the relay's RTP becomes on the Telegram side, and what Telegram sends: the engine
+// itself is tested in calls/engine_test.cpp and end to end against tgcalls.
+class FakeMedia final : public esg::telegram::TelegramMedia {
+ public:
+  bool start(const nlohmann::json&, bool, std::string*) override { return true; }
+  void send(std::string_view opus) override { sent.emplace_back(opus); }
+  void stop() override {}
+  std::vector<std::string> sent;
+};
 
 struct Fixture {
   asio::io_context io;
-  udp::socket reflector{io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)};
   udp::socket relay{io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)};
-  std::unique_ptr<esg::telegram::TelegramMedia> media = esg::telegram::make_reflector_media(io);
+  FakeMedia media;
 
-  nlohmann::json ready() const {
-    return {{"servers",
-             {{{"@type", "callServer"},
-               {"id", 1},
-               {"ip_address", "127.0.0.1"},
-               {"port", reflector.local_endpoint().port()},
-               {"type",
-                {{"@type", "callServerTypeTelegramReflector"},
-                 {"peer_tag", "MDEyMzQ1Njc4OWFiY2RlZg=="},  // kTag
-                 {"is_tcp", false}}}}}}};
-  }
   // One datagram on `s` within a second (the io_context runs meanwhile).
   std::string receive(udp::socket& s, udp::endpoint* from = nullptr) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
@@ -64,39 +61,48 @@ std::string rtp(uint8_t pt, uint16_t seq, const std::string& payload) {
   return p + payload;
 }
 
-TEST(RtpBridge, CarriesOpusFramesBetweenTheRelayAndTheReflector) {
+uint32_t timestamp(const std::string& p) {
+  return uint32_t(uint8_t(p[4])) << 24 | uint32_t(uint8_t(p[5])) << 16 |
+         uint32_t(uint8_t(p[6])) << 8 | uint8_t(p[7]);
+}
+
+TEST(RtpBridge, CarriesOpusFramesBetweenTheRelayAndTelegram) {
   Fixture f;
-  ASSERT_TRUE(f.media->start(f.ready(), false, nullptr));
-  esg::telegram::RtpBridge bridge(f.io, *f.media, 111, 101);
+  esg::telegram::RtpBridge bridge(f.io, f.media, 111, 101);
   const udp::endpoint bridge_at(asio::ip::make_address("127.0.0.1"), bridge.port());
-  // Relay -> Telegram: the RTP payload becomes one tagged, numbered datagram.
+  // Relay -> Telegram: the RTP payload is one frame for the engine.
   f.relay.send_to(asio::buffer(rtp(111, 7, "opus-frame-1")), bridge_at);
-  udp::endpoint media_at;
-  const std::string d = f.receive(f.reflector, &media_at);
-  ASSERT_EQ(d.size(), 20u + 12u);
-  EXPECT_EQ(d.substr(0, 16), kTag);
-  EXPECT_EQ(d.substr(16, 4), std::string("\0\0\0\0", 4));
-  EXPECT_EQ(d.substr(20), "opus-frame-1");
   // Other payload types (and garbage) do not reach Telegram.
   f.relay.send_to(asio::buffer(rtp(0, 8, "pcmu")), bridge_at);
-  EXPECT_EQ(f.receive(f.reflector), "");
-  // Telegram -> relay: a frame with the right tag becomes RTP to where the relay sent from.
-  f.reflector.send_to(asio::buffer(kTag + std::string("\0\0\0\1", 4) + "opus-back"), media_at);
-  const std::string back = f.receive(f.relay);
-  ASSERT_EQ(back.size(), 12u + 9u);
-  EXPECT_EQ(uint8_t(back[1]) & 0x7F, 111);
-  EXPECT_EQ(back.substr(12), "opus-back");
-  // A datagram with another tag is not this call's.
-  f.reflector.send_to(asio::buffer(std::string(16, 'x') + "seq0" + "intruder"), media_at);
-  EXPECT_EQ(f.receive(f.relay), "");
-  EXPECT_EQ(bridge.frames_in(), 1u);
+  f.relay.send_to(asio::buffer(std::string("garbage")), bridge_at);
+  for (int i = 0; i < 20 && f.media.sent.empty(); ++i) {
+    f.io.run_for(std::chrono::milliseconds(10));
+    f.io.restart();
+  }
+  f.io.run_for(std::chrono::milliseconds(30));
+  ASSERT_EQ(f.media.sent, std::vector<std::string>{"opus-frame-1"});
+  // Telegram -> relay: each frame becomes RTP to where the relay sent from, the clock stepped
+  // by the length of the frame before (TOC 0xF8: 20 ms, 0xF8 | 3 with 3 frames: 60 ms, as
+  // tgcalls sends).
+  f.media.on_frame(std::string(1, char(0xFB)) + char(3) + "abc");
+  const std::string first = f.receive(f.relay);
+  ASSERT_EQ(first.size(), 12u + 5u);
+  EXPECT_EQ(uint8_t(first[1]) & 0x7F, 111);
+  EXPECT_TRUE(uint8_t(first[1]) & 0x80);  // the marker on the first
+  f.media.on_frame(std::string(1, char(0xF8)) + "back");
+  const std::string second = f.receive(f.relay);
+  ASSERT_EQ(second.size(), 12u + 5u);
+  EXPECT_EQ(second.substr(12), std::string(1, char(0xF8)) + "back");
+  EXPECT_EQ(timestamp(second) - timestamp(first), 2880u);  // after a 60 ms frame
+  f.media.on_frame(std::string(1, char(0xF8)) + "more");
+  EXPECT_EQ(timestamp(f.receive(f.relay)) - timestamp(second), 960u);  // after 20 ms
+  EXPECT_EQ(bridge.frames_in(), 3u);
   EXPECT_EQ(bridge.frames_out(), 1u);
 }
 
 TEST(RtpBridge, ChatDigitsGoOutAsTelephoneEvents) {
   Fixture f;
-  ASSERT_TRUE(f.media->start(f.ready(), false, nullptr));
-  esg::telegram::RtpBridge bridge(f.io, *f.media, 111, 101);
+  esg::telegram::RtpBridge bridge(f.io, f.media, 111, 101);
   bridge.set_peer(f.relay.local_endpoint());
   bridge.send_key('7');
   int updates = 0, ends = 0;
@@ -109,14 +115,6 @@ TEST(RtpBridge, ChatDigitsGoOutAsTelephoneEvents) {
   }
   EXPECT_EQ(updates, 5);
   EXPECT_EQ(ends, 3);
-}
-
-TEST(ReflectorMedia, NeedsAReflectorItCanUse) {
-  Fixture f;
-  EXPECT_FALSE(f.media->start({{"servers", nlohmann::json::array()}}, false, nullptr));
-  nlohmann::json webrtc = f.ready();
-  webrtc["servers"][0]["type"] = {{"@type", "callServerTypeWebrtc"}};
-  EXPECT_FALSE(f.media->start(webrtc, false, nullptr));
 }
 
 TEST(Answers, TelegramSaysBecomeSipStatuses) {
