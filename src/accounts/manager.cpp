@@ -127,22 +127,21 @@ void AccountManager::launch(const Account& a, txn::Millis delay, bool clear_firs
   o.start_delay = delay;
   o.clear_bindings_first = clear_first;
   o.call_id = call_id_for(slot->worker, "reg-");
-  o.ping_call_id = call_id_for(slot->worker, "ping-");
+  if (a.pingmode == "options") o.ping_call_id = call_id_for(slot->worker, "ping-");
   const int64_t id = a.id;
   // The account known_ keeps, when that is the one given (a single copy per account).
   const auto k = known_.find(id);
   auto account =
       k != known_.end() && k->second.get() == &a ? k->second : std::make_shared<const Account>(a);
-  snapshots_[id] = Snapshot{account, RegistrationStatus{}};
-  snapshots_[id].status.regstate = !a.enabled ? RegState::Disabled
-                                   : a.reg    ? RegState::Unregistered
-                                              : RegState::None;
+  snapshots_[id] = Snapshot{account, initial_status(!a.enabled ? RegState::Disabled
+                                                    : a.reg    ? RegState::Unregistered
+                                                               : RegState::None)};
   slots_[id] = slot;
   runtime_.post(slot->worker, [this, slot, account, o, id] {
     slot->client = std::make_unique<RegistrationClient>(
         account, runtime_.layer(slot->worker), runtime_.timers(slot->worker), runtime_.link(), o,
         // Two pointers: std::function keeps them in place, with no allocation per account.
-        [this, from = slot.get()](const RegistrationStatus& s) { on_status(from->id, from, s); });
+        [this, from = slot.get()](const SharedStatus& s) { on_status(from->id, from, s); });
     slot->client->start();
   });
 }
@@ -263,7 +262,7 @@ void AccountManager::stop() {
   }
 }
 
-void AccountManager::on_status(int64_t id, const Slot* from, const RegistrationStatus& s) {
+void AccountManager::on_status(int64_t id, const Slot* from, const SharedStatus& shared) {
   std::lock_guard lock(mu_);
   // Only the account's current client speaks for it: a client still un-registering after an
   // edit or a delete must not overwrite what its successor (perhaps a new account that got the
@@ -272,8 +271,10 @@ void AccountManager::on_status(int64_t id, const Slot* from, const RegistrationS
   if (slot == slots_.end() || slot->second.get() != from) return;
   auto it = snapshots_.find(id);
   if (it == snapshots_.end()) return;
-  const RegistrationStatus old = it->second.status;
-  it->second.status = s;
+  // The snapshot shares what the client handed out (it never changes): no copy of its own.
+  const SharedStatus previous = std::exchange(it->second.status, shared);
+  const RegistrationStatus& old = *previous;
+  const RegistrationStatus& s = *shared;
   if (old.regstate != s.regstate || old.pingstate != s.pingstate) {
     log::get("accounts")
         .info("{}: regstate {} -> {}, pingstate {} ({}){}{}", it->second.account->code,
@@ -516,8 +517,7 @@ json AccountManager::regs() const {
     for (const auto& x : a.extaddrs)
       addrs.push_back(x);
     json lines = json::array();
-    static const std::string kNone;
-    const std::string& r = s->status.last_response ? *s->status.last_response : kNone;
+    const std::string& r = s->status->last_response;
     for (size_t pos = 0; pos < r.size();) {
       size_t end = r.find("\r\n", pos);
       if (end == std::string::npos) end = r.size();
@@ -532,13 +532,13 @@ json AccountManager::regs() const {
         {"port", a.next_hop_port()},
         {"proto", a.transport.str()},
         {"addrs", addrs},
-        {"regstate", reg_state_name(s->status.regstate)},
-        {"pingstate", ping_state_name(s->status.pingstate)},
+        {"regstate", reg_state_name(s->status->regstate)},
+        {"pingstate", ping_state_name(s->status->pingstate)},
         {"last_response", lines},
         {"onlinetrunkcount", options_.calls_in_progress ? options_.calls_in_progress(a.code) : 0}};
-    if (!s->status.reason.empty()) e["reason"] = s->status.reason;
-    if (s->status.expires) e["expires"] = s->status.expires;
-    if (!s->status.warning.empty()) e["warning"] = s->status.warning;
+    if (!s->status->reason.empty()) e["reason"] = s->status->reason;
+    if (s->status->expires) e["expires"] = s->status->expires;
+    if (!s->status->warning.empty()) e["warning"] = s->status->warning;
     out.push_back(std::move(e));
   }
   return out;
@@ -548,7 +548,7 @@ std::optional<RegistrationStatus> AccountManager::status(int64_t id) const {
   std::lock_guard lock(mu_);
   auto it = snapshots_.find(id);
   if (it == snapshots_.end()) return std::nullopt;
-  return it->second.status;
+  return *it->second.status;
 }
 
 std::shared_ptr<const Account> AccountManager::shared(Account&& a) const {
@@ -563,7 +563,7 @@ std::shared_ptr<const Account> AccountManager::shared(Account&& a) const {
 std::optional<RegistrationStatus> AccountManager::status(const std::string& code) const {
   std::lock_guard lock(mu_);
   for (const auto& [id, s] : snapshots_) {
-    if (s.account->code == code) return s.status;
+    if (s.account->code == code) return *s.status;
   }
   return std::nullopt;
 }

@@ -114,7 +114,7 @@ class AccountManager {
   };
   struct Snapshot {
     std::shared_ptr<const Account> account;  // the one its client uses
-    RegistrationStatus status;
+    SharedStatus status;                     // the one its client handed out
   };
 
   void run(const Account& a, txn::Millis delay);
@@ -127,7 +127,7 @@ class AccountManager {
   // The providers in the store, parsed (unparsable rows skipped).
   Result<std::vector<Account>, store::Error>
   stored();  // no longer wanted here: un-register, gone from monitoring
-  void on_status(int64_t id, const Slot* from, const RegistrationStatus& s);
+  void on_status(int64_t id, const Slot* from, const SharedStatus& s);
   std::string call_id_for(size_t worker, const std::string& prefix) const;
   Result<nlohmann::json, ApiError> save(int64_t id, const nlohmann::json& body, bool is_new);
 

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <array>
+
 #include "base/random.hpp"
 #include "sip/headers.hpp"
 #include "sip/name_addr.hpp"
@@ -59,6 +61,17 @@ std::string_view ping_state_name(PingState s) {
   return "";
 }
 
+SharedStatus initial_status(RegState state) {
+  static const auto kStates = [] {
+    std::array<RegistrationStatus, size_t(RegState::Disabled) + 1> states;
+    for (size_t i = 0; i < states.size(); ++i)
+      states[i].regstate = RegState(i);
+    return states;
+  }();
+  // Aliasing an empty owner: a pointer to the constant with no count to keep.
+  return SharedStatus(SharedStatus(), &kStates[size_t(state)]);
+}
+
 bool is_private_address(const std::string& addr) {
   in_addr a4;
   if (inet_pton(AF_INET, addr.c_str(), &a4) == 1) {
@@ -87,16 +100,17 @@ RegistrationClient::RegistrationClient(std::shared_ptr<const Account> account, t
       // Moved, not copied: with 10,000 accounts every string kept twice is ~0.5 MiB.
       call_id_(options.call_id.empty() ? "reg-" + random::hex(16) + "@esg"
                                        : std::move(options.call_id)),
-      ping_call_id_(options.ping_call_id.empty() ? "ping-" + random::hex(16) + "@esg"
-                                                 : std::move(options.ping_call_id)),
+      ping_call_id_(account_->pingmode != "options" ? std::string()
+                    : options.ping_call_id.empty()  ? "ping-" + random::hex(16) + "@esg"
+                                                    : std::move(options.ping_call_id)),
       from_tag_(random::hex(10)),
       expires_(uint32_t(account_->expires)),
       retry_(options_.retry_min),
       clearing_(options.clear_bindings_first) {
-  status_.regstate = !account_->enabled ? RegState::Disabled
-                     : account_->reg    ? RegState::Unregistered
-                                        : RegState::None;
-  status_.pingstate = PingState::Disabled;
+  status_ =
+      std::make_shared<RegistrationStatus>(*initial_status(!account_->enabled ? RegState::Disabled
+                                                           : account_->reg ? RegState::Unregistered
+                                                                           : RegState::None));
 }
 
 RegistrationClient::~RegistrationClient() {
@@ -105,18 +119,42 @@ RegistrationClient::~RegistrationClient() {
   if (ping_timer_) timers_.stop(ping_timer_);
 }
 
-void RegistrationClient::set_state(RegState s, std::string reason) {
-  status_.regstate = s;
-  status_.reason = std::move(reason);
+RegistrationStatus& RegistrationClient::edit() {
+  if (status_shared_) {
+    status_ = std::make_shared<RegistrationStatus>(*status_);
+    status_shared_ = false;
+  }
+  return *status_;
+}
+
+void RegistrationClient::publish() {
+  status_shared_ = true;
   if (on_change_) on_change_(status_);
 }
 
-void RegistrationClient::schedule(txn::Millis after, std::function<void()> f) {
+void RegistrationClient::set_state(RegState s, std::string reason) {
+  RegistrationStatus& st = edit();
+  st.regstate = s;
+  st.reason = std::move(reason);
+  publish();
+}
+
+void RegistrationClient::schedule(txn::Millis after, Next next) {
   if (timer_) timers_.stop(timer_);
-  timer_ = timers_.start(after, [this, f = std::move(f)] {
+  timer_ = timers_.start(after, [this, next] {
     timer_ = 0;
-    f();
+    if (next == Next::Refresh) {
+      refresh();
+    } else {
+      begin_register();
+    }
   });
+}
+
+void RegistrationClient::refresh() {
+  challenges_ = 0;
+  authorization_.clear();
+  send_register(expires_);
 }
 
 void RegistrationClient::start() {
@@ -128,7 +166,7 @@ void RegistrationClient::start() {
     });
   }
   if (!account_->reg) return;
-  schedule(options_.start_delay, [this] { begin_register(); });
+  schedule(options_.start_delay, Next::Register);
 }
 
 // Resolves the next hop afresh (names move; RFC 3263 results carry TTLs), then registers.
@@ -156,13 +194,13 @@ void RegistrationClient::send_register(uint32_t expires) {
   const std::string contact_uri = "sip:" + account_->username + "@" +
                                   host_port(local_.host, local_.port) +
                                   transport_param(to.transport);
+  std::string warning;
   if (is_private_address(local_.host) && !is_private_address(to.host)) {
-    status_.warning = "Contact and Via carry the private address " + local_.host +
-                      " towards the public address " + to.host +
-                      ": set instance.extaddrs or sip_alg, or calls may never arrive";
-  } else {
-    status_.warning.clear();
+    warning = "Contact and Via carry the private address " + local_.host +
+              " towards the public address " + to.host +
+              ": set instance.extaddrs or sip_alg, or calls may never arrive";
   }
+  if (warning != status_->warning) edit().warning = std::move(warning);
   const std::string ruri = "sip:" + account_->domain;
   std::string m = "REGISTER " + ruri + " SIP/2.0\r\n";
   m += "Via: SIP/2.0/" + upper(to.transport) + " " + host_port(local_.host, local_.port) +
@@ -196,8 +234,8 @@ void RegistrationClient::send_register(uint32_t expires) {
     return;
   }
   sent_expires_ = expires;
-  if (!stopping_ && status_.regstate != RegState::Registered) {
-    set_state(RegState::Registering, status_.reason);
+  if (!stopping_ && status_->regstate != RegState::Registered) {
+    set_state(RegState::Registering, status_->reason);
   }
   txn::ClientUser user;
   auto alive = alive_;
@@ -212,7 +250,7 @@ void RegistrationClient::send_register(uint32_t expires) {
 
 void RegistrationClient::on_response(const sip::Message& r) {
   if (r.status() < 200) return;
-  status_.last_response = std::make_shared<const std::string>(r.bytes());
+  edit().last_response = r.bytes();
   const uint16_t code = r.status();
   const std::string why = std::to_string(code) + " " + std::string(r.reason());
   if (stopping_) {
@@ -320,19 +358,18 @@ uint32_t RegistrationClient::granted_expires(const sip::Message& r) const {
 
 void RegistrationClient::registered(const sip::Message& r) {
   const uint32_t granted = granted_expires(r);
-  status_.expires = granted;
+  edit().expires = granted;
   challenges_ = 0;
+  // The answer to the challenge (a few hundred bytes) is not needed until the next one: the
+  // refresh starts without it. Given back, not kept by each registered account.
+  std::string().swap(authorization_);
   retry_ = options_.retry_min;
   set_state(RegState::Registered, std::to_string(r.status()) + " " + std::string(r.reason()));
   // Refresh before the binding runs out: at ~85% of the granted time, with a little jitter so
   // that many accounts registered together drift apart instead of refreshing in one burst.
   const double share = random::real_between(0.80, 0.90);
   const auto ms = std::max<int64_t>(1000, int64_t(double(granted) * 1000.0 * share));
-  schedule(txn::Millis(ms), [this] {
-    challenges_ = 0;
-    authorization_.clear();
-    send_register(expires_);
-  });
+  schedule(txn::Millis(ms), Next::Refresh);
 }
 
 void RegistrationClient::fail(RegState state, std::string reason, bool next_target) {
@@ -352,7 +389,7 @@ void RegistrationClient::fail(RegState state, std::string reason, bool next_targ
   }
   const txn::Millis pause = retry_;
   retry_ = std::min(retry_ * 2, options_.retry_max);
-  schedule(pause, [this] { begin_register(); });
+  schedule(pause, Next::Register);
 }
 
 void RegistrationClient::stop(std::function<void()> done) {
@@ -361,7 +398,7 @@ void RegistrationClient::stop(std::function<void()> done) {
   timer_ = 0;
   if (ping_timer_) timers_.stop(ping_timer_);
   ping_timer_ = 0;
-  if (status_.regstate != RegState::Registered || targets_.empty()) {
+  if (status_->regstate != RegState::Registered || targets_.empty()) {
     if (account_->reg)
       set_state(account_->enabled ? RegState::Unregistered : RegState::Disabled, "stopped");
     if (done) done();
@@ -387,9 +424,9 @@ void RegistrationClient::ping() {
   link_.resolve(hop, [this, alive, again, hop](std::vector<Destination> targets) {
     if (!*alive || stopping_) return;
     auto set = [this](PingState s) {
-      if (status_.pingstate == s) return;
-      status_.pingstate = s;
-      if (on_change_) on_change_(status_);
+      if (status_->pingstate == s) return;
+      edit().pingstate = s;
+      publish();
     };
     if (targets.empty()) {
       set(PingState::Failed);

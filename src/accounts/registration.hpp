@@ -67,7 +67,8 @@ struct RegistrationOptions {
   txn::Millis start_delay{0};                      // spreads start-up REGISTERs
   std::string user_agent = "esg";
   // Fixed Call-IDs (the registration's and the pings'), chosen by the caller so that their
-  // responses reach this client's worker; random when empty.
+  // responses reach this client's worker; random when empty. An account that does not ping
+  // keeps no ping Call-ID.
   std::string call_id;
   std::string ping_call_id;
   // A view of a constant, not a string: each account's client keeps its options, and a copy
@@ -82,16 +83,20 @@ struct RegistrationOptions {
 struct RegistrationStatus {
   RegState regstate = RegState::Unregistered;
   PingState pingstate = PingState::Disabled;
-  std::string reason;  // why the state is what it is ("401 Unauthorized", "timeout")
-  // The last response to REGISTER, whole; shared, not copied, with every status snapshot.
-  std::shared_ptr<const std::string> last_response;
-  uint32_t expires = 0;  // granted by the registrar
-  std::string warning;   // e.g. a private address towards a public provider
+  uint32_t expires = 0;       // granted by the registrar
+  std::string reason;         // why the state is what it is ("401 Unauthorized", "timeout")
+  std::string warning;        // e.g. a private address towards a public provider
+  std::string last_response;  // the last response to REGISTER, whole
 };
+// A status as the client hands it out: never changed afterwards (the client's next change is
+// a new one), so that the manager's snapshot shares it instead of keeping a copy of its own.
+using SharedStatus = std::shared_ptr<const RegistrationStatus>;
+// The status of a client that has not reported yet, in `state`: a constant, not an allocation.
+SharedStatus initial_status(RegState state);
 
 class RegistrationClient {
  public:
-  using OnChange = std::function<void(const RegistrationStatus&)>;
+  using OnChange = std::function<void(const SharedStatus&)>;
   RegistrationClient(std::shared_ptr<const Account> account, txn::Layer& layer, txn::Timers& timers,
                      Link& link, RegistrationOptions options, OnChange on_change);
   ~RegistrationClient();
@@ -99,7 +104,7 @@ class RegistrationClient {
   RegistrationClient& operator=(const RegistrationClient&) = delete;
 
   const std::string& call_id() const { return call_id_; }
-  const RegistrationStatus& status() const { return status_; }
+  const RegistrationStatus& status() const { return *status_; }
   const Account& account() const { return *account_; }
 
   void start();
@@ -114,8 +119,15 @@ class RegistrationClient {
   void on_failure(uint16_t status, std::string_view why);
   void registered(const sip::Message& r);
   void fail(RegState state, std::string reason, bool next_target);
-  void schedule(txn::Millis after, std::function<void()> f);
+  // What the client's one timer does next. An enum, not a std::function: the timer's callback
+  // then fits in std::function's own storage (no allocation per account for its refresh).
+  enum class Next : uint8_t { Register, Refresh };
+  void schedule(txn::Millis after, Next next);
+  void refresh();
   void set_state(RegState s, std::string reason);
+  // The status to change: status_ itself until it is handed out, then a copy of it.
+  RegistrationStatus& edit();
+  void publish();
   void ping();
   uint32_t granted_expires(const sip::Message& r) const;
 
@@ -133,10 +145,11 @@ class RegistrationClient {
     std::string_view allow;
   } options_;
   OnChange on_change_;
-  RegistrationStatus status_;
+  std::shared_ptr<RegistrationStatus> status_;
+  bool status_shared_ = false;  // handed out: edit() copies it first
 
   std::string call_id_;
-  std::string ping_call_id_;
+  std::string ping_call_id_;  // empty when the account does not ping
   uint32_t ping_cseq_ = 0;
   std::string from_tag_;
   uint32_t cseq_ = 0;

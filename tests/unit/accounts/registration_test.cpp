@@ -59,7 +59,7 @@ struct RegistrationTest : ::testing::Test {
     o.clear_bindings_first = clear_first;
     client = std::make_unique<RegistrationClient>(
         std::make_shared<const Account>(*a), layer, timers, link, o,
-        [this](const RegistrationStatus& s) { changes.push_back(s); });
+        [this](const SharedStatus& s) { changes.push_back(*s); });
   }
   // The last request sent, parsed.
   sip::Message last() { return parse(link.sent.back()); }
@@ -105,7 +105,7 @@ TEST_F(RegistrationTest, RegistersThroughTheProxyAnsweringTheDigestChallenge) {
   answer(200, "Contact: <sip:alice@127.0.0.1:5080>;expires=120\r\n");
   EXPECT_EQ(state(), RegState::Registered);
   EXPECT_EQ(client->status().expires, 120u);
-  EXPECT_NE(client->status().last_response->find("SIP/2.0 200 OK"), std::string::npos);
+  EXPECT_NE(client->status().last_response.find("SIP/2.0 200 OK"), std::string::npos);
   // Refreshed before the 120 s run out (at 80-90%), with no challenge remembered.
   timers.advance(95s);
   EXPECT_EQ(link.sent.size(), 2u);
@@ -169,7 +169,7 @@ TEST_F(RegistrationTest, RejectedCredentialsAreAuthFailedAndRetriedWithAGrowingP
   answer(401, challenge);  // the answered challenge is refused: wrong password
   EXPECT_EQ(state(), RegState::AuthFailed);
   EXPECT_NE(client->status().reason.find("401"), std::string::npos);
-  EXPECT_NE(client->status().last_response->find("401"), std::string::npos);
+  EXPECT_NE(client->status().last_response.find("401"), std::string::npos);
   const size_t sent = link.sent.size();
   timers.advance(5s);  // first pause
   EXPECT_EQ(link.sent.size(), sent + 1);
