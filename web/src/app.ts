@@ -2,6 +2,8 @@
 // #diagram, #substitution, #config); every call goes to the same REST and monitoring APIs as
 // any client, authorized by the HttpOnly session cookie that signing in sets.
 
+import { telegramSection } from "./telegram.js";
+
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const $ = (id: string) => document.getElementById(id) as HTMLElement;
@@ -89,8 +91,10 @@ $("signout").addEventListener("click", async () => {
 
 // --- pages -----------------------------------------------------------------------------
 
-// The call whose diagram is open (set by the calls and history pages).
+// The call whose page (its diagram) is open (set by the calls and history pages); `live` when
+// it came from the calls in progress, whose board entry the page then keeps refreshing.
 let diagramOf: Json = null;
+let diagramLive = false;
 
 function route() {
   if (refresh) window.clearInterval(refresh);
@@ -187,7 +191,7 @@ async function callsPage() {
                 (p: HTMLElement, f) => (p.append(f, " "), p),
                 el("span"),
               ),
-              diagramButton(c),
+              diagramButton(c, true),
             ]),
           ),
     );
@@ -196,11 +200,12 @@ async function callsPage() {
   every(2, load);
 }
 
-function diagramButton(c: Json) {
+function diagramButton(c: Json, live = false) {
   const b = el("button", { "data-call": c.id }, "Diagram");
   b.addEventListener("click", (e) => {
     e.stopPropagation();
     diagramOf = c;
+    diagramLive = live;
     location.hash = "#diagram";
   });
   return b;
@@ -261,12 +266,37 @@ function label(packet: string) {
   return first.split(" ", 1)[0];
 }
 
+// A call in progress: its Telegram side (when it has one) refreshed every 2 s like the calls
+// page; once the call leaves the board the last values stay, marked as such.
+function liveTelegram(c: Json) {
+  const holder = el("div", { id: "telegram-holder" });
+  const show = (t: Json, ended: boolean) => {
+    const s = telegramSection(t, ended);
+    holder.replaceChildren(...(s ? [s] : []));
+  };
+  show(c.telegram, false);
+  if (!diagramLive) return holder;
+  let last: Json = c.telegram;
+  every(2, async () => {
+    const r = await api("GET", `/api/monitor/v1/calls/${encodeURIComponent(c.id)}`);
+    if (r.status === 404) {
+      if (refresh) window.clearInterval(refresh);
+      show(last, true);
+    } else if (r.status === 200 && r.body.data) {
+      last = r.body.data.telegram ?? last;
+      show(last, false);
+    }
+  });
+  return holder;
+}
+
 async function diagramPage() {
   const c = diagramOf;
   if (!c) {
     page().replaceChildren(el("h2", {}, "Diagram"), el("p", {}, "Open a call from Calls or History."));
     return;
   }
+  const tg = liveTelegram(c);
   const a = c.a?.call_id ?? c.id;
   const b = c.b?.call_id ?? "";
   const q = new URLSearchParams();
@@ -283,7 +313,7 @@ async function diagramPage() {
   const raw = el("pre", { id: "raw-packet" }, "Click an arrow to see its packet.");
   const title = el("h2", {}, `Call ${c.id}`);
   if (packets.length === 0) {
-    page().replaceChildren(title, el("p", {}, "No packets of this call are kept any more."));
+    page().replaceChildren(title, tg, el("p", {}, "No packets of this call are kept any more."));
     return;
   }
   // Lanes: the A side's peers, esg, the B side's peers.
@@ -347,7 +377,7 @@ async function diagramPage() {
   s.prepend(defs);
   const source = fromTrn ? " (from the trn log: line breaks restored approximately)" : "";
   const kind = c.direction === "in" ? "Incoming call" : c.direction === "out" ? "Outgoing call" : "Call";
-  page().replaceChildren(title, el("p", { id: "diagram-source" }, `${kind}, ${packets.length} packets${source}`), s, raw);
+  page().replaceChildren(title, tg, el("p", { id: "diagram-source" }, `${kind}, ${packets.length} packets${source}`), s, raw);
 }
 
 // --- the substitution test -------------------------------------------------------------

@@ -1,0 +1,101 @@
+// The Telegram side of a call on its page (issue 21): what the calls API's `telegram` object
+// says (CallEngine::status() in src/telegram/calls/engine.cpp). Every string in it came from
+// the network (the peer's candidates, its emojis, its version), so it only ever reaches the page
+// as text nodes and attribute values, never as markup. A module of its own so that the browser
+// test can render a fixture with it directly.
+
+type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+function el(tag: string, attrs: Record<string, string> = {}, ...children: (Node | string)[]) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  e.append(...children);
+  return e;
+}
+
+// The parts of an SDP candidate line an operator looks at (RFC 8839 §5.1: "candidate:"
+// foundation component transport priority address port "typ" type, then extensions).
+export interface CandidateParts {
+  address: string;
+  port: string;
+  transport: string;
+  type: string;
+  related?: string; // raddr:rport, the host address behind a srflx or relay candidate
+}
+
+export function parseCandidate(line: string): CandidateParts | null {
+  const f = line.trim().replace(/^a=/, "").replace(/^candidate:/, "").split(/\s+/);
+  if (f.length < 8 || f[6] !== "typ") return null;
+  const parts: CandidateParts = { transport: f[2].toLowerCase(), address: f[4], port: f[5], type: f[7] };
+  const raddr = f.indexOf("raddr");
+  const rport = f.indexOf("rport");
+  if (raddr > 7 && rport > 7 && f[raddr + 1] && f[rport + 1])
+    parts.related = hostPort(f[raddr + 1], f[rport + 1]);
+  return parts;
+}
+
+function hostPort(address: string, port: string) {
+  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+function candidateCell(line: unknown) {
+  if (typeof line !== "string" || line === "") return el("span", {}, "—");
+  const c = parseCandidate(line);
+  const text = c
+    ? `${hostPort(c.address, c.port)} ${c.transport} ${c.type}` + (c.related ? ` (from ${c.related})` : "")
+    : line;
+  return el("span", { title: line, class: "candidate" }, text);
+}
+
+const paths: Record<string, string> = { host: "host", srflx: "srflx", relay: "TURN relay" };
+
+function percent(v: unknown) {
+  return typeof v === "number" && isFinite(v) ? `${(v * 100).toFixed(1)} %` : "—";
+}
+
+// The section, or null when the call has no Telegram leg. `ended`: the call has left the board
+// and these are the last values seen.
+export function telegramSection(t: Json, ended = false): HTMLElement | null {
+  if (!t || typeof t !== "object") return null;
+  const emojis: string[] = Array.isArray(t.emojis) ? t.emojis.slice(0, 4).map((e: unknown) => String(e)) : [];
+  const row = (name: string, key: string, value: Node | string) =>
+    el("tr", { "data-field": key }, el("th", {}, name), el("td", {}, value));
+  const path = typeof t.path === "string" ? t.path : "";
+  // Whole milliseconds (ICE's checks): 0 is a path faster than that, not a missing value.
+  const rtt = typeof t.rtt_ms !== "number" ? "—" : t.rtt_ms < 1 ? "< 1 ms" : `${Math.round(t.rtt_ms)} ms`;
+  const state = String(t.state ?? "") + (ended ? " (the call has ended: last values)" : "");
+  return el(
+    "div",
+    { id: "telegram" },
+    el("h3", {}, "Telegram"),
+    el(
+      "div",
+      { class: "emojis", id: "telegram-emojis" },
+      ...(emojis.length ? emojis.map((e) => el("span", { class: "emoji" }, e)) : ["(no key yet)"]),
+    ),
+    el(
+      "p",
+      { class: "hint" },
+      "The call's encryption key: the same four emojis must show in the Telegram app of the " +
+        "person on the call. If they differ, someone is in the middle.",
+    ),
+    el(
+      "table",
+      { class: "fields" },
+      el(
+        "tbody",
+        {},
+        row("Version", "version", String(t.version ?? "")),
+        row("State", "state", state),
+        row("Path", "path", paths[path] ?? path),
+        row("Local candidate", "local_candidate", candidateCell(t.local_candidate)),
+        row("Remote candidate", "remote_candidate", candidateCell(t.remote_candidate)),
+        row("Round-trip time", "rtt", rtt),
+        row("Loss received by esg", "loss", percent(t.loss)),
+        row("Loss received by the peer", "remote_loss", percent(t.remote_loss)),
+        row("SRTP", "srtp", String(t.srtp ?? "")),
+        row("User muted", "remote_muted", t.remote_muted === true ? "yes" : "no"),
+      ),
+    ),
+  );
+}
