@@ -349,6 +349,10 @@ def run(net):
             users.append(uid)
         time.sleep(1.0)
         idle_rss = rss_kib(esg.proc.pid)
+        # esg's CPU with the line up and no call: its timers, the library's polling.
+        c0, t0 = cpu_seconds(esg.proc.pid), time.time()
+        time.sleep(3.0)
+        idle_cores = (cpu_seconds(esg.proc.pid) - c0) / (time.time() - t0)
 
         # Place the calls at RATE a second.
         t0 = time.time()
@@ -390,9 +394,16 @@ def run(net):
         first_tg, first_frame_tg, first_pbx = [], [], []
         established = 0
         answered = {c.cid: c.answered_at for c in calls}
-        # tgsim names the peer's call; map peers to PBX calls by order of arrival (both in
-        # placement order), only for the timing of the first audio.
+        # The PBX's call of each Telegram user: the user's name ("Tg<i>") is the INVITE's
+        # display name; by order of arrival when it is not.
+        by_user = {}
+        for c in calls:
+            m = re.search(r"Tg(\d+)", header(c.invite, "From") or "")
+            if m:
+                by_user[int(m.group(1))] = c
         by_order = sorted(calls, key=lambda c: c.answered_at or 1e18)
+        phases = {"answer_to_peer_start": [], "peer_start_to_established": [],
+                  "established_to_first_audio": []}
         for i, c in enumerate(tg_calls):
             lines = peers[c].get("lines", [])
             established += peers[c].get("state") == "established"
@@ -400,11 +411,19 @@ def run(net):
             levels.append(lv[-1] if lv else 0.0)
             fa = next((x["wall"] for x in lines if "first_audio" in x), None)
             ff = next((x["wall"] for x in lines if "first_frame" in x), None)
-            ans = by_order[i].answered_at if i < len(by_order) else None
+            est = next((x for x in lines if x.get("state") == "established" and "wall" in x),
+                       None)
+            pbx_call = by_user.get(i) or (by_order[i] if i < len(by_order) else None)
+            ans = pbx_call.answered_at if pbx_call else None
             if fa and ans:
                 first_tg.append(fa - ans)
             if ff and ans:
                 first_frame_tg.append(ff - ans)
+            if est and ans and fa:
+                start = est["wall"] - est["t"]
+                phases["answer_to_peer_start"].append(start - ans)
+                phases["peer_start_to_established"].append(est["t"])
+                phases["established_to_first_audio"].append(fa - est["wall"])
         for c in calls:
             if c.first_audio and c.answered_at:
                 first_pbx.append(c.first_audio - c.answered_at)
@@ -421,6 +440,10 @@ def run(net):
             pcm = wav_tail(peers[c].get("recording", ""), 2.0)
             checks.append(("tg", share(pcm, PBX_TONE, 48000), dbfs(pcm)))
         rss_delta = (rss_peak - idle_rss) / 1024.0
+        # Calls that did not come up: what the user's engine and the simulator said.
+        down = [{"call": c, "sim": sim.ctl("call.state", call_id=c).get("history"),
+                 "peer": peers[c].get("state"), "last": peers[c].get("lines", [])[-3:]}
+                for c in tg_calls if peers[c].get("state") != "established"]
 
         # Hang up from the PBX; every BYE answered.
         pbx.bye_all()
@@ -431,12 +454,21 @@ def run(net):
         time.sleep(1.0)
         after_rss = rss_kib(pid)
 
+        engine_ms = []
+        try:
+            with open(os.path.join(esg.dir, "esg.out"), errors="replace") as f:
+                engine_ms = [int(m.group(1)) for m in
+                             re.finditer(r"Telegram call media connected \((\d+) ms\)", f.read())]
+        except OSError:
+            pass
         result = {
             "calls": N, "up": established, "window_s": round(window, 1),
             "setup_s": round(setup_s, 1),
             "esg_cores": round(cores, 4),
             "esg_cpu_per_call_pct": round(100 * cores / N, 3),
             "calls_per_core": round(N / cores, 1) if cores > 0 else None,
+            "esg_idle_cores": round(idle_cores, 4),
+            "esg_cpu_per_call_marginal_pct": round(100 * (cores - idle_cores) / N, 3),
             "rss_idle_mib": round(idle_rss / 1024.0, 1),
             "rss_calls_mib": round(rss_peak / 1024.0, 1),
             "rss_after_mib": round(after_rss / 1024.0, 1),
@@ -447,10 +479,16 @@ def run(net):
                                  "max": pct(first_frame_tg, 100)},
             "first_audio_pbx_s": {"median": pct(first_pbx, 50), "p95": pct(first_pbx, 95),
                                   "max": pct(first_pbx, 100), "n": len(first_pbx)},
+            "first_audio_phases_s": {k: {"median": pct(v, 50), "max": pct(v, 100)}
+                                     for k, v in phases.items()},
+            "esg_engine_connect_ms": {"median": pct(engine_ms, 50), "p95": pct(engine_ms, 95),
+                                      "max": pct(engine_ms, 100), "n": len(engine_ms)},
+            "first_audio_tg_all_s": [round(x, 3) for x in first_tg],
             "audio_pbx_ok": pbx_ok, "audio_tg_ok": tg_ok,
             "tone_checks": [{"at": a, "share": round(s, 2), "dbfs": round(d, 1)}
                             for a, s, d in checks],
             "byes_answered": byes,
+            "down": down,
             "machine": machine(),
         }
         return result
@@ -494,6 +532,8 @@ def main():
     print("  esg CPU          %6.1f %% of a core   %.3f %% per call   %s calls per core  [goal >= "
           "40: %s]" % (100 * r["esg_cores"], r["esg_cpu_per_call_pct"],
                        fmt(r["calls_per_core"], "%.1f"), goals["calls_per_core"]))
+    print("  esg idle         %6.1f %% of a core (line up, no call): %.3f %% per call above it"
+          % (100 * r["esg_idle_cores"], r["esg_cpu_per_call_marginal_pct"]))
     print("  esg RSS          idle %.1f MiB, with calls %.1f MiB, after %.1f MiB: %.3f MiB per "
           "call  [goal <= 2: %s]" % (r["rss_idle_mib"], r["rss_calls_mib"], r["rss_after_mib"],
                                      r["mib_per_call"], goals["mib_per_call"]))
@@ -501,10 +541,20 @@ def main():
           "max %s s  [goal < 1 s: %s]" % (fmt(fa["median"]), fmt(fa["p95"]), fmt(fa["max"]),
                                           fmt(fp["median"]), fmt(fp["p95"]), fmt(fp["max"]),
                                           goals["first_audio_s"]))
+    ph = r["first_audio_phases_s"]
+    print("  of which         answer -> user's engine runs %s/%s, -> established %s/%s, -> audio "
+          "%s/%s s (median/max)" % tuple(fmt(ph[k][q]) for k in (
+              "answer_to_peer_start", "peer_start_to_established", "established_to_first_audio")
+              for q in ("median", "max")))
+    em = r["esg_engine_connect_ms"]
+    print("  esg's engine     start -> connected median %s p95 %s max %s ms (its log, %d calls)"
+          % (em["median"], em["p95"], em["max"], em["n"]))
     print("  audio            PBX hears %d/%d, Telegram hears %d/%d; tones: %s" % (
         r["audio_pbx_ok"], r["calls"], r["audio_tg_ok"], r["calls"],
         ", ".join("%s %.2f@%.0fdB" % (c["at"], c["share"], c["dbfs"])
                   for c in r["tone_checks"])))
+    for d in r["down"]:
+        print("  not up: %s" % json.dumps(d))
     print(json.dumps(r))
     tones_ok = all(c["share"] > 0.7 for c in r["tone_checks"])
     flowing = r["up"] == N and r["audio_pbx_ok"] == N and r["audio_tg_ok"] == N and tones_ok
