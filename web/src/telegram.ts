@@ -26,7 +26,12 @@ export interface CandidateParts {
 export function parseCandidate(line: string): CandidateParts | null {
   const f = line.trim().replace(/^a=/, "").replace(/^candidate:/, "").split(/\s+/);
   if (f.length < 8 || f[6] !== "typ") return null;
-  const parts: CandidateParts = { transport: f[2].toLowerCase(), address: f[4], port: f[5], type: f[7] };
+  const parts: CandidateParts = {
+    transport: f[2].toLowerCase(),
+    address: f[4],
+    port: f[5],
+    type: f[7],
+  };
   const raddr = f.indexOf("raddr");
   const rport = f.indexOf("rport");
   if (raddr > 7 && rport > 7 && f[raddr + 1] && f[rport + 1])
@@ -41,9 +46,8 @@ function hostPort(address: string, port: string) {
 function candidateCell(line: unknown) {
   if (typeof line !== "string" || line === "") return el("span", {}, "—");
   const c = parseCandidate(line);
-  const text = c
-    ? `${hostPort(c.address, c.port)} ${c.transport} ${c.type}` + (c.related ? ` (from ${c.related})` : "")
-    : line;
+  const from = c?.related ? ` (from ${c.related})` : "";
+  const text = c ? `${hostPort(c.address, c.port)} ${c.transport} ${c.type}${from}` : line;
   return el("span", { title: line, class: "candidate" }, text);
 }
 
@@ -57,12 +61,15 @@ function percent(v: unknown) {
 // and these are the last values seen.
 export function telegramSection(t: Json, ended = false): HTMLElement | null {
   if (!t || typeof t !== "object") return null;
-  const emojis: string[] = Array.isArray(t.emojis) ? t.emojis.slice(0, 4).map((e: unknown) => String(e)) : [];
+  const emojis: string[] = Array.isArray(t.emojis)
+    ? t.emojis.slice(0, 4).map((e: unknown) => String(e))
+    : [];
   const row = (name: string, key: string, value: Node | string) =>
     el("tr", { "data-field": key }, el("th", {}, name), el("td", {}, value));
   const path = typeof t.path === "string" ? t.path : "";
   // Whole milliseconds (ICE's checks): 0 is a path faster than that, not a missing value.
-  const rtt = typeof t.rtt_ms !== "number" ? "—" : t.rtt_ms < 1 ? "< 1 ms" : `${Math.round(t.rtt_ms)} ms`;
+  const rtt =
+    typeof t.rtt_ms !== "number" ? "—" : t.rtt_ms < 1 ? "< 1 ms" : `${Math.round(t.rtt_ms)} ms`;
   const state = String(t.state ?? "") + (ended ? " (the call has ended: last values)" : "");
   return el(
     "div",
