@@ -546,6 +546,7 @@ void Server::start() {
   lo.sessions = config_.telegram.sessions;
   lo.bridge.board = &edge_->board();
   lo.bridge.ports = media_ports_.get();
+  lo.bridge.media_address = config_.media.address;
   lo.worker = [this](int64_t id) -> boost::asio::io_context& {
     return workers_->context(size_t(id) % workers_->size());
   };

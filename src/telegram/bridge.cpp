@@ -285,6 +285,9 @@ std::unique_ptr<TelegramMedia> CallBridge::make_media(const std::shared_ptr<Call
   calls::CallEngine::Options o;
   o.call_id = c->call_id;
   o.ports = options_.ports;
+  boost::system::error_code ec;
+  const auto bind = asio::ip::make_address(options_.media_address, ec);
+  if (!ec && !bind.is_unspecified()) o.addresses.push_back(bind);
   auto m = std::make_unique<calls::CallEngine>(io_, std::move(o));
   std::weak_ptr<Call> weak = c;
   m->on_signaling = [this, weak](std::string blob) {

@@ -52,6 +52,9 @@ struct BridgeOptions {
   // its call there. Null: not shown.
   edge::CallBoard* board = nullptr;
   media::PortPool* ports = nullptr;  // media.ports for the Telegram side's sockets; null: any
+  // media.address: where Telegram calls' media sockets bind. Unspecified (0.0.0.0, ::): every
+  // interface's addresses but loopback, each a host candidate, as Telegram's apps gather.
+  std::string media_address;
 };
 
 class CallBridge : public std::enable_shared_from_this<CallBridge> {

@@ -105,6 +105,7 @@ WebRtcLeg::~WebRtcLeg() {
   // The data channel first: it writes into the DTLS session as it closes.
   sctp_.reset();
   if (dtls_) dtls_->close();
+  agent_.close(Clock::now());  // releases TURN allocations rather than letting them expire
   for (auto& s : sockets_) {
     boost::system::error_code ec;
     s->sock.close(ec);
@@ -222,19 +223,21 @@ void WebRtcLeg::on_app_datagram(std::string_view data) {
   ++counters_.unknown;
 }
 
+std::optional<bool> WebRtcLeg::dtls_client_for(std::string_view remote_setup, bool controlling) {
+  // RFC 8842 / the Telegram fact sheet §4.2: the peer active makes us the server, passive
+  // the client, actpass leaves it to the ICE role (the controlling side is the client).
+  if (remote_setup == "active") return false;
+  if (remote_setup == "passive") return true;
+  if (remote_setup == "actpass") return controlling;
+  return std::nullopt;
+}
+
 bool WebRtcLeg::set_remote(std::string ufrag, std::string pwd, std::string hash,
                            std::string fingerprint, std::string_view setup) {
   if (remote_set_) return false;
-  // RFC 8842 / the Telegram fact sheet §4.2: the peer active makes us the server, passive
-  // the client, actpass leaves it to the ICE role (the controlling side is the client).
-  if (setup == "active")
-    dtls_client_ = false;
-  else if (setup == "passive")
-    dtls_client_ = true;
-  else if (setup == "actpass")
-    dtls_client_ = options_.controlling;
-  else
-    return false;
+  const auto client = dtls_client_for(setup, options_.controlling);
+  if (!client) return false;
+  dtls_client_ = *client;
   remote_set_ = true;
   remote_hash_ = std::move(hash);
   remote_fingerprint_ = std::move(fingerprint);

@@ -65,6 +65,9 @@ class WebRtcLeg {
   bool set_remote(std::string ufrag, std::string pwd, std::string hash, std::string fingerprint,
                   std::string_view setup);
   void add_remote_candidate(const ice::Candidate& c);
+  // Whether this side is the DTLS client, from the peer's setup attribute and the ICE role;
+  // none for a setup that is not one of the three.
+  static std::optional<bool> dtls_client_for(std::string_view remote_setup, bool controlling);
   // SRTP-protects and sends one RTP or RTCP packet (grown in place by the tag). False: not
   // connected yet (nothing is queued: media is real time).
   bool send_rtp(std::string& packet);
