@@ -102,6 +102,15 @@ WebRtcLeg::WebRtcLeg(asio::io_context& io, Options options)
 
 WebRtcLeg::~WebRtcLeg() {
   *alive_ = false;
+  // Nothing the parts do while closing reaches the owner (it is destroying us).
+  on_candidate = nullptr;
+  on_state = nullptr;
+  on_rtp = nullptr;
+  on_rtcp = nullptr;
+  on_channel_open = nullptr;
+  on_text = nullptr;
+  agent_.on_state = nullptr;
+  agent_.on_candidate = nullptr;
   // The data channel first: it writes into the DTLS session as it closes.
   sctp_.reset();
   if (dtls_) dtls_->close();
