@@ -38,14 +38,17 @@ AccountIndex::AccountIndex(std::vector<std::shared_ptr<const accounts::Account>>
       e.extaddrs.emplace_back(x, true);
     entries_.push_back(std::move(e));
     const size_t i = entries_.size() - 1;
-    by_ptr_[a.get()] = i;
-    by_code_[a->code] = i;
+    by_code_.push_back(uint32_t(i));
     auto& index = by_user_[a->reg ? 1 : 0];
     index.emplace(lower(a->username), i);
     for (const auto& u : a->extusernames) {
       if (!text::iequals(u, a->username)) index.emplace(lower(u), i);
     }
   }
+  // Stable: of two accounts with one code (the store allows none), the later id wins.
+  std::stable_sort(by_code_.begin(), by_code_.end(), [this](uint32_t x, uint32_t y) {
+    return entries_[x].account->code < entries_[y].account->code;
+  });
 }
 
 bool AccountIndex::domain_matches(const Entry& e, std::string_view domain) const {
@@ -112,17 +115,25 @@ bool AccountIndex::source_allowed(const accounts::Account& a, std::string_view i
   for (const auto& r : resolved) {
     if (r == ip) return true;
   }
-  const auto it = by_ptr_.find(&a);
-  if (it == by_ptr_.end()) return false;
-  for (const auto& p : entries_[it->second].extaddrs) {
-    if (p.matches(ip)) return true;
+  // The account's entry: entries are ordered by id.
+  auto e = std::lower_bound(entries_.begin(), entries_.end(), a.id,
+                            [](const Entry& x, int64_t id) { return x.account->id < id; });
+  for (; e != entries_.end() && e->account->id == a.id; ++e) {
+    if (e->account.get() != &a) continue;
+    for (const auto& p : e->extaddrs) {
+      if (p.matches(ip)) return true;
+    }
+    return false;
   }
   return false;
 }
 
 std::shared_ptr<const accounts::Account> AccountIndex::by_code(std::string_view code) const {
-  const auto it = by_code_.find(std::string(code));
-  return it == by_code_.end() ? nullptr : entries_[it->second].account;
+  const auto it = std::upper_bound(
+      by_code_.begin(), by_code_.end(), code,
+      [this](std::string_view c, uint32_t i) { return c < entries_[i].account->code; });
+  if (it == by_code_.begin() || entries_[*(it - 1)].account->code != code) return nullptr;
+  return entries_[*(it - 1)].account;
 }
 
 }  // namespace esg::edge

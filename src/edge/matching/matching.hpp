@@ -54,12 +54,13 @@ class AccountIndex {
   bool domain_matches(const Entry& e, std::string_view domain) const;
 
   std::vector<std::shared_ptr<const accounts::Account>> accounts_;
-  std::vector<Entry> entries_;
+  std::vector<Entry> entries_;  // ordered by account id
   // Lower-case username (and each of opts.extusernames) -> entries, per reg/no-reg.
   std::unordered_multimap<std::string, size_t> by_user_[2];
   std::vector<std::string> instance_extaddrs_;
-  std::unordered_map<const accounts::Account*, size_t> by_ptr_;
-  std::unordered_map<std::string, size_t> by_code_;
+  // Entries ordered by code: 4 bytes an account, where a hash map of codes took ~80 (an
+  // instance holds tens of thousands of accounts; a lookup is a binary search).
+  std::vector<uint32_t> by_code_;
 };
 
 }  // namespace esg::edge
