@@ -71,6 +71,32 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_of(name):
+    """CPU seconds of every running process whose command is `name` (the users' engines)."""
+    total = 0.0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                head, tail = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        if head.split("(", 1)[1] == name[:15]:
+            fields = tail.split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def machine_ticks():
+    """(busy, steal, total) jiffies of all CPUs from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    steal = v[7] if len(v) > 7 else 0
+    return sum(v) - idle - steal, steal, sum(v)
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -344,7 +370,8 @@ def run(net):
             raise RuntimeError("the Telegram line did not get ready")
         users = []
         for i in range(N):
-            uid = sim.user(first_name="Tg%d" % i, tone=TG_TONE, library_versions=["9.0.0"])
+            uid = sim.user(first_name="Tg%d" % i, tone=TG_TONE, library_versions=["9.0.0"],
+                           peer_log=os.environ.get("PEER_LOG", "warning"))
             sim.ctl("talked.add", a=account, b=uid)
             users.append(uid)
         time.sleep(1.0)
@@ -378,6 +405,9 @@ def run(net):
         with pbx.lock:
             calls = list(pbx.calls.values())
         rx_before = {c.cid: c.received for c in calls}
+        tx_before = {c.cid: c.sent for c in calls}
+        peers0, sim0, me0 = cpu_of("tgpeer_lite"), cpu_seconds(sim.proc.pid), time.process_time()
+        m0 = machine_ticks()
         cpu0, w0 = cpu_seconds(pid), time.time()
         rss_peak = 0
         while time.time() < w0 + SECONDS:
@@ -385,11 +415,26 @@ def run(net):
             rss_peak = max(rss_peak, rss_kib(pid))
         cpu1, w1 = cpu_seconds(pid), time.time()
         window = w1 - w0
+        m1 = machine_ticks()
+        # The harness's own CPU in the window (the users' engines, the simulator, this PBX)
+        # and the whole machine's: when it is near 2 cores the harness and the other tenants
+        # starve the peers, and their packets come late or not at all.
+        harness = {"peers_cores": round((cpu_of("tgpeer_lite") - peers0) / window, 3),
+                   "tgsim_cores": round((cpu_seconds(sim.proc.pid) - sim0) / window, 3),
+                   "pbx_cores": round((time.process_time() - me0) / window, 3),
+                   "machine_busy_cores": round((m1[0] - m0[0]) / (m1[2] - m0[2]) *
+                                               os.cpu_count(), 2),
+                   "machine_steal_cores": round((m1[1] - m0[1]) / (m1[2] - m0[2]) *
+                                                os.cpu_count(), 2)}
         cores = (cpu1 - cpu0) / window
 
         # Audio on every call, in the window: packets and level at the PBX, level at the user.
         peers = {c: peer_of(sim, c) for c in tg_calls}
         pbx_ok = sum((c.received - rx_before[c.cid]) >= 0.9 * 50 * window for c in calls)
+        # Packets a second per call in the window: what the PBX sent (50 unless this harness
+        # fell behind) and what reached it from esg (50 when the user's engine sends 50).
+        pbx_tx = [(c.sent - tx_before[c.cid]) / window for c in calls]
+        pbx_rx = [(c.received - rx_before[c.cid]) / window for c in calls]
         levels = []
         first_tg, first_frame_tg, first_pbx = [], [], []
         established = 0
@@ -484,21 +529,27 @@ def run(net):
             "esg_engine_connect_ms": {"median": pct(engine_ms, 50), "p95": pct(engine_ms, 95),
                                       "max": pct(engine_ms, 100), "n": len(engine_ms)},
             "first_audio_tg_all_s": [round(x, 3) for x in first_tg],
+            "pbx_pps_sent": {"min": pct(pbx_tx, 0), "median": pct(pbx_tx, 50)},
+            "pbx_pps_received": {"min": pct(pbx_rx, 0), "median": pct(pbx_rx, 50)},
             "audio_pbx_ok": pbx_ok, "audio_tg_ok": tg_ok,
             "tone_checks": [{"at": a, "share": round(s, 2), "dbfs": round(d, 1)}
                             for a, s, d in checks],
             "byes_answered": byes,
+            "harness": harness,
             "down": down,
             "machine": machine(),
         }
         return result
     finally:
         pbx.close()
+        # A call that did not come up, or KEEP=1: esg's and the simulator's folders (esg.out,
+        # each user's engine log tgpeer-call<N>.log) stay for a look.
+        keep = os.environ.get("KEEP") == "1" or bool(locals().get("down"))
         if esg:
             esg.stop()
-            esg.cleanup(False)
+            esg.cleanup(keep)
         sim.stop()
-        sim.cleanup(False)
+        sim.cleanup(keep)
 
 
 def fmt(v, f="%.3f"):
@@ -549,6 +600,14 @@ def main():
     em = r["esg_engine_connect_ms"]
     print("  esg's engine     start -> connected median %s p95 %s max %s ms (its log, %d calls)"
           % (em["median"], em["p95"], em["max"], em["n"]))
+    h = r["harness"]
+    print("  harness          users' engines %.2f, tgsim %.2f, PBX %.2f cores; machine busy %.2f "
+          "of %d cores (steal %.2f)" % (h["peers_cores"], h["tgsim_cores"], h["pbx_cores"],
+                                        h["machine_busy_cores"], os.cpu_count(),
+                                        h["machine_steal_cores"]))
+    print("  PBX packets/s    sent per call min %.1f median %.1f, received min %.1f median %.1f"
+          % (r["pbx_pps_sent"]["min"], r["pbx_pps_sent"]["median"],
+             r["pbx_pps_received"]["min"], r["pbx_pps_received"]["median"]))
     print("  audio            PBX hears %d/%d, Telegram hears %d/%d; tones: %s" % (
         r["audio_pbx_ok"], r["calls"], r["audio_tg_ok"], r["calls"],
         ", ".join("%s %.2f@%.0fdB" % (c["at"], c["share"], c["dbfs"])
