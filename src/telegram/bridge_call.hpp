@@ -16,15 +16,29 @@
 #include <nlohmann/json.hpp>
 
 #include "base/base64.hpp"
+#include "base/time.hpp"
 #include "dialog/dialog.hpp"
 #include "dialog/retransmitter.hpp"
+#include "edge/b2bua/text.hpp"
 #include "telegram/bridge.hpp"
 #include "telegram/media.hpp"
 
 namespace esg::telegram {
 
+// The names every part uses, brought in by `using namespace bridge_detail`.
 namespace bridge_detail {
 
+using timeutil::iso_time;
+using timeutil::steady_ms;
+using timeutil::unix_ms;
+
+namespace asio = boost::asio;
+using asio::ip::udp;
+using edge::b2bua_text::escaped_user;
+using edge::b2bua_text::has_sdp;
+using edge::b2bua_text::new_branch;
+using edge::b2bua_text::reason_line;
+using edge::b2bua_text::with_body;
 using nlohmann::json;
 
 constexpr size_t kMaxEarlySignaling = 64;  // blobs kept before the engine starts

@@ -22,18 +22,6 @@
 
 namespace esg::telegram {
 
-using timeutil::iso_time;
-using timeutil::steady_ms;
-using timeutil::unix_ms;
-
-namespace asio = boost::asio;
-using asio::ip::udp;
-using edge::b2bua_text::escaped_user;
-using edge::b2bua_text::has_sdp;
-using edge::b2bua_text::new_branch;
-using edge::b2bua_text::reason_line;
-using edge::b2bua_text::with_body;
-using nlohmann::json;
 using namespace bridge_detail;
 
 // --- from the PBX to Telegram ----------------------------------------------------------
