@@ -96,7 +96,18 @@ void Line::open_client() {
     }
   }
   client_ = hub_.create_client(io_, [weak](const json& u) {
-    if (auto self = weak.lock()) self->handle(u);
+    auto self = weak.lock();
+    if (!self) return;
+    // TDLib's JSON is read with nlohmann's typed accessors: a field of another type than the
+    // documented one throws. One odd update is logged and skipped; it must not take the
+    // worker (and every call on it) down.
+    try {
+      self->handle(u);
+    } catch (const json::exception& e) {
+      log::get("telegram")
+          .warn("line {}: a TDLib update not understood ({}): {}", self->config_.code,
+                u.value("@type", "?"), e.what());
+    }
   });
   // TDLib starts a client with its first request; its first update asks for the parameters.
   hub_.send(client_, {{"@type", "getOption"}, {"name", "version"}});

@@ -30,6 +30,27 @@ constexpr char kOpusSilence[] = {char(0xF8), char(0xFF), char(0xFE)};
 constexpr milliseconds kSilenceAfter{300};
 constexpr milliseconds kReportEvery{5000};
 
+// callStateReady's fields, read without trusting their types: TDLib's JSON is the network's
+// word, and a field of another type must not throw on the call's path.
+const json& member(const json& j, const char* key) {
+  static const json kNone;
+  if (!j.is_object()) return kNone;
+  auto it = j.find(key);
+  return it == j.end() ? kNone : *it;
+}
+std::string text(const json& j, const char* key) {
+  const json& v = member(j, key);
+  return v.is_string() ? v.get<std::string>() : std::string();
+}
+bool flag(const json& j, const char* key, bool otherwise) {
+  const json& v = member(j, key);
+  return v.is_boolean() ? v.get<bool>() : otherwise;
+}
+int64_t number(const json& j, const char* key) {
+  const json& v = member(j, key);
+  return v.is_number_integer() ? v.get<int64_t>() : 0;
+}
+
 uint32_t random_u32() {
   uint32_t v = 0;
   while (v == 0)
@@ -78,8 +99,7 @@ json call_protocol() {
 }
 
 std::optional<std::string> choose_version(const json& protocol, std::string* offered) {
-  const json list =
-      protocol.is_object() ? protocol.value("library_versions", json::array()) : json::array();
+  const json& list = member(protocol, "library_versions");
   std::string names;
   for (const auto& v : list) {
     if (!v.is_string()) continue;
@@ -109,20 +129,20 @@ bool CallEngine::start(const json& ready, bool outgoing, std::string* error) {
   if (started_) return true;
   outgoing_ = outgoing;
   std::string offered;
-  auto version = choose_version(ready.value("protocol", json::object()), &offered);
+  auto version = choose_version(member(ready, "protocol"), &offered);
   if (!version) {
     *error = "Telegram call protocol " + offered + " is not supported (esg speaks 9.0.0, 8.0.0)";
     return false;
   }
   version_ = *version;
-  const std::string key = base64::decode(ready.value("encryption_key", ""));
+  const std::string key = base64::decode(text(ready, "encryption_key"));
   if (key.size() != 256) {
     *error = "callStateReady has no 256-byte encryption_key";
     return false;
   }
-  for (const auto& e : ready.value("emojis", json::array()))
+  for (const auto& e : member(ready, "emojis"))
     if (e.is_string()) emojis_.push_back(e.get<std::string>());
-  const bool allow_p2p = ready.value("allow_p2p", true);
+  const bool allow_p2p = flag(ready, "allow_p2p", true);
 
   media::WebRtcLeg::Options lo;
   lo.controlling = outgoing;
@@ -130,26 +150,26 @@ bool CallEngine::start(const json& ready, bool outgoing, std::string* error) {
   lo.relay_only = !allow_p2p;
   lo.addresses = options_.addresses;
   lo.ports = options_.ports;
-  for (const auto& s : ready.value("servers", json::array())) {
-    const json& type = s.value("type", json::object());
-    const std::string t = type.value("@type", "");
+  for (const auto& s : member(ready, "servers")) {
+    const json& type = member(s, "type");
+    const std::string t = text(type, "@type");
     if (t != "callServerTypeWebrtc") {
       // Telegram's reflectors come with the next issue (§5).
       ++skipped_servers_;
       log::call("telegram", spdlog::level::info, options_.call_id,
                 "call server {} ({}) skipped: reflectors are not supported yet",
-                s.value("id", json()).dump(), t);
+                member(s, "id").dump(), t);
       continue;
     }
     for (const char* field : {"ip_address", "ipv6_address"}) {
       boost::system::error_code ec;
-      const auto addr = asio::ip::make_address(s.value(field, ""), ec);
-      const int port = s.value("port", 0);
+      const auto addr = asio::ip::make_address(text(s, field), ec);
+      const int64_t port = number(s, "port");
       if (ec || port <= 0 || port > 65535) continue;
       const media::ice::Endpoint ep(addr, uint16_t(port));
-      if (type.value("supports_stun", false)) lo.servers.push_back({ep, false, {}, {}});
-      if (type.value("supports_turn", false))
-        lo.servers.push_back({ep, true, type.value("username", ""), type.value("password", "")});
+      if (flag(type, "supports_stun", false)) lo.servers.push_back({ep, false, {}, {}});
+      if (flag(type, "supports_turn", false))
+        lo.servers.push_back({ep, true, text(type, "username"), text(type, "password")});
     }
   }
   if (lo.relay_only &&
@@ -162,7 +182,7 @@ bool CallEngine::start(const json& ready, bool outgoing, std::string* error) {
   log::call("telegram", spdlog::level::info, options_.call_id,
             "Telegram call media: version {}, {}, p2p {}, {} server(s), custom_parameters {}",
             version_, outgoing ? "outgoing" : "incoming", allow_p2p, lo.servers.size(),
-            ready.value("custom_parameters", std::string()));
+            text(ready, "custom_parameters"));
 
   signaling_ = std::make_unique<SignalingChannel>(key, outgoing);
   signaling_->send = [this](std::string blob) {

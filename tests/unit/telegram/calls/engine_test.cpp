@@ -153,6 +153,24 @@ TEST(CallEngine, NoPathWithinTheTimeoutEndsTheCall) {
   EXPECT_NE(p.failed_caller.find("no media path"), std::string::npos) << p.failed_caller;
 }
 
+TEST(CallEngine, FieldsOfUnexpectedTypesInCallStateReadyAreSkipped) {
+  Pair p;
+  json r = ready("9.0.0");
+  r["allow_p2p"] = "yes";
+  r["custom_parameters"] = 42;
+  r["emojis"] = "none";
+  r["servers"] = {{{"id", "1"},
+                   {"ip_address", 17},
+                   {"port", "3478"},
+                   {"type", {{"@type", "callServerTypeWebrtc"}, {"supports_turn", "true"}}}},
+                  "not a server"};
+  std::string error;
+  EXPECT_TRUE(p.caller->start(r, true, &error)) << error;
+  r["encryption_key"] = 256;
+  EXPECT_FALSE(p.callee->start(r, false, &error));
+  EXPECT_NE(error.find("encryption_key"), std::string::npos) << error;
+}
+
 TEST(CallEngine, GarbageSignalingIsDroppedAndCounted) {
   Pair p;
   std::string error;
