@@ -10,7 +10,8 @@ connection, the simulator, one tgpeer_lite per call as the Telegram user's app (
 tgpeer_lite.cpp: esg's own call engine behind tgpeer's command line, with a pre-encoded 440 Hz
 Opus tone, so that N peers cost little next to esg), and a PBX here in one thread that answers
 every INVITE and sends a 1 kHz A-law tone from its own RTP port per call. N Telegram users call
-the line (tgsim's call.incoming) at RATE a second (default 2); esg sends each to the PBX, which answers.
+the line (tgsim's call.incoming) at RATE a second (default 2); esg sends each to the PBX, which
+answers.
 
 Measured, with every call up: esg's CPU (user+sys from /proc/<pid>/stat) over a steady window
 of SECONDS, as cores (calls per core = N / cores), its RSS then minus its RSS before the calls,
@@ -130,6 +131,7 @@ class Call:
         self.received = 0
         self.sent = 0
         self.bye_ok = False
+        self.stop_sending = False  # after our BYE
         self.keep = []  # A-law payloads (sampled calls only), bounded by the caller
 
 
@@ -222,11 +224,11 @@ class Pbx:
             inv = c.invite
             contact = re.search(r"<([^>]+)>", header(inv, "Contact")).group(1)
             msg = (f"BYE {contact} SIP/2.0\r\n"
-                   f"Via: SIP/2.0/UDP {self.ip}:{self.port};rport;branch=z9hG4bKbye{time.time_ns()}\r\n"
+                   f"Via: SIP/2.0/UDP {self.ip}:{self.port};rport"
+                   f";branch=z9hG4bKbye{time.time_ns()}\r\n"
                    f"From: {header(inv, 'To')};tag={c.tag}\r\nTo: {header(inv, 'From')}\r\n"
                    f"Call-ID: {c.cid}\r\nCSeq: 101 BYE\r\nMax-Forwards: 70\r\n"
                    "Content-Length: 0\r\n\r\n")
-            c.answered_at_end = c.answered_at
             c.stop_sending = True
             self.sip.sendto(msg.encode(), c.src)
 
@@ -271,7 +273,7 @@ class Pbx:
                 if next_tick < now - 0.2:  # we fell behind: no burst to catch up
                     next_tick = now + 0.02
                 for c in list(self.calls.values()):
-                    if c.answered_at is None or getattr(c, "stop_sending", False):
+                    if c.answered_at is None or c.stop_sending:
                         continue
                     pkt = struct.pack("!BBHII", 0x80, 8, c.sent & 0xFFFF, (c.sent * 160) &
                                       0xFFFFFFFF, 0x1e5a0000 + c.rtp.getsockname()[1]) + \
