@@ -102,7 +102,9 @@ bool parse(int argc, char** argv, Args& a, std::string* error) {
     }
   }
   if (!a.have_role) *error = "--outgoing or --incoming is required";
-  if (a.key_hex.size() != 512) *error = "--key-hex needs 512 hex digits";
+  if (a.key_hex.size() != 512 ||
+      a.key_hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+    *error = "--key-hex needs 512 hex digits";
   return error->empty();
 }
 
