@@ -105,6 +105,12 @@ void CallBridge::send_invite(const std::shared_ptr<Call>& c, const TgUser& u) {
 void CallBridge::on_invite_response(const std::shared_ptr<Call>& c, const sip::Message& r) {
   const uint16_t s = r.status();
   if (s < 200) return;
+  if (s < 300 && !c->ack.empty()) {
+    // The 2xx again (its sender repeats it until our ACK arrives; the transaction layer passes
+    // each one up, RFC 6026): the ACK again, and nothing else (acceptCall went once).
+    send(c->ack);
+    return;
+  }
   c->client = 0;
   if (s >= 300) {
     // Rejected, busy, no answer: the Telegram call is discarded (the user sees it declined).

@@ -199,4 +199,58 @@ TEST(CallBridge, ChatDigitsPickTheNextCallsNumberOnceAndOnlyWithinTheWindow) {
   EXPECT_EQ(f.ring(4, 8).rfind("INVITE sip:100@", 0), 0u);
 }
 
+// The PBX's 200 comes again (its sender repeats it until the ACK arrives): the ACK again, and
+// the Telegram call is accepted once (a second acceptCall fails and used to end the call).
+TEST(CallBridge, ARepeated200IsAckedAgainAndAcceptsTheTelegramCallOnce) {
+  Fixture f;
+  f.config.number = "100";
+  f.bridge->set_account(42);
+  f.answer = [](const json& req) {
+    if (req.value("@type", "") == "getUser")
+      return esg::Result<json, esg::telegram::td::TdError>(
+          json{{"@type", "user"}, {"id", 7}, {"first_name", "Ivan"}});
+    return esg::Result<json, esg::telegram::td::TdError>(json{{"@type", "ok"}});
+  };
+  f.bridge->on_update(
+      {{"@type", "updateCall"},
+       {"call",
+        {{"id", 1},
+         {"user_id", 7},
+         {"is_outgoing", false},
+         {"state",
+          {{"@type", "callStatePending"}, {"is_created", true}, {"is_received", true}}}}}});
+  const std::string invite =
+      f.receive([](const std::string& r) { return r.rfind("INVITE ", 0) == 0; });
+  ASSERT_FALSE(invite.empty());
+  auto header = [&](const std::string& name) {
+    const size_t at = invite.find("\r\n" + name + ": ");
+    const size_t end = invite.find("\r\n", at + 2);
+    return invite.substr(at + 2, end - at - 2) + "\r\n";
+  };
+  const std::string body =
+      "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+      "m=audio 40002 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n";
+  std::string ok = "SIP/2.0 200 OK\r\n" + header("Via") + header("From");
+  ok += header("To").substr(0, header("To").size() - 2) + ";tag=pbx1\r\n";
+  ok += header("Call-ID") + header("CSeq") +
+        "Contact: <sip:pbx@127.0.0.1:" + std::to_string(f.esg.local_endpoint().port()) +
+        ">\r\nContent-Type: application/sdp\r\nContent-Length: " + std::to_string(body.size()) +
+        "\r\n\r\n" + body;
+  const udp::endpoint bridge_at(asio::ip::make_address("127.0.0.1"), f.bridge->port());
+  auto is_ack = [](const std::string& r) { return r.rfind("ACK ", 0) == 0; };
+  f.esg.send_to(asio::buffer(ok), bridge_at);
+  EXPECT_FALSE(f.receive(is_ack).empty());
+  f.esg.send_to(asio::buffer(ok), bridge_at);
+  EXPECT_FALSE(f.receive(is_ack).empty());
+  // Nothing ends the call: no BYE, no CANCEL; acceptCall went once.
+  EXPECT_EQ(f.receive([](const std::string& r) {
+    return r.rfind("BYE ", 0) == 0 || r.rfind("CANCEL ", 0) == 0;
+  }),
+            "");
+  int accepts = 0;
+  for (const auto& r : f.requests)
+    accepts += r.value("@type", "") == "acceptCall";
+  EXPECT_EQ(accepts, 1);
+}
+
 }  // namespace
