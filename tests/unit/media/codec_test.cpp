@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <opus/opus.h>
+
 #include <cmath>
 #include <string>
 #include <vector>
@@ -117,6 +119,26 @@ TEST(Codecs, NamesAndStaticPayloadTypes) {
   EXPECT_EQ(esg::media::codec_of_static(9)->sample_rate, 16000u);
   EXPECT_EQ(esg::media::codec_of_static(9)->clock_rate, 8000u);
   EXPECT_FALSE(esg::media::codec_of_static(18));
+}
+
+// Opus coded from G.711 (8 kHz at its source) or G.722 (16 kHz) spends nothing on the band the
+// source never had: the packets say narrowband and wideband; from 48 kHz, more than that.
+TEST(Codec, OpusFromATelephonySourceCodesOnlyItsBand) {
+  std::vector<int16_t> pcm(960);
+  for (size_t i = 0; i < pcm.size(); ++i)
+    pcm[i] = int16_t(8000 * std::sin(2 * M_PI * 1000 * double(i) / 48000));
+  auto bandwidth = [&](uint32_t source_rate) {
+    auto enc = esg::media::make_encoder(CodecId::Opus, source_rate);
+    uint8_t out[1500];
+    int n = 0;
+    for (int f = 0; f < 10; ++f)  // past the encoder's first frames
+      n = enc->encode(pcm.data(), pcm.size(), out, sizeof out);
+    EXPECT_GT(n, 0);
+    return opus_packet_get_bandwidth(out);
+  };
+  EXPECT_EQ(bandwidth(8000), OPUS_BANDWIDTH_NARROWBAND);
+  EXPECT_EQ(bandwidth(16000), OPUS_BANDWIDTH_WIDEBAND);
+  EXPECT_GT(bandwidth(48000), OPUS_BANDWIDTH_WIDEBAND);
 }
 
 }  // namespace
