@@ -1,5 +1,7 @@
 #include "telegram/calls/engine.hpp"
 
+#include <boost/asio/post.hpp>
+
 #include <openssl/rand.h>
 #include <opus/opus.h>
 
@@ -513,11 +515,18 @@ void CallEngine::silence_tick() {
 }
 
 void CallEngine::fail(const std::string& why) {
-  if (stopped_) return;
+  if (stopped_ || failing_) return;
+  failing_ = true;
   log::call("telegram", spdlog::level::warn, options_.call_id, "Telegram call media: {}", why);
-  auto cb = on_failed;
-  stop();
-  if (cb) cb(why);
+  // Later, not here: a failure may be reported from deep inside the leg (a DTLS alert while it
+  // handles a datagram), and stopping destroys the leg.
+  std::weak_ptr<bool> alive = alive_;
+  asio::post(io_, [this, alive, why] {
+    if (alive.expired() || stopped_) return;
+    auto cb = on_failed;
+    stop();
+    if (cb) cb(why);
+  });
 }
 
 void CallEngine::stop() {

@@ -80,7 +80,7 @@ class CallEngine final : public TelegramMedia {
 
   boost::asio::io_context& io_;
   Options options_;
-  bool outgoing_ = false, started_ = false, stopped_ = false;
+  bool outgoing_ = false, started_ = false, stopped_ = false, failing_ = false;
   std::string version_;
   std::vector<std::string> emojis_;
   std::unique_ptr<SignalingChannel> signaling_;
