@@ -287,7 +287,9 @@ std::unique_ptr<TelegramMedia> CallBridge::make_media(const std::shared_ptr<Call
     auto c = weak.lock();
     if (!c || c->ended) return;
     c->disconnected = true;
-    end(c, 408, "Telegram: " + why, true);
+    // 480 (Temporarily Unavailable): the user's network is gone, not esg or the PBX; the text
+    // says so first, then the engine's detail (issue 22).
+    end(c, 480, "Telegram call lost its connection: " + why, true);
   };
   return m;
 }

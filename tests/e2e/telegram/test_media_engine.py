@@ -419,7 +419,9 @@ class Cut(EngineCase):
         byes = self.pbx_byes(invite)
         self.assertTrue(byes, "the PBX leg stayed up %d s into the cut" % ended_after)
         self.assertGreater(ended_after, 19.5)
-        self.assertIn("no media path for 20 s", PbxUas.header(byes[0], "Reason") or "", byes[0])
+        reason = PbxUas.header(byes[0], "Reason") or ""
+        self.assertIn("cause=480", reason, byes[0])
+        self.assertIn("Telegram call lost its connection: no media path for 20 s", reason)
         s = self.call_state(call_id, "Discarded", seconds=5)
         self.assertEqual(s["reason"], "callDiscardReasonDisconnected")
 
