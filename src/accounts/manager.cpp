@@ -106,6 +106,10 @@ void AccountManager::start(const json& config_providers) {
 
 void AccountManager::run(const Account& a, txn::Millis delay) {
   std::lock_guard lock(mu_);
+  run_locked(a, delay);
+}
+
+void AccountManager::run_locked(const Account& a, txn::Millis delay) {
   // One copy per account: the client and the monitoring snapshot share this one.
   const auto& account = known_[a.id] = std::make_shared<const Account>(a);
   if (options_.leased) {
@@ -347,7 +351,7 @@ Result<json, ApiError> AccountManager::save(int64_t id, const json& body, bool i
   }
   // Apply at once: the old client un-registers, then the new one starts.
   const Account account = *a;
-  halt(account.id, [this, account] { run(account, txn::Millis(0)); });
+  restart(account);
   return to_json(account);
 }
 
@@ -401,10 +405,27 @@ Result<void, ApiError> AccountManager::remove(int64_t id) {
   return {};
 }
 
+void AccountManager::restart(const Account& a) {
+  uint64_t number = 0;
+  {
+    std::lock_guard lock(mu_);
+    number = restarting_[a.id] = ++restarts_;
+  }
+  halt(a.id, [this, a, number] {
+    // The check and the start under one lock: a removal cannot slip in between.
+    std::lock_guard lock(mu_);
+    auto it = restarting_.find(a.id);
+    if (it == restarting_.end() || it->second != number) return;  // superseded or removed
+    restarting_.erase(it);
+    run_locked(a, txn::Millis(0));
+  });
+}
+
 void AccountManager::forget(int64_t id) {
   {
     std::lock_guard state_lock(mu_);
     known_.erase(id);
+    restarting_.erase(id);  // a restart still waiting for the old client must not run
   }
   halt(id, [this, id] {
     std::lock_guard lock(mu_);
@@ -426,8 +447,7 @@ void AccountManager::sync_register_out(const std::vector<Account>& wanted) {
     next[a.id] = text;
     auto it = register_out_.find(a.id);
     if (it != register_out_.end() && it->second == text) continue;  // unchanged
-    const Account copy = a;
-    halt(a.id, [this, copy] { run(copy, txn::Millis(0)); });
+    restart(a);
   }
   for (const auto& [id, text] : register_out_) {
     if (!next.count(id)) forget(id);
@@ -496,7 +516,7 @@ bool AccountManager::resync() {
   for (int64_t id : gone)
     forget(id);
   for (const auto& a : changed)
-    halt(a.id, [this, a] { run(a, txn::Millis(0)); });
+    restart(a);
   lock.unlock();
   if ((!gone.empty() || !changed.empty()) && options_.on_change) options_.on_change();
   return true;

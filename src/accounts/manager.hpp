@@ -118,11 +118,16 @@ class AccountManager {
   };
 
   void run(const Account& a, txn::Millis delay);
+  void run_locked(const Account& a, txn::Millis delay);                // mu_ held
   void launch(const Account& a, txn::Millis delay, bool clear_first);  // mu_ held
   // When an account that starts now may send its first REGISTER: the next free slot of
   // register_rate (0 for one that does not register). mu_ held.
   txn::Millis next_register_delay(const Account& a);
   void halt(int64_t id, std::function<void()> done = {});
+  // Halts the account's client and runs `a` in its place once it has stopped, unless a later
+  // change (another restart, a removal) came in the meantime: a DELETE right after a PUT must
+  // not see the PUT's client start after the account is gone.
+  void restart(const Account& a);
   void forget(int64_t id);
   // The providers in the store, parsed (unparsable rows skipped).
   Result<std::vector<Account>, store::Error>
@@ -147,6 +152,10 @@ class AccountManager {
   std::unordered_map<int64_t, std::shared_ptr<const Account>> known_;  // shared with the clients
   std::unordered_map<int64_t, bool> served_;
   std::chrono::steady_clock::time_point next_register_{};  // guarded by mu_
+  // Restarts in flight: id -> the number of the latest one (only that one may run). Entries
+  // live while a client stops, so idle accounts cost nothing here. Guarded by mu_.
+  std::unordered_map<int64_t, uint64_t> restarting_;
+  uint64_t restarts_ = 0;  // guarded by mu_
 };
 
 }  // namespace esg::accounts

@@ -5,10 +5,9 @@
 
 #include <malloc.h>
 
-#include <deque>
-
 #include <gtest/gtest.h>
 
+#include "one_worker.hpp"
 #include "test_support/parse.hpp"
 
 #include "sip/response.hpp"
@@ -18,42 +17,6 @@ namespace esg::accounts {
 namespace {
 
 using namespace std::chrono_literals;
-
-struct RecordingLink : Link {
-  std::vector<std::string> sent;
-  Local local(const Destination&) override { return {"127.0.0.1", 5080}; }
-  void resolve(const Destination& d, std::function<void(std::vector<Destination>)> done) override {
-    done({d});
-  }
-  txn::Channel channel(const Destination&, bool) override {
-    // Reliable: the transaction ends with the final response (no Timer K to wait out).
-    return txn::Channel{true, [this](std::string_view b) {
-                          sent.emplace_back(b);
-                          return true;
-                        }};
-  }
-};
-
-struct OneWorker : Runtime {
-  txn::SimulatedTimers timers_;
-  txn::Layer layer_{timers_, txn::TimerConfig{}, txn::Layer::User{}};
-  RecordingLink link_;
-  std::deque<std::function<void()>> queue;
-
-  size_t workers() const override { return 1; }
-  size_t worker_for(std::string_view) const override { return 0; }
-  void post(size_t, std::function<void()> f) override { queue.push_back(std::move(f)); }
-  txn::Layer& layer(size_t) override { return layer_; }
-  txn::Timers& timers(size_t) override { return timers_; }
-  Link& link() override { return link_; }
-  void run() {
-    while (!queue.empty()) {
-      auto f = std::move(queue.front());
-      queue.pop_front();
-      f();
-    }
-  }
-};
 
 size_t heap_in_use() {
   return mallinfo2().uordblks;
