@@ -53,6 +53,14 @@ std::string random_string(size_t n) {
   return out;
 }
 
+// RFC 6666's discard-only prefix 100::/64: what a reflector candidate's synthetic endpoint is
+// made of (and what no real candidate may use).
+bool in_discard_prefix(const boost::asio::ip::address& a) {
+  if (!a.is_v6()) return false;
+  const auto b = a.to_v6().to_bytes();
+  return b[0] == 0x01 && std::all_of(b.begin() + 1, b.begin() + 8, [](uint8_t x) { return !x; });
+}
+
 bool same_family(const Endpoint& a, const Endpoint& b) {
   return a.address().is_v4() == b.address().is_v4();
 }
@@ -99,6 +107,24 @@ Agent::Agent(Options o) : o_(std::move(o)), controlling_(o_.controlling) {
 Agent::~Agent() = default;
 
 // --- candidates and pairs ----------------------------------------------------------------------
+
+Endpoint Agent::reflector_endpoint(uint8_t server_id, uint32_t tag, uint16_t port) {
+  boost::asio::ip::address_v6::bytes_type b{};
+  b[0] = 0x01;
+  b[11] = server_id;
+  for (int i = 0; i < 4; ++i)
+    b[size_t(15 - i)] = uint8_t(tag >> (8 * i));
+  return Endpoint(boost::asio::ip::address_v6(b), port);
+}
+
+std::optional<reflector::Name> Agent::reflector_name_of(const Endpoint& e) {
+  if (!in_discard_prefix(e.address())) return std::nullopt;
+  const auto b = e.address().to_v6().to_bytes();
+  uint32_t tag = 0;
+  for (size_t i = 12; i < 16; ++i)
+    tag = (tag << 8) | b[i];
+  return reflector::Name{b[11], tag};
+}
 
 std::optional<size_t> Agent::host_of(int socket) const {
   for (size_t i = 0; i < locals_.size(); ++i) {
@@ -188,7 +214,11 @@ void Agent::on_allocated(size_t t, const Endpoint& relayed, const Endpoint& mapp
   l.socket = turns_[t].socket;
   l.address = relayed;
   l.turn = int(t);
-  l.local_preference = locals_[*host].local_preference;
+  // Below the reflectors' candidates of the same socket: a reflector needs no allocation,
+  // permission or channel that can lapse mid-call, and it is the relay Telegram hands every
+  // call (TURN servers only some), so the peer has a candidate on it too; TURN stays the
+  // fallback.
+  l.local_preference = locals_[*host].local_preference - uint32_t(kMaxSockets);
   l.c.foundation = foundation_of("relay", locals_[*host].address.address(),
                                  turns_[t].client->server().address().to_string());
   l.c.priority = candidate_priority(kTypePreferenceRelay, l.local_preference);
@@ -210,6 +240,69 @@ void Agent::on_allocated(size_t t, const Endpoint& relayed, const Endpoint& mapp
   if (on_candidate) on_candidate(locals_[i].c);
   // Called from inside on_datagram or tick, whose time last_now_ holds.
   pair_local(i, last_now_);
+}
+
+void Agent::add_reflector(const ReflectorServer& r, TimePoint now) {
+  last_now_ = now;
+  if (state_ == State::Failed) return;
+  if (r.peer_tag.size() < reflector::kCallTagSize || r.id == 0) {
+    logger().warn("ice: reflector {} at {}:{} not used: no peer tag", int(r.id),
+                  r.address.address().to_string(), r.address.port());
+    return;
+  }
+  const size_t n = locals_.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (locals_[i].kind != Kind::Host || !same_family(locals_[i].address, r.address)) continue;
+    const int socket = locals_[i].socket;
+    const bool known = std::any_of(reflectors_.begin(), reflectors_.end(), [&](const Reflector& x) {
+      return x.socket == socket && x.port->server().address == r.address;
+    });
+    if (known) continue;
+    if (reflectors_.size() >= kMaxReflectorPorts) {
+      logger().warn("ice: reflector {} at {}:{} not used on socket {}: {} ports already", int(r.id),
+                    r.address.address().to_string(), r.address.port(), socket, reflectors_.size());
+      return;
+    }
+    const size_t k = reflectors_.size();
+    Reflector ref;
+    ref.port = std::make_unique<ReflectorPort>(ReflectorPort::Options{r, 0});
+    ref.socket = socket;
+    const Endpoint server = r.address;
+    ref.port->send = [this, socket, server](std::string_view bytes) {
+      if (send) send(socket, server, bytes);
+    };
+    ref.port->on_ready = [this, k](const Candidate&) { on_reflector_ready(k); };
+    reflectors_.push_back(std::move(ref));
+    reflectors_.back().port->start(now);
+  }
+}
+
+void Agent::on_reflector_ready(size_t k) {
+  Reflector& ref = reflectors_[k];
+  const auto host = host_of(ref.socket);
+  if (!host || ref.local >= 0 || locals_.size() >= kMaxLocalCandidates) return;
+  const ReflectorServer& server = ref.port->server();
+  Local l;
+  l.socket = ref.socket;
+  l.kind = Kind::Reflector;
+  l.reflector = int(k);
+  l.local_preference = locals_[*host].local_preference;
+  l.c = ref.port->candidate(l.local_preference);
+  l.c.ufrag = o_.ufrag;
+  l.address = reflector_endpoint(server.id, ref.port->tag(), server.address.port());
+  l.pairable = l.signalled = true;
+  const size_t i = add_local(std::move(l));
+  ref.local = int(i);
+  if (on_candidate) on_candidate(locals_[i].c);
+  // Called from inside on_datagram, whose time last_now_ holds.
+  pair_local(i, last_now_);
+}
+
+std::vector<Agent::ReflectorInfo> Agent::reflectors() const {
+  std::vector<ReflectorInfo> out;
+  for (const Reflector& r : reflectors_)
+    out.push_back({r.port->server(), r.socket, r.port->tag(), r.port->ready(), r.port->counters()});
+  return out;
 }
 
 void Agent::set_remote_credentials(std::string ufrag, std::string pwd, TimePoint now) {
@@ -237,14 +330,25 @@ void Agent::add_remote_candidate(const Candidate& c, TimePoint now) {
   if (c.protocol != "udp") return skip("not UDP");
   boost::system::error_code ec;
   const auto address = boost::asio::ip::make_address(c.address, ec);
-  // Hostnames (Telegram's *.reflector, mDNS .local names) are never resolved: a reflector
-  // name is no address (the reflector port handles those), and resolving would leak.
-  if (ec) return skip("a hostname");
   if (c.port == 0) return skip("port 0");
   if (!remote_ufrag_.empty() && !c.ufrag.empty() && c.ufrag != remote_ufrag_) {
     return skip("ufrag of other credentials");
   }
-  const Endpoint e(address, c.port);
+  Endpoint e;
+  if (ec) {
+    // Hostnames are never resolved (mDNS .local names, and resolving would leak); a reflector
+    // name stands for the peer's port on one of our reflectors, reached only through it.
+    const auto name = reflector::parse_name(c.address);
+    if (!name) return skip("a hostname");
+    const bool ours = std::any_of(reflectors_.begin(), reflectors_.end(), [&](const Reflector& r) {
+      return r.port->server().id == name->server_id;
+    });
+    if (!ours) return skip("a reflector this call was not given");
+    e = reflector_endpoint(name->server_id, name->tag, c.port);
+  } else {
+    if (in_discard_prefix(address)) return skip("in the discard prefix 100::/64");
+    e = Endpoint(address, c.port);
+  }
   if (auto known = find_remote(e)) {
     // A signalled candidate replaces the peer-reflexive one learnt from its checks (RFC 8445
     // §7.3.1.3); its priority changes the pairs'.
@@ -273,8 +377,17 @@ uint32_t Agent::prflx_priority(size_t local) const {
 
 std::optional<size_t> Agent::make_pair(size_t local, size_t remote, TimePoint now) {
   const Local& l = locals_[local];
-  if (!l.pairable || !same_family(l.address, remotes_[remote].endpoint)) return std::nullopt;
-  if (o_.relay_only && l.kind != Kind::Relay) return std::nullopt;
+  if (!l.pairable) return std::nullopt;
+  const Endpoint& re = remotes_[remote].endpoint;
+  if (const auto name = reflector_name_of(re); name || l.kind == Kind::Reflector) {
+    // §5.4: reflector to reflector on the same server and port (tgcalls' CreateConnection).
+    if (!name || l.kind != Kind::Reflector) return std::nullopt;
+    const ReflectorServer& server = reflectors_[size_t(l.reflector)].port->server();
+    if (name->server_id != server.id || re.port() != server.address.port()) return std::nullopt;
+  } else if (!same_family(l.address, re)) {
+    return std::nullopt;
+  }
+  if (o_.relay_only && l.kind != Kind::Relay && l.kind != Kind::Reflector) return std::nullopt;
   for (size_t i = 0; i < pairs_.size(); ++i) {
     if (pairs_[i].local == local && pairs_[i].remote == remote) return i;
   }
@@ -320,6 +433,13 @@ std::vector<Candidate> Agent::local_candidates() const {
 
 bool Agent::send_from(size_t local, const Endpoint& to, std::string_view bytes) {
   const Local& l = locals_[local];
+  const auto name = reflector_name_of(to);
+  if (l.reflector >= 0) {
+    if (!name) return false;
+    return reflectors_[size_t(l.reflector)].port->send_to(name->tag, bytes);
+  }
+  // A synthetic endpoint is no destination: only its reflector port can reach that peer.
+  if (name) return false;
   if (l.turn >= 0) return turns_[size_t(l.turn)].client->send_to(to, bytes);
   if (!send) return false;
   send(l.socket, to, bytes);
@@ -330,6 +450,15 @@ std::optional<std::string_view> Agent::on_datagram(int socket, const Endpoint& f
                                                    std::string_view data, TimePoint now) {
   last_now_ = now;
   if (state_ == State::Failed) return std::nullopt;
+  for (Reflector& r : reflectors_) {
+    if (r.socket != socket || r.port->server().address != from) continue;
+    auto in = r.port->on_datagram(from, data, now);
+    if (!in || r.local < 0) return std::nullopt;
+    const ReflectorServer& server = r.port->server();
+    return on_peer_datagram(size_t(r.local),
+                            reflector_endpoint(server.id, in->sender, server.address.port()),
+                            in->data, now);
+  }
   for (Turn& t : turns_) {
     if (t.socket != socket || t.client->server() != from) continue;
     // One server is often both (Telegram's supports_stun and supports_turn): the answer to a
@@ -442,7 +571,9 @@ void Agent::on_request(size_t local, const Endpoint& from, const stun::Message& 
       r.endpoint = from;
       r.c.foundation = foundation_of("prflx", from.address(), {});
       r.c.priority = m.get_u32(stun::attr::kPriority).value_or(0);
-      r.c.address = from.address().to_string();
+      const auto name = reflector_name_of(from);
+      r.c.address =
+          name ? reflector::candidate_name(name->server_id, name->tag) : from.address().to_string();
       r.c.port = from.port();
       r.c.type = "prflx";
       r.c.ufrag = std::string(username->substr(colon + 1));
@@ -705,6 +836,8 @@ void Agent::fail() {
 void Agent::close(TimePoint now) {
   for (Turn& t : turns_)
     t.client->close(now);
+  for (Reflector& r : reflectors_)
+    r.port->stop();
   fail();
 }
 
@@ -713,6 +846,9 @@ void Agent::tick(TimePoint now) {
   if (state_ == State::Failed) return;
   for (Turn& t : turns_)
     t.client->tick(now);
+  // Hellos go on while the call lives (§8): the reflector forgets idle ports.
+  for (Reflector& r : reflectors_)
+    r.port->tick(now);
   for (size_t i = 0; i < gathers_.size();) {
     Gather& g = gathers_[i];
     if (!g.done && now >= g.next) {
@@ -776,6 +912,8 @@ TimePoint Agent::next_tick() const {
   if (state_ == State::Failed) return next;
   for (const Turn& t : turns_)
     next = std::min(next, t.client->next_tick());
+  for (const Reflector& r : reflectors_)
+    next = std::min(next, r.port->next_tick());
   for (const Gather& g : gathers_) {
     if (!g.done) next = std::min(next, g.next);
   }

@@ -16,6 +16,15 @@
 // agent nominates one that works; the controlled one follows the nomination); an answer again
 // -> Connected.
 //
+// Telegram's reflectors (TELEGRAM-CALLS.md §5): a ReflectorPort per (reflector address, socket
+// of its family); once READY its relay candidate "reflector-<id>-<tag>.reflector" is signalled.
+// Such names are never resolved: a remote reflector candidate is given a synthetic endpoint in
+// the IPv6 discard prefix 100::/64 (RFC 6666) that encodes its server id and tag, so the
+// Endpoint-keyed tables (pairs, checks, prflx learning) work unchanged; only the reflector port
+// of the same server id ever sends to one, framing the datagram for the peer's tag. A datagram
+// is never sent to a synthetic address (send_from refuses it), and real candidates in 100::/64
+// are refused, so the two cannot be confused.
+//
 // Failed is only ever set by the owner (fail()): candidates can keep coming (continual
 // gathering on the peer's side), so the agent never knows that nothing new can come; the 20 s
 // rule of the Telegram engine decides.
@@ -32,6 +41,7 @@
 #include <vector>
 
 #include "media/webrtc/ice/candidate.hpp"
+#include "media/webrtc/ice/reflector.hpp"
 #include "media/webrtc/ice/stun.hpp"
 #include "media/webrtc/ice/turn.hpp"
 
@@ -57,6 +67,7 @@ class Agent {
   static constexpr size_t kMaxRemoteCandidates = 64;
   static constexpr size_t kMaxPairs = 256;
   static constexpr size_t kMaxChecksInFlight = 64;
+  static constexpr size_t kMaxReflectorPorts = 16;
   static constexpr std::chrono::milliseconds kTa{25};
   static constexpr std::chrono::milliseconds kConsentTimeout{5000};
 
@@ -85,9 +96,13 @@ class Agent {
   void add_socket(int socket, const Endpoint& local, TimePoint now);
   // Gathers srflx (STUN binding) or relay (TURN allocate) on every socket of the server's family.
   void add_server(const Server& s, TimePoint now);
+  // A reflector port (its own random tag) on every socket of the reflector address's family;
+  // hellos start at once and go on while the agent lives.
+  void add_reflector(const ReflectorServer& r, TimePoint now);
   void set_remote_credentials(std::string ufrag, std::string pwd, TimePoint now);
-  // Hostnames (e.g. *.reflector) are never resolved: such candidates are skipped and logged,
-  // as are non-UDP ones, other components and ones whose ufrag is not the remote one.
+  // Hostnames are never resolved: "reflector-<id>-<tag>.reflector" is taken when a reflector of
+  // that id was added (and paired only with its ports, same port, §5.4); other names are skipped
+  // and logged, as are non-UDP ones, other components and ones whose ufrag is not the remote one.
   void add_remote_candidate(const Candidate& c, TimePoint now);
 
   // Every datagram the leg's sockets receive. Returns the application payload (DTLS/SRTP,
@@ -124,15 +139,28 @@ class Agent {
   };
   const Counters& counters() const { return counters_; }
 
+  struct ReflectorInfo {
+    ReflectorServer server;
+    int socket = -1;
+    uint32_t tag = 0;
+    bool ready = false;
+    ReflectorPort::Counters counters;
+  };
+  std::vector<ReflectorInfo> reflectors() const;
+  // The synthetic endpoint of a reflector candidate, and back (nothing for any other endpoint).
+  static Endpoint reflector_endpoint(uint8_t server_id, uint32_t tag, uint16_t port);
+  static std::optional<reflector::Name> reflector_name_of(const Endpoint& e);
+
  private:
   enum class PairState { Frozen, Waiting, InProgress, Succeeded, Failed };
-  enum class Kind { Host, Srflx, Relay };
+  enum class Kind { Host, Srflx, Relay, Reflector };
   struct Local {
     Candidate c;
     Kind kind = Kind::Host;
     int socket = -1;
-    Endpoint address;  // host: the socket's; srflx: mapped; relay: relayed
-    int turn = -1;     // index into turns_ for relay candidates
+    Endpoint address;    // host: the socket's; srflx: mapped; relay: relayed
+    int turn = -1;       // index into turns_ for relay candidates
+    int reflector = -1;  // index into reflectors_ for reflector candidates
     uint32_t local_preference = 0;
     bool pairable = false, signalled = false;
   };
@@ -172,6 +200,11 @@ class Agent {
     int socket = -1;
     int local = -1;  // the relay candidate, once allocated
   };
+  struct Reflector {
+    std::unique_ptr<ReflectorPort> port;
+    int socket = -1;
+    int local = -1;  // the reflector candidate, once READY
+  };
 
   std::optional<std::string_view> on_peer_datagram(size_t local, const Endpoint& from,
                                                    std::string_view data, TimePoint now);
@@ -179,6 +212,7 @@ class Agent {
   void on_response(size_t check, const Endpoint& from, const stun::Message& m, TimePoint now);
   void on_gather_response(const stun::Message& m, TimePoint now);
   void on_allocated(size_t turn, const Endpoint& relayed, const Endpoint& mapped);
+  void on_reflector_ready(size_t reflector);
 
   bool send_from(size_t local, const Endpoint& to, std::string_view bytes);
   bool sendable(const Pair& p) const;
@@ -211,6 +245,7 @@ class Agent {
   std::vector<Check> checks_;
   std::vector<Gather> gathers_;
   std::vector<Turn> turns_;
+  std::vector<Reflector> reflectors_;
   std::deque<size_t> triggered_;
   std::optional<size_t> selected_;
   std::optional<size_t> nominating_;
