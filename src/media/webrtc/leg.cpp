@@ -178,6 +178,8 @@ bool WebRtcLeg::start(std::string* error) {
   }
   for (const auto& server : options_.servers)
     agent_.add_server(server, now);
+  for (const auto& r : options_.reflectors)
+    agent_.add_reflector(r, now);
   arm_timer();
   return true;
 }
@@ -376,14 +378,40 @@ nlohmann::json WebRtcLeg::status() const {
                       {"srtp", srtp_profile_},
                       {"data_channel", sctp_ && sctp_->open()}};
   if (auto p = agent_.selected()) {
-    j["path"] = p->local.type == "relay" || p->remote.type == "relay" ? "relay"
-                : p->local.type == "srflx" || p->remote.type == "srflx" ||
-                        p->local.type == "prflx" || p->remote.type == "prflx"
-                    ? "srflx"
-                    : "host";
+    // A reflector pair is reflector to reflector on one server (§5.4): the local name says it.
+    if (auto r = ice::reflector::parse_name(p->local.address)) {
+      j["path"] = "reflector";
+      j["reflector_id"] = r->server_id;
+    } else {
+      j["path"] = p->local.type == "relay" || p->remote.type == "relay" ? "relay"
+                  : p->local.type == "srflx" || p->remote.type == "srflx" ||
+                          p->local.type == "prflx" || p->remote.type == "prflx"
+                      ? "srflx"
+                      : "host";
+    }
     j["local_candidate"] = p->local.to_sdp();
     j["remote_candidate"] = p->remote.to_sdp();
     if (p->rtt) j["rtt_ms"] = p->rtt->count();
+  }
+  // The reflector ports: whether each answered and what went through it.
+  const auto reflectors = agent_.reflectors();
+  if (!reflectors.empty()) {
+    auto& list = j["reflectors"] = nlohmann::json::array();
+    for (const auto& r : reflectors) {
+      const auto& a = r.server.address;
+      const std::string address =
+          (a.address().is_v6() ? "[" + a.address().to_string() + "]" : a.address().to_string()) +
+          ":" + std::to_string(a.port());
+      list.push_back({{"id", r.server.id},
+                      {"address", address},
+                      {"tag", r.tag},
+                      {"ready", r.ready},
+                      {"hellos", r.counters.hellos_sent},
+                      {"replies", r.counters.replies},
+                      {"data_in", r.counters.data_in},
+                      {"data_out", r.counters.data_out},
+                      {"dropped", r.counters.dropped}});
+    }
   }
   return j;
 }

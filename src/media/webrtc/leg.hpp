@@ -43,6 +43,8 @@ class WebRtcLeg {
     bool data_channel = true;  // open or accept the SCTP data channel once DTLS is up
     bool channel_opener = false;
     std::vector<ice::Server> servers;  // STUN and TURN
+    // Telegram's UDP reflectors (a port per local address of the family, TELEGRAM-CALLS.md §5).
+    std::vector<ice::ReflectorServer> reflectors;
     // Where host candidates are gathered: empty, every up interface but loopback (what WebRTC
     // peers gather too; loopback candidates would only be reachable from this machine).
     std::vector<boost::asio::ip::address> addresses;

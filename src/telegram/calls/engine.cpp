@@ -12,6 +12,7 @@
 #include "media/webrtc/ice/candidate.hpp"
 #include "media/webrtc/leg.hpp"
 #include "telegram/calls/messages.hpp"
+#include "telegram/calls/servers.hpp"
 #include "telegram/calls/signaling.hpp"
 
 namespace esg::telegram::calls {
@@ -47,10 +48,6 @@ std::string text(const json& j, const char* key) {
 bool flag(const json& j, const char* key, bool otherwise) {
   const json& v = member(j, key);
   return v.is_boolean() ? v.get<bool>() : otherwise;
-}
-int64_t number(const json& j, const char* key) {
-  const json& v = member(j, key);
-  return v.is_number_integer() ? v.get<int64_t>() : 0;
 }
 
 uint32_t random_u32() {
@@ -127,6 +124,18 @@ CallEngine::~CallEngine() {
   stop();
 }
 
+void CallEngine::read_custom_parameters(const std::string& text) {
+  // §8: esg knows none of the experiments, so every key set to true gets a warning.
+  CustomParameters p = parse_custom_parameters(text);
+  if (!p.valid)
+    log::call("telegram", spdlog::level::warn, options_.call_id,
+              "custom_parameters is not a JSON object: {}", text);
+  for (const auto& key : p.unknown_true)
+    log::call("telegram", spdlog::level::warn, options_.call_id,
+              "custom_parameters sets {} to true: an experiment esg does not know", key);
+  custom_parameters_ = std::move(p.value);
+}
+
 bool CallEngine::start(const json& ready, bool outgoing, std::string* error) {
   if (started_) return true;
   outgoing_ = outgoing;
@@ -152,32 +161,24 @@ bool CallEngine::start(const json& ready, bool outgoing, std::string* error) {
   lo.relay_only = !allow_p2p;
   lo.addresses = options_.addresses;
   lo.ports = options_.ports;
-  for (const auto& s : member(ready, "servers")) {
-    const json& type = member(s, "type");
-    const std::string t = text(type, "@type");
-    if (t != "callServerTypeWebrtc") {
-      // Telegram's reflectors come with the next issue (§5).
-      ++skipped_servers_;
-      log::call("telegram", spdlog::level::info, options_.call_id,
-                "call server {} ({}) skipped: reflectors are not supported yet",
-                member(s, "id").dump(), t);
-      continue;
-    }
-    for (const char* field : {"ip_address", "ipv6_address"}) {
-      boost::system::error_code ec;
-      const auto addr = asio::ip::make_address(text(s, field), ec);
-      const int64_t port = number(s, "port");
-      if (ec || port <= 0 || port > 65535) continue;
-      const media::ice::Endpoint ep(addr, uint16_t(port));
-      if (flag(type, "supports_stun", false)) lo.servers.push_back({ep, false, {}, {}});
-      if (flag(type, "supports_turn", false))
-        lo.servers.push_back({ep, true, text(type, "username"), text(type, "password")});
-    }
+  CallServers servers = parse_call_servers(member(ready, "servers"));
+  for (const auto& s : servers.skipped) {
+    log::call("telegram", spdlog::level::info, options_.call_id, "call server {} ({}) skipped: {}",
+              s.id, s.address, s.why);
   }
-  if (lo.relay_only &&
+  skipped_servers_ = servers.skipped.size();
+  skipped_tcp_reflectors_ = servers.skipped_tcp_reflectors;
+  for (const auto& r : servers.reflectors) {
+    log::call("telegram", spdlog::level::info, options_.call_id, "reflector {} at {}:{}", int(r.id),
+              r.address.address().to_string(), r.address.port());
+  }
+  lo.servers = std::move(servers.ice);
+  lo.reflectors = std::move(servers.reflectors);
+  if (lo.relay_only && lo.reflectors.empty() &&
       std::none_of(lo.servers.begin(), lo.servers.end(), [](const auto& s) { return s.turn; })) {
     log::call("telegram", spdlog::level::warn, options_.call_id,
-              "peer to peer is not allowed and there is no TURN server: the call cannot connect");
+              "peer to peer is not allowed and there is no TURN server or reflector: the call "
+              "cannot connect");
   }
   // §8: what the server passes to tgcalls; V2 reads none of `config`, but an experiment in
   // custom_parameters would change the wire, so it is always in the log.
@@ -185,6 +186,7 @@ bool CallEngine::start(const json& ready, bool outgoing, std::string* error) {
             "Telegram call media: version {}, {}, p2p {}, {} server(s), custom_parameters {}",
             version_, outgoing ? "outgoing" : "incoming", allow_p2p, lo.servers.size(),
             text(ready, "custom_parameters"));
+  read_custom_parameters(text(ready, "custom_parameters"));
 
   signaling_ = std::make_unique<SignalingChannel>(key, outgoing);
   signaling_->send = [this](std::string blob) {
@@ -565,6 +567,8 @@ json CallEngine::status() const {
                       {"dropped", c.undecryptable + c.malformed + c.replayed + c.oversized},
                       {"ignored", ignored_messages_}};
   }
+  j["skipped_tcp_reflectors"] = skipped_tcp_reflectors_;
+  if (started_) j["custom_parameters"] = custom_parameters_;
   return j;
 }
 

@@ -61,6 +61,7 @@ class CallEngine final : public TelegramMedia {
   nlohmann::json status() const override;
 
  private:
+  void read_custom_parameters(const std::string& text);
   void on_message(const std::string& text);
   void on_initial_setup(const InitialSetup& m);
   void on_negotiate(const NegotiateChannels& m);
@@ -110,6 +111,8 @@ class CallEngine final : public TelegramMedia {
   boost::asio::steady_timer signaling_timer_, second_timer_, silence_timer_;
   bool silence_on_ = false;
   uint64_t ignored_messages_ = 0, skipped_servers_ = 0;
+  uint64_t skipped_tcp_reflectors_ = 0;
+  nlohmann::json custom_parameters_;  // callStateReady's, parsed (§8)
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
