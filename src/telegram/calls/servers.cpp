@@ -132,4 +132,20 @@ CallServers parse_call_servers(const json& servers) {
   return out;
 }
 
+CustomParameters parse_custom_parameters(const std::string& text) {
+  CustomParameters out;
+  if (text.empty()) return out;
+  json parsed = json::parse(text, nullptr, false);
+  if (!parsed.is_object()) {
+    out.valid = false;
+    out.value = text;
+    return out;
+  }
+  for (auto it = parsed.begin(); it != parsed.end(); ++it) {
+    if (it.value().is_boolean() && it.value().get<bool>()) out.unknown_true.push_back(it.key());
+  }
+  out.value = std::move(parsed);
+  return out;
+}
+
 }  // namespace esg::telegram::calls

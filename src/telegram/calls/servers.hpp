@@ -30,4 +30,15 @@ struct CallServers {
 // numbered in a uint8; those past it are skipped.
 CallServers parse_call_servers(const nlohmann::json& servers);
 
+// callStateReady.custom_parameters (§8): a JSON object of tgcalls experiments, as a string that
+// may be empty or not JSON at all. esg implements none of the experiments (it speaks the plain V2
+// wire of 8.0.0/9.0.0), so every key set to true is one it does not know, and may change the
+// wire (network_use_mtproto, network_standalone_reflectors...).
+struct CustomParameters {
+  nlohmann::json value = nlohmann::json::object();  // the object; the text itself if not one
+  bool valid = true;                                // empty or a JSON object
+  std::vector<std::string> unknown_true;            // the keys set to true, in order
+};
+CustomParameters parse_custom_parameters(const std::string& text);
+
 }  // namespace esg::telegram::calls

@@ -106,5 +106,27 @@ TEST(CallServers, BadEntriesAreSkippedAndNamedNeverThrown) {
   EXPECT_TRUE(parse_call_servers(json::object()).skipped.empty());
 }
 
+TEST(CustomParameters, EveryTrueKeyIsUnknownEmptyAndInvalidAreSurvived) {
+  auto p = parse_custom_parameters(
+      R"({"network_use_mtproto": true, "network_standalone_reflectors": false, "x": 1,)"
+      R"( "network_enable_shared_socket": true})");
+  EXPECT_TRUE(p.valid);
+  // nlohmann's object keeps keys sorted.
+  EXPECT_EQ(p.unknown_true,
+            (std::vector<std::string>{"network_enable_shared_socket", "network_use_mtproto"}));
+  EXPECT_EQ(p.value["x"], 1);
+  EXPECT_EQ(p.value["network_standalone_reflectors"], false);
+  p = parse_custom_parameters("");
+  EXPECT_TRUE(p.valid);
+  EXPECT_EQ(p.value, json::object());
+  EXPECT_TRUE(p.unknown_true.empty());
+  for (const char* bad : {"{", "[true]", "true", "\"network_use_mtproto\": true"}) {
+    p = parse_custom_parameters(bad);
+    EXPECT_FALSE(p.valid) << bad;
+    EXPECT_EQ(p.value, bad);
+    EXPECT_TRUE(p.unknown_true.empty());
+  }
+}
+
 }  // namespace
 }  // namespace esg::telegram::calls
