@@ -535,6 +535,22 @@ void Transport::file(Stamped s, const Peer& peer, std::string_view bytes, bool o
   if (log_) log_->fill(s.ticket, std::move(r));
 }
 
+void Transport::note(std::string_view call_id, std::string_view lane, std::string text) {
+  if (!index_ || call_id.empty()) return;
+  PacketRecord r;
+  r.direction = Direction::Recv;
+  r.proto = std::string(lane);
+  r.peer = std::string(lane);
+  r.packet = std::move(text);
+  if (log_) {
+    log_->stamp(r);
+  } else {
+    r.counter = packet_counter_++;
+    r.time = std::chrono::system_clock::now();
+  }
+  index_->add(call_id, {}, r);
+}
+
 void Transport::log(Direction d, const Peer& peer, std::string_view bytes, bool ok, size_t worker,
                     uint32_t connection) {
   file(stamp(d, peer, worker, connection), peer, bytes, ok);

@@ -116,6 +116,11 @@ class Transport {
   // Every packet sent or received is also filed under its Call-ID here (call diagrams), whether
   // or not the trn log is on. Set before start; nullptr: none.
   void set_packet_index(SharedPacketIndex* index) { index_ = index; }
+  // Something that happened to call `call_id` outside SIP (a Telegram call's states and media
+  // events, issue 22), filed in the packet index with proto `lane` and `text` as its packet, in
+  // the one order of all packets (the trn log's sequence, without a line in the log), so that
+  // the call's diagram shows it exactly where it happened. Thread-safe; nothing without an index.
+  void note(std::string_view call_id, std::string_view lane, std::string text);
   // Told of every packet sent or received (HEP export), on the worker. Set before start.
   using Tap = std::function<void(const PacketRecord& record, const Peer& peer)>;
   void set_tap(Tap tap) { tap_ = std::move(tap); }

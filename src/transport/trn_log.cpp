@@ -201,6 +201,12 @@ TrnLog::Ticket TrnLog::open(PacketRecord& record) {
   return front_ticket_ + queue_.size() - 1;
 }
 
+void TrnLog::stamp(PacketRecord& record) {
+  std::lock_guard lock(mu_);
+  record.time = std::chrono::system_clock::now();
+  record.counter = next_counter_++;
+}
+
 void TrnLog::fill(Ticket ticket, PacketRecord record) {
   if (ticket == 0) return;
   bool front = false;

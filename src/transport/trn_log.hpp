@@ -76,6 +76,9 @@ class TrnLog {
   using Ticket = uint64_t;
   Ticket open(PacketRecord& record);
   void fill(Ticket ticket, PacketRecord record);
+  // A time and a counter from the same sequence, for a record that is not logged (an event on
+  // a call's diagram): the line numbers of the log then skip it.
+  void stamp(PacketRecord& record);
   // open() and fill() at once: a received packet, stamped on arrival.
   void stamp_and_write(PacketRecord record);
   // Waits until everything queued so far is on disk (tests, shutdown).

@@ -156,5 +156,25 @@ TEST(PacketIndexBytes, OldCallsMakeRoomWhenTheByteBoundIsReached) {
   EXPECT_EQ(index.packets("c").size(), 1u);
 }
 
+// A Telegram call's lane (issue 22): events filed between a call's packets keep their place in
+// the one order of all packets, with their lane as proto.
+TEST_F(LoopbackPair, NotesTakeTheirPlaceAmongTheCallsPackets) {
+  a.note("lane-1", "telegram", "updateCall pending");
+  ASSERT_TRUE(a.send(to_b(Proto::Udp), request("lane-1", a.local_port(0), 10, "INVITE")));
+  ASSERT_TRUE(received.wait(1));
+  a.note("lane-1", "telegram", "updateCall ready");
+  a.note("", "telegram", "no call: not filed");
+  const auto packets = index.packets("lane-1");
+  ASSERT_EQ(packets.size(), 3u);
+  EXPECT_EQ(packets[0].proto, "telegram");
+  EXPECT_EQ(packets[0].packet, "updateCall pending");
+  EXPECT_EQ(packets[1].proto, "udp");
+  EXPECT_EQ(packets[1].packet.rfind("INVITE ", 0), 0u);
+  EXPECT_EQ(packets[2].packet, "updateCall ready");
+  EXPECT_LT(packets[0].counter, packets[1].counter);
+  EXPECT_LT(packets[1].counter, packets[2].counter);
+  EXPECT_LE(packets[0].time, packets[1].time);
+}
+
 }  // namespace
 }  // namespace esg::transport

@@ -244,6 +244,23 @@ TEST_F(TrnLogFiles, StampsAreOneOrderAcrossThreads) {
   EXPECT_EQ(expected, uint64_t(kThreads * kEach));
 }
 
+// An event on a call's diagram (issue 22) takes its place in the packets' order without a line.
+TEST_F(TrnLogFiles, AStampForTheDiagramTakesTheNextCounterAndWritesNoLine) {
+  TrnLog log({dir_.string(), 1 << 20, 1000});
+  PacketRecord before = record(Direction::Recv, "OPTIONS sip:x SIP/2.0\r\n\r\n");
+  log.fill(log.open(before), before);
+  PacketRecord event = record(Direction::Recv, "updateCall ready");
+  event.time = {};
+  log.stamp(event);
+  PacketRecord after = record(Direction::Recv, "OPTIONS sip:x SIP/2.0\r\n\r\n");
+  log.fill(log.open(after), after);
+  log.flush();
+  EXPECT_EQ(event.counter, before.counter + 1);
+  EXPECT_EQ(after.counter, event.counter + 1);
+  EXPECT_GE(event.time, before.time);
+  EXPECT_EQ(log.written(), 2u);
+}
+
 TEST(PacketIndex, FilesPacketsInTheOrderOfTheirStamps) {
   PacketIndex index(10, 4);
   auto at = [](uint64_t counter, const char* packet) {
