@@ -186,6 +186,14 @@ void CallBoard::annotate(const std::string& leg_call_id, const std::string& key,
   notes_[leg_call_id] = {key, std::move(value)};
 }
 
+std::optional<nlohmann::json> CallBoard::note(const std::string& leg_call_id,
+                                              const std::string& key) const {
+  std::lock_guard lock(mu_);
+  auto it = notes_.find(leg_call_id);
+  if (it == notes_.end() || it->second.first != key) return std::nullopt;
+  return it->second.second;
+}
+
 nlohmann::json CallBoard::with_notes(const nlohmann::json& call) const {
   if (notes_.empty()) return call;
   nlohmann::json out = call;

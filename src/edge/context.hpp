@@ -86,6 +86,9 @@ class CallBoard {
   // call): shown as `key` on the call whose A or B leg has Call-ID `leg_call_id`. Kept until
   // the call leaves the board (an annotation of no call left is dropped with the next one).
   void annotate(const std::string& leg_call_id, const std::string& key, nlohmann::json value);
+  // The annotation `key` of a leg, while kept (a call's CDR takes its Telegram side's fields
+  // from it when the call ends, after it has left the board).
+  std::optional<nlohmann::json> note(const std::string& leg_call_id, const std::string& key) const;
 
  private:
   nlohmann::json with_notes(const nlohmann::json& call) const;

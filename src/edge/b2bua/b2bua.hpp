@@ -47,6 +47,9 @@ struct B2buaOptions {
   B2buaMedia media;
 };
 
+// The fields of a Telegram call's CDR (issue 22) from what the board says of its Telegram side.
+nlohmann::json telegram_cdr_fields(const nlohmann::json& telegram);
+
 class B2bua {
  public:
   // `new_call_id` makes a Call-ID that hashes to this worker (the B leg must stay here).
@@ -86,7 +89,10 @@ class B2bua {
   // trace (the final CDR, the board); intermediate CDR records leave it out (building it is a
   // tenth of a call's CPU, and the writer keeps only the last record).
   static nlohmann::json describe(const Call& c, size_t worker, bool decisions);
-  static store::Cdr cdr_of(const Call& c, size_t worker, bool last);
+  // `telegram`: what the board says of the call's Telegram side (CallBridge), when it has one:
+  // the fields that matter after the call go into the record (issue 22).
+  static store::Cdr cdr_of(const Call& c, size_t worker, bool last,
+                           const nlohmann::json* telegram = nullptr);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -325,8 +325,14 @@ void B2bua::Impl::abandon(const std::string& call_id, const Call::Earlier& e) {
 }
 
 void B2bua::Impl::write_cdr(const Call& c, bool last) {
-  if (CdrWriter* w = context_.cdrs())
-    w->write(c.id + "#" + std::to_string(c.started), cdr_of(c, worker_, last), last);
+  CdrWriter* w = context_.cdrs();
+  if (!w) return;
+  // A Telegram line's call: its Telegram side is noted on one of the legs (CallBridge).
+  std::optional<nlohmann::json> tg;
+  for (const std::string* leg : {&c.a.call_id, &c.b.call_id})
+    if (!tg && !leg->empty()) tg = context_.board().note(*leg, "telegram");
+  w->write(c.id + "#" + std::to_string(c.started), cdr_of(c, worker_, last, tg ? &*tg : nullptr),
+           last);
 }
 
 }  // namespace esg::edge

@@ -33,7 +33,39 @@ json B2bua::describe(const Call& c, size_t worker, bool decisions) {
           {"worker", worker}};
 }
 
-store::Cdr B2bua::cdr_of(const Call& c, size_t worker, bool last) {
+// A Telegram call's fields that matter once it is over (the calls API has the rest): what
+// carried it, how long it took to connect, how often and how long it lost its path, how it
+// ended ("no_path_20s": the 20 s rule). The Telegram side ended by the SIP side's hangup has
+// not said so yet when the record is written: then it ended by hangup.
+json telegram_cdr_fields(const json& t) {
+  static const char* kKeys[] = {"version",
+                                "path",
+                                "reflector_id",
+                                "local_candidate",
+                                "remote_candidate",
+                                "connect_ms",
+                                "reconnection_count",
+                                "reconnecting_ms",
+                                "loss",
+                                "remote_loss",
+                                "rtt_ms",
+                                "jitter_ms",
+                                "late",
+                                "concealed",
+                                "state",
+                                "ended_by",
+                                "custom_parameters"};
+  json out = json::object();
+  if (!t.is_object()) return out;
+  for (const char* k : kKeys) {
+    auto it = t.find(k);
+    if (it != t.end() && !it->is_null()) out[k] = *it;
+  }
+  if (!out.contains("ended_by")) out["ended_by"] = "hangup";
+  return out;
+}
+
+store::Cdr B2bua::cdr_of(const Call& c, size_t worker, bool last, const json* telegram) {
   static const char* kStates[] = {"active", "active", "active", "answered", "answered", "ended"};
   json j = describe(c, worker, last);
   j["ended"] = c.ended;
@@ -41,6 +73,7 @@ store::Cdr B2bua::cdr_of(const Call& c, size_t worker, bool last) {
   j["status"] = c.final_status;
   j["hangup_by"] = c.hangup_by;
   j["reason"] = c.end_reason;
+  if (telegram) j["telegram"] = telegram_cdr_fields(*telegram);
   store::Cdr cdr;
   cdr.call_id = c.id;
   cdr.started_ms = c.started;
