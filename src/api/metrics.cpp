@@ -59,6 +59,52 @@ double number(const json& j, const char* key) {
   return it != j.end() && it->is_number() ? it->get<double>() : 0.0;
 }
 
+// The Telegram calls' media (issue 22), summed over the lines (each line's `media` counters,
+// CallBridge::media_counters()): counted once per call, at the event or at the call's end.
+void telegram_media(MetricsText& m, const json& lines) {
+  static constexpr size_t kBuckets = 9;
+  static const char* kLe[kBuckets] = {"0.1", "0.25", "0.5", "1", "2", "5", "10", "20", "+Inf"};
+  std::map<std::pair<std::string, std::string>, double> connected;
+  double buckets[kBuckets] = {}, sum_ms = 0, reconnections = 0, no_path = 0, undecryptable = 0,
+         skipped = 0;
+  for (const auto& l : lines) {
+    const json media = l.value("media", json::object());
+    if (!media.is_object()) continue;
+    for (const auto& c : media.value("connected", json::array()))
+      connected[{c.value("path", ""), c.value("version", "")}] += number(c, "calls");
+    const json b = media.value("connect_buckets", json::array());
+    for (size_t i = 0; i < kBuckets && i < b.size(); ++i)
+      buckets[i] += b[i].is_number() ? b[i].get<double>() : 0.0;
+    sum_ms += number(media, "connect_ms_sum");
+    reconnections += number(media, "reconnections");
+    no_path += number(media, "no_path_20s");
+    undecryptable += number(media, "signaling_undecryptable");
+    skipped += number(media, "skipped_tcp_reflectors");
+  }
+  m.family("esg_telegram_calls_connected_total", "counter",
+           "Telegram calls whose media connected, by path (host, srflx, relay, reflector) and "
+           "call protocol version");
+  for (const auto& [k, v] : connected)
+    m.sample("esg_telegram_calls_connected_total", {{"path", k.first}, {"version", k.second}}, v);
+  m.family("esg_telegram_connect_seconds", "histogram",
+           "time from a Telegram call's ready state to its media connecting");
+  double total = 0;
+  for (size_t i = 0; i < kBuckets; ++i) {
+    total += buckets[i];
+    m.sample("esg_telegram_connect_seconds_bucket", {{"le", kLe[i]}}, total);
+  }
+  m.sample("esg_telegram_connect_seconds_sum", sum_ms / 1000.0);
+  m.sample("esg_telegram_connect_seconds_count", total);
+  m.single("esg_telegram_reconnections_total", "counter",
+           "times a connected Telegram call lost its media path (reconnecting)", reconnections);
+  m.single("esg_telegram_calls_no_path_total", "counter",
+           "Telegram calls ended by the 20 s rule (no media path for 20 s)", no_path);
+  m.single("esg_telegram_signaling_undecryptable_total", "counter",
+           "Telegram call signaling packets dropped because they did not decrypt", undecryptable);
+  m.single("esg_telegram_tcp_reflectors_skipped_total", "counter",
+           "TCP reflectors of Telegram calls skipped (esg uses UDP reflectors)", skipped);
+}
+
 }  // namespace
 
 std::string render_metrics(const MetricsSources& s) {
@@ -236,7 +282,8 @@ std::string render_metrics(const MetricsSources& s) {
 
   if (s.telegram) {
     std::map<std::string, double> states;
-    for (const auto& l : s.telegram())
+    const json lines = s.telegram();
+    for (const auto& l : lines)
       states[l.value("state", "")] += 1;
     m.family("esg_telegram_lines", "gauge", "Telegram lines by authorization state");
     for (const char* st : {"starting", "wait_phone", "wait_code", "wait_password", "ready",
@@ -244,6 +291,7 @@ std::string render_metrics(const MetricsSources& s) {
       states.emplace(st, 0);
     for (const auto& [k, v] : states)
       m.sample("esg_telegram_lines", {{"state", k}}, v);
+    telegram_media(m, lines);
   }
   return m.text();
 }
