@@ -40,6 +40,10 @@ class TelegramMedia {
   std::function<void(std::string blob)> on_signaling;
   // The call's media cannot go on (no path for 20 s...): the call ends on both sides.
   std::function<void(const std::string& why)> on_failed;
+  // What the operator sees on the call's diagram and in the metrics (issue 22): "signaling"
+  // (InitialSetup both ways, offer/answer done), "connected" (path, version, connect_ms),
+  // "reconnecting", "reconnected" (duration_ms), "failed" (why, ended_by).
+  std::function<void(std::string_view event, const nlohmann::json& detail)> on_event;
 };
 
 // An RTP endpoint on 127.0.0.1 between a TelegramMedia and esg's relay: RTP from the relay

@@ -249,6 +249,7 @@ void CallEngine::send_initial_setup() {
   s.fingerprints.push_back({"sha-256", outgoing_ ? "actpass" : "passive", leg_->fingerprint()});
   send_message(serialize(s));
   setup_sent_ = true;
+  on_setup_exchanged();
   for (const auto& c : local_candidates_)
     send_message(serialize(Candidates{{c}}));
   local_candidates_.clear();
@@ -325,6 +326,7 @@ void CallEngine::on_initial_setup(const InitialSetup& m) {
     return;
   }
   remote_setup_ = true;
+  on_setup_exchanged();
   for (const auto& sdp : remote_candidates_)
     if (auto cand = media::ice::Candidate::parse(sdp)) leg_->add_remote_candidate(*cand);
   remote_candidates_.clear();
@@ -350,6 +352,7 @@ void CallEngine::on_negotiate(const NegotiateChannels& m) {
     if (out_pt_ < 0)
       log::call("telegram", spdlog::level::warn, options_.call_id,
                 "the peer's answer has no Opus: esg sends no audio");
+    emit("signaling", {{"step", "offer/answer done"}, {"opus_pt", out_pt_}});
     return;
   }
   if (outgoing_ && offer_sent_ && !answered_) return;  // a collision: the caller wins (§3.3)
@@ -378,6 +381,7 @@ void CallEngine::on_negotiate(const NegotiateChannels& m) {
 
 void CallEngine::on_leg_state() {
   const auto now = Clock::now();
+  if (!connection_.begun()) connection_.begin(started_at_);
   if (leg_->connected()) {
     if (lost_since_) {
       log::call("telegram", spdlog::level::info, options_.call_id,
@@ -390,7 +394,38 @@ void CallEngine::on_leg_state() {
     lost_since_ = now;
     log::call("telegram", spdlog::level::info, options_.call_id, "Telegram call media path lost");
   }
-  if (leg_->state() == media::WebRtcLeg::State::Failed) fail("media transport failed");
+  const auto change = connection_.on_path(leg_->connected(), now);
+  if (change != ConnectionRecord::Change::None) {
+    const json l = leg_->status();
+    const json path = l.value("path", json());
+    if (change == ConnectionRecord::Change::Connected) {
+      emit("connected", {{"path", path},
+                         {"version", version_},
+                         {"connect_ms", connection_.connect_ms()},
+                         {"reflector_id", l.value("reflector_id", json())},
+                         {"local_candidate", l.value("local_candidate", json())},
+                         {"remote_candidate", l.value("remote_candidate", json())}});
+    } else if (change == ConnectionRecord::Change::Reconnecting) {
+      emit("reconnecting", {{"at_ms", connection_.recent().back().at_ms}});
+    } else {
+      const int64_t d = connection_.recent().empty() ? -1 : connection_.recent().back().duration_ms;
+      emit("reconnected", {{"duration_ms", d}, {"path", path}});
+    }
+  }
+  if (leg_->state() == media::WebRtcLeg::State::Failed) {
+    connection_.end("transport_failed", true, now);
+    fail("media transport failed");
+  }
+}
+
+void CallEngine::on_setup_exchanged() {
+  if (setup_exchanged_ || !setup_sent_ || !remote_setup_) return;
+  setup_exchanged_ = true;
+  emit("signaling", {{"step", "InitialSetup both ways"}});
+}
+
+void CallEngine::emit(std::string_view event, const json& detail) {
+  if (on_event) on_event(event, detail);
 }
 
 void CallEngine::send(std::string_view opus) {
@@ -482,6 +517,8 @@ void CallEngine::second_tick() {
   if (stopped_) return;
   const auto now = Clock::now();
   if (lost_since_ && now - *lost_since_ > options_.connect_timeout) {
+    // The 20 s rule, marked as such for the CDR and the metrics (issue 22).
+    connection_.end("no_path_20s", true, now);
     fail("no media path for " +
          std::to_string(
              std::chrono::duration_cast<std::chrono::seconds>(options_.connect_timeout).count()) +
@@ -520,6 +557,8 @@ void CallEngine::fail(const std::string& why) {
   if (stopped_ || failing_) return;
   failing_ = true;
   log::call("telegram", spdlog::level::warn, options_.call_id, "Telegram call media: {}", why);
+  connection_.end("failed", true, Clock::now());  // unless a more precise reason came first
+  emit("failed", {{"why", why}, {"ended_by", connection_.ended_by()}});
   // Later, not here: a failure may be reported from deep inside the leg (a DTLS alert while it
   // handles a datagram), and stopping destroys the leg.
   std::weak_ptr<bool> alive = alive_;
@@ -539,6 +578,8 @@ void CallEngine::stop() {
   signaling_timer_.cancel();
   second_timer_.cancel();
   silence_timer_.cancel();
+  connection_.end("hangup", false, Clock::now());  // unless it failed first
+  if (leg_) last_leg_status_ = leg_->status();
   leg_.reset();
 }
 
@@ -552,6 +593,14 @@ json CallEngine::status() const {
     const json l = leg_->status();
     for (auto it = l.begin(); it != l.end(); ++it)
       j[it.key()] = it.value();
+  } else if (last_leg_status_.is_object()) {
+    for (auto it = last_leg_status_.begin(); it != last_leg_status_.end(); ++it)
+      j[it.key()] = it.value();
+  }
+  // The leg's own word (new, connecting, disconnected...) gives way to the call's: connecting
+  // (never connected yet), connected, reconnecting, failed, ended (issue 22).
+  if (started_) {
+    j.update(connection_.to_json(Clock::now()));
   } else {
     j["state"] = stopped_ ? "ended" : "new";
   }
@@ -565,6 +614,7 @@ json CallEngine::status() const {
                       {"received", c.received},
                       {"resent", c.resent},
                       {"dropped", c.undecryptable + c.malformed + c.replayed + c.oversized},
+                      {"undecryptable", c.undecryptable},
                       {"ignored", ignored_messages_}};
   }
   j["skipped_tcp_reflectors"] = skipped_tcp_reflectors_;

@@ -22,6 +22,7 @@
 
 #include "media/ports.hpp"
 #include "media/rtp.hpp"
+#include "telegram/calls/connection.hpp"
 #include "telegram/media.hpp"
 
 namespace esg::media {
@@ -78,6 +79,9 @@ class CallEngine final : public TelegramMedia {
   void silence_tick();
   void send_report();
   void fail(const std::string& why);
+  // The operator's view of the call (issue 22): an event for the diagram and the metrics.
+  void emit(std::string_view event, const nlohmann::json& detail);
+  void on_setup_exchanged();
 
   boost::asio::io_context& io_;
   Options options_;
@@ -108,6 +112,11 @@ class CallEngine final : public TelegramMedia {
   std::optional<std::chrono::steady_clock::time_point> lost_since_;  // no path since then
   std::optional<std::chrono::steady_clock::time_point> connected_at_;
   std::chrono::milliseconds first_audio_ms_{-1};
+  // State, time to connect, reconnections, why it ended; the leg's last status, kept when the
+  // leg goes so that the call's last values (path, candidates) stay shown and reach the CDR.
+  ConnectionRecord connection_;
+  nlohmann::json last_leg_status_;
+  bool setup_exchanged_ = false;
   boost::asio::steady_timer signaling_timer_, second_timer_, silence_timer_;
   bool silence_on_ = false;
   uint64_t ignored_messages_ = 0, skipped_servers_ = 0;
