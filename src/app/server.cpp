@@ -547,6 +547,10 @@ void Server::start() {
   lo.bridge.board = &edge_->board();
   lo.bridge.ports = media_ports_.get();
   lo.bridge.media_address = config_.media.address;
+  // A Telegram call's lane on its diagram, in the order of its SIP packets (issue 22).
+  lo.bridge.lane = [t = transport_.get()](const std::string& call_id, std::string text) {
+    t->note(call_id, "telegram", std::move(text));
+  };
   lo.worker = [this](int64_t id) -> boost::asio::io_context& {
     return workers_->context(size_t(id) % workers_->size());
   };

@@ -291,6 +291,9 @@ std::unique_ptr<TelegramMedia> CallBridge::make_media(const std::shared_ptr<Call
     // says so first, then the engine's detail (issue 22).
     end(c, 480, "Telegram call lost its connection: " + why, true);
   };
+  m->on_event = [this, weak](std::string_view event, const json& detail) {
+    if (auto c = weak.lock()) on_media_event(c, event, detail);
+  };
   return m;
 }
 
@@ -370,6 +373,17 @@ void CallBridge::end(const std::shared_ptr<Call>& c, uint16_t cause, const std::
     c->ring_timer = 0;
   }
   if (c->ok) c->ok->stop();
+  if (c->media) {
+    // Stopped, and its last values (state ended or failed, ended_by) on the board, before the
+    // SIP side hears of the end: the B2BUA writes the CDR, with the board's Telegram fields,
+    // when our BYE or CANCEL reaches it.
+    c->media->stop();
+    if (c->media_started) {
+      const json last = c->media->status();
+      count_ended_media(last);
+      if (options_.board) options_.board->annotate(c->call_id, "telegram", last);
+    }
+  }
   const std::string reason = reason_line(cause ? cause : 487, why);
   if (c->client && !c->answered) {
     // Our INVITE is still ringing: CANCEL it (RFC 3326 Reason: "Call completed elsewhere"...).
@@ -398,12 +412,6 @@ void CallBridge::end(const std::shared_ptr<Call>& c, uint16_t cause, const std::
 }
 
 void CallBridge::forget(const std::shared_ptr<Call>& c) {
-  if (c->media) {
-    if (options_.board && c->media_started) {
-      options_.board->annotate(c->call_id, "telegram", c->media->status());
-    }
-    c->media->stop();
-  }
   // A CANCEL's final answer (487) or a late 2xx still reaches us: keep the Call-ID a while.
   std::weak_ptr<CallBridge> weak = shared_from_this();
   const std::string id = c->call_id;
@@ -488,6 +496,7 @@ void CallBridge::publish_status() {
       {"calls_flood_until", flood_until_ms_ > now ? json(iso_time(flood_until_ms_)) : json()},
       {"restricted", restricted_ms_ != 0},
       {"calls_refused_version", version_refused_},
+      {"media", media_counters()},
       {"restricted_since", restricted_ms_ ? json(iso_time(restricted_ms_)) : json()},
       {"sip", port_ ? json("127.0.0.1:" + std::to_string(port_)) : json()}};
 }

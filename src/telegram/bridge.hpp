@@ -55,6 +55,10 @@ struct BridgeOptions {
   // media.address: where Telegram calls' media sockets bind. Unspecified (0.0.0.0, ::): every
   // interface's addresses but loopback, each a host candidate, as Telegram's apps gather.
   std::string media_address;
+  // The call's diagram (issue 22): a Telegram lane of TDLib's call states and the media
+  // engine's events, each filed under the call's Call-ID on the line's SIP side in the order
+  // of the SIP packets (Transport::note). Null: none.
+  std::function<void(const std::string& call_id, std::string text)> lane;
 };
 
 class CallBridge : public std::enable_shared_from_this<CallBridge> {
@@ -114,6 +118,13 @@ class CallBridge : public std::enable_shared_from_this<CallBridge> {
   std::unique_ptr<TelegramMedia> make_media(const std::shared_ptr<Call>& c);
   void on_signaling(const nlohmann::json& u);
   void show_media();  // every second: each call's Telegram media on the calls board
+  // The diagram's Telegram lane and /metrics (issue 22).
+  void lane(Call& c, std::string text);
+  void on_call_lane(Call& c, const nlohmann::json& call);
+  void on_media_event(const std::shared_ptr<Call>& c, std::string_view event,
+                      const nlohmann::json& detail);
+  void count_ended_media(const nlohmann::json& status);
+  nlohmann::json media_counters() const;
 
   // The daily calls to non-contacts.
   int noncontact_wait_s();  // 0: a slot is free; else seconds until one is
@@ -146,6 +157,15 @@ class CallBridge : public std::enable_shared_from_this<CallBridge> {
   int64_t restricted_ms_ = 0;       // unix ms the spam restriction was last reported
   uint64_t version_refused_ = 0;    // calls whose protocol version esg does not speak
   bool showing_media_ = false;      // the board's 1 s timer runs
+  // For /metrics, counted once per call: at the event (connected, reconnecting, the 20 s rule)
+  // or when the call ends (signaling the engine could not decrypt, skipped TCP reflectors).
+  struct MediaCounters {
+    std::map<std::pair<std::string, std::string>, uint64_t> connected;  // (path, version)
+    std::array<uint64_t, 9> connect_buckets{};  // connect time, by kConnectBucketsS
+    int64_t connect_ms_sum = 0;
+    uint64_t reconnections = 0, no_path_20s = 0, undecryptable = 0, skipped_tcp_reflectors = 0;
+  };
+  MediaCounters media_counters_;
 
   mutable std::mutex status_mu_;
   nlohmann::json status_ = nlohmann::json::object();

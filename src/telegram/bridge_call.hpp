@@ -120,8 +120,9 @@ struct CallBridge::Call {
   uint8_t opus_pt = bridge_detail::kOpusPt, event_pt = bridge_detail::kEventPt;
   std::unique_ptr<dialog::Retransmitter> ok;  // our 2xx until its ACK
   txn::Timers::Id ring_timer = 0;
-  std::string dialled;  // what the PBX dialled
-  std::string keys;     // chat digits still to send to the PBX
+  std::string dialled;     // what the PBX dialled
+  std::string keys;        // chat digits still to send to the PBX
+  std::string lane_state;  // TDLib's last call state on the diagram's lane (repeats skipped)
 };
 
 }  // namespace esg::telegram

@@ -33,6 +33,7 @@ void CallBridge::on_update(const json& u) {
     auto it = by_tg_.find(id);
     if (it != by_tg_.end()) {
       auto c = it->second;
+      on_call_lane(*c, call);
       on_call_state(c, call);
       return;
     }
@@ -43,6 +44,7 @@ void CallBridge::on_update(const json& u) {
         return;
       }
       incoming_call(call);
+      if (auto in = by_tg_.find(id); in != by_tg_.end()) on_call_lane(*in->second, call);
     }
     return;
   }

@@ -35,6 +35,7 @@ struct Fixture {
       };
   std::shared_ptr<CallBridge> bridge;
   int n = 0;
+  std::vector<std::pair<std::string, std::string>> lane;  // (Call-ID, text) on the diagram
 
   explicit Fixture(int digits_valid_s = 300) {
     config.code = "tg1";
@@ -43,6 +44,9 @@ struct Fixture {
     o.sip_host = "127.0.0.1";
     o.sip_port = esg.local_endpoint().port();
     o.digits_valid_s = digits_valid_s;
+    o.lane = [this](const std::string& call_id, std::string text) {
+      lane.emplace_back(call_id, std::move(text));
+    };
     bridge = std::make_shared<CallBridge>(
         io, config,
         [this](json req, esg::telegram::td::Hub::Answer a) {
@@ -251,6 +255,43 @@ TEST(CallBridge, ARepeated200IsAckedAgainAndAcceptsTheTelegramCallOnce) {
   for (const auto& r : f.requests)
     accepts += r.value("@type", "") == "acceptCall";
   EXPECT_EQ(accepts, 1);
+}
+
+// The diagram's Telegram lane (issue 22): TDLib's call states as the bridge sees them, once
+// each, under the Call-ID of the call's SIP side, a discard with its reason.
+TEST(CallBridge, TelegramsCallStatesGoOnTheDiagramsLaneOnceEachUnderTheCallsCallId) {
+  Fixture f;
+  f.config.number = "100";
+  f.bridge->set_account(42);
+  f.answer = [](const json&) {
+    return esg::Result<json, esg::telegram::td::TdError>(
+        json{{"@type", "user"}, {"id", 7}, {"first_name", "Ivan"}});
+  };
+  auto update = [&](const json& state) {
+    f.bridge->on_update(
+        {{"@type", "updateCall"},
+         {"call", {{"id", 5}, {"user_id", 7}, {"is_outgoing", false}, {"state", state}}}});
+  };
+  update({{"@type", "callStatePending"}, {"is_created", true}, {"is_received", true}});
+  const std::string invite =
+      f.receive([](const std::string& r) { return r.rfind("INVITE ", 0) == 0; });
+  ASSERT_FALSE(invite.empty());
+  const size_t at = invite.find("\r\nCall-ID: ") + 11;
+  const std::string call_id = invite.substr(at, invite.find("\r\n", at) - at);
+  update({{"@type", "callStatePending"}, {"is_created", true}, {"is_received", true}});  // again
+  update({{"@type", "callStateExchangingKeys"}});
+  update({{"@type", "callStateHangingUp"}});
+  update({{"@type", "callStateDiscarded"},
+          {"reason", {{"@type", "callDiscardReasonHungUp"}}},
+          {"need_rating", false}});
+  std::vector<std::string> texts;
+  for (const auto& [id, text] : f.lane) {
+    EXPECT_EQ(id, call_id);
+    texts.push_back(text);
+  }
+  EXPECT_EQ(texts, (std::vector<std::string>{"updateCall pending, ringing (is_received)",
+                                             "updateCall exchanging keys", "updateCall hanging up",
+                                             "updateCall discarded: callDiscardReasonHungUp"}));
 }
 
 }  // namespace
