@@ -5,6 +5,7 @@
 #include <speex/speex_resampler.h>
 
 #include <strings.h>
+#include <algorithm>
 #include <cstring>
 #include <random>
 
@@ -75,6 +76,41 @@ class G722Encoder final : public Encoder {
   g722_encode_state_t* s_;
 };
 
+// RFC 6716 §4.1's range decoder, just for the first symbols of a SILK frame (bits of
+// probability 1/2), as libopus' entdec.c decodes them.
+class RangeBits {
+ public:
+  RangeBits(const uint8_t* buf, size_t size) : buf_(buf), size_(size) {
+    rem_ = read();
+    val_ = rng_ - 1 - uint32_t(rem_ >> 1);
+    normalize();
+  }
+  bool bit() {
+    const uint32_t s = rng_ >> 1;
+    const bool one = val_ < s;
+    if (!one) val_ -= s;
+    rng_ = one ? s : rng_ - s;
+    normalize();
+    return one;
+  }
+
+ private:
+  int read() { return at_ < size_ ? buf_[at_++] : 0; }
+  void normalize() {
+    while (rng_ <= (1u << 23)) {
+      rng_ <<= 8;
+      const int prev = rem_;
+      rem_ = read();
+      const int sym = ((prev << 8) | rem_) >> 1;
+      val_ = ((val_ << 8) + (255 & ~uint32_t(sym))) & 0x7FFFFFFF;
+    }
+  }
+  const uint8_t* buf_;
+  size_t size_, at_ = 0;
+  int rem_ = 0;
+  uint32_t rng_ = 128, val_ = 0;
+};
+
 class OpusDecoderImpl final : public Decoder {
  public:
   OpusDecoderImpl() {
@@ -85,6 +121,16 @@ class OpusDecoderImpl final : public Decoder {
   int decode(const uint8_t* data, size_t size, int16_t* pcm, size_t max) override {
     if (!d_) return -1;
     return opus_decode(d_, data, opus_int32(size), pcm, int(max), 0);
+  }
+  bool conceals() const override { return true; }
+  int conceal(const uint8_t* next, size_t next_size, int16_t* pcm, size_t samples,
+              bool* fec) override {
+    if (!d_) return -1;
+    // With decode_fec libopus extrapolates all but the last frame's length and decodes that
+    // from the LBRR; samples must be the whole gap, in steps of 2.5 ms.
+    *fec = next && opus_has_fec(next, next_size);
+    if (*fec) return opus_decode(d_, next, opus_int32(next_size), pcm, int(samples), 1);
+    return opus_decode(d_, nullptr, 0, pcm, int(samples), 0);
   }
 
  private:
@@ -120,6 +166,67 @@ class OpusEncoderImpl final : public Encoder {
 };
 
 }  // namespace
+
+bool opus_has_fec(const uint8_t* d, size_t n) {
+  if (n < 2) return false;
+  const int config = d[0] >> 3;
+  if (config >= 16) return false;  // CELT only: no SILK layer, no LBRR
+  // Where the first frame is and how long (§3.2): LBRR for the audio before the packet is in
+  // the first frame's SILK header.
+  size_t at = 1, len = n - 1;
+  auto length = [&](size_t& l) {
+    if (at >= n) return false;
+    l = d[at++];
+    if (l >= 252) {
+      if (at >= n) return false;
+      l += 4 * size_t(d[at++]);
+    }
+    return true;
+  };
+  switch (d[0] & 3) {
+    case 0:
+      break;
+    case 1:
+      len = (n - 1) / 2;
+      break;
+    case 2:
+      if (!length(len)) return false;
+      break;
+    default: {
+      const uint8_t c = d[at++];
+      const size_t frames = c & 0x3F;
+      if (frames == 0) return false;
+      size_t padding = 0;
+      if (c & 0x40) {
+        for (;;) {
+          if (at >= n) return false;
+          const uint8_t p = d[at++];
+          padding += p == 255 ? 254 : p;
+          if (p != 255) break;
+        }
+      }
+      if (c & 0x80) {
+        if (!length(len)) return false;
+        for (size_t i = 2; i < frames; ++i) {
+          size_t skip = 0;
+          if (!length(skip)) return false;
+        }
+      } else {
+        if (n < at + padding) return false;
+        len = (n - at - padding) / frames;
+      }
+    }
+  }
+  if (at >= n || len == 0) return false;
+  len = std::min(len, n - at);
+  // 20 ms SILK frames in the Opus frame (§4.2.2): 40 ms has 2, 60 ms 3; hybrid has 1.
+  const int size = config & 3;
+  const int silk_frames = config < 12 && size >= 2 ? size : 1;
+  RangeBits bits(d + at, len);
+  for (int i = 0; i < silk_frames; ++i)
+    bits.bit();       // the VAD flags (§4.2.3)
+  return bits.bit();  // the (mid) channel's LBRR flag
+}
 
 std::optional<CodecInfo> codec_named(std::string_view name) {
   for (const auto& c : kCodecs) {
@@ -214,6 +321,49 @@ Transcoder::Transcoder(CodecId from, CodecId to, uint8_t to_pt, uint32_t ptime_m
 
 Transcoder::~Transcoder() = default;
 
+namespace {
+// Longer than this a gap is real loss, not a frame or two to conceal: the time jumps over it.
+constexpr uint32_t kMaxConcealMs = 120;
+}  // namespace
+
+bool Transcoder::follow_timeline(const RtpHeader& h, const uint8_t* data, size_t size,
+                                 std::vector<std::string>& out) {
+  if (!in_set_ || h.ssrc != in_ssrc_) {
+    in_set_ = true;
+    in_ssrc_ = h.ssrc;
+    return true;
+  }
+  const int32_t gap = int32_t(h.timestamp - in_next_ts_);
+  const int32_t cap = int32_t(from_.clock_rate * kMaxConcealMs / 1000);
+  if (gap == 0) return true;
+  if (gap < 0) {
+    if (-gap <= cap) {
+      // Behind the audio already made (reordered, duplicated): its time has been filled.
+      ++late_;
+      return false;
+    }
+    marker_ = true;  // a sender that started its clock over
+    return true;
+  }
+  if (gap > cap) {
+    ++jumps_;
+    ts_ += uint32_t(uint64_t(gap) * to_.clock_rate / from_.clock_rate);
+    marker_ = true;
+    return true;
+  }
+  const size_t quantum = from_.sample_rate / 400;  // 2.5 ms, Opus' shortest frame
+  const size_t samples =
+      std::min(pcm_.size(), size_t(gap) * from_.sample_rate / from_.clock_rate / quantum * quantum);
+  if (samples == 0) return true;
+  bool fec = false;
+  const int n = decoder_->conceal(data, size, pcm_.data(), samples, &fec);
+  if (n <= 0) return true;
+  ++concealed_;
+  if (fec) ++fec_;
+  add_pcm(pcm_.data(), size_t(n), out);
+  return true;
+}
+
 void Transcoder::push(std::string_view packet, std::vector<std::string>& out) {
   const auto h = parse_rtp(packet);
   if (!h) return;
@@ -226,11 +376,19 @@ void Transcoder::push(std::string_view packet, std::vector<std::string>& out) {
   if ((b[0] & 0x20) && end > at) end -= std::min<size_t>(b[end - 1], end - at);
   if (at >= end) return;
   pcm_.resize(5760);  // 120 ms at 48 kHz, Opus's longest frame
+  const bool timeline = decoder_->conceals();
+  if (timeline && !follow_timeline(*h, b + at, end - at, out)) return;
   const int n = decoder_->decode(b + at, end - at, pcm_.data(), pcm_.size());
+  if (timeline)
+    in_next_ts_ = h->timestamp + uint32_t(std::max(n, 0)) * from_.clock_rate / from_.sample_rate;
   if (n <= 0) return;
   ++frames_in_;
+  add_pcm(pcm_.data(), size_t(n), out);
+}
+
+void Transcoder::add_pcm(const int16_t* pcm, size_t n, std::vector<std::string>& out) {
   resampled_.clear();
-  resampler_->process(pcm_.data(), size_t(n), resampled_);
+  resampler_->process(pcm, n, resampled_);
   pending_.insert(pending_.end(), resampled_.begin(), resampled_.end());
   const uint32_t ts_step = uint32_t(frame_samples_ * to_.clock_rate / to_.sample_rate);
   size_t used = 0;

@@ -13,6 +13,8 @@
 
 namespace esg::media {
 
+struct RtpHeader;
+
 enum class CodecId : uint8_t { Pcma, Pcmu, G722, Opus };
 
 struct CodecInfo {
@@ -35,7 +37,19 @@ class Decoder {
   virtual ~Decoder() = default;
   // Samples written to `pcm` (at the codec's sample rate); negative on a broken frame.
   virtual int decode(const uint8_t* data, size_t size, int16_t* pcm, size_t max) = 0;
+  // Whether conceal() makes audio for what is missing (Opus); others leave a gap a gap.
+  virtual bool conceals() const { return false; }
+  // `samples` of audio for frames that did not come, just before `next` (the packet that did):
+  // from `next`'s in-band FEC where it has some (then `*fec` is set), else by extrapolation.
+  // Samples written, negative on failure.
+  virtual int conceal(const uint8_t* next, size_t next_size, int16_t* pcm, size_t samples,
+                      bool* fec) {
+    (void)next, (void)next_size, (void)pcm, (void)samples, (void)fec;
+    return -1;
+  }
 };
+// Whether an Opus packet carries in-band FEC (LBRR) for the audio before it (RFC 6716 §4.2.4).
+bool opus_has_fec(const uint8_t* data, size_t size);
 class Encoder {
  public:
   virtual ~Encoder() = default;
@@ -69,11 +83,26 @@ class Transcoder {
   Transcoder(CodecId from, CodecId to, uint8_t to_pt, uint32_t ptime_ms = 20);
   ~Transcoder();
   // One received RTP packet (whole, header included); complete packets to send are appended.
+  // From Opus, a gap in the timestamps up to 120 ms is filled before the packet is decoded (its
+  // FEC, else packet loss concealment), so the output's timestamps advance by the real
+  // duration; a longer gap is real loss: the output's time jumps over it. G.711 and G.722
+  // sources are taken as they come.
   void push(std::string_view packet, std::vector<std::string>& out);
   uint64_t frames_in() const { return frames_in_; }
   uint64_t frames_out() const { return frames_out_; }
+  // Gaps in an Opus source filled (and of those, from FEC), packets dropped as behind the
+  // audio already made (reordered, duplicated), gaps too long to fill (the time jumps).
+  uint64_t concealed() const { return concealed_; }
+  uint64_t fec() const { return fec_; }
+  uint64_t late() const { return late_; }
+  uint64_t jumps() const { return jumps_; }
 
  private:
+  // For a source that conceals: fills a gap before this packet, or says to drop it (false).
+  bool follow_timeline(const RtpHeader& h, const uint8_t* data, size_t size,
+                       std::vector<std::string>& out);
+  void add_pcm(const int16_t* pcm, size_t n, std::vector<std::string>& out);
+
   const CodecInfo& from_;
   const CodecInfo& to_;
   uint8_t to_pt_;
@@ -85,7 +114,12 @@ class Transcoder {
   uint16_t seq_;
   uint32_t ts_, ssrc_;
   bool marker_ = true;
+  // The source's timeline (for a decoder that conceals): the timestamp the next packet should
+  // have if nothing is missing.
+  bool in_set_ = false;
+  uint32_t in_ssrc_ = 0, in_next_ts_ = 0;
   uint64_t frames_in_ = 0, frames_out_ = 0;
+  uint64_t concealed_ = 0, fec_ = 0, late_ = 0, jumps_ = 0;
 };
 
 }  // namespace esg::media
