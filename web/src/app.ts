@@ -316,17 +316,23 @@ async function diagramPage() {
     page().replaceChildren(title, tg, el("p", {}, "No packets of this call are kept any more."));
     return;
   }
-  // Lanes: the A side's peers, esg, the B side's peers.
+  // Lanes: the A side's peers, esg, the B side's peers. A Telegram leg's events (TDLib's call
+  // states, the media engine's: issue 22) have a lane of their own on the outer side of that
+  // leg, in the same order as the packets.
+  const isEvent = (p: Json) => p.proto === "telegram";
   const lanes: string[] = [];
   const lane = (peer: string, leg: string) => {
     const key = `${leg}:${peer}`;
     if (!lanes.includes(key)) lanes.push(key);
   };
-  for (const p of packets) if (p.call_id === a) lane(p.peer, "a");
+  for (const p of packets) if (p.call_id === a && isEvent(p)) lane("telegram", "a");
+  for (const p of packets) if (p.call_id === a && !isEvent(p)) lane(p.peer, "a");
   lanes.push("esg");
-  for (const p of packets) if (p.call_id !== a) lane(p.peer, "b");
+  for (const p of packets) if (p.call_id !== a && !isEvent(p)) lane(p.peer, "b");
+  for (const p of packets) if (p.call_id !== a && isEvent(p)) lane("telegram", "b");
   const laneName = (k: string) => {
     if (k === "esg") return "esg";
+    if (k.slice(2) === "telegram") return "Telegram";
     const [leg, peer] = [k.slice(0, 1), k.slice(2)];
     return `${leg === "a" ? c.a?.code ?? "A" : c.b?.code ?? "B"} ${peer}`;
   };
@@ -335,7 +341,7 @@ async function diagramPage() {
   const notesHeight = decisions.length ? 16 * decisions.length + 16 : 0;
   // Wide enough for the longest decision (about 6.4 px a character at the page's font size).
   const boxWidth = Math.max(460, 20 + 6.4 * Math.max(0, ...decisions.map((d) => d.length)));
-  const firstB = packets.findIndex((p) => p.call_id !== a);
+  const firstB = packets.findIndex((p) => p.call_id !== a && !isEvent(p));
   const yOf = (i: number) => top + 30 + i * step + (firstB >= 0 && i >= firstB ? notesHeight + 24 : 0);
   const width = Math.max(gap * lanes.length + 200, 100 + lanes.indexOf("esg") * gap + boxWidth);
   const height = yOf(packets.length) + 40 + (firstB < 0 ? notesHeight : 0);
@@ -348,6 +354,20 @@ async function diagramPage() {
   const t0 = packets[0].time;
   packets.forEach((p, i) => {
     const leg = p.call_id === a ? "a" : "b";
+    if (isEvent(p)) {
+      // An event: a mark on the Telegram lane and its words, towards esg.
+      const lx = x(`${leg}:telegram`);
+      const y = yOf(i);
+      const g = svg("g", { class: "tg-event", "data-leg": leg, "data-event": p.packet });
+      g.append(svg("circle", { cx: lx, cy: y - 4, r: 5, fill: "#229ed9" }));
+      g.append(svg("text", { x: leg === "a" ? lx + 10 : lx - 10, y, "text-anchor": leg === "a" ? "start" : "end", fill: "#17658a" }, p.packet));
+      g.append(svg("text", { x: 8, y: y + 4, fill: "#777" }, `+${((p.time - t0) / 1000).toFixed(1)} ms`));
+      g.addEventListener("click", () => {
+        raw.textContent = `Telegram: ${p.packet}`;
+      });
+      s.append(g);
+      return;
+    }
     const peer = x(`${leg}:${p.peer}`);
     const [from, to] = p.direction === "recv" ? [peer, x("esg")] : [x("esg"), peer];
     const y = yOf(i);
@@ -377,7 +397,7 @@ async function diagramPage() {
   s.prepend(defs);
   const source = fromTrn ? " (from the trn log: line breaks restored approximately)" : "";
   const kind = c.direction === "in" ? "Incoming call" : c.direction === "out" ? "Outgoing call" : "Call";
-  page().replaceChildren(title, tg, el("p", { id: "diagram-source" }, `${kind}, ${packets.length} packets${source}`), s, raw);
+  page().replaceChildren(title, tg, el("p", { id: "diagram-source" }, `${kind}, ${packets.filter((p) => !isEvent(p)).length} packets${source}`), s, raw);
 }
 
 // --- the substitution test -------------------------------------------------------------

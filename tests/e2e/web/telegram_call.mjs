@@ -46,11 +46,19 @@ try {
   found.emojis = await page.$$eval("#telegram .emoji", (es) => es.map((e) => e.textContent));
   found.hint = await page.textContent("#telegram .hint");
   for (const k of ["version", "state", "path", "local_candidate", "remote_candidate", "rtt",
-                   "loss", "remote_loss", "srtp", "remote_muted"])
+                   "loss", "remote_loss", "srtp", "remote_muted", "connect_ms", "reconnections",
+                   "packets"])
     found[k] = (await field(k)).trim();
   found.local_title = await title("local_candidate");
   found.remote_title = await title("remote_candidate");
   found.diagram = await page.isVisible("svg#diagram");
+  // The diagram's Telegram lane (issue 22): its heading and its events, in order.
+  found.lane_heading = await page.textContent('svg#diagram text[data-lane$=":telegram"]');
+  found.lane = await page.$$eval("svg#diagram g.tg-event", (es) => es.map((e) => e.dataset.event));
+  // Every row of the diagram, top to bottom: the lane's events among the SIP packets.
+  found.rows = await page.$$eval("svg#diagram g.arrow, svg#diagram g.tg-event", (gs) =>
+    gs.map((g) => [g.getBBox().y, g.dataset.event ?? g.dataset.label])
+      .sort((p, q) => p[0] - q[0]).map((r) => r[1]));
   await page.screenshot({ path: join(o.artefacts, "telegram-call.png"), fullPage: true });
   say("shown");
 

@@ -146,7 +146,10 @@ class TelegramCallPage(engine.EngineCase):
         self.assertIn("Telegram app", found["hint"])
         self.assertEqual(found["version"], "9.0.0")
         self.assertEqual(found["state"], "connected")
-        self.assertEqual(found["path"], "host")
+        self.assertEqual(found["path"], "peer to peer (host)")
+        self.assertEqual(found["connect_ms"], "%d ms" % info["connect_ms"])
+        self.assertEqual(found["reconnections"], "none")
+        self.assertRegex(found["packets"], r"^\d+, \d+$")
         for side in ("local", "remote"):
             line = info[side + "_candidate"]
             self.assertEqual(found[side + "_title"], line)
@@ -159,6 +162,21 @@ class TelegramCallPage(engine.EngineCase):
         self.assertTrue(found["srtp"])
         self.assertEqual(found["remote_muted"], "no")
         self.assertTrue(found["diagram"], "the section sits on the call's diagram page")
+        # The diagram's Telegram lane: TDLib's states and the engine's events, in order.
+        self.assertEqual(found["lane_heading"], "Telegram")
+        lane = found["lane"]
+        for want in ("updateCall pending", "updateCall ready", "engine signaling",
+                     "engine connected: path host"):
+            self.assertTrue(any(e.startswith(want) for e in lane), (want, lane))
+        at = [next(i for i, e in enumerate(lane) if e.startswith(w))
+              for w in ("updateCall pending", "updateCall ready", "engine connected")]
+        self.assertEqual(at, sorted(at), lane)
+        # On the SIP packets' time line: TDLib's incoming call before esg's INVITE, the keys
+        # exchanged once the PBX's 200 made esg accept the call.
+        rows = found["rows"]
+        first = lambda p: next(i for i, r in enumerate(rows) if r.startswith(p))  # noqa: E731
+        self.assertLess(first("updateCall pending"), first("INVITE"), rows)
+        self.assertLess(first("200 OK (INVITE)"), first("updateCall exchanging keys"), rows)
         self.assertGreater(os.path.getsize(os.path.join(ARTEFACTS, "telegram-call.png")), 10000)
 
         # The page refreshes on its own.
@@ -168,6 +186,8 @@ class TelegramCallPage(engine.EngineCase):
 
         self.hang_up_from_pbx(call_id, invite)
         found = step("ended", "ended")
+        # The PBX hung up: the call left the board before its Telegram side heard of it, so
+        # the page keeps the last values it saw (connected), marked as such.
         self.assertIn("connected", found["ended_state"])
         self.assertIn("ended", found["ended_state"])
         self.assertEqual(found["ended_emojis"], EMOJIS)
