@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
 import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -242,6 +243,42 @@ class EngineCase(KeepOnFailure):
         self.assertTrue(found, calls)
         return found[-1]
 
+    def telegram_call(self):
+        """The call (of the calls API) that has a Telegram side, and that side."""
+        calls = self.api.ok("GET", "/api/monitor/v1/calls")["data"]["calls"]
+        for c in calls:
+            for x in (c, c.get("a") or {}, c.get("b") or {}):
+                if isinstance(x, dict) and x.get("telegram"):
+                    return c, x["telegram"]
+        self.fail("no call with a Telegram side: %s" % calls)
+
+    def info_until(self, ready, seconds):
+        """The calls API's Telegram side once `ready(info)`, or the last one after `seconds`."""
+        deadline = time.time() + seconds
+        while True:
+            info = self.telegram_info()
+            if ready(info) or time.time() > deadline:
+                return info
+            time.sleep(0.2)
+
+    def lane(self, call):
+        """The Telegram lane of a call's diagram: its events' texts, in the diagram's order."""
+        q = "?b=%s" % urllib.parse.quote(call["b"]["call_id"]) if call.get("b") else ""
+        packets = self.api.ok("GET", "/api/monitor/v1/calls/%s/packets%s" % (
+            urllib.parse.quote(call["id"]), q))["data"]["packets"]
+        return [p["packet"] for p in packets if p["proto"] == "telegram"], packets
+
+    def metric(self, name, **labels):
+        """A sample of /metrics (0 when absent)."""
+        status, _, text = self.api.text("/metrics")
+        self.assertEqual(status, 200)
+        want = name + ("{" + ",".join('%s="%s"' % kv for kv in sorted(labels.items())) + "}"
+                       if labels else "")
+        for line in text.splitlines():
+            if line.startswith(want + " "):
+                return float(line.split()[-1])
+        return 0.0
+
     def talk_both_ways(self, direction, version, path):
         call_id, port, dest, sip = getattr(self, direction)(library_versions=[version])
         self.assertEqual(self.sim.ctl("call.state", call_id=call_id)["version"], version)
@@ -397,19 +434,58 @@ class Cut(EngineCase):
 
     def test_a_cut_of_5_s_does_not_end_the_call(self):
         call_id, port, invite = self.cut_call(4251)
+        call, before = self.telegram_call()
+        self.assertEqual(before["state"], "connected", before)
+        self.assertIsInstance(before.get("connect_ms"), int, before)
+        self.assertEqual(before["reconnection_count"], 0, before)
+        reconnections_before = self.metric("esg_telegram_reconnections_total")
         NET.cut_gid(4251)
+        cut_at = time.time()
         time.sleep(5)
+        # Monitoring says so while the path is gone (ICE's consent runs out 5 s after the last
+        # answer, so the cut lasts until it shows, well within the 20 s rule).
+        during = self.info_until(lambda i: i.get("state") == "reconnecting", 8)
+        self.assertEqual(during.get("state"), "reconnecting", during)
+        self.assertEqual(during["reconnection_count"], 1, during)
+        self.assertNotIn("duration_ms", during["reconnections"][-1], during)
         self.assertGreater(NET.dropped(4251), 0)  # tgpeer did send into the cut
         NET.restore_gid(4251)
+        cut_s = time.time() - cut_at
         mark = len(port.packets)
         time.sleep(10)
         self.assertEqual(self.sim.ctl("call.state", call_id=call_id)["state"], "Ready")
         self.assertEqual(self.pbx_byes(invite), [])
         self.assert_tones(call_id, port, what="after a 5 s cut", since=mark)
+        after = self.telegram_info()
+        self.assertEqual(after["state"], "connected", after)
+        self.assertEqual(after["reconnection_count"], 1, after)
+        lost = after["reconnections"][-1]
+        # Lost a little after the cut began (consent), back a little after it ended.
+        self.assertGreater(lost["duration_ms"], 0, after)
+        self.assertLess(lost["duration_ms"], cut_s * 1000 + 5000, after)
+        self.assertGreaterEqual(lost["at_ms"], after["connect_ms"], after)
+        self.assertEqual(self.metric("esg_telegram_reconnections_total"),
+                         reconnections_before + 1)
+        self.assertGreaterEqual(
+            self.metric("esg_telegram_calls_connected_total", path="host", version="9.0.0"), 1)
+        # The diagram's Telegram lane, in order, among the SIP packets of the call.
+        events, packets = self.lane(call)
+        want = ["updateCall ready", "engine signaling: InitialSetup both ways",
+                "engine connected: path host", "engine reconnecting", "engine reconnected"]
+        at = 0
+        for e in events:
+            if at < len(want) and e.startswith(want[at]):
+                at += 1
+        self.assertEqual(at, len(want), events)
+        first_sip = next(i for i, p in enumerate(packets) if p["proto"] != "telegram")
+        ready = next(i for i, p in enumerate(packets) if p["packet"] == "updateCall ready")
+        self.assertLess(first_sip, ready, "the INVITE to the PBX comes before the call is ready")
         self.hang_up_from_pbx(call_id, invite)
 
     def test_a_cut_of_more_than_20_s_ends_the_call_on_both_sides(self):
         call_id, port, invite = self.cut_call(4252)
+        call, _ = self.telegram_call()
+        ended_before = self.metric("esg_telegram_calls_no_path_total")
         NET.cut_gid(4252)
         cut_at = time.time()
         deadline = cut_at + 45
@@ -424,6 +500,21 @@ class Cut(EngineCase):
         self.assertIn("Telegram call lost its connection: no media path for 20 s", reason)
         s = self.call_state(call_id, "Discarded", seconds=5)
         self.assertEqual(s["reason"], "callDiscardReasonDisconnected")
+        # The CDR says the 20 s rule ended it; /metrics counted it once.
+        cdrs = self.api.ok("GET", "/rest/v1/cdrs?limit=20")["items"]
+        cdr = next((c for c in cdrs if c["id"] == call["id"]), None)
+        self.assertIsNotNone(cdr, cdrs)
+        tg = cdr.get("telegram") or {}
+        self.assertEqual(tg.get("ended_by"), "no_path_20s", cdr)
+        self.assertEqual(tg.get("state"), "failed", cdr)
+        self.assertEqual(tg.get("version"), "9.0.0", cdr)
+        self.assertEqual(tg.get("path"), "host", cdr)
+        self.assertGreaterEqual(tg.get("reconnection_count", 0), 1, cdr)
+        self.assertGreater(tg.get("reconnecting_ms", 0), 15000, cdr)
+        self.assertEqual(self.metric("esg_telegram_calls_no_path_total"), ended_before + 1)
+        events, _ = self.lane(call)
+        self.assertTrue(any(e.startswith("engine failed: no media path for 20 s (no_path_20s)")
+                            for e in events), events)
 
 
 if __name__ == "__main__":
