@@ -63,10 +63,10 @@ std::string hello(std::string_view call_tag12, uint32_t my_tag) {
   return out;
 }
 
-std::string data(std::string_view call_tag12, uint32_t dst_tag, uint32_t src_tag,
-                 std::string_view payload) {
-  if (call_tag12.size() != kCallTagSize || payload.size() > kMaxPayload) return {};
-  std::string out;
+bool data_into(std::string& out, std::string_view call_tag12, uint32_t dst_tag, uint32_t src_tag,
+               std::string_view payload) {
+  out.clear();
+  if (call_tag12.size() != kCallTagSize || payload.size() > kMaxPayload) return false;
   out.reserve(kHeaderSize + payload.size() + 3);
   out.append(call_tag12);
   put_le32(out, dst_tag);
@@ -78,6 +78,13 @@ std::string data(std::string_view call_tag12, uint32_t dst_tag, uint32_t src_tag
   out += char(n);
   out.append(payload);
   out.resize((out.size() + 3) / 4 * 4, '\0');  // tgcalls pads every packet to 4
+  return true;
+}
+
+std::string data(std::string_view call_tag12, uint32_t dst_tag, uint32_t src_tag,
+                 std::string_view payload) {
+  std::string out;
+  data_into(out, call_tag12, dst_tag, src_tag, payload);
   return out;
 }
 
@@ -150,13 +157,12 @@ void ReflectorPort::tick(TimePoint now) {
 }
 
 bool ReflectorPort::send_to(uint32_t dest_tag, std::string_view payload) {
-  std::string packet = reflector::data(call_tag_, dest_tag, my_tag_, payload);
-  if (packet.empty()) {
+  if (!reflector::data_into(out_, call_tag_, dest_tag, my_tag_, payload)) {
     ++counters_.dropped;
     return false;
   }
   ++counters_.data_out;
-  if (send) send(packet);
+  if (send) send(out_);
   return true;
 }
 

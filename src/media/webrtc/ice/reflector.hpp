@@ -44,6 +44,10 @@ std::string hello(std::string_view call_tag12, uint32_t my_tag);
 // call tag is not 12 bytes or the payload is too large.
 std::string data(std::string_view call_tag12, uint32_t dst_tag, uint32_t src_tag,
                  std::string_view payload);
+// The same into `out` (its capacity reused: one per port, no allocation per packet); false and
+// `out` empty when it cannot be framed.
+bool data_into(std::string& out, std::string_view call_tag12, uint32_t dst_tag, uint32_t src_tag,
+               std::string_view payload);
 
 struct Received {
   // Overlong: a length past the packet's end (accepted, so READY, but nothing delivered).
@@ -117,6 +121,7 @@ class ReflectorPort {
 
   Options o_;
   std::string call_tag_;
+  std::string out_;  // the data packet being sent
   uint32_t my_tag_ = 0;
   bool ready_ = false;
   TimePoint next_hello_ = TimePoint::max();
