@@ -4,6 +4,7 @@
 
 #include <array>
 #include <map>
+#include <random>
 #include <set>
 
 #include "fake_net.hpp"
@@ -408,6 +409,36 @@ TEST(ReflectorIce, NothingIsEverSentToASyntheticAddress) {
             0xDEADBEEFu);
   EXPECT_FALSE(Agent::reflector_name_of(ep("fd00::1", 5)));
   EXPECT_FALSE(Agent::reflector_name_of(ep("10.0.0.1", 5)));
+}
+
+TEST(ReflectorIce, HostileDatagramsFromTheReflectorAreSurvived) {
+  ReflectorCall call(relay_only(true), relay_only(false));
+  call.a.add_socket(1, ep("10.0.0.1", 1000));
+  call.b.add_socket(1, ep("10.0.0.2", 2000));
+  call.a.agent.add_reflector(server(), call.sim.now);
+  call.b.agent.add_reflector(server(), call.sim.now);
+  signal(call.a, call.b);
+  ASSERT_TRUE(call.sim.run_until_true([&] { return connected(call.a) && connected(call.b); }, 5s));
+  std::mt19937 rng(7);
+  const uint32_t b_tag = call.b.agent.reflectors()[0].tag;
+  size_t delivered = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string d(size_t(rng() % 80), '\0');
+    for (char& c : d)
+      c = char(rng());
+    // Half of them with the call's tag, so they get past the prefix check; some claim to be B.
+    if (i % 2 && d.size() >= 16) d.replace(0, 12, kCallTag);
+    if (i % 4 == 1 && d.size() >= 24) {
+      for (int k = 0; k < 4; ++k)
+        d[size_t(16 + k)] = char(b_tag >> (8 * k));
+    }
+    if (call.a.agent.on_datagram(1, call.r1.at, d, call.sim.now)) ++delivered;
+  }
+  // Anything that comes out is a payload of a data packet, never more than the packet had.
+  EXPECT_LT(delivered, 3000u);
+  EXPECT_GT(call.a.agent.reflectors()[0].counters.dropped, 0u);
+  call.sim.run_for(1s);
+  EXPECT_TRUE(connected(call.a) && connected(call.b));
 }
 
 }  // namespace
