@@ -240,7 +240,9 @@ class Peer {
     engine_->on_signaling = [](std::string blob) {
       print({{"signaling", esg::base64::encode(blob)}});
     };
-    engine_->on_frame = [this](std::string_view f) { on_frame(f); };
+    engine_->on_frame = [this](const esg::telegram::AudioFrame& f) {
+      if (!f.missing()) on_frame(f.opus);  // missing ones (after the jitter buffer): not heard
+    };
     engine_->on_failed = [this](const std::string& why) {
       print({{"state", "failed"}, {"reason", why}});
       finish("failed");

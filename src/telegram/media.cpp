@@ -24,7 +24,7 @@ RtpBridge::RtpBridge(asio::io_context& io, TelegramMedia& media, uint8_t opus_pt
       ssrc_(uint32_t(random::between(1, 0xFFFFFFFF))),
       event_timer_(io) {
   port_ = sock_.local_endpoint().port();
-  media_.on_frame = [this](std::string_view opus) { on_frame(opus); };
+  media_.on_frame = [this](const AudioFrame& f) { on_frame(f); };
   receive();
 }
 
@@ -68,15 +68,35 @@ void RtpBridge::send_rtp(uint8_t pt, bool marker, uint32_t ts, std::string_view 
   sock_.send_to(asio::buffer(p), *peer_, 0, ec);
 }
 
-void RtpBridge::on_frame(std::string_view opus) {
+void RtpBridge::on_frame(const AudioFrame& f) {
   ++frames_in_;
-  // The clock steps by the frame before: tgcalls sends 60 ms frames, esg's relay 20 ms ones.
-  ts_ += last_samples_;
-  const int n = opus_packet_get_nb_samples(reinterpret_cast<const unsigned char*>(opus.data()),
-                                           opus_int32(opus.size()), 48000);
-  last_samples_ = n > 0 ? uint32_t(n) : 960;
+  uint32_t n = f.samples;
+  if (n == 0 && !f.missing()) {
+    const int s = opus_packet_get_nb_samples(reinterpret_cast<const unsigned char*>(f.opus.data()),
+                                             opus_int32(f.opus.size()), 48000);
+    n = s > 0 ? uint32_t(s) : 960;
+  }
+  if (n == 0) n = 960;
+  // Our timestamp is the source's plus an offset, fixed while the source's timeline goes on
+  // (a lost frame keeps its place: a gap); chosen anew where it breaks, so that the frame
+  // follows what went before (ts_ is where the next frame of ours starts).
+  if (!timeline_ || f.timestamp != src_next_) {
+    offset_ = ts_ - f.timestamp;
+    marker_ = true;  // RFC 3551: the start of a talkspurt (or of the stream)
+  }
+  timeline_ = true;
+  const uint32_t ts = f.timestamp + offset_;
+  src_next_ = f.timestamp + n;
+  ts_ = ts + n;
   if (event_packets_ >= 0) return;  // a key is being sent: its events stand for the audio
-  send_rtp(opus_pt_, frames_in_ == 1, ts_, opus);
+  if (f.missing()) {
+    // The relay sees the loss (sequence) and its length (timestamps) and conceals it.
+    ++missing_;
+    ++seq_;
+    return;
+  }
+  send_rtp(opus_pt_, marker_, ts, f.opus);
+  marker_ = false;
 }
 
 void RtpBridge::send_key(char key) {
@@ -91,7 +111,7 @@ void RtpBridge::event_tick() {
   if (event_packets_ < 0) {
     if (keys_.empty()) return;
     event_packets_ = 0;
-    event_ts_ = ts_ + 960;
+    event_ts_ = ts_;
   }
   const size_t code = kKeys.find(keys_.front());
   const int k = event_packets_++;
@@ -103,7 +123,11 @@ void RtpBridge::event_tick() {
   if (k >= 7) {  // the third end packet
     keys_.erase(0, 1);
     event_packets_ = -1;
-    ts_ = event_ts_ + duration;
+    // Audio frames went on meanwhile (unsent); without them the next starts after the event.
+    if (int32_t(ts_ - (event_ts_ + duration)) < 0) {
+      ts_ = event_ts_ + duration;
+      timeline_ = false;
+    }
     if (keys_.empty()) return;
   }
   event_timer_.expires_after(std::chrono::milliseconds(20));

@@ -21,6 +21,16 @@
 
 namespace esg::telegram {
 
+// A frame of the Telegram user's audio as the engine plays it out (after its jitter buffer):
+// the sender's RTP timestamp (48 kHz) and length, and the Opus payload, or none when the frame
+// is missing (lost or late) and the next stage conceals `samples` of audio in its place.
+struct AudioFrame {
+  uint32_t timestamp = 0;
+  uint32_t samples = 0;  // 0: as many as the payload says
+  std::string_view opus;
+  bool missing() const { return opus.empty(); }
+};
+
 class TelegramMedia {
  public:
   virtual ~TelegramMedia() = default;
@@ -34,8 +44,8 @@ class TelegramMedia {
   virtual void stop() = 0;
   // For the calls API: version, path, candidates, round-trip time, loss...
   virtual nlohmann::json status() const { return nlohmann::json::object(); }
-  // Each Opus frame from the Telegram user.
-  std::function<void(std::string_view opus)> on_frame;
+  // The Telegram user's audio, frame after frame at a steady pace.
+  std::function<void(const AudioFrame&)> on_frame;
   // A blob for sendCallSignalingData (raw bytes).
   std::function<void(std::string blob)> on_signaling;
   // The call's media cannot go on (no path for 20 s...): the call ends on both sides.
@@ -48,7 +58,10 @@ class TelegramMedia {
 
 // An RTP endpoint on 127.0.0.1 between a TelegramMedia and esg's relay: RTP from the relay
 // (Opus under payload type `opus_pt`) goes to Telegram frame by frame; frames from Telegram go
-// back as RTP (48 kHz clock, stepped by each frame's length) to where the relay sends from.
+// back as RTP to where the relay sends from, on the sender's timeline (48 kHz): a missing frame
+// is a gap in the timestamps and sequence numbers (the relay's transcoder fills it), and where
+// the timeline breaks (silence made by the engine, a restarted or re-synchronised sender) the
+// next frame follows the last one, so the stream never jumps back or leaves a hole.
 // Key presses (chat digits) go out as RFC 4733 events under `event_pt`.
 class RtpBridge {
  public:
@@ -64,12 +77,13 @@ class RtpBridge {
   }
   // A key press as telephone events: 100 ms of updates, then the end three times.
   void send_key(char key);
-  uint64_t frames_in() const { return frames_in_; }
+  uint64_t frames_in() const { return frames_in_; }  // missing ones included
+  uint64_t missing() const { return missing_; }
   uint64_t frames_out() const { return frames_out_; }
 
  private:
   void receive();
-  void on_frame(std::string_view opus);
+  void on_frame(const AudioFrame& frame);
   void send_rtp(uint8_t pt, bool marker, uint32_t ts, std::string_view payload);
   void event_tick();
 
@@ -83,8 +97,10 @@ class RtpBridge {
   uint16_t port_ = 0;
   uint16_t seq_;
   uint32_t ts_, ssrc_;
-  uint32_t last_samples_ = 960;  // of the last frame from Telegram
-  uint64_t frames_in_ = 0, frames_out_ = 0;
+  // The source timestamp that continues the timeline, and what it maps to in ours.
+  bool timeline_ = false, marker_ = true;
+  uint32_t src_next_ = 0, offset_ = 0;
+  uint64_t frames_in_ = 0, frames_out_ = 0, missing_ = 0;
   // The key being sent: its event code, start timestamp and the packets sent so far.
   std::string keys_;
   int event_packets_ = -1;

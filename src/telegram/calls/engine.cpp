@@ -118,7 +118,8 @@ CallEngine::CallEngine(asio::io_context& io, Options options)
       options_(std::move(options)),
       signaling_timer_(io),
       second_timer_(io),
-      silence_timer_(io) {}
+      silence_timer_(io),
+      playout_timer_(io) {}
 
 CallEngine::~CallEngine() {
   stop();
@@ -475,7 +476,77 @@ void CallEngine::on_rtp(std::string_view p) {
   last_rtp_ = now;
   if (frames_in_++ == 0 && connected_at_)
     first_audio_ms_ = std::chrono::duration_cast<milliseconds>(now - *connected_at_);
-  if (on_frame) on_frame(p.substr(at, end - at));
+  // Through the jitter buffer: the frames go on at the pace of its slots (playout_tick).
+  const std::string_view payload = p.substr(at, end - at);
+  const int samples =
+      opus_packet_get_nb_samples(reinterpret_cast<const unsigned char*>(payload.data()),
+                                 opus_int32(payload.size()), opus_int32(kOpusClock));
+  jitter_.push({h->seq, h->timestamp, h->ssrc, samples > 0 ? uint32_t(samples) : 0, payload}, now);
+  arm_playout();
+}
+
+void CallEngine::arm_playout() {
+  if (playout_armed_ || stopped_) return;
+  const auto at = jitter_.next_due();
+  if (!at) return;
+  playout_armed_ = true;
+  playout_timer_.expires_at(*at);
+  std::weak_ptr<bool> alive = alive_;
+  playout_timer_.async_wait([this, alive](boost::system::error_code ec) {
+    if (ec || alive.expired()) return;
+    playout_armed_ = false;
+    playout_tick();
+  });
+}
+
+void CallEngine::playout_tick() {
+  if (stopped_) return;
+  const auto now = Clock::now();
+  jitter_.poll(now, [this, now](const JitterBuffer::Frame& f) { play(f, now); });
+  arm_playout();
+}
+
+void CallEngine::play(const JitterBuffer::Frame& f, Clock::time_point now) {
+  // Nothing from Telegram for a while (muted, or the path is down): the missing slots become
+  // Opus silence, so the PBX leg keeps a stream; a missing frame mid-speech is left to the
+  // relay's concealment (FEC or PLC).
+  if (f.missing() && now - last_rtp_ > kSilenceAfter) {
+    send_silence(f.timestamp, f.samples);
+    return;
+  }
+  if (f.missing()) ++concealed_;
+  if (on_frame) on_frame(AudioFrame{f.timestamp, f.samples, f.payload});
+}
+
+// Opus silence of any length in 2.5 ms steps: code 3 packets (RFC 6716 §3.2.5) of CELT frames
+// that decode to zeros, up to 120 ms each.
+void CallEngine::send_silence(uint32_t timestamp, uint32_t samples) {
+  while (samples > 0 && on_frame) {
+    const uint32_t chunk = std::min<uint32_t>(samples, 5760);
+    uint32_t frame = 960;
+    int config = 31;  // CELT fullband 20 ms; then 10, 5, 2.5 ms
+    while (frame > 120 && (chunk % frame != 0 || chunk / frame > 48)) {
+      frame /= 2;
+      --config;
+    }
+    const uint32_t count = chunk / frame;
+    if (count == 0) break;
+    char packet[2 + 2 * 48];
+    size_t size = 0;
+    if (count == 1) {
+      packet[size++] = char(config << 3);  // one frame: code 0, as kOpusSilence
+    } else {
+      packet[size++] = char(config << 3 | 3);
+      packet[size++] = char(count);
+    }
+    for (uint32_t i = 0; i < count; ++i) {
+      packet[size++] = char(0xFF);
+      packet[size++] = char(0xFE);
+    }
+    on_frame(AudioFrame{timestamp, count * frame, std::string_view(packet, size)});
+    timestamp += count * frame;
+    samples -= count * frame;
+  }
 }
 
 void CallEngine::on_rtcp(std::string_view p) {
@@ -526,8 +597,10 @@ void CallEngine::second_tick() {
     return;
   }
   // Silence towards the PBX while Telegram sends nothing (muted, or a short loss of the path).
-  if (!silence_on_ && connected_at_ && now - last_rtp_ > kSilenceAfter) {
+  // Once audio has come, the jitter buffer's slots carry the silence (play()).
+  if (!silence_on_ && connected_at_ && !jitter_.started() && now - last_rtp_ > kSilenceAfter) {
     silence_on_ = true;
+    silence_at_ = now;
     silence_tick();
   }
   if (connected_at_ && (now - *connected_at_) % kReportEvery < std::chrono::seconds(1))
@@ -541,12 +614,16 @@ void CallEngine::second_tick() {
 
 void CallEngine::silence_tick() {
   if (stopped_) return;
-  if (Clock::now() - last_rtp_ <= kSilenceAfter) {
+  if (jitter_.started()) {
     silence_on_ = false;
     return;
   }
-  if (on_frame) on_frame(std::string_view(kOpusSilence, sizeof kOpusSilence));
-  silence_timer_.expires_after(milliseconds(20));
+  if (on_frame)
+    on_frame(AudioFrame{silence_ts_, 960, std::string_view(kOpusSilence, sizeof kOpusSilence)});
+  silence_ts_ += 960;
+  // Paced from the start, not from each wake-up: 50 frames a second, not fewer.
+  silence_at_ += milliseconds(20);
+  silence_timer_.expires_at(silence_at_);
   std::weak_ptr<bool> alive = alive_;
   silence_timer_.async_wait([this, alive](boost::system::error_code ec) {
     if (!ec && !alive.expired()) silence_tick();
@@ -578,6 +655,7 @@ void CallEngine::stop() {
   signaling_timer_.cancel();
   second_timer_.cancel();
   silence_timer_.cancel();
+  playout_timer_.cancel();
   connection_.end("hangup", false, Clock::now());  // unless it failed first
   if (leg_) last_leg_status_ = leg_->status();
   leg_.reset();
@@ -606,6 +684,18 @@ json CallEngine::status() const {
   }
   if (rx_.expected() > 0)
     j["loss"] = double(std::max<int64_t>(0, rx_.lost())) / double(rx_.expected());
+  // The received audio (issue 22): RFC 3550 interarrival jitter, the jitter buffer's target
+  // delay, packets too late for it, frames the relay concealed (lost or late).
+  const auto& jb = jitter_.counters();
+  j["jitter_ms"] = rx_.jitter_units() / double(kOpusClock / 1000);
+  j["jitter_buffer_ms"] = jitter_.target().count();
+  j["late"] = jb.late;
+  j["concealed"] = concealed_;
+  j["jitter_buffer"] = {{"delay_ms", jitter_.delay().count()},
+                        {"duplicates", jb.duplicates},
+                        {"skipped", jb.skipped},
+                        {"inserted", jb.inserted},
+                        {"restarts", jb.restarts}};
   if (remote_report_) j["remote_loss"] = double(remote_report_->fraction_lost) / 256.0;
   if (first_audio_ms_.count() >= 0) j["first_audio_ms"] = first_audio_ms_.count();
   if (signaling_) {

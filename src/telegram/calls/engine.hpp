@@ -23,6 +23,7 @@
 #include "media/ports.hpp"
 #include "media/rtp.hpp"
 #include "telegram/calls/connection.hpp"
+#include "telegram/calls/jitter.hpp"
 #include "telegram/media.hpp"
 
 namespace esg::media {
@@ -77,6 +78,10 @@ class CallEngine final : public TelegramMedia {
   void arm_signaling_timer();
   void second_tick();
   void silence_tick();
+  void arm_playout();
+  void playout_tick();
+  void play(const JitterBuffer::Frame& f, std::chrono::steady_clock::time_point now);
+  void send_silence(uint32_t timestamp, uint32_t samples);
   void send_report();
   void fail(const std::string& why);
   // The operator's view of the call (issue 22): an event for the diagram and the metrics.
@@ -119,6 +124,14 @@ class CallEngine final : public TelegramMedia {
   bool setup_exchanged_ = false;
   boost::asio::steady_timer signaling_timer_, second_timer_, silence_timer_;
   bool silence_on_ = false;
+  // The received audio's playout (issue 22): the jitter buffer, its timer, what it conceals;
+  // the silence before the first packet goes on from silence_ts_, paced from silence_at_.
+  JitterBuffer jitter_;
+  boost::asio::steady_timer playout_timer_;
+  bool playout_armed_ = false;
+  uint64_t concealed_ = 0;
+  uint32_t silence_ts_ = 0;
+  std::chrono::steady_clock::time_point silence_at_{};
   uint64_t ignored_messages_ = 0, skipped_servers_ = 0;
   uint64_t skipped_tcp_reflectors_ = 0;
   nlohmann::json custom_parameters_;  // callStateReady's, parsed (§8)

@@ -81,23 +81,53 @@ TEST(RtpBridge, CarriesOpusFramesBetweenTheRelayAndTelegram) {
   }
   f.io.run_for(std::chrono::milliseconds(30));
   ASSERT_EQ(f.media.sent, std::vector<std::string>{"opus-frame-1"});
-  // Telegram -> relay: each frame becomes RTP to where the relay sent from, the clock stepped
-  // by the length of the frame before (TOC 0xF8: 20 ms, 0xF8 | 3 with 3 frames: 60 ms, as
-  // tgcalls sends).
-  f.media.on_frame(std::string(1, char(0xFB)) + char(3) + "abc");
+  // Telegram -> relay: each frame becomes RTP to where the relay sent from, on the sender's
+  // timeline (TOC 0xF8 | 3 with 3 frames: 60 ms, as tgcalls sends; 0xF8: 20 ms).
+  const std::string sixty = std::string(1, char(0xFB)) + char(3) + "abc";
+  f.media.on_frame({5000, 2880, sixty});
   const std::string first = f.receive(f.relay);
   ASSERT_EQ(first.size(), 12u + 5u);
   EXPECT_EQ(uint8_t(first[1]) & 0x7F, 111);
   EXPECT_TRUE(uint8_t(first[1]) & 0x80);  // the marker on the first
-  f.media.on_frame(std::string(1, char(0xF8)) + "back");
+  const std::string back = std::string(1, char(0xF8)) + "back";
+  f.media.on_frame({5000 + 2880, 960, back});
   const std::string second = f.receive(f.relay);
   ASSERT_EQ(second.size(), 12u + 5u);
-  EXPECT_EQ(second.substr(12), std::string(1, char(0xF8)) + "back");
+  EXPECT_EQ(second.substr(12), back);
   EXPECT_EQ(timestamp(second) - timestamp(first), 2880u);  // after a 60 ms frame
-  f.media.on_frame(std::string(1, char(0xF8)) + "more");
-  EXPECT_EQ(timestamp(f.receive(f.relay)) - timestamp(second), 960u);  // after 20 ms
-  EXPECT_EQ(bridge.frames_in(), 3u);
+  EXPECT_FALSE(uint8_t(second[1]) & 0x80);
+  EXPECT_EQ(bridge.frames_in(), 2u);
   EXPECT_EQ(bridge.frames_out(), 1u);
+}
+
+uint16_t sequence(const std::string& p) {
+  return uint16_t(uint8_t(p[2]) << 8 | uint8_t(p[3]));
+}
+
+// Issue 22: a missing frame is a gap in time (and sequence) that the relay conceals; where the
+// timeline breaks (silence the engine made, a re-synchronised sender) the stream goes on after
+// the last frame, never back and never with a hole.
+TEST(RtpBridge, AMissingFrameIsAGapAndABrokenTimelineFollowsOn) {
+  Fixture f;
+  esg::telegram::RtpBridge bridge(f.io, f.media, 111, 101);
+  bridge.set_peer(f.relay.local_endpoint());
+  const std::string frame = std::string(1, char(0xFB)) + char(3) + "abc";  // 60 ms
+  f.media.on_frame({1000, 2880, frame});
+  const std::string a = f.receive(f.relay);
+  f.media.on_frame({1000 + 2880, 2880, {}});  // missing
+  f.media.on_frame({1000 + 2 * 2880, 2880, frame});
+  const std::string b = f.receive(f.relay);
+  EXPECT_EQ(timestamp(b) - timestamp(a), 2 * 2880u);
+  EXPECT_EQ(uint16_t(sequence(b) - sequence(a)), 2);
+  EXPECT_EQ(bridge.missing(), 1u);
+  // The sender's timeline starts over far away: ours goes on right after the last frame.
+  f.media.on_frame({777777, 960, std::string(1, char(0xF8)) + "new"});
+  const std::string c = f.receive(f.relay);
+  EXPECT_EQ(timestamp(c) - timestamp(b), 2880u);
+  EXPECT_TRUE(uint8_t(c[1]) & 0x80);
+  // And back to an earlier timestamp (a frame the jitter buffer re-inserted): after it too.
+  f.media.on_frame({777777, 960, std::string(1, char(0xF8)) + "old"});
+  EXPECT_EQ(timestamp(f.receive(f.relay)) - timestamp(c), 960u);
 }
 
 TEST(RtpBridge, ChatDigitsGoOutAsTelephoneEvents) {
