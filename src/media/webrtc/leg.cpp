@@ -54,6 +54,12 @@ bool is_rtcp_packet(std::string_view p) {
   return p.size() >= 2 && uint8_t(p[1]) >= 192 && uint8_t(p[1]) <= 223;
 }
 
+// "a:p", "[v6]:p": an address the operator reads in status().
+std::string endpoint_text(const udp::endpoint& e) {
+  const std::string a = e.address().to_string();
+  return (e.address().is_v6() ? "[" + a + "]" : a) + ":" + std::to_string(e.port());
+}
+
 }  // namespace
 
 struct WebRtcLeg::Socket {
@@ -398,12 +404,10 @@ nlohmann::json WebRtcLeg::status() const {
   if (!reflectors.empty()) {
     auto& list = j["reflectors"] = nlohmann::json::array();
     for (const auto& r : reflectors) {
-      const auto& a = r.server.address;
-      const std::string address =
-          (a.address().is_v6() ? "[" + a.address().to_string() + "]" : a.address().to_string()) +
-          ":" + std::to_string(a.port());
+      const bool bound = r.socket >= 0 && size_t(r.socket) < sockets_.size();
       list.push_back({{"id", r.server.id},
-                      {"address", address},
+                      {"address", endpoint_text(r.server.address)},
+                      {"local", bound ? endpoint_text(sockets_[size_t(r.socket)]->local) : ""},
                       {"tag", r.tag},
                       {"ready", r.ready},
                       {"hellos", r.counters.hellos_sent},

@@ -8,7 +8,8 @@ TCP ones included, which esg skips and counts).
 
 The test reflector is the one tgpeer was checked against (reflector_sim.py beside tgpeer; §5.6),
 or ESG_REFLECTOR (a script taking --bind, --port and --seconds). Each class starts its
-own esg, simulator and reflectors and runs as its own ctest entry."""
+own esg, simulator and reflectors and runs as its own ctest entry. ESG_REFLECTOR_REPORT=1 prints
+what esg's calls API says of each call (time to connect, the pair, the reflector ports)."""
 
 import base64
 import os
@@ -149,6 +150,11 @@ class ReflectorCase(engine.EngineCase):
         self.assertIn(prefix, info["local_candidate"], info)
         self.assertIn(prefix, info["remote_candidate"], info)
         self.assertEqual(info.get("skipped_tcp_reflectors"), self.skipped_tcp, info)
+        self.assertEqual(info.get("custom_parameters"), {}, info)  # the simulator sends ""
+        if os.environ.get("ESG_REFLECTOR_REPORT"):
+            sys.stderr.write("reflector call %s %s: %s\n" % (direction, version, {
+                k: info.get(k) for k in ("connect_ms", "first_audio_ms", "rtt_ms", "reflector_id",
+                                         "local_candidate", "remote_candidate", "reflectors")}))
         # The ports the call went through carried data both ways.
         used = [r for r in info.get("reflectors", []) if r["id"] == info["reflector_id"]]
         self.assertTrue(used and any(r["ready"] for r in used), info)
