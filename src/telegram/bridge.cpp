@@ -351,6 +351,7 @@ void CallBridge::fail_sip(const std::shared_ptr<Call>& c, const SipAnswer& a) {
 
 void CallBridge::discard_telegram(const std::shared_ptr<Call>& c) {
   if (!c->tg_id || !by_tg_.count(c->tg_id)) return;
+  lane(*c, c->disconnected ? "discardCall (is_disconnected)" : "discardCall");
   td_({{"@type", "discardCall"},
        {"call_id", c->tg_id},
        {"is_disconnected", c->disconnected},

@@ -135,6 +135,7 @@ void CallBridge::on_invite_response(const std::shared_ptr<Call>& c, const sip::M
   c->answered = true;
   if (has_sdp(r)) read_peer_sdp(*c, r.body(), nullptr);
   c->accepted = true;
+  lane(*c, "acceptCall (the PBX answered)");
   td_({{"@type", "acceptCall"}, {"call_id", c->tg_id}, {"protocol", calls::call_protocol()}},
       [self = shared_from_this(), c](Result<json, td::TdError> res) {
         if (!res && !c->ended)

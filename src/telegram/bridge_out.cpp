@@ -188,6 +188,7 @@ void CallBridge::place_call(const std::shared_ptr<Call>& c, int64_t user_id, boo
       return;
     }
   }
+  lane(*c, "createCall to user " + std::to_string(user_id) + (contact ? " (a contact)" : ""));
   td_({{"@type", "createCall"},
        {"user_id", user_id},
        {"protocol", calls::call_protocol()},
@@ -219,6 +220,7 @@ void CallBridge::place_call(const std::shared_ptr<Call>& c, int64_t user_id, boo
         }
         c->tg_id = r->value("id", int64_t(0));
         self->by_tg_[c->tg_id] = c;
+        self->lane(*c, "createCall answered: Telegram call " + std::to_string(c->tg_id));
         log::call("telegram", spdlog::level::info, c->call_id,
                   "line {}: '{}' is user {}{}: Telegram call {}", self->config_.code, c->dialled,
                   user_id, contact ? " (a contact)" : "", c->tg_id);

@@ -513,8 +513,10 @@ class Cut(EngineCase):
         self.assertGreater(tg.get("reconnecting_ms", 0), 15000, cdr)
         self.assertEqual(self.metric("esg_telegram_calls_no_path_total"), ended_before + 1)
         events, _ = self.lane(call)
-        self.assertTrue(any(e.startswith("engine failed: no media path for 20 s (no_path_20s)")
-                            for e in events), events)
+        failed = next((i for i, e in enumerate(events)
+                       if e.startswith("engine failed: no media path for 20 s (no_path_20s)")), None)
+        self.assertIsNotNone(failed, events)
+        self.assertIn("discardCall (is_disconnected)", events[failed:], events)
 
 
 if __name__ == "__main__":
