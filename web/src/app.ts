@@ -274,7 +274,8 @@ function liveTelegram(c: Json) {
     const s = telegramSection(t, ended);
     holder.replaceChildren(...(s ? [s] : []));
   };
-  show(c.telegram, false);
+  // From History: the CDR's Telegram fields, the call long over.
+  show(c.telegram, !diagramLive);
   if (!diagramLive) return holder;
   let last: Json = c.telegram;
   every(2, async () => {

@@ -132,7 +132,9 @@ export function telegramSection(t: Json, ended = false): HTMLElement | null {
     el(
       "div",
       { class: "emojis", id: "telegram-emojis" },
-      ...(emojis.length ? emojis.map((e) => el("span", { class: "emoji" }, e)) : ["(no key yet)"]),
+      ...(emojis.length
+        ? emojis.map((e) => el("span", { class: "emoji" }, e))
+        : [ended ? "(not kept after the call)" : "(no key yet)"]),
     ),
     el(
       "p",
