@@ -7,6 +7,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -38,6 +39,7 @@ struct Pair {
   std::unique_ptr<CallEngine> caller, callee;
   std::vector<std::string> to_callee, to_caller;  // frames each side received
   std::string failed_caller, failed_callee;
+  std::vector<std::pair<std::string, json>> caller_events;  // on_event (issue 22)
   bool drop_signaling = false;
 
   explicit Pair(std::chrono::milliseconds timeout = std::chrono::milliseconds(20000)) {
@@ -65,6 +67,9 @@ struct Pair {
       if (!f.missing()) to_callee.emplace_back(f.opus);
     };
     caller->on_failed = [this](const std::string& why) { failed_caller = why; };
+    caller->on_event = [this](std::string_view e, const json& d) {
+      caller_events.emplace_back(std::string(e), d);
+    };
     callee->on_failed = [this](const std::string& why) { failed_callee = why; };
   }
   bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit) {
@@ -128,6 +133,31 @@ TEST(CallEngine, CallerAndCalleeConnectAndCarryOpusBothWays) {
     EXPECT_EQ(st["srtp"], "AES_CM_128_HMAC_SHA1_80");
     EXPECT_NE(st["local_candidate"].get<std::string>().find("127.0.0.1"), std::string::npos);
     EXPECT_TRUE(p.failed_caller.empty() && p.failed_callee.empty());
+    // The operator's view (issue 22): connected once, how long it took, no reconnection; the
+    // events the diagram shows, in order.
+    ASSERT_TRUE(st.contains("connect_ms")) << st.dump();
+    EXPECT_GE(st["connect_ms"].get<int64_t>(), 0);
+    EXPECT_EQ(st["reconnection_count"], 0);
+    std::vector<std::string> names;
+    for (const auto& [e, d] : p.caller_events)
+      names.push_back(e == "signaling" ? "signaling: " + d.value("step", "") : e);
+    const auto at = [&](const std::string& n) {
+      return std::find(names.begin(), names.end(), n) - names.begin();
+    };
+    ASSERT_LT(at("connected"), ptrdiff_t(names.size())) << json(names).dump();
+    EXPECT_LT(at("signaling: InitialSetup both ways"), at("connected")) << json(names).dump();
+    EXPECT_LT(at("signaling: offer/answer done"), ptrdiff_t(names.size())) << json(names).dump();
+    const json& connected = p.caller_events[size_t(at("connected"))].second;
+    EXPECT_EQ(connected["path"], "host");
+    EXPECT_EQ(connected["version"], version);
+    EXPECT_EQ(connected["connect_ms"], st["connect_ms"]);
+    // Hung up: ended, and the last values stay.
+    p.caller->stop();
+    const json last = p.caller->status();
+    EXPECT_EQ(last["state"], "ended");
+    EXPECT_EQ(last["ended_by"], "hangup");
+    EXPECT_EQ(last["path"], "host");
+    EXPECT_EQ(last["local_candidate"], st["local_candidate"]);
   }
 }
 
@@ -156,6 +186,14 @@ TEST(CallEngine, NoPathWithinTheTimeoutEndsTheCall) {
   ASSERT_TRUE(p.caller->start(ready("9.0.0"), true, &error)) << error;
   ASSERT_TRUE(p.run_until([&] { return !p.failed_caller.empty(); }, std::chrono::seconds(5)));
   EXPECT_NE(p.failed_caller.find("no media path"), std::string::npos) << p.failed_caller;
+  // Marked as the 20 s rule, for the CDR and the metrics (issue 22).
+  const json st = p.caller->status();
+  EXPECT_EQ(st["state"], "failed");
+  EXPECT_EQ(st["ended_by"], "no_path_20s");
+  EXPECT_FALSE(st.contains("connect_ms"));
+  ASSERT_FALSE(p.caller_events.empty());
+  EXPECT_EQ(p.caller_events.back().first, "failed");
+  EXPECT_EQ(p.caller_events.back().second["ended_by"], "no_path_20s");
 }
 
 TEST(CallEngine, FieldsOfUnexpectedTypesInCallStateReadyAreSkipped) {
