@@ -103,6 +103,7 @@ class ReflectorCase(engine.EngineCase):
     # The §5.1 id of the reflector the call should use (None: any of the UDP ones).
     expected_id = None
     skipped_tcp = 0
+    with_turn = False  # a TURN server listed too (coturn in the namespace)
 
     @classmethod
     def setUpClass(cls):
@@ -115,6 +116,8 @@ class ReflectorCase(engine.EngineCase):
                 if not tcp:
                     cls.procs.append(Reflector(addr, port))
                 servers.append(reflector_server(server_id, addr, port, tag, tcp))
+            if cls.with_turn:
+                servers.append(NET.turn())
             cls.sim.ctl("call.network", servers=servers, allow_p2p=False)
         except Exception:
             cls.tearDownClass()
@@ -190,6 +193,17 @@ class TwoReflectors(ReflectorCase):
 
     def test_9_0_0_from_telegram(self):
         self.reflector_call("from_telegram", "9.0.0")
+
+
+class ReflectorAndTurn(ReflectorCase):
+    """A reflector and a TURN server: esg ranks its reflector candidates above its TURN ones (no
+    allocation to lose mid-call), so as the caller (the controlling agent) it nominates the
+    reflector pair."""
+    reflectors = [("77", ADDR_B, 5963, False)]
+    with_turn = True
+
+    def test_9_0_0_to_telegram(self):
+        self.reflector_call("to_telegram", "9.0.0")
 
 
 if __name__ == "__main__":
