@@ -38,6 +38,11 @@ struct Pair {
   asio::io_context io;
   std::unique_ptr<CallEngine> caller, callee;
   std::vector<std::string> to_callee, to_caller;  // frames each side received
+  struct Played {
+    uint32_t ts, samples;
+    std::string opus;  // empty: missing
+  };
+  std::vector<Played> callee_played;  // all the callee played out, missing frames included
   std::string failed_caller, failed_callee;
   std::vector<std::pair<std::string, json>> caller_events;  // on_event (issue 22)
   bool drop_signaling = false;
@@ -65,6 +70,7 @@ struct Pair {
     };
     callee->on_frame = [this](const esg::telegram::AudioFrame& f) {
       if (!f.missing()) to_callee.emplace_back(f.opus);
+      callee_played.push_back({f.timestamp, f.samples, std::string(f.opus)});
     };
     caller->on_failed = [this](const std::string& why) { failed_caller = why; };
     caller->on_event = [this](std::string_view e, const json& d) {
@@ -159,6 +165,50 @@ TEST(CallEngine, CallerAndCalleeConnectAndCarryOpusBothWays) {
     EXPECT_EQ(last["path"], "host");
     EXPECT_EQ(last["local_candidate"], st["local_candidate"]);
   }
+}
+
+// Issue 22: what the engine plays out of its jitter buffer is one timeline: the frames in order,
+// then (the caller stops sending, as a muted tgcalls does) missing frames and, after 300 ms,
+// Opus silence, each slot starting where the one before ended.
+TEST(CallEngine, PlayoutIsOneTimelineIntoTheSilenceOfAMutedPeer) {
+  Pair p;
+  std::string error;
+  ASSERT_TRUE(p.caller->start(ready("9.0.0"), true, &error)) << error;
+  ASSERT_TRUE(p.callee->start(ready("9.0.0"), false, &error)) << error;
+  ASSERT_TRUE(p.run_until([&] { return p.connected(); }, std::chrono::seconds(10)));
+  p.run_until([] { return false; }, std::chrono::milliseconds(1500));  // the first silence
+  p.callee_played.clear();
+  for (int i = 0; i < 25; ++i) {
+    p.caller->send(frame(i));
+    p.run_until([] { return false; }, std::chrono::milliseconds(20));
+  }
+  p.run_until([] { return false; }, std::chrono::milliseconds(1000));
+  const auto& played = p.callee_played;
+  std::vector<std::string> frames;
+  size_t last_frame = 0, silence = 0;
+  for (size_t i = 0; i < played.size(); ++i) {
+    if (played[i].opus.rfind(std::string(1, char(0xF8)) + "frame-", 0) == 0) {
+      frames.push_back(played[i].opus);
+      last_frame = i;
+    }
+  }
+  ASSERT_EQ(frames.size(), 25u);
+  for (int i = 0; i < 25; ++i)
+    EXPECT_EQ(frames[size_t(i)], frame(i));
+  for (size_t i = last_frame + 1; i < played.size(); ++i) {
+    silence += played[i].opus == std::string("\xF8\xFF\xFE", 3);
+    if (i > last_frame + 1) {
+      EXPECT_EQ(played[i].ts, played[i - 1].ts + played[i - 1].samples) << i;
+    }
+  }
+  // After the last frame: about a second of slots, missing ones, then silence.
+  EXPECT_GE(played.size() - last_frame - 1, 40u);
+  EXPECT_GE(silence, 25u);
+  const json st = p.callee->status();
+  EXPECT_GE(st["jitter_buffer_ms"].get<int>(), 60);
+  EXPECT_GE(st["concealed"].get<int>(), 1);
+  EXPECT_EQ(st["late"].get<int>(), 0);
+  EXPECT_TRUE(st.contains("jitter_ms"));
 }
 
 TEST(CallEngine, AVersionItDoesNotSpeakIsRefusedByName) {
