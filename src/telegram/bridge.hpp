@@ -119,7 +119,7 @@ class CallBridge : public std::enable_shared_from_this<CallBridge> {
   void on_signaling(const nlohmann::json& u);
   void show_media();  // every second: each call's Telegram media on the calls board
   // The diagram's Telegram lane and /metrics (issue 22).
-  void lane(Call& c, std::string text);
+  void lane(Call& c, const std::string& text);
   void on_call_lane(Call& c, const nlohmann::json& call);
   void on_media_event(const std::shared_ptr<Call>& c, std::string_view event,
                       const nlohmann::json& detail);

@@ -23,7 +23,7 @@ std::string text_of(const json& j) {
 // TDLib's call state as the lane shows it; empty for a state it does not know.
 std::string state_text(const json& call) {
   const json st = call.value("state", json::object());
-  const std::string type = st.is_object() ? st.value("@type", "") : "";
+  std::string type = st.is_object() ? st.value("@type", "") : "";
   if (type == "callStatePending") {
     // is_received: the call reached the other side (an outgoing call rings there).
     if (st.value("is_received", false)) return "pending, ringing (is_received)";
@@ -45,7 +45,7 @@ std::string state_text(const json& call) {
 
 }  // namespace
 
-void CallBridge::lane(Call& c, std::string text) {
+void CallBridge::lane(Call& c, const std::string& text) {
   if (options_.lane && !c.call_id.empty()) options_.lane(c.call_id, one_line(text));
 }
 
@@ -89,7 +89,7 @@ void CallBridge::on_media_event(const std::shared_ptr<Call>& c, std::string_view
     text += ": " + text_of(d.value("why", json())) + " (" + by + ")";
     if (by == "no_path_20s") ++m.no_path_20s;
   }
-  lane(*c, std::move(text));
+  lane(*c, text);
   publish_status();
 }
 
