@@ -123,6 +123,7 @@ struct CallBridge::Call {
   std::string dialled;     // what the PBX dialled
   std::string keys;        // chat digits still to send to the PBX
   std::string lane_state;  // TDLib's last call state on the diagram's lane (repeats skipped)
+  int lane_events = 0;     // on the lane so far (bounded: kMaxLaneEvents)
 };
 
 }  // namespace esg::telegram

@@ -13,6 +13,10 @@ using namespace bridge_detail;
 
 namespace {
 
+// A call's events on its diagram: the packet index keeps a call's last 200 packets, and a call
+// that loses its path again and again must not push its SIP packets out with its events.
+constexpr int kMaxLaneEvents = 48;
+
 // Bounds of the connect time histogram, in seconds (the last one is +Inf).
 constexpr double kConnectBucketsS[] = {0.1, 0.25, 0.5, 1, 2, 5, 10, 20};
 
@@ -46,7 +50,11 @@ std::string state_text(const json& call) {
 }  // namespace
 
 void CallBridge::lane(Call& c, const std::string& text) {
-  if (options_.lane && !c.call_id.empty()) options_.lane(c.call_id, one_line(text));
+  if (!options_.lane || c.call_id.empty() || c.lane_events > kMaxLaneEvents) return;
+  ++c.lane_events;
+  options_.lane(c.call_id, c.lane_events > kMaxLaneEvents
+                               ? "(more events of this call are not shown)"
+                               : one_line(text));
 }
 
 void CallBridge::on_call_lane(Call& c, const json& call) {

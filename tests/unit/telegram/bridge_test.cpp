@@ -294,4 +294,28 @@ TEST(CallBridge, TelegramsCallStatesGoOnTheDiagramsLaneOnceEachUnderTheCallsCall
                                              "updateCall discarded: callDiscardReasonHungUp"}));
 }
 
+// Bounded: a call whose states keep changing stops adding to its lane, and says so once.
+TEST(CallBridge, ACallsLaneIsBounded) {
+  Fixture f;
+  f.config.number = "100";
+  f.bridge->set_account(42);
+  f.answer = [](const json&) {
+    return esg::Result<json, esg::telegram::td::TdError>(
+        json{{"@type", "user"}, {"id", 7}, {"first_name", "Ivan"}});
+  };
+  for (int i = 0; i < 100; ++i) {
+    f.bridge->on_update(
+        {{"@type", "updateCall"},
+         {"call",
+          {{"id", 6},
+           {"user_id", 7},
+           {"is_outgoing", false},
+           {"state",
+            {{"@type", "callStatePending"}, {"is_created", true}, {"is_received", i % 2 == 0}}}}}});
+  }
+  ASSERT_EQ(f.lane.size(), 49u);
+  EXPECT_EQ(f.lane.back().second, "(more events of this call are not shown)");
+  EXPECT_EQ(f.lane[47].second, "updateCall pending (is_created)");
+}
+
 }  // namespace
