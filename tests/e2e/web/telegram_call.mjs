@@ -102,6 +102,21 @@ try {
       loss: s.querySelector('tr[data-field="loss"] td').textContent,
       none: m.telegramSection(undefined),
     };
+    // A reflector call that lost its path twice, with the jitter buffer's fields (issue 22).
+    const r = m.telegramSection({
+      version: "9.0.0", emojis: [], state: "reconnecting", path: "reflector", reflector_id: 3,
+      connect_ms: 412.4, reconnection_count: 2, reconnecting_ms: 5300,
+      reconnections: [{ at_ms: 10200, duration_ms: 5100 }, { at_ms: 40000 }],
+      jitter_ms: 12.6, jitter_buffer_ms: 80, late: 4, concealed: 7,
+      custom_parameters: { a: true, b: "x" }, skipped_tcp_reflectors: 1,
+    }, true);
+    const cell = (k) => r.querySelector(`tr[data-field="${k}"] td`)?.textContent ?? null;
+    out.reflector = {
+      path: cell("path"), connect: cell("connect_ms"), reconnections: cell("reconnections"),
+      jitter: cell("jitter"), buffer: cell("jitter_buffer"), late: cell("late"),
+      concealed: cell("concealed"), custom: cell("custom_parameters"),
+      tcp: cell("skipped_tcp_reflectors"), emojis: r.querySelector(".emojis").textContent,
+    };
     s.remove();
     return out;
   });

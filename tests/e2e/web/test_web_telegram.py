@@ -204,6 +204,11 @@ class TelegramCallPage(engine.EngineCase):
         self.assertEqual(fixture["rtt"], "12 ms")
         self.assertEqual(fixture["loss"], "25.0 %")
         self.assertIsNone(fixture["none"])
+        self.assertEqual(fixture["reflector"], {
+            "path": "Telegram reflector 3", "connect": "412 ms",
+            "reconnections": "2, 5.3 s in all (at 10.2 s for 5.1 s; at 40.0 s, still reconnecting)",
+            "jitter": "13 ms", "buffer": "80 ms", "late": "4", "concealed": "7",
+            "custom": "a=true, b=x", "tcp": "1", "emojis": "(not kept after the call)"})
         self.assertEqual(node.wait(timeout=30), 0, stderr())
         node.stdin.close()
         node.stdout.close()
