@@ -695,7 +695,8 @@ json CallEngine::status() const {
                         {"duplicates", jb.duplicates},
                         {"skipped", jb.skipped},
                         {"inserted", jb.inserted},
-                        {"restarts", jb.restarts}};
+                        {"restarts", jb.restarts},
+                        {"early", jb.early}};
   if (remote_report_) j["remote_loss"] = double(remote_report_->fraction_lost) / 256.0;
   if (first_audio_ms_.count() >= 0) j["first_audio_ms"] = first_audio_ms_.count();
   if (signaling_) {

@@ -147,6 +147,7 @@ void JitterBuffer::restart(const Packet& p, Clock::time_point now) {
   have_transit_ = false;
   too_deep_since_.reset();
   seq_set_ = false;
+  early_ = gap_ = false;
   ssrc_ = p.ssrc;
   // The packet plays a target's delay from now. Before the first packet there is no timeline;
   // after one, the slots go on without a pause (missing ones until this packet's), so the
@@ -218,6 +219,16 @@ std::optional<JitterBuffer::Frame> JitterBuffer::next_slot() {
     --queued_;
     ++counters_.late;
   }
+  gap_ = false;
+  if (early_ && next_ts_ < early_end_) {
+    // This slot's frame went with the missing one before it: its time passes in silence.
+    const int64_t n = early_end_ - next_ts_;
+    early_ = false;
+    next_ts_ = early_end_;
+    next_at_ += microseconds(to_us(n));
+    return std::nullopt;
+  }
+  early_ = false;
   const int64_t target = target_us(), delay = delay_us();
   Entry* e = find(next_ts_);
   if (delay < target) {
@@ -264,6 +275,21 @@ std::optional<JitterBuffer::Frame> JitterBuffer::next_slot() {
   Frame f{uint32_t(next_ts_), n, {}};
   next_ts_ += n;
   next_at_ += microseconds(to_us(n));
+  gap_ = true;
+  return f;
+}
+
+std::optional<JitterBuffer::Frame> JitterBuffer::play_early() {
+  Entry* e = find(next_ts_);
+  if (!e) return std::nullopt;
+  Frame f{uint32_t(e->ts), e->samples, e->payload};
+  e->used = false;
+  --queued_;
+  ++counters_.played;
+  ++counters_.early;
+  slot_samples_ = e->samples;
+  early_ = true;
+  early_end_ = e->ts + e->samples;
   return f;
 }
 

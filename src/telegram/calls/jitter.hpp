@@ -68,6 +68,7 @@ class JitterBuffer {
     uint64_t inserted = 0;  // of those, slots added to grow the buffer
     uint64_t skipped = 0;   // frames skipped to shrink it (or because it was full)
     uint64_t restarts = 0;
+    uint64_t early = 0;  // frames played right after the missing one before them
   };
 
   JitterBuffer();
@@ -78,7 +79,15 @@ class JitterBuffer {
   template <typename Emit>
   void poll(Clock::time_point now, Emit&& emit) {
     while (started_ && now >= next_at_) {
-      if (const auto f = next_slot()) emit(*f);
+      const auto f = next_slot();
+      if (!f) continue;
+      emit(*f);
+      // A lost frame's next one, when it is here, goes at once: the next stage conceals the
+      // gap when that frame comes (FEC needs it), so the concealed audio leaves on time and
+      // the frame a slot early, rather than both a slot late.
+      if (f->missing() && gap_) {
+        if (const auto e = play_early()) emit(*e);
+      }
     }
   }
   // When the next slot plays (for the engine's timer); none before the first packet.
@@ -114,6 +123,7 @@ class JitterBuffer {
   };
 
   std::optional<Frame> next_slot();
+  std::optional<Frame> play_early();
   void restart(const Packet& p, Clock::time_point now);
   void note_transit(int64_t transit_us, Clock::time_point now);
   int64_t extend(uint32_t ts) const { return next_ts_ + int32_t(ts - uint32_t(next_ts_)); }
@@ -137,6 +147,9 @@ class JitterBuffer {
   Clock::time_point epoch_;    // of the transit times below, with the sender's time then
   int64_t epoch_ts_ = 0;
   uint32_t slot_samples_ = 0;  // the last frame's length: a missing slot's
+  bool gap_ = false;           // the last missing slot was a gap (not a slot added)
+  bool early_ = false;         // a frame up to early_end_ has played ahead of its slot
+  int64_t early_end_ = 0;
   Clock::time_point last_arrival_;
   // Transit (arrival minus the sender's time, relative) per packet, for the target and jitter.
   std::array<Block, kBlocks> blocks_{};

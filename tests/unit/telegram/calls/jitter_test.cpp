@@ -75,12 +75,15 @@ std::vector<Played> run(JitterBuffer& jb, const std::vector<Sent>& in, Clock::ti
 }
 
 // Each slot starts when the one before ends: the stream towards the PBX is continuous in time.
+// The one exception: the frame after a missing one plays with it, ahead of its slot.
 void expect_steady(const std::vector<Played>& out) {
+  if (out.empty()) return;
+  auto slot = out[0].at;
   for (size_t i = 1; i < out.size(); ++i) {
-    const auto step = out[i].at - out[i - 1].at;
-    if (step == Clock::duration::zero()) continue;  // a skipped frame: the next one in its slot
-    ASSERT_EQ(std::chrono::duration_cast<microseconds>(step).count(),
-              int64_t(out[i - 1].samples) * 1000 / 48)
+    slot += microseconds(int64_t(out[i - 1].samples) * 1000 / 48);
+    if (out[i - 1].payload.empty() && out[i].at == out[i - 1].at && !out[i].payload.empty())
+      continue;  // early, after a missing frame
+    ASSERT_EQ(std::chrono::duration_cast<microseconds>(out[i].at - slot).count(), 0)
         << "slot " << i;
   }
 }
@@ -123,8 +126,13 @@ TEST(JitterBuffer, ALostFrameIsAMissingSlotAtItsTime) {
   EXPECT_EQ(out[4].ts, 1000u + 4 * 2880);
   // Its slot is where frame 4 would have played: 4 frames after the first one.
   EXPECT_EQ(out[4].at - out[0].at, milliseconds(240));
+  // The frame after it goes at once (the relay conceals the gap when it comes), its own slot
+  // then passes without anything, and frame 6 plays in its slot.
   EXPECT_EQ(out[5].payload, "f5");
+  EXPECT_EQ(out[5].at, out[4].at);
+  EXPECT_EQ(out[6].at - out[0].at, milliseconds(360));
   EXPECT_EQ(jb.counters().missing, 1u);
+  EXPECT_EQ(jb.counters().early, 1u);
   expect_steady(out);
 }
 
@@ -213,12 +221,7 @@ void bounded_with_skew(double rate) {
     EXPECT_GE(c.inserted, 8u);
     EXPECT_LE(c.inserted, 13u);
   }
-  // The slots played cover the wall-clock time since the first one, to the sample.
-  uint64_t samples = 0;
-  for (size_t i = 0; i + 1 < out.size(); ++i)
-    samples += out[i].at == out[i + 1].at ? 0 : out[i].samples;
-  EXPECT_EQ(int64_t(samples) * 1000 / 48,
-            std::chrono::duration_cast<microseconds>(out.back().at - out.front().at).count());
+  // expect_steady above: the slots played cover the wall-clock time, to the sample.
   EXPECT_LE(jb.queued(), 6u);
 }
 
@@ -248,11 +251,17 @@ TEST(JitterBuffer, AfterASilenceTheNextPacketStartsOverWithoutAPause) {
   EXPECT_EQ(jb.counters().restarts, 1u);
   EXPECT_EQ(jb.counters().late, 0u);
   EXPECT_EQ(jb.counters().played, 20u + 30u);
-  // The first frame after the silence plays a target's delay after it came.
+  // The first frame after the silence plays a target's delay after it came (or a slot less:
+  // it goes with the last missing slot before it).
+  int found = 0;
   for (const auto& p : out) {
     if (p.payload != "f0" || p.ts == 1000u) continue;
-    EXPECT_EQ(p.at - (Clock::time_point{} + milliseconds(2400 + 3)), jb.target());
+    ++found;
+    const auto waited = p.at - (Clock::time_point{} + milliseconds(2400 + 3));
+    EXPECT_LE(waited, jb.target());
+    EXPECT_GE(waited, jb.target() - milliseconds(20));
   }
+  EXPECT_EQ(found, 1);
 }
 
 TEST(JitterBuffer, ANewSourceStartsOverAndMemoryIsBounded) {
