@@ -1,8 +1,8 @@
 """Telegram call audio through a bad path (issue 22): 10 % loss each way and 40 ms of uniform
-jitter (packets overtake each other when the jitter exceeds their spacing), made by a test
-reflector of the suite's own (jitter_reflector.py, relay-only calls as in
-test_reflector_calls.py: netem is missing here) between tgpeer (the real tgcalls, sending 60 ms
-Opus frames of a 440 Hz tone) and esg. What the PBX receives must stay continuous in time:
+jitter (packets overtake each other when the jitter exceeds their spacing), made by the test
+reflector (tests/tgsim/reflector.py, through ESG_REFLECTOR_LOSS and ESG_REFLECTOR_JITTER_MS;
+relay-only calls as in test_reflector_calls.py: netem is missing here) between tgpeer (the real
+tgcalls, sending 60 ms Opus frames of a 440 Hz tone) and esg. What the PBX receives must stay continuous in time:
 
 - its G.711 stream keeps the wall clock's pace: packets and RTP time over a 20 s window within
   3 % of the window (with lost frames skipped instead of concealed it is 10 % short: drift);
@@ -40,7 +40,8 @@ def setUpModule():
     if not os.access(TGPEER, os.X_OK):
         raise unittest.SkipTest("no tgpeer at %s (set ESG_TGPEER)" % TGPEER)
     # The reflector processes the reflector cases start are this impairing one.
-    os.environ["ESG_REFLECTOR"] = os.path.join(HERE, "jitter_reflector.py")
+    os.environ["ESG_REFLECTOR"] = os.path.normpath(
+        os.path.join(HERE, "..", "..", "tgsim", "reflector.py"))
     os.environ["ESG_REFLECTOR_LOSS"] = "%.2f" % LOSS
     os.environ["ESG_REFLECTOR_JITTER_MS"] = str(JITTER_MS)
     NET = TgNet().__enter__()
