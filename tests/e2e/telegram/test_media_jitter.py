@@ -2,7 +2,8 @@
 jitter (packets overtake each other when the jitter exceeds their spacing), made by the test
 reflector (tests/tgsim/reflector.py, through ESG_REFLECTOR_LOSS and ESG_REFLECTOR_JITTER_MS;
 relay-only calls as in test_reflector_calls.py: netem is missing here) between tgpeer (the real
-tgcalls, sending 60 ms Opus frames of a 440 Hz tone) and esg. What the PBX receives must stay continuous in time:
+tgcalls, sending 60 ms Opus frames of a 440 Hz tone) and esg. What the PBX receives must stay
+continuous in time:
 
 - its G.711 stream keeps the wall clock's pace: packets and RTP time over a 20 s window within
   3 % of the window (with lost frames skipped instead of concealed it is 10 % short: drift);
