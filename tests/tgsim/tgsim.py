@@ -111,6 +111,13 @@ class World:
         self.clients = {}  # (connection id, client id) -> Client
         self.call_servers = []  # callStateReady.servers for engine calls (control call.network)
         self.allow_p2p = True
+        # Reflectors added to every engine call's servers, each with the call's own peer_tag
+        # (call.network reflectors): {"id", "ip_address", "ipv6_address", "port", "is_tcp"}.
+        self.reflectors = []
+        # Impairment of the signaling blobs relayed between the client and tgpeer, both ways
+        # (control call.signaling): delay_ms, jitter_ms, reorder, duplicate (share), seed.
+        self.signaling = {}
+        self.signaling_rng = random.Random()
         self.requests = []  # every request, for the tests' assertions
 
     def add_user(self, **f):
@@ -404,8 +411,7 @@ class Client:
         except ValueError:
             return error(400, "Invalid data")
         call.signaling_in += 1
-        if call.peer:
-            call.peer.signal(base64.b64encode(data).decode())
+        call.relay("to_peer", base64.b64encode(data).decode())
         return {"@type": "ok"}
 
     def m_sendMessage(self, req):
@@ -437,6 +443,12 @@ class Call:
         self.peer = None  # the user's call engine (tgpeer), for 8.0.0/9.0.0
         self.signaling_in = 0  # sendCallSignalingData blobs from the client
         self.signaling_out = 0  # updateNewCallSignalingData blobs to the client
+        self.peer_tag = None  # base64 of the 16 bytes all reflectors of this call carry
+        # Relayed signaling per direction ("to_peer", "to_client"): counters, the order the
+        # blobs were delivered in (their sequence numbers), a blob held back to be reordered.
+        self.sig = {d: {"relayed": 0, "delivered": 0, "duplicated": 0, "reordered": 0,
+                        "max_delay_ms": 0.0, "order": collections.deque(maxlen=200),
+                        "held": None} for d in ("to_peer", "to_client")}
 
     def obj(self, state):
         return {"@type": "call", "id": self.id, "user_id": self.user.id,
@@ -504,6 +516,7 @@ class Call:
         self.version = choose_version(self.offer.get("library_versions") or [],
                                       self.user.library_versions)
         servers = self.user.servers if self.user.servers is not None else WORLD.call_servers
+        servers = list(servers) + self.reflector_servers()
         p2p = self.user.allow_p2p if self.user.allow_p2p is not None else WORLD.allow_p2p
         self.later(0.05, lambda: self.ready(key, emojis, servers, bool(p2p)))
 
@@ -520,14 +533,80 @@ class Call:
             # The user's app runs its engine with the same key and the other role.
             self.peer = Peer(self, self.version, key, servers, p2p)
 
+    def reflector_servers(self):
+        """The callServer objects of WORLD.reflectors for this call: one fresh random peer_tag
+        per call, the same in every reflector and for both sides (TELEGRAM-CALLS.md §5.1)."""
+        if not WORLD.reflectors:
+            return []
+        self.peer_tag = base64.b64encode(os.urandom(16)).decode()
+        return [{"@type": "callServer", "id": str(r["id"]), "ip_address": r.get("ip_address", ""),
+                 "ipv6_address": r.get("ipv6_address", ""), "port": int(r["port"]),
+                 "type": {"@type": "callServerTypeTelegramReflector", "peer_tag": self.peer_tag,
+                          "is_tcp": bool(r.get("is_tcp", False))}}
+                for r in WORLD.reflectors]
+
+    def relay(self, direction, blob):
+        """A signaling blob on its way to the peer's engine or to the client, through the
+        impairment of call.signaling: each copy (a share are sent twice) waits delay_ms plus its
+        own uniform jitter, and with reorder every other blob is held back until the next one
+        has gone (or 300 ms passed)."""
+        st = self.sig[direction]
+        seq = st["relayed"]
+        st["relayed"] += 1
+        cfg = WORLD.signaling
+        if not cfg:
+            return self.deliver(direction, seq, blob)
+        rng = WORLD.signaling_rng
+        copies = 1
+        if rng.random() < float(cfg.get("duplicate", 0)):
+            copies = 2
+            st["duplicated"] += 1
+        for _ in range(copies):
+            delay = (float(cfg.get("delay_ms", 0)) +
+                     rng.uniform(0, float(cfg.get("jitter_ms", 0)))) / 1000.0
+            st["max_delay_ms"] = max(st["max_delay_ms"], round(delay * 1000, 1))
+            if cfg.get("reorder"):
+                held = st["held"]
+                if held is None:
+                    st["held"] = item = (seq, blob, delay)
+                    self.later(max(delay, 0.3), lambda i=item: self.release(direction, i))
+                    continue
+                st["held"] = None
+                st["reordered"] += 1
+                self.later(delay, lambda s=seq: self.deliver(direction, s, blob))
+                # The held one goes just after this one.
+                self.later(delay + 0.005, lambda i=held: self.deliver(direction, i[0], i[1]))
+                continue
+            self.later(delay, lambda s=seq: self.deliver(direction, s, blob))
+
+    def release(self, direction, item):
+        st = self.sig[direction]
+        if st["held"] is item:  # nothing came after it in time
+            st["held"] = None
+            self.deliver(direction, item[0], item[1])
+
+    def deliver(self, direction, seq, blob):
+        st = self.sig[direction]
+        if direction == "to_peer":
+            st["delivered"] += 1  # counted without an engine too (a version tgpeer lacks)
+            st["order"].append(seq)
+            if self.peer:
+                self.peer.signal(blob)
+            return
+        if self.state != "Ready":  # TDLib drops the peer's blobs outside Ready
+            return
+        st["delivered"] += 1
+        st["order"].append(seq)
+        self.signaling_out += 1
+        self.client.emit({"@type": "updateNewCallSignalingData", "call_id": self.id,
+                          "data": blob})
+
     def peer_signaling(self, data):
         """A blob from the user's engine: to the client, as TDLib delivers the peer's (only
         while the call is ready; TDLib drops it otherwise)."""
         if self.state != "Ready":
             return
-        self.signaling_out += 1
-        self.client.emit({"@type": "updateNewCallSignalingData", "call_id": self.id,
-                          "data": data})
+        self.relay("to_client", data)
 
     def peer_state(self, state):
         if state == "failed" and self.user.discard_on_failed and self.state == "Ready":
@@ -564,7 +643,10 @@ class Call:
                 "reason": self.discard_reason,
                 "version": self.version, "engine": "tgpeer" if self.peer else None,
                 "peer_state": self.peer.state if self.peer else None,
-                "signaling_in": self.signaling_in, "signaling_out": self.signaling_out}
+                "signaling_in": self.signaling_in, "signaling_out": self.signaling_out,
+                "peer_tag": self.peer_tag,
+                "signaling": {d: {k: (list(v) if k == "order" else v) for k, v in st.items()
+                                  if k != "held"} for d, st in self.sig.items()}}
 
     def recorded_pcm(self):
         """What the user heard: 16-bit samples at 48 kHz."""
@@ -797,7 +879,20 @@ def control(cmd):
             WORLD.call_servers = list(cmd["servers"])
         if "allow_p2p" in cmd:
             WORLD.allow_p2p = bool(cmd["allow_p2p"])
-        return {"servers": WORLD.call_servers, "allow_p2p": WORLD.allow_p2p}
+        if "reflectors" in cmd:
+            for r in cmd["reflectors"]:
+                if "id" not in r or "port" not in r:
+                    return {"error": "a reflector needs an id and a port"}
+            WORLD.reflectors = [dict(r) for r in cmd["reflectors"]]
+        return {"servers": WORLD.call_servers, "allow_p2p": WORLD.allow_p2p,
+                "reflectors": WORLD.reflectors}
+    if op == "call.signaling":
+        # The impairment of relayed signaling blobs for calls from now on; {} turns it off.
+        keys = ("delay_ms", "jitter_ms", "reorder", "duplicate", "seed")
+        WORLD.signaling = {k: cmd[k] for k in keys if k in cmd and k != "seed"}
+        if "seed" in cmd:
+            WORLD.signaling_rng.seed(cmd["seed"])
+        return {"signaling": WORLD.signaling}
     if op == "timeouts":
         WORLD.ring_timeout = float(cmd.get("ring", WORLD.ring_timeout))
         WORLD.receive_timeout = float(cmd.get("receive", WORLD.receive_timeout))
@@ -846,6 +941,13 @@ def control(cmd):
         return call.peer.describe()
     if op == "call.state":
         return call.describe()
+    if op == "call.inject_signaling":
+        # A blob as if the user's engine had sent it (base64), relayed to the client like
+        # tgpeer's: the signaling impairment seen without an engine.
+        if call.state != "Ready":
+            return {"error": "the call is not ready"}
+        call.peer_signaling(cmd["data"])
+        return {}
     if op == "call.recorded":
         return dict(call.describe(), rate=48000,
                     pcm=base64.b64encode(call.recorded_pcm()).decode())

@@ -253,6 +253,99 @@ class Simulator(unittest.TestCase):
         self.assertEqual(c.call_state(call_id, "Discarded")["state"]["reason"]["@type"],
                          "callDiscardReasonEmpty")
 
+    def ready_call(self, versions, user_fields=None):
+        """An outgoing call of the account, answered and Ready: (call id, callStateReady)."""
+        c = self.c
+        user = SIM.user(first_name="Refl", library_versions=versions,
+                        answer={"action": "answer", "after": 0.1}, **(user_fields or {}))
+        SIM.ctl("talked.add", a=self.account, b=user)
+        call_id = c.call({"@type": "createCall", "user_id": user, "protocol": {
+            "@type": "callProtocol", "udp_p2p": True, "udp_reflector": True, "min_layer": 65,
+            "max_layer": 92, "library_versions": versions}, "is_video": False})["id"]
+        ready = c.call_state(call_id, "Ready")["state"]
+        self.addCleanup(lambda: c.call({"@type": "discardCall", "call_id": call_id,
+                                        "is_disconnected": False, "duration": 1}))
+        return call_id, ready
+
+    def test_reflectors_get_one_peer_tag_per_call_the_same_for_both_sides(self):
+        # Three reflector entries: one id with IPv4 and IPv6, another id, and a TCP one.
+        refl = [{"id": "7000000000000000001", "ip_address": "192.0.2.2",
+                 "ipv6_address": "2001:db8::2", "port": 5600},
+                {"id": "7000000000000000002", "ip_address": "192.0.2.2", "port": 5601},
+                {"id": "7000000000000000003", "ip_address": "192.0.2.2", "port": 5602,
+                 "is_tcp": True}]
+        turn = {"@type": "callServer", "id": "5", "ip_address": "192.0.2.2",
+                "ipv6_address": "", "port": 3478,
+                "type": {"@type": "callServerTypeWebrtc", "username": "u", "password": "p",
+                         "supports_turn": True, "supports_stun": True}}
+        SIM.ctl("call.network", servers=[turn], reflectors=refl, allow_p2p=False)
+        self.addCleanup(lambda: SIM.ctl("call.network", servers=[], reflectors=[],
+                                        allow_p2p=True))
+        # 8.0.0: tgpeer is started for the user with its own copy of the servers.
+        call_id, ready = self.ready_call(["8.0.0"])
+        self.assertFalse(ready["allow_p2p"])
+        servers = ready["servers"]
+        self.assertEqual(servers[0], turn)
+        reflectors = servers[1:]
+        self.assertEqual([s["id"] for s in reflectors], [r["id"] for r in refl])
+        self.assertEqual([s["port"] for s in reflectors], [5600, 5601, 5602])
+        self.assertEqual(reflectors[0]["ipv6_address"], "2001:db8::2")
+        self.assertEqual(reflectors[1]["ipv6_address"], "")
+        self.assertEqual([s["type"]["is_tcp"] for s in reflectors], [False, False, True])
+        tags = {s["type"]["peer_tag"] for s in reflectors}
+        self.assertEqual(len(tags), 1)  # one tag per call, in every reflector
+        tag = tags.pop()
+        self.assertEqual(len(base64.b64decode(tag)), 16)
+        self.assertEqual({s["type"]["@type"] for s in reflectors},
+                         {"callServerTypeTelegramReflector"})
+        self.assertEqual(SIM.ctl("call.state", call_id=call_id)["peer_tag"], tag)
+        argv = SIM.ctl("call.peer", call_id=call_id)["argv"]
+        self.assertEqual(json.loads(argv[argv.index("--servers") + 1]), servers)
+        self.assertNotIn("--p2p", argv)
+        # Another call: another tag.
+        other_id, other = self.ready_call(["7.0.0"])
+        other_tags = {s["type"]["peer_tag"] for s in other["servers"][1:]}
+        self.assertEqual(len(other_tags), 1)
+        self.assertNotEqual(other_tags.pop(), tag)
+
+    def test_signaling_is_delayed_reordered_and_duplicated_on_command(self):
+        c = self.c
+        self.addCleanup(lambda: SIM.ctl("call.signaling"))
+        blobs = [base64.b64encode(b"blob-%02d" % i).decode() for i in range(20)]
+        # Without the impairment: in order, once each, at once.
+        call_id, _ = self.ready_call(["7.0.0"])
+        for b in blobs:
+            c.call({"@type": "sendCallSignalingData", "call_id": call_id, "data": b})
+        sig = SIM.ctl("call.state", call_id=call_id)["signaling"]["to_peer"]
+        self.assertEqual(sig["order"], list(range(20)))
+        # With it, both directions.
+        SIM.ctl("call.signaling", delay_ms=50, jitter_ms=100, reorder=True, duplicate=0.3,
+                seed=7)
+        call_id, _ = self.ready_call(["7.0.0"])
+        sent = time.time()
+        for b in blobs:
+            c.call({"@type": "sendCallSignalingData", "call_id": call_id, "data": b})
+            SIM.ctl("call.inject_signaling", call_id=call_id, data=b)
+        got = []
+        deadline = time.time() + 5
+        while time.time() < deadline and len(got) < 20 or time.time() < sent + 1.0:
+            c.receive(0.05)
+            for u in [u for u in c.updates if u["@type"] == "updateNewCallSignalingData"
+                      and u["call_id"] == call_id]:
+                c.updates.remove(u)
+                got.append(int(base64.b64decode(u["data"])[5:]))
+        st = SIM.ctl("call.state", call_id=call_id)["signaling"]
+        for direction, order in (("to_peer", st["to_peer"]["order"]), ("to_client", got)):
+            with self.subTest(direction):
+                d = st[direction]
+                self.assertEqual(sorted(set(order)), list(range(20)))  # none lost
+                self.assertGreater(len(order), 20)  # some twice
+                self.assertEqual(len(order), 20 + d["duplicated"])
+                self.assertNotEqual(order, sorted(order))  # some overtook others
+                self.assertGreater(d["reordered"], 0)
+                self.assertGreaterEqual(d["max_delay_ms"], 50)
+        self.assertEqual(SIM.ctl("call.signaling"), {"signaling": {}})
+
     def test_chat_messages_arrive_as_updates(self):
         c = self.c
         sender = SIM.user(first_name="Anna")
