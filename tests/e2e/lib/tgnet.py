@@ -15,17 +15,27 @@ actually goes over lo (tgpeer's README): loss and cuts are done with iptables on
 on the sending process's group, never on interfaces. Needs root (CI runs as root); tests skip
 with unavailable()'s reason otherwise."""
 
+import base64
 import ctypes
 import ctypes.util
+import json
 import os
 import re
+import socket
 import subprocess
+import sys
 import tempfile
 import time
 
 CLONE_NEWNET = 0x40000000
 ADDR_A = "192.0.2.1"
 ADDR_B = "192.0.2.2"
+# IPv6 documentation addresses (RFC 3849) on the same veth pair, added by ipv6() (nodad: usable
+# at once, no duplicate address detection wait).
+ADDR6_A = "2001:db8::1"
+ADDR6_B = "2001:db8::2"
+REFLECTOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tgsim",
+                         "reflector.py")
 NET = "192.0.2.0/24"
 TURN_PORT = 3478
 PREFIX = "esgtg"
@@ -52,6 +62,9 @@ class TgNet:
         self._rules = []  # iptables rules we added, as argument lists after -D
         self._turn = None
         self._dir = None
+        self._reflectors = []
+        self._next_reflector_id = 7000000000000000001  # int64 ids, as Telegram's are
+        self._v6 = False
         self.created = False
 
     @staticmethod
@@ -216,9 +229,49 @@ class TgNet:
         except (OSError, TypeError):
             return ""
 
+    # --- reflectors --------------------------------------------------------------------------
+
+    def ipv6(self):
+        """Gives the veth pair ADDR6_A and ADDR6_B (once)."""
+        if not self._v6:
+            ns = ("ip", "-n", self.name)
+            _run(*ns, "-6", "addr", "add", ADDR6_A + "/64", "dev", "tgva", "nodad")
+            _run(*ns, "-6", "addr", "add", ADDR6_B + "/64", "dev", "tgvb", "nodad")
+            self._v6 = True
+
+    def _reflector_id(self, server_id):
+        if server_id is None:
+            server_id = self._next_reflector_id
+            self._next_reflector_id += 1
+        return str(server_id)
+
+    def reflector(self, port=5600, server_id=None, ipv6=False, self_info=False, drop=0.0,
+                  jitter_ms=0.0, delay_ms=0.0, seed=None):
+        """The test reflector (tests/tgsim/reflector.py) on ADDR_B:port (UDP) and, with ipv6,
+        also on [ADDR6_B]:port under the same server id; stopped on exit. Returns its handle:
+        .entry for tgsim's call.network reflectors, .server() a callServer object, and the
+        impairment controls (drop, jitter, stop, resume, stats)."""
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="esg-tgnet-")
+        if ipv6:
+            self.ipv6()
+        r = Reflector(self._dir, self._reflector_id(server_id), port, ipv6, self_info, drop,
+                      jitter_ms, delay_ms, seed)
+        self._reflectors.append(r)
+        return r
+
+    def tcp_reflector(self, port=5699, server_id=None):
+        """A TCP reflector entry (is_tcp true) nobody listens on: clients must skip it (and
+        it still takes its rank in the server id numbering, TELEGRAM-CALLS.md §5.1)."""
+        return {"id": self._reflector_id(server_id), "ip_address": ADDR_B, "ipv6_address": "",
+                "port": port, "is_tcp": True}
+
     # --- the end ---------------------------------------------------------------------------
 
     def close(self):
+        for r in self._reflectors:
+            r.close()
+        self._reflectors = []
         if self._turn is not None:
             self._turn.terminate()
             try:
@@ -242,3 +295,107 @@ class TgNet:
             import shutil
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+
+class Reflector:
+    """One test reflector process (one server id; IPv4 and maybe IPv6), driven over its control
+    port (JSON lines on 127.0.0.1 of the namespace)."""
+
+    def __init__(self, work_dir, server_id, port, ipv6, self_info, drop, jitter_ms, delay_ms,
+                 seed):
+        self.id, self.port = server_id, port
+        self.ip_address = ADDR_B
+        self.ipv6_address = ADDR6_B if ipv6 else ""
+        self.peer_tag = base64.b64encode(os.urandom(16)).decode()  # for server() without one
+        base = os.path.join(work_dir, "reflector-%s-%d" % (server_id, port))
+        self.log_path = base + ".log"
+        ready = base + ".ready"
+        argv = [sys.executable, REFLECTOR, "--listen", "%s:%d" % (ADDR_B, port),
+                "--control-port", "0", "--ready-file", ready, "--drop", str(drop),
+                "--jitter-ms", str(jitter_ms), "--delay-ms", str(delay_ms)]
+        if ipv6:
+            argv += ["--listen", "[%s]:%d" % (ADDR6_B, port)]
+        if self_info:
+            argv.append("--self-info")
+        if seed is not None:
+            argv += ["--seed", str(seed)]
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while not os.path.exists(ready):
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.close()
+                raise RuntimeError("reflector did not start: " + self.log())
+            time.sleep(0.02)
+        with open(ready) as f:
+            control_port = json.load(f)["control_port"]
+        self._sock = socket.create_connection(("127.0.0.1", control_port), timeout=10)
+        self._file = self._sock.makefile("rwb")
+
+    @property
+    def entry(self):
+        """For tgsim's call.network {"reflectors": [...]} (the simulator adds the peer_tag)."""
+        return {"id": self.id, "ip_address": self.ip_address,
+                "ipv6_address": self.ipv6_address, "port": self.port, "is_tcp": False}
+
+    def server(self, peer_tag=None):
+        """The TDLib callServer object, with peer_tag (base64) or this handle's own."""
+        return {"@type": "callServer", "id": self.id, "ip_address": self.ip_address,
+                "ipv6_address": self.ipv6_address, "port": self.port,
+                "type": {"@type": "callServerTypeTelegramReflector",
+                         "peer_tag": peer_tag or self.peer_tag, "is_tcp": False}}
+
+    def ctl(self, op, **fields):
+        self._file.write(json.dumps(dict(fields, op=op)).encode() + b"\n")
+        self._file.flush()
+        answer = json.loads(self._file.readline())
+        if "error" in answer:
+            raise AssertionError("reflector %s: %s" % (op, answer["error"]))
+        return answer
+
+    def drop(self, share, seed=None):
+        """Drops a random share (0..1) of the data packets it would forward."""
+        return self.ctl("drop", share=share, **({} if seed is None else {"seed": seed}))
+
+    def jitter(self, jitter_ms, base_ms=0.0, seed=None):
+        """Delays each forwarded data packet by base_ms + its own uniform 0..jitter_ms."""
+        return self.ctl("jitter", base_ms=base_ms, jitter_ms=jitter_ms,
+                        **({} if seed is None else {"seed": seed}))
+
+    def stop(self, seconds=None, hellos=False):
+        """Stops forwarding data for `seconds` (None: until resume()); hellos too if asked."""
+        return self.ctl("stop", hellos=hellos, **({} if seconds is None else
+                                                  {"seconds": seconds}))
+
+    def resume(self):
+        return self.ctl("resume")
+
+    def stats(self):
+        """hellos, forwarded, bytes, dropped{unknown_destination, short, random, stopped,
+        stopped_hello}, entries, peers{key16 hex: hellos, sent, received, bytes}."""
+        return self.ctl("stats")
+
+    def reset(self):
+        return self.ctl("reset")
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-4000:]
+        except OSError:
+            return ""
+
+    def close(self):
+        for c in (getattr(self, "_file", None), getattr(self, "_sock", None)):
+            if c is not None:
+                try:
+                    c.close()
+                except OSError:
+                    pass
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
