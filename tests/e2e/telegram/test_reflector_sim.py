@@ -4,7 +4,8 @@ each other with allow_p2p false and only reflectors in callStateReady.servers, s
 media goes through it; both recordings must carry the other side's tone. The simulator fills
 one fresh peer_tag per call into every reflector (call.network reflectors). Also: two reflector
 ids (one of them on IPv4 and IPv6) and a TCP entry nobody serves, a forwarding stop the call
-survives, and 10 % drop with 40 ms of jitter. In the harness's network namespace (TgNet)."""
+survives, 10 % drop with 40 ms of jitter, and signaling blobs delayed, reordered and
+duplicated by the simulator (call.signaling). In the harness's network namespace (TgNet)."""
 
 import base64
 import os
@@ -119,6 +120,27 @@ class ThroughReflector(HarnessBase):
             self.assertAlmostEqual(share, 0.10, delta=0.04)
         self.talk(["9.0.0", "8.0.0"], "9.0.0", servers=self.servers_check([r.entry]), p2p=False,
                   during=impaired, share=0.5)
+
+    def test_late_reordered_and_duplicated_signaling_still_connects(self):
+        r = self.reflector(5606)
+        self.use(r.entry)
+        harness.SIM.ctl("call.signaling", delay_ms=200, jitter_ms=300, reorder=True,
+                        duplicate=0.3, seed=11)
+        self.addCleanup(lambda: harness.SIM.ctl("call.signaling"))
+        seen = {}
+
+        def look(call_id, engine):
+            seen.update(harness.SIM.ctl("call.state", call_id=call_id)["signaling"])
+        self.talk(["9.0.0", "8.0.0"], "9.0.0", servers=self.servers_check([r.entry]), p2p=False,
+                  during=look)
+        for direction in ("to_peer", "to_client"):
+            d = seen[direction]
+            self.assertGreaterEqual(d["max_delay_ms"], 200, d)
+            self.assertGreater(d["reordered"], 0, d)
+            self.assertNotEqual(d["order"], sorted(d["order"]), d)
+        self.assertGreater(seen["to_peer"]["duplicated"] + seen["to_client"]["duplicated"], 0,
+                           seen)
+        self.assert_relayed(r)
 
 
 if __name__ == "__main__":
