@@ -185,5 +185,82 @@ class Table(unittest.TestCase):
         self.assertIn("error", r.command({"op": "nope"}, 0.0))
 
 
+class Server(unittest.TestCase):
+    """The asyncio server around the core, on loopback (IPv4 and, where the host has it, IPv6):
+    replies and forwards leave from the socket the destination's packets came to, and the
+    control port drives the core. The script's own command line, as a test would start it."""
+
+    def test_the_script_on_loopback(self):
+        import json
+        import socket
+        import subprocess
+        import tempfile
+        import time
+        v6 = socket.has_ipv6
+        try:
+            probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            probe.bind(("::1", 0))
+            probe.close()
+        except OSError:
+            v6 = False
+        folder = tempfile.mkdtemp(prefix="esg-reflector-")
+        ready = os.path.join(folder, "ready")
+        argv = [sys.executable, os.path.join(HERE, "..", "..", "tgsim", "reflector.py"),
+                "--listen", "127.0.0.1:0", "--control-port", "0", "--ready-file", ready]
+        if v6:
+            argv += ["--listen", "[::1]:0"]
+        proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.terminate)
+        deadline = time.time() + 10
+        while not os.path.exists(ready):
+            self.assertIsNone(proc.poll())
+            self.assertLess(time.time(), deadline)
+            time.sleep(0.02)
+        with open(ready) as f:
+            info = json.load(f)
+        ctl = socket.create_connection(("127.0.0.1", info["control_port"]), timeout=5)
+        self.addCleanup(ctl.close)
+        ctl_file = ctl.makefile("rwb")
+
+        def command(**cmd):
+            ctl_file.write(json.dumps(cmd).encode() + b"\n")
+            ctl_file.flush()
+            return json.loads(ctl_file.readline())
+
+        def udp(family, host):
+            s = socket.socket(family, socket.SOCK_DGRAM)
+            s.bind((host, 0))
+            s.settimeout(2)
+            self.addCleanup(s.close)
+            return s
+        a = udp(socket.AF_INET, "127.0.0.1")
+        b = (udp(socket.AF_INET6, "::1"), ("::1", info["ports"][1])) if v6 else \
+            (udp(socket.AF_INET, "127.0.0.1"), ("127.0.0.1", info["ports"][0]))
+        to4 = ("127.0.0.1", info["ports"][0])
+        a.sendto(hello(CALL, 10), to4)
+        self.assertEqual(a.recvfrom(100), (hello(CALL, 10), to4))
+        b[0].sendto(hello(CALL, 20), b[1])
+        got, frm = b[0].recvfrom(100)
+        self.assertEqual((got, frm[:2]), (hello(CALL, 20), b[1]))
+        p = data(CALL, 20, 10, b"from the v4 port to the other")
+        a.sendto(p, to4)
+        got, frm = b[0].recvfrom(100)
+        self.assertEqual((got, frm[:2]), (p, b[1]))  # from the address b talks to
+        q = data(CALL, 10, 20, b"and back")
+        b[0].sendto(q, b[1])
+        self.assertEqual(a.recvfrom(100), (q, to4))
+        self.assertEqual(command(op="stop"), {})
+        a.sendto(p, to4)
+        b[0].settimeout(0.3)
+        self.assertRaises(socket.timeout, b[0].recvfrom, 100)
+        command(op="resume")
+        a.sendto(p, to4)
+        self.assertEqual(b[0].recvfrom(100)[0], p)
+        st = command(op="stats")
+        self.assertEqual((st["hellos"], st["forwarded"], st["dropped"]["stopped"]), (2, 3, 1))
+        self.assertIn("error", command(op="bogus"))
+
+
 if __name__ == "__main__":
     unittest.main()
