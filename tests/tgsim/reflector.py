@@ -357,6 +357,11 @@ async def main(argv=None):
     print("reflector: stats %s" % json.dumps(core.stats(time.monotonic())), file=sys.stderr,
           flush=True)
     server.close()
+    if args.control_file:
+        try:
+            os.unlink(args.control_file)
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":
