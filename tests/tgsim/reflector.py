@@ -46,6 +46,7 @@ FF12 = b"\xff" * 12
 SELF_INFO_TL = 0xC01572C7  # libtgvoip's "self info" answer to a UDP ping
 IDLE_EXPIRY = 60.0
 MAX_ENTRIES = 4096  # bounded: a test never has more ports than this
+MAX_PENDING = 20000  # delayed packets waiting to leave (a few seconds of a test's calls)
 
 
 class ReflectorCore:
@@ -71,7 +72,7 @@ class ReflectorCore:
         self.forwarded = 0
         self.bytes = 0
         self.dropped = {"unknown_destination": 0, "short": 0, "random": 0, "stopped": 0,
-                        "stopped_hello": 0}
+                        "stopped_hello": 0, "queue_full": 0}
         self.peers = {}  # key16 hex -> {"hellos", "sent", "received", "bytes"}
 
     # --- commands ------------------------------------------------------------------------
@@ -241,6 +242,7 @@ class ReflectorServer:
         self.core = core or ReflectorCore()
         self.transports = []
         self.loop = None
+        self.pending = 0  # delayed sends scheduled, bounded by MAX_PENDING
 
     async def listen(self, host, port):
         self.loop = asyncio.get_running_loop()
@@ -259,8 +261,15 @@ class ReflectorServer:
         for due, out, (i, dst) in self.core.packet(data, (index, addr), now, addr[0], addr[1]):
             if due <= now:
                 self._send(i, out, dst)
+            elif self.pending >= MAX_PENDING:
+                self.core.dropped["queue_full"] += 1
             else:
-                self.loop.call_at(self.loop.time() + (due - now), self._send, i, out, dst)
+                self.pending += 1
+                self.loop.call_at(self.loop.time() + (due - now), self._send_later, i, out, dst)
+
+    def _send_later(self, index, data, dst):
+        self.pending -= 1
+        self._send(index, data, dst)
 
     def _send(self, index, data, dst):
         t = self.transports[index]

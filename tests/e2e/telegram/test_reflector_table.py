@@ -257,8 +257,16 @@ class Server(unittest.TestCase):
         command(op="resume")
         a.sendto(p, to4)
         self.assertEqual(b[0].recvfrom(100)[0], p)
+        # A delayed packet leaves later, from the same socket.
+        self.assertEqual(command(op="jitter", base_ms=150, jitter_ms=0), {})
+        b[0].settimeout(2)
+        t0 = time.monotonic()
+        a.sendto(p, to4)
+        got, frm = b[0].recvfrom(100)
+        self.assertEqual((got, frm[:2]), (p, b[1]))
+        self.assertGreater(time.monotonic() - t0, 0.14)
         st = command(op="stats")
-        self.assertEqual((st["hellos"], st["forwarded"], st["dropped"]["stopped"]), (2, 3, 1))
+        self.assertEqual((st["hellos"], st["forwarded"], st["dropped"]["stopped"]), (2, 4, 1))
         self.assertIn("error", command(op="bogus"))
 
 
