@@ -392,7 +392,16 @@ void CallEngine::on_leg_state() {
     lost_since_.reset();
     if (!connected_at_) connected_at_ = now;
   } else if (!lost_since_) {
+    // The path was lost when the peer was last heard, not when ICE noticed (its consent gives
+    // up kConsentTimeout after the last answer): the 20 s rule counts from the loss itself, so
+    // an outage of 21 s ends the call and one of 19 s does not, however late the loss showed
+    // (issue 22). Heard: the latest of its last SRTP packet (to within a frame while the user
+    // talks) and the last consent answer (a muted user sends no RTP).
     lost_since_ = now;
+    if (connected_at_) {
+      lost_since_ = std::clamp(std::max(last_heard_, now - media::ice::Agent::kConsentTimeout),
+                               *connected_at_, now);
+    }
     log::call("telegram", spdlog::level::info, options_.call_id, "Telegram call media path lost");
   }
   const auto change = connection_.on_path(leg_->connected(), now);
@@ -473,7 +482,7 @@ void CallEngine::on_rtp(std::string_view p) {
   const uint32_t arrival =
       uint32_t(std::chrono::duration_cast<milliseconds>(now - started_at_).count() * 48);
   rx_.on_packet(*h, arrival);
-  last_rtp_ = now;
+  last_rtp_ = last_heard_ = now;
   if (frames_in_++ == 0 && connected_at_)
     first_audio_ms_ = std::chrono::duration_cast<milliseconds>(now - *connected_at_);
   // Through the jitter buffer: the frames go on at the pace of its slots (playout_tick).
@@ -550,6 +559,7 @@ void CallEngine::send_silence(uint32_t timestamp, uint32_t samples) {
 }
 
 void CallEngine::on_rtcp(std::string_view p) {
+  last_heard_ = Clock::now();  // authenticated by SRTCP: the path works
   if (auto r = media::parse_report(p)) remote_report_ = r;
 }
 

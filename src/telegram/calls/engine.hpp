@@ -114,6 +114,7 @@ class CallEngine final : public TelegramMedia {
   std::optional<media::ReportBlock> remote_report_;
   bool remote_muted_ = false, media_state_sent_ = false;
   std::chrono::steady_clock::time_point started_at_{}, last_rtp_{};
+  std::chrono::steady_clock::time_point last_heard_{};  // the last SRTP or SRTCP packet
   std::optional<std::chrono::steady_clock::time_point> lost_since_;  // no path since then
   std::optional<std::chrono::steady_clock::time_point> connected_at_;
   std::chrono::milliseconds first_audio_ms_{-1};

@@ -90,22 +90,23 @@ class ReflectorStops(engine.EngineCase):
         self.assertEqual(self.metric("esg_telegram_calls_no_path_total"), ended)
         self.hang_up_from_pbx(call_id, invite)
 
-    def test_a_stop_of_more_than_20_s_ends_the_call_with_480(self):
+    def test_a_25_s_stop_ends_the_call_with_480(self):
         call_id, port, invite = self.start()
-        # Until resumed: esg sees the path lost some seconds into the stop (ICE consent), and
-        # its 20 s count starts there, so a stop of exactly 25 s would race the rule.
-        self.reflector.stop()
+        # A stop of 25 s that ends by itself: esg counts its 20 s from when it last heard the
+        # peer (the tone's packets), not from when ICE noticed the loss 5 s later, so the call
+        # ends 20 s into the stop, before forwarding comes back.
+        self.reflector.stop(25)
         stopped_at = time.time()
-        deadline = stopped_at + 40
+        deadline = stopped_at + 30
         while not self.pbx_byes(invite) and time.time() < deadline:
-            time.sleep(0.2)
+            time.sleep(0.1)
         ended_after = time.time() - stopped_at
         byes = self.pbx_byes(invite)
         if not byes:
             self.addCleanup(self.hang_up_from_pbx, call_id, invite)
         self.assertTrue(byes, "the PBX leg stayed up %d s into the stop" % ended_after)
         self.assertGreater(ended_after, 19.5)
-        self.assertLess(ended_after, 30.0)  # 20 s after the loss showed
+        self.assertLess(ended_after, 23.0)  # 20 s after the last packet, the rule's 1 s tick
         reason = PbxUas.header(byes[0], "Reason") or ""
         self.assertIn("cause=480", reason, byes[0])
         s = self.call_state(call_id, "Discarded", seconds=5)
