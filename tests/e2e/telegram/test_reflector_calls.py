@@ -6,8 +6,8 @@ call directions; esg's calls API must say the path is "reflector" with the serve
 sides computed (TELEGRAM-CALLS.md §5.1: the rank of the server's id among all reflectors' ids,
 TCP ones included, which esg skips and counts).
 
-The test reflector is the one tgpeer was checked against (reflector_sim.py beside tgpeer; §5.6),
-or ESG_REFLECTOR (a script taking --bind, --port and --seconds). Each class starts its
+The test reflector is the suite's own (tests/tgsim/reflector.py, §5.6), or ESG_REFLECTOR (a
+script taking --bind, --port and --seconds, e.g. reflector_sim.py beside tgpeer). Each class starts its
 own esg, simulator and reflectors and runs as its own ctest entry. ESG_REFLECTOR_REPORT=1 prints
 what esg's calls API says of each call (time to connect, the pair, the reflector ports)."""
 
@@ -32,7 +32,7 @@ NET = None
 def reflector_script():
     if os.environ.get("ESG_REFLECTOR"):
         return os.environ["ESG_REFLECTOR"]
-    return os.path.join(os.path.dirname(TGPEER), "reflector_sim.py")
+    return os.path.normpath(os.path.join(HERE, "..", "..", "tgsim", "reflector.py"))
 
 
 def setUpModule():
@@ -163,7 +163,19 @@ class ReflectorCase(engine.EngineCase):
         self.assertTrue(used and any(r["ready"] for r in used), info)
         self.assertGreater(sum(r["data_in"] for r in used), 50, info)
         self.assertGreater(sum(r["data_out"] for r in used), 50, info)
+        call, _ = self.telegram_call()
         self.hang_up_from_pbx(call_id, sip)
+        # The CDR keeps the path and the reflector's number.
+        deadline = time.time() + 5
+        cdr = None
+        while cdr is None and time.time() < deadline:
+            cdrs = self.api.ok("GET", "/rest/v1/cdrs?limit=20")["items"]
+            cdr = next((c for c in cdrs if c["id"] == call["id"]), None)
+            time.sleep(0.1)
+        self.assertIsNotNone(cdr, "no CDR for %s" % call["id"])
+        tg = cdr.get("telegram") or {}
+        self.assertEqual((tg.get("path"), tg.get("reflector_id"), tg.get("version")),
+                         ("reflector", info["reflector_id"], version), cdr)
 
 
 class ReflectorOnly(ReflectorCase):
