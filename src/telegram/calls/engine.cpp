@@ -11,6 +11,7 @@
 #include "log/log.hpp"
 #include "media/webrtc/ice/candidate.hpp"
 #include "media/webrtc/leg.hpp"
+#include "telegram/calls/json_fields.hpp"
 #include "telegram/calls/messages.hpp"
 #include "telegram/calls/servers.hpp"
 #include "telegram/calls/signaling.hpp"
@@ -33,22 +34,9 @@ constexpr char kOpusSilence[] = {char(0xF8), char(0xFF), char(0xFE)};
 constexpr milliseconds kSilenceAfter{300};
 constexpr milliseconds kReportEvery{5000};
 
-// callStateReady's fields, read without trusting their types: TDLib's JSON is the network's
-// word, and a field of another type must not throw on the call's path.
-const json& member(const json& j, const char* key) {
-  static const json kNone;
-  if (!j.is_object()) return kNone;
-  auto it = j.find(key);
-  return it == j.end() ? kNone : *it;
-}
-std::string text(const json& j, const char* key) {
-  const json& v = member(j, key);
-  return v.is_string() ? v.get<std::string>() : std::string();
-}
-bool flag(const json& j, const char* key, bool otherwise) {
-  const json& v = member(j, key);
-  return v.is_boolean() ? v.get<bool>() : otherwise;
-}
+using fields::flag;
+using fields::member;
+using fields::text;
 
 uint32_t random_u32() {
   uint32_t v = 0;

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "base/base64.hpp"
+#include "telegram/calls/json_fields.hpp"
 
 namespace esg::telegram::calls {
 
@@ -12,21 +13,9 @@ using nlohmann::json;
 
 namespace {
 
-// TDLib's JSON is the network's word: fields are read by type, never thrown on.
-const json& member(const json& j, const char* key) {
-  static const json kNone;
-  if (!j.is_object()) return kNone;
-  auto it = j.find(key);
-  return it == j.end() ? kNone : *it;
-}
-std::string text(const json& j, const char* key) {
-  const json& v = member(j, key);
-  return v.is_string() ? v.get<std::string>() : std::string();
-}
-bool flag(const json& j, const char* key, bool otherwise) {
-  const json& v = member(j, key);
-  return v.is_boolean() ? v.get<bool>() : otherwise;
-}
+using fields::flag;
+using fields::member;
+using fields::text;
 
 // callServer.id is an int64: TDLib's JSON writes those as strings; a number is taken too.
 std::optional<int64_t> server_id(const json& s) {
