@@ -277,6 +277,33 @@ TEST(IceAgent, DisconnectedSelectedPairSwitchesToAnotherThatWorks) {
   EXPECT_EQ(call.b.received.back(), "\x80 after");
 }
 
+// The peer's phone changes networks mid-call (issue 22): its old address is gone, a new one
+// comes up and its candidate trickles in after the path was lost; the call moves onto it,
+// whichever side controls.
+TEST(IceAgent, APeerThatMovesToANewAddressMidCallIsFollowed) {
+  for (bool a_controls : {true, false}) {
+    Call call(a_controls, !a_controls);
+    call.a.add_socket(1, ep("10.0.0.1", 1000));
+    call.b.add_socket(1, ep("10.0.0.2", 2000));
+    signal(call.a, call.b);
+    ASSERT_TRUE(call.connect());
+    call.net.drop = [](const Endpoint& from, const Endpoint& to) {
+      return from.address().to_string() == "10.0.0.2" || to.address().to_string() == "10.0.0.2";
+    };
+    ASSERT_TRUE(
+        call.sim.run_until_true([&] { return call.a.agent.state() == State::Disconnected; }, 10s));
+    call.b.add_socket(2,
+                      ep("10.0.2.2", 2002));  // trickles to A as it would in a Candidates message
+    ASSERT_TRUE(call.connect(10s)) << "a_controls " << a_controls;
+    EXPECT_EQ(call.a.agent.selected()->remote.address, "10.0.2.2");
+    EXPECT_EQ(call.b.agent.selected()->local.address, "10.0.2.2");
+    call.b.agent.send_data("\x80 moved");
+    call.sim.run_for(50ms);
+    ASSERT_FALSE(call.a.received.empty());
+    EXPECT_EQ(call.a.received.back(), "\x80 moved");
+  }
+}
+
 TEST(IceAgent, CheckWithBadIntegrityIsRefusedAndLearnsNothing) {
   Call call;
   call.a.add_socket(1, ep("10.0.0.1", 1000));
