@@ -321,11 +321,6 @@ Transcoder::Transcoder(CodecId from, CodecId to, uint8_t to_pt, uint32_t ptime_m
 
 Transcoder::~Transcoder() = default;
 
-namespace {
-// Longer than this a gap is real loss, not a frame or two to conceal: the time jumps over it.
-constexpr uint32_t kMaxConcealMs = 120;
-}  // namespace
-
 bool Transcoder::follow_timeline(const RtpHeader& h, const uint8_t* data, size_t size,
                                  std::vector<std::string>& out) {
   if (!in_set_ || h.ssrc != in_ssrc_) {

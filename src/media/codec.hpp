@@ -48,6 +48,10 @@ class Decoder {
     return -1;
   }
 };
+// The longest gap a Transcoder fills by concealment; longer ones are real loss (or a sender's
+// pause) and its output's time jumps over them, without packets. A source that knows its gaps
+// (the Telegram leg's jitter buffer) sends audio of its own beyond this.
+inline constexpr uint32_t kMaxConcealMs = 120;
 // Whether an Opus packet carries in-band FEC (LBRR) for the audio before it (RFC 6716 §4.2.4).
 bool opus_has_fec(const uint8_t* data, size_t size);
 class Encoder {

@@ -163,6 +163,7 @@ export function telegramSection(t: Json, ended = false): HTMLElement | null {
         ...optional("Jitter buffer", "jitter_buffer", t.jitter_buffer_ms, ms),
         ...optional("Late packets", "late", t.late, count),
         ...optional("Concealed frames", "concealed", t.concealed, count),
+        ...optional("Frames sent as silence", "silenced", t.silenced, count),
         row("SRTP", "srtp", String(t.srtp ?? "")),
         row("User muted", "remote_muted", t.remote_muted === true ? "yes" : "no"),
         row("Custom parameters", "custom_parameters", parameters(t.custom_parameters)),

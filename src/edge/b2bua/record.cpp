@@ -52,6 +52,7 @@ json telegram_cdr_fields(const json& t) {
                                 "jitter_ms",
                                 "late",
                                 "concealed",
+                                "silenced",
                                 "state",
                                 "ended_by",
                                 "custom_parameters"};

@@ -9,6 +9,7 @@
 
 #include "base/base64.hpp"
 #include "log/log.hpp"
+#include "media/codec.hpp"
 #include "media/webrtc/ice/candidate.hpp"
 #include "media/webrtc/leg.hpp"
 #include "telegram/calls/json_fields.hpp"
@@ -511,7 +512,21 @@ void CallEngine::play(const JitterBuffer::Frame& f, Clock::time_point now) {
     send_silence(f.timestamp, f.samples);
     return;
   }
-  if (f.missing()) ++concealed_;
+  if (!f.missing()) {
+    missing_run_ = 0;
+  } else if (missing_run_ + f.samples > kOpusClock * media::kMaxConcealMs / 1000) {
+    // Packets come but late (the path's delay jumped beyond the buffer's ceiling), or many are
+    // lost in a row: the relay conceals only the first media::kMaxConcealMs of a gap and jumps
+    // over the rest without packets, so the rest goes as silence and the PBX's stream keeps
+    // its pace (PLC would have faded to silence by then too).
+    missing_run_ += f.samples;
+    ++silenced_;
+    send_silence(f.timestamp, f.samples);
+    return;
+  } else {
+    missing_run_ += f.samples;
+    ++concealed_;
+  }
   if (on_frame) on_frame(AudioFrame{f.timestamp, f.samples, f.payload});
 }
 
@@ -689,6 +704,7 @@ json CallEngine::status() const {
   j["jitter_buffer_ms"] = jitter_.target().count();
   j["late"] = jb.late;
   j["concealed"] = concealed_;
+  j["silenced"] = silenced_;
   j["jitter_buffer"] = {{"delay_ms", jitter_.delay().count()},
                         {"duplicates", jb.duplicates},
                         {"skipped", jb.skipped},

@@ -130,7 +130,10 @@ class CallEngine final : public TelegramMedia {
   JitterBuffer jitter_;
   boost::asio::steady_timer playout_timer_;
   bool playout_armed_ = false;
-  uint64_t concealed_ = 0;
+  // Missing slots left to the relay's concealment, and those sent as silence because the gap
+  // ran longer than it conceals; the samples of the current run of missing slots.
+  uint64_t concealed_ = 0, silenced_ = 0;
+  uint32_t missing_run_ = 0;
   uint32_t silence_ts_ = 0;
   std::chrono::steady_clock::time_point silence_at_{};
   uint64_t ignored_messages_ = 0, skipped_servers_ = 0;

@@ -147,6 +147,7 @@ void JitterBuffer::restart(const Packet& p, Clock::time_point now) {
   have_transit_ = false;
   too_deep_since_.reset();
   seq_set_ = false;
+  late_run_ = 0;
   early_ = gap_ = false;
   ssrc_ = p.ssrc;
   // The packet plays a target's delay from now. Before the first packet there is no timeline;
@@ -187,12 +188,22 @@ JitterBuffer::Pushed JitterBuffer::push(const Packet& p, Clock::time_point now) 
   }
   last_arrival_ = now;
   mark_seen(p.seq);
-  if (ext < next_ts_) {
+  if (ext < next_ts_ && ++late_run_ < options_.resync_after_late) {
     // Its slot has played (as a missing frame): too late. Its transit is in the window above,
     // so the target grows to catch the next one as slow.
     ++counters_.late;
     return Pushed::Late;
   }
+  if (ext < next_ts_) {
+    // Late again and again: the delay has stepped beyond the buffer (Options). This packet
+    // starts the playout over and plays a target's delay from now.
+    ++counters_.resyncs;
+    restart(p, now);
+    ext = int64_t(p.timestamp);
+    mark_seen(p.seq);
+    result = Pushed::Restarted;
+  }
+  late_run_ = 0;
   if (queued_ >= entries_.size()) {
     // Full: far more than the ceiling is waiting, so this one is not needed to stay in bounds.
     ++counters_.skipped;

@@ -13,6 +13,8 @@
 // (one frame of concealment) and shrinks by skipping a frame, only after it has been too deep for
 // a while: that also absorbs a sender whose clock runs slightly faster or slower than ours, so
 // the stream towards the PBX keeps our clock's pace (no drift) and the buffer stays in bounds.
+// A delay that steps up beyond the ceiling (packets late one after the other) starts the
+// playout over on the new delay, with the slots going on meanwhile.
 
 #include <array>
 #include <chrono>
@@ -41,6 +43,11 @@ class JitterBuffer {
     // Nothing received for this long: the next packet starts the playout over (the peer was
     // muted, or the path was lost), instead of being late.
     std::chrono::milliseconds restart_after{400};
+    // This many packets late in a row, none on time between them: the path's delay stepped up
+    // beyond what the buffer can cover (a new route, a reflector or a host under load), so
+    // the playout starts over on the new delay. Waiting for the window of transit times to
+    // forget the old, faster packets would drop everything for seconds.
+    unsigned resync_after_late = 3;
   };
 
   struct Packet {
@@ -68,7 +75,8 @@ class JitterBuffer {
     uint64_t inserted = 0;  // of those, slots added to grow the buffer
     uint64_t skipped = 0;   // frames skipped to shrink it (or because it was full)
     uint64_t restarts = 0;
-    uint64_t early = 0;  // frames played right after the missing one before them
+    uint64_t resyncs = 0;  // of those, because the path's delay stepped beyond the buffer
+    uint64_t early = 0;    // frames played right after the missing one before them
   };
 
   JitterBuffer();
@@ -163,6 +171,7 @@ class JitterBuffer {
   uint16_t seq_top_ = 0;
   uint64_t seq_bits_ = 0;
   bool seq_set_ = false;
+  unsigned late_run_ = 0;  // packets late in a row
   Counters counters_;
 };
 

@@ -215,6 +215,48 @@ TEST(CallEngine, PlayoutIsOneTimelineIntoTheSilenceOfAMutedPeer) {
   EXPECT_TRUE(st.contains("jitter_ms"));
 }
 
+// Issue 22: packets that keep coming but late (the path's delay stepped up by 300 ms) leave a
+// run of missing slots. The relay conceals only the first 120 ms of a gap and jumps over the
+// rest without packets, so the engine sends the rest as Opus silence: towards the PBX no run of
+// missing slots is longer than that, and the frames after the step play again.
+TEST(CallEngine, ALongRunOfMissingSlotsGoesOnAsSilenceAfterWhatTheRelayConceals) {
+  Pair p;
+  std::string error;
+  ASSERT_TRUE(p.caller->start(ready("9.0.0"), true, &error)) << error;
+  ASSERT_TRUE(p.callee->start(ready("9.0.0"), false, &error)) << error;
+  ASSERT_TRUE(p.run_until([&] { return p.connected(); }, std::chrono::seconds(10)));
+  p.run_until([] { return false; }, std::chrono::milliseconds(1500));
+  p.callee_played.clear();
+  for (int i = 0; i < 60; ++i) {
+    if (i == 25) p.run_until([] { return false; }, std::chrono::milliseconds(300));
+    p.caller->send(frame(i));
+    p.run_until([] { return false; }, std::chrono::milliseconds(20));
+  }
+  p.run_until([] { return false; }, std::chrono::milliseconds(500));
+  const auto& played = p.callee_played;
+  uint32_t run = 0, longest = 0;
+  size_t silence = 0;
+  int last = -1;
+  for (const auto& f : played) {
+    if (f.opus.empty()) {
+      run += f.samples;
+      longest = std::max(longest, run);
+      continue;
+    }
+    run = 0;
+    if (f.opus.rfind(std::string(1, char(0xF8)) + "frame-", 0) != 0) {
+      ++silence;  // send_silence's CELT frames
+      continue;
+    }
+    last = std::max(last, std::stoi(f.opus.substr(7)));
+  }
+  EXPECT_LE(longest, 48000u * 120 / 1000);
+  EXPECT_GE(silence, 1u);
+  EXPECT_EQ(last, 59) << "the frames after the step play";
+  const json st = p.callee->status();
+  EXPECT_GE(st["silenced"].get<int>(), 1);
+}
+
 TEST(CallEngine, AVersionItDoesNotSpeakIsRefusedByName) {
   Pair p;
   std::string error;

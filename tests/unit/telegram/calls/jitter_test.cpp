@@ -264,6 +264,41 @@ TEST(JitterBuffer, AfterASilenceTheNextPacketStartsOverWithoutAPause) {
   EXPECT_EQ(found, 1);
 }
 
+// The path's delay steps up by 300 ms mid-call, beyond the 200 ms ceiling (a new route, a
+// reflector or a host under load): a few packets are late, then the playout starts over on the
+// new delay instead of dropping everything until the old fast packets leave the window (8 s),
+// and the slots keep their pace through it.
+TEST(JitterBuffer, ADelayStepBeyondTheCeilingStartsThePlayoutOverOnTheNewDelay) {
+  JitterBuffer jb;
+  const int frames = 300;  // 6 s of 20 ms frames, the step after 2 s
+  const auto in = send(frames, 20, [](int i) { return i < 100 ? 5.0 : 305.0; });
+  const auto out = run(jb, in, Clock::time_point{} + milliseconds(6000 + 800));
+  expect_steady(out);
+  EXPECT_EQ(jb.counters().resyncs, 1u);
+  EXPECT_EQ(jb.counters().restarts, 1u);
+  EXPECT_LE(jb.counters().late, 2u);
+  EXPECT_GE(jb.counters().played, uint64_t(frames - 3));
+  // The last frames all played, in order.
+  ASSERT_GE(out.size(), 20u);
+  int last = -1;
+  for (const auto& p : out) {
+    if (p.payload.empty()) continue;
+    const int n = std::stoi(p.payload.substr(1));
+    EXPECT_GT(n, last);
+    last = n;
+  }
+  EXPECT_EQ(last, frames - 1);
+}
+
+// Isolated late packets (jitter beyond the target now and then) do not start the playout over.
+TEST(JitterBuffer, LatePacketsWithOnTimeOnesBetweenThemAreOnlyLate) {
+  JitterBuffer jb;
+  const auto in = send(200, 20, [](int i) { return i % 25 == 12 ? 400.0 : 5.0; });
+  run(jb, in, Clock::time_point{} + milliseconds(4000 + 800));
+  EXPECT_EQ(jb.counters().resyncs, 0u);
+  EXPECT_GE(jb.counters().late, 5u);
+}
+
 TEST(JitterBuffer, ANewSourceStartsOverAndMemoryIsBounded) {
   JitterBuffer::Options o;
   o.capacity = 8;
