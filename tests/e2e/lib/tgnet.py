@@ -37,6 +37,9 @@ ADDR6_B = "2001:db8::2"
 REFLECTOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tgsim",
                          "reflector.py")
 NET = "192.0.2.0/24"
+# second_network()'s addresses (RFC 5737 TEST-NET-2).
+ADDR2_A = "198.51.100.1"
+ADDR2_B = "198.51.100.2"
 TURN_PORT = 3478
 PREFIX = "esgtg"
 
@@ -117,6 +120,19 @@ class TgNet:
         _run(*ns, "addr", "add", ADDR_B + "/24", "dev", "tgvb")
         _run(*ns, "link", "set", "tgva", "up")
         _run(*ns, "link", "set", "tgvb", "up")
+
+    def second_network(self):
+        """Another network appears, as when a phone's LTE comes up beside its Wi-Fi: a veth pair
+        tgvc 198.51.100.1/24 --- tgvd 198.51.100.2/24 (RFC 5737 TEST-NET-2) in the namespace,
+        routed only inside it like the first. WebRTC's network monitor sees a new interface and
+        gathers on it. Returns the two addresses; the namespace's deletion removes it."""
+        ns = ("ip", "-n", self.name)
+        _run(*ns, "link", "add", "tgvc", "type", "veth", "peer", "name", "tgvd")
+        _run(*ns, "addr", "add", ADDR2_A + "/24", "dev", "tgvc")
+        _run(*ns, "addr", "add", ADDR2_B + "/24", "dev", "tgvd")
+        _run(*ns, "link", "set", "tgvc", "up")
+        _run(*ns, "link", "set", "tgvd", "up")
+        return ADDR2_A, ADDR2_B
 
     def inside(self):
         """True when this thread is in the namespace (its inode differs from the one we left)."""
