@@ -319,7 +319,7 @@ void CallBridge::show_media() {
   for (const auto& [id, c] : by_call_id_) {
     if (c->ended || !c->media || !c->media_started) continue;
     any = true;
-    options_.board->annotate(c->call_id, "telegram", c->media->status());
+    options_.board->annotate(c->call_id, "telegram", media_status(*c));
   }
   if (!any) {
     showing_media_ = false;
@@ -369,10 +369,11 @@ void CallBridge::end(const std::shared_ptr<Call>& c, uint16_t cause, const std::
   c->ended = true;
   log::call("telegram", spdlog::level::info, c->call_id, "line {}: Telegram call {} ends: {}",
             config_.code, c->tg_id, why);
-  if (c->ring_timer) {
-    timers_.stop(c->ring_timer);
-    c->ring_timer = 0;
+  for (auto* t : {&c->ring_timer, &c->answer_timer, &c->busy_timer}) {
+    if (*t) timers_.stop(*t);
+    *t = 0;
   }
+  if (c->tone) c->tone->stop();
   if (c->ok) c->ok->stop();
   if (c->media) {
     // Stopped, and its last values (state ended or failed, ended_by) on the board, before the
@@ -380,24 +381,14 @@ void CallBridge::end(const std::shared_ptr<Call>& c, uint16_t cause, const std::
     // when our BYE or CANCEL reaches it.
     c->media->stop();
     if (c->media_started) {
-      const json last = c->media->status();
+      const json last = media_status(*c);
       count_ended_media(last);
       if (options_.board) options_.board->annotate(c->call_id, "telegram", last);
     }
   }
   const std::string reason = reason_line(cause ? cause : 487, why);
   if (c->client && !c->answered) {
-    // Our INVITE is still ringing: CANCEL it (RFC 3326 Reason: "Call completed elsewhere"...).
-    if (auto inv = sip::parse_message(c->invite)) {
-      std::string m = "CANCEL " + std::string(inv->request_uri().text) + " SIP/2.0\r\n";
-      m += "Via: " + std::string(inv->top_via().text) + "\r\n";
-      m += "Max-Forwards: 70\r\n";
-      m += "From: " + std::string(inv->from().text) + "\r\n";
-      m += "To: " + std::string(inv->to().text) + "\r\n";
-      m += "Call-ID: " + c->call_id + "\r\n";
-      m += "CSeq: 1 CANCEL\r\n" + reason + "Content-Length: 0\r\n\r\n";
-      if (auto p = sip::parse_message(m)) layer_->send_request(std::move(*p), channel_, {});
-    }
+    send_cancel(*c, reason);
   } else if (c->server) {
     if (const sip::Message* req = layer_->request(c->server))
       layer_->respond(c->server, 480,
@@ -410,6 +401,32 @@ void CallBridge::end(const std::shared_ptr<Call>& c, uint16_t cause, const std::
   }
   if (discard) discard_telegram(c);
   forget(c);
+}
+
+// Our INVITE is still ringing: CANCEL it (RFC 3326 Reason: "Call completed elsewhere"...).
+void CallBridge::send_cancel(const Call& c, const std::string& reason) {
+  auto inv = sip::parse_message(c.invite);
+  if (!inv) return;
+  std::string m = "CANCEL " + std::string(inv->request_uri().text) + " SIP/2.0\r\n";
+  m += "Via: " + std::string(inv->top_via().text) + "\r\n";
+  m += "Max-Forwards: 70\r\n";
+  m += "From: " + std::string(inv->from().text) + "\r\n";
+  m += "To: " + std::string(inv->to().text) + "\r\n";
+  m += "Call-ID: " + c.call_id + "\r\n";
+  m += "CSeq: 1 CANCEL\r\n" + reason + "Content-Length: 0\r\n\r\n";
+  if (auto p = sip::parse_message(m)) layer_->send_request(std::move(*p), channel_, {});
+}
+
+json CallBridge::media_status(const Call& c) const {
+  json j = c.media ? c.media->status() : json::object();
+  if (!j.is_object()) j = json::object();
+  if (c.autoanswered) {
+    j["autoanswer"] = true;
+    j["gateway_answered_at"] = iso_time(c.gateway_answered_ms);
+    if (c.pbx_answered_ms) j["pbx_answered_at"] = iso_time(c.pbx_answered_ms);
+    if (c.tone) j["tone_frames"] = c.tone->frames();
+  }
+  return j;
 }
 
 void CallBridge::forget(const std::shared_ptr<Call>& c) {

@@ -28,6 +28,7 @@
 #include "telegram/line_config.hpp"
 #include "telegram/media.hpp"
 #include "telegram/td/tdjson.hpp"
+#include "telegram/tones.hpp"
 #include "txn/asio_timers.hpp"
 #include "txn/layer.hpp"
 
@@ -95,6 +96,14 @@ class CallBridge : public std::enable_shared_from_this<CallBridge> {
   void incoming_call(const nlohmann::json& call);
   void send_invite(const std::shared_ptr<Call>& c, const TgUser& user);
   void on_invite_response(const std::shared_ptr<Call>& c, const sip::Message& r);
+  // Autoanswer (issue 23): accept the Telegram call before the PBX answers and play the
+  // ringback; the PBX refused (or did not answer in time): the busy tone, then the end.
+  void autoanswer(const std::shared_ptr<Call>& c);
+  void refuse(const std::shared_ptr<Call>& c, uint16_t status, const std::string& why);
+  std::shared_ptr<const Pcm48> tone_pcm(const std::string& wav, bool busy);
+  void send_cancel(const Call& c, const std::string& reason);
+  // The engine's status with the autoanswer times, for the calls board and the CDR.
+  nlohmann::json media_status(const Call& c) const;
   // From the PBX to Telegram.
   void outgoing_invite(txn::TxnId server, const sip::Message& req);
   void find_user(const std::shared_ptr<Call>& c, const DialTarget& t, int tries);
@@ -152,6 +161,8 @@ class CallBridge : public std::enable_shared_from_this<CallBridge> {
   std::map<int64_t, std::shared_ptr<Call>> by_tg_;           // Telegram call id
   // Digits a user sent before calling: user id -> (number, steady ms when sent).
   std::map<int64_t, std::pair<std::string, int64_t>> dialled_;
+  // The tones' audio: the cadences, and the line's WAV files by path (read once; a few).
+  std::map<std::string, std::shared_ptr<const Pcm48>> tones_;
   std::deque<int64_t> noncontact_;  // unix ms of calls to non-contacts in the last 24 h
   int64_t flood_until_ms_ = 0;      // unix ms: no calls to Telegram before
   int64_t restricted_ms_ = 0;       // unix ms the spam restriction was last reported

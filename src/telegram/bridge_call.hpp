@@ -22,6 +22,7 @@
 #include "edge/b2bua/text.hpp"
 #include "telegram/bridge.hpp"
 #include "telegram/media.hpp"
+#include "telegram/tones.hpp"
 
 namespace esg::telegram {
 
@@ -110,6 +111,13 @@ struct CallBridge::Call {
   bool ended = false;
   std::unique_ptr<TelegramMedia> media;  // before rtp: rtp refers to it
   std::unique_ptr<RtpBridge> rtp;
+  // Autoanswer (issue 23): the ringback or busy tone the gateway plays the user (before the
+  // media it feeds, after it in destruction); when the gateway and the PBX answered (unix ms).
+  std::unique_ptr<TonePlayer> tone;
+  bool autoanswered = false;
+  bool refused = false;  // the PBX refused or did not answer: the busy tone, then the end
+  int64_t gateway_answered_ms = 0, pbx_answered_ms = 0;
+  txn::Timers::Id answer_timer = 0, busy_timer = 0;
   bool media_started = false;
   // Signaling blobs that came before the media engine started (the peer's side may be ready
   // first: the fact sheet §9 item 10).

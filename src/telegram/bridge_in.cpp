@@ -19,6 +19,7 @@
 #include "telegram/bridge_call.hpp"
 #include "telegram/calls/engine.hpp"
 #include "telegram/media.hpp"
+#include "telegram/tones.hpp"
 
 namespace esg::telegram {
 
@@ -100,11 +101,99 @@ void CallBridge::send_invite(const std::shared_ptr<Call>& c, const TgUser& u) {
     end(c, 0, "no answer from esg", true);
   };
   c->client = layer_->send_request(std::move(*parsed), channel_, std::move(cu));
+  if (config_.autoanswer) autoanswer(c);
+}
+
+void CallBridge::autoanswer(const std::shared_ptr<Call>& c) {
+  c->autoanswered = true;
+  c->accepted = true;
+  c->gateway_answered_ms = unix_ms();
+  lane(*c, "acceptCall (autoanswer, before the PBX)");
+  td_({{"@type", "acceptCall"}, {"call_id", c->tg_id}, {"protocol", calls::call_protocol()}},
+      [self = shared_from_this(), c](Result<json, td::TdError> res) {
+        if (!res && !c->ended)
+          self->end(c, 480, "Telegram: acceptCall failed: " + res.error().message, true);
+      });
+  // The ringback until the PBX's own audio comes (early media or the answer): the relay's
+  // first frame towards Telegram stops it, so the two never mix.
+  std::weak_ptr<Call> weak = c;
+  c->tone = std::make_unique<TonePlayer>(io_, [weak](std::string_view opus) {
+    auto c = weak.lock();
+    if (!c || c->ended || !c->media) return;
+    if (!c->refused && c->rtp && c->rtp->frames_out() > 0) {
+      c->tone->stop();
+      return;
+    }
+    c->media->send(opus);
+  });
+  c->tone->play(tone_pcm(config_.ringback, false));
+  std::weak_ptr<CallBridge> self = shared_from_this();
+  c->answer_timer =
+      timers_.start(std::chrono::seconds(std::max(5, config_.answer_timeout)), [self, weak] {
+        auto me = self.lock();
+        auto c = weak.lock();
+        if (!me || !c || c->ended || c->answered || c->refused) return;
+        c->answer_timer = 0;
+        me->send_cancel(*c, reason_line(408, "no answer from the PBX"));
+        me->refuse(
+            c, 408,
+            "the PBX did not answer within " + std::to_string(me->config_.answer_timeout) + " s");
+      });
+}
+
+// The PBX will not take the autoanswered call: the user, already connected, hears the busy
+// tone for 3 s (rather than a call that just drops), then the call ends.
+void CallBridge::refuse(const std::shared_ptr<Call>& c, uint16_t status, const std::string& why) {
+  c->refused = true;
+  c->client = 0;
+  lane(*c, "busy tone (" + why + ")");
+  log::call("telegram", spdlog::level::info, c->call_id,
+            "line {}: Telegram call {}: {}, busy tone for 3 s", config_.code, c->tg_id, why);
+  if (c->tone) c->tone->play(tone_pcm(config_.busy, true));
+  std::weak_ptr<CallBridge> self = shared_from_this();
+  std::weak_ptr<Call> weak = c;
+  c->busy_timer = timers_.start(std::chrono::seconds(3), [self, weak, status, why] {
+    auto me = self.lock();
+    auto c = weak.lock();
+    if (!me || !c || c->ended) return;
+    c->busy_timer = 0;
+    me->end(c, status, why, true);
+  });
+}
+
+std::shared_ptr<const Pcm48> CallBridge::tone_pcm(const std::string& wav, bool busy) {
+  const std::string key = wav.empty() ? (busy ? "cadence:busy" : "cadence:ringback") : wav;
+  if (auto it = tones_.find(key); it != tones_.end()) return it->second;
+  std::shared_ptr<const Pcm48> pcm;
+  if (!wav.empty()) {
+    auto loaded = load_wav(wav);
+    if (loaded) {
+      pcm = std::make_shared<const Pcm48>(std::move(*loaded));
+    } else {
+      // Checked when configured; gone or changed since: the cadence, and a word in the log.
+      log::get("telegram")
+          .warn("line {}: {} tone: {}; playing the 425 Hz cadence", config_.code,
+                busy ? "busy" : "ringback", loaded.error());
+      return tone_pcm("", busy);
+    }
+  } else {
+    pcm = std::make_shared<const Pcm48>(cadence_pcm(busy ? kBusy : kRingback));
+  }
+  if (tones_.size() >= 8) tones_.clear();  // files of earlier settings
+  tones_[key] = pcm;
+  return pcm;
 }
 
 void CallBridge::on_invite_response(const std::shared_ptr<Call>& c, const sip::Message& r) {
   const uint16_t s = r.status();
+  // Early media (183 with SDP): where the relay's audio comes from, and where an autoanswered
+  // user's goes.
+  if (s > 100 && s < 200 && has_sdp(r)) read_peer_sdp(*c, r.body(), nullptr);
   if (s < 200) return;
+  if (c->answer_timer) {
+    timers_.stop(c->answer_timer);
+    c->answer_timer = 0;
+  }
   if (s < 300 && !c->ack.empty()) {
     // The 2xx again (its sender repeats it until our ACK arrives; the transaction layer passes
     // each one up, RFC 6026): the ACK again, and nothing else (acceptCall went once).
@@ -113,7 +202,13 @@ void CallBridge::on_invite_response(const std::shared_ptr<Call>& c, const sip::M
   }
   c->client = 0;
   if (s >= 300) {
-    // Rejected, busy, no answer: the Telegram call is discarded (the user sees it declined).
+    // Rejected, busy, no answer: the Telegram call is discarded (the user sees it declined);
+    // an autoanswered one hears the busy tone first (the 487 to our CANCEL is already that).
+    if (c->refused) return;
+    if (c->autoanswered && !c->ended) {
+      refuse(c, 0, "the PBX answered " + std::to_string(s));
+      return;
+    }
     end(c, 0, "the PBX answered " + std::to_string(s), true);
     return;
   }
@@ -125,7 +220,7 @@ void CallBridge::on_invite_response(const std::shared_ptr<Call>& c, const sip::M
   c->ack = d->build_request("ACK", via(), inv->cseq().number);
   send(c->ack);
   c->dialog = std::move(*d);
-  if (c->ended) {
+  if (c->ended || c->refused) {
     // Telegram's side went away while the PBX was answering: take the answer down.
     auto bye = sip::parse_message(c->dialog->build_request(
         "BYE", via(), 0, reason_line(487, "Telegram: the caller hung up"), {}, {}));
@@ -133,7 +228,10 @@ void CallBridge::on_invite_response(const std::shared_ptr<Call>& c, const sip::M
     return;
   }
   c->answered = true;
+  c->pbx_answered_ms = unix_ms();
   if (has_sdp(r)) read_peer_sdp(*c, r.body(), nullptr);
+  if (c->tone) c->tone->stop();
+  if (c->autoanswered) return;  // accepted already
   c->accepted = true;
   lane(*c, "acceptCall (the PBX answered)");
   td_({{"@type", "acceptCall"}, {"call_id", c->tg_id}, {"protocol", calls::call_protocol()}},

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "accounts/json_reader.hpp"
+#include "telegram/tones.hpp"
 
 namespace esg::telegram {
 
@@ -42,6 +43,10 @@ Result<LineConfig, accounts::FieldError> line_from_json(const json& j) {
   r.integer("noncontact_calls_per_day", l.noncontact_calls_per_day, 0, 10000);
   r.integer("trunks", l.trunks, 0, 100000);
   r.boolean("accept_elsewhere", l.accept_elsewhere);
+  r.boolean("autoanswer", l.autoanswer);
+  r.str("ringback", l.ringback);
+  r.str("busy", l.busy);
+  r.integer("answer_timeout", l.answer_timeout, 5, 600);
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (!r.seen.count(it.key())) r.fail(it.key(), "unknown field");
   }
@@ -79,6 +84,13 @@ Result<LineConfig, accounts::FieldError> line_from_json(const json& j) {
         l.callername.begin() + long(i))
       return bad("callername[" + std::to_string(i) + "]", "is listed twice");
   }
+  // The tones' files are read when a call needs them; a file that cannot be played is refused
+  // here, when it is configured, rather than found out on a user's call.
+  for (const auto* wav : {&l.ringback, &l.busy}) {
+    if (wav->empty()) continue;
+    auto pcm = load_wav(*wav);
+    if (!pcm) return bad(wav == &l.ringback ? "ringback" : "busy", pcm.error());
+  }
   return l;
 }
 
@@ -98,7 +110,11 @@ json to_stored_json(const LineConfig& l) {
             {"ring_timeout", l.ring_timeout},
             {"noncontact_calls_per_day", l.noncontact_calls_per_day},
             {"trunks", l.trunks},
-            {"accept_elsewhere", l.accept_elsewhere}};
+            {"accept_elsewhere", l.accept_elsewhere},
+            {"autoanswer", l.autoanswer},
+            {"ringback", l.ringback},
+            {"busy", l.busy},
+            {"answer_timeout", l.answer_timeout}};
   if (l.id) j["id"] = l.id;
   return j;
 }

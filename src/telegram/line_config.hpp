@@ -31,6 +31,13 @@ struct LineConfig {
   int noncontact_calls_per_day = 30;
   int trunks = 0;  // concurrent calls; 0: no limit
   bool accept_elsewhere = false;
+  // Autoanswer (issue 23): the Telegram call is accepted at once, before the PBX answers, so
+  // the user hears what the PBX plays early (183 with SDP), else a ringback tone (`ringback`:
+  // a WAV file instead of 425 Hz 1 s on / 4 s off); a PBX that refuses or has not answered
+  // within `answer_timeout` seconds gives a busy tone (`busy`: a WAV file) for 3 s.
+  bool autoanswer = false;
+  std::string ringback, busy;
+  int answer_timeout = 60;
 };
 
 Result<LineConfig, accounts::FieldError> line_from_json(const nlohmann::json& j);

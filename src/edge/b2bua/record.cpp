@@ -55,7 +55,10 @@ json telegram_cdr_fields(const json& t) {
                                 "silenced",
                                 "state",
                                 "ended_by",
-                                "custom_parameters"};
+                                "custom_parameters",
+                                "autoanswer",
+                                "gateway_answered_at",
+                                "pbx_answered_at"};
   json out = json::object();
   if (!t.is_object()) return out;
   for (const char* k : kKeys) {
