@@ -1,7 +1,7 @@
 """A PBX that takes calls over UDP, for tests that must look at what arrives (the From, the
 display name, headers, the audio): every INVITE is kept; it rings, then answers with an SDP
 for its own RTP port (G.711 A-law and telephone-event/8000), rejects with a status, or just
-rings, as `mode` says. ACK, BYE and CANCEL are answered and kept; bye() hangs up."""
+rings, as `mode` says ("early": 183 with that SDP at once, for early media, then the answer). ACK, BYE and CANCEL are answered and kept; bye() hangs up."""
 
 import hashlib
 import re
@@ -182,7 +182,7 @@ class PbxUas:
                 return
             c["answered"] = True
         contact = "Contact: <sip:pbx@%s:%d>\r\n" % (self.ip, self.port)
-        if self.mode == "answer":
+        if self.mode in ("answer", "early"):
             self._reply(req, src, 200, "OK", c["tag"], self._sdp(), contact + self.answer_extra)
         elif self.mode == "reject":
             self._reply(req, src, self.status, "Rejected", c["tag"])
@@ -219,8 +219,12 @@ class PbxUas:
                         continue  # a retransmission
                     self.calls[cid] = {"invite": text, "src": src, "tag": "pbx%d" % len(self.calls)}
                 self.invites.append(text)
-                self._reply(text, src, 180, "Ringing", self.calls[cid]["tag"])
-                if self.mode in ("answer", "reject"):
+                if self.mode == "early":
+                    self._reply(text, src, 183, "Session Progress", self.calls[cid]["tag"],
+                                self._sdp(), "Contact: <sip:pbx@%s:%d>\r\n" % (self.ip, self.port))
+                else:
+                    self._reply(text, src, 180, "Ringing", self.calls[cid]["tag"])
+                if self.mode in ("answer", "reject", "early"):
                     threading.Thread(target=self._answer_later, args=(text, src, cid),
                                      daemon=True).start()
             elif method == "INVITE":  # a re-INVITE: the same description back

@@ -112,6 +112,7 @@ class EngineCase(KeepOnFailure):
     p2p = True
     use_turn = False
     telegram_extra = {}  # more of esg's telegram section, should its engine need any
+    line_extra = {}  # more fields of the line
 
     @classmethod
     def setUpClass(cls):
@@ -131,9 +132,10 @@ class EngineCase(KeepOnFailure):
             cls.api.ok("POST", "/rest/v1/uc/pbx", {"code": "pbx1", "mode": "ip",
                                                    "address": PBX_IP, "port": cls.pbx.port})
             cls.account = cls.sim.user(phone="+79990001000", code="24680", first_name="Line")
-            cls.line = cls.api.ok("POST", LINES, {
+            cls.line = cls.api.ok("POST", LINES, dict({
                 "code": "tg1", "api_id": 12345, "api_hash": API_HASH, "phone": "+79990001000",
-                "pbx": "pbx1", "number": "100", "ring_timeout": 10}, want=(201,))
+                "pbx": "pbx1", "number": "100", "ring_timeout": 10}, **cls.line_extra),
+                want=(201,))
             deadline = time.time() + 10
             while cls.line_state()["state"] != "wait_phone" and time.time() < deadline:
                 time.sleep(0.05)
