@@ -168,6 +168,8 @@ export function telegramSection(t: Json, ended = false): HTMLElement | null {
         row("User muted", "remote_muted", t.remote_muted === true ? "yes" : "no"),
         row("Custom parameters", "custom_parameters", parameters(t.custom_parameters)),
         ...optional("TCP reflectors skipped", "skipped_tcp_reflectors", t.skipped_tcp_reflectors, skipped),
+        ...optional("Answered by esg (autoanswer)", "gateway_answered_at", t.gateway_answered_at, (v) => String(v)),
+        ...optional("Answered by the PBX", "pbx_answered_at", t.pbx_answered_at, (v) => String(v)),
         ...optional("Ended by", "ended_by", t.ended_by, (v) => String(v)),
       ),
     ),
