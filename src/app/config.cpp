@@ -364,8 +364,20 @@ Config parse_config(const std::string& text) {
     Section s(*j, "telegram");
     s.str("tdjson", c.telegram.tdjson);
     s.str("sessions", c.telegram.sessions);
+    s.str("session_store", c.telegram.session_store);
+    s.integer("session_snapshot", c.telegram.session_snapshot, 5, 3600);
     s.finish();
+    if (!c.telegram.session_store.empty() && c.telegram.session_store != "store" &&
+        c.telegram.session_store != "files")
+      throw ConfigError("telegram.session_store", "must be \"store\" or \"files\"");
   }
+  // The sessions go into the store where instances share one (PostgreSQL); on SQLite, one
+  // instance's own file, the folders are all there is.
+  if (c.telegram.session_store.empty())
+    c.telegram.session_store = c.store.postgres.empty() ? "files" : "store";
+  if (c.telegram.session_store == "store" && c.store.postgres.empty())
+    throw ConfigError("telegram.session_store",
+                      "\"store\" needs store.postgres (the instances' shared store)");
   if (const json* j = top.get("providers")) {
     if (!j->is_array()) throw ConfigError("providers", "must be an array of provider accounts");
     c.providers = *j;
@@ -476,7 +488,10 @@ json to_json(const Config& c) {
                     {{"requests", c.security.pike_requests},
                      {"window", c.security.pike_window},
                      {"duration", c.security.pike_duration}}}};
-  j["telegram"] = {{"tdjson", c.telegram.tdjson}, {"sessions", c.telegram.sessions}};
+  j["telegram"] = {{"tdjson", c.telegram.tdjson},
+                   {"sessions", c.telegram.sessions},
+                   {"session_store", c.telegram.session_store},
+                   {"session_snapshot", c.telegram.session_snapshot}};
   json providers = c.providers;
   for (auto& p : providers) {
     if (p.is_object() && p.contains("pwd")) p["pwd"] = "(set)";

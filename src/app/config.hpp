@@ -115,6 +115,10 @@ struct Config {
   struct Telegram {
     std::string tdjson;
     std::string sessions = "var/telegram";
+    // Where the lines' sessions are kept besides their folders (issue 23): "store" (the
+    // default with store.postgres) or "files"; snapshots at most every session_snapshot s.
+    std::string session_store;
+    int session_snapshot = 60;
   } telegram;
   // Registration pacing and retries (an addition to the contract's sections).
   struct Accounts {

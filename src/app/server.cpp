@@ -544,6 +544,10 @@ void Server::start() {
   telegram::LinesOptions lo;
   lo.tdjson = config_.telegram.tdjson;
   lo.sessions = config_.telegram.sessions;
+  if (config_.telegram.session_store == "store") {
+    lo.session_store = std::make_shared<telegram::SessionStore>(*store_, config_.instance.srvidx);
+    lo.session_snapshot = std::chrono::seconds(config_.telegram.session_snapshot);
+  }
   lo.bridge.board = &edge_->board();
   lo.bridge.ports = media_ports_.get();
   lo.bridge.media_address = config_.media.address;

@@ -312,6 +312,49 @@ class PgStore final : public Store {
     return {};
   }
 
+  Result<void, Error> put_session(const SessionSnapshot& s, size_t keep) override {
+    std::lock_guard lock(mu_);
+    auto r = exec(std::string("INSERT INTO telegram_sessions (line_id, taken_ms, srvidx, checksum, "
+                              "data) VALUES ($1, ") +
+                      kNowMs + ", $2, $3, $4)",
+                  {std::to_string(s.line_id), std::to_string(s.srvidx), s.checksum, s.data});
+    if (!r) return unexpected(r.error());
+    r = exec(
+        "DELETE FROM telegram_sessions WHERE line_id = $1 AND id NOT IN (SELECT id FROM "
+        "telegram_sessions WHERE line_id = $1 ORDER BY taken_ms DESC, id DESC LIMIT $2)",
+        {std::to_string(s.line_id), std::to_string(std::max<size_t>(1, keep))});
+    if (!r) return unexpected(r.error());
+    return {};
+  }
+
+  Result<std::vector<SessionSnapshot>, Error> sessions(int64_t line_id) override {
+    std::lock_guard lock(mu_);
+    auto r = exec(
+        "SELECT id, line_id, taken_ms, srvidx, checksum, data FROM telegram_sessions WHERE "
+        "line_id = $1 ORDER BY taken_ms DESC, id DESC",
+        {std::to_string(line_id)});
+    if (!r) return unexpected(r.error());
+    std::vector<SessionSnapshot> out;
+    for (int i = 0; i < PQntuples(r->get()); ++i) {
+      SessionSnapshot s;
+      s.id = std::stoll(PQgetvalue(r->get(), i, 0));
+      s.line_id = std::stoll(PQgetvalue(r->get(), i, 1));
+      s.taken_ms = std::stoll(PQgetvalue(r->get(), i, 2));
+      s.srvidx = std::stoll(PQgetvalue(r->get(), i, 3));
+      s.checksum = PQgetvalue(r->get(), i, 4);
+      s.data = std::string(PQgetvalue(r->get(), i, 5), size_t(PQgetlength(r->get(), i, 5)));
+      out.push_back(std::move(s));
+    }
+    return out;
+  }
+
+  Result<void, Error> delete_sessions(int64_t line_id) override {
+    std::lock_guard lock(mu_);
+    auto r = exec("DELETE FROM telegram_sessions WHERE line_id = $1", {std::to_string(line_id)});
+    if (!r) return unexpected(r.error());
+    return {};
+  }
+
  private:
   // A text parameter, or SQL NULL.
   struct Param {

@@ -68,6 +68,10 @@ const std::vector<std::string>& migrations() {
       "CREATE INDEX leases_version ON leases (version)",
       "CREATE TABLE lease_version (id INTEGER PRIMARY KEY, version BIGINT NOT NULL)",
       "INSERT INTO lease_version (id, version) VALUES (1, 0)",
+      // 20, 21: Telegram lines' session snapshots (a line moves without a shared disk).
+      "CREATE TABLE telegram_sessions (id {id}, line_id BIGINT NOT NULL, taken_ms BIGINT NOT "
+      "NULL, srvidx BIGINT NOT NULL, checksum TEXT NOT NULL, data TEXT NOT NULL)",
+      "CREATE INDEX telegram_sessions_line ON telegram_sessions (line_id, taken_ms)",
   };
   return kMigrations;
 }
@@ -91,6 +95,15 @@ Result<std::vector<std::string>, Error> Store::acquire_leases(const std::vector<
   return single_instance();
 }
 Result<void, Error> Store::release_leases(const std::vector<std::string>&, int64_t) {
+  return single_instance();
+}
+Result<void, Error> Store::put_session(const SessionSnapshot&, size_t) {
+  return single_instance();
+}
+Result<std::vector<SessionSnapshot>, Error> Store::sessions(int64_t) {
+  return single_instance();
+}
+Result<void, Error> Store::delete_sessions(int64_t) {
   return single_instance();
 }
 

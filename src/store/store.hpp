@@ -86,6 +86,17 @@ struct ClusterView {
   std::vector<Lease> leases;           // those changed after the version asked for
 };
 
+// A Telegram line's TDLib folder, packed (telegram/sessions.hpp): the next instance that serves
+// the line restores it, so a line moves between machines without a shared disk (issue 23).
+struct SessionSnapshot {
+  int64_t id = 0;
+  int64_t line_id = 0;
+  int64_t taken_ms = 0;  // the store's clock
+  int64_t srvidx = 0;    // who took it
+  std::string checksum;  // SHA-256 of `data`, hex
+  std::string data;      // the packed folder (base64 text: the same column on both dialects)
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -134,6 +145,11 @@ class Store {
   // the other instances see the change among the leases changed since their last look).
   virtual Result<void, Error> release_leases(const std::vector<std::string>& accounts,
                                              int64_t srvidx);
+  // Telegram session snapshots (PostgreSQL only, as the leases): a new one, keeping the
+  // newest `keep` of its line; a line's snapshots, newest first; all of a deleted line's.
+  virtual Result<void, Error> put_session(const SessionSnapshot& s, size_t keep);
+  virtual Result<std::vector<SessionSnapshot>, Error> sessions(int64_t line_id);
+  virtual Result<void, Error> delete_sessions(int64_t line_id);
 };
 
 // The migrations, in order; migration i brings the schema to version i + 1. `{id}` stands for

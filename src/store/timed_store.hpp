@@ -81,6 +81,15 @@ class TimedStore final : public Store {
                                      int64_t srvidx) override {
     return timed(timings_.write, [&] { return inner_->release_leases(accounts, srvidx); });
   }
+  Result<void, Error> put_session(const SessionSnapshot& s, size_t keep) override {
+    return timed(timings_.write, [&] { return inner_->put_session(s, keep); });
+  }
+  Result<std::vector<SessionSnapshot>, Error> sessions(int64_t line_id) override {
+    return timed(timings_.read, [&] { return inner_->sessions(line_id); });
+  }
+  Result<void, Error> delete_sessions(int64_t line_id) override {
+    return timed(timings_.write, [&] { return inner_->delete_sessions(line_id); });
+  }
 
  private:
   template <class F>

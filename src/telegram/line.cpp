@@ -59,6 +59,7 @@ Line::Line(std::shared_ptr<td::Hub> hub, boost::asio::io_context& io, LineConfig
       config_(std::move(config)),
       dir_(std::move(dir)),
       timer_(io),
+      session_timer_(io),
       bridge_options_(std::move(bridge)),
       publish_(std::move(publish)) {
   bridge_options_.dir = dir_;
@@ -66,6 +67,32 @@ Line::Line(std::shared_ptr<td::Hub> hub, boost::asio::io_context& io, LineConfig
 
 Line::~Line() {
   if (client_) hub_.forget_client(client_);
+}
+
+void Line::set_session_save(std::function<void(const char*)> save, std::chrono::seconds every) {
+  save_session_ = std::move(save);
+  session_every_ = std::max(std::chrono::seconds(1), every);
+}
+
+void Line::save_session(const char* why) {
+  if (save_session_) save_session_(why);
+}
+
+// While ready: the folder is looked at every session_every_ (stored only if it changed).
+void Line::arm_session_timer() {
+  if (!save_session_ || closing_) return;
+  session_timer_.expires_after(session_every_);
+  session_timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+    auto self = weak.lock();
+    if (!self || ec || self->closing_) return;
+    bool ready = false;
+    {
+      std::lock_guard lock(self->mu_);
+      ready = self->state_ == "ready";
+    }
+    if (ready) self->save_session("periodic");
+    self->arm_session_timer();
+  });
 }
 
 void Line::start() {
@@ -123,6 +150,10 @@ void Line::set_state(const std::string& state) {
   cv_.notify_all();
   if (bridge_) bridge_->set_account(state == "ready" ? user_id_ : 0);
   publish();
+  if (state == "ready" && save_session_) {
+    save_session("ready");
+    arm_session_timer();
+  }
 }
 
 // On the worker.
@@ -206,6 +237,8 @@ void Line::on_authorization(const json& s) {
     hub_.forget_client(client_);
     client_ = 0;
     set_state("closed");
+    session_timer_.cancel();
+    save_session("closed");  // TDLib has written everything: the cleanest snapshot
     if (closing_) {
       timer_.cancel();
       if (auto done = std::move(closed_)) done();

@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -54,6 +55,9 @@ class Line : public std::enable_shared_from_this<Line> {
   LineConfig config() const;  // a copy: the worker may change it meanwhile
   // Settings that do not touch TDLib (numbers, caller ID, limits) change in place.
   void set_config(const LineConfig& c);
+  // The session store (issue 23): `save` runs on the worker once the account is ready (after a
+  // login), when TDLib has closed, and every `every` while ready. Before start().
+  void set_session_save(std::function<void(const char* why)> save, std::chrono::seconds every);
 
  private:
   void publish();
@@ -61,6 +65,8 @@ class Line : public std::enable_shared_from_this<Line> {
   void handle(const nlohmann::json& update);
   void on_authorization(const nlohmann::json& state);
   void set_state(const std::string& state);
+  void save_session(const char* why);
+  void arm_session_timer();
   StepResult step(const nlohmann::json& request, const char* expected_state);
 
   std::shared_ptr<td::Hub> hub_holder_;
@@ -72,6 +78,9 @@ class Line : public std::enable_shared_from_this<Line> {
   bool closing_ = false;
   std::function<void()> closed_;
   boost::asio::steady_timer timer_;
+  std::function<void(const char*)> save_session_;
+  std::chrono::seconds session_every_{60};
+  boost::asio::steady_timer session_timer_;
   BridgeOptions bridge_options_;
   PublishLine publish_;
   std::shared_ptr<CallBridge> bridge_;  // set on the worker, read under mu_ elsewhere

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <future>
 
+#include "log/log.hpp"
+
 namespace esg::telegram {
 
 using nlohmann::json;
@@ -73,8 +75,22 @@ void Lines::sync(const std::vector<json>& stored, const std::set<int64_t>* run_o
       idle_[id] = cfg;
       continue;
     }
+    if (auto& ss = options_.session_store; ss && !to_close.count(id)) {
+      // Before TDLib opens the folder (a line restarting here keeps its own, still open).
+      const std::string said = ss->restore(id, folder(id));
+      if (!said.empty()) log::get("telegram").info("line {}: session: {}", cfg.code, said);
+    }
     auto line = std::make_shared<Line>(h, options_.worker(id), cfg, folder(id), options_.bridge,
                                        options_.publish);
+    if (auto ss = options_.session_store) {
+      line->set_session_save(
+          [ss, id, dir = folder(id), code = cfg.code](const char* why) {
+            const std::string said = ss->snapshot(id, dir);
+            if (!said.empty())
+              log::get("telegram").info("line {}: session ({}): {}", code, why, said);
+          },
+          options_.session_snapshot);
+    }
     lines_[id] = line;
     // A restarted line's new client waits for the old one to close: TDLib locks its database.
     if (!to_close.count(id)) line->start();
@@ -86,11 +102,12 @@ void Lines::sync(const std::vector<json>& stored, const std::set<int64_t>* run_o
     const std::string gone = wanted.count(id) ? std::string() : folder(id);
     // Not `old` itself in its own callback (a cycle that leaks when esg stops before the close
     // completes): its pending close keeps it alive.
-    old->close([fresh, gone] {
+    old->close([fresh, gone, id, ss = options_.session_store] {
       if (auto f = fresh.lock()) f->start();
       if (!gone.empty()) {
         std::error_code ec;
         std::filesystem::remove_all(gone, ec);
+        if (ss) ss->forget(id);
       }
     });
   }

@@ -6,6 +6,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -18,6 +19,7 @@
 
 #include "telegram/line.hpp"
 #include "telegram/line_config.hpp"
+#include "telegram/sessions.hpp"
 #include "telegram/td/tdjson.hpp"
 
 namespace esg::telegram {
@@ -29,6 +31,10 @@ struct LinesOptions {
   std::function<boost::asio::io_context&(int64_t id)> worker;
   BridgeOptions bridge;  // where the lines' calls go into esg (its UDP SIP listener)
   PublishLine publish;   // each line's SIP side, for the B2BUA
+  // `telegram.session_store: store` (issue 23): the lines' sessions also kept in the store,
+  // restored before a line opens here; null: the folders only (`files`).
+  std::shared_ptr<SessionStore> session_store;
+  std::chrono::seconds session_snapshot{60};
 };
 
 class Lines {

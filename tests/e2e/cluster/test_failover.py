@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -368,6 +369,75 @@ class TelegramLineMoves(KeepOnFailure):
             pg.cleanup(keep=self.failed)
         self.assertEqual(codes, [0])
 
+
+class TelegramSessionInTheStore(KeepOnFailure):
+    """No shared disk (issue 23): each instance has its own session folder; the one serving the
+    line keeps its TDLib session in the store (`telegram.session_store`, `store` by default on
+    PostgreSQL), and the next one restores it before it opens TDLib: ready without a login."""
+
+    def test_a_line_taken_over_from_a_killed_instance_needs_no_login(self):
+        pg = Postgres().start()
+        sim = TgSim()
+        esg = {}
+        folders = {}
+        try:
+            for i in (1, 2):
+                folders[i] = tempfile.mkdtemp(prefix="esg-e2e-")
+                esg[i] = EsgProcess({"store": {"postgres": pg.url},
+                                     "instance": {"srvidx": i, "roleid": i},
+                                     "telegram": {"tdjson": LIB, "session_snapshot": 5,
+                                                  "sessions": os.path.join(folders[i], "tg")}},
+                                    env=sim.env(), folder=folders[i])
+            api = {i: Api(esg[i].ports["http"]) for i in esg}
+            sim.user(phone="+79990000055", code="13579")
+            api[2].ok("POST", "/rest/v1/uc/pbx",
+                      {"code": "pbx1", "mode": "ip", "address": "127.0.0.5", "port": 5060})
+            line = api[2].ok("POST", "/rest/v1/telegram/lines",
+                             {"code": "tg1", "api_id": 12345, "phone": "+79990000055",
+                              "api_hash": "0123456789abcdef0123456789abcdef", "pbx": "pbx1"},
+                             want=(201,))
+
+            def state(i):
+                lines = api[i].ok("GET", "/api/monitor/v1/telegram/lines")["data"]["lines"]
+                return next((l["state"] for l in lines if l["id"] == line["id"]), None)
+
+            def wait_state(i, wanted, seconds=10):
+                deadline = time.time() + seconds
+                while state(i) != wanted and time.time() < deadline:
+                    time.sleep(0.05)
+                self.assertEqual(state(i), wanted, "instance %d" % i)
+
+            def log(i):
+                with open(os.path.join(esg[i].dir, "esg.out")) as f:
+                    return f.read()
+
+            wait_state(1, "wait_phone")
+            self.assertEqual(state(2), "standby")
+            api[1].ok("POST", "/rest/v1/telegram/lines/%d/login" % line["id"], {})
+            answer = api[1].ok("POST", "/rest/v1/telegram/lines/%d/login" % line["id"],
+                               {"code": "13579"})
+            self.assertEqual(answer["state"], "ready")
+            deadline = time.time() + 5
+            while "session (ready): snapshot stored" not in log(1) and time.time() < deadline:
+                time.sleep(0.1)
+            self.assertIn("line tg1: session (ready): snapshot stored", log(1))
+            folder = os.path.join(folders[2], "tg", "line-%d" % line["id"])
+            self.assertFalse(os.path.exists(os.path.join(folder, "db", "tgsim-session.json")))
+            esg[1].proc.kill()
+            esg[1].proc.wait()
+            # The lease moves; the second instance restores the session and needs no login.
+            wait_state(2, "ready", seconds=15)
+            self.assertIn("line tg1: session: restored snapshot", log(2))
+            self.assertTrue(os.path.exists(os.path.join(folder, "db", "tgsim-session.json")))
+        finally:
+            codes = [esg[2].stop()] if 2 in esg else []
+            for e in esg.values():
+                e.cleanup(keep=self.failed or any(codes))
+            sim.stop()
+            sim.cleanup(keep=self.failed)
+            pg.stop()
+            pg.cleanup(keep=self.failed)
+        self.assertEqual(codes, [0])
 
 if __name__ == "__main__":
     unittest.main()

@@ -79,6 +79,23 @@ TEST(Config, ErrorsNameTheFieldPath) {
             "empty");
 }
 
+// Issue 23: the lines' sessions go into the store by default where instances share one.
+TEST(Config, TelegramSessionsGoIntoASharedStoreByDefault) {
+  EXPECT_EQ(parse_config("{}").telegram.session_store, "files");
+  EXPECT_EQ(parse_config(R"({"store": {"postgres": "postgresql://x/esg"}})").telegram.session_store,
+            "store");
+  EXPECT_EQ(parse_config(R"({"store": {"postgres": "postgresql://x/esg"},
+                             "telegram": {"session_store": "files"}})")
+                .telegram.session_store,
+            "files");
+  EXPECT_EQ(error_of(R"({"telegram": {"session_store": "store"}})"),
+            "telegram.session_store: \"store\" needs store.postgres (the instances' shared store)");
+  EXPECT_EQ(error_of(R"({"telegram": {"session_store": "disk"}})"),
+            "telegram.session_store: must be \"store\" or \"files\"");
+  EXPECT_EQ(error_of(R"({"telegram": {"session_snapshot": 1}})"),
+            "telegram.session_snapshot: must be between 5 and 3600");
+}
+
 TEST(Config, TheCallIdHeaderIsConfigurable) {
   EXPECT_EQ(parse_config("{}").instance.call_id_header, "X-Call-ID");
   EXPECT_EQ(
