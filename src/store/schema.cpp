@@ -68,6 +68,8 @@ const std::vector<std::string>& migrations() {
       "CREATE INDEX leases_version ON leases (version)",
       "CREATE TABLE lease_version (id INTEGER PRIMARY KEY, version BIGINT NOT NULL)",
       "INSERT INTO lease_version (id, version) VALUES (1, 0)",
+      // 20: the addresses each instance sends to PBXs from (the firewall list, issue 23).
+      "ALTER TABLE instances ADD COLUMN addrs TEXT NOT NULL DEFAULT '[]'",
   };
   return kMigrations;
 }
