@@ -539,7 +539,8 @@ std::vector<FwInstance> Cluster::fw_instances(const std::vector<FwAddress>& own)
     i.node = r.node;
     i.self = r.srvidx == options_.srvidx;
     auto it = alive.find(r.srvidx);
-    i.online = i.self || (it != alive.end() && it->second);
+    // A row our last heartbeat did not see was written since: alive, unless it says stopped.
+    i.online = i.self || (it != alive.end() ? it->second : r.heartbeat_ms > 0);
     // An offline instance stays listed: it comes back (and takes its accounts back) from the
     // same addresses, and the PBX must not refuse it then.
     i.addrs = i.self ? own : fw_addresses_from_json(nlohmann::json::parse(r.addrs, nullptr, false));
