@@ -570,6 +570,12 @@ void Server::start() {
     }
     edge_->telegram().put({l.code, l.pbx, l.trunks, state, "127.0.0.1", port});
   };
+  lo.srvidx = config_.instance.srvidx;
+  if (clustered()) {
+    lo.runner = [this](int64_t id) {
+      return cluster_ ? cluster_->holder("tg:" + std::to_string(id)) : int64_t(0);
+    };
+  }
   lines_ = std::make_unique<telegram::Lines>(std::move(lo));
   telegram_lines_->set_on_change([this] { sync_lines(); });
   sync_lines();

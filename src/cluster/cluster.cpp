@@ -153,8 +153,26 @@ void Cluster::apply_leases(const store::ClusterView& view) {
     }
   }
   lease_version_ = view.lease_version;
+  {
+    std::lock_guard lock(mu_);
+    lease_rows_read_ += view.leases.size();
+  }
+  publish_holders();
+}
+
+void Cluster::publish_holders() {
+  std::unordered_map<std::string, int64_t> holders;
+  for (const auto& [k, l] : leases_) {
+    if (k.rfind("tg:", 0) == 0) holders[k] = l.srvidx;
+  }
   std::lock_guard lock(mu_);
-  lease_rows_read_ += view.leases.size();
+  tg_holders_.swap(holders);
+}
+
+int64_t Cluster::holder(const std::string& key) const {
+  std::lock_guard lock(mu_);
+  auto it = tg_holders_.find(key);
+  return it == tg_holders_.end() ? 0 : it->second;
 }
 
 milliseconds Cluster::tick() {
@@ -398,6 +416,7 @@ milliseconds Cluster::tick() {
       owned_.serve(key, from_dead);
     }
   }
+  if (!take.empty()) publish_holders();
   return wait;
 }
 

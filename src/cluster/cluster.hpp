@@ -103,6 +103,8 @@ class Cluster {
   // "online", "offline", "leases_taken", "leases_released", "srvidx_conflict",
   // "lease_rows_read" (lease rows the heartbeats read: they grow only when leases change)}.
   nlohmann::json status() const;
+  // The srvidx holding the lease of a Telegram line ("tg:<id>") at the last heartbeat; 0: none.
+  int64_t holder(const std::string& key) const;
 
  private:
   void loop();
@@ -115,6 +117,7 @@ class Cluster {
   void hand_over(const std::string& key);  // un-register, then release the lease
   // Folds the leases changed since the last view into leases_.
   void apply_leases(const store::ClusterView& view);
+  void publish_holders();  // the lines' holders from leases_ for holder()
   // The instances' rows with their regs and addrs (read at most once a heartbeat), and who is
   // alive: for servers() and fw_instances().
   std::vector<store::InstanceRow> rows_for_view(std::map<int64_t, bool>& alive);
@@ -145,6 +148,7 @@ class Cluster {
   // The loop thread's copy of the leases table (free ones left out), up to lease_version_.
   std::unordered_map<std::string, store::Lease> leases_;
   int64_t lease_version_ = -1;
+  std::unordered_map<std::string, int64_t> tg_holders_;  // guarded by mu_: "tg:<id>" -> srvidx
   std::set<std::string> taken_;   // leases this start took (not inherited from an earlier one)
   uint64_t lease_rows_read_ = 0;  // guarded by mu_
   uint64_t leases_taken_ = 0, leases_released_ = 0;  // guarded by mu_

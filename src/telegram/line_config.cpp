@@ -42,6 +42,20 @@ Result<LineConfig, accounts::FieldError> line_from_json(const json& j) {
   r.integer("noncontact_calls_per_day", l.noncontact_calls_per_day, 0, 10000);
   r.integer("trunks", l.trunks, 0, 100000);
   r.boolean("accept_elsewhere", l.accept_elsewhere);
+  if (const json* v = r.get("serveridxs")) {
+    if (!v->is_array()) {
+      r.fail("serveridxs", "must be an array of srvidx integers");
+    } else {
+      for (size_t i = 0; i < v->size(); ++i) {
+        const json& x = (*v)[i];
+        if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() > 65535) {
+          r.fail("serveridxs[" + std::to_string(i) + "]", "must be a srvidx (0 to 65535)");
+          break;
+        }
+        l.serveridxs.push_back(x.get<int>());
+      }
+    }
+  }
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (!r.seen.count(it.key())) r.fail(it.key(), "unknown field");
   }
@@ -98,7 +112,8 @@ json to_stored_json(const LineConfig& l) {
             {"ring_timeout", l.ring_timeout},
             {"noncontact_calls_per_day", l.noncontact_calls_per_day},
             {"trunks", l.trunks},
-            {"accept_elsewhere", l.accept_elsewhere}};
+            {"accept_elsewhere", l.accept_elsewhere},
+            {"serveridxs", l.serveridxs}};
   if (l.id) j["id"] = l.id;
   return j;
 }

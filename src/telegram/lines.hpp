@@ -29,6 +29,10 @@ struct LinesOptions {
   std::function<boost::asio::io_context&(int64_t id)> worker;
   BridgeOptions bridge;  // where the lines' calls go into esg (its UDP SIP listener)
   PublishLine publish;   // each line's SIP side, for the B2BUA
+  // The monitoring's `srvidx` of each line: this instance's for the lines it runs, and for the
+  // others (standby here) the instance that runs them (0: none now), when `runner` is given.
+  int64_t srvidx = 0;
+  std::function<int64_t(int64_t id)> runner;
 };
 
 class Lines {
