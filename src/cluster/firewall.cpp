@@ -44,7 +44,9 @@ std::optional<Key> parse_key(const std::string& text) {
   if (const size_t slash = text.find('/'); slash != std::string::npos) {
     addr = text.substr(0, slash);
     const std::string p = text.substr(slash + 1);
-    if (p.empty() || p.size() > 3 || !std::all_of(p.begin(), p.end(), ::isdigit)) return {};
+    if (p.empty() || p.size() > 3 ||
+        !std::all_of(p.begin(), p.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return {};
     prefix = std::stoi(p);
   }
   if (inet_pton(AF_INET, addr.c_str(), k.bytes.data()) == 1) {
