@@ -5,7 +5,7 @@
 namespace esg::api {
 
 void add_fw_routes(HttpServer& server,
-                   std::function<std::vector<cluster::FwInstance>()> instances) {
+                   const std::function<std::vector<cluster::FwInstance>()>& instances) {
   server.route("GET", "/fw.txt", [instances](const Request&, const auto&) {
     Response r;
     r.body = cluster::fw_text(instances(), timeutil::unix_ms());

@@ -12,6 +12,7 @@
 namespace esg::api {
 
 // `instances`: every instance of the cluster with its addresses (this one alone without one).
-void add_fw_routes(HttpServer& server, std::function<std::vector<cluster::FwInstance>()> instances);
+void add_fw_routes(HttpServer& server,
+                   const std::function<std::vector<cluster::FwInstance>()>& instances);
 
 }  // namespace esg::api

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <compare>
 #include <cstring>
 #include <map>
 
@@ -23,8 +24,9 @@ struct Key {
   std::array<unsigned char, 16> bytes{};
   int prefix = 32;
   auto operator<=>(const Key& o) const {
-    if (auto c = (family == AF_INET ? 0 : 1) <=> (o.family == AF_INET ? 0 : 1); c != 0) return c;
-    if (auto c = bytes <=> o.bytes; c != 0) return c;
+    if (auto c = (family == AF_INET ? 0 : 1) <=> (o.family == AF_INET ? 0 : 1); std::is_neq(c))
+      return c;
+    if (auto c = bytes <=> o.bytes; std::is_neq(c)) return c;
     return prefix <=> o.prefix;
   }
   bool operator==(const Key&) const = default;
@@ -115,6 +117,7 @@ class Merger {
   }
   std::vector<FwAddress> done() {
     std::vector<FwAddress> out;
+    out.reserve(by_key_.size());
     for (auto& [k, a] : by_key_) {
       // sip before rtp, whatever order they came in.
       std::sort(a.uses.begin(), a.uses.end(), [](const std::string& x, const std::string& y) {
@@ -143,6 +146,17 @@ std::string joined(const std::vector<std::string>& v, const char* sep) {
   return out;
 }
 
+// The instances in srvidx order.
+std::vector<const FwInstance*> by_srvidx(const std::vector<FwInstance>& instances) {
+  std::vector<const FwInstance*> sorted;
+  sorted.reserve(instances.size());
+  for (const auto& i : instances)
+    sorted.push_back(&i);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const FwInstance* a, const FwInstance* b) { return a->srvidx < b->srvidx; });
+  return sorted;
+}
+
 struct Line {
   Key key;
   std::string addr;
@@ -151,13 +165,8 @@ struct Line {
 
 // Every address once, in order, with the instances that send from it (in srvidx order).
 std::vector<Line> merged_lines(const std::vector<FwInstance>& instances) {
-  std::vector<const FwInstance*> sorted;
-  for (const auto& i : instances)
-    sorted.push_back(&i);
-  std::sort(sorted.begin(), sorted.end(),
-            [](const FwInstance* a, const FwInstance* b) { return a->srvidx < b->srvidx; });
   std::map<Key, Line> lines;
-  for (const auto* i : sorted) {
+  for (const auto* i : by_srvidx(instances)) {
     for (const auto& a : i->addrs) {
       const auto k = parse_key(a.addr);
       if (!k) continue;
@@ -170,6 +179,7 @@ std::vector<Line> merged_lines(const std::vector<FwInstance>& instances) {
     }
   }
   std::vector<Line> out;
+  out.reserve(lines.size());
   for (auto& [k, l] : lines)
     out.push_back(std::move(l));
   return out;
@@ -293,12 +303,7 @@ nlohmann::json fw_json(const std::vector<FwInstance>& instances, int64_t now_ms)
     addresses.push_back({{"addr", l.addr}, {"instances", who}});
   }
   nlohmann::json list = nlohmann::json::array();
-  std::vector<const FwInstance*> sorted;
-  for (const auto& i : instances)
-    sorted.push_back(&i);
-  std::sort(sorted.begin(), sorted.end(),
-            [](const FwInstance* a, const FwInstance* b) { return a->srvidx < b->srvidx; });
-  for (const auto* i : sorted) {
+  for (const auto* i : by_srvidx(instances)) {
     list.push_back({{"srvidx", i->srvidx},
                     {"node", i->node},
                     {"online", i->online},
