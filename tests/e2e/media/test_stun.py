@@ -1,6 +1,7 @@
 """The external address from STUN: coturn (Debian's, STUN only) on loopback answers esg's
 Binding requests; the address it reports becomes one of the instance's extaddrs, visible in
-the monitoring API. A server that does not answer is reported as such, and esg keeps going."""
+the monitoring API and the firewall list. A server that does not answer is reported as such,
+and esg keeps going."""
 
 import os
 import shutil
