@@ -99,22 +99,25 @@ void HttpServer::route(const std::string& method, const std::string& pattern, Ha
   routes_.push_back({method, split_path(pattern), std::move(h)});
 }
 
-void HttpServer::set_auth(const std::string& token, bool public_metrics) {
+void HttpServer::set_auth(const std::string& token, bool public_metrics, bool public_fw) {
   std::lock_guard lock(auth_mu_);
   options_.token = token;
   options_.public_metrics = public_metrics;
+  options_.public_fw = public_fw;
 }
 
 Response HttpServer::dispatch(const Request& r) const {
   std::string token;
-  bool public_metrics = false;
+  bool public_metrics = false, public_fw = false;
   {
     std::lock_guard lock(auth_mu_);
     token = options_.token;
     public_metrics = options_.public_metrics;
+    public_fw = options_.public_fw;
   }
   const bool protected_path = r.path.rfind("/rest/", 0) == 0 || r.path.rfind("/api/", 0) == 0 ||
-                              (r.path == "/metrics" && !public_metrics);
+                              (r.path == "/metrics" && !public_metrics) ||
+                              (r.path == "/fw.txt" && !public_fw);
   if (protected_path) {
     const std::string prefix = "Bearer ";
     const bool bearer = !token.empty() && r.authorization.rfind(prefix, 0) == 0 &&

@@ -41,6 +41,7 @@ class HttpServer {
     std::string listen = "127.0.0.1:8080";  // host:port; port 0 = any free one
     std::string token;                      // the bearer token (empty: every call refused)
     bool public_metrics = false;            // /metrics without the token
+    bool public_fw = false;                 // /fw.txt (the firewall list) without the token
     size_t max_body = 1 << 20;
   };
   explicit HttpServer(Options options);
@@ -56,8 +57,8 @@ class HttpServer {
   uint16_t port() const;
 
   Response dispatch(const Request& r) const;  // routing and auth, without the network
-  // A new token and metrics setting (SIGHUP), for the next request.
-  void set_auth(const std::string& token, bool public_metrics);
+  // A new token, metrics and firewall list setting (SIGHUP), for the next request.
+  void set_auth(const std::string& token, bool public_metrics, bool public_fw);
   // Whether a Cookie header names a live web page session: it authorizes like the token. Set
   // before start.
   void set_session_check(std::function<bool(const std::string& cookie)> check) {
@@ -73,7 +74,7 @@ class HttpServer {
     Handler handler;
   };
   std::vector<Route> routes_;
-  mutable std::mutex auth_mu_;  // token and public_metrics change on reload
+  mutable std::mutex auth_mu_;  // token, public_metrics and public_fw change on reload
   std::function<bool(const std::string& cookie)> session_check_;
   std::unique_ptr<Impl> impl_;
 };

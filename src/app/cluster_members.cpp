@@ -30,16 +30,23 @@ std::vector<cluster::Member> ClusterMembers::members() {
                    std::move(a.serveridxs)});
   }
   std::lock_guard lock(mu_);
-  for (int64_t id : lines_)
-    out.push_back({"tg:" + std::to_string(id), {}});
+  for (const auto& [id, serveridxs] : lines_)
+    out.push_back({"tg:" + std::to_string(id), serveridxs});
   return out;
 }
 
 void ClusterMembers::lines_stored(const std::vector<nlohmann::json>& stored) {
   std::lock_guard lock(mu_);
   lines_.clear();
-  for (const auto& l : stored)
-    lines_.insert(l.value("id", int64_t(0)));
+  for (const auto& l : stored) {
+    // Validated when stored (telegram::line_from_json): a list of integers.
+    std::vector<int> serveridxs;
+    if (const auto it = l.find("serveridxs"); it != l.end() && it->is_array()) {
+      for (const auto& x : *it)
+        if (x.is_number_integer()) serveridxs.push_back(x.get<int>());
+    }
+    lines_[l.value("id", int64_t(0))] = std::move(serveridxs);
+  }
 }
 
 void ClusterMembers::serve(const std::string& key, bool clear_first) {

@@ -4,6 +4,7 @@
 // those this instance serves). Keys: "provider:<id>", "pbx:<id>", "tg:<id>".
 
 #include <functional>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -42,7 +43,7 @@ class ClusterMembers final : public cluster::Owned {
  private:
   Hooks hooks_;
   std::mutex mu_;
-  std::set<int64_t> lines_;         // every stored line
+  std::map<int64_t, std::vector<int>> lines_;  // every stored line, with its serveridxs
   std::set<int64_t> lines_served_;  // of those, the ones this instance holds the lease of
 };
 

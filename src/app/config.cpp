@@ -3,6 +3,7 @@
 #include <boost/asio/ip/address.hpp>
 
 #include "accounts/account.hpp"
+#include "cluster/firewall.hpp"
 #include "log/log.hpp"
 #include "transport/hep.hpp"
 
@@ -165,6 +166,16 @@ Config parse_config(const std::string& text) {
         throw ConfigError("instance.extaddrs[" + std::to_string(i) + "]", "must be an IP address");
       }
     }
+    s.strings("fwaddrs", c.instance.fwaddrs);
+    for (size_t i = 0; i < c.instance.fwaddrs.size(); ++i) {
+      const auto canonical = cluster::canonical_address(c.instance.fwaddrs[i]);
+      if (!canonical || c.instance.fwaddrs[i].find_first_not_of("0123456789abcdefABCDEF.:/") !=
+                            std::string::npos) {
+        throw ConfigError("instance.fwaddrs[" + std::to_string(i) + "]",
+                          "must be an IP address or a CIDR (192.0.2.0/28)");
+      }
+      c.instance.fwaddrs[i] = *canonical;
+    }
     if (const json* alg = s.get("sip_alg")) {
       if (!alg->is_array()) throw ConfigError("instance.sip_alg", "must be an array");
       for (size_t i = 0; i < alg->size(); ++i) {
@@ -209,6 +220,7 @@ Config parse_config(const std::string& text) {
     s.str("listen", c.http.listen);
     s.str("token", c.http.token);
     s.boolean("public_metrics", c.http.public_metrics);
+    s.boolean("public_fw", c.http.public_fw);
     s.str("ui_dir", c.http.ui_dir);
     if (const json* a = s.get("admin")) {
       Section admin(*a, "http.admin");
@@ -415,6 +427,7 @@ json to_json(const Config& c) {
                    {"node", c.instance.node},
                    {"domain", c.instance.domain},
                    {"extaddrs", c.instance.extaddrs},
+                   {"fwaddrs", c.instance.fwaddrs},
                    {"workers", c.instance.workers},
                    {"call_id_header", c.instance.call_id_header},
                    {"stop_timeout", c.instance.stop_timeout},
@@ -439,6 +452,7 @@ json to_json(const Config& c) {
   j["http"] = {{"listen", c.http.listen},
                {"token", c.http.token.empty() ? "" : "(set)"},
                {"public_metrics", c.http.public_metrics},
+               {"public_fw", c.http.public_fw},
                {"ui_dir", c.http.ui_dir},
                {"admin",
                 {{"user", c.http.admin_user},

@@ -30,6 +30,9 @@ struct Config {
     std::string node = "esg";
     std::string domain = "esg.local";
     std::vector<std::string> extaddrs;
+    // More addresses or CIDRs this instance sends to PBXs from, for the firewall list (a NAT
+    // pool, a second uplink); canonical form ("192.0.2.0/28").
+    std::vector<std::string> fwaddrs;
     std::vector<SipAlgRule> sip_alg;
     int workers = 0;  // 0 = one per core
     // The A leg's Call-ID on every B leg, so that sngrep and CRMs can join the legs ("" = none).
@@ -55,6 +58,7 @@ struct Config {
     std::string listen = "127.0.0.1:8080";
     std::string token;
     bool public_metrics = false;
+    bool public_fw = false;  // /fw.txt (the firewall list) without the token
     std::string admin_user = "admin";
     std::string admin_password_hash;  // hash_password()'s form: `esg hash-password` makes one
     std::string ui_dir = "web/dist";  // the web page's files (ensure_web builds them)

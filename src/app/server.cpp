@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "api/edge_api.hpp"
+#include "api/fw_api.hpp"
 #include "api/metrics.hpp"
 #include "api/providers_api.hpp"
 #include "api/telegram_api.hpp"
@@ -311,7 +312,8 @@ class Server::EdgeContext final : public edge::Context {
   edge::TelegramDirectory telegram_;
 };
 
-Server::Server(const Config& config) : config_(config) {
+Server::Server(const Config& config)
+    : config_(config), extaddrs_(config.instance.extaddrs), fwaddrs_(config.instance.fwaddrs) {
   // glibc raises its mmap and trim thresholds each time a large block is freed (up to 32 MiB,
   // and twice that for trimming): after one big monitoring answer (the regs of 10,000
   // accounts) every thread's arena may then keep tens of MiB of freed memory resident. Fixed
@@ -572,6 +574,12 @@ void Server::start() {
     }
     edge_->telegram().put({l.code, l.pbx, l.trunks, state, "127.0.0.1", port});
   };
+  lo.srvidx = config_.instance.srvidx;
+  if (clustered()) {
+    lo.runner = [this](int64_t id) {
+      return cluster_ ? cluster_->holder("tg:" + std::to_string(id)) : int64_t(0);
+    };
+  }
   lines_ = std::make_unique<telegram::Lines>(std::move(lo));
   telegram_lines_->set_on_change([this] { sync_lines(); });
   sync_lines();
@@ -593,6 +601,7 @@ void Server::start() {
   ho.listen = config_.http.listen;
   ho.token = config_.http.token;
   ho.public_metrics = config_.http.public_metrics;
+  ho.public_fw = config_.http.public_fw;
   http_ = std::make_unique<api::HttpServer>(ho);
   ui_sessions_ = std::make_unique<api::UiSessions>(api::UiSessions::Options{
       config_.http.admin_user, config_.http.admin_password_hash, std::chrono::hours(8), 1000});
@@ -696,6 +705,7 @@ void Server::start() {
   ms.version = ESG_VERSION;
   api::add_metrics_route(*http_, std::move(ms));
   api::add_edge_routes(*http_, deps);
+  api::add_fw_routes(*http_, [this] { return fw_instances(); });
   accounts_->start(config_.providers);
   rebuild_edge_config();
   if (clustered()) start_cluster(info);
@@ -756,6 +766,7 @@ void Server::start_cluster(const api::InstanceInfo& info) {
   co.addr = info.addr;
   co.heartbeat = std::chrono::milliseconds(int64_t(config_.instance.heartbeat * 1000));
   co.dead_after = std::chrono::milliseconds(int64_t(config_.instance.dead_after * 1000));
+  co.addrs = [this] { return fw_addresses(); };
   try {
     // A connection of its own: heartbeats never queue behind CDR writes.
     cluster_ = std::make_unique<cluster::Cluster>(store::open_postgres(config_.store.postgres),
@@ -767,12 +778,41 @@ void Server::start_cluster(const api::InstanceInfo& info) {
 }
 
 std::vector<std::string> Server::extaddrs() const {
-  std::vector<std::string> out = config_.instance.extaddrs;
   std::lock_guard lock(ext_mu_);
+  std::vector<std::string> out = extaddrs_;
   if (!stun_address_.empty() && std::find(out.begin(), out.end(), stun_address_) == out.end()) {
     out.push_back(stun_address_);
   }
   return out;
+}
+
+std::vector<cluster::FwAddress> Server::fw_addresses() const {
+  cluster::FwSources src;
+  for (const auto& l : config_.listen)
+    src.listen.push_back(l.addr);
+  src.media_address = config_.media.address;
+  {
+    std::lock_guard lock(ext_mu_);
+    src.extaddrs = extaddrs_;
+    src.stun = stun_address_;
+    src.fwaddrs = fwaddrs_;
+  }
+  // Only a wildcard bind needs them: spare the netlink round trip at each heartbeat otherwise.
+  const auto wildcard = [](const std::string& a) { return a == "0.0.0.0" || a == "::"; };
+  if (wildcard(src.media_address) || std::any_of(src.listen.begin(), src.listen.end(), wildcard))
+    src.interfaces = cluster::interface_addresses();
+  return cluster::collect_addresses(src);
+}
+
+std::vector<cluster::FwInstance> Server::fw_instances() {
+  auto own = fw_addresses();
+  if (cluster_) return cluster_->fw_instances(own);
+  cluster::FwInstance self;
+  self.srvidx = config_.instance.srvidx;
+  self.node = config_.instance.node;
+  self.self = true;
+  self.addrs = std::move(own);
+  return {self};
 }
 
 void Server::found_external(const std::string& address) {
@@ -924,9 +964,20 @@ void Server::rebuild_edge_config() {
 std::vector<std::string> Server::reload(const Config& fresh) {
   std::vector<std::string> applied = {"log levels"};
   if (http_) {
-    http_->set_auth(fresh.http.token, fresh.http.public_metrics);
+    http_->set_auth(fresh.http.token, fresh.http.public_metrics, fresh.http.public_fw);
     applied.push_back("http token");
   }
+  // The addresses the outside sees us as, and those the firewall list adds: matching and
+  // Contact use the new extaddrs from the next message on, the list from its next heartbeat.
+  bool ext_changed;
+  {
+    std::lock_guard lock(ext_mu_);
+    ext_changed = extaddrs_ != fresh.instance.extaddrs;
+    extaddrs_ = fresh.instance.extaddrs;
+    fwaddrs_ = fresh.instance.fwaddrs;
+  }
+  if (ext_changed) rebuild_edge_config();
+  applied.push_back("extaddrs, fwaddrs");
   {
     std::lock_guard lock(border_mu_);
     default_action_ = fresh.security.default_action;
@@ -961,6 +1012,9 @@ std::vector<std::string> Server::reload(const Config& fresh) {
     j["log"].erase("modules");
     j["http"].erase("token");
     j["http"].erase("public_metrics");
+    j["http"].erase("public_fw");
+    j["instance"].erase("extaddrs");
+    j["instance"].erase("fwaddrs");
     j["security"].erase("default_action");
     return j;
   };

@@ -76,8 +76,11 @@ class Server {
   bool clustered() const;  // store.postgres: several instances share the accounts
   void sync_lines();       // the Telegram lines this instance runs follow the store
   void start_cluster(const api::InstanceInfo& info);
-  // The instance's external addresses: configured, then what STUN found.
+  // The instance's external addresses: configured (as reloaded), then what STUN found.
   std::vector<std::string> extaddrs() const;
+  // The addresses this instance sends to PBXs from (the firewall list).
+  std::vector<cluster::FwAddress> fw_addresses() const;
+  std::vector<cluster::FwInstance> fw_instances();
   void found_external(const std::string& address);
   // Recompiles the border rules (rules, default action, protected addresses).
   void rebuild_border();
@@ -124,6 +127,7 @@ class Server {
   std::unique_ptr<transport::StunClient> stun_;
   mutable std::mutex ext_mu_;
   std::string stun_address_;
+  std::vector<std::string> extaddrs_, fwaddrs_;  // instance.*, as reloaded (under ext_mu_)
   txn::TimerConfig timer_config_;
   std::unique_ptr<api::HttpServer> http_;
   std::string tag_prefix_;

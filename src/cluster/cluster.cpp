@@ -128,8 +128,10 @@ void Cluster::drop_all_serving(const char* why) {
 }
 
 store::InstanceRow Cluster::row(int64_t heartbeat_ms, std::string regs) const {
-  return {options_.srvidx, options_.roleid, options_.node,   options_.addr,
-          started_ms_,     heartbeat_ms,    std::move(regs), boot_};
+  store::InstanceRow r{options_.srvidx, options_.roleid, options_.node,   options_.addr,
+                       started_ms_,     heartbeat_ms,    std::move(regs), boot_};
+  if (options_.addrs) r.addrs = to_json(options_.addrs()).dump();
+  return r;
 }
 
 void Cluster::lost_store(const std::string& why) {
@@ -151,8 +153,26 @@ void Cluster::apply_leases(const store::ClusterView& view) {
     }
   }
   lease_version_ = view.lease_version;
+  {
+    std::lock_guard lock(mu_);
+    lease_rows_read_ += view.leases.size();
+  }
+  publish_holders();
+}
+
+void Cluster::publish_holders() {
+  std::unordered_map<std::string, int64_t> holders;
+  for (const auto& [k, l] : leases_) {
+    if (k.rfind("tg:", 0) == 0) holders[k] = l.srvidx;
+  }
   std::lock_guard lock(mu_);
-  lease_rows_read_ += view.leases.size();
+  tg_holders_.swap(holders);
+}
+
+int64_t Cluster::holder(const std::string& key) const {
+  std::lock_guard lock(mu_);
+  auto it = tg_holders_.find(key);
+  return it == tg_holders_.end() ? 0 : it->second;
 }
 
 milliseconds Cluster::tick() {
@@ -396,6 +416,7 @@ milliseconds Cluster::tick() {
       owned_.serve(key, from_dead);
     }
   }
+  if (!take.empty()) publish_holders();
   return wait;
 }
 
@@ -470,9 +491,8 @@ void Cluster::stop() {
   lg().info("instance {} stopped: {} account(s) handed over", options_.srvidx, keys.size());
 }
 
-nlohmann::json Cluster::servers(const nlohmann::json& own_regs) {
+std::vector<store::InstanceRow> Cluster::rows_for_view(std::map<int64_t, bool>& alive) {
   std::vector<store::InstanceRow> rows;
-  std::map<int64_t, bool> alive;
   bool cached;
   {
     std::lock_guard lock(mu_);
@@ -500,6 +520,12 @@ nlohmann::json Cluster::servers(const nlohmann::json& own_regs) {
                    [this](const store::InstanceRow& r) { return r.srvidx == options_.srvidx; })) {
     rows.push_back(row(0, ""));
   }
+  return rows;
+}
+
+nlohmann::json Cluster::servers(const nlohmann::json& own_regs) {
+  std::map<int64_t, bool> alive;
+  const auto rows = rows_for_view(alive);
   nlohmann::json out = nlohmann::json::array();
   for (const auto& r : rows) {
     const bool self = r.srvidx == options_.srvidx;
@@ -518,6 +544,26 @@ nlohmann::json Cluster::servers(const nlohmann::json& own_regs) {
                    {"addr", r.addr},
                    {"online", online},
                    {"regs", regs}});
+  }
+  return out;
+}
+
+std::vector<FwInstance> Cluster::fw_instances(const std::vector<FwAddress>& own) {
+  std::map<int64_t, bool> alive;
+  const auto rows = rows_for_view(alive);
+  std::vector<FwInstance> out;
+  for (const auto& r : rows) {
+    FwInstance i;
+    i.srvidx = r.srvidx;
+    i.node = r.node;
+    i.self = r.srvidx == options_.srvidx;
+    auto it = alive.find(r.srvidx);
+    // A row our last heartbeat did not see was written since: alive, unless it says stopped.
+    i.online = i.self || (it != alive.end() ? it->second : r.heartbeat_ms > 0);
+    // An offline instance stays listed: it comes back (and takes its accounts back) from the
+    // same addresses, and the PBX must not refuse it then.
+    i.addrs = i.self ? own : fw_addresses_from_json(nlohmann::json::parse(r.addrs, nullptr, false));
+    out.push_back(std::move(i));
   }
   return out;
 }

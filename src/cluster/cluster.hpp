@@ -33,6 +33,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cluster/firewall.hpp"
 #include "store/store.hpp"
 
 namespace esg::cluster {
@@ -64,6 +65,9 @@ struct Options {
   std::string addr;
   std::chrono::milliseconds heartbeat{1000};
   std::chrono::milliseconds dead_after{3000};  // silence after which an instance is dead
+  // The addresses this instance sends to PBXs from, asked at each heartbeat (they follow a
+  // reload, STUN and the interfaces) and published in its row; none when empty.
+  std::function<std::vector<FwAddress>()> addrs;
 };
 
 struct Instance {
@@ -92,10 +96,15 @@ class Cluster {
   // Every instance for the monitoring API: srvidx, node, addr, online, roleid, regs (this
   // instance's own `regs` given fresh by the caller).
   nlohmann::json servers(const nlohmann::json& own_regs);
+  // Every instance with the addresses it published, for the firewall list (this instance's
+  // own given fresh by the caller).
+  std::vector<FwInstance> fw_instances(const std::vector<FwAddress>& own);
   // For /metrics, from the last heartbeat (no store access): {"store_ok", "serving",
   // "online", "offline", "leases_taken", "leases_released", "srvidx_conflict",
   // "lease_rows_read" (lease rows the heartbeats read: they grow only when leases change)}.
   nlohmann::json status() const;
+  // The srvidx holding the lease of a Telegram line ("tg:<id>") at the last heartbeat; 0: none.
+  int64_t holder(const std::string& key) const;
 
  private:
   void loop();
@@ -108,6 +117,10 @@ class Cluster {
   void hand_over(const std::string& key);  // un-register, then release the lease
   // Folds the leases changed since the last view into leases_.
   void apply_leases(const store::ClusterView& view);
+  void publish_holders();  // the lines' holders from leases_ for holder()
+  // The instances' rows with their regs and addrs (read at most once a heartbeat), and who is
+  // alive: for servers() and fw_instances().
+  std::vector<store::InstanceRow> rows_for_view(std::map<int64_t, bool>& alive);
 
   std::unique_ptr<store::Store> store_;
   Owned& owned_;
@@ -135,6 +148,7 @@ class Cluster {
   // The loop thread's copy of the leases table (free ones left out), up to lease_version_.
   std::unordered_map<std::string, store::Lease> leases_;
   int64_t lease_version_ = -1;
+  std::unordered_map<std::string, int64_t> tg_holders_;  // guarded by mu_: "tg:<id>" -> srvidx
   std::set<std::string> taken_;   // leases this start took (not inherited from an earlier one)
   uint64_t lease_rows_read_ = 0;  // guarded by mu_
   uint64_t leases_taken_ = 0, leases_released_ = 0;  // guarded by mu_

@@ -184,19 +184,21 @@ class PgStore final : public Store {
     // silent for dead_after: never while another start of this srvidx is alive.
     auto w =
         exec(std::string("INSERT INTO instances (srvidx, roleid, node, addr, started_ms, "
-                         "heartbeat_ms, regs, boot) VALUES ($1, $2, $3, $4, $5, CASE WHEN "
+                         "heartbeat_ms, regs, boot, addrs) VALUES ($1, $2, $3, $4, $5, CASE WHEN "
                          "$8::boolean THEN 0 ELSE ") +
                  kNowMs +
-                 " END, $6, $9) ON CONFLICT (srvidx) DO UPDATE SET roleid = "
+                 " END, $6, $9, $11) ON CONFLICT (srvidx) DO UPDATE SET roleid = "
                  "EXCLUDED.roleid, node = EXCLUDED.node, addr = EXCLUDED.addr, started_ms = "
                  "EXCLUDED.started_ms, heartbeat_ms = EXCLUDED.heartbeat_ms, regs = CASE "
                  "WHEN $7::boolean THEN EXCLUDED.regs ELSE instances.regs END, boot = "
-                 "EXCLUDED.boot WHERE instances.boot = EXCLUDED.boot OR instances.boot = '' "
+                 "EXCLUDED.boot, addrs = EXCLUDED.addrs WHERE instances.boot = EXCLUDED.boot OR "
+                 "instances.boot = '' "
                  "OR instances.heartbeat_ms = 0 OR instances.heartbeat_ms < " +
                  kNowMs + " - $10 RETURNING srvidx",
              {std::to_string(self.srvidx), std::to_string(self.roleid), self.node, self.addr,
               std::to_string(self.started_ms), self.regs, with_regs ? "true" : "false",
-              self.heartbeat_ms < 0 ? "true" : "false", self.boot, std::to_string(dead_after_ms)});
+              self.heartbeat_ms < 0 ? "true" : "false", self.boot, std::to_string(dead_after_ms),
+              self.addrs});
     if (!w) return unexpected(w.error());
     if (PQntuples(w->get()) == 0) {
       auto who = exec(std::string("SELECT node, addr, ") + kNowMs +
@@ -256,7 +258,7 @@ class PgStore final : public Store {
   Result<std::vector<InstanceRow>, Error> instances() override {
     std::lock_guard lock(mu_);
     auto r = exec(
-        "SELECT srvidx, roleid, node, addr, started_ms, heartbeat_ms, regs FROM instances "
+        "SELECT srvidx, roleid, node, addr, started_ms, heartbeat_ms, regs, addrs FROM instances "
         "ORDER BY srvidx",
         {});
     if (!r) return unexpected(r.error());
@@ -443,7 +445,10 @@ class PgStore final : public Store {
     x.addr = PQgetvalue(p, i, 3);
     x.started_ms = std::stoll(PQgetvalue(p, i, 4));
     x.heartbeat_ms = std::stoll(PQgetvalue(p, i, 5));
-    if (with_regs) x.regs = PQgetvalue(p, i, 6);
+    if (with_regs) {
+      x.regs = PQgetvalue(p, i, 6);
+      x.addrs = PQgetvalue(p, i, 7);
+    }
     return x;
   }
 

@@ -68,7 +68,9 @@ const std::vector<std::string>& migrations() {
       "CREATE INDEX leases_version ON leases (version)",
       "CREATE TABLE lease_version (id INTEGER PRIMARY KEY, version BIGINT NOT NULL)",
       "INSERT INTO lease_version (id, version) VALUES (1, 0)",
-      // 20, 21: Telegram lines' session snapshots (a line moves without a shared disk).
+      // 20: the addresses each instance sends to PBXs from (the firewall list, issue 23).
+      "ALTER TABLE instances ADD COLUMN addrs TEXT NOT NULL DEFAULT '[]'",
+      // 21, 22: Telegram lines' session snapshots (a line moves without a shared disk).
       "CREATE TABLE telegram_sessions (id {id}, line_id BIGINT NOT NULL, taken_ms BIGINT NOT "
       "NULL, srvidx BIGINT NOT NULL, checksum TEXT NOT NULL, data TEXT NOT NULL)",
       "CREATE INDEX telegram_sessions_line ON telegram_sessions (line_id, taken_ms)",

@@ -67,6 +67,8 @@ struct InstanceRow {
   std::string regs;          // JSON: the accounts it serves, as the monitoring API shows them
   // Drawn at each start: a second instance configured with the same srvidx has another one.
   std::string boot;
+  // JSON: the addresses it sends to PBXs from (cluster/firewall.hpp), for /fw.txt.
+  std::string addrs = "[]";
 };
 
 struct Lease {

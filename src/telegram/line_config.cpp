@@ -47,6 +47,20 @@ Result<LineConfig, accounts::FieldError> line_from_json(const json& j) {
   r.str("ringback", l.ringback);
   r.str("busy", l.busy);
   r.integer("answer_timeout", l.answer_timeout, 5, 600);
+  if (const json* v = r.get("serveridxs")) {
+    if (!v->is_array()) {
+      r.fail("serveridxs", "must be an array of srvidx integers");
+    } else {
+      for (size_t i = 0; i < v->size(); ++i) {
+        const json& x = (*v)[i];
+        if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() > 65535) {
+          r.fail("serveridxs[" + std::to_string(i) + "]", "must be a srvidx (0 to 65535)");
+          break;
+        }
+        l.serveridxs.push_back(x.get<int>());
+      }
+    }
+  }
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (!r.seen.count(it.key())) r.fail(it.key(), "unknown field");
   }
@@ -114,7 +128,8 @@ json to_stored_json(const LineConfig& l) {
             {"autoanswer", l.autoanswer},
             {"ringback", l.ringback},
             {"busy", l.busy},
-            {"answer_timeout", l.answer_timeout}};
+            {"answer_timeout", l.answer_timeout},
+            {"serveridxs", l.serveridxs}};
   if (l.id) j["id"] = l.id;
   return j;
 }

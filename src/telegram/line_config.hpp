@@ -30,6 +30,9 @@ struct LineConfig {
   int ring_timeout = 15;  // seconds
   int noncontact_calls_per_day = 30;
   int trunks = 0;  // concurrent calls; 0: no limit
+  // Several instances: the srvidx values of the instances that may run the line (its leases,
+  // failover and failback as for a provider account); empty: any.
+  std::vector<int> serveridxs;
   bool accept_elsewhere = false;
   // Autoanswer (issue 23): the Telegram call is accepted at once, before the PBX answers, so
   // the user hears what the PBX plays early (183 with SDP), else a ringback tone (`ringback`:

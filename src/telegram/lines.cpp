@@ -148,19 +148,32 @@ std::shared_ptr<Line> Lines::find(int64_t id) const {
 }
 
 json Lines::status() const {
-  std::lock_guard lock(mu_);
   json items = json::array();
-  for (const auto& [id, l] : lines_)
-    items.push_back(l->status());
-  for (const auto& [id, cfg] : idle_) {
-    json j = {{"id", id}, {"code", cfg.code}, {"enabled", cfg.enabled}};
-    if (standby_.count(id)) {
-      j["state"] = "standby";  // another instance runs it (cluster/)
-    } else {
-      j["state"] = cfg.enabled ? "error" : "disabled";
-      j["last_error"] = cfg.enabled ? json(load_error_) : json();
+  std::vector<size_t> standby;  // items another instance runs
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, l] : lines_) {
+      items.push_back(l->status());
+      items.back()["srvidx"] = options_.srvidx;
+      items.back()["serveridxs"] = l->config().serveridxs;
     }
-    items.push_back(j);
+    for (const auto& [id, cfg] : idle_) {
+      json j = {{"id", id}, {"code", cfg.code}, {"enabled", cfg.enabled}};
+      if (standby_.count(id)) {
+        j["state"] = "standby";  // another instance runs it (cluster/)
+        standby.push_back(items.size());
+      } else {
+        j["state"] = cfg.enabled ? "error" : "disabled";
+        j["last_error"] = cfg.enabled ? json(load_error_) : json();
+      }
+      j["srvidx"] = 0;
+      j["serveridxs"] = cfg.serveridxs;
+      items.push_back(j);
+    }
+  }
+  // Not under mu_: the cluster's lock is taken there, and the cluster starts and stops lines.
+  for (size_t i : standby) {
+    if (options_.runner) items[i]["srvidx"] = options_.runner(items[i]["id"].get<int64_t>());
   }
   std::sort(items.begin(), items.end(), [](const json& a, const json& b) {
     return a["id"].get<int64_t>() < b["id"].get<int64_t>();

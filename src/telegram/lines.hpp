@@ -35,6 +35,10 @@ struct LinesOptions {
   // restored before a line opens here; null: the folders only (`files`).
   std::shared_ptr<SessionStore> session_store;
   std::chrono::seconds session_snapshot{60};
+  // The monitoring's `srvidx` of each line: this instance's for the lines it runs, and for the
+  // others (standby here) the instance that runs them (0: none now), when `runner` is given.
+  int64_t srvidx = 0;
+  std::function<int64_t(int64_t id)> runner;
 };
 
 class Lines {

@@ -457,10 +457,21 @@ async function configPage() {
   const save = el("button", { id: "save", hidden: "" }, "Save");
   const message = el("p", { id: "config-message" });
   const create = el("button", { id: "create" }, "New");
-  page().replaceChildren(el("h2", {}, "Configuration"), el("div", {}, picker, " ", create), holder, editor, save, message);
+  // With the Telegram lines (issue 23): what the PBX's firewall must let in, for its administrator.
+  const fw = el(
+    "p",
+    { id: "fw-note", hidden: "" },
+    "The PBX's firewall must allow every address esg sends from (signaling and media, every instance): ",
+    el("a", { id: "fw-link", href: "/fw.txt", target: "_blank" }, "firewall list (/fw.txt)"),
+    ", or as JSON: ",
+    el("a", { id: "fw-json", href: "/api/monitor/v1/esg/fw", target: "_blank" }, "/api/monitor/v1/esg/fw"),
+    ".",
+  );
+  page().replaceChildren(el("h2", {}, "Configuration"), el("div", {}, picker, " ", create), fw, holder, editor, save, message);
   let editing: Json = null; // the item being edited, or {} for a new one
   const path = () => picker.value;
   const load = async () => {
+    fw.hidden = path() !== "/rest/v1/telegram/lines";
     const r = await api("GET", path());
     const items: Json[] = r.body.items ?? [];
     holder.replaceChildren(

@@ -1,6 +1,7 @@
 """The external address from STUN: coturn (Debian's, STUN only) on loopback answers esg's
 Binding requests; the address it reports becomes one of the instance's extaddrs, visible in
-the monitoring API. A server that does not answer is reported as such, and esg keeps going."""
+the monitoring API and the firewall list. A server that does not answer is reported as such,
+and esg keeps going."""
 
 import os
 import shutil
@@ -77,6 +78,11 @@ class Stun(KeepOnFailure):
         self.assertGreater(info["stun"]["port"], 0)
         self.assertEqual(info["stun"]["error"], "")
         self.assertIn("127.0.0.1", info["extaddrs"])
+        # The firewall list (issue 23) names what STUN found as a source of the instance.
+        fw = Api(self.esg.ports["http"]).ok("GET", "/api/monitor/v1/esg/fw")["data"]
+        found = {a["addr"]: a["instances"][0] for a in fw["addresses"]}
+        self.assertIn("stun", found["127.0.0.1"]["from"], fw)
+        self.assertEqual(found["127.0.0.1"]["uses"], ["sip", "rtp"], fw)
 
     def test_a_server_that_does_not_answer_is_reported(self):
         deadline = time.time() + 10

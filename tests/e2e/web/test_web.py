@@ -3,7 +3,8 @@ sign-in page; the admin signs in, sees a provider registered to Kamailio, finds 
 with SIPp in the history and opens its diagram (the INVITE, the 200 and the BYE on both legs,
 the matched account and the normalization rule among esg's decisions, the raw packet on
 click), runs a substitution test, edits the configuration (a PBX connection created, refused with the field named, deleted),
-logs a Telegram line in (the simulator's: tests/tgsim) step by step, and signs out. Screenshots of the providers page and the diagram are kept in
+logs a Telegram line in (the simulator's: tests/tgsim) step by step (the page links the firewall
+list there, which opens with the session), and signs out. Screenshots of the providers page and the diagram are kept in
 build/web-artefacts/ (README's pictures come from there)."""
 
 import json
@@ -135,6 +136,10 @@ class Browser(KeepOnFailure):
         self.assertTrue(found["config_deleted"])
         self.assertEqual([p["code"] for p in self.api.ok("GET", "/rest/v1/uc/pbx")["items"]],
                          ["pbx1"], "created and deleted through the page")
+        self.assertEqual(found["fw_link"], "/fw.txt")
+        self.assertEqual(found["fw_text"]["status"], 200, found["fw_text"])
+        self.assertTrue(found["fw_text"]["type"].startswith("text/plain"), found["fw_text"])
+        self.assertIn("\n127.0.0.1 ", found["fw_text"]["text"])  # the instance's listeners
         self.assertEqual(found["telegram_login"], ["The code Telegram sent", "line tg-web: ready"])
         lines = self.api.ok("GET", "/api/monitor/v1/telegram/lines")["data"]["lines"]
         self.assertEqual([l["state"] for l in lines if l["id"] == line["id"]], ["ready"])

@@ -101,6 +101,12 @@ try {
   // A Telegram line's login through the page: the code asked for, then "ready".
   await page.selectOption("#collection", "/rest/v1/telegram/lines");
   await page.waitForSelector('#collection-items tr:has-text("tg-web")');
+  // Beside the lines, the firewall list for the PBX's administrator, opened with the session.
+  found.fw_link = await page.getAttribute("#fw-link:visible", "href");
+  found.fw_text = await page.evaluate(async (href) => {
+    const r = await fetch(href);
+    return { status: r.status, type: r.headers.get("content-type"), text: await r.text() };
+  }, found.fw_link);
   dialogs.length = 0;
   await page.click('#collection-items tr:has-text("tg-web") button:has-text("Log in")');
   for (let i = 0; i < 100 && !dialogs.some((m) => m.startsWith("line ")); ++i)

@@ -33,6 +33,26 @@ TEST(Config, EmptyObjectGivesContractDefaults) {
   EXPECT_TRUE(c.stun_server.empty());  // no default STUN server
 }
 
+TEST(Config, FirewallListFields) {
+  Config c = parse_config("{}");
+  EXPECT_FALSE(c.http.public_fw);  // the token, unless the operator opens it
+  EXPECT_TRUE(c.instance.fwaddrs.empty());
+  c = parse_config(R"({"http": {"public_fw": true},
+                      "instance": {"fwaddrs": ["198.51.100.7/28", "2001:DB8::1"]}})");
+  EXPECT_TRUE(c.http.public_fw);
+  // Canonical: host bits cleared, IPv6 in its short lower-case form.
+  EXPECT_EQ(c.instance.fwaddrs, (std::vector<std::string>{"198.51.100.0/28", "2001:db8::1"}));
+  EXPECT_EQ(to_json(c)["instance"]["fwaddrs"][0], "198.51.100.0/28");
+  EXPECT_EQ(to_json(c)["http"]["public_fw"], true);
+  EXPECT_NE(error_of(R"({"instance": {"fwaddrs": ["10.0.0.0/8", "pbx.example.com"]}})")
+                .find("instance.fwaddrs[1]: must be an IP address or a CIDR"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"instance": {"fwaddrs": ["10.0.0.0/40"]}})").find("instance.fwaddrs[0]"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"http": {"public_fw": "yes"}})").find("http.public_fw"),
+            std::string::npos);
+}
+
 TEST(Config, SampleConfigLoads) {
   Config c = load_config(std::string(ESG_SOURCE_DIR) + "/config/esg.json");
   EXPECT_EQ(c.instance.srvidx, 1);

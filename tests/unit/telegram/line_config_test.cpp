@@ -56,6 +56,24 @@ TEST(LineConfig, ErrorsNameTheField) {
   EXPECT_EQ(field_of(with("trunk", 2)), "trunk: unknown field");
 }
 
+TEST(LineConfig, ServeridxsLikeAProviderAccount) {
+  auto l = line_from_json(good());
+  ASSERT_TRUE(l);
+  EXPECT_TRUE(l->serveridxs.empty());  // any instance
+  json j = good();
+  j["serveridxs"] = json::array({2, 3});
+  l = line_from_json(j);
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->serveridxs, (std::vector<int>{2, 3}));
+  EXPECT_EQ(esg::telegram::to_stored_json(*l)["serveridxs"], json::array({2, 3}));
+  j["serveridxs"] = 2;
+  EXPECT_EQ(field_of(j), "serveridxs: must be an array of srvidx integers");
+  j["serveridxs"] = json::array({1, "two"});
+  EXPECT_EQ(field_of(j), "serveridxs[1]: must be a srvidx (0 to 65535)");
+  j["serveridxs"] = json::array({70000});
+  EXPECT_EQ(field_of(j).substr(0, 14), "serveridxs[0]:");
+}
+
 TEST(LineConfig, StoredAndPublicViews) {
   auto l = line_from_json(good());
   ASSERT_TRUE(l);
