@@ -16,6 +16,8 @@ std::string_view table_name(Table t) {
       return "borderrules";
     case Table::TelegramLines:
       return "telegramlines";
+    case Table::Webhooks:
+      return "webhooks";
   }
   return "";
 }
@@ -68,6 +70,9 @@ const std::vector<std::string>& migrations() {
       "CREATE INDEX leases_version ON leases (version)",
       "CREATE TABLE lease_version (id INTEGER PRIMARY KEY, version BIGINT NOT NULL)",
       "INSERT INTO lease_version (id, version) VALUES (1, 0)",
+      // 20: the CRM webhooks (issue 23).
+      "CREATE TABLE webhooks (id {id}, code TEXT UNIQUE, data TEXT NOT NULL, "
+      "updated_at TEXT NOT NULL)",
   };
   return kMigrations;
 }
