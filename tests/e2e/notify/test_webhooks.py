@@ -107,15 +107,11 @@ class Webhooks(KeepOnFailure):
         self.addCleanup(r.stop)
         return r
 
-    def call(self, esg, api, routed=False):
+    def call(self, esg, api):
         pbx = SippPeer(os.path.join(CALLS, "uas_answer.xml"), "127.0.0.5")
         self.addCleanup(lambda: pbx.cleanup(keep=self.failed))
         self.addCleanup(pbx.stop)
-        if routed:
-            api.ok("PATCH", "/rest/v1/uc/pbx/%d" % api.ok("GET", "/rest/v1/uc/pbx")["items"][0]["id"],
-                   {"port": pbx.port})
-        else:
-            api.inbound_route(pbx.port)
+        api.inbound_route(pbx.port)
         rtp = RtpPort("127.0.0.2")
         self.addCleanup(rtp.close)
         call = UdpCall(esg.ports["udp"], "127.0.0.2", DID, rtp.port)
@@ -191,7 +187,7 @@ class Webhooks(KeepOnFailure):
             time.sleep(0.1)
         self.assertEqual(data["queue_depth"], 3, data)
         self.assertEqual(esg.stop(), 0)
-        again, api2 = self.esg(folder=esg.dir)
+        _, api2 = self.esg(folder=esg.dir)
         receiver = self.receiver()
         events = [self.check_signed(h, b) for h, b in receiver.wait(3)]
         self.assertEqual([e["event"] for e in events], EVENTS)
