@@ -578,7 +578,7 @@ void B2bua::Impl::on_b_response(const std::shared_ptr<Call>& c, int attempt,
     reply_a(*c, s, r.reason(), extra, early, content_type_of(r));
     if (!c->ringing_told) {
       c->ringing_told = true;
-      take_tg_user(*c, r);
+      if (c->target_kind == "telegram") take_tg_user(*c, r);
       tell(*c, "call.ringing");
     }
     if (!c->ring_timer) start_ring_timer(c);
@@ -656,7 +656,7 @@ void B2bua::Impl::on_b_response(const std::shared_ptr<Call>& c, int attempt,
     start_media_timer(c);
     publish(*c);
     write_cdr(*c, false);
-    take_tg_user(*c, r);
+    if (c->target_kind == "telegram") take_tg_user(*c, r);
     tell(*c, "call.answered");
     return;
   }

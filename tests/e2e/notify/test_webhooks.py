@@ -4,18 +4,13 @@ small HTTP receiver on loopback here. A call from provider prov-a (127.0.0.2) to
 answers 503, or does not listen at all, gets them later, in order; events queued while the
 receiver was down survive a restart of esg. Nothing leaves loopback."""
 
-import hashlib
-import hmac
 import json
 import os
-import socket
 import sys
 import tempfile
 import shutil
-import threading
 import time
 import unittest
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
@@ -24,65 +19,10 @@ from media_case import CALLS, DID  # noqa: E402
 from rest_api import Api  # noqa: E402
 from sip_call import RtpPort, UdpCall  # noqa: E402
 from sipp_fixture import SippPeer  # noqa: E402
+from webhook_receiver import Receiver, free_tcp_port, signed_event  # noqa: E402
 
 SECRET = "s3cret-of-the-crm"
 EVENTS = ["call.ringing", "call.answered", "call.ended"]
-
-
-def free_tcp_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1:`port` that records every POST; the first `fail` of them
-    are answered 503."""
-
-    def __init__(self, port, fail=0):
-        self.posts = []  # (headers dict, body bytes, status answered)
-        self.fail = fail
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with outer.lock:
-                    status = 503 if outer.fail > 0 else 200
-                    outer.fail -= 1
-                    outer.posts.append((dict(self.headers), body, status))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        ThreadingHTTPServer.allow_reuse_address = True
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def delivered(self):
-        with self.lock:
-            return [(h, b) for h, b, s in self.posts if s == 200]
-
-    def wait(self, count, seconds=20):
-        deadline = time.time() + seconds
-        while time.time() < deadline:
-            got = self.delivered()
-            if len(got) >= count:
-                return got
-            time.sleep(0.05)
-        raise AssertionError("%d deliveries, wanted %d: %s" % (len(self.delivered()), count,
-                                                              self.posts))
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class Webhooks(KeepOnFailure):
@@ -123,13 +63,7 @@ class Webhooks(KeepOnFailure):
         return call
 
     def check_signed(self, headers, body):
-        want = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-        self.assertEqual(headers.get("X-Esg-Signature"), want)
-        event = json.loads(body)
-        self.assertEqual(headers.get("X-Esg-Event"), event["event"])
-        self.assertEqual(headers.get("X-Esg-Event-Id"), event["id"])
-        self.assertEqual(headers.get("Content-Type"), "application/json")
-        return event
+        return signed_event(self, SECRET, headers, body)
 
     def test_a_call_gives_ringing_answered_ended_signed_with_its_fields(self):
         receiver = self.receiver()
