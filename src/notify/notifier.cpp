@@ -7,6 +7,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <future>
 #include <map>
 #include <thread>
 
@@ -275,6 +276,13 @@ void Notifier::start() {
 
 void Notifier::stop() {
   if (!impl_->thread.joinable()) return;
+  // The events handed over so far (the calls ended at shutdown among them) go to disk first:
+  // they were posted before this, so they are queued when it runs. Bounded by a timer.
+  auto written = std::make_shared<std::promise<void>>();
+  auto done = written->get_future();
+  asio::post(impl_->io, [written] { written->set_value(); });
+  if (done.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
+    log::get("notify").warn("stopping: webhook events still waiting to be queued are lost");
   // What is on disk stays for the next run; attempts in flight are abandoned.
   impl_->io.stop();
   impl_->thread.join();
