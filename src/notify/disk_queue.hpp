@@ -39,6 +39,10 @@ class DiskQueue {
   size_t retain(const std::vector<int64_t>& keep);
   std::vector<int64_t> hooks() const;  // webhooks with deliveries waiting
   size_t size() const { return size_; }
+  size_t queued(int64_t hook) const {
+    auto it = by_hook_.find(hook);
+    return it == by_hook_.end() ? 0 : it->second.size();
+  }
   size_t max() const { return max_; }
   uint64_t write_errors() const { return write_errors_; }
 

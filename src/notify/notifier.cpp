@@ -119,10 +119,45 @@ struct Notifier::Impl {
   std::thread thread;
   DiskQueue queue;
   std::map<int64_t, Hook> hooks;
-  mutable std::mutex status_mu;  // the per-webhook view for status()
-  nlohmann::json hook_status = nlohmann::json::array();
+  // What status() shows of each webhook (read by the HTTP thread).
+  struct View {
+    std::string url;
+    size_t queued = 0;
+    int attempts = 0;  // failed attempts of the delivery at the front
+    std::string last_error;
+    int64_t last_error_ms = 0, last_delivered_ms = 0;
+  };
+  mutable std::mutex view_mu;
+  std::map<int64_t, View> views;
 
-  void depth() { owner.counters_.queue_depth = queue.size(); }
+  void depth() {
+    owner.counters_.queue_depth = queue.size();
+    std::lock_guard lock(view_mu);
+    for (auto it = views.begin(); it != views.end();) {
+      auto h = hooks.find(it->first);
+      if (h == hooks.end()) {
+        it = views.erase(it);
+        continue;
+      }
+      it->second.url = h->second.config.url;
+      it->second.queued = queue.queued(it->first);
+      it->second.attempts = h->second.attempts;
+      ++it;
+    }
+    for (const auto& [id, h] : hooks)
+      if (!views.count(id)) views[id] = {h.config.url, queue.queued(id), h.attempts, {}, 0, 0};
+  }
+
+  void note(int64_t id, const std::string& error) {
+    std::lock_guard lock(view_mu);
+    View& v = views[id];
+    if (error.empty()) {
+      v.last_delivered_ms = timeutil::unix_ms();
+    } else {
+      v.last_error = error;
+      v.last_error_ms = timeutil::unix_ms();
+    }
+  }
 
   void apply(std::vector<Webhook> list) {
     std::vector<int64_t> keep;
@@ -229,6 +264,7 @@ struct Notifier::Impl {
     }
     if (status >= 200 && status < 300) {
       ++owner.counters_.delivered;
+      note(id, "");
       if (h.attempts > 0)
         log::get("notify").info("webhook {} ({}): delivered after {} retries", id, h.config.url,
                                 h.attempts);
@@ -240,6 +276,8 @@ struct Notifier::Impl {
     }
     ++owner.counters_.failed_attempts;
     ++h.attempts;
+    note(id, status ? "HTTP " + std::to_string(status) : error);
+    depth();
     const auto pause = backoff(h.config, h.attempts);
     auto& l = log::get("notify");
     // The first failure of a delivery says so; the retries are quieter.
@@ -320,7 +358,24 @@ void Notifier::publish(std::string_view event, nlohmann::json call) {
 }
 
 nlohmann::json Notifier::status() const {
-  return {{"events", counters_.events.load()},
+  nlohmann::json hooks = nlohmann::json::array();
+  {
+    std::lock_guard lock(impl_->view_mu);
+    for (const auto& [id, v] : impl_->views) {
+      hooks.push_back(
+          {{"id", id},
+           {"url", v.url},
+           {"queued", v.queued},
+           {"failed_attempts", v.attempts},
+           {"last_error", v.last_error.empty() ? nlohmann::json() : nlohmann::json(v.last_error)},
+           {"last_error_at",
+            v.last_error_ms ? nlohmann::json(iso_ms(v.last_error_ms)) : nlohmann::json()},
+           {"last_delivered_at",
+            v.last_delivered_ms ? nlohmann::json(iso_ms(v.last_delivered_ms)) : nlohmann::json()}});
+    }
+  }
+  return {{"webhooks", hooks},
+          {"events", counters_.events.load()},
           {"delivered", counters_.delivered.load()},
           {"failed_attempts", counters_.failed_attempts.load()},
           {"dropped",

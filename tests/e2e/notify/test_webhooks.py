@@ -120,6 +120,10 @@ class Webhooks(KeepOnFailure):
                 break
             time.sleep(0.1)
         self.assertEqual(data["queue_depth"], 3, data)
+        hook = data["webhooks"][0]
+        self.assertEqual(hook["queued"], 3, data)
+        self.assertIn("cannot connect", hook["last_error"], data)
+        self.assertIsNone(hook["last_delivered_at"], data)
         self.assertEqual(esg.stop(), 0)
         _, api2 = self.esg(folder=esg.dir)
         receiver = self.receiver()
