@@ -197,8 +197,8 @@ struct Notifier::Impl {
     if (to.empty()) return;
     body = event_body(event, random::hex(32), now, owner.options_.srvidx, call);
     for (int64_t id : to) {
-      if (queue.push(id, now, body) > 0) {
-        ++owner.counters_.dropped_full;
+      // A full queue drops one delivery per event from now on: logged once per thousand.
+      if (queue.push(id, now, body) > 0 && owner.counters_.dropped_full++ % 1000 == 0) {
         log::get("notify").warn(
             "webhook queue full ({} deliveries): the oldest dropped to queue {} for webhook {}",
             queue.max(), event, id);
