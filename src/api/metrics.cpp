@@ -227,6 +227,23 @@ std::string render_metrics(const MetricsSources& s) {
              number(c, "lease_rows_read"));
   }
 
+  if (s.webhooks) {
+    const json w = s.webhooks();
+    m.single("esg_webhook_events_total", "counter", "call events published to the CRM webhooks",
+             number(w, "events"));
+    m.single("esg_webhook_delivered_total", "counter", "webhook deliveries answered 2xx",
+             number(w, "delivered"));
+    m.single("esg_webhook_failed_attempts_total", "counter",
+             "webhook delivery attempts that failed (each retry counts)",
+             number(w, "failed_attempts"));
+    const json& d = w.value("dropped", json::object());
+    m.family("esg_webhook_dropped_total", "counter", "webhook deliveries dropped, by reason");
+    for (const char* r : {"queue_full", "expired", "overload", "deleted"})
+      m.sample("esg_webhook_dropped_total", {{"reason", r}}, number(d, r));
+    m.single("esg_webhook_queue_depth", "gauge", "webhook deliveries waiting (on disk)",
+             number(w, "queue_depth"));
+  }
+
   if (s.border) {
     const json b = s.border();
     const json& c = b.value("counters", json::object());

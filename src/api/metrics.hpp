@@ -49,6 +49,7 @@ struct MetricsSources {
   std::function<nlohmann::json()> instance;  // instance status with the relay's counters
   std::function<nlohmann::json()> telegram;  // Lines::status()
   std::function<nlohmann::json()> cluster;   // Cluster::status() (several instances only)
+  std::function<nlohmann::json()> webhooks;  // notify::Notifier::status()
   std::string version;
 };
 

@@ -5,6 +5,7 @@
 #include "accounts/account.hpp"
 #include "cluster/firewall.hpp"
 #include "log/log.hpp"
+#include "notify/webhook.hpp"
 #include "transport/hep.hpp"
 
 #include <arpa/inet.h>
@@ -404,6 +405,29 @@ Config parse_config(const std::string& text) {
       if (!codes.insert(a->code).second) throw ConfigError(path + ".code", "is used twice");
     }
   }
+  if (const json* j = top.get("webhooks")) {
+    if (!j->is_array()) throw ConfigError("webhooks", "must be an array of webhooks");
+    std::set<std::string> urls;
+    for (size_t i = 0; i < j->size(); ++i) {
+      const std::string path = "webhooks[" + std::to_string(i) + "]";
+      if ((*j)[i].is_object() && (*j)[i].contains("id"))
+        throw ConfigError(path + ".id", "is given by the store, not the config file");
+      auto w = notify::webhook_from_json((*j)[i]);
+      if (!w) {
+        throw ConfigError(w.error().field.empty() ? path : path + "." + w.error().field,
+                          w.error().message);
+      }
+      if (!urls.insert(w->url).second) throw ConfigError(path + ".url", "is used twice");
+    }
+    c.webhooks = *j;
+  }
+  if (const json* j = top.get("webhook_queue")) {
+    Section s(*j, "webhook_queue");
+    s.str("dir", c.webhook_queue.dir);
+    if (c.webhook_queue.dir.empty()) throw ConfigError("webhook_queue.dir", "must not be empty");
+    s.integer("max", c.webhook_queue.max, 1, 10000000);
+    s.finish();
+  }
   top.finish();
   return c;
 }
@@ -511,6 +535,12 @@ json to_json(const Config& c) {
     if (p.is_object() && p.contains("pwd")) p["pwd"] = "(set)";
   }
   j["providers"] = providers;
+  json webhooks = c.webhooks;
+  for (auto& w : webhooks) {
+    if (w.is_object() && w.contains("secret")) w["secret"] = "(set)";
+  }
+  j["webhooks"] = webhooks;
+  j["webhook_queue"] = {{"dir", c.webhook_queue.dir}, {"max", c.webhook_queue.max}};
   return j;
 }
 

@@ -131,6 +131,13 @@ struct Config {
     double retry_max = 300;     // the pause doubles up to this
   } accounts;
   nlohmann::json providers = nlohmann::json::array();  // imported by the accounts module
+  // CRM webhooks (issue 23), imported into the store at start (matched by url), as validated
+  // by notify::webhook_from_json; and the instance's queue of deliveries on disk.
+  nlohmann::json webhooks = nlohmann::json::array();
+  struct WebhookQueue {
+    std::string dir = "var/webhooks";
+    int max = 10000;  // deliveries kept; beyond, the oldest is dropped (counted, logged)
+  } webhook_queue;
 };
 
 // A config that cannot be used: names the field path (or the line and column of a JSON syntax

@@ -25,6 +25,19 @@ namespace esg::app {
 
 namespace {
 
+// The B2BUAs' call events go to the webhooks' notifier (which only queues them).
+class NotifierEvents final : public edge::CallEvents {
+ public:
+  explicit NotifierEvents(notify::Notifier& n) : n_(n) {}
+  bool wants(std::string_view event) const override { return n_.wants(event); }
+  void on_call_event(std::string_view event, nlohmann::json call) override {
+    n_.publish(event, std::move(call));
+  }
+
+ private:
+  notify::Notifier& n_;
+};
+
 constexpr const char* kAllow =
     "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY";
 
@@ -511,6 +524,38 @@ void Server::start() {
                    },
                    telegram::public_view,
                    {"api_hash"}});
+  webhooks_ = std::make_unique<accounts::Collection>(
+      *store_, accounts::Collection::Spec{
+                   store::Table::Webhooks,
+                   "webhook",
+                   false,
+                   [](const nlohmann::json& j) -> Result<nlohmann::json, accounts::FieldError> {
+                     auto w = notify::webhook_from_json(j);
+                     if (!w)
+                       return unexpected(accounts::FieldError{w.error().field, w.error().message});
+                     w->id = 0;
+                     return notify::to_json(*w);
+                   },
+                   [](const nlohmann::json& j) {
+                     nlohmann::json out = j;
+                     out["secret_set"] = !j.value("secret", std::string()).empty();
+                     out.erase("secret");
+                     return out;
+                   },
+                   {"secret"}});
+  import_webhooks();
+  {
+    notify::NotifierOptions no;
+    no.dir = config_.webhook_queue.dir;
+    no.max_queue = size_t(config_.webhook_queue.max);
+    no.srvidx = config_.instance.srvidx;
+    no.user_agent = "esg/" ESG_VERSION;
+    notifier_ = std::make_unique<notify::Notifier>(no);
+    call_events_ = std::make_unique<NotifierEvents>(*notifier_);
+    reload_webhooks();
+    notifier_->start();
+    webhooks_->set_on_change([this] { reload_webhooks(); });
+  }
   edge_ = std::make_unique<EdgeContext>(*this);
   // PBXs registered to esg are known by address only once registered: never banned either.
   edge_->border().set_extra_exempt([this](const edge::IpKey& addr) {
@@ -537,6 +582,7 @@ void Server::start() {
     bo.call_id_header = config_.instance.call_id_header;
     bo.session.session_expires = uint32_t(config_.instance.session_expires);
     bo.session.min_se = uint32_t(config_.instance.min_se);
+    bo.events = call_events_.get();
     per_worker_[w].b2bua = std::make_unique<edge::B2bua>(
         w, *per_worker_[w].layer, *per_worker_[w].timers, timer_config_, *link_, *edge_, bo,
         [this, w] { return call_id_for(w); });
@@ -623,6 +669,11 @@ void Server::start() {
   api::add_collection_routes(*http_, "/rest/v1/routing/rules", *routes_);
   api::add_collection_routes(*http_, "/rest/v1/master/borderrules", *border_rules_);
   api::add_telegram_routes(*http_, *telegram_lines_, *lines_);
+  api::add_collection_routes(*http_, "/rest/v1/master/webhooks", *webhooks_);
+  http_->route("GET", "/api/monitor/v1/webhooks", [this](const api::Request&, const auto&) {
+    return api::Response::json(
+        200, {{"resultcode", 0}, {"resultmsg", "OK"}, {"data", notifier_->status()}});
+  });
   // Log levels per module, at run time (issue 10).
   http_->route("GET", "/rest/v1/master/log", [](const api::Request&, const auto&) {
     return api::Response::json(200, log::levels());
@@ -702,6 +753,7 @@ void Server::start() {
   if (clustered()) {
     ms.cluster = [this] { return cluster_ ? cluster_->status() : nlohmann::json::object(); };
   }
+  ms.webhooks = [this] { return notifier_->status(); };
   ms.version = ESG_VERSION;
   api::add_metrics_route(*http_, std::move(ms));
   api::add_edge_routes(*http_, deps);
@@ -755,6 +807,7 @@ void Server::start_cluster(const api::InstanceInfo& info) {
   hooks.run_lines = [this] { sync_lines(); };
   hooks.rebuild = [this] {
     rebuild_edge_config();
+    reload_webhooks();
     rebuild_border();
   };
   members_ = std::make_unique<ClusterMembers>(std::move(hooks));
@@ -906,6 +959,9 @@ void Server::stop() {
   resolver_.reset();    // its thread calls back into edge_ (account names)
   per_worker_.clear();  // the B2BUAs before what their calls use
   media_pollers_.clear();
+  notifier_.reset();  // after the B2BUAs that publish to it; what is queued stays on disk
+  call_events_.reset();
+  webhooks_.reset();
   cdrs_.reset();  // writes what is queued
   edge_.reset();
   pbx_.reset();
@@ -916,6 +972,39 @@ void Server::stop() {
   transport_.reset();
   trn_.reset();  // writes what is still queued
   workers_.reset();
+}
+
+void Server::reload_webhooks() {
+  if (!webhooks_ || !notifier_) return;
+  std::vector<notify::Webhook> list;
+  for (const auto& j : webhooks_->stored()) {
+    auto w = notify::webhook_from_json(j);
+    if (w) list.push_back(std::move(*w));
+  }
+  notifier_->set_webhooks(std::move(list));
+}
+
+void Server::import_webhooks() {
+  auto stored = store_->list(store::Table::Webhooks);
+  if (!stored) throw std::runtime_error("webhooks: " + stored.error().message);
+  for (const auto& j : config_.webhooks) {
+    auto w = notify::webhook_from_json(j);
+    if (!w) continue;  // the config check refused it already
+    const std::string data = notify::to_json(*w).dump();
+    int64_t id = 0;
+    for (const auto& row : *stored) {
+      auto d = nlohmann::json::parse(row.data, nullptr, false);
+      if (d.is_object() && d.value("url", std::string()) == w->url) id = row.id;
+    }
+    std::string error;
+    if (id) {
+      if (auto r = store_->update(store::Table::Webhooks, id, "", data); !r)
+        error = r.error().message;
+    } else if (auto r = store_->insert(store::Table::Webhooks, "", data); !r) {
+      error = r.error().message;
+    }
+    if (!error.empty()) throw std::runtime_error("webhooks: " + w->url + ": " + error);
+  }
 }
 
 txn::Channel Server::channel_to(const transport::Peer& peer) {

@@ -22,6 +22,7 @@
 #include "edge/border/border.hpp"
 #include "edge/context.hpp"
 #include "edge/sip_alg.hpp"
+#include "notify/notifier.hpp"
 #include "store/store.hpp"
 #include "store/timed_store.hpp"
 #include "telegram/lines.hpp"
@@ -112,6 +113,12 @@ class Server {
   std::unique_ptr<cluster::Cluster> cluster_;  // after what it drives: goes first
   std::unique_ptr<accounts::Collection> pbx_, normalization_, routes_, border_rules_;
   std::unique_ptr<accounts::Collection> telegram_lines_;
+  // CRM webhooks (issue 23): the stored list, the delivery thread, and what the B2BUAs call.
+  std::unique_ptr<accounts::Collection> webhooks_;
+  std::unique_ptr<notify::Notifier> notifier_;
+  std::unique_ptr<edge::CallEvents> call_events_;
+  void reload_webhooks();  // the notifier follows the store
+  void import_webhooks();  // the config file's webhooks into the store (matched by url)
   std::unique_ptr<telegram::Lines> lines_;
   std::atomic<uint64_t> overload_refused_{0};  // new calls refused while a worker lagged
   std::atomic<uint64_t> malformed_{0};  // packets that did not parse or frame (for /metrics)  //

@@ -71,9 +71,9 @@ int index_of(std::string_view module) {
 }  // namespace
 
 const std::vector<std::string>& modules() {
-  static const std::vector<std::string> kModules = {"app",      "transport", "txn",   "dialog",
-                                                    "accounts", "edge",      "b2bua", "media",
-                                                    "telegram", "api",       "store", "cluster"};
+  static const std::vector<std::string> kModules = {
+      "app",   "transport", "txn", "dialog", "accounts", "edge",  "b2bua",
+      "media", "telegram",  "api", "store",  "cluster",  "notify"};
   return kModules;
 }
 

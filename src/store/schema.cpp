@@ -16,6 +16,8 @@ std::string_view table_name(Table t) {
       return "borderrules";
     case Table::TelegramLines:
       return "telegramlines";
+    case Table::Webhooks:
+      return "webhooks";
   }
   return "";
 }
@@ -74,6 +76,9 @@ const std::vector<std::string>& migrations() {
       "CREATE TABLE telegram_sessions (id {id}, line_id BIGINT NOT NULL, taken_ms BIGINT NOT "
       "NULL, srvidx BIGINT NOT NULL, checksum TEXT NOT NULL, data TEXT NOT NULL)",
       "CREATE INDEX telegram_sessions_line ON telegram_sessions (line_id, taken_ms)",
+      // 23: the CRM webhooks (issue 23).
+      "CREATE TABLE webhooks (id {id}, code TEXT UNIQUE, data TEXT NOT NULL, "
+      "updated_at TEXT NOT NULL)",
   };
   return kMigrations;
 }

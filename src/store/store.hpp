@@ -16,7 +16,15 @@
 namespace esg::store {
 
 // Rules have no code of their own: insert them with an empty code (stored as NULL).
-enum class Table : uint8_t { Providers, Pbx, Normalization, Routes, BorderRules, TelegramLines };
+enum class Table : uint8_t {
+  Providers,
+  Pbx,
+  Normalization,
+  Routes,
+  BorderRules,
+  TelegramLines,
+  Webhooks
+};
 std::string_view table_name(Table t);
 
 struct Row {

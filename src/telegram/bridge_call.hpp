@@ -77,6 +77,19 @@ inline TgUser user_of(const json& u) {
   return t;
 }
 
+// Who the Telegram user is, as X-TG-* header lines: on the INVITE to the PBX of a call from
+// Telegram, and on the answers (180, 200) to a call the PBX placed to a Telegram user. The CRM
+// events read them (issue 23).
+inline std::string tg_header_lines(const TgUser& u) {
+  std::string m = "X-TG-ID: " + std::to_string(u.id) + "\r\n";
+  if (!u.username.empty()) m += "X-TG-Username: " + one_line(u.username) + "\r\n";
+  if (!u.phone.empty())
+    m += "X-TG-Phone: " + std::string(u.phone[0] == '+' ? "" : "+") + one_line(u.phone) + "\r\n";
+  std::string full = u.first_name + (u.last_name.empty() ? "" : " " + u.last_name);
+  if (!full.empty()) m += "X-TG-Name: " + one_line(full) + "\r\n";
+  return m;
+}
+
 inline bool is_digits_message(const std::string& s) {
   return !s.empty() && s.size() <= 32 && std::all_of(s.begin(), s.end(), [](char c) {
     return (c >= '0' && c <= '9') || c == '*' || c == '#' || (c >= 'A' && c <= 'D');
@@ -129,6 +142,7 @@ struct CallBridge::Call {
   std::unique_ptr<dialog::Retransmitter> ok;  // our 2xx until its ACK
   txn::Timers::Id ring_timer = 0;
   std::string dialled;     // what the PBX dialled
+  std::string tg_headers;  // X-TG-* lines of the user called (to_telegram), on 180 and 200
   std::string keys;        // chat digits still to send to the PBX
   std::string lane_state;  // TDLib's last call state on the diagram's lane (repeats skipped)
   int lane_events = 0;     // on the lane so far (bounded: kMaxLaneEvents)

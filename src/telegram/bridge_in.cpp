@@ -71,12 +71,7 @@ void CallBridge::send_invite(const std::shared_ptr<Call>& c, const TgUser& u) {
   m += "CSeq: 1 INVITE\r\n";
   m += "Contact: <sip:tg@127.0.0.1:" + std::to_string(port_) + ">\r\n";
   m += "Allow: INVITE, ACK, CANCEL, BYE, INFO, OPTIONS\r\n";
-  m += "X-TG-ID: " + std::to_string(u.id) + "\r\n";
-  if (!u.username.empty()) m += "X-TG-Username: " + one_line(u.username) + "\r\n";
-  if (!u.phone.empty())
-    m += "X-TG-Phone: " + std::string(u.phone[0] == '+' ? "" : "+") + one_line(u.phone) + "\r\n";
-  std::string full = u.first_name + (u.last_name.empty() ? "" : " " + u.last_name);
-  if (!full.empty()) m += "X-TG-Name: " + one_line(full) + "\r\n";
+  m += tg_header_lines(u);
   const std::string body = sdp(*c, "sendrecv");
   m += "Content-Type: application/sdp\r\nContent-Length: " + std::to_string(body.size()) +
        "\r\n\r\n" + body;

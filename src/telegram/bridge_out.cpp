@@ -161,10 +161,12 @@ void CallBridge::find_user(const std::shared_ptr<Call>& c, const DialTarget& t, 
       self->td_({{"@type", "getUser"}, {"user_id", id}},
                 [self, c, id](Result<json, td::TdError> u) {
                   if (c->ended) return;
+                  if (u) c->tg_headers = tg_header_lines(user_of(*u));
                   self->place_call(c, id, u && u->value("is_contact", false), 0);
                 });
       return;
     }
+    c->tg_headers = tg_header_lines(user_of(*r));
     self->place_call(c, r->value("id", int64_t(0)), r->value("is_contact", false), 0);
   });
 }
@@ -172,6 +174,7 @@ void CallBridge::find_user(const std::shared_ptr<Call>& c, const DialTarget& t, 
 void CallBridge::place_call(const std::shared_ptr<Call>& c, int64_t user_id, bool contact,
                             int tries) {
   c->user_id = user_id;
+  if (c->tg_headers.empty()) c->tg_headers = "X-TG-ID: " + std::to_string(user_id) + "\r\n";
   c->contact = contact;
   for (const auto& [id, other] : by_call_id_) {
     if (other != c && other->user_id == user_id && !other->ended) {

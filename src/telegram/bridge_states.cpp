@@ -66,7 +66,8 @@ void CallBridge::on_call_state(const std::shared_ptr<Call>& c, const json& call)
     if (c->to_telegram && st.value("is_received", false) && !c->ringing && c->server) {
       c->ringing = true;
       if (const sip::Message* req = layer_->request(c->server))
-        layer_->respond(c->server, 180, sip::build_response(*req, 180, {}, c->local_tag));
+        layer_->respond(c->server, 180,
+                        sip::build_response(*req, 180, {}, c->local_tag, c->tg_headers));
     }
     return;
   }
@@ -82,10 +83,11 @@ void CallBridge::on_call_state(const std::shared_ptr<Call>& c, const json& call)
         timers_.stop(c->ring_timer);
         c->ring_timer = 0;
       }
-      std::string ok = with_body(
-          sip::build_response(*req, 200, {}, c->local_tag,
-                              "Contact: <sip:tg@127.0.0.1:" + std::to_string(port_) + ">\r\n"),
-          "application/sdp", sdp(*c, "sendrecv"));
+      std::string ok =
+          with_body(sip::build_response(*req, 200, {}, c->local_tag,
+                                        "Contact: <sip:tg@127.0.0.1:" + std::to_string(port_) +
+                                            ">\r\n" + c->tg_headers),
+                    "application/sdp", sdp(*c, "sendrecv"));
       layer_->respond(c->server, 200, ok);
       c->server = 0;
       c->answered = true;

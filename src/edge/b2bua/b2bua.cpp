@@ -281,6 +281,7 @@ void B2bua::Impl::start_from_telegram(const std::shared_ptr<Call>& c, txn::TxnId
     return;
   }
   c->trunks.push_back("tg:" + line.code);
+  take_tg_user(*c, req);
   c->normalized = c->received;
   c->normalized.from_domain.clear();  // the PBX's own domain, not the line's loopback address
   c->normalized.to_domain.clear();
@@ -575,6 +576,11 @@ void B2bua::Impl::on_b_response(const std::shared_ptr<Call>& c, int attempt,
       c->a.sent_sdp_type = content_type_of(r);
     }
     reply_a(*c, s, r.reason(), extra, early, content_type_of(r));
+    if (!c->ringing_told) {
+      c->ringing_told = true;
+      if (c->target_kind == "telegram") take_tg_user(*c, r);
+      tell(*c, "call.ringing");
+    }
     if (!c->ring_timer) start_ring_timer(c);
     c->state = Call::State::Early;
     return;
@@ -650,6 +656,8 @@ void B2bua::Impl::on_b_response(const std::shared_ptr<Call>& c, int attempt,
     start_media_timer(c);
     publish(*c);
     write_cdr(*c, false);
+    if (c->target_kind == "telegram") take_tg_user(*c, r);
+    tell(*c, "call.answered");
     return;
   }
   // A final failure: the INVITE is over (its transaction ACKs it).

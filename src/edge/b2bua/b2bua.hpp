@@ -34,6 +34,17 @@ struct B2buaMedia {
   int timeout = 60;       // seconds without RTP on an answered, unheld call; 0: never
 };
 
+// Where a call's lifecycle events go (issue 23, the CRM webhooks): the app wires it to
+// notify/. "call.ringing" (the first 18x towards the caller), "call.answered" (the 2xx),
+// "call.ended" (when the final CDR is written), with the call's record (event_of). Called on
+// the call's worker: an implementation only hands the event over, never waits.
+class CallEvents {
+ public:
+  virtual ~CallEvents() = default;
+  virtual bool wants(std::string_view event) const = 0;
+  virtual void on_call_event(std::string_view event, nlohmann::json call) = 0;
+};
+
 struct B2buaOptions {
   std::string user_agent = "esg";
   std::string tag_prefix = "esg";            // unique per instance and worker
@@ -45,6 +56,7 @@ struct B2buaOptions {
   // RFC 4028 session timers on each leg (session_expires 0: none).
   dialog::SessionTimerPolicy session;
   B2buaMedia media;
+  CallEvents* events = nullptr;  // none: no call events
 };
 
 // The fields of a Telegram call's CDR (issue 22) from what the board says of its Telegram side.
@@ -93,6 +105,8 @@ class B2bua {
   // the fields that matter after the call go into the record (issue 22).
   static store::Cdr cdr_of(const Call& c, size_t worker, bool last,
                            const nlohmann::json* telegram = nullptr);
+  // What a call event says of the call (the CRM webhooks' "call" object).
+  static nlohmann::json event_of(const Call& c);
   std::unique_ptr<Impl> impl_;
 };
 

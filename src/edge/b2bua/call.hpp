@@ -141,6 +141,10 @@ struct B2bua::Call {
   int64_t started = b2bua_text::now_ms(), answered = 0, ended = 0;
   uint16_t final_status = 0;
   std::string hangup_by, end_reason;
+  bool ringing_told = false;  // call.ringing went out (once per call, whatever the target)
+  // The Telegram user of a Telegram line's call (X-TG-* from the line's SIP side), for the
+  // call events: {"id", "username", "phone", "name"}.
+  nlohmann::json tg_user;
   int64_t cdr_started = 0;
 };
 

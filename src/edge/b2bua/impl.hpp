@@ -235,6 +235,24 @@ class B2bua::Impl {
 
   void write_cdr(const Call& c, bool last);
 
+  // The X-TG-* headers of a Telegram line's SIP side (its INVITE, or its answers when the
+  // PBX called a Telegram user): who the Telegram user is, for the call events.
+  static void take_tg_user(Call& c, const sip::Message& m) {
+    static const std::pair<const char*, const char*> kFields[] = {{"X-TG-ID", "id"},
+                                                                  {"X-TG-Username", "username"},
+                                                                  {"X-TG-Phone", "phone"},
+                                                                  {"X-TG-Name", "name"}};
+    for (const auto& [header, key] : kFields) {
+      if (const auto* h = m.header(header)) c.tg_user[key] = std::string(h->value);
+    }
+  }
+
+  // A call event to the CRM webhooks, when someone listens.
+  void tell(const Call& c, std::string_view event) {
+    if (options_.events && options_.events->wants(event))
+      options_.events->on_call_event(event, event_of(c));
+  }
+
   std::string new_tag() { return options_.tag_prefix + random::hex(10); }
 
   size_t worker_;

@@ -264,6 +264,7 @@ void B2bua::Impl::end(const std::shared_ptr<Call>& c, const std::string& by, con
   by_invite_.erase(c->a_invite);
   context_.board().erase(c->id);
   write_cdr(*c, true);
+  tell(*c, "call.ended");
   log::call(
       "b2bua", spdlog::level::info, c->id, "ended {} ({}) by {}: {}{}",
       answered ? "after " + std::to_string((c->ended - c->answered) / 1000) + " s" : "unanswered",

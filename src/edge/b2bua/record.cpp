@@ -1,5 +1,6 @@
 // The record of a call: what the monitoring API shows of it and its CDR.
 #include "edge/b2bua/call.hpp"
+#include "edge/b2bua/text.hpp"
 
 namespace esg::edge {
 
@@ -87,6 +88,79 @@ store::Cdr B2bua::cdr_of(const Call& c, size_t worker, bool last, const json* te
   j["state"] = cdr.state;
   cdr.data = j.dump();
   return cdr;
+}
+
+json B2bua::event_of(const Call& c) {
+  const bool answered = c.answered != 0;
+  const bool to_telegram = c.target_kind == "telegram";
+  json j = {{"call_id", c.id},
+            {"direction", c.out ? "out" : "in"},
+            {"caller", {{"received", c.received.from_user}, {"sent", c.normalized.from_user}}},
+            {"called", {{"received", c.received.ruri_user}, {"sent", c.normalized.ruri_user}}},
+            {"started", c.started},
+            {"answered", answered ? json(c.answered) : json()},
+            {"ended", c.ended ? json(c.ended) : json()}};
+  // Which external line carries the call: a provider account or a Telegram line.
+  const std::string line = c.out ? c.target_code : c.a.code;
+  if (c.from_telegram || to_telegram) {
+    j["line"] = line;
+    j["provider"] = nullptr;
+  } else {
+    j["provider"] = line;
+    j["line"] = nullptr;
+  }
+  j["pbx"] = c.out ? c.a.code : c.target_code;
+  if (c.tg_user.is_object() || c.from_telegram || to_telegram) {
+    json user = c.tg_user.is_object() ? c.tg_user : json::object();
+    // A Telegram user id is a number; the header carries it as text.
+    if (auto it = user.find("id"); it != user.end() && it->is_string()) {
+      const std::string s = it->get<std::string>();
+      if (!s.empty() && s.size() < 19 && s.find_first_not_of("0123456789") == std::string::npos)
+        *it = std::stoll(s);
+    }
+    j["telegram"] = {{"user", user}};
+  } else {
+    j["telegram"] = nullptr;
+  }
+  if (c.state == Call::State::Ended) {
+    const int64_t rang_until = answered ? c.answered : c.ended;
+    j["ring_duration"] = double(rang_until - c.started) / 1000.0;
+    j["duration"] = answered ? double(c.ended - c.answered) / 1000.0 : 0.0;
+    std::string result = "failed";
+    const uint16_t s = c.final_status;
+    if (answered) {
+      result = "answered";
+    } else if (c.cancelled) {
+      result = "cancelled";
+    } else if (s == 486 || s == 600) {
+      result = "busy";
+    } else if (s == 408 || s == 480 || s == 487) {
+      result = "no_answer";
+    } else if (s >= 400 && s < 700) {
+      result = "rejected";
+    }
+    j["result"] = result;
+    j["status"] = s;
+    j["hangup_by"] = c.hangup_by;
+    j["reason"] = c.end_reason;
+    // The Reason header (RFC 3326) of the failure the caller was given, when there was one.
+    std::string header;
+    for (size_t at = 0; at < c.last_headers.size();) {
+      size_t eol = c.last_headers.find("\r\n", at);
+      if (eol == std::string::npos) eol = c.last_headers.size();
+      const std::string_view l(c.last_headers.data() + at, eol - at);
+      if (l.size() > 7 && b2bua_text::lower(l.substr(0, 7)) == "reason:") {
+        const size_t v = l.find_first_not_of(' ', 7);
+        header = std::string(l.substr(v == std::string_view::npos ? l.size() : v));
+      }
+      at = eol + 2;
+    }
+    j["sip_reason"] = header.empty() ? json() : json(header);
+  } else if (answered) {
+    j["ring_duration"] = double(c.answered - c.started) / 1000.0;
+    j["status"] = c.final_status;
+  }
+  return j;
 }
 
 }  // namespace esg::edge

@@ -23,6 +23,7 @@ from rest_api import Api  # noqa: E402
 from sip_call import RtpPort, UdpCall, alaw_pcm, sdp_media, tone_share  # noqa: E402
 from tgnet import TgNet  # noqa: E402
 from tgsim_fixture import LIB, TgSim  # noqa: E402
+from webhook_receiver import Receiver, free_tcp_port, signed_event  # noqa: E402
 
 API_HASH = "0123456789abcdef0123456789abcdef"
 LINES = "/rest/v1/telegram/lines"
@@ -52,6 +53,7 @@ def sip_user(header_value):
 
 class CallsCase(KeepOnFailure):
     line_fields = {}
+    extra_config = {}  # more of esg's config
 
     @classmethod
     def setUpClass(cls):
@@ -62,6 +64,7 @@ class CallsCase(KeepOnFailure):
             cls.config = {"telegram": {"tdjson": LIB,
                                        "sessions": os.path.join(folder, "telegram")},
                           "media": {"ports": [25000, 25499], "timeout": 30}}
+            cls.config.update(cls.extra_config)
             cls.esg = EsgProcess(cls.config, env=cls.sim.env(), folder=folder)
             cls.api = Api(cls.esg.ports["http"])
             cls.api.ok("POST", "/rest/v1/uc/pbx", {"code": "pbx1", "mode": "ip",
@@ -357,6 +360,75 @@ class FromTelegram(CallsCase):
             self.call_state(call_id, "Discarded")
         finally:
             self.api.ok("PATCH", "/rest/v1/uc/pbx/%d" % pbx["id"], {"dtmf": "rfc2833"})
+
+
+HOOK_PORT = free_tcp_port()
+
+
+class CrmEvents(CallsCase):
+    """The CRM webhooks (issue 23) say who the Telegram user is, both ways."""
+    extra_config = {"webhooks": [{"url": "http://127.0.0.1:%d/events" % HOOK_PORT,
+                                  "secret": "k", "retry_min_ms": 100}]}
+
+    def setUp(self):
+        self.receiver = Receiver(HOOK_PORT)
+        self.addCleanup(self.receiver.stop)
+
+    def events(self, match):
+        """The events of the call whose events `match` (a call_id, or a predicate on the call),
+        once its call.ended has come."""
+        if isinstance(match, str):
+            call_id = match
+            match = lambda c: c["call_id"] == call_id  # noqa: E731
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            got = [signed_event(self, "k", h, b) for h, b in self.receiver.delivered()]
+            got = [e for e in got if match(e["call"])]
+            if got and got[-1]["event"] == "call.ended":
+                return got
+            time.sleep(0.05)
+        self.fail("no call.ended: %s" % self.receiver.posts)
+
+    def test_a_call_from_telegram_names_the_line_and_the_user(self):
+        uid = self.sim.user(first_name="Crm", last_name="User", username="crm_user",
+                            phone="+79990007788", phone_visible=True, tone=1000)
+        before = len(self.pbx.invites)
+        tg_call = self.sim.ctl("call.incoming", **{"from": uid, "to": self.account})["call_id"]
+        invite = self.pbx.wait("invites", before + 1)
+        self.call_state(tg_call, "Ready")
+        self.pbx.bye()
+        self.call_state(tg_call, "Discarded")
+        # The A leg is the line's SIP side (its Call-ID is not the PBX's).
+        events = self.events(lambda c: c["direction"] == "in")
+        self.assertEqual([e["event"] for e in events][-2:], ["call.answered", "call.ended"])
+        c = events[-1]["call"]
+        self.assertEqual(c["direction"], "in")
+        self.assertEqual(c["line"], "tg1")
+        self.assertIsNone(c["provider"])
+        self.assertEqual(c["pbx"], "pbx1")
+        self.assertEqual(c["called"]["sent"], "100")
+        self.assertEqual(c["telegram"]["user"], {"id": uid, "username": "crm_user",
+                                                 "phone": "+79990007788", "name": "Crm User"})
+        self.assertEqual(c["result"], "answered")
+        self.assertTrue(PbxUas.header(invite, "X-TG-ID"))
+
+    def test_a_call_to_telegram_names_the_user_called(self):
+        uid = self.sim.user(first_name="Called", username="called_user", tone=1000,
+                            answer={"action": "answer", "after": 0.3})
+        self.sim.ctl("talked.add", a=self.account, b=uid)
+        call, _ = self.dial("*%d" % uid)
+        self.assertEqual(call.status, 200, call.responses)
+        self.assertEqual(call.bye(), 200)
+        events = self.events(call.call_id)
+        self.assertEqual([e["event"] for e in events],
+                         ["call.ringing", "call.answered", "call.ended"])
+        c = events[-1]["call"]
+        self.assertEqual(c["direction"], "out")
+        self.assertEqual(c["line"], "tg1")
+        self.assertEqual(c["pbx"], "pbx1")
+        self.assertEqual(c["telegram"]["user"]["id"], uid)
+        self.assertEqual(c["telegram"]["user"]["username"], "called_user")
+        self.assertEqual(c["telegram"]["user"]["name"], "Called")
 
 
 class ToTelegram(CallsCase):

@@ -161,6 +161,26 @@ TEST(Config, EffectiveConfigMasksSecrets) {
   EXPECT_NO_THROW(parse_config(to_json(c).dump()));
 }
 
+TEST(Config, WebhooksAreCheckedAndTheirSecretsMasked) {
+  EXPECT_EQ(error_of(R"({"webhooks": {}})"), "webhooks: must be an array of webhooks");
+  EXPECT_EQ(error_of(R"({"webhooks": [{"url": "http://h/"}, {"url": "mailto:x"}]})"),
+            "webhooks[1].url: must start with http://");
+  EXPECT_EQ(error_of(R"({"webhooks": [{"url": "http://h/", "events": ["call.x"]}]})"),
+            "webhooks[0].events[0]: must be call.ringing, call.answered or call.ended");
+  EXPECT_EQ(error_of(R"({"webhooks": [{"url": "http://h/"}, {"url": "http://h/"}]})"),
+            "webhooks[1].url: is used twice");
+  EXPECT_EQ(error_of(R"({"webhook_queue": {"max": 0}})"),
+            "webhook_queue.max: must be between 1 and 10000000");
+  Config c = parse_config(
+      R"({"webhooks": [{"url": "http://10.0.0.20/e", "secret": "crm-s3cret"}],
+          "webhook_queue": {"dir": "/var/lib/esg/webhooks"}})");
+  EXPECT_EQ(c.webhook_queue.dir, "/var/lib/esg/webhooks");
+  EXPECT_EQ(c.webhook_queue.max, 10000);
+  const std::string dumped = to_json(c).dump();
+  EXPECT_EQ(dumped.find("crm-s3cret"), std::string::npos);
+  EXPECT_NO_THROW(parse_config(dumped));
+}
+
 TEST(Config, ProviderErrorsNameTheirPathInTheFile) {
   try {
     parse_config(R"({"providers": [{"code": "a", "username": "u", "domain": "127.0.0.1"},
