@@ -51,10 +51,16 @@ void CallBridge::send_invite(const std::shared_ptr<Call>& c, const TgUser& u) {
   c->rtp = std::make_unique<RtpBridge>(io_, *c->media, kOpusPt, kEventPt);
   // The number on the PBX: digits the user sent just before calling, else the line's number,
   // else the line's own phone number (as a DID).
+  // A menu key picks its entry's PBX connection and number (its number empty: the line's).
+  // A callback calls the number the user gave, or the line's.
   std::string called = config_.number;
-  if (auto d = dialled_.find(c->user_id); d != dialled_.end()) {
-    if (steady_ms() - d->second.second <= int64_t(options_.digits_valid_s) * 1000)
-      called = d->second.first;
+  if (c->callback) {
+    if (!c->dialled.empty()) called = c->dialled;
+  } else if (auto d = dialled_.find(c->user_id); d != dialled_.end()) {
+    if (steady_ms() - d->second.at_ms <= int64_t(options_.digits_valid_s) * 1000) {
+      if (!d->second.number.empty()) called = d->second.number;
+      c->pbx = d->second.pbx;
+    }
     dialled_.erase(d);
   }
   if (called.empty()) called = config_.phone[0] == '+' ? config_.phone.substr(1) : config_.phone;
@@ -70,6 +76,7 @@ void CallBridge::send_invite(const std::shared_ptr<Call>& c, const TgUser& u) {
   m += "CSeq: 1 INVITE\r\n";
   m += "Contact: <sip:tg@127.0.0.1:" + std::to_string(port_) + ">\r\n";
   m += "Allow: INVITE, ACK, CANCEL, BYE, INFO, OPTIONS\r\n";
+  if (!c->pbx.empty()) m += "X-ESG-PBX: " + c->pbx + "\r\n";  // for esg's B2BUA only
   m += "X-TG-ID: " + std::to_string(u.id) + "\r\n";
   if (!u.username.empty()) m += "X-TG-Username: " + one_line(u.username) + "\r\n";
   if (!u.phone.empty())
@@ -86,8 +93,10 @@ void CallBridge::send_invite(const std::shared_ptr<Call>& c, const TgUser& u) {
   }
   c->invite = m;
   log::call("telegram", spdlog::level::info, c->call_id,
-            "line {}: Telegram call {} from user {} ({}) to '{}' on the PBX", config_.code,
-            c->tg_id, u.id, name, called);
+            "line {}: {} {} user {} ({}) to '{}' on the PBX{}", config_.code,
+            c->callback ? "callback for" : "Telegram call",
+            c->callback ? "" : std::to_string(c->tg_id) + " from", u.id, name, called,
+            c->pbx.empty() ? std::string() : " " + c->pbx);
   txn::ClientUser cu;
   std::weak_ptr<Call> weak = c;
   cu.on_response = [this, weak](const sip::Message& r) {
@@ -97,6 +106,7 @@ void CallBridge::send_invite(const std::shared_ptr<Call>& c, const TgUser& u) {
     auto c = weak.lock();
     if (!c || c->ended) return;
     c->client = 0;
+    missed_call(c, "no answer from esg");
     end(c, 0, "no answer from esg", true);
   };
   c->client = layer_->send_request(std::move(*parsed), channel_, std::move(cu));
@@ -104,6 +114,7 @@ void CallBridge::send_invite(const std::shared_ptr<Call>& c, const TgUser& u) {
 
 void CallBridge::on_invite_response(const std::shared_ptr<Call>& c, const sip::Message& r) {
   const uint16_t s = r.status();
+  if (s > 100 && s < 200) c->pbx_rang = true;
   if (s < 200) return;
   if (s < 300 && !c->ack.empty()) {
     // The 2xx again (its sender repeats it until our ACK arrives; the transaction layer passes
@@ -113,8 +124,11 @@ void CallBridge::on_invite_response(const std::shared_ptr<Call>& c, const sip::M
   }
   c->client = 0;
   if (s >= 300) {
-    // Rejected, busy, no answer: the Telegram call is discarded (the user sees it declined).
-    end(c, 0, "the PBX answered " + std::to_string(s), true);
+    // Rejected, busy, no answer: the Telegram call is discarded (the user sees it declined),
+    // and the user may get the missed-call message. A callback's PBX side did not answer: the
+    // user is not called.
+    if (!c->ended) missed_call(c, "the PBX answered " + std::to_string(s));
+    end(c, 0, "the PBX answered " + std::to_string(s), !c->callback);
     return;
   }
   auto inv = sip::parse_message(c->invite);
@@ -134,6 +148,10 @@ void CallBridge::on_invite_response(const std::shared_ptr<Call>& c, const sip::M
   }
   c->answered = true;
   if (has_sdp(r)) read_peer_sdp(*c, r.body(), nullptr);
+  if (c->callback) {
+    callback_answered(c);
+    return;
+  }
   c->accepted = true;
   lane(*c, "acceptCall (the PBX answered)");
   td_({{"@type", "acceptCall"}, {"call_id", c->tg_id}, {"protocol", calls::call_protocol()}},

@@ -54,7 +54,8 @@ json telegram_cdr_fields(const json& t) {
                                 "concealed",
                                 "state",
                                 "ended_by",
-                                "custom_parameters"};
+                                "custom_parameters",
+                                "chat_sent"};
   json out = json::object();
   if (!t.is_object()) return out;
   for (const char* k : kKeys) {
