@@ -112,10 +112,16 @@ class CallBridge : public std::enable_shared_from_this<CallBridge> {
   // in the line's recent chat (with the SIP Call-ID it belongs to, if any).
   void say(int64_t user, const std::string& text, const std::string& kind,
            const std::string& call_id);
-  void send_text(int64_t user, int64_t chat, const std::string& text, const std::string& kind,
-                 const std::string& call_id, int tries);
-  void chat_done(int64_t user, const std::string& text, const std::string& kind,
-                 const std::string& call_id, const std::string& result);
+  struct ChatText {
+    int64_t user = 0, chat = 0;
+    std::string text, kind, call_id;
+    int tries = 0;
+  };
+  void send_text(ChatText m);
+  // TDLib's answer to sendMessage, or its later updateMessageSendSucceeded / Failed.
+  void chat_result(ChatText m, const Result<nlohmann::json, td::TdError>& r);
+  void on_message_sent(const nlohmann::json& u);
+  void chat_done(const ChatText& m, const std::string& result);
   void request_callback(int64_t user, const std::string& number);
   void start_callback(int64_t user, bool contact, const TgUser& u, const std::string& number);
   void callback_answered(const std::shared_ptr<Call>& c);
@@ -180,6 +186,9 @@ class CallBridge : public std::enable_shared_from_this<CallBridge> {
     uint64_t sent = 0, dropped_flood = 0, failed = 0, dropped_busy = 0;
   };
   ChatCounters chat_counters_;
+  // Messages TDLib has queued (sendMessage answered with a pending message): by its temporary
+  // id, until updateMessageSendSucceeded or updateMessageSendFailed (or a minute passes).
+  std::map<int64_t, ChatText> chat_queued_;
   int chat_pending_ = 0;                    // messages on their way (bounded: kMaxChatPending)
   std::deque<nlohmann::json> chat_recent_;  // the last messages and their results
   std::deque<int64_t> noncontact_;          // unix ms of calls to non-contacts in the last 24 h

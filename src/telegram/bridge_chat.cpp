@@ -15,6 +15,7 @@ using namespace bridge_detail;
 namespace {
 
 constexpr size_t kMaxChatSentPerCall = 8;
+constexpr int kChatConfirmS = 60;  // a message TDLib queued: its result within this long
 
 json text_message(int64_t chat, const std::string& text) {
   return {{"@type", "sendMessage"},
@@ -32,68 +33,107 @@ json text_message(int64_t chat, const std::string& text) {
 void CallBridge::say(int64_t user, const std::string& text, const std::string& kind,
                      const std::string& call_id) {
   if (stopped_ || !self_id_ || text.empty()) return;
+  ChatText m{user, user, text, kind, call_id, 0};
   if (chat_pending_ >= kMaxChatPending) {
     ++chat_counters_.dropped_busy;
-    chat_done(user, text, kind, call_id, "dropped: too many messages on their way");
+    chat_done(m, "dropped: too many messages on their way");
     return;
   }
   ++chat_pending_;
   // The private chat with the user (TDLib knows the user: they wrote or called first).
   td_({{"@type", "createPrivateChat"}, {"user_id", user}, {"force", false}},
-      [self = shared_from_this(), user, text, kind, call_id](Result<json, td::TdError> r) {
-        const int64_t chat = r ? r->value("id", user) : user;
-        self->send_text(user, chat, text, kind, call_id, 0);
+      [self = shared_from_this(), m](Result<json, td::TdError> r) mutable {
+        if (r) m.chat = r->value("id", m.user);
+        self->send_text(std::move(m));
       });
 }
 
-void CallBridge::send_text(int64_t user, int64_t chat, const std::string& text,
-                           const std::string& kind, const std::string& call_id, int tries) {
-  td_(text_message(chat, text), [self = shared_from_this(), user, chat, text, kind, call_id,
-                                 tries](Result<json, td::TdError> r) {
-    if (r) {
-      --self->chat_pending_;
-      ++self->chat_counters_.sent;
-      self->chat_done(user, text, kind, call_id, "sent");
-      return;
-    }
-    const auto& e = r.error();
-    if (e.flood() && e.retry_after <= self->options_.flood_retry_up_to && tries < 3 &&
-        !self->stopped_) {
-      // A short flood wait: waited out, then sent again.
+void CallBridge::send_text(ChatText m) {
+  const json request = text_message(m.chat, m.text);
+  td_(request, [self = shared_from_this(), m](Result<json, td::TdError> r) mutable {
+    if (r && r->contains("sending_state") && (*r)["sending_state"].is_object() &&
+        (*r)["sending_state"].value("@type", "") == "messageSendingStatePending") {
+      // TDLib has queued it: the result comes as an update (a flood wait too).
+      const int64_t id = r->value("id", int64_t(0));
+      self->chat_queued_[id] = m;
       std::weak_ptr<CallBridge> weak = self;
-      self->timers_.start(std::chrono::seconds(std::max(1, e.retry_after)),
-                          [weak, user, chat, text, kind, call_id, tries] {
-                            if (auto self = weak.lock())
-                              self->send_text(user, chat, text, kind, call_id, tries + 1);
-                          });
+      self->timers_.start(std::chrono::seconds(kChatConfirmS), [weak, id] {
+        auto self = weak.lock();
+        if (!self) return;
+        auto it = self->chat_queued_.find(id);
+        if (it == self->chat_queued_.end()) return;
+        ChatText late = std::move(it->second);
+        self->chat_queued_.erase(it);
+        self->chat_result(std::move(late),
+                          unexpected(td::TdError{504, "no confirmation from TDLib", 0}));
+      });
       return;
     }
-    --self->chat_pending_;
-    if (e.flood()) {
-      ++self->chat_counters_.dropped_flood;
-      self->chat_done(user, text, kind, call_id,
-                      "dropped: flood wait of " + std::to_string(e.retry_after) + " s");
-    } else {
-      ++self->chat_counters_.failed;
-      self->chat_done(user, text, kind, call_id, "failed: " + e.message);
-    }
+    self->chat_result(std::move(m), r);
   });
 }
 
-void CallBridge::chat_done(int64_t user, const std::string& text, const std::string& kind,
-                           const std::string& call_id, const std::string& result) {
+void CallBridge::on_message_sent(const json& u) {
+  const int64_t id = u.value("old_message_id", int64_t(0));
+  auto it = chat_queued_.find(id);
+  if (it == chat_queued_.end()) return;
+  ChatText m = std::move(it->second);
+  chat_queued_.erase(it);
+  if (u.value("@type", "") == "updateMessageSendSucceeded") {
+    chat_result(std::move(m), json(u.value("message", json::object())));
+    return;
+  }
+  // TDLib 1.8.67: `error` (an error object); older ones: error_code and error_message.
+  td::TdError e;
+  if (u.contains("error") && u["error"].is_object()) {
+    e = td::error_of(u["error"]);
+  } else {
+    e = td::error_of(
+        {{"code", u.value("error_code", 0)}, {"message", u.value("error_message", std::string())}});
+  }
+  chat_result(std::move(m), unexpected(e));
+}
+
+void CallBridge::chat_result(ChatText m, const Result<json, td::TdError>& r) {
+  if (r) {
+    --chat_pending_;
+    ++chat_counters_.sent;
+    chat_done(m, "sent");
+    return;
+  }
+  const auto& e = r.error();
+  if (e.flood() && e.retry_after <= options_.flood_retry_up_to && m.tries < 3 && !stopped_) {
+    // A short flood wait: waited out, then sent again.
+    std::weak_ptr<CallBridge> weak = shared_from_this();
+    ++m.tries;
+    timers_.start(std::chrono::seconds(std::max(1, e.retry_after)), [weak, m] {
+      if (auto self = weak.lock()) self->send_text(m);
+    });
+    return;
+  }
+  --chat_pending_;
+  if (e.flood()) {
+    ++chat_counters_.dropped_flood;
+    chat_done(m, "dropped: flood wait of " + std::to_string(e.retry_after) + " s");
+  } else {
+    ++chat_counters_.failed;
+    chat_done(m, "failed: " + e.message);
+  }
+}
+
+void CallBridge::chat_done(const ChatText& m, const std::string& result) {
   const bool sent = result == "sent";
+  const std::string call = m.call_id.empty() ? std::string() : " (call " + m.call_id + ")";
   auto& lg = log::get("telegram");
   if (sent) {
-    lg.info("line {}: {} message to user {}{}: sent", config_.code, kind, user,
-            call_id.empty() ? std::string() : " (call " + call_id + ")");
+    lg.info("line {}: {} message to user {}{}: sent", config_.code, m.kind, m.user, call);
   } else {
-    lg.warn("line {}: {} message to user {}{}: {}", config_.code, kind, user,
-            call_id.empty() ? std::string() : " (call " + call_id + ")", result);
+    lg.warn("line {}: {} message to user {}{}: {}", config_.code, m.kind, m.user, call, result);
   }
-  json entry = {{"at", iso_time(unix_ms())}, {"user_id", user},   {"kind", kind}, {"text", text},
-                {"result", result},          {"call_id", call_id}};
-  if (call_id.empty()) entry["call_id"] = nullptr;
+  json entry = {
+      {"at", iso_time(unix_ms())}, {"user_id", m.user},   {"kind", m.kind}, {"text", m.text},
+      {"result", result},          {"call_id", m.call_id}};
+  if (m.call_id.empty()) entry["call_id"] = nullptr;
   chat_recent_.push_back(std::move(entry));
   while (chat_recent_.size() > kChatRecent)
     chat_recent_.pop_front();

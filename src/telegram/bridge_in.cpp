@@ -56,6 +56,8 @@ void CallBridge::send_invite(const std::shared_ptr<Call>& c, const TgUser& u) {
   std::string called = config_.number;
   if (c->callback) {
     if (!c->dialled.empty()) called = c->dialled;
+    if (called.empty()) called = config_.phone[0] == '+' ? config_.phone.substr(1) : config_.phone;
+    c->dialled = called;
   } else if (auto d = dialled_.find(c->user_id); d != dialled_.end()) {
     if (steady_ms() - d->second.at_ms <= int64_t(options_.digits_valid_s) * 1000) {
       if (!d->second.number.empty()) called = d->second.number;
@@ -93,10 +95,10 @@ void CallBridge::send_invite(const std::shared_ptr<Call>& c, const TgUser& u) {
   }
   c->invite = m;
   log::call("telegram", spdlog::level::info, c->call_id,
-            "line {}: {} {} user {} ({}) to '{}' on the PBX{}", config_.code,
-            c->callback ? "callback for" : "Telegram call",
-            c->callback ? "" : std::to_string(c->tg_id) + " from", u.id, name, called,
-            c->pbx.empty() ? std::string() : " " + c->pbx);
+            "line {}: {} user {} ({}) to '{}' on the PBX{}", config_.code,
+            c->callback ? std::string("callback for")
+                        : "Telegram call " + std::to_string(c->tg_id) + " from",
+            u.id, name, called, c->pbx.empty() ? std::string() : " " + c->pbx);
   txn::ClientUser cu;
   std::weak_ptr<Call> weak = c;
   cu.on_response = [this, weak](const sip::Message& r) {

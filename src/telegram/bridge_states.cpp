@@ -54,6 +54,7 @@ void CallBridge::on_update(const json& u) {
     return;
   }
   if (type == "updateNewMessage" && u.contains("message")) on_message(u["message"]);
+  if (type == "updateMessageSendSucceeded" || type == "updateMessageSendFailed") on_message_sent(u);
 }
 
 void CallBridge::on_call_state(const std::shared_ptr<Call>& c, const json& call) {

@@ -243,15 +243,15 @@ class ChatFeatures(KeepOnFailure):
 
     # --- flood waits on chat replies --------------------------------------------------------
 
-    def test_flood_wait_short_retried_long_dropped_and_counted(self):
-        short = self.sim.user(first_name="ShortWait")
+    def flood_waits(self, tag):
+        short = self.sim.user(first_name="ShortWait" + tag)
         self.sim.ctl("flood", what="message", seconds=2)
         started = time.time()
         self.write(short, "hi")
         self.assertEqual(len(self.wait_sent(short, 1, seconds=8)), 1)
         self.assertGreater(time.time() - started, 1.5)  # sent again after the wait
         dropped = self.line_status()["chat"]["dropped_flood"]
-        long_wait = self.sim.user(first_name="LongWait")
+        long_wait = self.sim.user(first_name="LongWait" + tag)
         self.sim.ctl("flood", what="message", seconds=30)
         self.write(long_wait, "hi")
         deadline = time.time() + 5
@@ -259,10 +259,22 @@ class ChatFeatures(KeepOnFailure):
             time.sleep(0.05)
         self.assertEqual(self.line_status()["chat"]["dropped_flood"], dropped + 1)
         self.assertEqual(self.sent(long_wait), [])
+        recent = [m for m in self.line_status()["chat"]["recent"] if m["user_id"] == long_wait]
+        self.assertEqual(recent[-1]["result"], "dropped: flood wait of 30 s")
         metrics = self.api.text("/metrics")[2]
         self.assertIn('esg_telegram_chat_messages_total{result="dropped_flood"} %d'
                       % (dropped + 1), metrics)
 
+    def test_flood_wait_short_retried_long_dropped_and_counted(self):
+        self.flood_waits("")
+
+    def test_flood_wait_reported_later_as_tdlib_does(self):
+        # sendMessage answers "pending"; the flood wait comes in updateMessageSendFailed.
+        self.sim.ctl("chat.async", on=True)
+        try:
+            self.flood_waits("Async")
+        finally:
+            self.sim.ctl("chat.async", on=False)
 
 if __name__ == "__main__":
     unittest.main()
