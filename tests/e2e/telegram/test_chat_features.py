@@ -241,6 +241,28 @@ class ChatFeatures(KeepOnFailure):
         self.assertIsNotNone(found)
         self.assertEqual(found.get("telegram", {}).get("chat_sent"), texts, found)
 
+    # --- configuration ----------------------------------------------------------------------
+
+    def test_bad_chat_fields_are_refused_naming_the_field(self):
+        path = "%s/%d" % (LINES, self.line["id"])
+        cases = [({"menu": [{"key": "1", "label": "A", "pbx": "nopbx"}]}, "menu[0].pbx"),
+                 ({"menu": [{"key": "1", "label": "A"}, {"key": "1", "label": "B"}]},
+                  "menu[1].key"),
+                 ({"menu": [{"key": "1"}]}, "menu[0].label"),
+                 ({"menu": [{"key": "1", "label": "A", "extension": "5"}]},
+                  "menu[0].extension"),
+                 ({"callback_keyword": "call me"}, "callback_keyword"),
+                 ({"missed_interval": 0}, "missed_interval"),
+                 ({"menu_interval": "1h"}, "menu_interval")]
+        for body, field in cases:
+            status, answer = self.api.call("PATCH", path, body)
+            self.assertEqual((status, answer.get("field")), (400, field), (body, answer))
+            self.assertTrue(answer.get("error"), answer)
+        # Nothing of it was applied.
+        got = self.api.ok("GET", path)
+        self.assertEqual(got["callback_keyword"], "callback")
+        self.assertEqual([m["key"] for m in got["menu"]], ["1", "2"])
+
     # --- flood waits on chat replies --------------------------------------------------------
 
     def flood_waits(self, tag):
