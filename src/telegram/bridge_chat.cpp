@@ -15,7 +15,9 @@ using namespace bridge_detail;
 namespace {
 
 constexpr size_t kMaxChatSentPerCall = 8;
-constexpr int kChatConfirmS = 60;  // a message TDLib queued: its result within this long
+constexpr int kChatConfirmS = 60;
+constexpr size_t kRecentText = 256;  // of each recent message's text, in monitoring  // a message
+                                     // TDLib queued: its result within this long
 
 json text_message(int64_t chat, const std::string& text) {
   return {{"@type", "sendMessage"},
@@ -24,6 +26,16 @@ json text_message(int64_t chat, const std::string& text) {
            {{"@type", "inputMessageText"},
             {"text", {{"@type", "formattedText"}, {"text", text}, {"entities", json::array()}}},
             {"clear_draft", false}}}};
+}
+
+// A message's text as monitoring keeps it: at most kRecentText bytes, cut before a UTF-8
+// character, not inside one.
+std::string shown_text(const std::string& text) {
+  if (text.size() <= kRecentText) return text;
+  size_t n = kRecentText;
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80)
+    --n;
+  return text.substr(0, n) + "\u2026";
 }
 
 }  // namespace
@@ -130,9 +142,8 @@ void CallBridge::chat_done(const ChatText& m, const std::string& result) {
   } else {
     lg.warn("line {}: {} message to user {}{}: {}", config_.code, m.kind, m.user, call, result);
   }
-  json entry = {
-      {"at", iso_time(unix_ms())}, {"user_id", m.user},   {"kind", m.kind}, {"text", m.text},
-      {"result", result},          {"call_id", m.call_id}};
+  json entry = {{"at", iso_time(unix_ms())},  {"user_id", m.user}, {"kind", m.kind},
+                {"text", shown_text(m.text)}, {"result", result},  {"call_id", m.call_id}};
   if (m.call_id.empty()) entry["call_id"] = nullptr;
   chat_recent_.push_back(std::move(entry));
   while (chat_recent_.size() > kChatRecent)
