@@ -67,7 +67,15 @@ void telegram_media(MetricsText& m, const json& lines) {
   std::map<std::pair<std::string, std::string>, double> connected;
   double buckets[kBuckets] = {}, sum_ms = 0, reconnections = 0, no_path = 0, undecryptable = 0,
          skipped = 0;
+  std::map<std::string, double> chat;  // the lines' chat messages by result (issue 23)
+  for (const char* r : {"sent", "dropped_flood", "dropped_busy", "failed"})
+    chat[r] = 0;
   for (const auto& l : lines) {
+    const json c = l.value("chat", json::object());
+    if (c.is_object()) {
+      for (auto& [result, n] : chat)
+        n += number(c, result.c_str());
+    }
     const json media = l.value("media", json::object());
     if (!media.is_object()) continue;
     for (const auto& c : media.value("connected", json::array()))
@@ -103,6 +111,11 @@ void telegram_media(MetricsText& m, const json& lines) {
            "Telegram call signaling packets dropped because they did not decrypt", undecryptable);
   m.single("esg_telegram_tcp_reflectors_skipped_total", "counter",
            "TCP reflectors of Telegram calls skipped (esg uses UDP reflectors)", skipped);
+  m.family("esg_telegram_chat_messages_total", "counter",
+           "chat messages the Telegram lines wrote (menu, missed-call, callback), by result: "
+           "sent, dropped_flood (a flood wait over 5 s), dropped_busy, failed");
+  for (const auto& [result, n] : chat)
+    m.sample("esg_telegram_chat_messages_total", {{"result", result}}, n);
 }
 
 }  // namespace

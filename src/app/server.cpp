@@ -520,6 +520,12 @@ void Server::start() {
                      if (!l) return unexpected(l.error());
                      if (!store_->find_code(store::Table::Pbx, l->pbx))
                        return unexpected(accounts::FieldError{"pbx", "names no PBX connection"});
+                     for (size_t i = 0; i < l->menu.size(); ++i) {
+                       const std::string& pbx = l->menu[i].pbx;
+                       if (!pbx.empty() && !store_->find_code(store::Table::Pbx, pbx))
+                         return unexpected(accounts::FieldError{
+                             "menu[" + std::to_string(i) + "].pbx", "names no PBX connection"});
+                     }
                      return telegram::to_stored_json(*l);
                    },
                    telegram::public_view,
@@ -618,7 +624,10 @@ void Server::start() {
       edge_->telegram().remove(l.code);
       return;
     }
-    edge_->telegram().put({l.code, l.pbx, l.trunks, state, "127.0.0.1", port});
+    edge::TelegramLineInfo info{l.code, l.pbx, l.trunks, state, "127.0.0.1", port, {}};
+    for (const auto& m : l.menu)
+      if (!m.pbx.empty()) info.menu_pbxs.push_back(m.pbx);
+    edge_->telegram().put(std::move(info));
   };
   lo.srvidx = config_.instance.srvidx;
   if (clustered()) {

@@ -129,6 +129,9 @@ struct TelegramLineInfo {
   std::string state;  // the line's authorization state: calls go out only when "ready"
   std::string host;
   uint16_t port = 0;
+  // The other PBX connections its menu of lines names (issue 23): an INVITE from the line may
+  // ask for one of these with X-ESG-PBX, never for another.
+  std::vector<std::string> menu_pbxs;
 };
 
 class TelegramDirectory {

@@ -250,7 +250,8 @@ void CallBridge::start_media(const std::shared_ptr<Call>& c) {
     return;
   }
   std::string error;
-  if (!c->media->start(*c->ready, c->to_telegram, &error)) {
+  // A callback's Telegram call is esg's outgoing call, as one the PBX makes.
+  if (!c->media->start(*c->ready, c->to_telegram || c->callback, &error)) {
     c->disconnected = true;
     if (c->to_telegram && c->server)
       fail_sip(c, {503, "Telegram: " + error, 0, false});
@@ -319,7 +320,7 @@ void CallBridge::show_media() {
   for (const auto& [id, c] : by_call_id_) {
     if (c->ended || !c->media || !c->media_started) continue;
     any = true;
-    options_.board->annotate(c->call_id, "telegram", media_status(*c));
+    options_.board->annotate(c->call_id, "telegram", board_note(*c));
   }
   if (!any) {
     showing_media_ = false;
@@ -334,6 +335,15 @@ void CallBridge::show_media() {
 // --- ending ----------------------------------------------------------------------------
 
 void CallBridge::fail_sip(const std::shared_ptr<Call>& c, const SipAnswer& a) {
+  if (c->callback) {
+    // The PBX answered a callback and Telegram refused the call to the user: the PBX hears
+    // why in the BYE's Reason, the user in the chat.
+    log::call("telegram", spdlog::level::info, c->call_id, "line {}: callback to user {}: {} {}",
+              config_.code, c->user_id, a.status, a.reason);
+    callback_refused(c, a);
+    end(c, uint16_t(a.status), a.reason, true);
+    return;
+  }
   log::call("telegram", spdlog::level::info, c->call_id, "line {}: {} to '{}': {}{}", config_.code,
             a.status, c->dialled, a.reason,
             a.retry_after ? ", Retry-After " + std::to_string(a.retry_after) : "");
@@ -380,12 +390,10 @@ void CallBridge::end(const std::shared_ptr<Call>& c, uint16_t cause, const std::
     // SIP side hears of the end: the B2BUA writes the CDR, with the board's Telegram fields,
     // when our BYE or CANCEL reaches it.
     c->media->stop();
-    if (c->media_started) {
-      const json last = media_status(*c);
-      count_ended_media(last);
-      if (options_.board) options_.board->annotate(c->call_id, "telegram", last);
-    }
+    if (c->media_started) count_ended_media(c->media->status());
   }
+  if (options_.board && (c->media_started || !c->chat_sent.empty()))
+    options_.board->annotate(c->call_id, "telegram", board_note(*c));
   const std::string reason = reason_line(cause ? cause : 487, why);
   if (c->client && !c->answered) {
     send_cancel(*c, reason);
@@ -418,7 +426,7 @@ void CallBridge::send_cancel(const Call& c, const std::string& reason) {
 }
 
 json CallBridge::media_status(const Call& c) const {
-  json j = c.media ? c.media->status() : json::object();
+  json j = c.media && c.media_started ? c.media->status() : json::object();
   if (!j.is_object()) j = json::object();
   if (c.autoanswered) {
     j["autoanswer"] = true;
@@ -516,6 +524,12 @@ void CallBridge::publish_status() {
       {"calls_refused_version", version_refused_},
       {"media", media_counters()},
       {"restricted_since", restricted_ms_ ? json(iso_time(restricted_ms_)) : json()},
+      {"chat",
+       {{"sent", chat_counters_.sent},
+        {"dropped_flood", chat_counters_.dropped_flood},
+        {"dropped_busy", chat_counters_.dropped_busy},
+        {"failed", chat_counters_.failed},
+        {"recent", json(chat_recent_)}}},
       {"sip", port_ ? json("127.0.0.1:" + std::to_string(port_)) : json()}};
 }
 

@@ -25,6 +25,7 @@
 
 #include "telegram/answers.hpp"
 #include "telegram/callerid.hpp"
+#include "telegram/chat.hpp"
 #include "telegram/line_config.hpp"
 #include "telegram/media.hpp"
 #include "telegram/td/tdjson.hpp"
@@ -49,6 +50,7 @@ struct BridgeOptions {
   // long) goes to on the PBX.
   int digits_valid_s = 300;
   int flood_retry_up_to = 5;  // flood waits up to this long are waited out and retried
+  int callback_gap_s = 60;    // a user's callback requests: at most one in this long
   // The calls API's board: each Telegram call's media (version, path, quality) is shown on
   // its call there. Null: not shown.
   edge::CallBoard* board = nullptr;
@@ -113,6 +115,29 @@ class CallBridge : public std::enable_shared_from_this<CallBridge> {
   void on_message(const nlohmann::json& message);
   void send_key(const std::shared_ptr<Call>& c);
 
+  // The chat (issue 23): replies, the callback, the missed-call message.
+  // Writes `text` to `user` (createPrivateChat, sendMessage): a flood wait up to
+  // flood_retry_up_to is waited out, a longer one drops the message; each is counted and kept
+  // in the line's recent chat (with the SIP Call-ID it belongs to, if any).
+  void say(int64_t user, const std::string& text, const std::string& kind,
+           const std::string& call_id);
+  struct ChatText {
+    int64_t user = 0, chat = 0;
+    std::string text, kind, call_id;
+    int tries = 0;
+  };
+  void send_text(ChatText m);
+  // TDLib's answer to sendMessage, or its later updateMessageSendSucceeded / Failed.
+  void chat_result(ChatText m, const Result<nlohmann::json, td::TdError>& r);
+  void on_message_sent(const nlohmann::json& u);
+  void chat_done(const ChatText& m, const std::string& result);
+  void request_callback(int64_t user, const std::string& number);
+  void start_callback(int64_t user, bool contact, const TgUser& u, const std::string& number);
+  void callback_answered(const std::shared_ptr<Call>& c);
+  void callback_refused(const std::shared_ptr<Call>& c, const SipAnswer& a);
+  void missed_call(const std::shared_ptr<Call>& c, const std::string& why);
+  nlohmann::json board_note(const Call& c) const;
+
   // Ends the call: answers or cancels the SIP side, discards the Telegram side.
   void fail_sip(const std::shared_ptr<Call>& c, const SipAnswer& a);
   void end(const std::shared_ptr<Call>& c, uint16_t cause, const std::string& why,
@@ -159,15 +184,29 @@ class CallBridge : public std::enable_shared_from_this<CallBridge> {
 
   std::map<std::string, std::shared_ptr<Call>> by_call_id_;  // SIP Call-ID
   std::map<int64_t, std::shared_ptr<Call>> by_tg_;           // Telegram call id
-  // Digits a user sent before calling: user id -> (number, steady ms when sent).
-  std::map<int64_t, std::pair<std::string, int64_t>> dialled_;
+  // Digits (or a menu key) a user sent before calling: where the next call goes.
+  struct Dialled {
+    std::string number, pbx;  // pbx: a menu entry's PBX connection (empty: the line's)
+    int64_t at_ms = 0;        // steady ms when sent
+  };
+  std::map<int64_t, Dialled> dialled_;
   // The tones' audio: the cadences, and the line's WAV files by path (read once; a few).
   std::map<std::string, std::shared_ptr<const Pcm48>> tones_;
-  std::deque<int64_t> noncontact_;  // unix ms of calls to non-contacts in the last 24 h
-  int64_t flood_until_ms_ = 0;      // unix ms: no calls to Telegram before
-  int64_t restricted_ms_ = 0;       // unix ms the spam restriction was last reported
-  uint64_t version_refused_ = 0;    // calls whose protocol version esg does not speak
-  bool showing_media_ = false;      // the board's 1 s timer runs
+  PerUserInterval menu_sent_, missed_sent_, callback_asked_;
+  struct ChatCounters {
+    uint64_t sent = 0, dropped_flood = 0, failed = 0, dropped_busy = 0;
+  };
+  ChatCounters chat_counters_;
+  // Messages TDLib has queued (sendMessage answered with a pending message): by its temporary
+  // id, until updateMessageSendSucceeded or updateMessageSendFailed (or a minute passes).
+  std::map<int64_t, ChatText> chat_queued_;
+  int chat_pending_ = 0;                    // messages on their way (bounded: kMaxChatPending)
+  std::deque<nlohmann::json> chat_recent_;  // the last messages and their results
+  std::deque<int64_t> noncontact_;          // unix ms of calls to non-contacts in the last 24 h
+  int64_t flood_until_ms_ = 0;              // unix ms: no calls to Telegram before
+  int64_t restricted_ms_ = 0;               // unix ms the spam restriction was last reported
+  uint64_t version_refused_ = 0;            // calls whose protocol version esg does not speak
+  bool showing_media_ = false;              // the board's 1 s timer runs
   // For /metrics, counted once per call: at the event (connected, reconnecting, the 20 s rule)
   // or when the call ends (signaling the engine could not decrypt, skipped TCP reflectors).
   struct MediaCounters {

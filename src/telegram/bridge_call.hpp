@@ -91,10 +91,11 @@ inline std::string tg_header_lines(const TgUser& u) {
 }
 
 inline bool is_digits_message(const std::string& s) {
-  return !s.empty() && s.size() <= 32 && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= '0' && c <= '9') || c == '*' || c == '#' || (c >= 'A' && c <= 'D');
-  });
+  return is_keypad_text(s);
 }
+
+constexpr int kMaxChatPending = 256;  // chat messages on their way at once
+constexpr size_t kChatRecent = 50;    // the line's recent chat messages shown in monitoring
 
 inline std::string trim(std::string s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
@@ -144,6 +145,10 @@ struct CallBridge::Call {
   std::string dialled;     // what the PBX dialled
   std::string tg_headers;  // X-TG-* lines of the user called (to_telegram), on 180 and 200
   std::string keys;        // chat digits still to send to the PBX
+  bool callback = false;   // a callback the user asked for: the PBX first, then Telegram
+  bool pbx_rang = false;   // the PBX's side rang (1xx) before the call ended unanswered
+  std::string pbx;         // a menu entry's PBX connection (X-ESG-PBX), empty: the line's
+  std::vector<std::string> chat_sent;  // what esg wrote to the user about this call
   std::string lane_state;  // TDLib's last call state on the diagram's lane (repeats skipped)
   int lane_events = 0;     // on the lane so far (bounded: kMaxLaneEvents)
 };

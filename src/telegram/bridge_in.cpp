@@ -52,10 +52,18 @@ void CallBridge::send_invite(const std::shared_ptr<Call>& c, const TgUser& u) {
   c->rtp = std::make_unique<RtpBridge>(io_, *c->media, kOpusPt, kEventPt);
   // The number on the PBX: digits the user sent just before calling, else the line's number,
   // else the line's own phone number (as a DID).
+  // A menu key picks its entry's PBX connection and number (its number empty: the line's).
+  // A callback calls the number the user gave, or the line's.
   std::string called = config_.number;
-  if (auto d = dialled_.find(c->user_id); d != dialled_.end()) {
-    if (steady_ms() - d->second.second <= int64_t(options_.digits_valid_s) * 1000)
-      called = d->second.first;
+  if (c->callback) {
+    if (!c->dialled.empty()) called = c->dialled;
+    if (called.empty()) called = config_.phone[0] == '+' ? config_.phone.substr(1) : config_.phone;
+    c->dialled = called;
+  } else if (auto d = dialled_.find(c->user_id); d != dialled_.end()) {
+    if (steady_ms() - d->second.at_ms <= int64_t(options_.digits_valid_s) * 1000) {
+      if (!d->second.number.empty()) called = d->second.number;
+      c->pbx = d->second.pbx;
+    }
     dialled_.erase(d);
   }
   if (called.empty()) called = config_.phone[0] == '+' ? config_.phone.substr(1) : config_.phone;
@@ -71,6 +79,7 @@ void CallBridge::send_invite(const std::shared_ptr<Call>& c, const TgUser& u) {
   m += "CSeq: 1 INVITE\r\n";
   m += "Contact: <sip:tg@127.0.0.1:" + std::to_string(port_) + ">\r\n";
   m += "Allow: INVITE, ACK, CANCEL, BYE, INFO, OPTIONS\r\n";
+  if (!c->pbx.empty()) m += "X-ESG-PBX: " + c->pbx + "\r\n";  // for esg's B2BUA only
   m += tg_header_lines(u);
   const std::string body = sdp(*c, "sendrecv");
   m += "Content-Type: application/sdp\r\nContent-Length: " + std::to_string(body.size()) +
@@ -82,8 +91,10 @@ void CallBridge::send_invite(const std::shared_ptr<Call>& c, const TgUser& u) {
   }
   c->invite = m;
   log::call("telegram", spdlog::level::info, c->call_id,
-            "line {}: Telegram call {} from user {} ({}) to '{}' on the PBX", config_.code,
-            c->tg_id, u.id, name, called);
+            "line {}: {} user {} ({}) to '{}' on the PBX{}", config_.code,
+            c->callback ? std::string("callback for")
+                        : "Telegram call " + std::to_string(c->tg_id) + " from",
+            u.id, name, called, c->pbx.empty() ? std::string() : " " + c->pbx);
   txn::ClientUser cu;
   std::weak_ptr<Call> weak = c;
   cu.on_response = [this, weak](const sip::Message& r) {
@@ -93,10 +104,11 @@ void CallBridge::send_invite(const std::shared_ptr<Call>& c, const TgUser& u) {
     auto c = weak.lock();
     if (!c || c->ended) return;
     c->client = 0;
+    missed_call(c, "no answer from esg");
     end(c, 0, "no answer from esg", true);
   };
   c->client = layer_->send_request(std::move(*parsed), channel_, std::move(cu));
-  if (config_.autoanswer) autoanswer(c);
+  if (config_.autoanswer && !c->callback) autoanswer(c);  // a callback's user is called later
 }
 
 void CallBridge::autoanswer(const std::shared_ptr<Call>& c) {
@@ -130,6 +142,7 @@ void CallBridge::autoanswer(const std::shared_ptr<Call>& c) {
         if (!me || !c || c->ended || c->answered || c->refused) return;
         c->answer_timer = 0;
         me->send_cancel(*c, reason_line(408, "no answer from the PBX"));
+        me->missed_call(c, "no answer from the PBX");
         me->refuse(
             c, 408,
             "the PBX did not answer within " + std::to_string(me->config_.answer_timeout) + " s");
@@ -181,6 +194,7 @@ std::shared_ptr<const Pcm48> CallBridge::tone_pcm(const std::string& wav, bool b
 
 void CallBridge::on_invite_response(const std::shared_ptr<Call>& c, const sip::Message& r) {
   const uint16_t s = r.status();
+  if (s > 100 && s < 200) c->pbx_rang = true;
   // Early media (183 with SDP): where the relay's audio comes from, and where an autoanswered
   // user's goes.
   if (s > 100 && s < 200 && has_sdp(r)) read_peer_sdp(*c, r.body(), nullptr);
@@ -197,14 +211,17 @@ void CallBridge::on_invite_response(const std::shared_ptr<Call>& c, const sip::M
   }
   c->client = 0;
   if (s >= 300) {
-    // Rejected, busy, no answer: the Telegram call is discarded (the user sees it declined);
-    // an autoanswered one hears the busy tone first (the 487 to our CANCEL is already that).
+    // Rejected, busy, no answer: the Telegram call is discarded (the user sees it declined),
+    // and the user may get the missed-call message; an autoanswered one hears the busy tone
+    // first (the 487 to our CANCEL is already that). A callback's PBX side did not answer: the
+    // user is not called.
     if (c->refused) return;
+    if (!c->ended) missed_call(c, "the PBX answered " + std::to_string(s));
     if (c->autoanswered && !c->ended) {
       refuse(c, 0, "the PBX answered " + std::to_string(s));
       return;
     }
-    end(c, 0, "the PBX answered " + std::to_string(s), true);
+    end(c, 0, "the PBX answered " + std::to_string(s), !c->callback);
     return;
   }
   auto inv = sip::parse_message(c->invite);
@@ -226,6 +243,10 @@ void CallBridge::on_invite_response(const std::shared_ptr<Call>& c, const sip::M
   c->pbx_answered_ms = unix_ms();
   if (has_sdp(r)) read_peer_sdp(*c, r.body(), nullptr);
   if (c->tone) c->tone->stop();
+  if (c->callback) {
+    callback_answered(c);
+    return;
+  }
   if (c->autoanswered) return;  // accepted already
   c->accepted = true;
   lane(*c, "acceptCall (the PBX answered)");

@@ -17,6 +17,7 @@
 #include "sdp/session.hpp"
 #include "sip/response.hpp"
 #include "telegram/bridge_call.hpp"
+#include "telegram/chat.hpp"
 #include "telegram/media.hpp"
 
 namespace esg::telegram {
@@ -53,6 +54,7 @@ void CallBridge::on_update(const json& u) {
     return;
   }
   if (type == "updateNewMessage" && u.contains("message")) on_message(u["message"]);
+  if (type == "updateMessageSendSucceeded" || type == "updateMessageSendFailed") on_message_sent(u);
 }
 
 void CallBridge::on_call_state(const std::shared_ptr<Call>& c, const json& call) {
@@ -74,6 +76,10 @@ void CallBridge::on_call_state(const std::shared_ptr<Call>& c, const json& call)
   if (type == "callStateReady") {
     c->tg_up = true;
     c->ready = st;
+    if (c->callback && c->ring_timer) {
+      timers_.stop(c->ring_timer);
+      c->ring_timer = 0;
+    }
     start_media(c);
     if (c->to_telegram && c->server && !c->ended) {
       // The user answered: 200 with our description, re-sent until the ACK.
@@ -104,6 +110,18 @@ void CallBridge::on_call_state(const std::shared_ptr<Call>& c, const json& call)
   }
   if (type == "callStateDiscarded" || type == "callStateError") {
     by_tg_.erase(c->tg_id);
+    if (c->callback && !c->tg_up) {
+      // The user did not take the callback, or Telegram refused it: the PBX's employee is
+      // told by the BYE's Reason, the user (for a refusal) in the chat.
+      SipAnswer a = type == "callStateError"
+                        ? answer_for_error(td::error_of(st.value("error", json::object())))
+                        : answer_for_discard(st.value(json::json_pointer("/reason/@type"), ""));
+      if (a.restricted) restricted_ms_ = unix_ms();
+      if (type == "callStateError" && st.value(json::json_pointer("/error/code"), 0) != 4005000)
+        callback_refused(c, a);
+      end(c, uint16_t(a.status), a.reason, false);
+      return;
+    }
     if (c->to_telegram && !c->answered) {
       SipAnswer a = type == "callStateError"
                         ? answer_for_error(td::error_of(st.value("error", json::object())))
@@ -118,6 +136,8 @@ void CallBridge::on_call_state(const std::shared_ptr<Call>& c, const json& call)
       end(c, 200, "Call completed elsewhere", false);
       return;
     }
+    // The caller gave up while the PBX rang: a missed call (not when it hung up at once).
+    if (!c->answered && c->pbx_rang) missed_call(c, "the caller hung up while the PBX rang");
     end(c, 0, c->answered ? "Telegram: the user hung up" : "Telegram: the caller hung up", false);
   }
 }
@@ -129,15 +149,30 @@ void CallBridge::on_message(const json& message) {
   const json& content = message.value("content", json::object());
   if (content.value("@type", "") != "messageText") return;
   const std::string text = trim(content.value(json::json_pointer("/text/text"), ""));
-  if (!is_digits_message(text)) return;
-  for (auto& [id, c] : by_call_id_) {
-    if (c->user_id != from || c->ended || !c->answered || !c->dialog) continue;
-    // In a call: the digits are key presses towards the PBX, each an INFO that esg's relay
-    // turns into what the PBX connection takes (RFC 4733 events in its own clock and
-    // timestamps, INFO, or in-band tones).
-    const bool idle = c->keys.empty();
-    c->keys += text;
-    if (idle) send_key(c);
+  if (is_digits_message(text)) {
+    for (auto& [id, c] : by_call_id_) {
+      if (c->user_id != from || c->ended || !c->answered || !c->dialog) continue;
+      // In a call: the digits are key presses towards the PBX, each an INFO that esg's relay
+      // turns into what the PBX connection takes (RFC 4733 events in its own clock and
+      // timestamps, INFO, or in-band tones).
+      const bool idle = c->keys.empty();
+      c->keys += text;
+      if (idle) send_key(c);
+      return;
+    }
+  }
+  // Replies go to private chats only (a private chat's id is its user's id): never to a group
+  // the account is in.
+  const int64_t chat = message.value("chat_id", from);
+  const ChatCommand cmd = parse_chat(text, config_.menu, config_.callback_keyword);
+  if (cmd.kind == ChatCommand::Kind::Callback) {
+    if (chat == from) request_callback(from, cmd.number);
+    return;
+  }
+  if (cmd.kind == ChatCommand::Kind::Other) {
+    if (chat == from && !config_.menu.empty() &&
+        menu_sent_.allow(from, steady_ms(), int64_t(config_.menu_interval) * 1000))
+      say(from, render_menu(config_.menu_text, config_.menu), "menu", {});
     return;
   }
   // Kept for the window only: a chat full of users who send digits and never call must not
@@ -145,10 +180,17 @@ void CallBridge::on_message(const json& message) {
   const int64_t now = steady_ms();
   if (dialled_.size() >= kDialledSweepAt) {
     std::erase_if(dialled_, [&](const auto& d) {
-      return now - d.second.second > int64_t(options_.digits_valid_s) * 1000;
+      return now - d.second.at_ms > int64_t(options_.digits_valid_s) * 1000;
     });
   }
-  dialled_[from] = {text, now};
+  if (cmd.kind == ChatCommand::Kind::MenuKey) {
+    const MenuEntry& e = config_.menu[cmd.entry];
+    log::get("telegram")
+        .info("line {}: user {} picked menu entry {} ({})", config_.code, from, e.key, e.label);
+    dialled_[from] = {e.number, e.pbx, now};
+    return;
+  }
+  dialled_[from] = {text, {}, now};
 }
 
 void CallBridge::send_key(const std::shared_ptr<Call>& c) {

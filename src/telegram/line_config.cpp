@@ -1,6 +1,8 @@
 #include "telegram/line_config.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <optional>
 
 #include "accounts/json_reader.hpp"
 #include "telegram/tones.hpp"
@@ -15,9 +17,98 @@ Unexpected<accounts::FieldError> bad(std::string field, std::string message) {
   return unexpected(accounts::FieldError{std::move(field), std::move(message)});
 }
 
+constexpr size_t kMaxMenu = 20;
+constexpr size_t kMaxChatText = 4096;  // Telegram's length of a text message
+
 bool is_phone(const std::string& p) {
   if (p.size() < 8 || p.size() > 16 || p[0] != '+') return false;
   return std::all_of(p.begin() + 1, p.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool plain_number(const std::string& n) {
+  return std::all_of(n.begin(), n.end(),
+                     [](char c) { return accounts::detail::is_token_char(c) && c != '@'; });
+}
+
+void read_menu(accounts::detail::Reader& r, std::vector<MenuEntry>& out) {
+  const json* v = r.get("menu");
+  if (!v) return;
+  if (!v->is_array()) {
+    r.fail("menu", "must be a list of {key, label, pbx, number}");
+    return;
+  }
+  if (v->size() > kMaxMenu) {
+    r.fail("menu", "must have at most " + std::to_string(kMaxMenu) + " entries");
+    return;
+  }
+  for (size_t i = 0; i < v->size(); ++i) {
+    const std::string at = "menu[" + std::to_string(i) + "]";
+    const json& e = (*v)[i];
+    if (!e.is_object()) {
+      r.fail(at, "must be an object {key, label, pbx, number}");
+      return;
+    }
+    MenuEntry m;
+    for (auto it = e.begin(); it != e.end(); ++it) {
+      std::string* field = it.key() == "key"      ? &m.key
+                           : it.key() == "label"  ? &m.label
+                           : it.key() == "pbx"    ? &m.pbx
+                           : it.key() == "number" ? &m.number
+                                                  : nullptr;
+      if (!field) {
+        r.fail(at + "." + it.key(), "unknown field");
+        return;
+      }
+      if (it->is_null()) continue;
+      if (!it->is_string()) {
+        r.fail(at + "." + it.key(), "must be a string");
+        return;
+      }
+      *field = it->get<std::string>();
+    }
+    out.push_back(std::move(m));
+  }
+}
+
+std::optional<accounts::FieldError> check_chat(const LineConfig& l) {
+  auto err = [](std::string f, std::string m) {
+    return accounts::FieldError{std::move(f), std::move(m)};
+  };
+  for (size_t i = 0; i < l.menu.size(); ++i) {
+    const auto& m = l.menu[i];
+    const std::string at = "menu[" + std::to_string(i) + "]";
+    // A key is what a user types as a chat message and what a keypad sends as DTMF.
+    if (m.key.empty() || m.key.size() > 4 || !is_keypad_text(m.key))
+      return err(at + ".key", "must be 1 to 4 of the keys 0-9, *, #");
+    for (size_t j = 0; j < i; ++j) {
+      if (l.menu[j].key == m.key)
+        return err(at + ".key", "is used by menu[" + std::to_string(j) + "]");
+    }
+    if (m.label.empty() || m.label.size() > 64)
+      return err(at + ".label", "must be 1 to 64 characters");
+    if (!m.pbx.empty() && !accounts::detail::valid_code(m.pbx))
+      return err(at + ".pbx", "must be the code of a PBX connection");
+    if (m.number.size() > 32 || !plain_number(m.number))
+      return err(at + ".number", "must be a plain number or user part");
+  }
+  if (l.menu_text.size() > kMaxChatText)
+    return err("menu_text", "must be at most 4096 characters (Telegram's limit)");
+  if (!l.menu.empty() && l.menu_text.empty())
+    return err("menu_text", "must not be empty when the line has a menu");
+  if (l.missed_message.size() > kMaxChatText)
+    return err("missed_message", "must be at most 4096 characters (Telegram's limit)");
+  const std::string& kw = l.callback_keyword;
+  if (!kw.empty()) {
+    if (kw.size() > 32 || std::any_of(kw.begin(), kw.end(), [](char c) {
+          return std::isspace(static_cast<unsigned char>(c)) ||
+                 std::iscntrl(static_cast<unsigned char>(c));
+        }))
+      return err("callback_keyword", "must be one word of at most 32 characters");
+    // Digits already mean a number (the next call's, or keys in a call).
+    if (is_keypad_text(kw))
+      return err("callback_keyword", "must not be digits (they name a number)");
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -61,6 +152,12 @@ Result<LineConfig, accounts::FieldError> line_from_json(const json& j) {
       }
     }
   }
+  read_menu(r, l.menu);
+  r.str("menu_text", l.menu_text);
+  r.integer("menu_interval", l.menu_interval, 1, 7 * 86400);
+  r.str("callback_keyword", l.callback_keyword);
+  r.str("missed_message", l.missed_message);
+  r.integer("missed_interval", l.missed_interval, 1, 7 * 86400);
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (!r.seen.count(it.key())) r.fail(it.key(), "unknown field");
   }
@@ -105,10 +202,14 @@ Result<LineConfig, accounts::FieldError> line_from_json(const json& j) {
     auto pcm = load_wav(*wav);
     if (!pcm) return bad(wav == &l.ringback ? "ringback" : "busy", pcm.error());
   }
+  if (auto e = check_chat(l)) return unexpected(*e);
   return l;
 }
 
 json to_stored_json(const LineConfig& l) {
+  json menu = json::array();
+  for (const auto& m : l.menu)
+    menu.push_back({{"key", m.key}, {"label", m.label}, {"pbx", m.pbx}, {"number", m.number}});
   json j = {{"code", l.code},
             {"api_id", l.api_id},
             {"api_hash", l.api_hash},
@@ -129,7 +230,14 @@ json to_stored_json(const LineConfig& l) {
             {"ringback", l.ringback},
             {"busy", l.busy},
             {"answer_timeout", l.answer_timeout},
-            {"serveridxs", l.serveridxs}};
+            {"serveridxs", l.serveridxs},
+
+            {"menu", menu},
+            {"menu_text", l.menu_text},
+            {"menu_interval", l.menu_interval},
+            {"callback_keyword", l.callback_keyword},
+            {"missed_message", l.missed_message},
+            {"missed_interval", l.missed_interval}};
   if (l.id) j["id"] = l.id;
   return j;
 }

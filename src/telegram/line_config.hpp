@@ -10,6 +10,7 @@
 
 #include "accounts/account.hpp"
 #include "base/result.hpp"
+#include "telegram/chat.hpp"
 
 namespace esg::telegram {
 
@@ -41,6 +42,13 @@ struct LineConfig {
   bool autoanswer = false;
   std::string ringback, busy;
   int answer_timeout = 60;
+  // Chat features (issue 23). The menu of lines: a key sent before a call picks the entry.
+  std::vector<MenuEntry> menu;
+  std::string menu_text = "{menu}; send a digit, then call";
+  int menu_interval = 3600;      // seconds: the menu reply at most once per user in this time
+  std::string callback_keyword;  // empty: off; "callback" or "callback 205" asks a call back
+  std::string missed_message;    // empty: off; written after a call the PBX did not answer
+  int missed_interval = 3600;    // seconds: at most one missed-call message per user
 };
 
 Result<LineConfig, accounts::FieldError> line_from_json(const nlohmann::json& j);

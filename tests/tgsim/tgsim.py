@@ -101,7 +101,10 @@ class World:
         self.next_user = 100000001
         self.contacts = set()  # (owner, contact)
         self.talked = set()  # frozenset({a, b}): a prior conversation
-        self.floods = {}  # "login" | "call" | "lookup" -> seconds, for the next such request
+        # "login" | "call" | "lookup" | "message" -> seconds, for the next such request
+        self.floods = {}
+        self.sent = {}  # (account, chat id) -> the messages the account wrote there
+        self.chat_async = False  # sendMessage answers pending, the verdict comes as an update
         self.restricted = set()  # accounts under the spam restriction (PEER_FLOOD)
         self.calls = {}
         self.next_call = 1
@@ -414,12 +417,70 @@ class Client:
         call.relay("to_peer", base64.b64encode(data).decode())
         return {"@type": "ok"}
 
+    def m_createPrivateChat(self, req):
+        me = self.me()
+        if not me:
+            return error(401, "Unauthorized")
+        u = WORLD.users.get(req.get("user_id"))
+        if not u or not WORLD.knows(me.id, u.id):
+            return error(400, "User not found")
+        # A private chat's id is its user's id, as in TDLib.
+        return {"@type": "chat", "id": u.id, "title": u.name(),
+                "type": {"@type": "chatTypePrivate", "user_id": u.id}}
+
     def m_sendMessage(self, req):
         me = self.me()
         if not me:
             return error(401, "Unauthorized")
-        WORLD.talked.add(frozenset((me.id, req.get("chat_id"))))
-        return {"@type": "message", "id": 0, "chat_id": req.get("chat_id")}
+        chat = req.get("chat_id")
+        content = req.get("input_message_content") or {}
+        if content.get("@type") != "inputMessageText":
+            return error(400, "tgsim sends only inputMessageText")
+        text = (content.get("text") or {}).get("text", "")
+        if not isinstance(text, str) or not 1 <= len(text) <= 4096:
+            return error(400, "MESSAGE_TOO_LONG" if text else "Message must be non-empty")
+        if chat not in WORLD.users or not WORLD.knows(me.id, chat):
+            return error(400, "Chat not found")
+        wait = WORLD.take_flood("message")
+        refused = error(429, "Too Many Requests: retry after %d" % wait) if wait else \
+            error(403, "USER_IS_BLOCKED") if me.id in WORLD.users[chat].blocked else None
+        mid = WORLD.next_message
+        WORLD.next_message += 1
+
+        def message(mid, pending):
+            m = {"@type": "message", "id": mid, "chat_id": chat, "is_outgoing": True,
+                 "sender_id": {"@type": "messageSenderUser", "user_id": me.id},
+                 "content": {"@type": "messageText",
+                             "text": {"@type": "formattedText", "text": text, "entities": []}}}
+            if pending:
+                m["sending_state"] = {"@type": "messageSendingStatePending", "sending_id": 0}
+            return m
+
+        def deliver():
+            WORLD.talked.add(frozenset((me.id, chat)))
+            WORLD.sent.setdefault((me.id, chat), []).append(
+                {"id": mid, "text": text, "at": round(time.time(), 3)})
+
+        if not WORLD.chat_async:
+            if refused:
+                return refused
+            deliver()
+            return message(mid, False)
+        # As TDLib does: the message comes back at once, pending, with a temporary id; the
+        # server's verdict follows as updateMessageSendSucceeded or updateMessageSendFailed.
+        temp = 1000000000 + mid
+
+        def verdict():
+            if refused:
+                self.emit({"@type": "updateMessageSendFailed", "message": message(temp, False),
+                           "old_message_id": temp, "error": refused})
+                return
+            deliver()
+            self.emit({"@type": "updateMessageSendSucceeded", "message": message(mid, False),
+                       "old_message_id": temp})
+
+        self.conn.after(0.02, verdict)
+        return message(temp, True)
 
 
 class Call:
@@ -967,6 +1028,12 @@ def control(cmd):
                                      "entities": []}}}})
         WORLD.talked.add(frozenset((cmd["to"], cmd["from"])))
         return {"delivered": len(clients)}
+    if op == "chat.async":
+        WORLD.chat_async = bool(cmd.get("on", True))
+        return {}
+    if op == "chat.sent":
+        # What the account wrote to the user (its private chat), oldest first.
+        return {"messages": WORLD.sent.get((cmd["account"], cmd["user"]), [])}
     if op == "clients":
         return {"clients": [{"connection": k[0], "client_id": c.id, "state": c.state,
                              "account": c.account, "database": c.db}

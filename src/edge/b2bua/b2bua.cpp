@@ -2,6 +2,8 @@
 
 #include "media/srtp.hpp"
 
+#include <algorithm>
+
 namespace esg::edge {
 
 void B2bua::Impl::end_all(const std::string& why) {
@@ -289,10 +291,21 @@ void B2bua::Impl::start_from_telegram(const std::shared_ptr<Call>& c, txn::TxnId
   c->own_rule = std::make_unique<RouteRule>();
   c->own_rule->action = "pbx";
   c->own_rule->target = line.pbx;
+  // The menu of lines (issue 23): the entry the user picked names another PBX connection.
+  if (const sip::HeaderField* asked = req.header("X-ESG-PBX"); asked && !asked->value.empty()) {
+    const std::string code(asked->value);
+    if (std::find(line.menu_pbxs.begin(), line.menu_pbxs.end(), code) != line.menu_pbxs.end()) {
+      c->own_rule->target = code;
+      c->decisions.push_back("the menu of line " + line.code + " picked PBX connection " + code);
+    } else {
+      c->decisions.push_back("X-ESG-PBX " + code + " is not in the menu of line " + line.code +
+                             ": ignored");
+    }
+  }
   c->own_rule->number = c->normalized.ruri_user;
   c->own_rule->comment = "Telegram line " + line.code;
   c->candidates = {c->own_rule.get()};
-  c->decisions.push_back("to the line's PBX connection " + line.pbx + ", number '" +
+  c->decisions.push_back("to the PBX connection " + c->own_rule->target + ", number '" +
                          c->normalized.ruri_user + "'");
   begin(c, server);
 }

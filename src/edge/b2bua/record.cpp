@@ -59,7 +59,9 @@ json telegram_cdr_fields(const json& t) {
                                 "custom_parameters",
                                 "autoanswer",
                                 "gateway_answered_at",
-                                "pbx_answered_at"};
+                                "pbx_answered_at",
+
+                                "chat_sent"};
   json out = json::object();
   if (!t.is_object()) return out;
   for (const char* k : kKeys) {

@@ -74,8 +74,55 @@ TEST(LineConfig, ServeridxsLikeAProviderAccount) {
   EXPECT_EQ(field_of(j).substr(0, 14), "serveridxs[0]:");
 }
 
-TEST(LineConfig, StoredAndPublicViews) {
+TEST(LineConfig, ChatFieldsDefaultsAndErrorsNameTheField) {
   auto l = line_from_json(good());
+  ASSERT_TRUE(l);
+  EXPECT_TRUE(l->menu.empty());
+  EXPECT_EQ(l->menu_text, "{menu}; send a digit, then call");
+  EXPECT_EQ(l->menu_interval, 3600);
+  EXPECT_EQ(l->missed_interval, 3600);
+  EXPECT_EQ(l->missed_message, "");
+  EXPECT_EQ(l->callback_keyword, "");
+  auto with = [](const char* k, json v) {
+    json j = good();
+    j[k] = std::move(v);
+    return j;
+  };
+  const json entry = {{"key", "1"}, {"label", "Sales"}, {"pbx", "pbx2"}, {"number", "200"}};
+  auto ok = line_from_json(with("menu", json::array({entry})));
+  ASSERT_TRUE(ok);
+  ASSERT_EQ(ok->menu.size(), 1u);
+  EXPECT_EQ(ok->menu[0].pbx, "pbx2");
+  EXPECT_EQ(ok->menu[0].number, "200");
+  EXPECT_EQ(field_of(with("menu", "1 Sales")).substr(0, 5), "menu:");
+  EXPECT_EQ(field_of(with("menu", json::array({entry, entry}))), "menu[1].key: is used by menu[0]");
+  EXPECT_EQ(field_of(with("menu", json::array({{{"key", "x"}, {"label", "A"}}}))).substr(0, 12),
+            "menu[0].key:");
+  EXPECT_EQ(field_of(with("menu", json::array({{{"key", "1"}}}))).substr(0, 14), "menu[0].label:");
+  EXPECT_EQ(field_of(with("menu", json::array({{{"key", "1"}, {"label", "A"}, {"pbx", "a b"}}})))
+                .substr(0, 12),
+            "menu[0].pbx:");
+  EXPECT_EQ(field_of(with("menu", json::array({{{"key", "1"}, {"label", "A"}, {"to", "1"}}}))),
+            "menu[0].to: unknown field");
+  EXPECT_EQ(field_of(with("menu", json::array({{{"key", "1"}, {"label", "A"}, {"number", 5}}}))),
+            "menu[0].number: must be a string");
+  EXPECT_EQ(field_of(with("menu_interval", 0)).substr(0, 14), "menu_interval:");
+  EXPECT_EQ(field_of(with("missed_interval", "1h")).substr(0, 16), "missed_interval:");
+  EXPECT_EQ(field_of(with("missed_message", std::string(4097, 'a'))).substr(0, 15),
+            "missed_message:");
+  EXPECT_EQ(field_of(with("callback_keyword", "call back")).substr(0, 17), "callback_keyword:");
+  EXPECT_EQ(field_of(with("callback_keyword", "123")).substr(0, 17), "callback_keyword:");
+  json empty_text = with("menu", json::array({entry}));
+  empty_text["menu_text"] = "";
+  EXPECT_EQ(field_of(empty_text).substr(0, 10), "menu_text:");
+}
+
+TEST(LineConfig, StoredAndPublicViews) {
+  json in = good();
+  in["menu"] = json::array({{{"key", "1"}, {"label", "Sales"}, {"pbx", ""}, {"number", "200"}}});
+  in["callback_keyword"] = "callback";
+  in["missed_message"] = "Sorry, we missed your call";
+  auto l = line_from_json(in);
   ASSERT_TRUE(l);
   const json stored = esg::telegram::to_stored_json(*l);
   EXPECT_EQ(stored["api_hash"], "0123456789abcdef0123456789abcdef");
