@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 
@@ -170,7 +171,13 @@ void CallBridge::refuse(const std::shared_ptr<Call>& c, uint16_t status, const s
 }
 
 std::shared_ptr<const Pcm48> CallBridge::tone_pcm(const std::string& wav, bool busy) {
-  const std::string key = wav.empty() ? (busy ? "cadence:busy" : "cadence:ringback") : wav;
+  // A file by its path and time: one replaced under the same name is read again.
+  std::string key = busy ? "cadence:busy" : "cadence:ringback";
+  if (!wav.empty()) {
+    std::error_code ec;
+    const auto t = std::filesystem::last_write_time(wav, ec);
+    key = wav + "@" + std::to_string(ec ? 0 : t.time_since_epoch().count());
+  }
   if (auto it = tones_.find(key); it != tones_.end()) return it->second;
   std::shared_ptr<const Pcm48> pcm;
   if (!wav.empty()) {
