@@ -379,7 +379,7 @@ void CallBridge::end(const std::shared_ptr<Call>& c, uint16_t cause, const std::
   c->ended = true;
   log::call("telegram", spdlog::level::info, c->call_id, "line {}: Telegram call {} ends: {}",
             config_.code, c->tg_id, why);
-  for (auto* t : {&c->ring_timer, &c->answer_timer, &c->busy_timer}) {
+  for (auto* t : {&c->ring_timer, &c->answer_timer, &c->busy_timer, &c->key_timer}) {
     if (*t) timers_.stop(*t);
     *t = 0;
   }

@@ -101,6 +101,10 @@ class CallBridge : public std::enable_shared_from_this<CallBridge> {
   // Autoanswer (issue 23): accept the Telegram call before the PBX answers and play the
   // ringback; the PBX refused (or did not answer in time): the busy tone, then the end.
   void autoanswer(const std::shared_ptr<Call>& c);
+  void accept_early(const std::shared_ptr<Call>& c, std::shared_ptr<const Pcm48> tone);
+  // menu_dtmf: accept, play the prompt, and wait for the menu key (on_message) or the timeout.
+  void ask_menu_key(const std::shared_ptr<Call>& c, const TgUser& u);
+  bool take_menu_key(int64_t user, const std::string& text);
   void refuse(const std::shared_ptr<Call>& c, uint16_t status, const std::string& why);
   std::shared_ptr<const Pcm48> tone_pcm(const std::string& wav, bool busy);
   void send_cancel(const Call& c, const std::string& reason);

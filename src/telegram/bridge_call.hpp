@@ -132,6 +132,10 @@ struct CallBridge::Call {
   bool refused = false;  // the PBX refused or did not answer: the busy tone, then the end
   int64_t gateway_answered_ms = 0, pbx_answered_ms = 0;
   txn::Timers::Id answer_timer = 0, busy_timer = 0;
+  // menu_dtmf: the call is up and waits for the user's menu key before the PBX leg starts.
+  bool awaiting_key = false;
+  TgUser caller;
+  txn::Timers::Id key_timer = 0;
   bool media_started = false;
   // Signaling blobs that came before the media engine started (the peer's side may be ready
   // first: the fact sheet §9 item 10).

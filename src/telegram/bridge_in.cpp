@@ -44,13 +44,20 @@ void CallBridge::incoming_call(const json& call) {
         TgUser u;
         u.id = c->user_id;
         if (r) u = user_of(*r);
+        const auto& l = self->config_;
+        if (l.autoanswer && l.menu_dtmf && !l.menu.empty()) {
+          self->ask_menu_key(c, u);
+          return;
+        }
         self->send_invite(c, u);
       });
 }
 
 void CallBridge::send_invite(const std::shared_ptr<Call>& c, const TgUser& u) {
-  c->media = make_media(c);
-  c->rtp = std::make_unique<RtpBridge>(io_, *c->media, kOpusPt, kEventPt);
+  if (!c->media) {  // (a call that took its menu key first has them)
+    c->media = make_media(c);
+    c->rtp = std::make_unique<RtpBridge>(io_, *c->media, kOpusPt, kEventPt);
+  }
   // The number on the PBX: digits the user sent just before calling, else the line's number,
   // else the line's own phone number (as a DID).
   // A menu key picks its entry's PBX connection and number (its number empty: the line's).
@@ -112,29 +119,94 @@ void CallBridge::send_invite(const std::shared_ptr<Call>& c, const TgUser& u) {
   if (config_.autoanswer && !c->callback) autoanswer(c);  // a callback's user is called later
 }
 
-void CallBridge::autoanswer(const std::shared_ptr<Call>& c) {
-  c->autoanswered = true;
-  c->accepted = true;
-  c->gateway_answered_ms = unix_ms();
-  lane(*c, "acceptCall (autoanswer, before the PBX)");
-  td_({{"@type", "acceptCall"}, {"call_id", c->tg_id}, {"protocol", calls::call_protocol()}},
-      [self = shared_from_this(), c](Result<json, td::TdError> res) {
-        if (!res && !c->ended)
-          self->end(c, 480, "Telegram: acceptCall failed: " + res.error().message, true);
-      });
-  // The ringback until the PBX's own audio comes (early media or the answer): the relay's
-  // first frame towards Telegram stops it, so the two never mix.
+// The Telegram call accepted by the gateway itself, `tone` played to the user meanwhile.
+void CallBridge::accept_early(const std::shared_ptr<Call>& c, std::shared_ptr<const Pcm48> tone) {
+  if (!c->autoanswered) {
+    c->autoanswered = true;
+    c->accepted = true;
+    c->gateway_answered_ms = unix_ms();
+    lane(*c, "acceptCall (autoanswer, before the PBX)");
+    td_({{"@type", "acceptCall"}, {"call_id", c->tg_id}, {"protocol", calls::call_protocol()}},
+        [self = shared_from_this(), c](Result<json, td::TdError> res) {
+          if (!res && !c->ended)
+            self->end(c, 480, "Telegram: acceptCall failed: " + res.error().message, true);
+        });
+    // Until the PBX's own audio comes (early media or the answer): the relay's first frame
+    // towards Telegram stops the tone, so the two never mix.
+    std::weak_ptr<Call> weak = c;
+    c->tone = std::make_unique<TonePlayer>(io_, [weak](std::string_view opus) {
+      auto c = weak.lock();
+      if (!c || c->ended || !c->media) return;
+      if (!c->refused && c->rtp && c->rtp->frames_out() > 0) {
+        c->tone->stop();
+        return;
+      }
+      c->media->send(opus);
+    });
+  }
+  c->tone->play(std::move(tone));
+}
+
+void CallBridge::ask_menu_key(const std::shared_ptr<Call>& c, const TgUser& u) {
+  c->awaiting_key = true;
+  c->caller = u;
+  c->media = make_media(c);
+  c->rtp = std::make_unique<RtpBridge>(io_, *c->media, kOpusPt, kEventPt);
+  std::shared_ptr<const Pcm48> prompt;
+  if (!config_.menu_prompt.empty()) prompt = tone_pcm(config_.menu_prompt, false);
+  if (!prompt || prompt->empty()) {
+    // No prompt of the line's own: two short beeps every 3 s, "say something".
+    auto beeps = std::make_shared<Pcm48>(cadence_pcm(kMenuBeep));
+    const Pcm48 second = cadence_pcm({kMenuBeep.freq_hz, kMenuBeep.on_ms, 2600});
+    beeps->resize(size_t(kMenuBeep.on_ms + 150) * 48, 0);
+    beeps->insert(beeps->end(), second.begin(), second.end());
+    prompt = std::move(beeps);
+  }
+  accept_early(c, prompt);
+  lane(*c, "menu: waiting for the key");
+  log::call("telegram", spdlog::level::info, c->call_id,
+            "line {}: Telegram call {} from user {}: answered, waiting for a menu key",
+            config_.code, c->tg_id, u.id);
+  // The keys in the chat too: the user reads them there and answers there.
+  say(u.id, render_menu(config_.menu_text, config_.menu), "menu", c->call_id);
+  std::weak_ptr<CallBridge> self = shared_from_this();
   std::weak_ptr<Call> weak = c;
-  c->tone = std::make_unique<TonePlayer>(io_, [weak](std::string_view opus) {
+  c->key_timer = timers_.start(std::chrono::seconds(config_.menu_timeout), [self, weak] {
+    auto me = self.lock();
     auto c = weak.lock();
-    if (!c || c->ended || !c->media) return;
-    if (!c->refused && c->rtp && c->rtp->frames_out() > 0) {
-      c->tone->stop();
-      return;
-    }
-    c->media->send(opus);
+    if (!me || !c || c->ended || !c->awaiting_key) return;
+    c->key_timer = 0;
+    c->awaiting_key = false;
+    me->lane(*c, "menu: no key, the line's number");
+    me->send_invite(c, c->caller);
   });
-  c->tone->play(tone_pcm(config_.ringback, false));
+}
+
+// A chat message while the user's call waits for its menu key: a key starts the PBX leg to
+// that entry (anything else is left to the chat's other uses).
+bool CallBridge::take_menu_key(int64_t user, const std::string& text) {
+  for (auto& [id, c] : by_call_id_) {
+    if (c->user_id != user || c->ended || !c->awaiting_key) continue;
+    const ChatCommand cmd = parse_chat(text, config_.menu, config_.callback_keyword);
+    if (cmd.kind != ChatCommand::Kind::MenuKey) return false;
+    const MenuEntry& e = config_.menu[cmd.entry];
+    auto keep = c;
+    keep->awaiting_key = false;
+    if (keep->key_timer) timers_.stop(keep->key_timer);
+    keep->key_timer = 0;
+    lane(*keep, "menu: key " + e.key + " (" + e.label + ")");
+    log::call("telegram", spdlog::level::info, keep->call_id, "line {}: user {} picked {} ({})",
+              config_.code, user, e.key, e.label);
+    dialled_[user] = {e.number, e.pbx, steady_ms()};
+    send_invite(keep, keep->caller);
+    return true;
+  }
+  return false;
+}
+
+void CallBridge::autoanswer(const std::shared_ptr<Call>& c) {
+  accept_early(c, tone_pcm(config_.ringback, false));
+  std::weak_ptr<Call> weak = c;
   std::weak_ptr<CallBridge> self = shared_from_this();
   c->answer_timer =
       timers_.start(std::chrono::seconds(std::max(5, config_.answer_timeout)), [self, weak] {

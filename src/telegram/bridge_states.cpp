@@ -149,6 +149,7 @@ void CallBridge::on_message(const json& message) {
   const json& content = message.value("content", json::object());
   if (content.value("@type", "") != "messageText") return;
   const std::string text = trim(content.value(json::json_pointer("/text/text"), ""));
+  if (take_menu_key(from, text)) return;  // menu_dtmf: the key of a call that waits for it
   if (is_digits_message(text)) {
     for (auto& [id, c] : by_call_id_) {
       if (c->user_id != from || c->ended || !c->answered || !c->dialog) continue;

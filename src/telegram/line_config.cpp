@@ -158,6 +158,9 @@ Result<LineConfig, accounts::FieldError> line_from_json(const json& j) {
   r.str("callback_keyword", l.callback_keyword);
   r.str("missed_message", l.missed_message);
   r.integer("missed_interval", l.missed_interval, 1, 7 * 86400);
+  r.boolean("menu_dtmf", l.menu_dtmf);
+  r.str("menu_prompt", l.menu_prompt);
+  r.integer("menu_timeout", l.menu_timeout, 3, 120);
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (!r.seen.count(it.key())) r.fail(it.key(), "unknown field");
   }
@@ -197,11 +200,17 @@ Result<LineConfig, accounts::FieldError> line_from_json(const json& j) {
   }
   // The tones' files are read when a call needs them; a file that cannot be played is refused
   // here, when it is configured, rather than found out on a user's call.
-  for (const auto* wav : {&l.ringback, &l.busy}) {
+  for (const auto* wav : {&l.ringback, &l.busy, &l.menu_prompt}) {
     if (wav->empty()) continue;
     auto pcm = load_wav(*wav);
-    if (!pcm) return bad(wav == &l.ringback ? "ringback" : "busy", pcm.error());
+    if (!pcm)
+      return bad(wav == &l.ringback ? "ringback"
+                 : wav == &l.busy   ? "busy"
+                                    : "menu_prompt",
+                 pcm.error());
   }
+  if (l.menu_dtmf && (!l.autoanswer || l.menu.empty()))
+    return bad("menu_dtmf", "needs autoanswer and a menu (the key is taken in the answered call)");
   if (auto e = check_chat(l)) return unexpected(*e);
   return l;
 }
@@ -237,7 +246,10 @@ json to_stored_json(const LineConfig& l) {
             {"menu_interval", l.menu_interval},
             {"callback_keyword", l.callback_keyword},
             {"missed_message", l.missed_message},
-            {"missed_interval", l.missed_interval}};
+            {"missed_interval", l.missed_interval},
+            {"menu_dtmf", l.menu_dtmf},
+            {"menu_prompt", l.menu_prompt},
+            {"menu_timeout", l.menu_timeout}};
   if (l.id) j["id"] = l.id;
   return j;
 }

@@ -49,6 +49,13 @@ struct LineConfig {
   std::string callback_keyword;  // empty: off; "callback" or "callback 205" asks a call back
   std::string missed_message;    // empty: off; written after a call the PBX did not answer
   int missed_interval = 3600;    // seconds: at most one missed-call message per user
+  // An autoanswered call takes the menu key first (Telegram calls have no keypad: the user
+  // sends it as a chat message while the call is up and hears `menu_prompt`, a WAV file, or
+  // short beeps), then the PBX leg starts to that entry; no key within `menu_timeout` seconds:
+  // the line's own number.
+  bool menu_dtmf = false;
+  std::string menu_prompt;
+  int menu_timeout = 20;
 };
 
 Result<LineConfig, accounts::FieldError> line_from_json(const nlohmann::json& j);

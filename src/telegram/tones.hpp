@@ -38,6 +38,7 @@ struct Cadence {
 };
 inline constexpr Cadence kRingback{425, 1000, 4000};  // ETSI ES 201 970: 1 s on, 4 s off
 inline constexpr Cadence kBusy{425, 500, 500};        // 0.5 s on, 0.5 s off
+inline constexpr Cadence kMenuBeep{880, 150, 0};      // one beep of the menu's default prompt
 
 // The audio of a cadence, one period long.
 Pcm48 cadence_pcm(const Cadence& c, int amplitude = 8000);

@@ -151,6 +151,26 @@ TEST(LineConfig, AutoanswerFieldsAndTheirFilesAreChecked) {
   ASSERT_FALSE(l);
   EXPECT_EQ(l.error().field, "busy");
   j.erase("busy");
+  // menu_dtmf takes the key in the answered call: it needs autoanswer and a menu.
+  j["menu_dtmf"] = true;
+  l = esg::telegram::line_from_json(j);
+  ASSERT_FALSE(l);
+  EXPECT_EQ(l.error().field, "menu_dtmf");
+  j["menu"] = nlohmann::json::array({{{"key", "1"}, {"label", "Sales"}}});
+  j["menu_prompt"] = "/nonexistent/prompt.wav";
+  l = esg::telegram::line_from_json(j);
+  ASSERT_FALSE(l);
+  EXPECT_EQ(l.error().field, "menu_prompt");
+  j.erase("menu_prompt");
+  l = esg::telegram::line_from_json(j);
+  ASSERT_TRUE(l) << l.error().field << ": " << l.error().message;
+  EXPECT_EQ(l->menu_timeout, 20);
+  j["autoanswer"] = false;
+  l = esg::telegram::line_from_json(j);
+  ASSERT_FALSE(l);
+  EXPECT_EQ(l.error().field, "menu_dtmf");
+  j["autoanswer"] = true;
+  j.erase("menu_dtmf");
   j["answer_timeout"] = 2;
   l = esg::telegram::line_from_json(j);
   ASSERT_FALSE(l);
