@@ -15,28 +15,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, HERE)
 import test_media_engine as engine  # noqa: E402
+from test_media_engine import setUpModule, tearDownModule  # noqa: E402,F401
 from sip_call import tone_share  # noqa: E402
-from tgnet import TgNet  # noqa: E402
-from tgsim_fixture import TGPEER  # noqa: E402
 
-NET = None
 RING, BUSY = 425, 425
-
-
-def setUpModule():
-    global NET
-    why = TgNet.unavailable()
-    if why:
-        raise unittest.SkipTest(why)
-    if not os.access(TGPEER, os.X_OK):
-        raise unittest.SkipTest("no tgpeer at %s (set ESG_TGPEER)" % TGPEER)
-    NET = TgNet().__enter__()
-    engine.NET = NET
-
-
-def tearDownModule():
-    if NET:
-        NET.close()
 
 
 def blocks(pcm, freq, rate=48000, ms=100):

@@ -20,27 +20,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, HERE)
 import test_media_engine as engine  # noqa: E402
-from tgnet import NET as NET_A, TgNet  # noqa: E402
-from tgsim_fixture import TGPEER  # noqa: E402
+from test_media_engine import setUpModule, tearDownModule  # noqa: E402,F401
+from tgnet import NET as NET_A  # noqa: E402
 
-NET = None
 GID = 4261
-
-
-def setUpModule():
-    global NET
-    why = TgNet.unavailable()
-    if why:
-        raise unittest.SkipTest(why)
-    if not os.access(TGPEER, os.X_OK):
-        raise unittest.SkipTest("no tgpeer at %s (set ESG_TGPEER)" % TGPEER)
-    NET = TgNet().__enter__()
-    engine.NET = NET
-
-
-def tearDownModule():
-    if NET:
-        NET.close()
 
 
 class PeerMoves(engine.EngineCase):
@@ -56,10 +39,10 @@ class PeerMoves(engine.EngineCase):
         before = self.telegram_info()
         self.assertEqual(before["state"], "connected", before)
         old = before["remote_candidate"]
-        new_a, _ = NET.second_network()
+        new_a, _ = engine.NET.second_network()
         rule = ["OUTPUT", "-s", NET_A, "-m", "owner", "--gid-owner", str(GID), "-j", "DROP"]
-        NET._add(rule)
-        self.addCleanup(NET._delete, rule)
+        engine.NET._add(rule)
+        self.addCleanup(engine.NET._delete, rule)
         moved_at = time.time()
         # The old path goes (esg may show `reconnecting` for a moment), and the new network's
         # candidates bring it back.
@@ -76,7 +59,7 @@ class PeerMoves(engine.EngineCase):
         self.assert_tones(call_id, port, what="after the move (%.1f s)" % took, since=mark)
         self.assertEqual(self.sim.ctl("call.state", call_id=call_id)["state"], "Ready")
         self.assertEqual(self.pbx_byes(invite), [])
-        self.assertGreater(NET.dropped(GID), 0)  # tgpeer did send from its old sockets
+        self.assertGreater(engine.NET.dropped(GID), 0)  # tgpeer did send from its old sockets
         after = self.telegram_info()
         self.assertLessEqual(after["reconnection_count"], 1, after)
         sys.stderr.write("moved in %.1f s: %s -> %s, reconnections %s\n" % (
