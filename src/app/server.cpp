@@ -603,6 +603,7 @@ void Server::start() {
     lo.session_snapshot = std::chrono::seconds(config_.telegram.session_snapshot);
   }
   lo.bridge.board = &edge_->board();
+  lo.bridge.cdrs = cdrs_.get();
   lo.bridge.ports = media_ports_.get();
   lo.bridge.media_address = config_.media.address;
   // A Telegram call's lane on its diagram, in the order of its SIP packets (issue 22).

@@ -244,26 +244,74 @@ struct CdrWriter::Impl {
     std::string key;
     store::Cdr cdr;
     bool last;
+    Edit edit;  // set: an amend of the call cdr.call_id, no record of its own
   };
   std::deque<Item> queue;
   bool stopping = false;
   bool busy = false;
   bool hurry = false;  // flush() waits: no gathering
   std::atomic<uint64_t> failures{0};
-  std::unordered_map<std::string, int64_t> ids;  // key -> row id (writer thread only)
+  // Writer thread only: key -> row id of the calls in progress; their edits by A-leg Call-ID;
+  // the last records of ended calls (moved here, not copied: no cost per call), for amends.
+  static constexpr size_t kRecentEnded = 1024;
+  std::unordered_map<std::string, int64_t> ids;
+  std::unordered_map<std::string, std::vector<Edit>> edits;
+  std::unordered_map<std::string, store::Cdr> recent;
+  std::deque<std::string> recent_order;
   std::thread thread;
 
+  static void apply(store::Cdr& cdr, const std::vector<Edit>& list) {
+    auto data = nlohmann::json::parse(cdr.data, nullptr, false);
+    if (!data.is_object()) return;
+    for (const auto& e : list)
+      e(data);
+    cdr.data = data.dump();
+  }
+
   void write_one(Item& item) {
+    if (item.edit) return amend_one(item);
+    if (!edits.empty()) {
+      auto e = edits.find(item.cdr.call_id);
+      if (e != edits.end()) {
+        apply(item.cdr, e->second);
+        if (item.last) edits.erase(e);
+      }
+    }
     auto it = ids.find(item.key);
     if (it == ids.end()) {
       auto id = store.cdr_insert(item.cdr);
       if (!id) ++failures;
       if (id && !item.last) ids[item.key] = *id;
+      if (id) item.cdr.id = *id;
     } else {
       item.cdr.id = it->second;
       if (!store.cdr_update(item.cdr)) ++failures;
       if (item.last) ids.erase(it);
     }
+    if (item.last && item.cdr.id) keep_ended(std::move(item.cdr));
+  }
+
+  void keep_ended(store::Cdr cdr) {
+    std::string call_id = cdr.call_id;
+    if (recent.insert_or_assign(call_id, std::move(cdr)).second)
+      recent_order.push_back(std::move(call_id));
+    while (recent_order.size() > kRecentEnded) {
+      recent.erase(recent_order.front());
+      recent_order.pop_front();
+    }
+  }
+
+  void amend_one(Item& item) {
+    auto r = recent.find(item.cdr.call_id);
+    if (r != recent.end()) {
+      apply(r->second, {item.edit});
+      if (!store.cdr_update(r->second)) ++failures;
+      return;
+    }
+    // Not ended yet (or not written yet): each later write of the call takes the edit. A
+    // bounded number of calls: edits for calls that never come are dropped with the oldest.
+    if (edits.size() >= kRecentEnded && !edits.count(item.cdr.call_id)) edits.erase(edits.begin());
+    edits[item.cdr.call_id].push_back(std::move(item.edit));
   }
 
   explicit Impl(store::Store& s) : store(s) {
@@ -321,9 +369,20 @@ void CdrWriter::write(const std::string& key, store::Cdr cdr, bool last) {
     // Only the first record of a burst wakes the writer (a futex call per record costs more
     // than the record); it takes the whole queue when it runs.
     wake = (impl_->queue.empty() && !impl_->busy) || impl_->queue.size() == 999;
-    impl_->queue.push_back({key, std::move(cdr), last});
+    impl_->queue.push_back({key, std::move(cdr), last, {}});
   }
   if (wake) impl_->cv.notify_one();
+}
+
+void CdrWriter::amend(const std::string& call_id, Edit edit) {
+  if (!edit) return;
+  store::Cdr cdr;
+  cdr.call_id = call_id;
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->queue.push_back({{}, std::move(cdr), false, std::move(edit)});
+  }
+  impl_->cv.notify_one();
 }
 
 uint64_t CdrWriter::failures() const {

@@ -109,6 +109,13 @@ class CdrWriter {
   CdrWriter& operator=(const CdrWriter&) = delete;
   // The record of call `key` as it stands now (inserted the first time, updated after).
   void write(const std::string& key, store::Cdr cdr, bool last);
+  // A change to the record of the call whose A leg is `call_id`, from outside the B2BUA (a
+  // Telegram line's missed-call message, written after the PBX's reject ended the call).
+  // Applied in order with the writes: to the record as last written when the call has ended
+  // (one of the last 1024 ended records), else to each later write of that call. `edit` runs
+  // on the writer's thread and must be idempotent.
+  using Edit = std::function<void(nlohmann::json& data)>;
+  void amend(const std::string& call_id, Edit edit);
   void flush();               // waits until everything queued is written (tests, shutdown)
   uint64_t failures() const;  // records the store refused (counted, for the metrics)
 

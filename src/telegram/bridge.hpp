@@ -35,6 +35,7 @@
 
 namespace esg::edge {
 class CallBoard;
+class CdrWriter;
 }
 namespace esg::media {
 class PortPool;
@@ -54,6 +55,9 @@ struct BridgeOptions {
   // The calls API's board: each Telegram call's media (version, path, quality) is shown on
   // its call there. Null: not shown.
   edge::CallBoard* board = nullptr;
+  // The CDRs: a chat message about a call that has already ended on the SIP side (the
+  // missed-call message after the PBX's reject) is added to its record here. Null: not added.
+  edge::CdrWriter* cdrs = nullptr;
   media::PortPool* ports = nullptr;  // media.ports for the Telegram side's sockets; null: any
   // media.address: where Telegram calls' media sockets bind. Unspecified (0.0.0.0, ::): every
   // interface's addresses but loopback, each a host candidate, as Telegram's apps gather.
@@ -140,6 +144,8 @@ class CallBridge : public std::enable_shared_from_this<CallBridge> {
   void callback_answered(const std::shared_ptr<Call>& c);
   void callback_refused(const std::shared_ptr<Call>& c, const SipAnswer& a);
   void missed_call(const std::shared_ptr<Call>& c, const std::string& why);
+  // What esg wrote to the user about call `c`, kept on its record (board, CDR).
+  void note_chat(Call& c, const std::string& text);
   nlohmann::json board_note(const Call& c) const;
 
   // Ends the call: answers or cancels the SIP side, discards the Telegram side.

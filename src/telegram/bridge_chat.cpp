@@ -3,6 +3,7 @@
 #include <string>
 
 #include "base/random.hpp"
+#include "edge/context.hpp"
 #include "log/log.hpp"
 #include "telegram/bridge.hpp"
 #include "telegram/bridge_call.hpp"
@@ -174,7 +175,28 @@ void CallBridge::missed_call(const std::shared_ptr<Call>& c, const std::string& 
   log::call("telegram", spdlog::level::info, c->call_id,
             "line {}: missed call of user {} ({}): the missed-call message", config_.code,
             c->user_id, why);
+  note_chat(*c, config_.missed_message);
   say(c->user_id, config_.missed_message, "missed", c->call_id);
+}
+
+// On the board while the SIP side's call lives (the B2BUA's final CDR takes it from there),
+// and as an amend of the CDR: the PBX's reject has usually ended the record before the line
+// hears of it. The amend adds a text only once, so both ways never show it twice.
+void CallBridge::note_chat(Call& c, const std::string& text) {
+  if (c.chat_sent.size() >= kMaxChatSentPerCall) return;
+  c.chat_sent.push_back(text);
+  if (options_.board) options_.board->annotate(c.call_id, "telegram", board_note(c));
+  if (options_.cdrs) {
+    options_.cdrs->amend(c.call_id, [text](json& data) {
+      json& t = data["telegram"];
+      if (!t.is_object()) t = json::object();
+      json& sent = t["chat_sent"];
+      if (!sent.is_array()) sent = json::array();
+      for (const auto& s : sent)
+        if (s == text) return;
+      sent.push_back(text);
+    });
+  }
 }
 
 // --- callback on request ---------------------------------------------------------------
@@ -270,7 +292,7 @@ void CallBridge::callback_refused(const std::shared_ptr<Call>& c, const SipAnswe
   } else {
     text = "We could not call you back (" + a.reason + "). Please call us.";
   }
-  if (c->chat_sent.size() < kMaxChatSentPerCall) c->chat_sent.push_back(text);
+  note_chat(*c, text);
   say(c->user_id, text, "callback", c->call_id);
 }
 

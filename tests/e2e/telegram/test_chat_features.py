@@ -123,6 +123,20 @@ class ChatFeatures(KeepOnFailure):
         call_id = self.sim.ctl("call.incoming", **{"from": uid, "to": self.account})["call_id"]
         return call_id, pbx.wait("invites", before + 1)
 
+    def cdr(self, call_id, ready=lambda c: c.get("ended"), seconds=5):
+        """The CDR with `call_id` on either leg, once `ready` holds for it (or at the deadline)."""
+        deadline = time.time() + seconds
+        found = None
+        while time.time() < deadline:
+            for c in self.api.ok("GET", "/rest/v1/cdrs?limit=50")["items"]:
+                if call_id in (c.get("a", {}).get("call_id"), c.get("b", {}).get("call_id")):
+                    found = c
+            if found and ready(found):
+                break
+            time.sleep(0.1)
+        self.assertIsNotNone(found, call_id)
+        return found
+
     def rejected_call(self, uid, status=486):
         self.pbx.mode, self.pbx.status = "reject", status
         call_id, _ = self.incoming(uid)
@@ -139,10 +153,20 @@ class ChatFeatures(KeepOnFailure):
         self.assertEqual(recent[-1]["kind"], "missed")
         self.assertEqual(recent[-1]["result"], "sent")
         self.assertTrue(recent[-1]["call_id"])  # the SIP Call-ID of the missed call
-        # A second missed call (603 this time) within the interval: no second message.
+        # The call's record keeps it too, although the PBX's reject ended the record first.
+        first = self.cdr(recent[-1]["call_id"], lambda c: c.get("telegram", {}).get("chat_sent"))
+        self.assertTrue(first["ended"], first)
+        self.assertEqual(first["status"], 486, first)
+        self.assertEqual(first.get("telegram", {}).get("chat_sent"), [MISSED], first)
+        # A second missed call (603 this time) within the interval: no second message, and
+        # nothing written on its record.
+        before = len(self.pbx.invites)
         self.rejected_call(uid, 603)
         time.sleep(0.5)
         self.assertEqual(self.sent(uid), [MISSED])
+        second = self.cdr(PbxUas.header(self.pbx.invites[before], "Call-ID"))
+        self.assertEqual(second["status"], 603, second)
+        self.assertNotIn("chat_sent", second.get("telegram", {}), second)
 
     def test_no_missed_message_after_an_answered_call(self):
         uid = self.sim.user(first_name="Answered", tone=1000)
@@ -229,16 +253,8 @@ class ChatFeatures(KeepOnFailure):
         self.assertEqual(len(texts), 1, texts)
         self.assertIn("privacy", texts[0])
         # The call's record (CDR) keeps what esg wrote.
-        call_id = PbxUas.header(invite, "Call-ID")
-        deadline = time.time() + 5
-        found = None
-        while not found and time.time() < deadline:
-            for cdr in self.api.ok("GET", "/rest/v1/cdrs?limit=50")["items"]:
-                if cdr.get("b", {}).get("call_id") == call_id or \
-                        cdr.get("a", {}).get("call_id") == call_id:
-                    found = cdr
-            time.sleep(0.1)
-        self.assertIsNotNone(found)
+        found = self.cdr(PbxUas.header(invite, "Call-ID"),
+                         lambda c: c.get("telegram", {}).get("chat_sent"))
         self.assertEqual(found.get("telegram", {}).get("chat_sent"), texts, found)
 
     # --- configuration ----------------------------------------------------------------------
