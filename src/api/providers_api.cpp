@@ -1,23 +1,12 @@
 #include "api/providers_api.hpp"
 
+#include "api/rest_body.hpp"
+
 namespace esg::api {
 
 using nlohmann::json;
 
 namespace {
-
-Response from(const Result<json, accounts::ApiError>& r, int ok_status = 200) {
-  if (!r) return Response::error(r.error().status, r.error().message, r.error().field);
-  return Response::json(ok_status, *r);
-}
-
-// Parses the body, or says where the JSON is broken.
-Result<json, Response> body_of(const Request& req) {
-  auto j = json::parse(req.body, nullptr, false);
-  if (j.is_discarded()) return unexpected(Response::error(400, "the body is not valid JSON"));
-  if (!j.is_object()) return unexpected(Response::error(400, "the body must be a JSON object"));
-  return j;
-}
 
 Result<int64_t, Response> id_of(const std::string& s) {
   if (s.empty() || s.size() > 18 || s.find_first_not_of("0123456789") != std::string::npos) {

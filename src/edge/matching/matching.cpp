@@ -8,7 +8,7 @@ namespace esg::edge {
 
 namespace {
 
-std::string lower(std::string_view s) {
+std::string lowered(std::string_view s) {
   std::string out(s);
   for (char& c : out) {
     if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
@@ -40,9 +40,9 @@ AccountIndex::AccountIndex(std::vector<std::shared_ptr<const accounts::Account>>
     const size_t i = entries_.size() - 1;
     by_code_.push_back(uint32_t(i));
     auto& index = by_user_[a->reg ? 1 : 0];
-    index.emplace(lower(a->username), i);
+    index.emplace(lowered(a->username), i);
     for (const auto& u : a->extusernames) {
-      if (!text::iequals(u, a->username)) index.emplace(lower(u), i);
+      if (!text::iequals(u, a->username)) index.emplace(lowered(u), i);
     }
   }
   // Stable: of two accounts with one code (the store allows none), the later id wins.
@@ -66,7 +66,7 @@ bool AccountIndex::domain_matches(const Entry& e, std::string_view domain) const
 
 const AccountIndex::Entry* AccountIndex::find(bool reg, std::string_view user,
                                               std::string_view domain) const {
-  const auto [first, last] = by_user_[reg ? 1 : 0].equal_range(lower(user));
+  const auto [first, last] = by_user_[reg ? 1 : 0].equal_range(lowered(user));
   const Entry* best = nullptr;
   for (auto it = first; it != last; ++it) {
     const Entry& e = entries_[it->second];
