@@ -6,6 +6,12 @@ then the memory esg spends per call in progress.
 
     bench/b2bua_vs_kamailio.py [STEP_SECONDS] [HELD_CALLS]     (defaults 5 and 3000)
 
+CPU per call (issue 24): the same offered rate against each, CPU-seconds of each process tree
+(esg's threads; all of Kamailio's processes) over the run divided by the calls completed;
+esg as operators run it (transaction log and CDRs on) and with both off:
+
+    bench/b2bua_vs_kamailio.py --cpu [RATE] [SECONDS]           (defaults 1500 and 10)
+
 Everything runs on loopback: UAC on 127.0.0.2, target on 127.0.0.1, UAS on 127.0.0.3.
 """
 
@@ -22,9 +28,16 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ESG = os.path.join(ROOT, "build", "esg")
-STEP = float(sys.argv[1]) if len(sys.argv) > 1 else 5
-HELD = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
+ESG = os.environ.get("ESG_BIN", os.path.join(ROOT, "build", "esg"))
+CPU_MODE = "--cpu" in sys.argv
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+if CPU_MODE:
+    CPU_RATE = int(ARGS[0]) if len(ARGS) > 0 else 1500
+    STEP = float(ARGS[1]) if len(ARGS) > 1 else 10
+    HELD = 0
+else:
+    STEP = float(ARGS[0]) if len(ARGS) > 0 else 5
+    HELD = int(ARGS[1]) if len(ARGS) > 1 else 3000
 RATES = [1000, 2000, 3000, 4000, 4500, 5000, 5500, 6000, 6500, 7000, 8000, 10000]
 TOKEN = "bench"
 
@@ -114,15 +127,58 @@ def ramp(name, target, folder):
     return best
 
 
-def start_esg(folder, uas_port, instance=None):
+def cpu_seconds(pids):
+    """utime + stime of the processes (all their threads), in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            pass
+    return total / ticks
+
+
+def group_pids(pgid):
+    """The processes of a process group (Kamailio's children, started in a session of its own)."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/stat" % name) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid:
+                    pids.append(int(name))
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                pass
+    return pids
+
+
+def cpu_per_call(name, target, pids, folder):
+    """One run at CPU_RATE for STEP seconds: (µs of CPU per completed call, ok, failed)."""
+    time.sleep(1)
+    before = cpu_seconds(pids)
+    ok, failed = run_step(target, CPU_RATE, folder)
+    # What the target still does for these calls after SIPp's last one (CDRs, log flushes).
+    time.sleep(1)
+    used = cpu_seconds(pids) - before
+    us = used / ok * 1e6 if ok else float("inf")
+    print("  %-22s %5d calls/s for %g s: %6d ok, %4d failed, %.2f CPU-s, %.0f us per call" % (
+        name, CPU_RATE, STEP, ok, failed, used, us), flush=True)
+    return us
+
+
+def start_esg(folder, uas_port, instance=None, log_trn=False, cdrs=True):
     config = {"instance": dict({"workers": 2, "domain": "bench.esg"}, **(instance or {})),
               "listen": [{"proto": "udp", "addr": "127.0.0.1", "port": 0}],
               "http": {"listen": "127.0.0.1:0", "token": TOKEN},
-              "store": {"sqlite": os.path.join(folder, "esg.db")},
+              "store": {"sqlite": os.path.join(folder, "esg.db"), "cdrs": cdrs},
               # Signaling only, like the proxy it is compared with: the relay would hand out a
               # port pair per call (bench/media_relay.py measures it).
               "media": {"relay": False},
-              "log": {"dir": os.path.join(folder, "log"), "log_trn": False}}
+              "log": {"dir": os.path.join(folder, "log"), "log_trn": log_trn}}
     path = os.path.join(folder, "esg.json")
     with open(path, "w") as f:
         json.dump(config, f)
@@ -220,10 +276,48 @@ def memory_per_call(esg, ports, folder):
     return before, peak, calls
 
 
+def cpu_main(folder):
+    uas, uas_port = start_uas(folder)
+    results = {}
+    try:
+        for label, trn, cdrs in (("esg (trn log, CDRs)", True, True),
+                                 ("esg (no trn log, no CDRs)", False, False)):
+            sub = os.path.join(folder, "esg-%d" % len(results))
+            os.makedirs(sub)
+            esg, ports = start_esg(sub, uas_port, log_trn=trn, cdrs=cdrs)
+            try:
+                results[label] = cpu_per_call(label, "127.0.0.1:%d" % ports["udp"], [esg.pid],
+                                              folder)
+            finally:
+                stop(esg)
+        kam, kport = start_kamailio(folder, uas_port)
+        try:
+            results["kamailio"] = cpu_per_call("Kamailio", "127.0.0.1:%d" % kport,
+                                               group_pids(kam.pid), folder)
+        finally:
+            stop(kam)
+    finally:
+        stop(uas)
+    print()
+    kam_us = results.pop("kamailio")
+    for label, us in results.items():
+        print("CPU per call: %s %.0f us, Kamailio %.0f us, ratio (Kamailio / esg) %.2f" % (
+            label, us, kam_us, kam_us / us if us else 0))
+
+
 def main():
     for knob in ("net.core.rmem_max=4194304", "net.core.wmem_max=4194304"):
         subprocess.run(["sysctl", "-w", knob], capture_output=True)
     folder = tempfile.mkdtemp(prefix="esg-bench-b2bua-")
+    if CPU_MODE:
+        try:
+            cpu_main(folder)
+        finally:
+            if "--keep" in sys.argv:
+                print("kept", folder)
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+        return
     uas, uas_port = start_uas(folder)
     results = {}
     try:

@@ -239,6 +239,7 @@ Config parse_config(const std::string& text) {
     Section s(*j, "store");
     s.str("sqlite", c.store.sqlite);
     s.str("postgres", c.store.postgres);
+    s.boolean("cdrs", c.store.cdrs);
     if (!c.store.postgres.empty() && j->contains("sqlite")) {
       throw ConfigError("store", "name either sqlite or postgres, not both");
     }
@@ -483,6 +484,7 @@ json to_json(const Config& c) {
                  {"password_hash", c.http.admin_password_hash.empty() ? "" : "(set)"}}}};
   j["store"] =
       c.store.postgres.empty() ? json{{"sqlite", c.store.sqlite}} : json{{"postgres", "(set)"}};
+  j["store"]["cdrs"] = c.store.cdrs;
   json modules = json::object();
   for (const auto& [m, l] : c.log.modules)
     modules[m] = l;

@@ -66,6 +66,8 @@ struct Config {
   struct Store {
     std::string sqlite = "var/esg.db";
     std::string postgres;
+    // Call records: off only to measure what they cost (bench/b2bua_vs_kamailio.py --cpu).
+    bool cdrs = true;
   } store;
   struct Log {
     std::string dir = "var/log";

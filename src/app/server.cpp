@@ -453,7 +453,11 @@ void Server::start() {
   if (auto n = store_->cdr_interrupt_active(config_.instance.srvidx); n && *n > 0) {
     log::get("app").warn("{} call(s) left open by the previous run closed as interrupted", *n);
   }
-  cdrs_ = std::make_unique<edge::CdrWriter>(*store_, config_.instance.srvidx);
+  if (config_.store.cdrs) {
+    cdrs_ = std::make_unique<edge::CdrWriter>(*store_, config_.instance.srvidx);
+  } else {
+    log::get("app").warn("store.cdrs is off: no call records are written");
+  }
   auto strip = [](std::vector<std::string> secrets) {
     return [secrets](const nlohmann::json& j) {
       nlohmann::json out = j;

@@ -22,6 +22,7 @@ TEST(Config, EmptyObjectGivesContractDefaults) {
   EXPECT_EQ(c.listen[1].proto, "tcp");
   EXPECT_EQ(c.http.listen, "127.0.0.1:8080");
   EXPECT_EQ(c.store.sqlite, "var/esg.db");
+  EXPECT_TRUE(c.store.cdrs);
   EXPECT_TRUE(c.media.relay);
   EXPECT_EQ(c.media.port_min, 20000);
   EXPECT_EQ(c.media.timeout, 60);
@@ -65,6 +66,11 @@ TEST(Config, TlsListenerDefaultsTo5061AndNeedsCert) {
       R"({"listen": [{"proto": "tls", "addr": "127.0.0.1", "cert": "c.pem", "key": "k.pem"}]})");
   EXPECT_EQ(c.listen[0].port, 5061);
   EXPECT_NE(error_of(R"({"listen": [{"proto": "tls"}]})").find("listen[0]"), std::string::npos);
+}
+
+TEST(Config, CallRecordsCanBeTurnedOffForMeasurements) {
+  EXPECT_FALSE(parse_config(R"({"store": {"cdrs": false}})").store.cdrs);
+  EXPECT_EQ(error_of(R"({"store": {"cdrs": "no"}})"), "store.cdrs: must be true or false");
 }
 
 TEST(Config, ErrorsNameTheFieldPath) {
