@@ -12,6 +12,10 @@ esg as operators run it (transaction log and CDRs on) and with both off:
 
     bench/b2bua_vs_kamailio.py --cpu [RATE] [SECONDS]           (defaults 1500 and 10)
 
+Only esg's memory per call in progress:
+
+    bench/b2bua_vs_kamailio.py --memory [HELD_CALLS]               (default 3000)
+
 Everything runs on loopback: UAC on 127.0.0.2, target on 127.0.0.1, UAS on 127.0.0.3.
 """
 
@@ -30,8 +34,12 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ESG = os.environ.get("ESG_BIN", os.path.join(ROOT, "build", "esg"))
 CPU_MODE = "--cpu" in sys.argv
+MEMORY_MODE = "--memory" in sys.argv
 ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
-if CPU_MODE:
+if MEMORY_MODE:
+    STEP = 5
+    HELD = int(ARGS[0]) if len(ARGS) > 0 else 3000
+elif CPU_MODE:
     CPU_RATE = int(ARGS[0]) if len(ARGS) > 0 else 1500
     STEP = float(ARGS[1]) if len(ARGS) > 1 else 10
     HELD = 0
@@ -322,6 +330,15 @@ def main():
     results = {}
     try:
         esg, ports = start_esg(folder, uas_port)
+        if MEMORY_MODE:
+            try:
+                before, peak, calls = memory_per_call(esg, ports, folder)
+            finally:
+                stop(esg)
+            print("esg memory: %d calls in progress, RSS %d -> %d KiB: %.1f KiB per call" % (
+                calls, before, peak, (peak - before) / calls if calls else 0))
+            shutil.rmtree(folder, ignore_errors=True)
+            return
         try:
             # Memory first, on a fresh process: after the ramp's overload step the allocator
             # keeps what the queues grew to.

@@ -10,7 +10,7 @@ cd "$ESG_ROOT"
 # Packages every build needs.
 ESG_BUILD_PKGS=(cmake ninja-build g++ pkg-config libssl-dev nlohmann-json3-dev libfmt-dev
   libspdlog-dev libboost-dev libc-ares-dev libsqlite3-dev libre2-dev libspandsp-dev libopus-dev
-  libspeexdsp-dev libsrtp2-dev libpq-dev libusrsctp-dev zlib1g-dev)
+  libspeexdsp-dev libsrtp2-dev libpq-dev libusrsctp-dev zlib1g-dev libmimalloc-dev)
 # Packages the test suite adds: unit tests, benchmarks, the sanitizer and fuzzer toolchain,
 # the format check, and the peers the end-to-end tests start.
 ESG_TEST_PKGS=(googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
