@@ -36,7 +36,7 @@
 namespace esg::edge {
 class CallBoard;
 class CdrWriter;
-}
+}  // namespace esg::edge
 namespace esg::media {
 class PortPool;
 }
