@@ -376,8 +376,9 @@ Server::Server(const Config& config)
   for (size_t w = 0; w < workers_->size(); ++w) {
     PerWorker pw;
     pw.timers = std::make_unique<txn::AsioTimers>(workers_->context(w));
-    pw.load =
-        std::make_unique<transport::LoadProbe>(workers_->context(w), config.instance.overload_lag);
+    pw.load = std::make_unique<transport::LoadProbe>(
+        workers_->context(w), config.instance.overload_lag, std::chrono::milliseconds(100),
+        [t = transport_.get(), w] { return t->udp_backlog(w); });
     txn::Layer::User user;
     user.on_request = [this, w](txn::TxnId id, const sip::Message& m, const txn::Channel& from) {
       on_request(w, id, m, from);
@@ -1200,7 +1201,8 @@ void Server::on_message(size_t worker, sip::Message&& message, const transport::
                   message, 503, {}, tag_prefix_ + "o",
                   "Retry-After: 5\r\nReason: SIP;cause=503;text=\"EB2B. Overloaded: worker " +
                       std::to_string(worker) + " runs " +
-                      std::to_string(per_worker_[worker].load->lag_ms()) + " ms late\"\r\n"));
+                      std::to_string(per_worker_[worker].load->lag_ms()) + " ms late, queue " +
+                      std::to_string(per_worker_[worker].load->backlog_pct()) + " % full\"\r\n"));
     return;
   }
   per_worker_[worker].layer->receive(std::move(message), channel_to(from));

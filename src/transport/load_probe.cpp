@@ -4,19 +4,21 @@
 
 namespace esg::transport {
 
-bool LagState::observe(int64_t late_ms) {
-  if (late_ms >= threshold_ms_) {
+bool LagState::observe(int64_t late_ms, double backlog) {
+  if (late_ms >= threshold_ms_ || backlog >= kFull) {
     calm_run_ = 0;
     if (++late_run_ >= kEnter) overloaded_ = true;
   } else {
     late_run_ = 0;
-    if (late_ms * 2 < threshold_ms_ && ++calm_run_ >= kLeave) overloaded_ = false;
+    if (late_ms * 2 < threshold_ms_ && backlog * 2 < kFull && ++calm_run_ >= kLeave)
+      overloaded_ = false;
   }
   return overloaded_;
 }
 
-LoadProbe::LoadProbe(boost::asio::io_context& io, int threshold_ms, std::chrono::milliseconds every)
-    : timer_(io), state_(threshold_ms), every_(every) {
+LoadProbe::LoadProbe(boost::asio::io_context& io, int threshold_ms, std::chrono::milliseconds every,
+                     std::function<double()> backlog)
+    : timer_(io), state_(threshold_ms), every_(every), backlog_(std::move(backlog)) {
   if (threshold_ms > 0) arm();
 }
 
@@ -30,16 +32,23 @@ void LoadProbe::arm() {
     const auto late = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::steady_clock::now() - due_)
                           .count();
+    const double backlog = backlog_ ? backlog_() : 0;
     lag_ms_.store(late, std::memory_order_relaxed);
+    backlog_pct_.store(int(backlog * 100), std::memory_order_relaxed);
     const bool was = state_.overloaded();
-    const bool now = state_.observe(late);
+    const bool now = state_.observe(late, backlog);
     overloaded_.store(now, std::memory_order_relaxed);
     if (now != was) {
       if (now) {
         log::get("transport")
-            .warn("worker overloaded: its loop runs {} ms late; new calls get 503", late);
+            .warn(
+                "worker overloaded: its loop runs {} ms late, receive queue {} % full; new "
+                "calls get 503",
+                late, int(backlog * 100));
       } else {
-        log::get("transport").info("worker keeps up again ({} ms late); new calls accepted", late);
+        log::get("transport")
+            .info("worker keeps up again ({} ms late, receive queue {} % full); new calls accepted",
+                  late, int(backlog * 100));
       }
     }
     arm();

@@ -1,10 +1,12 @@
 #include "transport/transport.hpp"
 
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
@@ -637,6 +639,20 @@ std::string fit_request_to_transport(const sip::Message& request, Peer& to, uint
   to.proto = Proto::Tcp;
   to.connection = 0;
   return out;
+}
+
+double Transport::udp_backlog(size_t worker) const {
+  double fullest = 0;
+  for (const auto& l : udp_) {
+    if (worker >= l->sockets.size() || !l->sockets[worker]->is_open()) continue;
+    uint32_t mem[SK_MEMINFO_VARS] = {};
+    socklen_t len = sizeof(mem);
+    if (getsockopt(l->sockets[worker]->native_handle(), SOL_SOCKET, SO_MEMINFO, mem, &len) != 0 ||
+        mem[SK_MEMINFO_RCVBUF] == 0)
+      continue;
+    fullest = std::max(fullest, double(mem[SK_MEMINFO_RMEM_ALLOC]) / mem[SK_MEMINFO_RCVBUF]);
+  }
+  return fullest;
 }
 
 bool Transport::send(const Peer& to, std::string bytes, SendFailed failed) {

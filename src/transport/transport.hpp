@@ -137,6 +137,12 @@ class Transport {
   // (then `failed` is not called).
   bool send(const Peer& to, std::string bytes, SendFailed failed = {});
 
+  // How full worker `worker`'s fullest UDP receive queue is, 0..1 (issue 24's overload
+  // control): when a worker falls behind, the backlog of a datagram transport waits in the
+  // kernel's socket buffers, where its loop's lag does not show it, until the kernel drops.
+  // On that worker (its sockets are closed there).
+  double udp_backlog(size_t worker) const;
+
   void close();  // stops accepting and closes every socket (call with the workers running)
   const Counters& counters() const { return counters_; }
   size_t connections() const;

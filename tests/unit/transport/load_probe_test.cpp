@@ -36,6 +36,34 @@ TEST(LagState, ItTakesARunOfCalmProbesUnderHalfTheThresholdToRecover) {
   EXPECT_FALSE(s.observe(10));
 }
 
+// A worker that reads its own socket is never late by much: its backlog is the kernel's queue.
+TEST(LagState, AReceiveQueueHalfFullIsLikeALateProbe) {
+  LagState s(500);
+  for (int i = 0; i < LagState::kEnter - 1; ++i)
+    EXPECT_FALSE(s.observe(5, 0.9));
+  EXPECT_TRUE(s.observe(5, LagState::kFull));
+  // On time but the queue still over a quarter full: still catching up.
+  for (int i = 0; i < 3 * LagState::kLeave; ++i)
+    EXPECT_TRUE(s.observe(5, 0.3));
+  for (int i = 0; i < LagState::kLeave - 1; ++i)
+    EXPECT_TRUE(s.observe(5, 0.1));
+  EXPECT_FALSE(s.observe(5, 0.1));
+}
+
+TEST(LoadProbe, AFullReceiveQueueMakesAnOnTimeWorkerOverloaded) {
+  boost::asio::io_context io;
+  double queue = 0.8;
+  LoadProbe probe(io, 500, std::chrono::milliseconds(5), [&] { return queue; });
+  io.run_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(probe.overloaded());
+  EXPECT_EQ(probe.backlog_pct(), 80);
+  EXPECT_LT(probe.lag_ms(), 500);
+  queue = 0;
+  io.restart();
+  io.run_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(probe.overloaded());
+}
+
 TEST(LoadProbe, AWorkerKeptBusyIsOverloadedAndRecoversWhenFreed) {
   boost::asio::io_context io;
   // Margins wide enough for a loaded (sanitized, parallel) test machine.

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/ip/udp.hpp>
+
 #include <condition_variable>
 #include <mutex>
 
@@ -129,6 +131,31 @@ TEST_F(LoopbackPair, EverySentPacketOfACallIsFiledUnderItsCallId) {
     ASSERT_TRUE(a.send(to_b(Proto::Udp), std::string(r->bytes())));
     EXPECT_TRUE(index.packets(std::string("acct-") + method).empty()) << method;
   }
+}
+
+// Issue 24: what a worker has not read yet waits in the kernel's queue, and shows there.
+TEST(UdpBacklog, DatagramsNobodyReadsFillTheWorkersQueue) {
+  Workers idle{1};  // never started: nothing reads the socket
+  Transport t{idle, {}, nullptr, [](size_t, sip::Message&&, const Peer&) {}};
+  t.listen(Proto::Udp, "127.0.0.1", 0);
+  EXPECT_EQ(t.udp_backlog(0), 0.0);
+  boost::asio::io_context io;
+  boost::asio::ip::udp::socket s(io, boost::asio::ip::udp::endpoint(boost::asio::ip::udp::v4(), 0));
+  const boost::asio::ip::udp::endpoint to(boost::asio::ip::make_address("127.0.0.1"),
+                                          t.local_port(0));
+  const std::string packet(1000, 'x');
+  for (int i = 0; i < 50; ++i)
+    s.send_to(boost::asio::buffer(packet), to);
+  const double some = t.udp_backlog(0);
+  EXPECT_GT(some, 0.0);
+  for (int i = 0; i < 2000; ++i) {
+    boost::system::error_code ec;
+    s.send_to(boost::asio::buffer(packet), to, 0, ec);
+  }
+  EXPECT_GT(t.udp_backlog(0), some);
+  EXPECT_LE(t.udp_backlog(0), 1.0);
+  EXPECT_EQ(t.udp_backlog(7), 0.0);  // no such worker
+  t.close();
 }
 
 TEST(ScanIds, FindsCallIdInLongAndCompactFormsAndTheCSeqMethodInTheHeadersOnly) {
