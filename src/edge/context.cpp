@@ -252,7 +252,8 @@ struct CdrWriter::Impl {
   bool hurry = false;  // flush() waits: no gathering
   std::atomic<uint64_t> failures{0};
   // Writer thread only: key -> row id of the calls in progress; their edits by A-leg Call-ID;
-  // the last records of ended calls (moved here, not copied: no cost per call), for amends.
+  // the last records of ended calls, for amends (moved here, not copied: a map entry per call
+  // on this thread, and a few MiB at most).
   static constexpr size_t kRecentEnded = 1024;
   std::unordered_map<std::string, int64_t> ids;
   std::unordered_map<std::string, std::vector<Edit>> edits;
