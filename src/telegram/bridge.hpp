@@ -150,6 +150,10 @@ class CallBridge : public std::enable_shared_from_this<CallBridge> {
 
   // Ends the call: answers or cancels the SIP side, discards the Telegram side.
   void fail_sip(const std::shared_ptr<Call>& c, const SipAnswer& a);
+  // The line's ring_timeout for a call esg places on Telegram: `expired` runs if the user has
+  // not answered by then (and the call has not ended otherwise).
+  void start_ring_timer(const std::shared_ptr<Call>& c,
+                        std::function<void(const std::shared_ptr<Call>&)> expired);
   void end(const std::shared_ptr<Call>& c, uint16_t cause, const std::string& why,
            bool discard_telegram);
   void discard_telegram(const std::shared_ptr<Call>& c);

@@ -16,9 +16,8 @@ using namespace bridge_detail;
 namespace {
 
 constexpr size_t kMaxChatSentPerCall = 8;
-constexpr int kChatConfirmS = 60;
-constexpr size_t kRecentText = 256;  // of each recent message's text, in monitoring  // a message
-                                     // TDLib queued: its result within this long
+constexpr int kChatConfirmS = 60;    // a message TDLib queued: its result within this long
+constexpr size_t kRecentText = 256;  // of each recent message's text, in monitoring
 
 json text_message(int64_t chat, const std::string& text) {
   return {{"@type", "sendMessage"},
@@ -263,17 +262,12 @@ void CallBridge::start_callback(int64_t user, bool contact, const TgUser& u,
 // The PBX's employee took the callback: now the user is called on Telegram.
 void CallBridge::callback_answered(const std::shared_ptr<Call>& c) {
   lane(*c, "the PBX answered the callback: createCall");
-  std::weak_ptr<Call> weak = c;
-  c->ring_timer =
-      timers_.start(std::chrono::seconds(std::max(1, config_.ring_timeout)), [this, weak] {
-        auto c = weak.lock();
-        if (!c || c->ended) return;
-        c->ring_timer = 0;
-        end(c, 480,
-            "Telegram: the user did not answer the callback within the ring timeout (" +
-                std::to_string(config_.ring_timeout) + " s)",
-            true);
-      });
+  start_ring_timer(c, [this](const std::shared_ptr<Call>& c) {
+    end(c, 480,
+        "Telegram: the user did not answer the callback within the ring timeout (" +
+            std::to_string(config_.ring_timeout) + " s)",
+        true);
+  });
   place_call(c, c->user_id, c->contact, 0);
 }
 

@@ -76,18 +76,25 @@ void CallBridge::outgoing_invite(txn::TxnId server, const sip::Message& req) {
   by_call_id_[c->call_id] = c;
   publish_status();
   // No answer within the line's ring timeout (a push may never wake the phone): 480.
-  std::weak_ptr<Call> weak = c;
-  c->ring_timer =
-      timers_.start(std::chrono::seconds(std::max(1, config_.ring_timeout)), [this, weak] {
-        auto c = weak.lock();
-        if (!c || c->ended) return;
-        c->ring_timer = 0;
-        fail_sip(c, {480,
-                     "Telegram: no answer within the ring timeout (" +
-                         std::to_string(config_.ring_timeout) + " s)",
-                     0, false});
-      });
+  start_ring_timer(c, [this](const std::shared_ptr<Call>& c) {
+    fail_sip(c, {480,
+                 "Telegram: no answer within the ring timeout (" +
+                     std::to_string(config_.ring_timeout) + " s)",
+                 0, false});
+  });
   find_user(c, *target, 0);
+}
+
+void CallBridge::start_ring_timer(const std::shared_ptr<Call>& c,
+                                  std::function<void(const std::shared_ptr<Call>&)> expired) {
+  std::weak_ptr<Call> weak = c;
+  c->ring_timer = timers_.start(std::chrono::seconds(std::max(1, config_.ring_timeout)),
+                                [weak, expired = std::move(expired)] {
+                                  auto c = weak.lock();
+                                  if (!c || c->ended) return;
+                                  c->ring_timer = 0;
+                                  expired(c);
+                                });
 }
 
 // The user id of the dialled user, then the call.

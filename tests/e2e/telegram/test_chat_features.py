@@ -18,32 +18,21 @@ import tempfile
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+sys.path.insert(0, HERE)
 from esg_fixture import EsgProcess, KeepOnFailure, stop_all  # noqa: E402
 from pbx_uas import PbxUas  # noqa: E402
 from rest_api import Api  # noqa: E402
 from sip_call import alaw_pcm, sdp_media, tone_share  # noqa: E402
-from tgnet import TgNet  # noqa: E402
 from tgsim_fixture import LIB, TgSim  # noqa: E402
+# The namespace every answered call's tgpeer runs in, as in the media tests.
+from test_media_engine import setUpModule, tearDownModule  # noqa: E402,F401
 
 API_HASH = "0123456789abcdef0123456789abcdef"
 LINES = "/rest/v1/telegram/lines"
 PBX_IP, PBX2_IP = "127.0.0.5", "127.0.0.6"
 MISSED = "Sorry, we missed your call. Send 'callback' and we will call you back"
-NET = None
-
-
-def setUpModule():
-    global NET
-    why = TgNet.unavailable()
-    if why:
-        raise unittest.SkipTest(why)
-    NET = TgNet().__enter__()
-
-
-def tearDownModule():
-    if NET:
-        NET.close()
 
 
 class ChatFeatures(KeepOnFailure):
