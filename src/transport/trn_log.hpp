@@ -89,8 +89,15 @@ class TrnLog {
   std::string current_file() const;
 
  private:
+  // How long the writer gathers lines after the first of a burst, and how many lines end the
+  // gathering early.
+  static constexpr std::chrono::milliseconds kGather{20};
+  static constexpr size_t kBurst = 4096;
+
   void run();
+  bool wakes_writer() const;  // under mu_, before a line is queued
   void write_line(const std::string& line, std::chrono::system_clock::time_point t);
+  void write_pending();
 
   Options options_;
   mutable std::mutex mu_;
@@ -106,6 +113,7 @@ class TrnLog {
   uint64_t next_counter_ = 0;
   bool stop_ = false;
   bool busy_ = false;
+  bool hurry_ = false;  // flush() waits: no gathering
   uint64_t written_ = 0;
   uint64_t dropped_ = 0;
   // Writer thread only:
@@ -114,6 +122,7 @@ class TrnLog {
   unsigned part_ = 0;
   uint64_t file_bytes_ = 0;
   std::string current_;
+  std::string pending_;  // the batch's lines not yet written
   std::thread thread_;
 };
 

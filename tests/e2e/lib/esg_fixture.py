@@ -107,6 +107,9 @@ class EsgProcess:
         return self.proc.returncode
 
     def trn_lines(self):
+        # The writer gathers a burst's lines for 20 ms (TrnLog::kGather) and writes them in one
+        # go: what happened before this call is in the files a moment later.
+        time.sleep(0.1)
         lines = []
         for name in sorted(os.listdir(self.log_dir)) if os.path.isdir(self.log_dir) else []:
             with open(os.path.join(self.log_dir, name), errors="replace") as f:

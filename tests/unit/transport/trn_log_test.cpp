@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <ctime>
 #include <filesystem>
@@ -124,6 +125,36 @@ TEST_F(TrnLogFiles, WritesOneLinePerPacketIntoTodaysFile) {
   while (std::getline(in, line))
     ++lines;
   EXPECT_EQ(lines, 10);
+}
+
+// The writer gathers a burst for a moment instead of waking per packet; without a flush the
+// lines still reach the file on their own, those of a burst that arrives while it writes too.
+TEST_F(TrnLogFiles, LinesReachTheFileWithoutAFlush) {
+  TrnLog log({dir_.string(), 1 << 20, 100000});
+  auto wait_written = [&](uint64_t n) {
+    for (int i = 0; i < 200 && log.written() < n; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return log.written();
+  };
+  log.write(record(Direction::Recv, "OPTIONS sip:a SIP/2.0\r\n\r\n"));
+  EXPECT_EQ(wait_written(1), 1u);
+  // A burst longer than the gathering's limit, then the rest of it, then one more line on its
+  // own.
+  for (int i = 0; i < 10000; ++i)
+    log.write(record(Direction::Recv, "x"));
+  EXPECT_EQ(wait_written(10001), 10001u);
+  PacketRecord r = record(Direction::Send, "BYE sip:b SIP/2.0\r\n\r\n");
+  const auto ticket = log.open(r);
+  log.fill(ticket, r);
+  EXPECT_EQ(wait_written(10002), 10002u);
+  const auto names = files();
+  ASSERT_EQ(names.size(), 1u);
+  std::ifstream in(dir_ / names[0]);
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line))
+    ++lines;
+  EXPECT_EQ(lines, 10002);
 }
 
 TEST_F(TrnLogFiles, RotatesBySize) {
