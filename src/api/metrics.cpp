@@ -170,14 +170,21 @@ std::string render_metrics(const MetricsSources& s) {
              "calls ended because a leg's session timer ran out or its refresh failed",
              number(x, "sessions_expired"));
     m.single("esg_overload_refused_total", "counter",
-             "new calls refused with 503 while their worker ran late",
+             "new calls refused with 503 while their worker was overloaded",
              number(x, "overload_refused"));
-    m.single("esg_workers_overloaded", "gauge", "workers refusing new calls now",
+    m.single("esg_workers_overloaded", "gauge", "workers refusing a share of new calls now",
              number(x, "workers_overloaded"));
     m.family("esg_worker_lag_ms", "gauge", "how late each worker ran its last load probe");
     const json& lag = x.contains("worker_lag_ms") ? x["worker_lag_ms"] : json::array();
     for (size_t w = 0; w < lag.size(); ++w)
       m.sample("esg_worker_lag_ms", {{"worker", std::to_string(w)}}, lag[w].get<double>());
+    m.family("esg_worker_refusing_percent", "gauge",
+             "the share of new calls each worker refuses now (overload control)");
+    const json& refusing =
+        x.contains("worker_refusing_pct") ? x["worker_refusing_pct"] : json::array();
+    for (size_t w = 0; w < refusing.size(); ++w)
+      m.sample("esg_worker_refusing_percent", {{"worker", std::to_string(w)}},
+               refusing[w].get<double>());
   }
 
   if (s.store) {

@@ -748,10 +748,11 @@ void Server::start() {
                           {"write", histogram(store_timings_->write)}};
   };
   ms.sip = [this] {
-    nlohmann::json lag = nlohmann::json::array();
+    nlohmann::json lag = nlohmann::json::array(), refusing = nlohmann::json::array();
     int overloaded = 0;
     for (const auto& pw : per_worker_) {
       lag.push_back(pw.load->lag_ms());
+      refusing.push_back(pw.load->refusing_pct());
       overloaded += pw.load->overloaded() ? 1 : 0;
     }
     return nlohmann::json{{"malformed", malformed_.load()},
@@ -759,7 +760,8 @@ void Server::start() {
                           {"sessions_expired", edge::B2bua::sessions_expired().load()},
                           {"overload_refused", overload_refused_.load()},
                           {"workers_overloaded", overloaded},
-                          {"worker_lag_ms", lag}};
+                          {"worker_lag_ms", lag},
+                          {"worker_refusing_pct", refusing}};
   };
   ms.regs = [this] { return accounts_->regs(); };
   ms.border = [this] { return edge_->border().status(); };
@@ -1191,18 +1193,21 @@ bool Server::border_admits(const sip::Message& m, const transport::Peer& from) {
 
 void Server::on_message(size_t worker, sip::Message&& message, const transport::Peer& from) {
   if (edge_ && !border_admits(message, from)) return;
-  // An overloaded worker refuses new calls before any state is made for them (stateless 503:
-  // the caller tries another instance or later), and goes on with the calls it has.
+  // An overloaded worker refuses a share of the new calls before any state is made for them
+  // (stateless 503: the caller tries another instance or later), and goes on with the calls it
+  // has.
   if (message.is_request() && message.method() == sip::Method::Invite && message.to_tag().empty() &&
-      per_worker_[worker].load->overloaded()) {
+      per_worker_[worker].load->refuse()) {
     overload_refused_.fetch_add(1, std::memory_order_relaxed);
+    const auto& load = *per_worker_[worker].load;
     transport_->send(
-        from, sip::build_response(
-                  message, 503, {}, tag_prefix_ + "o",
-                  "Retry-After: 5\r\nReason: SIP;cause=503;text=\"EB2B. Overloaded: worker " +
-                      std::to_string(worker) + " runs " +
-                      std::to_string(per_worker_[worker].load->lag_ms()) + " ms late, queue " +
-                      std::to_string(per_worker_[worker].load->backlog_pct()) + " % full\"\r\n"));
+        from,
+        sip::build_response(
+            message, 503, {}, tag_prefix_ + "o",
+            "Retry-After: 5\r\nReason: SIP;cause=503;text=\"EB2B. Overloaded: worker " +
+                std::to_string(worker) + " runs " + std::to_string(load.lag_ms()) +
+                " ms late, queue " + std::to_string(load.backlog_pct()) + " % full, refusing " +
+                std::to_string(load.refusing_pct()) + " % of new calls\"\r\n"));
     return;
   }
   per_worker_[worker].layer->receive(std::move(message), channel_to(from));

@@ -1,19 +1,20 @@
 #include "transport/load_probe.hpp"
 
+#include <algorithm>
+
 #include "log/log.hpp"
 
 namespace esg::transport {
 
 bool LagState::observe(int64_t late_ms, double backlog) {
   if (late_ms >= threshold_ms_ || backlog >= kFull) {
-    calm_run_ = 0;
-    if (++late_run_ >= kEnter) overloaded_ = true;
+    if (++late_run_ >= kEnter || share_ > 0) share_ = std::min(1.0, share_ + kRise);
   } else {
     late_run_ = 0;
-    if (late_ms * 2 < threshold_ms_ && backlog * 2 < kFull && ++calm_run_ >= kLeave)
-      overloaded_ = false;
+    if (late_ms * 2 < threshold_ms_ && backlog * 2 < kFull) share_ = std::max(0.0, share_ - kFall);
+    if (share_ < 1e-9) share_ = 0;  // the steps are not exact in binary
   }
-  return overloaded_;
+  return overloaded();
 }
 
 LoadProbe::LoadProbe(boost::asio::io_context& io, int threshold_ms, std::chrono::milliseconds every,
@@ -37,14 +38,16 @@ void LoadProbe::arm() {
     backlog_pct_.store(int(backlog * 100), std::memory_order_relaxed);
     const bool was = state_.overloaded();
     const bool now = state_.observe(late, backlog);
+    share_ = state_.share();
     overloaded_.store(now, std::memory_order_relaxed);
+    refusing_pct_.store(int(share_ * 100 + 0.5), std::memory_order_relaxed);
     if (now != was) {
       if (now) {
         log::get("transport")
             .warn(
-                "worker overloaded: its loop runs {} ms late, receive queue {} % full; new "
-                "calls get 503",
-                late, int(backlog * 100));
+                "worker overloaded: its loop runs {} ms late, receive queue {} % full; {} % of "
+                "new calls get 503",
+                late, int(backlog * 100), int(share_ * 100 + 0.5));
       } else {
         log::get("transport")
             .info("worker keeps up again ({} ms late, receive queue {} % full); new calls accepted",
@@ -53,6 +56,17 @@ void LoadProbe::arm() {
     }
     arm();
   });
+}
+
+bool LoadProbe::refuse() {
+  if (share_ <= 0) {
+    credit_ = 0;
+    return false;
+  }
+  credit_ += share_;
+  if (credit_ < 1 - 1e-9) return false;
+  credit_ -= 1;
+  return true;
 }
 
 }  // namespace esg::transport

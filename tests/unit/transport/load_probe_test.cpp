@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <functional>
+#include <string>
 #include <thread>
 
 using esg::transport::LagState;
@@ -20,20 +21,34 @@ TEST(LagState, OneLateProbeIsAHiccupARunOfThemIsOverload) {
   EXPECT_TRUE(s.observe(500));  // the threshold itself counts as late
 }
 
-TEST(LagState, ItTakesARunOfCalmProbesUnderHalfTheThresholdToRecover) {
+// Overloaded, the worker refuses a share of the new calls: more with each further bad probe,
+// the same while it catches up (between half the threshold and the threshold), less with each
+// calm probe, none once the share is back at 0.
+TEST(LagState, TheRefusedShareRisesWhileLateHoldsWhileCatchingUpAndFallsWhenCalm) {
   LagState s(500);
   for (int i = 0; i < LagState::kEnter; ++i)
     s.observe(900);
   ASSERT_TRUE(s.overloaded());
-  // Between half the threshold and the threshold: still catching up.
-  for (int i = 0; i < 3 * LagState::kLeave; ++i)
+  EXPECT_DOUBLE_EQ(s.share(), LagState::kRise);
+  s.observe(900);
+  EXPECT_DOUBLE_EQ(s.share(), 2 * LagState::kRise);
+  for (int i = 0; i < 20; ++i)
+    s.observe(900);
+  EXPECT_DOUBLE_EQ(s.share(), 1.0) << "all new calls at most";
+  for (int i = 0; i < 30; ++i)
     EXPECT_TRUE(s.observe(300));
-  for (int i = 0; i < LagState::kLeave - 1; ++i)
-    EXPECT_TRUE(s.observe(10));
-  EXPECT_TRUE(s.observe(700)) << "a late probe breaks the calm run";
-  for (int i = 0; i < LagState::kLeave - 1; ++i)
-    EXPECT_TRUE(s.observe(10));
-  EXPECT_FALSE(s.observe(10));
+  EXPECT_DOUBLE_EQ(s.share(), 1.0) << "catching up: the share holds";
+  s.observe(10);
+  EXPECT_NEAR(s.share(), 1.0 - LagState::kFall, 1e-9);
+  EXPECT_TRUE(s.observe(700)) << "a late probe while overloaded raises the share at once";
+  EXPECT_NEAR(s.share(), 1.0, 1e-9);
+  int calm = 0;
+  while (s.observe(10))
+    ++calm;
+  EXPECT_EQ(calm + 1, int(1.0 / LagState::kFall + 0.5)) << "falls slower than it rose";
+  EXPECT_EQ(s.share(), 0.0);
+  // Back to normal: a single late probe is a hiccup again.
+  EXPECT_FALSE(s.observe(900));
 }
 
 // A worker that reads its own socket is never late by much: its backlog is the kernel's queue.
@@ -43,11 +58,35 @@ TEST(LagState, AReceiveQueueHalfFullIsLikeALateProbe) {
     EXPECT_FALSE(s.observe(5, 0.9));
   EXPECT_TRUE(s.observe(5, LagState::kFull));
   // On time but the queue still over a quarter full: still catching up.
-  for (int i = 0; i < 3 * LagState::kLeave; ++i)
+  for (int i = 0; i < 30; ++i)
     EXPECT_TRUE(s.observe(5, 0.3));
-  for (int i = 0; i < LagState::kLeave - 1; ++i)
+  EXPECT_DOUBLE_EQ(s.share(), LagState::kRise);
+  for (int i = 0; i < int(LagState::kRise / LagState::kFall + 0.5) - 1; ++i)
     EXPECT_TRUE(s.observe(5, 0.1));
   EXPECT_FALSE(s.observe(5, 0.1));
+}
+
+// The refused share is spread over the new calls: at 20 % every fifth one, none at 0.
+TEST(LoadProbe, RefusesItsShareOfTheNewCallsEvenly) {
+  boost::asio::io_context io;
+  double queue = 0.8;
+  LoadProbe probe(io, 500, std::chrono::milliseconds(2), [&] { return queue; });
+  EXPECT_FALSE(probe.refuse());
+  for (int i = 0; i < LagState::kEnter; ++i)
+    io.run_one();  // one probe each
+  ASSERT_TRUE(probe.overloaded());
+  EXPECT_EQ(probe.refusing_pct(), 20);
+  std::string refused;
+  for (int i = 0; i < 10; ++i)
+    refused += probe.refuse() ? 'x' : '.';
+  EXPECT_EQ(refused, "....x....x");
+  queue = 0;
+  for (int i = 0; i < 4; ++i)
+    io.run_one();
+  EXPECT_FALSE(probe.overloaded());
+  EXPECT_EQ(probe.refusing_pct(), 0);
+  for (int i = 0; i < 10; ++i)
+    EXPECT_FALSE(probe.refuse());
 }
 
 TEST(LoadProbe, AFullReceiveQueueMakesAnOnTimeWorkerOverloaded) {
