@@ -43,11 +43,11 @@ struct Config {
     // interval esg accepts (Min-SE; the RFC's floor is 90).
     int session_expires = 1800;
     int min_se = 90;
-    // A worker whose loop runs this late (ms) on several probes in a row is overloaded: new
-    // calls get 503 with Retry-After until it keeps up again (0: never refuse; off by default
-    // until bench/overload.py shows a gain on a machine where the load generator has cores of
-    // its own).
-    int overload_lag = 0;
+    // A worker whose loop runs this late (ms), or whose receive queue is half full, on several
+    // probes in a row is overloaded: a share of the new calls gets 503 with Retry-After until it
+    // keeps up again (0: never refuse). On by default: bench/overload.py with the load generator
+    // on a core of its own showed no caller waiting for a timeout with it, a sixth without.
+    int overload_lag = 500;
     // Several instances (store.postgres): how often each writes its heartbeat, and the silence
     // after which the others count it dead and take its accounts over (seconds).
     double heartbeat = 1;
