@@ -361,11 +361,7 @@ Transport::Transport(Workers& workers, TransportOptions options, TrnLog* log, Ha
       options_(options),
       log_(log),
       handler_(std::move(handler)),
-      hops_(workers.size()),
-      conns_(workers.size()) {
-  for (auto& h : hops_)
-    h.to.resize(workers.size());
-}
+      conns_(workers.size()) {}
 
 Transport::~Transport() = default;
 
@@ -488,7 +484,6 @@ void Transport::drain_udp(UdpListener& l, size_t worker) {
       start_udp_receive(l, worker);
       return;
     }
-    hops_[worker].batching = true;
     for (int i = 0; i < n && !closed_; ++i) {
       Peer from;
       from.proto = Proto::Udp;
@@ -497,8 +492,6 @@ void Transport::drain_udp(UdpListener& l, size_t worker) {
       inbound(std::string_view(r.buf.data() + size_t(i) * R::kSlot, r.msgs[size_t(i)].msg_len),
               from, /*stream=*/false, worker, 0);
     }
-    hops_[worker].batching = false;
-    flush_hops(worker);
     if (closed_) return;
     if (size_t(n) < R::kBatch) {
       start_udp_receive(l, worker);
@@ -613,25 +606,9 @@ void Transport::inbound(std::string_view bytes, const Peer& from, bool stream, s
     handler_(worker, std::move(*parsed), from);
     return;
   }
-  if (auto& hops = hops_[worker]; hops.batching) {
-    hops.to[owner].push_back({std::move(*parsed), from});
-    return;
-  }
   workers_.post(owner, [this, owner, m = std::move(*parsed), from]() mutable {
     handler_(owner, std::move(m), from);
   });
-}
-
-void Transport::flush_hops(size_t worker) {
-  auto& to = hops_[worker].to;
-  for (size_t owner = 0; owner < to.size(); ++owner) {
-    if (to[owner].empty()) continue;
-    workers_.post(owner, [this, owner, batch = std::move(to[owner])]() mutable {
-      for (auto& h : batch)
-        handler_(owner, std::move(h.message), h.from);
-    });
-    to[owner].clear();  // moved from: made empty for the next batch
-  }
 }
 
 std::string fit_request_to_transport(const sip::Message& request, Peer& to, uint16_t tcp_port,

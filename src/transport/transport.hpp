@@ -157,19 +157,6 @@ class Transport {
   void drain_udp(UdpListener& l, size_t worker);
   void inbound(std::string_view bytes, const Peer& from, bool stream, size_t worker,
                uint32_t connection);
-  // Messages a worker received for another worker's calls during one batch of datagrams go to
-  // their owner in one post at the end of the batch: a post per message woke the owner once
-  // per message (an epoll_ctl and a write each, issue 24). Each worker's row is touched only by
-  // its own thread.
-  struct Hop {
-    sip::Message message;
-    Peer from;
-  };
-  struct Hops {
-    bool batching = false;
-    std::vector<std::vector<Hop>> to;  // by owner
-  };
-  void flush_hops(size_t worker);
   // A packet's time and place in the one order of all workers' packets (the trn log's sequence
   // when it is on), taken when esg decides to send it or has received it; file() gives it to
   // the trn log, the packet index and the tap once the outcome is known.
@@ -207,7 +194,6 @@ class Transport {
   std::atomic<int64_t> banned_log_second_{0};
   std::atomic<uint32_t> banned_logged_{0};
   Counters counters_;
-  std::vector<Hops> hops_;  // by receiving worker
   std::vector<std::unique_ptr<UdpListener>> udp_;
   std::vector<std::unique_ptr<TcpListener>> tcp_;
   std::vector<uint16_t> ports_;  // per listener, in listen() order
