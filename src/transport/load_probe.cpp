@@ -38,16 +38,14 @@ void LoadProbe::arm() {
     backlog_pct_.store(int(backlog * 100), std::memory_order_relaxed);
     const bool was = state_.overloaded();
     const bool now = state_.observe(late, backlog);
-    share_ = state_.share();
-    overloaded_.store(now, std::memory_order_relaxed);
-    refusing_pct_.store(int(share_ * 100 + 0.5), std::memory_order_relaxed);
+    refusing_pct_.store(int(state_.share() * 100 + 0.5), std::memory_order_relaxed);
     if (now != was) {
       if (now) {
         log::get("transport")
             .warn(
                 "worker overloaded: its loop runs {} ms late, receive queue {} % full; {} % of "
                 "new calls get 503",
-                late, int(backlog * 100), int(share_ * 100 + 0.5));
+                late, int(backlog * 100), refusing_pct());
       } else {
         log::get("transport")
             .info("worker keeps up again ({} ms late, receive queue {} % full); new calls accepted",
@@ -59,11 +57,12 @@ void LoadProbe::arm() {
 }
 
 bool LoadProbe::refuse() {
-  if (share_ <= 0) {
+  const double share = state_.share();  // the probe runs on this worker's thread too
+  if (share <= 0) {
     credit_ = 0;
     return false;
   }
-  credit_ += share_;
+  credit_ += share;
   if (credit_ < 1 - 1e-9) return false;
   credit_ -= 1;
   return true;

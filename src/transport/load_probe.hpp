@@ -52,7 +52,7 @@ class LoadProbe {
   LoadProbe& operator=(const LoadProbe&) = delete;
 
   // Read from any thread.
-  bool overloaded() const { return overloaded_.load(std::memory_order_relaxed); }
+  bool overloaded() const { return refusing_pct() > 0; }  // the share moves in steps of 5 %
   int refusing_pct() const { return refusing_pct_.load(std::memory_order_relaxed); }
   // On the worker's thread, for each new call: refuse it? Spreads the refused share evenly over
   // the calls (every other one at 50 %), none when the worker keeps up.
@@ -68,12 +68,10 @@ class LoadProbe {
   std::chrono::milliseconds every_;
   std::function<double()> backlog_;
   std::chrono::steady_clock::time_point due_;
-  std::atomic<bool> overloaded_{false};
   std::atomic<int64_t> lag_ms_{0};
   std::atomic<int> backlog_pct_{0};
   std::atomic<int> refusing_pct_{0};
-  double share_ = 0;   // worker thread
-  double credit_ = 0;  // refusals owed: grows by the share with each new call
+  double credit_ = 0;  // worker thread: refusals owed, grows by the share with each new call
 };
 
 }  // namespace esg::transport

@@ -68,9 +68,8 @@ class AsioTimers final : public Timers {
   }
 
   size_t pending() const { return live_.size(); }
-  size_t heap_entries() const {
-    return heap_.size();
-  }  // live ones and stopped ones not dropped yet
+  // The live timers' entries and the stopped ones not dropped yet.
+  size_t heap_entries() const { return heap_.size(); }
 
  private:
   struct Entry {
