@@ -161,14 +161,21 @@ TEST(DtlsSession, UnknownFingerprintHashFails) {
   EXPECT_EQ(l.client.failed.value_or(""), "fingerprint mismatch");
 }
 
+// The retransmission timers below are long enough that no retransmission can happen inside
+// start(): OpenSSL also retransmits from within a read once its wall-clock timer has run out,
+// and a loaded CI machine (sanitizers, twice as many tests as cores) once stalled start() for
+// longer than 20 ms, which connected both sides before the test looked.
+constexpr milliseconds kRetransmit{200};
+
 TEST(DtlsSession, LostClientHelloIsRetransmittedRfc6347_4_2_4) {
   Link l;
   l.lose = [&l](const Side& from, size_t index) { return &from == &l.client && index == 0; };
-  l.client.session->set_retransmit_timeout(milliseconds(20), milliseconds(40));
+  l.client.session->set_retransmit_timeout(kRetransmit, 2 * kRetransmit);
   l.start();
+  EXPECT_EQ(l.client.lost, 1u);
   EXPECT_FALSE(l.both_connected());
   ASSERT_TRUE(l.client.session->next_tick());
-  EXPECT_LE(*l.client.session->next_tick(), l.now + milliseconds(20));
+  EXPECT_LE(*l.client.session->next_tick(), l.now + kRetransmit);
   run_timers(l, milliseconds(3000));
   ASSERT_TRUE(l.both_connected()) << l.client.failed.value_or("");
   ASSERT_GE(l.client.sent.size(), 2u);
@@ -185,8 +192,8 @@ TEST(DtlsSession, LostFinalServerFlightIsRecoveredByTheClientsRetransmission) {
   l.lose = [&l](const Side& from, size_t) {
     return &from == &l.server && !l.server.keys && l.client.sent.size() > 1;
   };
-  l.client.session->set_retransmit_timeout(milliseconds(20), milliseconds(40));
-  l.server.session->set_retransmit_timeout(milliseconds(20), milliseconds(40));
+  l.client.session->set_retransmit_timeout(kRetransmit, 2 * kRetransmit);
+  l.server.session->set_retransmit_timeout(kRetransmit, 2 * kRetransmit);
   l.start();
   EXPECT_TRUE(l.server.keys);   // the server is done when it sends its Finished
   EXPECT_FALSE(l.client.keys);  // which the client never got
