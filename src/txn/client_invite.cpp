@@ -9,7 +9,12 @@ void ClientInvite::start() {
   // unreliable transport.
   start_timer(Timer::B, 64 * config_.t1);
   if (!reliable()) start_timer(Timer::A, interval_);
-  if (!transmit(request_.bytes())) fail(503);
+  if (!transmit(request_->bytes())) fail(503);
+}
+
+void ClientInvite::shed() {
+  // Completed needs only its ACK, Accepted only the user (2xx retransmissions go up to it).
+  if (state() == State::Completed || state() == State::Accepted) request_.reset();
 }
 
 // §17.1.1.3: Request-URI, Call-ID, From and the CSeq number of the INVITE, the To of the
@@ -54,7 +59,7 @@ void ClientInvite::on_response(const sip::Message& response) {
       // "the client transaction MUST ... generate an ACK request ... and then pass the
       // response up to the TU"; Timer D: 32 s or more unreliable, zero reliable.
       set_state(State::Completed);
-      ack_ = build_ack(request_, response);
+      ack_ = build_ack(*request_, response);
       if (!transmit(ack_)) {
         fail(503);
         return;
@@ -83,7 +88,7 @@ void ClientInvite::on_timer(Timer t) {
   switch (t) {
     case Timer::A:
       interval_ *= 2;  // "the timer is reset with a value of 2*T1 ... 4*T1 ..."
-      if (!transmit(request_.bytes())) {
+      if (!transmit(request_->bytes())) {
         fail(503);
         return;
       }

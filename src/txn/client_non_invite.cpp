@@ -9,7 +9,14 @@ void ClientNonInvite::start() {
   // transport, "timer E to fire in T1 seconds".
   start_timer(Timer::F, 64 * config_.t1);
   if (!reliable()) start_timer(Timer::E, interval_);
-  if (!transmit(request_.bytes())) fail(503);
+  if (!transmit(request_->bytes())) fail(503);
+}
+
+void ClientNonInvite::shed() {
+  // Completed only absorbs retransmitted responses until Timer K: nothing is sent, nobody told.
+  if (state() != State::Completed) return;
+  request_.reset();
+  user_ = {};
 }
 
 void ClientNonInvite::on_response(const sip::Message& response) {
@@ -44,7 +51,7 @@ void ClientNonInvite::on_timer(Timer t) {
     case Timer::E:
       // Trying: the interval doubles up to T2; Proceeding: "retransmit ... every T2".
       interval_ = state() == State::Trying ? std::min(2 * interval_, config_.t2) : config_.t2;
-      if (!transmit(request_.bytes())) {
+      if (!transmit(request_->bytes())) {
         fail(503);
         return;
       }

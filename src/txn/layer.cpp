@@ -57,9 +57,9 @@ const sip::Message* Layer::request(TxnId server) const {
   if (it == txns_.end()) return nullptr;
   switch (it->second.kind) {
     case Kind::ServerInvite:
-      return &static_cast<const ServerInvite*>(it->second.txn.get())->request();
+      return static_cast<const ServerInvite*>(it->second.txn.get())->request();
     case Kind::ServerNonInvite:
-      return &static_cast<const ServerNonInvite*>(it->second.txn.get())->request();
+      return static_cast<const ServerNonInvite*>(it->second.txn.get())->request();
     default:
       return nullptr;
   }
@@ -88,6 +88,12 @@ void Layer::schedule_sweep() {
 }
 
 void Layer::sweep() {
+  auto finished = std::move(finished_);
+  finished_.clear();
+  for (TxnId id : finished) {
+    auto it = txns_.find(id);
+    if (it != txns_.end() && !it->second.txn->terminated()) it->second.txn->shed();
+  }
   auto dead = std::move(dead_);
   dead_.clear();
   for (TxnId id : dead) {
@@ -140,7 +146,9 @@ void Layer::receive_response(const sip::Message& response) {
     if (user_.on_stray_response) user_.on_stray_response(response);
     return;
   }
+  const TxnId id = it->second;  // the TU's callback may add transactions: `it` may not last
   static_cast<ClientTransaction*>(e->txn.get())->on_response(response);
+  if (response.status() >= 200) finished_.push_back(id);  // shed by receive()'s sweep
 }
 
 void Layer::receive_request(sip::Message request, const Channel& from) {
@@ -188,7 +196,7 @@ void Layer::receive_request(sip::Message request, const Channel& from) {
     ServerInvite* raw = t.get();
     add(Kind::ServerInvite, std::move(t), std::move(key), std::move(merged));
     raw->start();
-    if (user_.on_request) user_.on_request(self, raw->request(), from);
+    if (user_.on_request) user_.on_request(self, *raw->request(), from);
     return;
   }
   const bool cancel = request.method() == sip::Method::Cancel;
@@ -196,22 +204,24 @@ void Layer::receive_request(sip::Message request, const Channel& from) {
   ServerNonInvite* raw = t.get();
   add(Kind::ServerNonInvite, std::move(t), std::move(key), std::move(merged));
   if (!cancel) {
-    if (user_.on_request) user_.on_request(self, raw->request(), from);
+    if (user_.on_request) user_.on_request(self, *raw->request(), from);
     return;
   }
   // §9.2: a CANCEL matches the INVITE server transaction with the same key but the method.
-  auto invite = by_key_.find(server_key(raw->request(), "INVITE"));
+  // Answered here, shed by receive()'s sweep (after on_cancel has read it).
+  const sip::Message& req = *raw->request();
+  finished_.push_back(self);
+  auto invite = by_key_.find(server_key(req, "INVITE"));
   Entry* e = invite == by_key_.end() ? nullptr : &txns_.at(invite->second);
   if (!e || e->kind != Kind::ServerInvite) {
     ++counters_.cancel_481;
-    raw->respond(481, sip::build_response(raw->request(), 481));
+    raw->respond(481, sip::build_response(req, 481));
     return;
   }
   auto* inv = static_cast<ServerInvite*>(e->txn.get());
-  raw->respond(200, sip::build_response(raw->request(), 200));
+  raw->respond(200, sip::build_response(req, 200));
   // "If the UAS has already sent a final response for the request, the CANCEL has no effect".
-  if (inv->state() == State::Proceeding && user_.on_cancel)
-    user_.on_cancel(invite->second, raw->request());
+  if (inv->state() == State::Proceeding && user_.on_cancel) user_.on_cancel(invite->second, req);
 }
 
 bool Layer::respond(TxnId server, uint16_t status, std::string bytes) {
@@ -226,7 +236,8 @@ bool Layer::respond(TxnId server, uint16_t status, std::string bytes) {
     return false;
   }
   // Deferred: a TU answering from inside on_request still holds the request, which belongs to
-  // the transaction a reliable transport terminates at once.
+  // the transaction a reliable transport terminates at once, or a final response sheds.
+  if (status >= 200) finished_.push_back(server);
   schedule_sweep();
   return true;
 }

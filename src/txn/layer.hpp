@@ -53,7 +53,8 @@ class Layer {
   const Counters& counters() const { return counters_; }
   // The state of a live transaction, Terminated when it is gone.
   State state(TxnId id) const;
-  // The request of a live server transaction (to build its responses), nullptr when gone.
+  // The request of a live server transaction (to build its responses), nullptr when gone or
+  // finished (a final response sent: what it held is freed).
   const sip::Message* request(TxnId server) const;
 
   static std::string server_key(const sip::Message& request, std::string_view method_override = {});
@@ -82,6 +83,7 @@ class Layer {
   std::unordered_map<std::string, TxnId> by_key_;
   std::unordered_map<std::string, TxnId> by_merged_key_;
   std::vector<TxnId> dead_;
+  std::vector<TxnId> finished_;  // final response sent or received: to shed() in sweep()
   Timers::Id sweep_timer_ = 0;
   Counters counters_;
 };

@@ -8,9 +8,24 @@ namespace esg::txn {
 ServerInvite::ServerInvite(Timers& timers, const TimerConfig& config, Channel channel,
                            sip::Message request, ServerUser user)
     : Transaction(timers, config, std::move(channel), State::Proceeding),
-      request_(std::move(request)),
+      request_(std::make_unique<sip::Message>(std::move(request))),
       user_(std::move(user)),
       interval_(config.t1) {}
+
+void ServerInvite::shed() {
+  switch (state()) {
+    case State::Accepted:
+      // The 2xx is the TU's to retransmit (RFC 6026); retransmitted INVITEs are absorbed.
+      last_response_ = {};
+      [[fallthrough]];
+    case State::Completed:  // resends last_response_ until the ACK
+    case State::Confirmed:
+      request_.reset();
+      return;
+    default:
+      return;
+  }
+}
 
 void ServerInvite::start() {
   // "the server transaction MUST generate a 100 (Trying) response unless it knows that the TU
@@ -38,6 +53,7 @@ void ServerInvite::on_ack(const sip::Message& ack) {
       stop_timer(Timer::G);
       stop_timer(Timer::H);
       set_state(State::Confirmed);
+      last_response_ = {};  // Confirmed absorbs retransmissions without answering them
       if (reliable()) {
         terminate();
       } else {
@@ -77,8 +93,8 @@ void ServerInvite::respond(uint16_t status, std::string bytes) {
 void ServerInvite::on_timer(Timer t) {
   switch (t) {
     case Timer::Trying:
-      if (state() == State::Proceeding && last_response_.empty()) {
-        last_response_ = sip::build_response(request_, 100);
+      if (state() == State::Proceeding && last_response_.empty() && request_) {
+        last_response_ = sip::build_response(*request_, 100);
         last_status_ = 100;
         if (!transmit(last_response_)) transport_failed();
       }

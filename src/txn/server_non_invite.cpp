@@ -7,8 +7,13 @@ namespace esg::txn {
 ServerNonInvite::ServerNonInvite(Timers& timers, const TimerConfig& config, Channel channel,
                                  sip::Message request, ServerUser user)
     : Transaction(timers, config, std::move(channel), State::Trying),
-      request_(std::move(request)),
+      request_(std::make_unique<sip::Message>(std::move(request))),
       user_(std::move(user)) {}
+
+void ServerNonInvite::shed() {
+  // Completed resends its final response, built already, to retransmitted requests.
+  if (state() == State::Completed) request_.reset();
+}
 
 void ServerNonInvite::on_retransmission() {
   switch (state()) {

@@ -58,6 +58,12 @@ class Transaction {
   bool terminated() const { return state_ == State::Terminated; }
   // Called once, when the machine reaches Terminated.
   void set_on_terminated(std::function<void()> f) { on_terminated_ = std::move(f); }
+  // Frees what the machine no longer needs once its final response is out or in: the request,
+  // the TU's callbacks where none can come. A finished transaction lingers for up to 64*T1
+  // (32 s) to absorb retransmissions, and at a thousand calls a second it held tens of
+  // thousands of parsed requests it would never read again. The layer calls this outside the
+  // machine's callbacks: a TU may still read the request inside them.
+  virtual void shed() = 0;
 
  protected:
   Transaction(Timers& timers, const TimerConfig& config, Channel channel, State initial);
@@ -121,7 +127,8 @@ struct ClientUser {
 // failing towards the user.
 class ClientTransaction : public Transaction {
  public:
-  const sip::Message& request() const { return request_; }
+  // The request; nullptr once shed().
+  const sip::Message* request() const { return request_.get(); }
   virtual void start() = 0;  // sends the request and starts the machine's timers
   virtual void on_response(const sip::Message& response) = 0;
 
@@ -129,7 +136,7 @@ class ClientTransaction : public Transaction {
   ClientTransaction(Timers& timers, const TimerConfig& config, Channel channel, State initial,
                     sip::Message request, ClientUser user)
       : Transaction(timers, config, std::move(channel), initial),
-        request_(std::move(request)),
+        request_(std::make_unique<sip::Message>(std::move(request))),
         user_(std::move(user)),
         interval_(config.t1) {}
   void fail(uint16_t status, std::string_view why = {});  // Terminated, then on_failure
@@ -138,7 +145,7 @@ class ClientTransaction : public Transaction {
   // §8.1.3.1: the TU treats it as a 503. Only before a final response: the request was lost.
   void on_transport_failure(std::string_view why) override;
 
-  sip::Message request_;
+  std::unique_ptr<sip::Message> request_;  // on the heap, so that shed() frees all of it
   ClientUser user_;
   Millis interval_;
 };
@@ -152,6 +159,7 @@ class ClientNonInvite final : public ClientTransaction {
                           std::move(user)) {}
   void start() override;  // Timers E and F
   void on_response(const sip::Message& response) override;
+  void shed() override;
 
  private:
   void on_timer(Timer t) override;
@@ -167,6 +175,7 @@ class ClientInvite final : public ClientTransaction {
                           std::move(user)) {}
   void start() override;  // Timers A and B
   void on_response(const sip::Message& response) override;
+  void shed() override;
   // The ACK of §17.1.1.3 for a non-2xx final response to `invite`.
   static std::string build_ack(const sip::Message& invite, const sip::Message& response);
 
@@ -190,7 +199,9 @@ class ServerNonInvite final : public Transaction {
                   ServerUser user);
   void on_retransmission();
   void respond(uint16_t status, std::string bytes);
-  const sip::Message& request() const { return request_; }
+  // The request, to build responses from; nullptr once shed().
+  const sip::Message* request() const { return request_.get(); }
+  void shed() override;
 
  private:
   void on_timer(Timer t) override;
@@ -199,7 +210,7 @@ class ServerNonInvite final : public Transaction {
   }
   void transport_failed() { terminate_and(user_.on_transport_error); }
 
-  sip::Message request_;
+  std::unique_ptr<sip::Message> request_;
   ServerUser user_;
   std::string last_response_;
 };
@@ -214,7 +225,9 @@ class ServerInvite final : public Transaction {
   void on_retransmission();
   void on_ack(const sip::Message& ack);
   void respond(uint16_t status, std::string bytes);
-  const sip::Message& request() const { return request_; }
+  // The request, to build responses from; nullptr once shed().
+  const sip::Message* request() const { return request_.get(); }
+  void shed() override;
   uint16_t last_status() const { return last_status_; }
 
  private:
@@ -224,7 +237,7 @@ class ServerInvite final : public Transaction {
   }
   void transport_failed() { terminate_and(user_.on_transport_error); }
 
-  sip::Message request_;
+  std::unique_ptr<sip::Message> request_;
   ServerUser user_;
   std::string last_response_;
   uint16_t last_status_ = 0;

@@ -171,5 +171,107 @@ TEST_F(LayerTest, EveryTransactionOnAFailedConnectionGets503AtOnceAndIsDeleted_1
   EXPECT_EQ(timers.pending(), 0u);
 }
 
+// A finished transaction lingers up to 64*T1 to absorb retransmissions; what it no longer
+// needs (the request) is freed once the final response is out, and it absorbs them as before.
+TEST_F(LayerTest, ServerTransactionsShedTheirRequestOnceTheFinalIsOutAndStillAbsorb_17_2_1) {
+  layer.receive(request("INVITE", "z9hG4bKs1"), wire.channel());
+  layer.receive(request("INVITE", "z9hG4bKs2", 2), wire.channel());
+  layer.receive(request("OPTIONS", "z9hG4bKs3", 3), wire.channel());
+  ASSERT_EQ(requests.size(), 3u);
+  const TxnId busy = requests[0].first, ok = requests[1].first, opts = requests[2].first;
+  ASSERT_NE(layer.request(busy), nullptr);
+  const std::string b486 = sip::build_response(*layer.request(busy), 486, {}, "u1");
+  layer.respond(busy, 486, b486);
+  layer.respond(ok, 200, sip::build_response(*layer.request(ok), 200, {}, "u2"));
+  layer.respond(opts, 200, sip::build_response(*layer.request(opts), 200, {}, "u3"));
+  const size_t sent = wire.sent.size();
+  timers.advance(1ms);  // the layer's sweep
+  EXPECT_EQ(layer.state(busy), State::Completed);
+  EXPECT_EQ(layer.state(ok), State::Accepted);
+  EXPECT_EQ(layer.state(opts), State::Completed);
+  for (TxnId id : {busy, ok, opts})
+    EXPECT_EQ(layer.request(id), nullptr) << id;
+  // Retransmissions: the 486 and the OPTIONS' 200 again; the INVITE that got a 2xx absorbs.
+  layer.receive(request("INVITE", "z9hG4bKs1"), wire.channel());
+  layer.receive(request("INVITE", "z9hG4bKs2", 2), wire.channel());
+  layer.receive(request("OPTIONS", "z9hG4bKs3", 3), wire.channel());
+  ASSERT_EQ(wire.sent.size(), sent + 2);
+  EXPECT_EQ(wire.sent[sent], b486);
+  EXPECT_EQ(wire.line(sent + 1), "SIP/2.0 200 OK");
+  EXPECT_EQ(requests.size(), 3u);
+  EXPECT_EQ(layer.counters().retransmissions_absorbed, 3u);
+  // Timer G still resends the 486 until the ACK, which still matches.
+  timers.advance(500ms);
+  EXPECT_EQ(wire.sent.back(), b486);
+  layer.receive(request("ACK", "z9hG4bKs1", 1, "u1"), wire.channel());
+  EXPECT_EQ(layer.state(busy), State::Confirmed);
+  timers.advance(32s);
+  EXPECT_EQ(layer.size(), 0u);
+}
+
+// The same over UDP when the TU answers inside on_request: the request it holds lives until the
+// callback returns and is freed after it (AddressSanitizer watches the read after the answer).
+TEST(LayerCallbacks, AnAnswerInsideTheCallbackShedsTheRequestAfterIt) {
+  SimulatedTimers timers;
+  Wire wire;
+  Layer* self = nullptr;
+  TxnId got = 0;
+  std::string after;
+  Layer::User u;
+  u.on_request = [&](TxnId id, const sip::Message& m, const Channel&) {
+    got = id;
+    self->respond(id, 200, sip::build_response(m, 200, {}, "t1"));
+    after = std::string(m.method_text()) + " " + std::string(m.call_id());
+  };
+  Layer layer(timers, TimerConfig{}, u);
+  self = &layer;
+  layer.receive(request("BYE", "z9hG4bKbye", 1, "d1"), wire.channel());
+  EXPECT_EQ(after.rfind("BYE ", 0), 0u);
+  EXPECT_EQ(layer.state(got), State::Completed);
+  EXPECT_EQ(layer.request(got), nullptr);
+}
+
+// The CANCEL the TU is told of is read after the layer has answered it (and shed it).
+TEST_F(LayerTest, TheCancelReachesTheTuWholeAfterItsAnswer_9_2) {
+  std::string cancel_seen;
+  Layer::User u = user();
+  u.on_cancel = [&](TxnId, const sip::Message& m) {
+    cancel_seen = std::string(m.cseq().method) + " " + std::string(m.call_id());
+  };
+  Layer l(timers, TimerConfig{}, u);
+  l.receive(request("INVITE", "z9hG4bKc9"), wire.channel());
+  l.receive(request("CANCEL", "z9hG4bKc9"), wire.channel());
+  EXPECT_EQ(cancel_seen.rfind("CANCEL ", 0), 0u) << cancel_seen;
+}
+
+TEST_F(LayerTest, ClientTransactionsShedTheirRequestAndStillAnswerRetransmissions_17_1) {
+  std::vector<int> got;
+  ClientUser cu{[&](const sip::Message& r) { got.push_back(r.status()); }, nullptr};
+  const TxnId busy = layer.send_request(request("INVITE", "z9hG4bKk1"), wire.channel(), cu);
+  const TxnId ok = layer.send_request(request("INVITE", "z9hG4bKk2", 2), wire.channel(), cu);
+  const TxnId opts = layer.send_request(request("OPTIONS", "z9hG4bKk3", 3), wire.channel(), cu);
+  layer.receive(response(486, "INVITE", "z9hG4bKk1"), wire.channel());
+  const std::string ack = wire.sent.back();
+  ASSERT_EQ(ack.substr(0, 4), "ACK ");
+  layer.receive(response(200, "INVITE", "z9hG4bKk2"), wire.channel());
+  layer.receive(response(200, "OPTIONS", "z9hG4bKk3"), wire.channel());
+  EXPECT_EQ(got, (std::vector<int>{486, 200, 200}));
+  EXPECT_EQ(layer.state(busy), State::Completed);
+  EXPECT_EQ(layer.state(ok), State::Accepted);
+  EXPECT_EQ(layer.state(opts), State::Completed);
+  // After the shed: the 486 again brings the same ACK again (§17.1.1.3), the 2xx again goes
+  // to the TU for its ACK (RFC 6026), the OPTIONS' 200 again is absorbed.
+  const size_t sent = wire.sent.size();
+  layer.receive(response(486, "INVITE", "z9hG4bKk1"), wire.channel());
+  layer.receive(response(200, "INVITE", "z9hG4bKk2"), wire.channel());
+  layer.receive(response(200, "OPTIONS", "z9hG4bKk3"), wire.channel());
+  ASSERT_EQ(wire.sent.size(), sent + 1);
+  EXPECT_EQ(wire.sent.back(), ack);
+  EXPECT_EQ(got, (std::vector<int>{486, 200, 200, 200}));
+  EXPECT_TRUE(strays.empty());
+  timers.advance(32s);
+  EXPECT_EQ(layer.size(), 0u);
+}
+
 }  // namespace
 }  // namespace esg::txn

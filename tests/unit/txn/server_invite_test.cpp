@@ -40,7 +40,7 @@ TEST_F(ServerInviteTest, NoTryingWhenTheTuAnswersFirst_17_2_1) {
   ServerInvite t(timers, config, wire.channel(), request("INVITE"), user());
   t.start();
   timers.advance(50ms);
-  t.respond(180, sip::build_response(t.request(), 180, {}, "u1"));
+  t.respond(180, sip::build_response(*t.request(), 180, {}, "u1"));
   timers.advance(1s);
   ASSERT_EQ(wire.sent.size(), 1u);
   EXPECT_EQ(wire.line(0), "SIP/2.0 180 Ringing");
@@ -51,7 +51,7 @@ TEST_F(ServerInviteTest, NoTryingWhenTheTuAnswersFirst_17_2_1) {
 TEST_F(ServerInviteTest, NonSuccessFinalIsRetransmittedByTimerGUntilTheAck_17_2_1) {
   ServerInvite t(timers, config, wire.channel(), request("INVITE"), user());
   t.start();
-  t.respond(486, sip::build_response(t.request(), 486, {}, "u1"));
+  t.respond(486, sip::build_response(*t.request(), 486, {}, "u1"));
   EXPECT_EQ(t.state(), State::Completed);
   // Retransmissions at 0.5, 1.5, 3.5, 7.5, 11.5 s (intervals T1, 2T1, 4T1, then T2).
   timers.advance(500ms);
@@ -77,7 +77,7 @@ TEST_F(ServerInviteTest, NonSuccessFinalIsRetransmittedByTimerGUntilTheAck_17_2_
 TEST_F(ServerInviteTest, TimerHEndsAWaitForAnAckThatNeverComes_17_2_1) {
   ServerInvite t(timers, config, wire.channel(), request("INVITE"), user());
   t.start();
-  t.respond(500, sip::build_response(t.request(), 500));
+  t.respond(500, sip::build_response(*t.request(), 500));
   timers.advance(32s);
   EXPECT_EQ(no_ack, 1);
   EXPECT_TRUE(t.terminated());
@@ -86,11 +86,11 @@ TEST_F(ServerInviteTest, TimerHEndsAWaitForAnAckThatNeverComes_17_2_1) {
 TEST_F(ServerInviteTest, SuccessGoesToAcceptedWhereAcksReachTheTu_Rfc6026) {
   ServerInvite t(timers, config, wire.channel(), request("INVITE"), user());
   t.start();
-  t.respond(200, sip::build_response(t.request(), 200, {}, "u1"));
+  t.respond(200, sip::build_response(*t.request(), 200, {}, "u1"));
   EXPECT_EQ(t.state(), State::Accepted);
   t.on_retransmission();  // absorbed: 2xx retransmission is the dialog's job
   EXPECT_EQ(wire.sent.size(), 1u);
-  t.respond(200, sip::build_response(t.request(), 200, {}, "u1"));  // the TU's retransmission
+  t.respond(200, sip::build_response(*t.request(), 200, {}, "u1"));  // the TU's retransmission
   EXPECT_EQ(wire.sent.size(), 2u);
   t.on_ack(request("ACK", "z9hG4bK1", 1, "u1"));
   EXPECT_EQ(acks, 1);
@@ -101,7 +101,7 @@ TEST_F(ServerInviteTest, SuccessGoesToAcceptedWhereAcksReachTheTu_Rfc6026) {
 TEST_F(ServerInviteTest, ReliableTransportNeedsNoTimerG) {
   ServerInvite t(timers, config, wire.channel(true), request("INVITE"), user());
   t.start();
-  t.respond(404, sip::build_response(t.request(), 404));
+  t.respond(404, sip::build_response(*t.request(), 404));
   timers.advance(10s);
   EXPECT_EQ(wire.sent.size(), 1u);
   t.on_ack(request("ACK"));

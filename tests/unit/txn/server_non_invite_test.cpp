@@ -27,7 +27,7 @@ TEST_F(ServerNonInviteTest, RetransmissionInTryingIsDiscarded_17_2_2) {
 
 TEST_F(ServerNonInviteTest, ProceedingResendsTheLastProvisional_17_2_2) {
   ServerNonInvite t(timers, config, wire.channel(), request("REGISTER"), user());
-  t.respond(100, sip::build_response(t.request(), 100));
+  t.respond(100, sip::build_response(*t.request(), 100));
   EXPECT_EQ(t.state(), State::Proceeding);
   t.on_retransmission();
   ASSERT_EQ(wire.sent.size(), 2u);
@@ -36,7 +36,7 @@ TEST_F(ServerNonInviteTest, ProceedingResendsTheLastProvisional_17_2_2) {
 
 TEST_F(ServerNonInviteTest, CompletedResendsTheFinalUntilTimerJ_17_2_2) {
   ServerNonInvite t(timers, config, wire.channel(), request("REGISTER"), user());
-  t.respond(200, sip::build_response(t.request(), 200, {}, "as1"));
+  t.respond(200, sip::build_response(*t.request(), 200, {}, "as1"));
   EXPECT_EQ(t.state(), State::Completed);
   t.on_retransmission();
   t.on_retransmission();
@@ -52,21 +52,21 @@ TEST_F(ServerNonInviteTest, CompletedResendsTheFinalUntilTimerJ_17_2_2) {
 
 TEST_F(ServerNonInviteTest, ReliableTransportEndsWithTheFinal_17_2_2) {
   ServerNonInvite t(timers, config, wire.channel(true), request("BYE"), user());
-  t.respond(200, sip::build_response(t.request(), 200));
+  t.respond(200, sip::build_response(*t.request(), 200));
   EXPECT_TRUE(t.terminated());
 }
 
 TEST_F(ServerNonInviteTest, TransportErrorIsReported_17_2_4) {
   ServerNonInvite t(timers, config, wire.channel(), request("BYE"), user());
   wire.broken = true;
-  t.respond(200, sip::build_response(t.request(), 200));
+  t.respond(200, sip::build_response(*t.request(), 200));
   EXPECT_EQ(transport_errors, 1);
   EXPECT_TRUE(t.terminated());
 }
 
 TEST_F(ServerNonInviteTest, AProvisionalLostWithItsConnectionIsATransportError_17_2_4) {
   ServerNonInvite t(timers, config, wire.watched_channel(), request("OPTIONS"), user());
-  t.respond(100, sip::build_response(t.request(), 100));
+  t.respond(100, sip::build_response(*t.request(), 100));
   ASSERT_EQ(wire.reports.size(), 1u);
   wire.reports[0]("connection to 127.0.0.2:5060 closed");
   EXPECT_EQ(transport_errors, 1);
