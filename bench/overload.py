@@ -3,7 +3,7 @@
 esg -> UAS on 127.0.0.3), well above what the machine carries, once with the overload control
 (instance.overload_lag 500 ms) and once without (0). Prints for each how many calls completed,
 how many were refused at once with 503, and how many failed otherwise (timeouts: the caller
-waited for nothing), and what esg counted.
+waited for nothing), what esg counted, and the peak of esg's resident memory.
 
     bench/overload.py [RATE] [SECONDS] [LAGS]     (defaults 8000 calls/s, 10 s, "500,0,500,0")
 """
@@ -51,7 +51,14 @@ def main():
             esg, ports = b.start_esg(folder, uas_port, {"overload_lag": lag})
             try:
                 started = time.time()
-                ok, failed = b.run_step("127.0.0.1:%d" % ports["udp"], RATE, folder)
+                rss_before = peak = b.rss_kib(esg.pid)
+                p = b.run_step("127.0.0.1:%d" % ports["udp"], RATE, folder, wait=False)
+                while p.poll() is None:  # memory must stay bounded past the limit too
+                    peak = max(peak, b.rss_kib(esg.pid))
+                    time.sleep(0.25)
+                out, _ = p.communicate()
+                ok, failed = b.parse(out, os.path.join(folder, "uac_%d.csv" % RATE),
+                                     int(RATE * SECONDS))
                 took = time.time() - started
                 why = failures(os.path.join(folder, "uac_%d.csv" % RATE))
                 refused = metric(ports["http"], "esg_overload_refused_total")
@@ -60,8 +67,9 @@ def main():
         finally:
             b.stop(uas)
         print("overload_lag %4d ms: %d calls at %d/s: %d completed (%.1f/s), %d failed %s; "
-              "esg refused %d with 503; the run took %.0f s" % (
-                  lag, RATE * SECONDS, RATE, ok, ok / took, failed, why, refused or 0, took),
+              "esg refused %d with 503; the run took %.0f s; esg's RSS %d -> peak %d MiB" % (
+                  lag, RATE * SECONDS, RATE, ok, ok / took, failed, why, refused or 0, took,
+                  rss_before // 1024, peak // 1024),
               flush=True)
         shutil.rmtree(folder, ignore_errors=True)
         time.sleep(2)
