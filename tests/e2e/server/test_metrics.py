@@ -14,7 +14,9 @@ from media_case import MediaCase  # noqa: E402
 from rest_api import Api  # noqa: E402
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"'
-                    r'(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")*)\})? (-?[0-9.e+]+|NaN)$')
+                    r'(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")*)\})? '
+                    # A float as Prometheus reads it: 7.3e-05 as well as 1e+06.
+                    r'(-?[0-9]+(?:\.[0-9]*)?(?:e[+-]?[0-9]+)?|NaN)$')
 
 
 try:
