@@ -295,7 +295,10 @@ milliseconds Cluster::tick() {
   }
 
   if (view->config_version != config_version_) {
-    if (config_version_ < 0 || owned_.config_changed()) config_version_ = view->config_version;
+    // The first view too: the configuration this instance loaded at start may predate it
+    // (another instance changed it between that load and this heartbeat, and would otherwise
+    // stay unseen until the next change: e2e.cluster_line_serveridxs once missed a new line).
+    if (owned_.config_changed()) config_version_ = view->config_version;
     // Re-reading thousands of accounts takes a while: decide on a fresh view and heartbeat,
     // not on one that may be close to running out.
     if (Clock::now() - sent > options_.heartbeat / 2) return milliseconds(0);

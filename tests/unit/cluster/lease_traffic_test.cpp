@@ -43,6 +43,11 @@ class FakeStore final : public store::Store {
     return version_;
   }
   int64_t now() const { return now_ms_; }
+  // Another instance changed the configuration tables.
+  void change_config() {
+    std::lock_guard lock(mu_);
+    ++config_version_;
+  }
 
   Result<store::ClusterView, store::Error> heartbeat(const store::InstanceRow& self, bool, int64_t,
                                                      int64_t leases_after) override {
@@ -55,6 +60,7 @@ class FakeStore final : public store::Store {
     store::ClusterView v;
     v.now_ms = now_ms_;
     v.lease_version = version_;
+    v.config_version = config_version_;
     for (const auto& [id, i] : instances_)
       v.instances.push_back(i);
     for (const auto& [k, l] : leases_) {
@@ -137,6 +143,7 @@ class FakeStore final : public store::Store {
   std::map<int64_t, store::InstanceRow> instances_;
   std::map<std::string, store::Lease> leases_;
   int64_t version_ = 0;
+  int64_t config_version_ = 7;  // changed before this instance started
   Counts counts_;
 };
 
@@ -158,7 +165,11 @@ class Accounts final : public Owned {
     }
     if (done) done();
   }
-  bool config_changed() override { return true; }
+  bool config_changed() override {
+    ++reloads;
+    return true;
+  }
+  std::atomic<int> reloads{0};
   nlohmann::json regs() override { return nlohmann::json::array(); }
   std::map<std::string, bool> served() {
     std::lock_guard lock(mu_);
@@ -260,6 +271,24 @@ TEST(LeaseTraffic, TheLeaseOfALiveHolderIsWaitedForEvenWhenTakenLongAgo) {
   ASSERT_TRUE(eventually([&] { return store.counts().heartbeats >= 10; }));
   EXPECT_TRUE(accounts.served().empty());
   EXPECT_EQ(store.counts().acquires, 0);
+  c.stop();
+}
+
+// What an instance loads at start may predate its first heartbeat's view (another instance
+// changed the configuration in between): that view reloads it, and each later change once.
+TEST(LeaseTraffic, TheFirstHeartbeatReadsAConfigurationChangedSinceTheStart) {
+  auto owned = std::make_unique<FakeStore>();
+  FakeStore& store = *owned;
+  Accounts accounts(1);
+  Cluster c(std::move(owned), accounts, fast(1));
+  c.start();
+  ASSERT_TRUE(eventually([&] { return store.counts().heartbeats >= 5; }));
+  EXPECT_EQ(accounts.reloads, 1);
+  store.change_config();
+  ASSERT_TRUE(eventually([&] { return accounts.reloads == 2; }));
+  const int heartbeats = store.counts().heartbeats;
+  ASSERT_TRUE(eventually([&] { return store.counts().heartbeats >= heartbeats + 5; }));
+  EXPECT_EQ(accounts.reloads, 2);
   c.stop();
 }
 
