@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <mutex>
+#include <optional>
 
 #include "store/store.hpp"
 
@@ -16,7 +17,16 @@ class Statement {
       stmt_ = nullptr;
     }
   }
-  ~Statement() { sqlite3_finalize(stmt_); }
+  // A statement the store keeps prepared (Kept), borrowed: reset and unbound when done.
+  explicit Statement(sqlite3_stmt* kept) : stmt_(kept), kept_(true) {}
+  ~Statement() {
+    if (!kept_) {
+      sqlite3_finalize(stmt_);
+    } else if (stmt_) {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+    }
+  }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
   explicit operator bool() const { return stmt_ != nullptr; }
@@ -40,6 +50,28 @@ class Statement {
   }
 
  private:
+  sqlite3_stmt* stmt_ = nullptr;
+  bool kept_ = false;
+};
+
+// A statement prepared once, on first use, and kept: a call's CDR is written several times
+// (routing, answered, ended), and preparing its statement each time was 3 % of esg's CPU at
+// 1,500 calls/s (issue 24). Used under the store's lock.
+class Kept {
+ public:
+  explicit Kept(const char* sql) : sql_(sql) {}
+  ~Kept() { sqlite3_finalize(stmt_); }
+  Kept(const Kept&) = delete;
+  Kept& operator=(const Kept&) = delete;
+  Statement use(sqlite3* db) {
+    if (!stmt_ &&
+        sqlite3_prepare_v3(db, sql_, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) != SQLITE_OK)
+      stmt_ = nullptr;
+    return Statement(stmt_);
+  }
+
+ private:
+  const char* sql_;
   sqlite3_stmt* stmt_ = nullptr;
 };
 
@@ -67,7 +99,11 @@ class SqliteStore final : public Store {
     exec_or_throw("PRAGMA cache_size=-512");
     migrate();
   }
-  ~SqliteStore() override { sqlite3_close(db_); }
+  ~SqliteStore() override {
+    cdr_insert_.reset();
+    cdr_update_.reset();
+    sqlite3_close(db_);
+  }
 
   Result<std::vector<Row>, Error> list(Table t) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
@@ -145,9 +181,7 @@ class SqliteStore final : public Store {
 
   Result<int64_t, Error> cdr_insert(const Cdr& c) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
-    Statement s(db_,
-                "INSERT INTO cdrs (call_id, started_ms, state, caller, called, data, srvidx) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)");
+    Statement s = cdr_insert_->use(db_);
     if (!s) return io_error();
     s.bind(1, c.call_id);
     s.bind(2, c.started_ms);
@@ -162,7 +196,7 @@ class SqliteStore final : public Store {
 
   Result<void, Error> cdr_update(const Cdr& c) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
-    Statement s(db_, "UPDATE cdrs SET state = ?, data = ? WHERE id = ?");
+    Statement s = cdr_update_->use(db_);
     if (!s) return io_error();
     s.bind(1, c.state);
     s.bind(2, c.data);
@@ -281,6 +315,12 @@ class SqliteStore final : public Store {
 
   sqlite3* db_ = nullptr;
   std::recursive_mutex mu_;  // in_transaction() calls the other methods
+  // Finalized before db_ is closed (the destructor resets them first).
+  std::optional<Kept> cdr_insert_{std::in_place,
+                                  "INSERT INTO cdrs (call_id, started_ms, state, caller, called, "
+                                  "data, srvidx) VALUES (?, ?, ?, ?, ?, ?, ?)"};
+  std::optional<Kept> cdr_update_{std::in_place,
+                                  "UPDATE cdrs SET state = ?, data = ? WHERE id = ?"};
 };
 
 }  // namespace

@@ -117,5 +117,45 @@ TEST_F(StoreTest, CdrsAreQueriedByTimeAndNumberAndInterruptedAfterACrash) {
   EXPECT_EQ(s->cdr_query(by_number)->front().state, "interrupted");
 }
 
+// The CDR statements are prepared once and kept: each use starts from fresh bindings, also
+// after a use that failed, and nothing is left of the previous record's values.
+TEST_F(StoreTest, CdrWritesOneAfterAnotherEachWriteTheirOwnValues) {
+  auto s = open_sqlite(dir + "/esg.db");
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 20; ++i) {
+    Cdr c{0,
+          "call-" + std::to_string(i),
+          1000 + i,
+          "active",
+          "caller" + std::to_string(i),
+          "called" + std::to_string(i),
+          "{\"n\":" + std::to_string(i) + "}"};
+    auto id = s->cdr_insert(c);
+    ASSERT_TRUE(id) << i;
+    ids.push_back(*id);
+    if (i % 2) {
+      c.id = *id;
+      c.state = "ended";
+      c.data = "{\"n\":" + std::to_string(i) + ",\"ended\":true}";
+      ASSERT_TRUE(s->cdr_update(c)) << i;
+    }
+    Cdr missing{ids.back() + 1000, "none", 0, "ended", "", "", "{}"};
+    auto failed = s->cdr_update(missing);
+    ASSERT_FALSE(failed);
+    EXPECT_EQ(failed.error().code, Errc::NotFound);
+  }
+  auto all = s->cdr_query({});
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 20u);
+  for (const Cdr& c : *all) {
+    const int n = int(c.started_ms - 1000);
+    EXPECT_EQ(c.call_id, "call-" + std::to_string(n));
+    EXPECT_EQ(c.caller, "caller" + std::to_string(n));
+    EXPECT_EQ(c.state, n % 2 ? "ended" : "active");
+    EXPECT_EQ(c.data, n % 2 ? "{\"n\":" + std::to_string(n) + ",\"ended\":true}"
+                            : "{\"n\":" + std::to_string(n) + "}");
+  }
+}
+
 }  // namespace
 }  // namespace esg::store
