@@ -9,6 +9,8 @@
 #include <boost/beast/version.hpp>
 #include <stdexcept>
 
+#include "base/json_text.hpp"
+
 namespace esg::api {
 
 namespace asio = boost::asio;
@@ -72,7 +74,7 @@ std::string Request::query_param(const std::string& name) const {
 }
 
 Response Response::json(int status, const nlohmann::json& j) {
-  return Response{status, j.dump(), "application/json", {}};
+  return Response{status, json_text(j), "application/json", {}};
 }
 
 Response Response::error(int status, const std::string& message, const std::string& field) {

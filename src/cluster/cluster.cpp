@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "base/json_text.hpp"
 #include "base/random.hpp"
 #include "base/time.hpp"
 #include "log/log.hpp"
@@ -130,7 +131,7 @@ void Cluster::drop_all_serving(const char* why) {
 store::InstanceRow Cluster::row(int64_t heartbeat_ms, std::string regs) const {
   store::InstanceRow r{options_.srvidx, options_.roleid, options_.node,   options_.addr,
                        started_ms_,     heartbeat_ms,    std::move(regs), boot_};
-  if (options_.addrs) r.addrs = to_json(options_.addrs()).dump();
+  if (options_.addrs) r.addrs = json_text(to_json(options_.addrs()));
   return r;
 }
 
@@ -211,7 +212,7 @@ milliseconds Cluster::tick() {
   const bool due = look && (summary != published_summary_ ||
                             Clock::now() - published_at_ >= std::chrono::seconds(5));
   if (look) published_count_ = regs.size();
-  store::InstanceRow self = row(0, due ? regs.dump() : std::string());
+  store::InstanceRow self = row(0, due ? json_text(regs) : std::string());
   const bool regs_changed = due && self.regs != published_regs_;
   // The heartbeat renews our leases: they may run out ttl_ after it was sent.
   const auto sent = Clock::now();

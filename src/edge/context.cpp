@@ -6,6 +6,7 @@
 #include <deque>
 #include <thread>
 
+#include "base/json_text.hpp"
 #include "base/text.hpp"
 
 namespace esg::edge {
@@ -266,7 +267,7 @@ struct CdrWriter::Impl {
     if (!data.is_object()) return;
     for (const auto& e : list)
       e(data);
-    cdr.data = data.dump();
+    cdr.data = json_text(data);
   }
 
   void write_one(Item& item) {

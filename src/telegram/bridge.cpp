@@ -7,6 +7,7 @@
 #include <fstream>
 #include <optional>
 
+#include "base/json_text.hpp"
 #include "base/random.hpp"
 #include "base/time.hpp"
 #include "dialog/dialog.hpp"
@@ -501,7 +502,7 @@ void CallBridge::save_counts() const {
   const std::string path = options_.dir + "/esg-noncontact.json";
   {
     std::ofstream out(path + ".tmp", std::ios::trunc);
-    out << json{{"calls", noncontact_}}.dump() << "\n";
+    out << json_text(json{{"calls", noncontact_}}) << "\n";
     if (!out) return;
   }
   std::rename((path + ".tmp").c_str(), path.c_str());

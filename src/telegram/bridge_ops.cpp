@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <string>
 
+#include "base/json_text.hpp"
 #include "telegram/bridge.hpp"
 #include "telegram/bridge_call.hpp"
 
@@ -21,7 +22,7 @@ constexpr int kMaxLaneEvents = 48;
 constexpr double kConnectBucketsS[] = {0.1, 0.25, 0.5, 1, 2, 5, 10, 20};
 
 std::string text_of(const json& j) {
-  return j.is_string() ? j.get<std::string>() : j.is_null() ? std::string() : j.dump();
+  return j.is_string() ? j.get<std::string>() : j.is_null() ? std::string() : json_text(j);
 }
 
 // TDLib's call state as the lane shows it; empty for a state it does not know.

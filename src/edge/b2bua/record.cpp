@@ -1,4 +1,5 @@
 // The record of a call: what the monitoring API shows of it and its CDR.
+#include "base/json_text.hpp"
 #include "edge/b2bua/call.hpp"
 #include "edge/b2bua/text.hpp"
 
@@ -88,7 +89,7 @@ store::Cdr B2bua::cdr_of(const Call& c, size_t worker, bool last, const json* te
   cdr.caller = c.received.from_user + " " + c.normalized.from_user;
   cdr.called = c.received.ruri_user + " " + c.normalized.ruri_user;
   j["state"] = cdr.state;
-  cdr.data = j.dump();
+  cdr.data = json_text(j);
   return cdr;
 }
 

@@ -9,6 +9,8 @@
 #include <memory>
 #include <thread>
 
+#include "base/json_text.hpp"
+
 namespace esg::telegram::td {
 
 using nlohmann::json;
@@ -58,7 +60,7 @@ Result<TdJson*, std::string> TdJson::load(const std::string& path) {
 }
 
 json TdJson::execute(const json& request) const {
-  const char* answer = execute_(request.dump().c_str());
+  const char* answer = execute_(json_text(request).c_str());
   if (!answer) return json{{"@type", "error"}, {"code", 500}, {"message", "no answer"}};
   return json::parse(answer, nullptr, false);
 }
@@ -105,7 +107,7 @@ void Hub::send(int client, json request, Answer on_answer) {
     if (on_answer) pending_[extra] = Pending{client, std::move(on_answer)};
   }
   request["@extra"] = "esg:" + std::to_string(extra);
-  td_.send(client, request.dump());
+  td_.send(client, json_text(request));
 }
 
 void Hub::loop() {

@@ -140,9 +140,12 @@ class UdpCall:
     wait_bye() waits for esg's BYE and answers it."""
 
     def __init__(self, esg_port, ip, ruri_user, media_port, to_host="127.0.0.1", timeout=10,
-                 esg_host="127.0.0.1", until_ringing=False, headers=""):
+                 esg_host="127.0.0.1", until_ringing=False, headers="", from_uri=None):
+        # `from_uri`: the From header's value before its tag ('"Name" <sip:user@host>'); lone
+        # surrogates in it (as from bytes.decode(errors="surrogateescape")) go out as raw bytes.
         self.esg = (esg_host, esg_port)
         self.ip = ip
+        self.from_uri = from_uri or f"<sip:caller@{ip}>"
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((ip, 0))
         self.sock.settimeout(timeout)
@@ -157,12 +160,12 @@ class UdpCall:
         self.branch = self._branch()
         self.invite = (f"INVITE sip:{ruri_user}@{esg_host}:{esg_port} SIP/2.0\r\n"
                        f"Via: SIP/2.0/UDP {ip}:{self.port};rport;branch={self.branch}\r\n"
-                       f"From: <sip:caller@{ip}>;tag={self.tag}\r\n"
+                       f"From: {self.from_uri};tag={self.tag}\r\n"
                        f"To: <sip:{ruri_user}@{to_host}>\r\n"
                        f"Call-ID: {self.call_id}\r\nCSeq: 1 INVITE\r\n"
                        f"Contact: <sip:caller@{ip}:{self.port}>\r\nMax-Forwards: 70\r\n"
                        f"{headers}Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n{body}")
-        self.sock.sendto(self.invite.encode(), self.esg)
+        self.sock.sendto(self.invite.encode(errors="surrogateescape"), self.esg)
         self.responses = []
         self.status = None
         while True:
@@ -184,7 +187,7 @@ class UdpCall:
         keep = [l for l in lines[1:] if l.split(":")[0] in ("Via", "From", "To", "Call-ID")]
         msg = ("CANCEL " + lines[0].split(" ")[1] + " SIP/2.0\r\n" + "\r\n".join(keep) +
                "\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
-        self.sock.sendto(msg.encode(), self.esg)
+        self.sock.sendto(msg.encode(errors="surrogateescape"), self.esg)
         self.finish()
         return self.status
 
@@ -222,12 +225,12 @@ class UdpCall:
             cseq = self.cseq
         msg = (f"{method} {self.target} SIP/2.0\r\n"
                f"Via: SIP/2.0/UDP {self.ip}:{self.port};rport;branch={self._branch()}\r\n"
-               f"From: <sip:caller@{self.ip}>;tag={self.tag}\r\nTo: {self.to}\r\n"
+               f"From: {self.from_uri};tag={self.tag}\r\nTo: {self.to}\r\n"
                f"Call-ID: {self.call_id}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n"
                f"Contact: <sip:caller@{self.ip}:{self.port}>\r\n{extra}"
                + ("Content-Type: application/sdp\r\n" if body else "") +
                f"Content-Length: {len(body)}\r\n\r\n{body}")
-        self.sock.sendto(msg.encode(), self.esg)
+        self.sock.sendto(msg.encode(errors="surrogateescape"), self.esg)
 
     def in_dialog(self, method, extra="", body=""):
         """Sends a request inside the call (an UPDATE, a re-INVITE: ACKed) and returns its final
