@@ -153,9 +153,11 @@ int Trunks::in_use(const std::string& key) const {
   return it == used_.end() ? 0 : it->second;
 }
 
-void CallBoard::put(const std::string& id, nlohmann::json call) {
+void CallBoard::put(const std::string& id, std::string record, std::string a_call_id,
+                    std::string b_call_id) {
+  Entry e{std::move(record), std::move(a_call_id), std::move(b_call_id)};
   std::lock_guard lock(mu_);
-  calls_[id] = std::move(call);
+  std::swap(calls_[id], e);  // the old record is freed after the lock
 }
 
 void CallBoard::erase(const std::string& id) {
@@ -164,10 +166,17 @@ void CallBoard::erase(const std::string& id) {
 }
 
 nlohmann::json CallBoard::list() const {
-  std::lock_guard lock(mu_);
+  // Copied under the lock, parsed after it: the workers put calls meanwhile.
+  std::vector<std::pair<std::string, Notes>> calls;
+  {
+    std::lock_guard lock(mu_);
+    calls.reserve(calls_.size());
+    for (const auto& [id, c] : calls_)
+      calls.emplace_back(c.record, notes_of(id, c));
+  }
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& [id, c] : calls_)
-    out.push_back(with_notes(c));
+  for (const auto& [record, notes] : calls)
+    out.push_back(with_notes(record, notes));
   return out;
 }
 
@@ -179,8 +188,8 @@ void CallBoard::annotate(const std::string& leg_call_id, const std::string& key,
     std::unordered_map<std::string, bool> legs;
     for (const auto& [id, c] : calls_) {
       legs[id] = true;
-      if (c.contains("b") && c["b"].is_object())
-        legs[c["b"].value("call_id", std::string())] = true;
+      legs[c.a_call_id] = true;
+      legs[c.b_call_id] = true;
     }
     std::erase_if(notes_, [&](const auto& n) { return !legs.count(n.first); });
   }
@@ -195,16 +204,21 @@ std::optional<nlohmann::json> CallBoard::note(const std::string& leg_call_id,
   return it->second.second;
 }
 
-nlohmann::json CallBoard::with_notes(const nlohmann::json& call) const {
-  if (notes_.empty()) return call;
-  nlohmann::json out = call;
-  auto note = [&](const std::string& leg) {
-    auto it = notes_.find(leg);
-    if (it != notes_.end()) out[it->second.first] = it->second.second;
-  };
-  note(call.value("id", std::string()));
-  if (call.contains("a") && call["a"].is_object()) note(call["a"].value("call_id", std::string()));
-  if (call.contains("b") && call["b"].is_object()) note(call["b"].value("call_id", std::string()));
+CallBoard::Notes CallBoard::notes_of(const std::string& id, const Entry& call) const {
+  Notes out;
+  for (const std::string* leg : {&id, &call.a_call_id, &call.b_call_id}) {
+    auto it = notes_.find(*leg);
+    if (!leg->empty() && it != notes_.end()) out.push_back(it->second);
+  }
+  return out;
+}
+
+nlohmann::json CallBoard::with_notes(const std::string& record, const Notes& notes) {
+  // Records are B2bua::record_text's: valid JSON, U+FFFD for bytes from the wire.
+  nlohmann::json out = nlohmann::json::parse(record, nullptr, false);
+  if (!out.is_object()) return nlohmann::json::object();
+  for (const auto& [key, value] : notes)
+    out[key] = value;
   return out;
 }
 
@@ -226,10 +240,16 @@ nlohmann::json CallBoard::counters() const {
 }
 
 std::optional<nlohmann::json> CallBoard::get(const std::string& id) const {
-  std::lock_guard lock(mu_);
-  auto it = calls_.find(id);
-  if (it == calls_.end()) return std::nullopt;
-  return with_notes(it->second);
+  std::string record;
+  Notes notes;
+  {
+    std::lock_guard lock(mu_);
+    auto it = calls_.find(id);
+    if (it == calls_.end()) return std::nullopt;
+    record = it->second.record;
+    notes = notes_of(id, it->second);
+  }
+  return with_notes(record, notes);
 }
 
 size_t CallBoard::size() const {

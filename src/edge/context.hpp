@@ -72,7 +72,11 @@ class Trunks {
 // Calls in progress, as the monitoring API shows them. Updated on state changes only.
 class CallBoard {
  public:
-  void put(const std::string& id, nlohmann::json call);
+  // The call's record as JSON text (B2bua::record_text) and its legs' Call-IDs (their notes
+  // show on it). Text, not a tree: the B2BUA puts a call up to four times a call, the API reads
+  // the board now and then.
+  void put(const std::string& id, std::string record, std::string a_call_id = {},
+           std::string b_call_id = {});
   void erase(const std::string& id);
   nlohmann::json list() const;
   std::optional<nlohmann::json> get(const std::string& id) const;
@@ -91,9 +95,16 @@ class CallBoard {
   std::optional<nlohmann::json> note(const std::string& leg_call_id, const std::string& key) const;
 
  private:
-  nlohmann::json with_notes(const nlohmann::json& call) const;
+  struct Entry {
+    std::string record;
+    std::string a_call_id, b_call_id;
+  };
+  // The notes of a call's legs, taken under the lock; shown on its record after it.
+  using Notes = std::vector<std::pair<std::string, nlohmann::json>>;
+  Notes notes_of(const std::string& id, const Entry& call) const;
+  static nlohmann::json with_notes(const std::string& record, const Notes& notes);
   mutable std::mutex mu_;
-  std::unordered_map<std::string, nlohmann::json> calls_;
+  std::unordered_map<std::string, Entry> calls_;
   std::unordered_map<std::string, std::pair<std::string, nlohmann::json>> notes_;
   nlohmann::json counters_ = {{"attempts", nlohmann::json::object()},
                               {"completed", nlohmann::json::object()}};

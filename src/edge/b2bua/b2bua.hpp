@@ -97,10 +97,11 @@ class B2bua {
   struct Leg;
   class Impl;
   class Sessions;  // RFC 4028 on each leg (sessions.*)
-  // The call as the monitoring API shows it, and its CDR (record.cpp). `decisions`: the full
-  // trace (the final CDR, the board); intermediate CDR records leave it out (building it is a
-  // tenth of a call's CPU, and the writer keeps only the last record).
-  static nlohmann::json describe(const Call& c, size_t worker, bool decisions);
+  // The call as the monitoring API shows it (the board's record), or its CDR's data (`cdr`), as
+  // JSON text (record.cpp). `decisions`: the full trace (the final CDR, the board);
+  // intermediate CDR records leave it out (the writer keeps only the last record).
+  static std::string record_text(const Call& c, size_t worker, bool decisions, bool cdr,
+                                 const nlohmann::json* telegram = nullptr);
   // `telegram`: what the board says of the call's Telegram side (CallBridge), when it has one:
   // the fields that matter after the call go into the record (issue 22).
   static store::Cdr cdr_of(const Call& c, size_t worker, bool last,

@@ -231,7 +231,9 @@ class B2bua::Impl {
 
   void forget(const std::shared_ptr<Call>& c);
 
-  void publish(const Call& c) { context_.board().put(c.id, describe(c, worker_, true)); }
+  void publish(const Call& c) {
+    context_.board().put(c.id, record_text(c, worker_, true, false), c.a.call_id, c.b.call_id);
+  }
 
   void write_cdr(const Call& c, bool last);
 

@@ -45,8 +45,20 @@ TEST(TelegramCdr, ASideThatHasNotSaidHowItEndedEndedByHangup) {
 
 TEST(CallBoardNote, ALegsAnnotationStaysReadableAfterItsCallLeftTheBoard) {
   CallBoard board;
-  board.put("a-leg", {{"id", "a-leg"}, {"b", {{"call_id", "tg-leg"}}}});
+  board.put("a-leg", R"({"id":"a-leg","a":{"call_id":"a-leg"},"b":{"call_id":"tg-leg"}})", "a-leg",
+            "tg-leg");
+  auto shown = board.get("a-leg");
+  ASSERT_TRUE(shown);
+  EXPECT_FALSE(shown->contains("telegram"));
   board.annotate("tg-leg", "telegram", {{"ended_by", "hangup"}});
+  // Shown on the call whose B leg it is, in the list and alone.
+  shown = board.get("a-leg");
+  ASSERT_TRUE(shown);
+  EXPECT_EQ((*shown)["telegram"]["ended_by"], "hangup");
+  EXPECT_EQ((*shown)["b"]["call_id"], "tg-leg");
+  const auto all = board.list();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0], *shown);
   board.erase("a-leg");
   auto n = board.note("tg-leg", "telegram");
   ASSERT_TRUE(n);
