@@ -163,9 +163,11 @@ class AutoanswerMenu(engine.EngineCase):
         uid, call_id, before = self.incoming()
         time.sleep(2.5)
         self.assertEqual(len(self.pbx.invites), before, "the PBX leg waits for the key")
-        # The default prompt: 880 Hz beeps, two of 150 ms every 3 s.
+        # The default prompt: 880 Hz beeps, two of 150 ms every 3 s: about six 50 ms blocks in
+        # 3 s. At least one whole beep: on a loaded CI machine one of the pair was once lost on
+        # the way to the user (2 blocks heard); the window cannot grow, the menu times out at 5 s.
         beeps = blocks(self.heard_by_user(call_id, 3.0), 880, ms=50)
-        self.assertGreaterEqual(sum(beeps), 3, beeps)
+        self.assertGreaterEqual(sum(beeps), 2, beeps)
         self.assertLessEqual(sum(beeps), 14, beeps)
         self.assertIn("1 — Sales, 2 — Support", " ".join(self.sent(uid)))
         self.sim.ctl("message", **{"from": uid, "to": self.account, "text": "2"})
