@@ -98,9 +98,20 @@ class JsonWriter {
     first_ = false;
   }
 
+  static bool plain(unsigned char c) { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; }
+
   void string(std::string_view s) {
     out_ += '"';
     for (size_t i = 0; i < s.size();) {
+      // A run of what needs no escape goes in one append (most of a record's text).
+      size_t run = i;
+      while (run < s.size() && plain(static_cast<unsigned char>(s[run])))
+        ++run;
+      if (run > i) {
+        out_.append(s.data() + i, run - i);
+        i = run;
+        continue;
+      }
       const auto c = static_cast<unsigned char>(s[i]);
       if (c >= 0x80) {
         const size_t n = utf8_length(s, i);
