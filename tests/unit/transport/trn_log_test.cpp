@@ -43,6 +43,11 @@ TEST(TrnLine, SendAndRecvInTheContractFormat) {
             " <0.685.0> Recv from udp 127.0.0.1:5060 SIP/2.0 200 OK Via: x");
   send.ok = false;
   EXPECT_NE(format_trn_line(send).find("(failed)"), std::string::npos);
+  // Every line break is one space, CRLF or a lone CR or LF; the trailing ones go.
+  auto odd = record(Direction::Recv, "a\rb\nc\r\r\nd\r\n\r\n");
+  EXPECT_EQ(format_trn_line(odd).substr(12), " <0.685.0> Recv from udp 127.0.0.1:5060 a b c  d");
+  EXPECT_EQ(format_trn_line(record(Direction::Recv, "\n")).substr(12),
+            " <0.685.0> Recv from udp 127.0.0.1:5060");
 }
 
 TEST(TrnLine, BannedPacketsAreLoggedWithoutTheirBytes) {
