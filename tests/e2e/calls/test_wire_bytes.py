@@ -20,7 +20,7 @@ FROM = b'"J\xf6rg" <sip:\xff\xfe42@127.0.0.2>'.decode(errors="surrogateescape")
 
 class WireBytes(KeepOnFailure):
     def test_a_caller_whose_from_is_not_utf8_is_put_through_and_recorded(self):
-        esg = EsgProcess({"instance": {"workers": 1}, "media": {"ports": [24700, 24799]}})
+        esg = EsgProcess({"instance": {"workers": 1}, "media": {"ports": [24500, 24599]}})
         self.addCleanup(lambda: esg.cleanup(keep=self.failed))
         self.addCleanup(esg.stop)
         api = Api(esg.ports["http"])
