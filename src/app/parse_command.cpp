@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/json_text.hpp"
 #include "sdp/session.hpp"
 #include "sip/framer.hpp"
 #include "sip/message.hpp"
@@ -165,7 +166,7 @@ int run_parse(const std::vector<std::string>& args, std::ostream& out, std::ostr
     j["file"] = file;
     j["index"] = index;
     all_ok = all_ok && j["ok"].get<bool>();
-    out << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+    out << json_text(j) << "\n";
   };
   for (const auto& file : files) {
     std::ifstream in(file, std::ios::binary);

@@ -2,6 +2,8 @@
 
 #include <ctime>
 
+#include "base/json_text.hpp"
+
 namespace esg::notify {
 
 std::string iso_ms(int64_t unix_ms) {
@@ -22,7 +24,7 @@ std::string event_body(std::string_view event, const std::string& id, int64_t un
                       {"instance", srvidx},
                       {"call", call}};
   // Invalid UTF-8 from a peer's headers is replaced, never a reason to lose the event.
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return json_text(j);
 }
 
 }  // namespace esg::notify

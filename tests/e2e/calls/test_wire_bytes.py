@@ -8,44 +8,29 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from esg_fixture import EsgProcess, KeepOnFailure  # noqa: E402
-from media_case import CALLS, DID  # noqa: E402
-from rest_api import Api  # noqa: E402
-from sip_call import RtpPort, UdpCall  # noqa: E402
-from sipp_fixture import SippPeer  # noqa: E402
+from media_case import MediaCase  # noqa: E402
 
 # '"Jörg" <sip:\xff\xfe42@127.0.0.2>' in Latin-1 bytes, carried by lone surrogates.
 FROM = b'"J\xf6rg" <sip:\xff\xfe42@127.0.0.2>'.decode(errors="surrogateescape")
 
 
-class WireBytes(KeepOnFailure):
-    def test_a_caller_whose_from_is_not_utf8_is_put_through_and_recorded(self):
-        esg = EsgProcess({"instance": {"workers": 1}, "media": {"ports": [24500, 24599]}})
-        self.addCleanup(lambda: esg.cleanup(keep=self.failed))
-        self.addCleanup(esg.stop)
-        api = Api(esg.ports["http"])
-        pbx = SippPeer(os.path.join(CALLS, "uas_answer.xml"), "127.0.0.5")
-        self.addCleanup(lambda: pbx.cleanup(keep=self.failed))
-        self.addCleanup(pbx.stop)
-        api.inbound_route(pbx.port)
-        rtp = RtpPort("127.0.0.2")
-        self.addCleanup(rtp.close)
+class WireBytes(MediaCase):
+    media = {"ports": [24500, 24599]}
 
-        call = UdpCall(esg.ports["udp"], "127.0.0.2", DID, rtp.port, from_uri=FROM)
-        self.addCleanup(call.close)
-        self.assertEqual(call.status, 200, call.responses)
-        calls = api.ok("GET", "/api/monitor/v1/calls")["data"]["calls"]
+    def test_a_caller_whose_from_is_not_utf8_is_put_through_and_recorded(self):
+        pbx, _ = self.echoing_pbx()
+        call = self.call(self.port(), from_uri=FROM)
+        calls = self.api.ok("GET", "/api/monitor/v1/calls")["data"]["calls"]
         self.assertEqual(len(calls), 1, calls)
         self.assertEqual(calls[0]["caller"]["received"], "\ufffd\ufffd42")
         self.assertEqual(call.bye(), 200)
         self.assertEqual(pbx.wait(), 0, pbx.output())
 
-        cdr = api.ok("GET", "/rest/v1/cdrs?limit=1")["items"][0]
+        cdr = self.api.ok("GET", "/rest/v1/cdrs?limit=1")["items"][0]
         self.assertEqual(cdr["caller"]["received"], "\ufffd\ufffd42")
         self.assertEqual(cdr["status"], 200)
         self.assertEqual(cdr["hangup_by"], "caller")
-        self.assertTrue(esg.alive())
-        self.assertEqual(esg.stop(), 0)
+        self.assertTrue(self.esg.alive())  # and it exits 0 after the class (MediaCase)
 
 
 if __name__ == "__main__":
